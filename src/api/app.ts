@@ -1,0 +1,42 @@
+import cors from '@koa/cors';
+import Koa from 'koa';
+import type { Deps } from '../deps.ts';
+import { health, type Readiness } from '../shared/health.ts';
+import { problemHandler } from '../shared/koa-problem-handler.ts';
+import { requestLogger } from '../shared/koa-request-logger.ts';
+import { apiSecurityHeaders } from '../shared/koa-security-headers.ts';
+import { notFound } from '../shared/problem.ts';
+import { bearerAuth } from './koa-bearer-auth.ts';
+import { meRoutes } from './routes/me.ts';
+
+/** The resource API: JSON only, problem+json errors, bearer JWTs for the API_URL audience. */
+export function buildApiApp(deps: Deps, readiness: Readiness): Koa {
+  const { config, logger } = deps;
+  const app = new Koa({ proxy: config.trustProxy });
+  const allowed = new Set(config.corsOrigins);
+  app.use(requestLogger({ logger, trustProxy: config.trustProxy }));
+  app.use(apiSecurityHeaders({ https: config.apiUrl.startsWith('https://') }));
+  app.use(
+    cors({
+      // An explicit allowlist; no origin is reflected that is not configured.
+      origin: (ctx) => (allowed.has(ctx.get('Origin')) ? ctx.get('Origin') : ''),
+      allowHeaders: ['Authorization', 'Content-Type', 'DPoP'],
+      exposeHeaders: ['WWW-Authenticate', 'X-Request-Id'],
+      maxAge: 600,
+    }),
+  );
+  app.use(problemHandler({ logger }));
+  app.use(health({ knex: deps.knex, redis: deps.redis, readiness }));
+  const me = meRoutes({ roles: deps.stores.roles });
+  const authed = bearerAuth({ issuer: config.issuer, audience: config.apiUrl, jwksUrl: config.jwksUrl ?? `${config.issuer}/jwks` });
+  app.use(async function requireToken(ctx, next) {
+    if (ctx.path.startsWith('/v1/')) await authed(ctx, next);
+    else await next();
+  });
+  app.use(me.routes());
+  app.use(me.allowedMethods());
+  app.use(function fallthrough() {
+    throw notFound();
+  });
+  return app;
+}

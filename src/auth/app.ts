@@ -1,0 +1,57 @@
+import Koa from 'koa';
+import type Provider from 'oidc-provider';
+import type { Deps } from '../deps.ts';
+import { health, type Readiness } from '../shared/health.ts';
+import { problemHandler } from '../shared/koa-problem-handler.ts';
+import { requestLogger } from '../shared/koa-request-logger.ts';
+import { securityHeaders } from '../shared/koa-security-headers.ts';
+import { createCsrfTokens } from './koa-csrf.ts';
+import { createProvider } from './provider.ts';
+import { interactionRoutes } from './routes/interaction.ts';
+import { render, serveStatic } from './views.ts';
+
+export type AuthApp = { app: Koa; provider: Provider };
+
+/**
+ * The authorization server: our routes first, then oidc-provider (which reads its own bodies
+ * and ends its responses), then a friendly 404. Body parsers live on our routers only.
+ */
+export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<AuthApp> {
+  const { config, logger } = deps;
+  await deps.keys.ensureSigningKeys();
+  const cookieKeys = config.cookieKeys ?? (await deps.keys.cookieKeys());
+  const provider = createProvider({
+    config,
+    logger,
+    accounts: deps.accounts,
+    adapter: deps.oidcAdapter,
+    jwks: await deps.keys.privateJwks(),
+    cookieKeys,
+  });
+  const csrf = createCsrfTokens(cookieKeys);
+  const issuerOrigin = new URL(config.issuer).origin;
+
+  const app = new Koa({ proxy: config.trustProxy });
+  app.keys = [...cookieKeys];
+  app.use(requestLogger({ logger, trustProxy: config.trustProxy }));
+  app.use(securityHeaders({ https: config.issuer.startsWith('https://') }));
+  app.use(health({ knex: deps.knex, redis: deps.redis, readiness }));
+  app.use(serveStatic);
+  app.use(
+    problemHandler({
+      logger,
+      renderHtml: (ctx, problem) => {
+        render(ctx, 'error', { heading: problem.title, message: problem.expose ? (problem.detail ?? '') : 'Please try again in a moment.' }, problem.status);
+      },
+    }),
+  );
+  const interactions = interactionRoutes({ provider, accounts: deps.accounts, csrf, issuerOrigin });
+  app.use(interactions.routes());
+  app.use(interactions.allowedMethods());
+  app.use(async function mountProvider(ctx) {
+    // Everything under the issuer path that is not ours belongs to the provider.
+    ctx.respond = false;
+    await provider.callback()(ctx.req, ctx.res);
+  });
+  return { app, provider };
+}

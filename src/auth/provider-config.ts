@@ -1,0 +1,135 @@
+import { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Config } from '../config/types.ts';
+import type { AccountService } from '../services/accounts.ts';
+import { accountClaims } from '../services/accounts.ts';
+import type { Adapter } from '../store/oidc-adapter.ts';
+import { API_SCOPES, OIDC_SCOPES } from './scopes.ts';
+import { renderView } from './views.ts';
+
+/** Authentication context class values (documented in the README). */
+export const ACR = { password: 'urn:portcullis:loa:1', mfa: 'urn:portcullis:loa:2', passkey: 'urn:portcullis:loa:passkey' } as const;
+
+export type ProviderConfigDeps = {
+  config: Config;
+  accounts: AccountService;
+  adapter: (model: string) => Adapter;
+  jwks: NonNullable<Configuration['jwks']>;
+  cookieKeys: readonly string[];
+};
+
+const htmlPage = (ctx: KoaContextWithOIDC, body: string, status?: number): void => {
+  if (status) ctx.status = status;
+  ctx.type = 'html';
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = body;
+};
+
+const friendlyErrors: Record<string, string> = {
+  invalid_redirect_uri: 'The application sent you here with a return address it has not registered.',
+  invalid_client: 'The application that sent you here is not known to this server.',
+  invalid_request: 'The request from the application was not valid.',
+  session_not_found: 'Your sign-in session has expired or was opened in another browser.',
+  access_denied: 'The request was refused.',
+};
+
+/**
+ * The one place that knows oidc-provider's configuration shape. Secure defaults per
+ * SECURITY.md: no dev interactions, PKCE for every client, code flow only, rotating refresh
+ * tokens, short JWT access tokens for the API audience.
+ */
+export function buildProviderConfiguration({ config, accounts, adapter, jwks, cookieKeys }: ProviderConfigDeps): Configuration {
+  const https = config.issuer.startsWith('https://');
+  const cookieBase = { httpOnly: true, sameSite: 'lax' as const, secure: https, signed: true };
+  return {
+    adapter,
+    jwks,
+    cookies: {
+      keys: [...cookieKeys],
+      // __Host- needs Secure and Path=/: the session cookie; path-scoped ones get __Secure-.
+      names: https
+        ? { session: '__Host-portcullis.session', interaction: '__Secure-portcullis.interaction', resume: '__Secure-portcullis.resume' }
+        : { session: 'portcullis.session', interaction: 'portcullis.interaction', resume: 'portcullis.resume' },
+      long: cookieBase,
+      short: cookieBase,
+    },
+    async findAccount(_ctx, sub) {
+      const user = await accounts.findActive(sub);
+      if (!user) return undefined;
+      return { accountId: user.id, claims: () => accountClaims(user) };
+    },
+    claims: {
+      openid: ['sub'],
+      profile: ['name', 'updated_at'],
+      email: ['email', 'email_verified'],
+      acr: null,
+      sid: null,
+      auth_time: null,
+      iss: null,
+    },
+    scopes: [...OIDC_SCOPES],
+    acrValues: Object.values(ACR),
+    responseTypes: ['code', 'none'],
+    pkce: { required: () => true },
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'RS256',
+    },
+    rotateRefreshToken: true,
+    ttl: {
+      AccessToken: config.ttl.accessToken,
+      ClientCredentials: config.ttl.accessToken,
+      AuthorizationCode: config.ttl.authorizationCode,
+      IdToken: config.ttl.idToken,
+      RefreshToken: config.ttl.refreshToken,
+      Session: config.ttl.session,
+      Interaction: config.ttl.interaction,
+      Grant: config.ttl.grant,
+    },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    features: {
+      devInteractions: { enabled: false },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      clientCredentials: { enabled: true },
+      userinfo: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: (_ctx, _client, oneOf) => oneOf ?? undefined,
+        useGrantedResource: () => false,
+        getResourceServerInfo(_ctx, resourceIndicator) {
+          if (resourceIndicator !== config.apiUrl) throw new errors.InvalidTarget();
+          return {
+            scope: API_SCOPES.join(' '),
+            audience: config.apiUrl,
+            accessTokenTTL: config.ttl.accessToken,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'ES256' } },
+          };
+        },
+      },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource(ctx, form) {
+          htmlPage(ctx, renderView('logout', { host: ctx.host, form, clientName: ctx.oidc.client?.clientName }));
+        },
+        postLogoutSuccessSource(ctx) {
+          htmlPage(ctx, renderView('logged-out', { clientName: ctx.oidc.client?.clientName }));
+        },
+      },
+    },
+    renderError(ctx, out) {
+      const code = out.error;
+      htmlPage(
+        ctx,
+        renderView('error', {
+          heading: 'Something went wrong',
+          message: friendlyErrors[code] ?? 'The request could not be completed.',
+          code,
+          description: out.error_description,
+        }),
+      );
+    },
+  };
+}

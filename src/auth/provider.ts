@@ -1,0 +1,23 @@
+import Provider, { type errors, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Config } from '../config/types.ts';
+import type { Logger } from '../shared/logger.ts';
+import { buildProviderConfiguration, type ProviderConfigDeps } from './provider-config.ts';
+
+/** Creates the provider and forwards its error events to our logs. */
+export function createProvider(deps: ProviderConfigDeps & { config: Config; logger: Logger }): Provider {
+  const provider = new Provider(deps.config.issuer, buildProviderConfiguration(deps));
+  provider.proxy = deps.config.trustProxy;
+  provider.on('server_error', (ctx, error) => {
+    deps.logger.error({ err: error, path: ctx.path }, 'oidc-provider server error');
+  });
+  const refused = (event: string) => (_ctx: KoaContextWithOIDC, error: errors.OIDCProviderError) => {
+    deps.logger.info({ event, error: error.message, description: error.error_description }, 'oidc request refused');
+  };
+  provider.on('grant.error', refused('grant.error'));
+  provider.on('authorization.error', refused('authorization.error'));
+  provider.on('end_session.error', refused('end_session.error'));
+  provider.on('userinfo.error', refused('userinfo.error'));
+  provider.on('introspection.error', refused('introspection.error'));
+  provider.on('revocation.error', refused('revocation.error'));
+  return provider;
+}

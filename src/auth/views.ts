@@ -1,0 +1,39 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Eta } from 'eta';
+import type { Context } from 'koa';
+
+const viewsDir = fileURLToPath(new URL('../../views/', import.meta.url));
+
+// Compiled once and cached; autoEscape is on, so only `<%~` emits raw HTML.
+const eta = new Eta({ views: viewsDir, cache: true, autoEscape: true, autoTrim: false });
+
+export type ViewName = 'login' | 'consent' | 'logout' | 'logged-out' | 'error';
+
+export function renderView(view: ViewName, data: Record<string, unknown>): string {
+  return eta.render(view, data);
+}
+
+/** Renders a page into the response: HTML, never cached (RFC 9700 §4.16 pages hold secrets). */
+export function render(ctx: Context, view: ViewName, data: Record<string, unknown>, status = 200): void {
+  ctx.status = status;
+  ctx.type = 'html';
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = renderView(view, data);
+}
+
+const staticFiles = new Map(
+  [['style.css', 'text/css; charset=utf-8']].map(([name, type]) => [
+    `/static/${name as string}`,
+    { type: type as string, body: readFileSync(new URL(`../../views/static/${name as string}`, import.meta.url)) },
+  ]),
+);
+
+/** Our few static assets, read once at start and served from memory. */
+export async function serveStatic(ctx: Context, next: () => Promise<void>): Promise<void> {
+  const file = ctx.method === 'GET' || ctx.method === 'HEAD' ? staticFiles.get(ctx.path) : undefined;
+  if (!file) return next();
+  ctx.type = file.type;
+  ctx.set('Cache-Control', 'public, max-age=3600');
+  ctx.body = file.body;
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+import { Command, Option } from 'commander';
+import { ConfigError, loadConfig } from './config/load.ts';
+import { createDeps, StartupError, type Deps } from './deps.ts';
+import { createLogger } from './shared/logger.ts';
+import { migrateLatest } from './store/migrate.ts';
+import { PasswordPolicyViolation } from './services/accounts.ts';
+import { DuplicateEmailError } from './store/users.ts';
+import { UnknownRoleError } from './store/roles.ts';
+import { ClientMetadataError, createClient } from './cli/clients.ts';
+
+/** User-facing failure: one line on stderr, exit code 1. */
+class CliError extends Error {}
+
+const print = (value: unknown): void => {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+};
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) throw new CliError('--password-stdin expects the password on standard input (pipe it in)');
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  // Only the line ending a shell adds is removed; the password itself is kept exactly.
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+/** Runs a command with the same configuration and storage as the server. */
+async function withDeps<T>(fn: (deps: Deps) => Promise<T>, options: { migrate?: boolean } = {}): Promise<T> {
+  const config = loadConfig();
+  const logger = createLogger({ logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
+  const deps = await createDeps(config, { logger, ...options });
+  try {
+    return await fn(deps);
+  } finally {
+    await deps.close();
+  }
+}
+
+const program = new Command('portcullis').description('Portcullis administration').showHelpAfterError();
+
+program
+  .command('migrate')
+  .description('apply pending database migrations')
+  .action(async () => {
+    const config = loadConfig();
+    const { createDatabase } = await import('./store/db.ts');
+    const database = await createDatabase(config);
+    try {
+      print({ applied: await migrateLatest(database.knex) });
+    } finally {
+      await database.close();
+    }
+  });
+
+const users = program.command('users').description('manage user accounts');
+users
+  .command('create')
+  .description('create a user; prints {"id","email","roles"}')
+  .requiredOption('--email <email>', 'email address (unique, case-insensitive)')
+  .option('--password-stdin', 'read the password from standard input')
+  .option('--name <name>', 'display name')
+  .addOption(new Option('--role <role>', 'role to grant (repeatable; default "user")').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]))
+  .action(async (opts: { email: string; passwordStdin?: boolean; name?: string; role?: string[] }) => {
+    const password = opts.passwordStdin ? await readStdin() : undefined;
+    const roles = opts.role ?? ['user'];
+    const user = await withDeps((deps) => deps.accounts.createUser({ email: opts.email, password, name: opts.name, roles }));
+    print({ id: user.id, email: user.email, roles });
+  });
+
+const clients = program.command('clients').description('manage OAuth clients');
+clients
+  .command('create')
+  .description('register a client from RFC 7591 metadata; prints the RFC 7591 response')
+  .requiredOption('--json <metadata>', 'client metadata as a JSON object')
+  .action(async (opts: { json: string }) => {
+    let metadata: unknown;
+    try {
+      metadata = JSON.parse(opts.json);
+    } catch {
+      throw new CliError('--json is not valid JSON');
+    }
+    print(await withDeps((deps) => createClient(deps, metadata)));
+  });
+clients
+  .command('list')
+  .description('list registered clients (secrets are never shown)')
+  .action(async () => {
+    print(await withDeps((deps) => deps.stores.clients.list()));
+  });
+
+program.parseAsync().catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    for (const line of error.problems) process.stderr.write(`config error: ${line}\n`);
+  } else if (error instanceof ClientMetadataError) {
+    process.stderr.write(`${JSON.stringify({ error: error.error, error_description: error.message })}\n`);
+  } else if (error instanceof PasswordPolicyViolation) {
+    const why = error.reason === 'too_short' ? 'is too short (at least 8 characters)' : 'is too long (at most 1024 bytes)';
+    process.stderr.write(`error: the password ${why}\n`);
+  } else if (
+    error instanceof CliError ||
+    error instanceof StartupError ||
+    error instanceof DuplicateEmailError ||
+    error instanceof UnknownRoleError ||
+    (error instanceof Error && error.message === 'email is not a valid address')
+  ) {
+    process.stderr.write(`error: ${error.message}\n`);
+  } else {
+    process.stderr.write(`error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  }
+  process.exitCode = 1;
+});

@@ -1,0 +1,52 @@
+import { randomBytes } from 'node:crypto';
+import type { Deps } from '../deps.ts';
+import { createProvider } from '../auth/provider.ts';
+
+export class ClientMetadataError extends Error {
+  readonly error: string;
+  constructor(error: string, description: string) {
+    super(description);
+    this.error = error;
+  }
+}
+
+/**
+ * Registers a client from RFC 7591 metadata, validated by oidc-provider's own client schema
+ * (the same checks the registration endpoint applies), and returns the RFC 7591 response.
+ */
+export async function createClient(deps: Deps, input: unknown): Promise<Record<string, unknown>> {
+  if (!input || typeof input !== 'object' || Array.isArray(input)) {
+    throw new ClientMetadataError('invalid_client_metadata', 'client metadata must be a JSON object');
+  }
+  const metadata = { ...(input as Record<string, unknown>) };
+  for (const assigned of ['client_id', 'client_secret', 'registration_access_token', 'registration_client_uri']) {
+    if (assigned in metadata) throw new ClientMetadataError('invalid_client_metadata', `${assigned} is assigned by the server`);
+  }
+  await deps.keys.ensureSigningKeys();
+  const provider = createProvider({
+    config: deps.config,
+    logger: deps.logger,
+    accounts: deps.accounts,
+    adapter: deps.oidcAdapter,
+    jwks: await deps.keys.privateJwks(),
+    cookieKeys: ['cli-validation-only-not-used-for-cookies'],
+  });
+  const clientId = randomBytes(18).toString('base64url');
+  const candidate: Record<string, unknown> = { ...metadata, client_id: clientId };
+  // needsSecret is public API in oidc-provider but missing from its type definitions.
+  const ClientModel = provider.Client as unknown as { needsSecret: (m: Record<string, unknown>) => boolean };
+  if (ClientModel.needsSecret({ token_endpoint_auth_method: 'client_secret_basic', ...candidate })) {
+    candidate.client_secret = randomBytes(32).toString('base64url');
+  }
+  try {
+    await provider.Client.validate(candidate as unknown as Parameters<typeof provider.Client.validate>[0]);
+  } catch (error) {
+    const e = error as { error?: string; error_description?: string; message: string };
+    throw new ClientMetadataError(e.error ?? 'invalid_client_metadata', e.error_description ?? e.message);
+  }
+  const issuedAt = Math.floor(Date.now() / 1000);
+  await deps.stores.clients.upsert({ ...candidate, client_id_issued_at: issuedAt, client_id: clientId }, 'cli');
+  const client = await provider.Client.find(clientId);
+  if (!client) throw new Error('client was not stored');
+  return { ...client.metadata(), client_id_issued_at: issuedAt, ...(candidate.client_secret ? { client_secret_expires_at: 0 } : {}) };
+}

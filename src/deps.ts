@@ -1,0 +1,132 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config } from './config/types.ts';
+import { createAccountService } from './services/accounts.ts';
+import { createAuditService } from './services/audit.ts';
+import { createKeyService } from './services/keys.ts';
+import { createPasswordHasher } from './services/passwords.ts';
+import { createCryptoBox } from './shared/crypto-box.ts';
+import { createLogger, type Logger } from './shared/logger.ts';
+import { createAuditEventStore } from './store/audit-events.ts';
+import { createClientStore } from './store/clients.ts';
+import { createDatabase, type Database } from './store/db.ts';
+import { migrateLatest, pendingMigrations } from './store/migrate.ts';
+import { createPostgresAdapter, sweepExpiredOidcPayloads } from './store/oidc-adapter-postgres.ts';
+import { createRedisAdapter } from './store/oidc-adapter-redis.ts';
+import type { Adapter } from './store/oidc-adapter.ts';
+import { createRedis, type Redis } from './store/redis.ts';
+import { createRoleStore } from './store/roles.ts';
+import { createKeyStore } from './store/signing-keys.ts';
+import { createUserStore } from './store/users.ts';
+
+export class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+/**
+ * MASTER_KEY from the environment; in embedded mode only, one generated into DATA_DIR (0600)
+ * so a fresh checkout starts with nothing configured.
+ */
+async function resolveMasterKey(config: Config, embedded: boolean, logger: Logger): Promise<Buffer> {
+  if (config.masterKey) return Buffer.from(config.masterKey, 'base64');
+  if (!embedded) throw new StartupError('MASTER_KEY (or MASTER_KEY_FILE) is required when DATABASE_URL is set; create one with: openssl rand -base64 32');
+  const path = join(config.dataDir, 'master.key');
+  try {
+    return Buffer.from((await readFile(path, 'utf8')).trim(), 'base64');
+  } catch {
+    await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    const key = randomBytes(32);
+    await writeFile(path, `${key.toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+    logger.warn(
+      { path },
+      'generated a development MASTER_KEY into the data directory; in production set MASTER_KEY or MASTER_KEY_FILE from a secret manager',
+    );
+    return key;
+  }
+}
+
+export type DepsOptions = { logger?: Logger; migrate?: boolean };
+
+export async function createDeps(config: Config, options: DepsOptions = {}) {
+  const logger = options.logger ?? createLogger(config);
+  const database: Database = await createDatabase(config);
+  const { knex } = database;
+  try {
+    if (options.migrate ?? database.embedded) {
+      const applied = await migrateLatest(knex);
+      if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
+    } else {
+      const pending = await pendingMigrations(knex);
+      if (pending.length > 0) throw new StartupError(`the database schema is behind by ${pending.length} migration(s); run: portcullis migrate`);
+    }
+    const box = createCryptoBox(await resolveMasterKey(config, database.embedded, logger));
+    const redis: Redis | undefined = createRedis(config);
+
+    const stores = {
+      users: createUserStore(knex),
+      roles: createRoleStore(knex),
+      keys: createKeyStore(knex),
+      audit: createAuditEventStore(knex),
+      clients: createClientStore(knex, box),
+    };
+    const audit = createAuditService({ store: stores.audit, logger });
+    const hasher = createPasswordHasher(config.argon2);
+    const accounts = createAccountService({ knex, users: stores.users, roles: stores.roles, hasher, audit });
+    const keys = createKeyService({ store: stores.keys, box });
+
+    /** oidc-provider's adapter factory: clients are always durable; the rest in Redis or Postgres. */
+    const oidcAdapter = (model: string): Adapter => {
+      if (model === 'Client') {
+        return {
+          find: (id: string) => stores.clients.find(id),
+          upsert: (id: string, payload) => stores.clients.upsert({ ...(payload as Record<string, unknown>), client_id: id }),
+          destroy: (id: string) => stores.clients.remove(id),
+          consume: () => Promise.resolve(),
+          findByUid: () => Promise.resolve(undefined),
+          findByUserCode: () => Promise.resolve(undefined),
+          revokeByGrantId: () => Promise.resolve(),
+        };
+      }
+      return redis ? createRedisAdapter(redis, model) : createPostgresAdapter(knex, model);
+    };
+
+    let sweeper: NodeJS.Timeout | undefined;
+    if (!redis) {
+      // Redis expires keys itself; the Postgres table needs a sweep.
+      sweeper = setInterval(() => {
+        sweepExpiredOidcPayloads(knex).catch((error: unknown) => {
+          logger.warn({ err: error }, 'sweeping expired oidc state failed');
+        });
+      }, 60_000).unref();
+    }
+
+    return {
+      config,
+      logger,
+      database,
+      knex,
+      redis,
+      box,
+      stores,
+      audit,
+      hasher,
+      accounts,
+      keys,
+      oidcAdapter,
+      async close() {
+        if (sweeper) clearInterval(sweeper);
+        if (redis) await redis.quit().catch(() => undefined);
+        await database.close();
+      },
+    };
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}
+
+export type Deps = Awaited<ReturnType<typeof createDeps>>;

@@ -1,0 +1,56 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from './config/load.ts';
+import { createDeps, StartupError } from './deps.ts';
+import { startServers, type Role } from './server.ts';
+import { createLogger } from './shared/logger.ts';
+
+/** Process entry: config → deps → apps → listen → signals. */
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { only: { type: 'string' } }, allowPositionals: false });
+  if (values.only !== undefined && values.only !== 'auth' && values.only !== 'api') {
+    throw new StartupError('--only takes "auth" or "api"');
+  }
+  const roles: Role[] = values.only ? [values.only] : ['auth', 'api'];
+  const config = loadConfig();
+  const logger = createLogger(config);
+  const deps = await createDeps(config, { logger });
+  const running = await startServers(deps, roles);
+  logger.info(
+    { issuer: roles.includes('auth') ? config.issuer : undefined, api: roles.includes('api') ? config.apiUrl : undefined, embedded: deps.database.embedded, redis: Boolean(deps.redis) },
+    'portcullis is running',
+  );
+  if (roles.includes('auth') && (await deps.accounts.countUsers()) === 0) {
+    logger.warn('no users yet; create the first admin with:');
+    process.stderr.write(
+      `\n  printf '%s' 'a-long-passphrase' | npm run cli -- users create --email you@example.com --password-stdin --role admin\n\n`,
+    );
+  }
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    setTimeout(() => process.exit(1), 15_000).unref();
+    void running
+      .stop()
+      .then(() => deps.close())
+      .then(() => process.exit(0), (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    for (const line of error.problems) process.stderr.write(`config error: ${line}\n`);
+  } else if (error instanceof StartupError) {
+    process.stderr.write(`cannot start: ${error.message}\n`);
+  } else {
+    process.stderr.write(`cannot start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  }
+  process.exit(1);
+});

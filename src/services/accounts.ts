@@ -1,0 +1,96 @@
+import type { Knex } from 'knex';
+import type { RoleStore } from '../store/roles.ts';
+import type { UserRow, UserStore } from '../store/users.ts';
+import type { AuditService } from './audit.ts';
+import type { PasswordHasher } from './passwords.ts';
+
+export type RequestContext = { ip?: string | undefined; userAgent?: string | undefined; clientId?: string | undefined };
+
+export class PasswordPolicyViolation extends Error {
+  readonly reason: string;
+  constructor(reason: string) {
+    super(`password rejected: ${reason}`);
+    this.name = 'PasswordPolicyViolation';
+    this.reason = reason;
+  }
+}
+
+const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,255}$/;
+
+export function isPlausibleEmail(email: string): boolean {
+  return email.length <= 320 && EMAIL.test(email);
+}
+
+/** Standard OIDC claims for an account, filtered by the provider according to the granted scopes. */
+export function accountClaims(user: UserRow): { sub: string; [claim: string]: unknown } {
+  return {
+    sub: user.id,
+    email: user.email,
+    email_verified: user.email_verified,
+    ...(user.name ? { name: user.name } : {}),
+    updated_at: Math.floor(user.updated_at.getTime() / 1000),
+  };
+}
+
+export function createAccountService(deps: {
+  knex: Knex;
+  users: UserStore;
+  roles: RoleStore;
+  hasher: PasswordHasher;
+  audit: AuditService;
+}) {
+  const { knex, users, roles, hasher, audit } = deps;
+
+  return {
+    async createUser(input: { email: string; password?: string | undefined; name?: string | undefined; roles?: readonly string[] }): Promise<UserRow> {
+      if (!isPlausibleEmail(input.email)) throw new Error('email is not a valid address');
+      let passwordHash: string | null = null;
+      if (input.password !== undefined) {
+        const problem = hasher.check(input.password);
+        if (problem) throw new PasswordPolicyViolation(problem);
+        passwordHash = await hasher.hash(input.password);
+      }
+      const user = await knex.transaction(async (trx) => {
+        const created = await users.insert({ email: input.email, name: input.name, passwordHash }, trx);
+        await roles.assign(created.id, input.roles?.length ? input.roles : ['user'], trx);
+        return created;
+      });
+      await audit.record({ type: 'user.created', actorId: user.id, data: { roles: input.roles ?? ['user'] } });
+      return user;
+    },
+
+    /**
+     * Returns the user only when the password is right and the account usable. Unknown email,
+     * wrong password and disabled account take the same time and give the same answer (T33).
+     */
+    async authenticate(email: string, password: string, context: RequestContext = {}): Promise<UserRow | undefined> {
+      const user = isPlausibleEmail(email) ? await users.findByEmail(email) : undefined;
+      const { ok, rehash } = await hasher.verify(user?.password_hash ?? null, password);
+      if (!user || !ok || user.disabled) {
+        await audit.record({
+          type: 'login.password',
+          outcome: 'failure',
+          actorId: user?.id,
+          ip: context.ip,
+          userAgent: context.userAgent,
+          clientId: context.clientId,
+          data: { reason: !user ? 'unknown_user' : user.disabled ? 'disabled' : 'wrong_password' },
+        });
+        return undefined;
+      }
+      if (rehash) await users.updatePasswordHash(user.id, await hasher.hash(password));
+      await audit.record({ type: 'login.password', actorId: user.id, ip: context.ip, userAgent: context.userAgent, clientId: context.clientId });
+      return user;
+    },
+
+    /** The account as the provider and the API see it; disabled accounts do not exist for them. */
+    async findActive(id: string): Promise<UserRow | undefined> {
+      const user = await users.findById(id);
+      return user && !user.disabled ? user : undefined;
+    },
+
+    countUsers: () => users.count(),
+  };
+}
+
+export type AccountService = ReturnType<typeof createAccountService>;

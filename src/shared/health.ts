@@ -1,0 +1,46 @@
+import type { Knex } from 'knex';
+import type { Redis } from 'ioredis';
+import type { Middleware } from 'koa';
+
+export type Readiness = { draining: boolean };
+
+async function check(name: string, probe: () => Promise<unknown>): Promise<[string, string]> {
+  try {
+    await Promise.race([probe(), new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 2000).unref())]);
+    return [name, 'ok'];
+  } catch {
+    return [name, 'unavailable'];
+  }
+}
+
+/**
+ * /healthz: the process is alive (touches nothing). /readyz: dependencies answer and we are not
+ * draining; load balancers stop routing here first on shutdown.
+ */
+export function health({ knex, redis, readiness }: { knex: Knex; redis?: Redis | undefined; readiness: Readiness }): Middleware {
+  return async function healthMiddleware(ctx, next) {
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
+      await next();
+      return;
+    }
+    if (ctx.path === '/healthz') {
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = { status: 'ok' };
+      return;
+    }
+    if (ctx.path === '/readyz') {
+      const checks = Object.fromEntries(
+        await Promise.all([
+          check('postgres', async () => { await knex.raw('SELECT 1'); }),
+          ...(redis ? [check('redis', () => redis.ping())] : []),
+        ]),
+      );
+      const ready = !readiness.draining && Object.values(checks).every((v) => v === 'ok');
+      ctx.set('Cache-Control', 'no-store');
+      ctx.status = ready ? 200 : 503;
+      ctx.body = { status: ready ? 'ready' : readiness.draining ? 'draining' : 'unavailable', checks };
+      return;
+    }
+    await next();
+  };
+}

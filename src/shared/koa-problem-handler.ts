@@ -1,0 +1,41 @@
+import type { Context, Middleware } from 'koa';
+import type { Logger } from './logger.ts';
+import { internalError, payloadTooLarge, badRequest, Problem, toProblemJson } from './problem.ts';
+
+export type HtmlRenderer = (ctx: Context, problem: Problem) => void;
+
+/** Maps anything thrown below into a Problem; unknown errors become an opaque 500. */
+function asProblem(error: unknown): Problem {
+  if (error instanceof Problem) return error;
+  const status = (error as { status?: unknown }).status;
+  const type = (error as { type?: unknown }).type;
+  // Body parser errors (raw-body / co-body) carry status and type.
+  if (status === 413 || type === 'entity.too.large') return payloadTooLarge((error as { limit?: number }).limit ?? 0);
+  if (status === 400 && (type === 'entity.parse.failed' || type === 'entity.verify.failed')) return badRequest('The request body could not be parsed.');
+  if (status === 415) return new Problem({ status: 415, type: 'urn:portcullis:problem:unsupported-media-type', title: 'Unsupported media type' });
+  return internalError(error);
+}
+
+/**
+ * The one error handler for our own routes: RFC 9457 problem JSON, or a friendly HTML page
+ * when a browser asked and a renderer is given. Internals are logged, never sent (ASVS 16.5.1).
+ */
+export function problemHandler({ logger, renderHtml }: { logger: Logger; renderHtml?: HtmlRenderer }): Middleware {
+  return async function problemHandlerMiddleware(ctx, next) {
+    try {
+      await next();
+    } catch (error) {
+      const problem = asProblem(error);
+      if (problem.status >= 500) logger.error({ err: problem.cause ?? error, path: ctx.path }, 'request failed');
+      else logger.debug({ problem: problem.type, path: ctx.path }, 'request refused');
+      ctx.set(problem.headers);
+      if (renderHtml && ctx.accepts('json', 'html') === 'html') {
+        renderHtml(ctx, problem);
+      } else {
+        ctx.status = problem.status;
+        ctx.type = 'application/problem+json';
+        ctx.body = toProblemJson(problem);
+      }
+    }
+  };
+}

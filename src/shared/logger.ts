@@ -1,0 +1,36 @@
+import { pino, type Logger } from 'pino';
+import type { Config } from '../config/types.ts';
+
+export type { Logger };
+
+/** Paths never written to logs (ASVS 16.2.5): credentials, tokens and personal data. */
+export const redactPaths = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["dpop"]',
+  'res.headers["set-cookie"]',
+  '*.password',
+  '*.newPassword',
+  '*.currentPassword',
+  '*.client_secret',
+  '*.code',
+  '*.code_verifier',
+  '*.refresh_token',
+  '*.access_token',
+  '*.id_token',
+  '*.id_token_hint',
+  '*.masterKey',
+  '*.cookieKeys',
+  '*.databaseUrl',
+  '*.redisUrl',
+  '*.data',
+];
+
+export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
+  return pino({
+    level: config.logLevel,
+    base: { service: 'portcullis' },
+    redact: { paths: redactPaths, censor: '[redacted]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  });
+}

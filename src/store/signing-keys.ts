@@ -1,0 +1,54 @@
+import type { Knex } from 'knex';
+
+export type SigningKeyState = 'next' | 'active' | 'retired';
+
+export type SigningKeyRow = {
+  kid: string;
+  alg: string;
+  public_jwk: Record<string, unknown>;
+  private_jwk_sealed: string;
+  state: SigningKeyState;
+  created_at: Date;
+  activated_at: Date | null;
+  retired_at: Date | null;
+};
+
+export type CookieKeyRow = { id: number; key_sealed: string; created_at: Date };
+
+export function createKeyStore(knex: Knex) {
+  return {
+    /** Published keys (next and active), newest first within each state. */
+    async published(): Promise<SigningKeyRow[]> {
+      return knex<SigningKeyRow>('signing_keys')
+        .whereIn('state', ['next', 'active'])
+        .orderByRaw(`CASE state WHEN 'active' THEN 0 ELSE 1 END`)
+        .orderBy('created_at', 'desc');
+    },
+
+    async all(): Promise<SigningKeyRow[]> {
+      return knex<SigningKeyRow>('signing_keys').orderBy('created_at', 'desc');
+    },
+
+    async insertSigningKey(row: Omit<SigningKeyRow, 'created_at' | 'retired_at'>, trx: Knex = knex): Promise<void> {
+      await trx('signing_keys').insert(row);
+    },
+
+    async cookieKeys(trx: Knex = knex): Promise<CookieKeyRow[]> {
+      return trx<CookieKeyRow>('cookie_keys').whereNull('retired_at').orderBy('id', 'desc');
+    },
+
+    async insertCookieKey(keySealed: string, trx: Knex = knex): Promise<void> {
+      await trx('cookie_keys').insert({ key_sealed: keySealed });
+    },
+
+    /** Runs fn while holding a cluster-wide lock, so concurrent first starts create keys once. */
+    async withKeyLock<T>(fn: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+      return knex.transaction(async (trx) => {
+        await trx.raw(`SELECT pg_advisory_xact_lock(hashtext('portcullis:keys'))`);
+        return fn(trx);
+      });
+    },
+  };
+}
+
+export type KeyStore = ReturnType<typeof createKeyStore>;

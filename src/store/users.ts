@@ -1,0 +1,68 @@
+import type { Knex } from 'knex';
+
+export type UserRow = {
+  id: string;
+  email: string;
+  email_verified: boolean;
+  name: string | null;
+  password_hash: string | null;
+  disabled: boolean;
+  password_changed_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+};
+
+export type NewUser = { email: string; name?: string | undefined; passwordHash: string | null; emailVerified?: boolean };
+
+export class DuplicateEmailError extends Error {
+  constructor() {
+    super('a user with this email already exists');
+    this.name = 'DuplicateEmailError';
+  }
+}
+
+const isUniqueViolation = (error: unknown): boolean => (error as { code?: string }).code === '23505';
+
+export function createUserStore(knex: Knex) {
+  return {
+    async insert(user: NewUser, trx: Knex = knex): Promise<UserRow> {
+      try {
+        const [row] = await trx<UserRow>('users')
+          .insert({
+            email: user.email,
+            name: user.name ?? null,
+            password_hash: user.passwordHash,
+            email_verified: user.emailVerified ?? false,
+            password_changed_at: user.passwordHash ? new Date() : null,
+          })
+          .returning('*');
+        return row as UserRow;
+      } catch (error) {
+        if (isUniqueViolation(error)) throw new DuplicateEmailError();
+        throw error;
+      }
+    },
+
+    async findById(id: string): Promise<UserRow | undefined> {
+      // Account ids arrive from tokens and sessions; a non-uuid would be a SQL error, not a miss.
+      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) return undefined;
+      return knex<UserRow>('users').where({ id }).first();
+    },
+
+    async findByEmail(email: string): Promise<UserRow | undefined> {
+      return knex<UserRow>('users').whereRaw('lower(email) = lower(?)', [email]).first();
+    },
+
+    async updatePasswordHash(id: string, passwordHash: string): Promise<void> {
+      // A rehash keeps the password: password_changed_at stays as it is.
+      await knex('users').where({ id }).update({ password_hash: passwordHash, updated_at: knex.fn.now() });
+    },
+
+    async count(): Promise<number> {
+      const row = await knex('users').count<{ count: number }[]>({ count: '*' }).first();
+      return row?.count ?? 0;
+    },
+  };
+}
+
+export type UserStore = ReturnType<typeof createUserStore>;
