@@ -58,12 +58,11 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
       return { accountId: user.id, claims: () => accountClaims(user) };
     },
     claims: {
-      openid: ['sub'],
+      // acr/amr/auth_time ride on `openid` so every ID token says how the user signed in.
+      openid: ['sub', 'acr', 'amr', 'auth_time'],
       profile: ['name', 'updated_at'],
       email: ['email', 'email_verified'],
-      acr: null,
       sid: null,
-      auth_time: null,
       iss: null,
     },
     scopes: [...OIDC_SCOPES],

@@ -1,0 +1,101 @@
+/**
+ * A minimal browser over fetch for protocol tests: a cookie jar with path scoping, manual
+ * redirects, and form helpers for our interaction pages. Real browsers are driven in test/e2e.
+ */
+type Cookie = { name: string; value: string; path: string };
+
+export class CookieJar {
+  readonly cookies = new Map<string, Cookie>();
+
+  store(response: Response): void {
+    for (const header of response.headers.getSetCookie()) {
+      const [pair = '', ...attributes] = header.split(';').map((s) => s.trim());
+      const eq = pair.indexOf('=');
+      const name = pair.slice(0, eq);
+      const value = pair.slice(eq + 1);
+      const attr = Object.fromEntries(attributes.map((a) => {
+        const i = a.indexOf('=');
+        return i === -1 ? [a.toLowerCase(), ''] : [a.slice(0, i).toLowerCase(), a.slice(i + 1)];
+      }));
+      const path = attr.path ?? '/';
+      const key = `${name};${path}`;
+      const expired = attr['max-age'] === '0' || (attr.expires && Date.parse(attr.expires) < Date.now());
+      if (expired || value === '') this.cookies.delete(key);
+      else this.cookies.set(key, { name, value, path });
+    }
+  }
+
+  header(url: URL): string {
+    return [...this.cookies.values()]
+      .filter((c) => url.pathname === c.path || url.pathname.startsWith(c.path.endsWith('/') ? c.path : `${c.path}/`))
+      .map((c) => `${c.name}=${c.value}`)
+      .join('; ');
+  }
+}
+
+export class Browserless {
+  readonly jar = new CookieJar();
+  readonly origin: string;
+
+  constructor(origin: string) {
+    this.origin = origin;
+  }
+
+  async request(url: string | URL, init: RequestInit = {}): Promise<Response> {
+    const target = new URL(url, this.origin);
+    const headers = new Headers(init.headers);
+    const cookie = this.jar.header(target);
+    if (cookie && target.origin === this.origin) headers.set('Cookie', cookie);
+    const response = await fetch(target, { ...init, headers, redirect: 'manual' });
+    if (target.origin === this.origin) this.jar.store(response);
+    return response;
+  }
+
+  /** Follows redirects on the issuer; stops at the first URL outside it (the client's redirect_uri). */
+  async follow(url: string | URL, init: RequestInit = {}): Promise<{ response: Response; url: URL }> {
+    let current = new URL(url, this.origin);
+    let response = await this.request(current, init);
+    for (let hops = 0; hops < 20 && response.status >= 300 && response.status < 400; hops++) {
+      const location = response.headers.get('Location');
+      if (!location) break;
+      current = new URL(location, current);
+      if (current.origin !== this.origin) return { response, url: current };
+      response = await this.request(current);
+    }
+    return { response, url: current };
+  }
+
+  async submit(action: string, fields: Record<string, string>, extraHeaders: Record<string, string> = {}): Promise<{ response: Response; url: URL }> {
+    return this.follow(action, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: this.origin, ...extraHeaders },
+      body: new URLSearchParams(fields).toString(),
+    });
+  }
+}
+
+export function formOf(html: string, actionSuffix: string): { action: string; csrf: string } {
+  const forms = [...html.matchAll(/<form[^>]*action="([^"]+)"[\s\S]*?<\/form>/g)];
+  const form = forms.find((f) => (f[1] ?? '').endsWith(actionSuffix));
+  if (!form) throw new Error(`no form ending in ${actionSuffix}`);
+  const csrf = /name="csrf" value="([^"]+)"/.exec(form[0])?.[1] ?? '';
+  return { action: (form[1] ?? '').replaceAll('&amp;', '&'), csrf };
+}
+
+/** Signs in through the login page and allows consent; returns the URL the provider sent back to the client. */
+export async function signInAndConsent(browser: Browserless, authorizationUrl: URL, email: string, password: string): Promise<URL> {
+  let { response, url } = await browser.follow(authorizationUrl);
+  for (let steps = 0; steps < 4 && url.origin === browser.origin; steps++) {
+    const html = await response.text();
+    if (url.pathname.startsWith('/interaction/') && html.includes('name="password"')) {
+      const form = formOf(html, '/login');
+      ({ response, url } = await browser.submit(form.action, { csrf: form.csrf, email, password }));
+    } else if (url.pathname.startsWith('/interaction/') && html.includes('/confirm')) {
+      const form = formOf(html, '/confirm');
+      ({ response, url } = await browser.submit(form.action, { csrf: form.csrf }));
+    } else {
+      throw new Error(`unexpected page ${url.pathname} (${response.status}): ${html.slice(0, 300)}`);
+    }
+  }
+  return url;
+}
