@@ -1,0 +1,74 @@
+import { expect } from 'chai';
+import { runNode } from './helpers/process.ts';
+import { testConfigEnv } from './helpers/servers.ts';
+import { uniqueEmail } from './helpers/factories.ts';
+
+/** The `portcullis` CLI as an operator runs it: same config as the server, JSON out, one-line errors. */
+describe('portcullis CLI', function () {
+  this.timeout(30_000);
+  const env = testConfigEnv({ storage: 'postgres' });
+  const cli = (args: string[], input?: string) => runNode(['src/cli.ts', ...args], env, input);
+
+  it('migrate reports nothing left to apply on a current database', async function () {
+    const result = await cli(['migrate']);
+    expect(result.code, result.stderr).to.equal(0);
+    expect(JSON.parse(result.stdout)).to.deep.equal({ applied: [] });
+  });
+
+  it('users create prints the new account as JSON, with roles', async function () {
+    const email = uniqueEmail('cli');
+    const result = await cli(['users', 'create', '--email', email, '--password-stdin', '--name', 'Grace', '--role', 'admin', '--role', 'user'], 'correct horse battery staple\n');
+    expect(result.code, result.stderr).to.equal(0);
+    const out = JSON.parse(result.stdout) as { id: string; email: string; roles: string[] };
+    expect(out.id).to.match(/^[0-9a-f-]{36}$/);
+    expect(out).to.deep.include({ email, roles: ['admin', 'user'] });
+  });
+
+  it('refuses a duplicate email regardless of case, a short password, and an unknown role', async function () {
+    const email = uniqueEmail('dup');
+    expect((await cli(['users', 'create', '--email', email, '--password-stdin'], 'first password ok')).code).to.equal(0);
+    const dup = await cli(['users', 'create', '--email', email.toUpperCase(), '--password-stdin'], 'second password ok');
+    expect(dup.code).to.equal(1);
+    expect(dup.stderr.trim()).to.equal('error: a user with this email already exists');
+    const short = await cli(['users', 'create', '--email', uniqueEmail(), '--password-stdin'], 'short');
+    expect(short.code).to.equal(1);
+    expect(short.stderr).to.include('too short');
+    const role = await cli(['users', 'create', '--email', uniqueEmail(), '--password-stdin', '--role', 'wizard'], 'long enough password');
+    expect(role.code).to.equal(1);
+    expect(role.stderr.trim()).to.equal('error: unknown role: wizard');
+  });
+
+  it('clients create prints an RFC 7591 response and clients list never shows secrets', async function () {
+    const result = await cli(['clients', 'create', '--json', JSON.stringify({ client_name: 'CLI App', redirect_uris: ['https://app.example.test/cb'] })]);
+    expect(result.code, result.stderr).to.equal(0);
+    const registered = JSON.parse(result.stdout) as Record<string, unknown>;
+    expect(registered).to.include({ client_name: 'CLI App', token_endpoint_auth_method: 'client_secret_basic', client_secret_expires_at: 0 });
+    expect(registered.client_id).to.be.a('string');
+    expect(registered.client_secret).to.be.a('string').with.length.above(40);
+    expect(registered.client_id_issued_at).to.be.a('number');
+    const listed = await cli(['clients', 'list']);
+    expect(listed.code, listed.stderr).to.equal(0);
+    expect(listed.stdout).to.include(String(registered.client_id));
+    expect(listed.stdout).to.not.include(String(registered.client_secret));
+  });
+
+  it('clients create rejects bad metadata with an RFC 7591 error on stderr', async function () {
+    const bad = await cli(['clients', 'create', '--json', JSON.stringify({ redirect_uris: ['javascript:alert(1)'] })]);
+    expect(bad.code).to.equal(1);
+    expect(JSON.parse(bad.stderr)).to.have.property('error', 'invalid_redirect_uri');
+    const notJson = await cli(['clients', 'create', '--json', '{nope']);
+    expect(notJson.code).to.equal(1);
+    expect(notJson.stderr.trim()).to.equal('error: --json is not valid JSON');
+    const assigned = await cli(['clients', 'create', '--json', JSON.stringify({ client_id: 'mine', redirect_uris: ['https://a.example.test/cb'] })]);
+    expect(JSON.parse(assigned.stderr)).to.deep.equal({ error: 'invalid_client_metadata', error_description: 'client_id is assigned by the server' });
+  });
+
+  it('stops with one clear line per configuration problem', async function () {
+    const result = await runNode(['src/cli.ts', 'migrate'], { ...env, AUTH_PORT: 'eighty', LOG_LEVEL: 'loud' });
+    expect(result.code).to.equal(1);
+    expect(result.stderr.trim().split('\n')).to.deep.equal([
+      'config error: AUTH_PORT: must be integer',
+      'config error: LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent',
+    ]);
+  });
+});
