@@ -1,6 +1,6 @@
 import type { Context, Middleware } from 'koa';
 import type { Logger } from './logger.ts';
-import { internalError, payloadTooLarge, badRequest, Problem, toProblemJson } from './problem.ts';
+import { badRequest, internalError, payloadTooLarge, Problem, problemType, toProblemJson } from './problem.ts';
 
 export type HtmlRenderer = (ctx: Context, problem: Problem) => void;
 
@@ -12,7 +12,21 @@ function asProblem(error: unknown): Problem {
   // Body parser errors (raw-body / co-body) carry status and type.
   if (status === 413 || type === 'entity.too.large') return payloadTooLarge((error as { limit?: number }).limit ?? 0);
   if (status === 400 && (type === 'entity.parse.failed' || type === 'entity.verify.failed')) return badRequest('The request body could not be parsed.');
-  if (status === 415) return new Problem({ status: 415, type: 'urn:portcullis:problem:unsupported-media-type', title: 'Unsupported media type' });
+  if (status === 415) return new Problem({ status: 415, type: problemType('unsupported-media-type'), title: 'Unsupported media type' });
+  // oidc-provider errors raised inside our routes (e.g. interactionDetails): keep their code.
+  const oauth = error as { error?: unknown; error_description?: unknown; expose?: unknown };
+  if (typeof status === 'number' && status < 500 && oauth.expose === true && typeof oauth.error === 'string') {
+    const lostSession = /session.*not found|session_not_found/.test(`${oauth.error} ${String(oauth.error_description)}`);
+    return new Problem({
+      status,
+      type: problemType(oauth.error.replaceAll('_', '-')),
+      title: lostSession ? 'Your sign-in session has expired' : 'The request cannot be completed',
+      detail: lostSession
+        ? 'It may have timed out, or been opened in another browser. Go back to the application and sign in again.'
+        : typeof oauth.error_description === 'string' ? oauth.error_description : oauth.error,
+      extensions: { error: oauth.error },
+    });
+  }
   return internalError(error);
 }
 

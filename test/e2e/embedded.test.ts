@@ -94,7 +94,7 @@ describe('embedded mode (PGlite, no Redis, nothing configured)', function () {
     const me = await fetch(`${apiUrl}/v1/me`, { headers: { Authorization: `Bearer ${tokens.access_token}` } });
     expect(me.status).to.equal(200);
     expect(await me.json()).to.deep.include({ sub: user.id, roles: ['admin'] });
-    const jwksBefore = await (await fetch(`${issuer}/jwks`)).json();
+    const jwksBefore: unknown = await (await fetch(`${issuer}/jwks`)).json();
 
     // SIGTERM drains and exits cleanly; the next start finds the same users, clients and keys.
     expect(await stop(server!)).to.equal(0);

@@ -44,6 +44,7 @@ export class Browserless {
   async request(url: string | URL, init: RequestInit = {}): Promise<Response> {
     const target = new URL(url, this.origin);
     const headers = new Headers(init.headers);
+    if (!headers.has('Accept')) headers.set('Accept', 'text/html,application/xhtml+xml;q=0.9,*/*;q=0.8');
     const cookie = this.jar.header(target);
     if (cookie && target.origin === this.origin) headers.set('Cookie', cookie);
     const response = await fetch(target, { ...init, headers, redirect: 'manual' });
