@@ -83,9 +83,56 @@ clients
   });
 clients
   .command('list')
-  .description('list registered clients (secrets are never shown)')
+  .description('list registered clients with created_by (cli or iat:<id>) and last_used_at; secrets are never shown')
   .action(async () => {
     print(await withDeps((deps) => deps.stores.clients.list()));
+  });
+for (const [name, disabled] of [['disable', true], ['enable', false]] as const) {
+  clients
+    .command(`${name} <client_id>`)
+    .description(disabled ? 'disable a client (its tokens can no longer be obtained)' : 're-enable a client (restarts its idle clock)')
+    .action(async (clientId: string) => {
+      const changed = await withDeps((deps) => deps.stores.clients.setDisabled(clientId, disabled));
+      if (!changed) throw new CliError(`no client ${clientId}`);
+      print({ client_id: clientId, disabled });
+    });
+}
+
+const positiveInt = (flag: string) => (value: string): number => {
+  if (!/^[1-9][0-9]{0,8}$/.test(value)) throw new CliError(`${flag} must be a positive integer`);
+  return Number(value);
+};
+const iat = program.command('iat').description('initial access tokens for the registration endpoint (RFC 7591)');
+iat
+  .command('create')
+  .description('create a token; prints {"initial_access_token", "id", …} (the token is shown only now)')
+  .addOption(new Option('--ttl <seconds>', 'lifetime in seconds (default: no expiry)').argParser(positiveInt('--ttl')))
+  .addOption(new Option('--max-uses <n>', 'number of registrations it allows (default: unlimited)').argParser(positiveInt('--max-uses')))
+  .option('--note <text>', 'what the token is for (shown by iat list and in clients list provenance)')
+  .action(async (opts: { ttl?: number; maxUses?: number; note?: string }) => {
+    if (opts.note !== undefined && opts.note.length > 500) throw new CliError('--note must be at most 500 characters');
+    const { token, record } = await withDeps((deps) =>
+      deps.stores.initialAccessTokens.create({
+        ...(opts.ttl ? { ttlSeconds: opts.ttl } : {}),
+        ...(opts.maxUses ? { maxUses: opts.maxUses } : {}),
+        ...(opts.note ? { note: opts.note } : {}),
+      }),
+    );
+    print({ initial_access_token: token, ...record });
+  });
+iat
+  .command('list')
+  .description('list tokens (ids, notes, uses; never the tokens themselves)')
+  .action(async () => {
+    print(await withDeps((deps) => deps.stores.initialAccessTokens.list()));
+  });
+iat
+  .command('revoke <id>')
+  .description('revoke a token by id; clients it registered stay')
+  .action(async (id: string) => {
+    const revoked = await withDeps((deps) => deps.stores.initialAccessTokens.revoke(id));
+    if (!revoked) throw new CliError(`no live initial access token ${id}`);
+    print({ id, revoked: true });
   });
 
 program.parseAsync().catch((error: unknown) => {

@@ -10,6 +10,8 @@ import { createCryptoBox } from './shared/crypto-box.ts';
 import { createLogger, type Logger } from './shared/logger.ts';
 import { createAuditEventStore } from './store/audit-events.ts';
 import { createClientStore } from './store/clients.ts';
+import { createInitialAccessTokenStore } from './store/initial-access-tokens.ts';
+import { createInitialAccessTokenAdapter, hashedIdAdapter } from './store/oidc-adapter-registration.ts';
 import { createDatabase, type Database } from './store/db.ts';
 import { migrateLatest, pendingMigrations } from './store/migrate.ts';
 import { createPostgresAdapter, sweepExpiredOidcPayloads } from './store/oidc-adapter-postgres.ts';
@@ -72,6 +74,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       keys: createKeyStore(knex),
       audit: createAuditEventStore(knex),
       clients: createClientStore(knex, box),
+      initialAccessTokens: createInitialAccessTokenStore(knex),
     };
     const audit = createAuditService({ store: stores.audit, logger });
     const hasher = createPasswordHasher(config.argon2);
@@ -82,7 +85,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
     const oidcAdapter = (model: string): Adapter => {
       if (model === 'Client') {
         return {
-          find: (id: string) => stores.clients.find(id),
+          find: (id: string) => stores.clients.find(id, config.clients.idleDisableDays),
           upsert: (id: string, payload) => stores.clients.upsert({ ...(payload as Record<string, unknown>), client_id: id }),
           destroy: (id: string) => stores.clients.remove(id),
           consume: () => Promise.resolve(),
@@ -91,6 +94,9 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
           revokeByGrantId: () => Promise.resolve(),
         };
       }
+      // Registration credentials are configuration too: Postgres, and stored hashed.
+      if (model === 'InitialAccessToken') return createInitialAccessTokenAdapter(stores.initialAccessTokens);
+      if (model === 'RegistrationAccessToken') return hashedIdAdapter(createPostgresAdapter(knex, model));
       return redis ? createRedisAdapter(redis, model) : createPostgresAdapter(knex, model);
     };
 

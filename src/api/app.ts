@@ -8,6 +8,8 @@ import { apiSecurityHeaders } from '../shared/koa-security-headers.ts';
 import { notFound } from '../shared/problem.ts';
 import { bearerAuth } from './koa-bearer-auth.ts';
 import { meRoutes } from './routes/me.ts';
+import { protectedResourceMetadata } from './routes/protected-resource.ts';
+import { createReplayStore } from '../store/dpop-replay.ts';
 
 /** The resource API: JSON only, problem+json errors, bearer JWTs for the API_URL audience. */
 export function buildApiApp(deps: Deps, readiness: Readiness): Koa {
@@ -25,10 +27,18 @@ export function buildApiApp(deps: Deps, readiness: Readiness): Koa {
       maxAge: 600,
     }),
   );
+  const resourceMetadata = protectedResourceMetadata({ apiUrl: config.apiUrl, issuer: config.issuer });
+  app.use(resourceMetadata.middleware);
   app.use(problemHandler({ logger }));
   app.use(health({ knex: deps.knex, redis: deps.redis, readiness }));
   const me = meRoutes({ roles: deps.stores.roles });
-  const authed = bearerAuth({ issuer: config.issuer, audience: config.apiUrl, jwksUrl: config.jwksUrl ?? `${config.issuer}/jwks` });
+  const authed = bearerAuth({
+    issuer: config.issuer,
+    audience: config.apiUrl,
+    jwksUrl: config.jwksUrl ?? `${config.issuer}/jwks`,
+    dpopReplay: createReplayStore({ redis: deps.redis, knex: deps.knex }),
+    challenge: resourceMetadata.challenge,
+  });
   app.use(async function requireToken(ctx, next) {
     if (ctx.path.startsWith('/v1/')) await authed(ctx, next);
     else await next();

@@ -1,6 +1,17 @@
-import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
-import type { Middleware } from 'koa';
-import { invalidToken, missingToken, serviceUnavailable } from '../shared/problem.ts';
+import { createHash } from 'node:crypto';
+import {
+  calculateJwkThumbprint,
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  errors as joseErrors,
+  importJWK,
+  jwtVerify,
+  type JWK,
+  type JWTPayload,
+} from 'jose';
+import type { Context, Middleware } from 'koa';
+import type { ReplayStore } from '../store/dpop-replay.ts';
+import { invalidToken, missingToken, Problem, problemType, serviceUnavailable } from '../shared/problem.ts';
 
 export type AccessTokenClaims = JWTPayload & {
   sub: string;
@@ -16,25 +27,123 @@ export type AuthState = { token: AccessTokenClaims; scopes: Set<string> };
 
 const ACCEPTED_ALGS = ['ES256', 'EdDSA', 'RS256', 'PS256'];
 
+/** DPoP proof algorithms: asymmetric only (RFC 9449 §4.3 check 5); also published in our RFC 9728 metadata. */
+export const DPOP_ALGS = ['ES256', 'EdDSA', 'Ed25519', 'PS256', 'RS256'];
+
+/** How far a proof's iat may be from now, seconds (RFC 9449 §11.1). */
+const DPOP_IAT_WINDOW = 60;
+
+const TOKEN68 = /^(Bearer|DPoP) ([A-Za-z0-9\-._~+/]+=*)$/i;
+
+type Challenge = Record<string, string>;
+
+const quoted = (params: Challenge): string =>
+  Object.entries(params)
+    .map(([k, v]) => `${k}="${v.replace(/["\\]/g, '')}"`)
+    .join(', ');
+
+/** RFC 9449 §7.1: a DPoP challenge (with the algorithms we accept) for errors about DPoP-bound tokens. */
+const dpopProblem = (error: 'invalid_token' | 'invalid_dpop_proof', detail: string, challenge: Challenge): Problem =>
+  new Problem({
+    status: 401,
+    type: problemType(error === 'invalid_dpop_proof' ? 'invalid-dpop-proof' : 'invalid-token'),
+    title: error === 'invalid_dpop_proof' ? 'Invalid DPoP proof' : 'Invalid access token',
+    detail,
+    headers: { 'WWW-Authenticate': `DPoP ${quoted({ ...challenge, error, error_description: detail, algs: DPOP_ALGS.join(' ') })}` },
+  });
+
+export type BearerAuthOptions = {
+  issuer: string;
+  audience: string;
+  jwksUrl: string;
+  /** jti replay cache for DPoP proofs; without it DPoP-bound tokens are refused (fail closed). */
+  dpopReplay?: ReplayStore;
+  /** Extra challenge parameters on every 401, e.g. RFC 9728 resource_metadata. */
+  challenge?: Challenge;
+  /** Public base URL of this API, for the proof's htu (behind a proxy the Host may differ). */
+  publicUrl?: string;
+};
+
 /**
  * RFC 6750 bearer authentication with RFC 9068 JWT access tokens: signature against the
  * issuer's JWKS (cached; refetched on an unknown kid, rate-limited by jose), iss, aud = this
  * API, exp/nbf with 5 s leeway, typ at+jwt (so an ID token is refused), asymmetric algs only.
  * Keys named by jku/x5u/jwk headers are never used: jose only consults our JWKS.
+ * Tokens bound with cnf.jkt (RFC 9449) need `Authorization: DPoP` and a fresh, unreplayed
+ * proof for this request made with the bound key.
  */
-export function bearerAuth({ issuer, audience, jwksUrl }: { issuer: string; audience: string; jwksUrl: string }): Middleware {
+export function bearerAuth({ issuer, audience, jwksUrl, dpopReplay, challenge = {}, publicUrl }: BearerAuthOptions): Middleware {
   const jwks = createRemoteJWKSet(new URL(jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 600_000, timeoutDuration: 5_000 });
+  const base = new URL(publicUrl ?? audience);
+
+  /** htu per RFC 9449 §4.3 check 9: scheme, host and path of this request; no query or fragment. */
+  const requestUri = (ctx: Context): string => {
+    const url = new URL(base);
+    url.pathname = `${base.pathname.replace(/\/$/, '')}${ctx.path}`;
+    return url.href;
+  };
+
+  async function checkProof(ctx: Context, accessToken: string, jkt: string): Promise<void> {
+    const proofs = ctx.req.headers.dpop;
+    if (proofs === undefined) throw dpopProblem('invalid_dpop_proof', 'This access token is DPoP-bound: send a DPoP proof header.', challenge);
+    if (Array.isArray(proofs) || proofs.includes(',') || proofs.length > 8192) throw dpopProblem('invalid_dpop_proof', 'Send exactly one DPoP proof.', challenge);
+    const invalid = (why: string) => dpopProblem('invalid_dpop_proof', `The DPoP proof ${why}.`, challenge);
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    try {
+      header = decodeProtectedHeader(proofs);
+    } catch {
+      throw invalid('is not a JWS');
+    }
+    if (header.typ !== 'dpop+jwt') throw invalid('must have typ dpop+jwt');
+    if (typeof header.alg !== 'string' || !DPOP_ALGS.includes(header.alg)) throw invalid('must use an asymmetric algorithm');
+    const jwk = header.jwk as JWK | undefined;
+    if (!jwk || typeof jwk !== 'object' || 'd' in jwk || 'k' in jwk) throw invalid('must carry the public key in its jwk header');
+    let payload: JWTPayload & { htm?: unknown; htu?: unknown; ath?: unknown };
+    try {
+      const key = await importJWK(jwk, header.alg);
+      ({ payload } = await jwtVerify(proofs, key, { typ: 'dpop+jwt', algorithms: DPOP_ALGS, requiredClaims: ['jti', 'iat', 'htm', 'htu', 'ath'] }));
+    } catch {
+      throw invalid('signature or claims are not valid');
+    }
+    const now = Math.floor(Date.now() / 1000);
+    if (typeof payload.iat !== 'number' || Math.abs(now - payload.iat) > DPOP_IAT_WINDOW) throw invalid('is not fresh (iat)');
+    if (payload.htm !== ctx.method) throw invalid('was made for another HTTP method (htm)');
+    let htu: string;
+    try {
+      const url = new URL(String(payload.htu));
+      url.search = '';
+      url.hash = '';
+      htu = url.href;
+    } catch {
+      throw invalid('has an invalid htu');
+    }
+    if (htu !== requestUri(ctx)) throw invalid('was made for another URL (htu)');
+    const ath = createHash('sha256').update(accessToken, 'ascii').digest('base64url');
+    if (payload.ath !== ath) throw invalid('was made for another access token (ath)');
+    if ((await calculateJwkThumbprint(jwk, 'sha256')) !== jkt) throw dpopProblem('invalid_token', 'The DPoP proof key is not the key this token is bound to.', challenge);
+    if (typeof payload.jti !== 'string' || payload.jti.length > 256) throw invalid('has an invalid jti');
+    if (!dpopReplay) throw serviceUnavailable(new Error('no DPoP replay store configured'));
+    let first: boolean;
+    try {
+      first = await dpopReplay.firstUse(`${jkt}:${payload.jti}`, DPOP_IAT_WINDOW * 2 + 5);
+    } catch (error) {
+      throw serviceUnavailable(error);
+    }
+    if (!first) throw invalid('was already used (jti replay)');
+  }
 
   return async function bearerAuthMiddleware(ctx, next) {
     // RFC 9700 §4.3.2 / B24: tokens in the query string are not accepted.
-    if (ctx.query.access_token !== undefined) throw invalidToken('Send the access token in the Authorization header, not the URL.');
+    if (ctx.query.access_token !== undefined) throw invalidToken('Send the access token in the Authorization header, not the URL.', challenge);
     const header = ctx.get('Authorization');
-    if (!header) throw missingToken();
-    const match = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/.exec(header);
-    if (!match) throw invalidToken('The Authorization header is not a Bearer token.');
+    if (!header) throw missingToken(challenge);
+    const match = TOKEN68.exec(header);
+    if (!match) throw invalidToken('The Authorization header is not a Bearer or DPoP token.', challenge);
+    const scheme = (match[1] as string).toLowerCase();
+    const accessToken = match[2] as string;
     let token: AccessTokenClaims;
     try {
-      const { payload } = await jwtVerify<AccessTokenClaims>(match[1] as string, jwks, {
+      const { payload } = await jwtVerify<AccessTokenClaims>(accessToken, jwks, {
         issuer,
         audience,
         typ: 'at+jwt',
@@ -46,7 +155,15 @@ export function bearerAuth({ issuer, audience, jwksUrl }: { issuer: string; audi
     } catch (error) {
       // The issuer's JWKS being unreachable is our outage, not the caller's bad token.
       if (error instanceof joseErrors.JWKSTimeout || !(error instanceof joseErrors.JOSEError)) throw serviceUnavailable(error);
-      throw invalidToken(error instanceof joseErrors.JWTExpired ? 'The access token has expired.' : 'The access token is not valid.');
+      throw invalidToken(error instanceof joseErrors.JWTExpired ? 'The access token has expired.' : 'The access token is not valid.', challenge);
+    }
+    const jkt = token.cnf?.jkt;
+    if (typeof jkt === 'string') {
+      // RFC 9449 §7.1: a DPoP-bound token presented as a plain bearer token is refused.
+      if (scheme !== 'dpop') throw dpopProblem('invalid_token', 'This access token is DPoP-bound: use the DPoP authorization scheme with a proof.', challenge);
+      await checkProof(ctx, accessToken, jkt);
+    } else if (scheme === 'dpop') {
+      throw invalidToken('This access token is not DPoP-bound: use the Bearer scheme.', challenge);
     }
     ctx.state.auth = { token, scopes: new Set((token.scope ?? '').split(' ').filter(Boolean)) } satisfies AuthState;
     await next();

@@ -5,8 +5,10 @@ import { health, type Readiness } from '../shared/health.ts';
 import { problemHandler } from '../shared/koa-problem-handler.ts';
 import { requestLogger } from '../shared/koa-request-logger.ts';
 import { securityHeaders } from '../shared/koa-security-headers.ts';
+import { attachClientGovernance, withRegistrationProvenance } from './client-governance.ts';
 import { createCsrfTokens } from './koa-csrf.ts';
 import { createProvider } from './provider.ts';
+import { createDevicePages, createUserCodeLimiter } from './routes/device.ts';
 import { interactionRoutes } from './routes/interaction.ts';
 import { render, serveStatic } from './views.ts';
 
@@ -20,14 +22,23 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
   const { config, logger } = deps;
   await deps.keys.ensureSigningKeys();
   const cookieKeys = config.cookieKeys ?? (await deps.keys.cookieKeys());
+  const devicePages = createDevicePages({
+    limiter: createUserCodeLimiter({ redis: deps.redis, attempts: config.clients.userCodeAttempts, windowSeconds: config.clients.userCodeLockoutSeconds }),
+    attempts: config.clients.userCodeAttempts,
+    audit: deps.audit,
+    accounts: deps.accounts,
+    logger,
+  });
   const provider = createProvider({
     config,
     logger,
     accounts: deps.accounts,
-    adapter: deps.oidcAdapter,
+    adapter: withRegistrationProvenance(deps.oidcAdapter, deps.stores.clients),
     jwks: await deps.keys.privateJwks(),
     cookieKeys,
+    devicePages,
   });
+  attachClientGovernance(provider, { clients: deps.stores.clients, initialAccessTokens: deps.stores.initialAccessTokens, audit: deps.audit, logger });
   const csrf = createCsrfTokens(cookieKeys);
   const issuerOrigin = new URL(config.issuer).origin;
 
@@ -48,6 +59,7 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
   const interactions = interactionRoutes({ provider, accounts: deps.accounts, csrf, issuerOrigin });
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
+  app.use(devicePages.guard);
   app.use(async function mountProvider(ctx) {
     // Everything under the issuer path that is not ours belongs to the provider.
     ctx.respond = false;

@@ -1,9 +1,12 @@
+import { randomBytes } from 'node:crypto';
 import { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { applyClientPolicy, ClientPolicyError } from '../services/client-policy.ts';
 import type { Config } from '../config/types.ts';
 import type { AccountService } from '../services/accounts.ts';
 import { accountClaims } from '../services/accounts.ts';
 import type { Adapter } from '../store/oidc-adapter.ts';
 import { API_SCOPES, OIDC_SCOPES } from './scopes.ts';
+import type { DevicePages } from './routes/device.ts';
 import { renderView } from './views.ts';
 
 /** Authentication context class values (documented in the README). */
@@ -15,7 +18,23 @@ export type ProviderConfigDeps = {
   adapter: (model: string) => Adapter;
   jwks: NonNullable<Configuration['jwks']>;
   cookieKeys: readonly string[];
+  /** Device flow pages (RFC 8628); the provider's plain defaults are never shown. */
+  devicePages?: Pick<DevicePages, 'userCodeInputSource' | 'userCodeConfirmSource' | 'successSource'>;
 };
+
+/**
+ * The registration policy as an oidc-provider policy (carried by every initial access token and
+ * inherited by registration access tokens, so RFC 7592 updates pass it again).
+ */
+function registrationPolicy(_ctx: KoaContextWithOIDC, properties: Record<string, unknown>): void {
+  try {
+    applyClientPolicy(properties, { allowAdminScope: false });
+  } catch (error) {
+    // InvalidClientMetadata answers invalid_redirect_uri when the description starts with "redirect_uris".
+    if (error instanceof ClientPolicyError) throw new errors.InvalidClientMetadata(error.message);
+    throw error;
+  }
+}
 
 const htmlPage = (ctx: KoaContextWithOIDC, body: string, status?: number): void => {
   if (status) ctx.status = status;
@@ -37,7 +56,7 @@ const friendlyErrors: Record<string, string> = {
  * SECURITY.md: no dev interactions, PKCE for every client, code flow only, rotating refresh
  * tokens, short JWT access tokens for the API audience.
  */
-export function buildProviderConfiguration({ config, accounts, adapter, jwks, cookieKeys }: ProviderConfigDeps): Configuration {
+export function buildProviderConfiguration({ config, accounts, adapter, jwks, cookieKeys, devicePages }: ProviderConfigDeps): Configuration {
   const https = config.issuer.startsWith('https://');
   const cookieBase = { httpOnly: true, sameSite: 'lax' as const, secure: https, signed: true };
   return {
@@ -65,7 +84,8 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
       sid: null,
       iss: null,
     },
-    scopes: [...OIDC_SCOPES],
+    // API scopes are listed too, so a client's registered `scope` can allow or withhold them.
+    scopes: [...OIDC_SCOPES, ...API_SCOPES],
     acrValues: Object.values(ACR),
     responseTypes: ['code', 'none'],
     pkce: { required: () => true },
@@ -85,6 +105,7 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
       Session: config.ttl.session,
       Interaction: config.ttl.interaction,
       Grant: config.ttl.grant,
+      DeviceCode: config.clients.deviceCodeTtl,
     },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     features: {
@@ -92,15 +113,29 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
       introspection: { enabled: true },
       revocation: { enabled: true },
       clientCredentials: { enabled: true },
+      // RFC 8628: 8 characters from 20 consonants (no vowels, so no words; no 0/O or 1/I).
+      deviceFlow: { enabled: true, charset: 'base-20', mask: '****-****', ...devicePages },
+      // RFC 7591 behind initial access tokens (`portcullis iat create`); RFC 7592 with rotation.
+      registration: {
+        enabled: true,
+        initialAccessToken: true,
+        policies: { portcullis: registrationPolicy },
+        secretFactory: () => randomBytes(32).toString('base64url'),
+      },
+      registrationManagement: { enabled: true, rotateRegistrationAccessToken: true },
+      // RFC 9449 sender-constrained tokens; the resource API checks cnf.jkt against the proof.
+      dPoP: { enabled: true },
       userinfo: { enabled: true },
       resourceIndicators: {
         enabled: true,
         defaultResource: (_ctx, _client, oneOf) => oneOf ?? undefined,
         useGrantedResource: () => false,
-        getResourceServerInfo(_ctx, resourceIndicator) {
+        getResourceServerInfo(_ctx, resourceIndicator, client) {
           if (resourceIndicator !== config.apiUrl) throw new errors.InvalidTarget();
+          // oidc-provider checks client.scope only for OIDC scopes; API scopes are limited here.
+          const allowed = client.scope ? new Set(client.scope.split(' ')) : undefined;
           return {
-            scope: API_SCOPES.join(' '),
+            scope: API_SCOPES.filter((scope) => !allowed || allowed.has(scope)).join(' '),
             audience: config.apiUrl,
             accessTokenTTL: config.ttl.accessToken,
             accessTokenFormat: 'jwt',

@@ -8,7 +8,7 @@ const viewsDir = fileURLToPath(new URL('../../views/', import.meta.url));
 // Compiled once and cached; autoEscape is on, so only `<%~` emits raw HTML.
 const eta = new Eta({ views: viewsDir, cache: true, autoEscape: true, autoTrim: false });
 
-export type ViewName = 'login' | 'consent' | 'logout' | 'logged-out' | 'error';
+export type ViewName = 'login' | 'consent' | 'logout' | 'logged-out' | 'error' | 'device-code' | 'device-confirm' | 'device-done';
 
 export function renderView(view: ViewName, data: Record<string, unknown>): string {
   return eta.render(view, data);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Deps } from '../deps.ts';
 import { createProvider } from '../auth/provider.ts';
+import { applyClientPolicy, ClientPolicyError, KNOWN_SCOPES } from '../services/client-policy.ts';
 
 export class ClientMetadataError extends Error {
   readonly error: string;
@@ -11,8 +12,9 @@ export class ClientMetadataError extends Error {
 }
 
 /**
- * Registers a client from RFC 7591 metadata, validated by oidc-provider's own client schema
- * (the same checks the registration endpoint applies), and returns the RFC 7591 response.
+ * Registers a client from RFC 7591 metadata: our registration policy (the same module the
+ * registration endpoint runs), then oidc-provider's own client schema; returns the RFC 7591
+ * response. An operator may grant `admin`, and a client without `scope` may use every scope.
  */
 export async function createClient(deps: Deps, input: unknown): Promise<Record<string, unknown>> {
   if (!input || typeof input !== 'object' || Array.isArray(input)) {
@@ -21,6 +23,12 @@ export async function createClient(deps: Deps, input: unknown): Promise<Record<s
   const metadata = { ...(input as Record<string, unknown>) };
   for (const assigned of ['client_id', 'client_secret', 'registration_access_token', 'registration_client_uri']) {
     if (assigned in metadata) throw new ClientMetadataError('invalid_client_metadata', `${assigned} is assigned by the server`);
+  }
+  try {
+    applyClientPolicy(metadata, { allowAdminScope: true, defaultScope: [...KNOWN_SCOPES].join(' ') });
+  } catch (error) {
+    if (error instanceof ClientPolicyError) throw new ClientMetadataError(error.error, error.message);
+    throw error;
   }
   await deps.keys.ensureSigningKeys();
   const provider = createProvider({

@@ -27,4 +27,5 @@ export type Config = Readonly<{
     grant: number;
   }>;
   argon2: Readonly<{ memoryKiB: number; timeCost: number; parallelism: number }>;
+  clients: Readonly<{ idleDisableDays: number; deviceCodeTtl: number; userCodeAttempts: number; userCodeLockoutSeconds: number }>;
 }>;

@@ -26,9 +26,41 @@ export function createClientStore(knex: Knex, box: CryptoBox) {
   });
 
   return {
-    async find(clientId: string): Promise<ClientMetadata | undefined> {
+    /**
+     * A usable client: not disabled and, when idleDays > 0, used (or created) within that many
+     * days. An idle client found here is disabled for good (an admin re-enables it).
+     */
+    async find(clientId: string, idleDays = 0): Promise<ClientMetadata | undefined> {
       const row = await knex<ClientRow>('oauth_clients').where({ client_id: clientId, disabled: false }).first();
-      return row ? unseal(row) : undefined;
+      if (!row) return undefined;
+      if (idleDays > 0 && (row.last_used_at ?? row.created_at).getTime() < Date.now() - idleDays * 86_400_000) {
+        await knex('oauth_clients').where({ client_id: clientId }).update({ disabled: true, updated_at: knex.fn.now() });
+        return undefined;
+      }
+      return unseal(row);
+    },
+
+    /** Records token issuance at most once an hour per client (cheap enough for every request). */
+    async touch(clientId: string): Promise<void> {
+      await knex('oauth_clients')
+        .where({ client_id: clientId })
+        .where((q) => {
+          void q.whereNull('last_used_at').orWhere('last_used_at', '<', knex.raw("now() - interval '1 hour'"));
+        })
+        .update({ last_used_at: knex.fn.now() });
+    },
+
+    /** Provenance of a registration (e.g. the initial access token that made it); set once. */
+    async setCreatedBy(clientId: string, createdBy: string): Promise<void> {
+      await knex('oauth_clients').where({ client_id: clientId }).whereNull('created_by').update({ created_by: createdBy });
+    },
+
+    /** Enables (resetting the idle clock) or disables a client; false when it does not exist. */
+    async setDisabled(clientId: string, disabled: boolean): Promise<boolean> {
+      const count = await knex('oauth_clients')
+        .where({ client_id: clientId })
+        .update({ disabled, updated_at: knex.fn.now(), ...(disabled ? {} : { last_used_at: knex.fn.now() }) });
+      return count > 0;
     },
 
     async upsert(metadata: ClientMetadata, createdBy?: string): Promise<void> {
@@ -48,11 +80,11 @@ export function createClientStore(knex: Knex, box: CryptoBox) {
       await knex('oauth_clients').where({ client_id: clientId }).delete();
     },
 
-    async list(): Promise<(ClientMetadata & { created_by: string | null; disabled: boolean; created_at: Date })[]> {
+    async list(): Promise<(ClientMetadata & { created_by: string | null; disabled: boolean; created_at: Date; last_used_at: Date | null })[]> {
       const rows = await knex<ClientRow>('oauth_clients').orderBy('created_at');
       return rows.map((row) => {
         const { client_secret: _secret, ...metadata } = unseal(row);
-        return { ...metadata, created_by: row.created_by, disabled: row.disabled, created_at: row.created_at };
+        return { ...metadata, created_by: row.created_by, disabled: row.disabled, created_at: row.created_at, last_used_at: row.last_used_at };
       });
     },
   };

@@ -1,0 +1,71 @@
+import Provider, { type KoaContextWithOIDC } from 'oidc-provider';
+import type { AuditService } from '../services/audit.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { ClientStore } from '../store/clients.ts';
+import type { InitialAccessTokenStore } from '../store/initial-access-tokens.ts';
+import type { Adapter } from '../store/oidc-adapter.ts';
+
+/** The request being served by oidc-provider (its AsyncLocalStorage), if any. */
+const currentContext = (): KoaContextWithOIDC | undefined => (Provider as unknown as { ctx?: KoaContextWithOIDC }).ctx;
+
+/**
+ * Wraps the adapter factory so a client stored by the registration endpoint records which
+ * initial access token made it (oauth_clients.created_by = "iat:<id>"), inside the same
+ * request and before the response is sent.
+ */
+export function withRegistrationProvenance(adapter: (model: string) => Adapter, clients: ClientStore): (model: string) => Adapter {
+  return (model) => {
+    const inner = adapter(model);
+    if (model !== 'Client') return inner;
+    return {
+      ...inner,
+      async upsert(id, payload, expiresIn) {
+        await inner.upsert(id, payload, expiresIn);
+        const iat = currentContext()?.oidc.entities.InitialAccessToken;
+        if (iat?.jti) await clients.setCreatedBy(id, `iat:${iat.jti}`);
+      },
+    };
+  };
+}
+
+/**
+ * Provider events for client governance: audit registrations (RFC 7591/7592), give back an
+ * initial access token use when a registration was refused, and note when a client last got
+ * a token (at most once an hour per client and process) for idle-client disabling.
+ */
+export function attachClientGovernance(
+  provider: Provider,
+  { clients, initialAccessTokens, audit, logger }: { clients: ClientStore; initialAccessTokens: InitialAccessTokenStore; audit: AuditService; logger: Logger },
+): void {
+  const lastTouch = new Map<string, number>();
+  const background = (what: string, promise: Promise<unknown>): void => {
+    promise.catch((error: unknown) => {
+      logger.warn({ err: error }, `${what} failed`);
+    });
+  };
+  const who = (ctx: KoaContextWithOIDC) => ({ ip: ctx.ip, userAgent: ctx.get('User-Agent') });
+
+  provider.on('registration_create.error', (ctx: KoaContextWithOIDC) => {
+    const iat = ctx.oidc.entities.InitialAccessToken;
+    if (iat?.jti) background('releasing an initial access token use', initialAccessTokens.release(iat.jti));
+  });
+  provider.on('registration_create.success', (ctx: KoaContextWithOIDC, client: { clientId: string }) => {
+    const iat = ctx.oidc.entities.InitialAccessToken;
+    background('audit', audit.record({ type: 'client.registered', clientId: client.clientId, ...who(ctx), data: { initial_access_token: iat?.jti } }));
+  });
+  provider.on('registration_update.success', (ctx: KoaContextWithOIDC, client: { clientId: string }) => {
+    background('audit', audit.record({ type: 'client.updated', clientId: client.clientId, ...who(ctx) }));
+  });
+  provider.on('registration_delete.success', (ctx: KoaContextWithOIDC, client: { clientId: string }) => {
+    background('audit', audit.record({ type: 'client.deleted', clientId: client.clientId, ...who(ctx) }));
+  });
+  provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
+    const clientId = ctx.oidc.client?.clientId;
+    if (!clientId) return;
+    const now = Date.now();
+    if ((lastTouch.get(clientId) ?? 0) > now - 3_600_000) return;
+    lastTouch.set(clientId, now);
+    if (lastTouch.size > 10_000) lastTouch.clear();
+    background('recording client use', clients.touch(clientId));
+  });
+}

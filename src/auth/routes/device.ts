@@ -1,0 +1,208 @@
+import type { IncomingMessage } from 'node:http';
+import type { Context, Middleware } from 'koa';
+import type { Client, ErrorOut, KoaContextWithOIDC } from 'oidc-provider';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { AccountService } from '../../services/accounts.ts';
+import type { AuditService } from '../../services/audit.ts';
+import type { Logger } from '../../shared/logger.ts';
+import type { Redis } from '../../store/redis.ts';
+import { describeScope } from '../scopes.ts';
+import { renderView, type ViewName } from '../views.ts';
+
+/** oidc-provider's route for the user-code pages (routes.code_verification). */
+export const DEVICE_PATH = '/device';
+
+type DeviceCodeEntity = { clientId?: string; iat?: number; deviceInfo?: { ip?: string; ua?: string }; params?: { scope?: string } };
+
+const page = (ctx: Context | KoaContextWithOIDC, view: ViewName, data: Record<string, unknown>, status = 200): void => {
+  ctx.status = status;
+  ctx.type = 'html';
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = renderView(view, data);
+};
+
+/** "2 minutes ago (2026-11-23 12:05 UTC)": relative for people, absolute for the record. */
+function describeTime(epochSeconds: number | undefined): { iso: string; text: string } {
+  if (!epochSeconds) return { iso: '', text: 'just now' };
+  const date = new Date(epochSeconds * 1000);
+  const minutes = Math.max(0, Math.round((Date.now() - date.getTime()) / 60_000));
+  const relative = minutes === 0 ? 'less than a minute ago' : minutes === 1 ? '1 minute ago' : `${minutes} minutes ago`;
+  return { iso: date.toISOString(), text: `${relative} (${date.toISOString().slice(0, 16).replace('T', ' ')} UTC)` };
+}
+
+/** Only https logos are shown: an http image would leak the visit and could be swapped in transit. */
+function httpsLogo(client: Client): string | undefined {
+  const logo = (client.metadata() as { logo_uri?: unknown }).logo_uri;
+  if (typeof logo !== 'string') return undefined;
+  try {
+    return new URL(logo).protocol === 'https:' ? logo : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Per-IP limiter for wrong user codes: Redis when configured (shared by all instances), else memory. */
+export function createUserCodeLimiter({ redis, attempts, windowSeconds }: { redis: Redis | undefined; attempts: number; windowSeconds: number }): RateLimiterAbstract {
+  const options = { keyPrefix: 'device-user-code', points: attempts, duration: windowSeconds, blockDuration: windowSeconds };
+  return redis ? new RateLimiterRedis({ ...options, storeClient: redis }) : new RateLimiterMemory(options);
+}
+
+/**
+ * RFC 8628 §3.3 pages on oidc-provider's device hooks: code entry (labelled "Code"; case and
+ * dash do not matter, the provider normalises), a confirmation that shows who asks for what,
+ * when and from where (§5.4 anti-phishing), with Allow / Deny / "I didn't start this", and the
+ * result. Wrong codes are counted per IP and lock the IP out like wrong passwords (§5.1).
+ */
+export function createDevicePages({ limiter, attempts, audit, accounts, logger }: {
+  limiter: RateLimiterAbstract;
+  attempts: number;
+  audit: AuditService;
+  accounts: AccountService;
+  logger: Logger;
+}) {
+  // verification_uri_complete: the code travels from our guard to the input page with the request.
+  const prefill = new WeakMap<IncomingMessage, string>();
+
+  const xsrfOf = (ctx: KoaContextWithOIDC): string => (ctx.oidc.session?.state as { secret?: string } | undefined)?.secret ?? '';
+
+  const showInput = (ctx: KoaContextWithOIDC, userCode: string, error?: string): void => {
+    page(ctx, 'device-code', { action: ctx.oidc.urlFor('code_verification'), xsrf: xsrfOf(ctx), userCode, error });
+  };
+
+  const lockedOut = (ctx: Context, retryAfter: number): void => {
+    ctx.set('Retry-After', String(Math.max(1, Math.ceil(retryAfter))));
+    page(
+      ctx,
+      'device-done',
+      {
+        heading: 'Too many wrong codes',
+        message: 'For your security, code entry is paused for this network.',
+        hint: `Try again in ${Math.ceil(retryAfter / 60)} minute(s), and check the code shown on your device carefully.`,
+      },
+      429,
+    );
+  };
+
+  return {
+    /**
+     * In front of the provider: verification_uri_complete (GET /device?user_code=…) shows the
+     * filled-in form instead of auto-submitting it, so a link alone never reaches the
+     * confirmation; a POST from a locked-out IP is refused before any code lookup. Fails
+     * closed when the limiter's store is down.
+     */
+    guard: async function deviceGuard(ctx, next) {
+      if (ctx.path !== DEVICE_PATH) {
+        await next();
+        return;
+      }
+      if (ctx.method === 'GET' && typeof ctx.query.user_code === 'string') {
+        prefill.set(ctx.req, ctx.query.user_code.replace(/[^A-Za-z0-9-]/g, '').slice(0, 32));
+        ctx.req.url = DEVICE_PATH;
+      } else if (ctx.method === 'POST') {
+        let state: RateLimiterRes | null;
+        try {
+          state = await limiter.get(ctx.ip);
+        } catch (error) {
+          logger.error({ err: error }, 'user code rate limiter unavailable; refusing device code entry');
+          page(ctx, 'device-done', { heading: 'Temporarily unavailable', message: 'Code entry is unavailable right now. Please try again in a moment.' }, 503);
+          return;
+        }
+        if (state && state.consumedPoints >= attempts) {
+          lockedOut(ctx, state.msBeforeNext / 1000);
+          return;
+        }
+      }
+      await next();
+    } satisfies Middleware,
+
+    async userCodeInputSource(ctx: KoaContextWithOIDC, _form: string, out?: ErrorOut, err?: Error): Promise<void> {
+      const entered = (err as { userCode?: string } | undefined)?.userCode ?? '';
+      const denied = err?.name === 'AbortedError' || out?.error === 'access_denied';
+      if (!denied) {
+        let error: string | undefined;
+        let userCode = '';
+        switch (err?.name) {
+          case undefined:
+            if (out) error = 'Something went wrong. Please enter the code again.';
+            else userCode = prefill.get(ctx.req) ?? '';
+            break;
+          case 'NoCodeError':
+            error = 'Enter the code shown on your device.';
+            break;
+          case 'NotFoundError':
+            try {
+              await limiter.consume(ctx.ip);
+            } catch (rejection) {
+              if (rejection instanceof RateLimiterRes) {
+                lockedOut(ctx, rejection.msBeforeNext / 1000);
+                return;
+              }
+              logger.error({ err: rejection }, 'user code rate limiter unavailable');
+            }
+            error = 'That code is not right. Check the code shown on your device and try again.';
+            userCode = entered;
+            break;
+          case 'ExpiredError':
+            error = 'That code has expired. Start again on your device to get a new one.';
+            break;
+          case 'AlreadyUsedError':
+            error = 'That code has already been used. Start again on your device to get a new one.';
+            break;
+          default:
+            error = 'Something went wrong. Please enter the code again.';
+        }
+        showInput(ctx, userCode, error);
+        return;
+      }
+      // Denied: from our Deny button, "I didn't start this", or the consent page.
+      const reported = ctx.oidc.params?.abort === 'report';
+      if (reported) {
+        const code = ctx.oidc.entities.DeviceCode as DeviceCodeEntity | undefined;
+        await audit.record({
+          type: 'device.request_reported',
+          outcome: 'failure',
+          actorId: ctx.oidc.session?.accountId,
+          clientId: code?.clientId,
+          ip: ctx.ip,
+          userAgent: ctx.get('User-Agent'),
+          data: { device_ip: code?.deviceInfo?.ip, device_user_agent: code?.deviceInfo?.ua, requested_at: code?.iat },
+        });
+      }
+      page(ctx, 'device-done', {
+        heading: reported ? 'Request blocked and reported' : 'Access denied',
+        message: reported
+          ? 'Nothing was connected. We have recorded this request so it can be looked into.'
+          : 'The device was not connected. You can close this page.',
+        hint: reported ? 'If someone sent you this code, do not enter codes for them. Consider changing your password.' : undefined,
+      });
+    },
+
+    async userCodeConfirmSource(ctx: KoaContextWithOIDC, _form: string, client: Client, deviceInfo: { ip?: string; ua?: string }, userCode: string): Promise<void> {
+      const code = ctx.oidc.entities.DeviceCode as DeviceCodeEntity | undefined;
+      const requested = (code?.params?.scope ?? '').split(' ').filter(Boolean);
+      const started = describeTime(code?.iat);
+      const accountId = ctx.oidc.session?.accountId;
+      const account = accountId ? await accounts.findActive(accountId) : undefined;
+      page(ctx, 'device-confirm', {
+        action: ctx.oidc.urlFor('code_verification'),
+        xsrf: xsrfOf(ctx),
+        userCode,
+        clientName: client.clientName ?? client.clientId,
+        logoUri: httpsLogo(client),
+        scopes: [...new Set(requested)].filter((s) => s !== 'openid' || requested.length === 1).map(describeScope),
+        startedIso: started.iso,
+        startedText: started.text,
+        ip: typeof deviceInfo.ip === 'string' ? deviceInfo.ip : '',
+        userAgent: typeof deviceInfo.ua === 'string' ? deviceInfo.ua.slice(0, 200) : '',
+        email: account?.email,
+      });
+    },
+
+    successSource(ctx: KoaContextWithOIDC): void {
+      const name = ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId ?? 'the application';
+      page(ctx, 'device-done', { heading: 'Device connected', message: `You are signed in to ${name} on your device. You can close this page.` });
+    },
+  };
+}
+
+export type DevicePages = ReturnType<typeof createDevicePages>;

@@ -1,0 +1,35 @@
+import { createHash } from 'node:crypto';
+import type { Knex } from 'knex';
+import type { Redis } from './redis.ts';
+
+/** Remembers DPoP proof ids (RFC 9449 §11.1) for their acceptance window. */
+export type ReplayStore = {
+  /** True the first time a key is seen within ttlSeconds; false for a replay. Throws when the store is down. */
+  firstUse(key: string, ttlSeconds: number): Promise<boolean>;
+};
+
+const digest = (key: string): string => createHash('sha256').update(key, 'utf8').digest('base64url');
+
+/** Redis SET NX EX when configured (atomic across instances), else an INSERT … ON CONFLICT in Postgres. */
+export function createReplayStore({ redis, knex }: { redis: Redis | undefined; knex: Knex }): ReplayStore {
+  if (redis) {
+    return {
+      async firstUse(key, ttlSeconds) {
+        return (await redis.set(`dpop-jti:${digest(key)}`, '1', 'EX', ttlSeconds, 'NX')) === 'OK';
+      },
+    };
+  }
+  let inserts = 0;
+  return {
+    async firstUse(key, ttlSeconds) {
+      if (++inserts % 500 === 0) await knex('dpop_proof_jtis').where('expires_at', '<', knex.fn.now()).delete();
+      const rows = await knex('dpop_proof_jtis')
+        .insert({ jti_hash: digest(key), expires_at: new Date(Date.now() + ttlSeconds * 1000) })
+        .onConflict('jti_hash')
+        .merge({ expires_at: knex.raw('EXCLUDED.expires_at') })
+        .where('dpop_proof_jtis.expires_at', '<', knex.fn.now())
+        .returning('jti_hash');
+      return rows.length > 0;
+    },
+  };
+}

@@ -1,0 +1,263 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { expect } from 'chai';
+import * as client from 'openid-client';
+import { startTestServers, testConfigEnv, type TestServers } from '../helpers/servers.ts';
+
+const run = promisify(execFile);
+
+/**
+ * RFC 7591 registration behind initial access tokens, our registration policy (SECURITY.md
+ * T3/T4, B3, B16), RFC 7592 management with a rotating registration access token, and the
+ * provenance/idle governance of registered clients.
+ */
+describe('dynamic client registration (RFC 7591/7592)', function () {
+  let servers: TestServers;
+  let registrationEndpoint: string;
+
+  before(async function () {
+    servers = await startTestServers();
+    const meta = (await (await fetch(`${servers.issuer}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+    registrationEndpoint = meta.registration_endpoint as string;
+  });
+
+  after(async function () {
+    await servers.stop();
+  });
+
+  const newIat = async (options: { ttlSeconds?: number; maxUses?: number; note?: string } = {}) =>
+    servers.deps.stores.initialAccessTokens.create(options);
+
+  async function register(metadata: Record<string, unknown>, token?: string): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
+    const response = await fetch(registrationEndpoint, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify(metadata),
+    });
+    return { status: response.status, body: (await response.json().catch(() => ({}))) as Record<string, unknown>, headers: response.headers };
+  }
+
+  const web = { client_name: 'Web App', redirect_uris: ['https://app.example/cb'] };
+
+  it('advertises the registration endpoint and device flow in discovery', async function () {
+    const meta = (await (await fetch(`${servers.issuer}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+    expect(meta.registration_endpoint).to.equal(`${servers.issuer}/reg`);
+    expect(meta.device_authorization_endpoint).to.equal(`${servers.issuer}/device/auth`);
+    expect(meta.dpop_signing_alg_values_supported).to.include('ES256');
+  });
+
+  it('refuses registration without, or with an unknown, initial access token', async function () {
+    const none = await register(web);
+    expect(none.status).to.equal(401);
+    expect(none.body.error).to.equal('invalid_token');
+    const wrong = await register(web, 'piat_not-a-real-token');
+    expect(wrong.status).to.equal(401);
+    expect(wrong.body.error).to.equal('invalid_token');
+  });
+
+  it('registers a confidential web client with openid-client and records the token that made it', async function () {
+    const { token, record } = await newIat({ note: 'web team' });
+    const rp = await client.dynamicClientRegistration(
+      new URL(servers.issuer),
+      { ...web, grant_types: ['authorization_code', 'refresh_token'] },
+      undefined,
+      { initialAccessToken: token, execute: [client.allowInsecureRequests] },
+    );
+    const metadata = rp.clientMetadata();
+    expect(metadata.client_id).to.be.a('string');
+    expect(metadata.client_secret).to.be.a('string').with.length.greaterThan(40);
+    expect(metadata.token_endpoint_auth_method).to.equal('client_secret_basic');
+    expect(metadata.scope).to.equal('openid offline_access profile email records:read records:write');
+    expect(metadata.registration_access_token).to.be.a('string');
+    const listed = (await servers.deps.stores.clients.list()).find((c) => c.client_id === metadata.client_id);
+    expect(listed?.created_by).to.equal(`iat:${record.id}`);
+    // Stored hashed: neither the IAT nor the registration access token is in the database.
+    const rows = await servers.deps.knex('initial_access_tokens').where({ id: record.id });
+    expect(JSON.stringify(rows)).to.not.include(token);
+    const payloads = await servers.deps.knex('oidc_payloads').where({ type: 'RegistrationAccessToken' });
+    expect(JSON.stringify(payloads)).to.not.include(metadata.registration_access_token);
+  });
+
+  it('registers a public native client (PKCE, loopback) and a device-flow CLI', async function () {
+    const { token } = await newIat();
+    const native = await register({
+      application_type: 'native',
+      token_endpoint_auth_method: 'none',
+      redirect_uris: ['http://127.0.0.1/cb', 'http://[::1]/cb', 'com.example.app:/oauth2redirect'],
+      grant_types: ['authorization_code', 'refresh_token'],
+    }, token);
+    expect(native.status, JSON.stringify(native.body)).to.equal(201);
+    expect(native.body).to.not.have.property('client_secret');
+    const cli = await register({ client_name: 'CLI', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'] }, token);
+    expect(cli.status, JSON.stringify(cli.body)).to.equal(201);
+    expect(cli.body.redirect_uris).to.deep.equal([]);
+  });
+
+  it('registers a private_key_jwt service and a client_secret_post one', async function () {
+    const { token } = await newIat();
+    const { publicKey } = await client.randomDPoPKeyPair('ES256', { extractable: true });
+    const { exportJWK } = await import('jose');
+    const jwk = { ...(await exportJWK(publicKey)), use: 'sig', alg: 'ES256' };
+    const service = await register({ client_name: 'svc', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [jwk] }, grant_types: ['client_credentials'], scope: 'records:read' }, token);
+    expect(service.status, JSON.stringify(service.body)).to.equal(201);
+    expect(service.body).to.not.have.property('client_secret');
+    const post = await register({ ...web, token_endpoint_auth_method: 'client_secret_post' }, token);
+    expect(post.status).to.equal(201);
+    expect(post.body.client_secret).to.be.a('string');
+  });
+
+  describe('policy rejections', function () {
+    let token: string;
+    before(async function () {
+      ({ token } = await newIat());
+    });
+
+    const cases: [string, Record<string, unknown>, string, RegExp][] = [
+      ['T3 javascript: scheme', { redirect_uris: ['javascript:alert(1)'] }, 'invalid_redirect_uri', /forbidden scheme javascript:/],
+      ['T3 JaVaScRiPt: scheme', { redirect_uris: ['JaVaScRiPt:alert(1)'] }, 'invalid_redirect_uri', /forbidden scheme/],
+      ['T3 data: scheme', { redirect_uris: ['data:text/html,<script>alert(1)</script>'] }, 'invalid_redirect_uri', /forbidden scheme data:/],
+      ['T3 vbscript: scheme', { redirect_uris: ['vbscript:msgbox(1)'] }, 'invalid_redirect_uri', /forbidden scheme vbscript:/],
+      ['T3 non-loopback http', { redirect_uris: ['http://app.example/cb'] }, 'invalid_redirect_uri', /uses http/],
+      ['T3 fragment', { redirect_uris: ['https://app.example/cb#frag'] }, 'invalid_redirect_uri', /fragment/],
+      ['T3 localhost look-alike', { application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: ['http://localhost.evil.test/cb'] }, 'invalid_redirect_uri', /loopback/],
+      ['T4 http://localhost for native', { application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: ['http://localhost/cb'] }, 'invalid_redirect_uri', /localhost/],
+      ['T4 loopback http for a web client', { redirect_uris: ['http://127.0.0.1/cb'] }, 'invalid_redirect_uri', /uses http/],
+      ['wildcard', { redirect_uris: ['https://*.app.example/cb'] }, 'invalid_redirect_uri', /wildcard/],
+      ['userinfo', { redirect_uris: ['https://evil.test@app.example/cb'] }, 'invalid_redirect_uri', /user information/],
+      ['relative URI', { redirect_uris: ['/cb'] }, 'invalid_redirect_uri', /absolute/],
+      ['whitespace', { redirect_uris: ['https://app.example/cb '] }, 'invalid_redirect_uri', /whitespace/],
+      ['custom scheme for a web client', { redirect_uris: ['com.example.app:/cb'] }, 'invalid_redirect_uri', /web clients must use https/],
+      ['non reverse-domain private scheme', { application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: ['myapp:/cb'] }, 'invalid_redirect_uri', /reverse domain/],
+      ['dangerous post-logout URI', { post_logout_redirect_uris: ['javascript:alert(1)'] }, 'invalid_client_metadata', /post_logout_redirect_uris/],
+      ['implicit grant', { grant_types: ['implicit'] }, 'invalid_client_metadata', /"implicit" is not allowed/],
+      ['password grant (B9)', { grant_types: ['password'] }, 'invalid_client_metadata', /"password" is not allowed/],
+      ['token response type', { response_types: ['code token'] }, 'invalid_client_metadata', /only "code"/],
+      ['public client_credentials', { token_endpoint_auth_method: 'none', grant_types: ['client_credentials'], redirect_uris: [] }, 'invalid_client_metadata', /confidential client/],
+      ['client_secret_jwt', { token_endpoint_auth_method: 'client_secret_jwt' }, 'invalid_client_metadata', /token_endpoint_auth_method must be one of/],
+      ['private_key_jwt without keys', { token_endpoint_auth_method: 'private_key_jwt' }, 'invalid_client_metadata', /jwks/],
+      ['http logo', { logo_uri: 'http://app.example/logo.png' }, 'invalid_client_metadata', /logo_uri must be an https URL/],
+      ['self-granted admin scope', { scope: 'openid admin' }, 'invalid_client_metadata', /"admin" cannot be self-registered/],
+      ['unknown scope', { scope: 'openid superpowers' }, 'invalid_client_metadata', /not a scope of this server/],
+      ['no redirect URI for code', { redirect_uris: [] }, 'invalid_redirect_uri', /at least one redirect URI/],
+    ];
+    for (const [name, metadata, error, description] of cases) {
+      it(`rejects ${name}`, async function () {
+        const result = await register({ ...web, ...metadata }, token);
+        expect(result.status, JSON.stringify(result.body)).to.equal(400);
+        expect(result.body.error).to.equal(error);
+        expect(result.body.error_description).to.match(description);
+      });
+    }
+
+    it('does not count refused registrations against max_uses', async function () {
+      const limited = await newIat({ maxUses: 1 });
+      expect((await register({ ...web, redirect_uris: ['javascript:x'] }, limited.token)).status).to.equal(400);
+      // Released asynchronously by the provider's error event.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect((await register(web, limited.token)).status).to.equal(201);
+      expect((await register(web, limited.token)).status).to.equal(401);
+    });
+  });
+
+  it('enforces max uses atomically under concurrency, expiry and revocation', async function () {
+    const limited = await newIat({ maxUses: 3 });
+    const results = await Promise.all(Array.from({ length: 10 }, () => register(web, limited.token)));
+    expect(results.filter((r) => r.status === 201)).to.have.length(3);
+    expect(results.filter((r) => r.status === 401)).to.have.length(7);
+
+    const expired = await newIat({ ttlSeconds: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect((await register(web, expired.token)).status).to.equal(401);
+
+    const revoked = await newIat();
+    expect(await servers.deps.stores.initialAccessTokens.revoke(revoked.record.id)).to.equal(true);
+    expect((await register(web, revoked.token)).status).to.equal(401);
+  });
+
+  it('RFC 7592: reads, updates (rotating the registration access token) and deletes', async function () {
+    const { token } = await newIat();
+    const created = await register(web, token);
+    const uri = created.body.registration_client_uri as string;
+    const rat = created.body.registration_access_token as string;
+    expect(uri).to.equal(`${servers.issuer}/reg/${created.body.client_id as string}`);
+
+    const read = await fetch(uri, { headers: { Authorization: `Bearer ${rat}` } });
+    expect(read.status).to.equal(200);
+    expect(((await read.json()) as Record<string, unknown>).client_name).to.equal('Web App');
+    expect((await fetch(uri, { headers: { Authorization: 'Bearer wrong' } })).status).to.equal(401);
+
+    const update = async (accessToken: string, body: Record<string, unknown>) =>
+      fetch(uri, { method: 'PUT', headers: { Authorization: `Bearer ${accessToken}`, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    // The policy applies to updates too.
+    const bad = await update(rat, { client_id: created.body.client_id, ...web, redirect_uris: ['http://app.example/cb'] });
+    expect(bad.status).to.equal(400);
+    expect(((await bad.json()) as Record<string, unknown>).error).to.equal('invalid_redirect_uri');
+
+    const good = await update(rat, { client_id: created.body.client_id, ...web, client_name: 'Renamed' });
+    expect(good.status).to.equal(200);
+    const updated = (await good.json()) as Record<string, unknown>;
+    expect(updated.client_name).to.equal('Renamed');
+    expect(updated.client_secret).to.equal(created.body.client_secret);
+    const rotated = updated.registration_access_token as string;
+    expect(rotated).to.be.a('string').and.not.equal(rat);
+    expect((await fetch(uri, { headers: { Authorization: `Bearer ${rat}` } })).status).to.equal(401);
+
+    const removed = await fetch(uri, { method: 'DELETE', headers: { Authorization: `Bearer ${rotated}` } });
+    expect(removed.status).to.equal(204);
+    expect(await servers.deps.stores.clients.find(created.body.client_id as string)).to.equal(undefined);
+    expect((await fetch(uri, { headers: { Authorization: `Bearer ${rotated}` } })).status).to.equal(401);
+  });
+
+  it('a registration access token cannot manage another client', async function () {
+    const { token } = await newIat();
+    const a = await register(web, token);
+    const b = await register(web, token);
+    const response = await fetch(b.body.registration_client_uri as string, { headers: { Authorization: `Bearer ${a.body.registration_access_token as string}` } });
+    expect(response.status).to.equal(401);
+  });
+
+  it('disables clients idle for longer than CLIENT_IDLE_DISABLE_DAYS and re-enables on request', async function () {
+    const { token } = await newIat();
+    const created = await register(web, token);
+    const clientId = created.body.client_id as string;
+    await servers.deps.knex('oauth_clients').where({ client_id: clientId }).update({ created_at: new Date(Date.now() - 40 * 86_400_000) });
+    expect(await servers.deps.stores.clients.find(clientId, 30)).to.equal(undefined);
+    const listed = (await servers.deps.stores.clients.list()).find((c) => c.client_id === clientId);
+    expect(listed?.disabled).to.equal(true);
+    expect(await servers.deps.stores.clients.setDisabled(clientId, false)).to.equal(true);
+    expect(await servers.deps.stores.clients.find(clientId, 30)).to.not.equal(undefined);
+  });
+
+  describe('CLI', function () {
+    const cli = async (...args: string[]) => {
+      const { stdout } = await run(process.execPath, ['src/cli.ts', ...args], { env: { ...process.env, ...testConfigEnv() } });
+      return JSON.parse(stdout) as unknown;
+    };
+
+    it('iat create | list | revoke, and clients create applies the same policy', async function () {
+      this.timeout(30_000);
+      const created = (await cli('iat', 'create', '--ttl', '600', '--max-uses', '2', '--note', 'from the CLI')) as Record<string, unknown>;
+      expect(created.initial_access_token).to.match(/^piat_/);
+      expect(created).to.include({ max_uses: 2, uses: 0, note: 'from the CLI' });
+      const listed = (await cli('iat', 'list')) as Record<string, unknown>[];
+      const entry = listed.find((t) => t.id === created.id);
+      expect(entry).to.not.have.property('initial_access_token');
+      expect(entry).to.not.have.property('token_hash');
+      expect((await register(web, created.initial_access_token as string)).status).to.equal(201);
+      expect(await cli('iat', 'revoke', created.id as string)).to.deep.equal({ id: created.id, revoked: true });
+      expect((await register(web, created.initial_access_token as string)).status).to.equal(401);
+
+      let failure: unknown;
+      try {
+        await cli('clients', 'create', '--json', JSON.stringify({ redirect_uris: ['javascript:alert(1)'] }));
+      } catch (error) {
+        failure = error;
+      }
+      const stderr = (failure as { stderr?: string }).stderr ?? '';
+      expect(JSON.parse(stderr)).to.deep.include({ error: 'invalid_redirect_uri' });
+
+      const clientsList = (await cli('clients', 'list')) as Record<string, unknown>[];
+      expect(clientsList.some((c) => typeof c.created_by === 'string' && c.created_by.startsWith('iat:'))).to.equal(true);
+    });
+  });
+});
