@@ -6,8 +6,8 @@ import { createAccountService } from './services/accounts.ts';
 import { createAuditService } from './services/audit.ts';
 import { createKeyService } from './services/keys.ts';
 import { createPasswordHasher } from './services/passwords.ts';
-import { createCryptoBox } from './shared/crypto-box.ts';
 import { createLogger, type Logger } from './shared/logger.ts';
+import { createMasterBox } from './shared/master-key.ts';
 import { createAuditEventStore } from './store/audit-events.ts';
 import { createClientStore } from './store/clients.ts';
 import { createInitialAccessTokenStore } from './store/initial-access-tokens.ts';
@@ -21,6 +21,7 @@ import { createRedis, type Redis } from './store/redis.ts';
 import { createRoleStore } from './store/roles.ts';
 import { createKeyStore } from './store/signing-keys.ts';
 import { createUserStore } from './store/users.ts';
+import { createApiServices } from './services/api-services.ts';
 
 export class StartupError extends Error {
   constructor(message: string) {
@@ -65,7 +66,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       const pending = await pendingMigrations(knex);
       if (pending.length > 0) throw new StartupError(`the database schema is behind by ${pending.length} migration(s); run: portcullis migrate`);
     }
-    const box = createCryptoBox(await resolveMasterKey(config, database.embedded, logger));
+    const box = createMasterBox(await resolveMasterKey(config, database.embedded, logger));
     const redis: Redis | undefined = createRedis(config);
 
     const stores = {
@@ -80,6 +81,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
     const hasher = createPasswordHasher(config.argon2);
     const accounts = createAccountService({ knex, users: stores.users, roles: stores.roles, hasher, audit });
     const keys = createKeyService({ store: stores.keys, box });
+    const api = createApiServices({ knex, box, users: stores.users, roles: stores.roles, audit });
 
     /** oidc-provider's adapter factory: clients are always durable; the rest in Redis or Postgres. */
     const oidcAdapter = (model: string): Adapter => {
@@ -122,6 +124,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       hasher,
       accounts,
       keys,
+      api,
       oidcAdapter,
       async close() {
         if (sweeper) clearInterval(sweeper);

@@ -6,8 +6,10 @@ import { problemHandler } from '../shared/koa-problem-handler.ts';
 import { requestLogger } from '../shared/koa-request-logger.ts';
 import { apiSecurityHeaders } from '../shared/koa-security-headers.ts';
 import { notFound } from '../shared/problem.ts';
+import { mountRoutes } from './define-route.ts';
 import { bearerAuth } from './koa-bearer-auth.ts';
-import { meRoutes } from './routes/me.ts';
+import { buildOpenApiDocument, openApiEndpoint } from './openapi.ts';
+import { apiRoutes } from './routes/index.ts';
 import { protectedResourceMetadata } from './routes/protected-resource.ts';
 import { createReplayStore } from '../store/dpop-replay.ts';
 
@@ -31,7 +33,9 @@ export function buildApiApp(deps: Deps, readiness: Readiness): Koa {
   app.use(resourceMetadata.middleware);
   app.use(problemHandler({ logger }));
   app.use(health({ knex: deps.knex, redis: deps.redis, readiness }));
-  const me = meRoutes({ roles: deps.stores.roles });
+  const routes = apiRoutes(deps);
+  const router = mountRoutes(routes, { rbac: deps.api.rbac });
+  app.use(openApiEndpoint(buildOpenApiDocument(routes, { issuer: config.issuer, apiUrl: config.apiUrl, version: '1.0.0' })));
   const authed = bearerAuth({
     issuer: config.issuer,
     audience: config.apiUrl,
@@ -43,8 +47,8 @@ export function buildApiApp(deps: Deps, readiness: Readiness): Koa {
     if (ctx.path.startsWith('/v1/')) await authed(ctx, next);
     else await next();
   });
-  app.use(me.routes());
-  app.use(me.allowedMethods());
+  app.use(router.routes());
+  app.use(router.allowedMethods({ throw: true }));
   app.use(function fallthrough() {
     throw notFound();
   });

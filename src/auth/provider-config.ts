@@ -96,6 +96,15 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
       id_token_signed_response_alg: 'RS256',
     },
     rotateRefreshToken: true,
+    // RFC 9068 §2.2.1: JWT access tokens say when and how the user signed in, so the API can
+    // demand a recent sign-in for dangerous operations (RFC 9470 step-up, e.g. DELETE /v1/me).
+    extraTokenClaims(ctx, token) {
+      if (token.kind !== 'AccessToken') return undefined;
+      const { AuthorizationCode: code, RefreshToken: refresh, DeviceCode: device } = ctx.oidc.entities;
+      const source = code ?? refresh ?? device;
+      if (!source?.authTime) return undefined;
+      return { auth_time: source.authTime, ...(source.acr ? { acr: source.acr } : {}), ...(source.amr ? { amr: source.amr } : {}) };
+    },
     ttl: {
       AccessToken: config.ttl.accessToken,
       ClientCredentials: config.ttl.accessToken,

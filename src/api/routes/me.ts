@@ -1,20 +1,28 @@
-import Router from '@koa/router';
-import type { RoleStore } from '../../store/roles.ts';
-import type { AuthState } from '../koa-bearer-auth.ts';
+import { defineRoute, type AnyRoute } from '../define-route.ts';
 
 /** GET /v1/me: who the token speaks for. Client-credentials tokens (sub = client) have no roles. */
-export function meRoutes({ roles }: { roles: RoleStore }): Router {
-  const router = new Router();
-  router.get('/v1/me', async function me(ctx) {
-    const { token } = ctx.state.auth as AuthState;
-    const isUser = token.sub !== token.client_id;
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = {
-      sub: token.sub,
-      client_id: token.client_id,
-      scope: token.scope ?? '',
-      roles: isUser ? await roles.rolesOf(token.sub) : [],
-    };
-  });
-  return router;
+export function meRoutes(): AnyRoute[] {
+  return [
+    defineRoute({
+      operationId: 'getMe',
+      method: 'get',
+      path: '/v1/me',
+      summary: 'The subject of the access token, its granted scope, roles and permissions',
+      tags: ['me'],
+      scopes: [],
+      responses: { 200: { description: 'The caller.', schema: 'Me' } },
+      handler({ auth }) {
+        const { token, subject } = auth;
+        return Promise.resolve({
+          body: {
+            sub: token.sub,
+            client_id: token.client_id,
+            scope: token.scope ?? '',
+            roles: [...(subject?.roles ?? [])],
+            permissions: [...(subject?.permissions ?? [])].sort(),
+          },
+        });
+      },
+    }),
+  ];
 }

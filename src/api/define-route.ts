@@ -1,0 +1,145 @@
+import Router from '@koa/router';
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import type { Context, Middleware } from 'koa';
+import type { RbacService, Subject } from '../services/rbac.ts';
+import { badRequest, forbidden, insufficientScope, invalidToken, payloadTooLarge, Problem, problemType } from '../shared/problem.ts';
+import type { AccessTokenClaims, AuthState } from './koa-bearer-auth.ts';
+import type { JsonSchema } from './schemas.ts';
+
+export type HttpMethod = 'get' | 'post' | 'patch' | 'put' | 'delete';
+
+/** Who is calling: the token, its scopes, and (for user tokens) the user's roles and permissions. */
+export type RouteAuth = { token: AccessTokenClaims; scopes: ReadonlySet<string>; subject: Subject | undefined };
+
+export type RouteInput<P, Q, B> = { params: P; query: Q; body: B; auth: RouteAuth; ctx: Context };
+export type RouteResult = { status?: number; body?: unknown; headers?: Record<string, string> };
+
+export type ResponseSpec = { description: string; schema?: string };
+
+export type RouteDefinition<P = Record<string, never>, Q = Record<string, never>, B = undefined> = {
+  operationId: string;
+  method: HttpMethod;
+  /** OpenAPI path template, e.g. `/v1/records/{id}`. */
+  path: string;
+  summary: string;
+  description?: string;
+  tags: string[];
+  /** Every scope listed must be granted to the token (403 insufficient_scope otherwise). */
+  scopes: readonly string[];
+  /** Permission the user's roles must grant (403 problem otherwise); client tokens have none. */
+  permission?: string;
+  params?: JsonSchema;
+  query?: JsonSchema;
+  body?: JsonSchema;
+  /** Largest accepted request body in bytes (413 above it). */
+  maxBodyBytes?: number;
+  /** Success responses by status; error responses are added to the document automatically. */
+  responses: Record<number, ResponseSpec>;
+  /** Statuses of extra problem responses this route can produce (404, 409, 422 …). */
+  problems?: number[];
+  handler(input: RouteInput<P, Q, B>): Promise<RouteResult>;
+};
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the route table holds routes of every input type
+export type AnyRoute = RouteDefinition<any, any, any>;
+
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+
+/** Keeps the input types of one route while collecting it into a table of routes. */
+export const defineRoute = <P = Record<string, never>, Q = Record<string, never>, B = undefined>(route: RouteDefinition<P, Q, B>): RouteDefinition<P, Q, B> => route;
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
+/** Bodies are taken as sent (no coercion); path and query strings are coerced to the declared types. */
+const bodyAjv = addFormats(new Ajv2020({ allErrors: true, strict: true, useDefaults: false }));
+const stringAjv = addFormats(new Ajv2020({ allErrors: true, strict: true, coerceTypes: true, useDefaults: true }));
+
+function toErrors(part: string, errors: ErrorObject[] | null | undefined): { pointer: string; detail: string }[] {
+  return (errors ?? []).slice(0, 20).map((e) => {
+    const extra = e.keyword === 'additionalProperties' ? `/${(e.params as { additionalProperty: string }).additionalProperty}` : '';
+    return { pointer: `/${part}${e.instancePath}${extra}`, detail: e.keyword === 'additionalProperties' ? 'is not a known field' : (e.message ?? 'is invalid') };
+  });
+}
+
+function validator(ajv: Ajv2020, part: string, schema: JsonSchema | undefined): (value: unknown) => void {
+  if (!schema) return () => undefined;
+  const validate: ValidateFunction = ajv.compile(schema);
+  return (value) => {
+    if (!validate(value)) throw badRequest(`The request ${part} is not valid.`, { errors: toErrors(part, validate.errors) });
+  };
+}
+
+async function readJsonBody(ctx: Context, limit: number): Promise<unknown> {
+  const declared = Number(ctx.get('Content-Length') || '0');
+  if (declared > limit) throw payloadTooLarge(limit);
+  if (!ctx.request.is('application/json')) {
+    throw new Problem({ status: 415, type: problemType('unsupported-media-type'), title: 'Unsupported media type', detail: 'Send the body as application/json.' });
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of ctx.req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw payloadTooLarge(limit);
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch {
+    throw badRequest('The request body is not valid JSON.');
+  }
+}
+
+const koaPath = (template: string): string => template.replace(/\{(\w+)\}/g, ':$1');
+
+/**
+ * Turns route definitions into one router. Each route runs the same pipeline, in this order:
+ * scopes → subject (account still active) → permission → params/query → body → handler.
+ */
+export function mountRoutes(routes: readonly AnyRoute[], { rbac }: { rbac: RbacService }): Router {
+  const router = new Router();
+  for (const route of routes) {
+    const checkParams = validator(stringAjv, 'path', route.params);
+    const checkQuery = validator(stringAjv, 'query', route.query);
+    const checkBody = validator(bodyAjv, 'body', route.body);
+    const maxBody = route.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+
+    const pipeline: Middleware[] = [
+      /** OAuth scopes: what the user allowed this client to do. */
+      async function checkScopes(ctx, next) {
+        const { scopes } = ctx.state.auth as AuthState;
+        const missing = route.scopes.filter((s) => !scopes.has(s));
+        if (missing.length > 0) throw insufficientScope(route.scopes.join(' '));
+        await next();
+      },
+      /** Roles: what the user may do at all; a disabled or erased account loses access at once. */
+      async function checkPermission(ctx, next) {
+        const { token, scopes } = ctx.state.auth as AuthState;
+        const isUser = token.sub !== token.client_id;
+        const subject = isUser ? await rbac.subject(token.sub) : undefined;
+        if (subject && !subject.active) throw invalidToken('The account of this token is disabled.');
+        if (route.permission && !subject?.permissions.has(route.permission)) throw forbidden(route.permission);
+        ctx.state.route = { token, scopes, subject } satisfies RouteAuth;
+        await next();
+      },
+      /** Input validation, then the handler: the end of the pipeline. */
+      async function handle(ctx) {
+        const params = { ...(ctx.params as Record<string, string>) };
+        checkParams(params);
+        const query = { ...ctx.query };
+        checkQuery(query);
+        let body: unknown = undefined;
+        if (route.body) {
+          body = await readJsonBody(ctx, maxBody);
+          checkBody(body);
+        }
+        const result = await route.handler({ params, query, body, auth: ctx.state.route as RouteAuth, ctx });
+        ctx.set('Cache-Control', 'no-store');
+        if (result.headers) ctx.set(result.headers);
+        ctx.status = result.status ?? 200;
+        if (result.body !== undefined) ctx.body = result.body;
+      },
+    ];
+    router.register(koaPath(route.path), [route.method.toUpperCase()], pipeline, { name: route.operationId });
+  }
+  return router;
+}

@@ -1,0 +1,36 @@
+import type { Knex } from 'knex';
+import type { CryptoBox } from '../shared/crypto-box.ts';
+import { createAuditSearch } from '../store/audit-search.ts';
+import { createDataKeyStore } from '../store/data-keys.ts';
+import { createRecordStore } from '../store/records.ts';
+import type { RoleStore } from '../store/roles.ts';
+import { createUserDirectory } from '../store/user-directory.ts';
+import type { UserStore } from '../store/users.ts';
+import type { AuditService } from './audit.ts';
+import { createGdprService } from './gdpr.ts';
+import { createRbacService } from './rbac.ts';
+import { createRecordService } from './records.ts';
+import { createUserAdminService } from './user-admin.ts';
+import { createVault } from './vault.ts';
+
+/** The resource API's stores and services (composed once in deps.ts). */
+export function createApiServices({ knex, box, users, roles, audit }: { knex: Knex; box: CryptoBox; users: UserStore; roles: RoleStore; audit: AuditService }) {
+  const stores = {
+    records: createRecordStore(knex),
+    dataKeys: createDataKeyStore(knex),
+    directory: createUserDirectory(knex),
+    auditSearch: createAuditSearch(knex),
+  };
+  const rbac = createRbacService({ roles, users });
+  const vault = createVault({ box, dataKeys: stores.dataKeys });
+  return {
+    stores,
+    rbac,
+    vault,
+    records: createRecordService({ knex, records: stores.records, users, vault, audit }),
+    gdpr: createGdprService({ knex, directory: stores.directory, roles, records: stores.records, auditSearch: stores.auditSearch, vault, rbac, audit }),
+    userAdmin: createUserAdminService({ knex, directory: stores.directory, roles, rbac, audit }),
+  };
+}
+
+export type ApiServices = ReturnType<typeof createApiServices>;

@@ -1,0 +1,41 @@
+import type { RoleStore } from '../store/roles.ts';
+import type { UserStore } from '../store/users.ts';
+
+/** What the API knows about a token's user: whether the account is usable, its roles and permissions. */
+export type Subject = { id: string; active: boolean; roles: readonly string[]; permissions: ReadonlySet<string> };
+
+/**
+ * Role-based access control over Postgres (roles → permissions). Lookups are cached in-process
+ * for a few seconds so a burst of API calls costs one query; role changes made through the
+ * admin API invalidate the entry at once (other instances converge within the TTL).
+ */
+export function createRbacService({ roles, users, ttlMs = 5_000 }: { roles: RoleStore; users: UserStore; ttlMs?: number }) {
+  const cache = new Map<string, { expires: number; subject: Promise<Subject> }>();
+
+  async function load(userId: string): Promise<Subject> {
+    const user = await users.findById(userId);
+    if (!user) return { id: userId, active: false, roles: [], permissions: new Set() };
+    const [roleNames, permissionNames] = await Promise.all([roles.rolesOf(userId), roles.permissionsOf(userId)]);
+    return { id: userId, active: !user.disabled, roles: roleNames, permissions: new Set(permissionNames) };
+  }
+
+  return {
+    subject(userId: string): Promise<Subject> {
+      const now = Date.now();
+      const hit = cache.get(userId);
+      if (hit && hit.expires > now) return hit.subject;
+      if (cache.size > 10_000) cache.clear();
+      const subject = load(userId);
+      cache.set(userId, { expires: now + ttlMs, subject });
+      // A failed lookup must not be cached.
+      subject.catch(() => cache.delete(userId));
+      return subject;
+    },
+
+    invalidate(userId: string): void {
+      cache.delete(userId);
+    },
+  };
+}
+
+export type RbacService = ReturnType<typeof createRbacService>;

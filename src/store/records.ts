@@ -1,0 +1,95 @@
+import type { Knex } from 'knex';
+
+export const RECORD_TYPES = ['note', 'identity', 'financial', 'medical', 'document'] as const;
+export type RecordType = (typeof RECORD_TYPES)[number];
+
+export type RecordRow = {
+  id: string;
+  owner_id: string;
+  type: RecordType;
+  payload_sealed: string;
+  created_at: Date;
+  updated_at: Date;
+};
+
+export type ShareRow = { record_id: string; user_id: string; created_at: Date };
+
+/** Keyset position in the (created_at desc, id desc) order of a listing. */
+export type RecordCursor = { createdAt: Date; id: string };
+
+/** The vault tables (records, record_shares); payloads arrive and leave sealed. */
+export function createRecordStore(knex: Knex) {
+  return {
+    async insert(row: Omit<RecordRow, 'created_at' | 'updated_at'>, trx: Knex = knex): Promise<RecordRow> {
+      const [inserted] = await trx<RecordRow>('records').insert(row).returning('*');
+      if (!inserted) throw new Error('record insert returned no row');
+      return inserted;
+    },
+
+    async find(id: string, trx: Knex = knex): Promise<RecordRow | undefined> {
+      return trx<RecordRow>('records').where({ id }).first();
+    },
+
+    async update(id: string, changes: { type?: RecordType; payload_sealed: string }, trx: Knex = knex): Promise<RecordRow | undefined> {
+      const [row] = await trx<RecordRow>('records')
+        .where({ id })
+        .update({ ...changes, updated_at: trx.fn.now() as unknown as Date })
+        .returning('*');
+      return row;
+    },
+
+    async remove(id: string, trx: Knex = knex): Promise<boolean> {
+      return (await trx('records').where({ id }).delete()) > 0;
+    },
+
+    /** Records the user owns or that are shared with them, newest first, after the cursor. */
+    async listVisible(userId: string, options: { limit: number; after?: RecordCursor | undefined; type?: RecordType | undefined }): Promise<RecordRow[]> {
+      const query = knex<RecordRow>('records')
+        .where((q) => {
+          void q.where('owner_id', userId).orWhereIn('id', knex('record_shares').where('user_id', userId).select('record_id'));
+        })
+        .orderBy([
+          { column: 'created_at', order: 'desc' },
+          { column: 'id', order: 'desc' },
+        ])
+        .limit(options.limit);
+      if (options.type) void query.where('type', options.type);
+      if (options.after) void query.whereRaw('(created_at, id) < (?, ?)', [options.after.createdAt, options.after.id]);
+      return query;
+    },
+
+    async listOwned(ownerId: string, trx: Knex = knex): Promise<RecordRow[]> {
+      return trx<RecordRow>('records').where({ owner_id: ownerId }).orderBy('created_at');
+    },
+
+    async isSharedWith(recordId: string, userId: string): Promise<boolean> {
+      return (await knex('record_shares').where({ record_id: recordId, user_id: userId }).first()) !== undefined;
+    },
+
+    async sharesOf(recordIds: readonly string[]): Promise<ShareRow[]> {
+      if (recordIds.length === 0) return [];
+      return knex<ShareRow>('record_shares').whereIn('record_id', recordIds).orderBy('created_at');
+    },
+
+    /** Shares others granted to this user (for the GDPR export). */
+    async sharedWith(userId: string): Promise<(ShareRow & { owner_id: string })[]> {
+      return knex('record_shares as s')
+        .join('records as r', 'r.id', 's.record_id')
+        .where('s.user_id', userId)
+        .orderBy('s.created_at')
+        .select<(ShareRow & { owner_id: string })[]>('s.record_id', 's.user_id', 's.created_at', 'r.owner_id');
+    },
+
+    /** True when newly shared, false when it already was. */
+    async addShare(recordId: string, userId: string): Promise<boolean> {
+      const rows = await knex('record_shares').insert({ record_id: recordId, user_id: userId }).onConflict(['record_id', 'user_id']).ignore().returning('record_id');
+      return rows.length > 0;
+    },
+
+    async removeShare(recordId: string, userId: string): Promise<boolean> {
+      return (await knex('record_shares').where({ record_id: recordId, user_id: userId }).delete()) > 0;
+    },
+  };
+}
+
+export type RecordStore = ReturnType<typeof createRecordStore>;

@@ -1,0 +1,56 @@
+import type { Knex } from 'knex';
+import type { UserRow } from './users.ts';
+
+export type DirectoryEntry = Pick<UserRow, 'id' | 'email' | 'email_verified' | 'name' | 'disabled' | 'created_at' | 'updated_at'>;
+
+/** Keyset position in the (created_at, id) order of the user listing. */
+export type UserCursor = { createdAt: Date; id: string };
+
+const COLUMNS = ['id', 'email', 'email_verified', 'name', 'disabled', 'created_at', 'updated_at'] as const;
+
+/** Escapes LIKE wildcards so a prefix filter matches literally. */
+const likePrefix = (prefix: string): string => `${prefix.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
+/** User listing and administration for the admin API and GDPR erasure (never password hashes). */
+export function createUserDirectory(knex: Knex) {
+  return {
+    async list(options: { limit: number; emailPrefix?: string | undefined; after?: UserCursor | undefined }): Promise<DirectoryEntry[]> {
+      const query = knex<UserRow>('users')
+        .select(...COLUMNS)
+        .orderBy([
+          { column: 'created_at', order: 'asc' },
+          { column: 'id', order: 'asc' },
+        ])
+        .limit(options.limit);
+      if (options.emailPrefix) void query.whereRaw(`lower(email) LIKE ? ESCAPE '\\'`, [likePrefix(options.emailPrefix)]);
+      if (options.after) void query.whereRaw('(created_at, id) > (?, ?)', [options.after.createdAt, options.after.id]);
+      return query;
+    },
+
+    async find(id: string, trx: Knex = knex): Promise<DirectoryEntry | undefined> {
+      return trx<UserRow>('users').select(...COLUMNS).where({ id }).first();
+    },
+
+    async setDisabled(id: string, disabled: boolean, trx: Knex = knex): Promise<void> {
+      await trx('users').where({ id }).update({ disabled, updated_at: trx.fn.now() });
+    },
+
+    /** Replaces the user's roles; unknown role names fail on the foreign key. */
+    async replaceRoles(id: string, roles: readonly string[], trx: Knex): Promise<void> {
+      await trx('user_roles').where({ user_id: id }).delete();
+      if (roles.length > 0) await trx('user_roles').insert(roles.map((role) => ({ user_id: id, role })));
+    },
+
+    /** Deletes the account row; records, shares, roles, data keys and credentials cascade. */
+    async remove(id: string, trx: Knex): Promise<boolean> {
+      return (await trx('users').where({ id }).delete()) > 0;
+    },
+
+    /** oidc-provider state kept in Postgres (sessions, grants, tokens) naming this account. */
+    async removeOidcState(accountId: string, trx: Knex): Promise<number> {
+      return trx('oidc_payloads').whereRaw(`payload->>'accountId' = ?`, [accountId]).delete();
+    },
+  };
+}
+
+export type UserDirectory = ReturnType<typeof createUserDirectory>;
