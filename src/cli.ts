@@ -8,6 +8,7 @@ import { PasswordPolicyViolation } from './services/accounts.ts';
 import { DuplicateEmailError } from './store/users.ts';
 import { UnknownRoleError } from './store/roles.ts';
 import { ClientMetadataError, createClient } from './cli/clients.ts';
+import { MasterKeyInputError, readNewMasterKey, rotateMaster } from './cli/keys.ts';
 
 /** User-facing failure: one line on stderr, exit code 1. */
 class CliError extends Error {}
@@ -135,6 +136,16 @@ iat
     print({ id, revoked: true });
   });
 
+const keys = program.command('keys').description('master key operations');
+keys
+  .command('rotate-master')
+  .description('re-seal every value sealed under MASTER_KEY with a new key, in one transaction; then switch MASTER_KEY and restart')
+  .option('--new-key-file <path>', 'file with the new key (base64 of 32 bytes, as in MASTER_KEY); default: standard input')
+  .action(async (opts: { newKeyFile?: string }) => {
+    const newKey = await readNewMasterKey(opts.newKeyFile);
+    print(await withDeps((deps) => rotateMaster(deps, newKey)));
+  });
+
 program.parseAsync().catch((error: unknown) => {
   if (error instanceof ConfigError) {
     for (const line of error.problems) process.stderr.write(`config error: ${line}\n`);
@@ -145,6 +156,7 @@ program.parseAsync().catch((error: unknown) => {
     process.stderr.write(`error: the password ${why}\n`);
   } else if (
     error instanceof CliError ||
+    error instanceof MasterKeyInputError ||
     error instanceof StartupError ||
     error instanceof DuplicateEmailError ||
     error instanceof UnknownRoleError ||
