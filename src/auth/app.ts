@@ -6,8 +6,10 @@ import { problemHandler } from '../shared/koa-problem-handler.ts';
 import { requestLogger } from '../shared/koa-request-logger.ts';
 import { securityHeaders } from '../shared/koa-security-headers.ts';
 import { attachClientGovernance, withRegistrationProvenance } from './client-governance.ts';
+import { withDevicePollPacing } from './device-polling.ts';
 import { createCsrfTokens } from './koa-csrf.ts';
 import { createProvider } from './provider.ts';
+import { createReplayStore } from '../store/dpop-replay.ts';
 import { createDevicePages, createUserCodeLimiter } from './routes/device.ts';
 import { interactionRoutes } from './routes/interaction.ts';
 import { render, serveStatic } from './views.ts';
@@ -33,7 +35,7 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
     config,
     logger,
     accounts: deps.accounts,
-    adapter: withRegistrationProvenance(deps.oidcAdapter, deps.stores.clients),
+    adapter: withDevicePollPacing(withRegistrationProvenance(deps.oidcAdapter, deps.stores.clients), createReplayStore({ redis: deps.redis, knex: deps.knex })),
     jwks: await deps.keys.privateJwks(),
     cookieKeys,
     devicePages,

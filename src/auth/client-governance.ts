@@ -45,6 +45,21 @@ export function attachClientGovernance(
   };
   const who = (ctx: KoaContextWithOIDC) => ({ ip: ctx.ip, userAgent: ctx.get('User-Agent') });
 
+  // RFC 6749 §5.2 (and SECURITY.md T23): a grant type the client is not registered for is
+  // `unauthorized_client`; oidc-provider says invalid_request. Same status (400), clearer code.
+  provider.use(async function unauthorizedClientCode(ctx, next) {
+    await next();
+    const body = ctx.body as { error?: unknown; error_description?: unknown } | undefined;
+    if (
+      ctx.status === 400 &&
+      body?.error === 'invalid_request' &&
+      typeof body.error_description === 'string' &&
+      /^(requested grant type|\S+) is not allowed for this client$/.test(body.error_description)
+    ) {
+      ctx.body = { ...body, error: 'unauthorized_client' };
+    }
+  });
+
   provider.on('registration_create.error', (ctx: KoaContextWithOIDC) => {
     const iat = ctx.oidc.entities.InitialAccessToken;
     if (iat?.jti) background('releasing an initial access token use', initialAccessTokens.release(iat.jti));

@@ -15,7 +15,7 @@ export function createReplayStore({ redis, knex }: { redis: Redis | undefined; k
   if (redis) {
     return {
       async firstUse(key, ttlSeconds) {
-        return (await redis.set(`dpop-jti:${digest(key)}`, '1', 'EX', ttlSeconds, 'NX')) === 'OK';
+        return (await redis.set(`once:${digest(key)}`, '1', 'EX', ttlSeconds, 'NX')) === 'OK';
       },
     };
   }
