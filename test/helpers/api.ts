@@ -12,8 +12,8 @@ export type ApiResponse = { status: number; headers: Headers; body: unknown; tex
 const redirectUri = 'https://rp.example.test/cb';
 
 /** A relying party (openid-client) registered on the test servers, for real tokens. */
-export async function createRp(servers: TestServers): Promise<client.Configuration> {
-  const registered = await createTestClient(servers.deps);
+export async function createRp(servers: TestServers, metadata: Record<string, unknown> = {}): Promise<client.Configuration> {
+  const registered = await createTestClient(servers.deps, metadata);
   return client.discovery(new URL(servers.issuer), registered.client_id, registered.client_secret, undefined, { execute: [client.allowInsecureRequests] });
 }
 
