@@ -77,7 +77,7 @@ describe('resource API: JWT attacks (T44)', function () {
     const attackerJwk = await exportJWK(attacker.publicKey);
     const sign = (header: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', ...header }).sign(attacker.privateKey);
     await expectRejected(await sign({ kid: 'unknown-kid' }));
-    await expectRejected(await sign({ kid: signingJwk.kid as string }));
+    await expectRejected(await sign({ kid: signingJwk.kid }));
     await expectRejected(await sign({ jwk: attackerJwk }));
     await expectRejected(await sign({ kid: 'attacker', jku: 'https://attacker.example/jwks.json' }));
     await expectRejected(await sign({ kid: 'attacker', x5u: 'https://attacker.example/cert.pem' }));
