@@ -119,8 +119,25 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     features: {
       devInteractions: { enabled: false },
-      introspection: { enabled: true },
-      revocation: { enabled: true },
+      introspection: {
+        enabled: true,
+        // RFC 7662 §4: only confidential clients, about their own tokens; clients an operator
+        // granted `admin` (never self-registered) may introspect any token, e.g. a resource server.
+        allowedPolicy(_ctx, client, token) {
+          if (client.clientAuthMethod === 'none') return false;
+          return token.clientId === client.clientId || (client.scope ?? '').split(' ').includes('admin');
+        },
+      },
+      // RFC 7009 §2.1: a client revokes only its own tokens (a public CLI may revoke its own
+      // refresh token at logout); revoking a refresh or access token revokes its whole grant.
+      revocation: {
+        enabled: true,
+        allowedPolicy(_ctx, client, token) {
+          if (token.clientId === client.clientId) return true;
+          if (client.clientAuthMethod === 'none') return false;
+          throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+        },
+      },
       clientCredentials: { enabled: true },
       // RFC 8628: 8 characters from 20 consonants (no vowels, so no words; no 0/O or 1/I).
       deviceFlow: { enabled: true, charset: 'base-20', mask: '****-****', ...devicePages },
