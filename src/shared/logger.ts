@@ -24,6 +24,10 @@ export const redactPaths = [
   '*.databaseUrl',
   '*.redisUrl',
   '*.data',
+  // Vault records: the clear label and the sealed forms never reach a log line.
+  '*.label',
+  '*.payload_sealed',
+  '*.key_wrapped',
 ];
 
 export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
