@@ -5,6 +5,8 @@ import type { Config } from './config/types.ts';
 import { createAccountService } from './services/accounts.ts';
 import { createAuditService } from './services/audit.ts';
 import { createKeyService } from './services/keys.ts';
+import { createMfa } from './services/mfa.ts';
+import { createAccountIndexStore } from './store/account-index.ts';
 import { createPasswordHasher } from './services/passwords.ts';
 import { createLogger, type Logger } from './shared/logger.ts';
 import { createMasterBox } from './shared/master-key.ts';
@@ -82,6 +84,8 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
     const accounts = createAccountService({ knex, users: stores.users, roles: stores.roles, hasher, audit });
     const keys = createKeyService({ store: stores.keys, box });
     const api = createApiServices({ knex, box, users: stores.users, roles: stores.roles, audit });
+    const mfa = createMfa({ knex, redis, box, audit, logger, issuer: config.issuer });
+    const accountIndex = createAccountIndexStore(knex);
 
     /** oidc-provider's adapter factory: clients are always durable; the rest in Redis or Postgres. */
     const oidcAdapter = (model: string): Adapter => {
@@ -125,6 +129,8 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       accounts,
       keys,
       api,
+      mfa,
+      accountIndex,
       oidcAdapter,
       async close() {
         if (sweeper) clearInterval(sweeper);

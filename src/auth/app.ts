@@ -11,6 +11,7 @@ import { createCsrfTokens } from './koa-csrf.ts';
 import { createProvider } from './provider.ts';
 import { createReplayStore } from '../store/dpop-replay.ts';
 import { createDevicePages, createUserCodeLimiter } from './routes/device.ts';
+import { accountRoutes, attachAccountIndex } from './routes/account.ts';
 import { interactionRoutes } from './routes/interaction.ts';
 import { render, serveStatic } from './views.ts';
 
@@ -58,9 +59,13 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
       },
     }),
   );
-  const interactions = interactionRoutes({ provider, accounts: deps.accounts, csrf, issuerOrigin });
+  const interactions = interactionRoutes({ provider, accounts: deps.accounts, mfa: deps.mfa, csrf, issuerOrigin });
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
+  attachAccountIndex(provider, deps.accountIndex, logger);
+  const account = accountRoutes({ provider, accounts: deps.accounts, mfa: deps.mfa, index: deps.accountIndex, oidcAdapter: deps.oidcAdapter, csrf, issuer: config.issuer });
+  app.use(account.routes());
+  app.use(account.allowedMethods());
   app.use(devicePages.guard);
   app.use(async function mountProvider(ctx) {
     // Everything under the issuer path that is not ours belongs to the provider.

@@ -16,7 +16,10 @@ export function rejectCrossSite(issuerOrigin: string): Middleware {
       if (site && site !== 'same-origin' && site !== 'none') throw csrfFailure('cross-site form submission refused');
       const origin = ctx.get('Origin');
       // Koa 3's ctx.request.origin echoes the header; compare with the configured issuer instead.
-      if (origin && origin !== issuerOrigin) throw csrfFailure('cross-origin form submission refused');
+      // Under Referrer-Policy: no-referrer browsers send "Origin: null" even for same-origin
+      // forms; a same-origin Sec-Fetch-Site (set by the browser, not scripts) settles it then.
+      const vouched = site === 'same-origin' && origin === 'null';
+      if (origin && origin !== issuerOrigin && !vouched) throw csrfFailure('cross-origin form submission refused');
     }
     await next();
   };

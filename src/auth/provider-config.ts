@@ -8,9 +8,12 @@ import type { Adapter } from '../store/oidc-adapter.ts';
 import { API_SCOPES, OIDC_SCOPES } from './scopes.ts';
 import type { DevicePages } from './routes/device.ts';
 import { renderView } from './views.ts';
+import { accountClientMetadata } from './account-client.ts';
+import { ACR } from '../services/mfa-policy.ts';
+import { buildInteractionPolicy } from './interaction-policy.ts';
 
-/** Authentication context class values (documented in the README). */
-export const ACR = { password: 'urn:portcullis:loa:1', mfa: 'urn:portcullis:loa:2', passkey: 'urn:portcullis:loa:passkey' } as const;
+/** Authentication context class values (documented in docs/mfa.md; defined with the MFA policy). */
+export { ACR };
 
 export type ProviderConfigDeps = {
   config: Config;
@@ -116,7 +119,16 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
       Grant: config.ttl.grant,
       DeviceCode: config.clients.deviceCodeTtl,
     },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: { policy: buildInteractionPolicy(), url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    // The account page's own first-party client (static: not in the database, not editable).
+    clients: [accountClientMetadata(config.issuer)],
+    // `require_mfa: true` makes every sign-in to the client pass a second factor (acr loa:2).
+    extraClientMetadata: {
+      properties: ['require_mfa'],
+      validator(_ctx, key, value) {
+        if (key === 'require_mfa' && value !== undefined && typeof value !== 'boolean') throw new errors.InvalidClientMetadata('require_mfa must be a boolean');
+      },
+    },
     features: {
       devInteractions: { enabled: false },
       introspection: {

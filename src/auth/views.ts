@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Eta } from 'eta';
 import type { Context } from 'koa';
@@ -8,7 +9,8 @@ const viewsDir = fileURLToPath(new URL('../../views/', import.meta.url));
 // Compiled once and cached; autoEscape is on, so only `<%~` emits raw HTML.
 const eta = new Eta({ views: viewsDir, cache: true, autoEscape: true, autoTrim: false });
 
-export type ViewName = 'login' | 'consent' | 'logout' | 'logged-out' | 'error' | 'device-code' | 'device-confirm' | 'device-done';
+export type ViewName = 'login' | 'consent' | 'logout' | 'logged-out' | 'error' | 'device-code' | 'device-confirm' | 'device-done'
+  | 'mfa' | 'mfa-enroll' | 'mfa-recovery-codes' | 'account' | 'account-totp';
 
 export function renderView(view: ViewName, data: Record<string, unknown>): string {
   return eta.render(view, data);
@@ -23,15 +25,22 @@ export function render(ctx: Context, view: ViewName, data: Record<string, unknow
 }
 
 const staticFiles = new Map(
-  [['style.css', 'text/css; charset=utf-8']].map(([name, type]) => [
-    `/static/${name as string}`,
-    { type: type as string, body: readFileSync(new URL(`../../views/static/${name as string}`, import.meta.url)) },
-  ]),
+  [
+    ...[['style.css', 'text/css; charset=utf-8'], ['webauthn.js', 'text/javascript; charset=utf-8']].map(([name, type]) => [
+      `/static/${name as string}`,
+      { type: type as string, body: readFileSync(new URL(`../../views/static/${name as string}`, import.meta.url)) },
+    ] as const),
+    // @simplewebauthn/browser's own UMD bundle, served from node_modules (no CDN).
+    ['/static/simplewebauthn-browser.js', {
+      type: 'text/javascript; charset=utf-8',
+      body: readFileSync(new URL('../dist/bundle/index.umd.min.js', `file://${createRequire(import.meta.url).resolve('@simplewebauthn/browser')}`)),
+    }] as const,
+  ],
 );
 
 /** Our few static assets, read once at start and served from memory. */
 export async function serveStatic(ctx: Context, next: () => Promise<void>): Promise<void> {
-  const file = ctx.method === 'GET' || ctx.method === 'HEAD' ? staticFiles.get(ctx.path) : undefined;
+  const file = ctx.method === 'GET' || ctx.method === 'HEAD' ? (staticFiles as Map<string, { type: string; body: Buffer }>).get(ctx.path) : undefined;
   if (!file) return next();
   ctx.type = file.type;
   ctx.set('Cache-Control', 'public, max-age=3600');

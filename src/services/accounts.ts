@@ -89,6 +89,21 @@ export function createAccountService(deps: {
       return user && !user.disabled ? user : undefined;
     },
 
+    /** Changes the password after checking the current one (account page). */
+    async changePassword(userId: string, current: string, next: string, context: RequestContext = {}): Promise<{ ok: true } | { ok: false; reason: string }> {
+      const user = await users.findById(userId);
+      const { ok } = await hasher.verify(user?.password_hash ?? null, current);
+      if (!user || !ok) {
+        await audit.record({ type: 'password.changed', outcome: 'failure', actorId: userId, ip: context.ip, userAgent: context.userAgent, data: { reason: 'wrong_password' } });
+        return { ok: false, reason: 'The current password is not right.' };
+      }
+      const problem = hasher.check(next);
+      if (problem) return { ok: false, reason: problem === 'too_short' ? 'The new password needs at least 8 characters.' : 'The new password is too long.' };
+      await users.setPassword(userId, await hasher.hash(next));
+      await audit.record({ type: 'password.changed', actorId: userId, ip: context.ip, userAgent: context.userAgent });
+      return { ok: true };
+    },
+
     countUsers: () => users.count(),
   };
 }

@@ -58,6 +58,11 @@ export function createUserStore(knex: Knex) {
       await knex('users').where({ id }).update({ password_hash: passwordHash, updated_at: knex.fn.now() });
     },
 
+    /** A new password chosen by the user: password_changed_at moves. */
+    async setPassword(id: string, passwordHash: string): Promise<void> {
+      await knex('users').where({ id }).update({ password_hash: passwordHash, password_changed_at: knex.fn.now(), updated_at: knex.fn.now() });
+    },
+
     async count(): Promise<number> {
       const row = await knex('users').count<{ count: number }[]>({ count: '*' }).first();
       return row?.count ?? 0;

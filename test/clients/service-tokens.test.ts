@@ -60,6 +60,10 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const response = await fetch(me, { headers: { Authorization: `Bearer ${tokens.access_token}` } });
       expect(response.status).to.equal(200);
       expect(await response.json()).to.deep.include({ sub: serviceId, client_id: serviceId, scope: 'records:read', roles: [] });
+      // Token issuance is noted (for idle-client disabling), in the background.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const listed = (await servers.deps.stores.clients.list()).find((c) => c.client_id === serviceId);
+      expect(listed?.last_used_at).to.be.instanceOf(Date);
     });
 
     it('limits client_credentials scopes to the client\'s registered ones (B15)', async function () {

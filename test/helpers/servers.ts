@@ -45,9 +45,10 @@ export type TestServers = {
 };
 
 /** Starts the auth server and the API on loopback ports against real Postgres (and Redis). */
-export async function startTestServers(options: { storage?: StorageMode; env?: Record<string, string> } = {}): Promise<TestServers> {
+export async function startTestServers(options: { storage?: StorageMode; env?: Record<string, string>; issuerHost?: string } = {}): Promise<TestServers> {
   const [authPort, apiPort] = [await freePort(), await freePort()];
-  const issuer = `http://127.0.0.1:${authPort}`;
+  // Browser tests use "localhost": WebAuthn needs a secure context and a domain as RP ID.
+  const issuer = `http://${options.issuerHost ?? '127.0.0.1'}:${authPort}`;
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   const config = loadConfig({
     ...testConfigEnv(options),

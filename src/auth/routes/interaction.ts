@@ -2,16 +2,38 @@ import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
-import type { AccountService } from '../../services/accounts.ts';
+import type { AccountService, RequestContext } from '../../services/accounts.ts';
+import type { MfaService } from '../../services/mfa.ts';
+import { authenticationContext, decideSecondFactor, requiredRank, type LoginMethod, type MfaDecision } from '../../services/mfa-policy.ts';
+import { parseAuthenticationJson, parseRegistrationJson } from '../../services/webauthn.ts';
+import type { UserRow } from '../../store/users.ts';
 import { Problem, problemType } from '../../shared/problem.ts';
+import { ACCOUNT_CLIENT_ID } from '../account-client.ts';
+import { STEP_UP_REASON } from '../interaction-policy.ts';
 import { rejectCrossSite, type CsrfTokens } from '../koa-csrf.ts';
 import { describeScope } from '../scopes.ts';
 import { render } from '../views.ts';
-import { ACR } from '../provider-config.ts';
 
 type InteractionDetails = Awaited<ReturnType<Provider['interactionDetails']>>;
 
+/**
+ * What the interaction remembers between the password and the second factor. It lives in the
+ * provider's Interaction (bound to the interaction cookie), never in the form: the account
+ * comes from here, not from anything the browser sends (SECURITY.md §1.4). It is not a login
+ * result, so resuming the authorization early logs nobody in (T32).
+ */
+type Pending = {
+  accountId: string;
+  /** What already passed (e.g. ['pwd'], or the session's amr on step-up). */
+  amr: string[];
+  /** Set once the second factor (or enrollment) passed: the login result to finish with. */
+  passed?: { amr: string[]; acr: string };
+};
+
 const GENERIC_LOGIN_ERROR = 'The email or password is not right.';
+const GENERIC_CODE_ERROR = 'That code did not work. Check your app and try again.';
+const GENERIC_PASSKEY_ERROR = 'The passkey could not be used. Try again or choose another way.';
+const LOCKED_ERROR = 'Too many attempts. Wait a while before trying again.';
 
 const interactionProblem = (detail: string): Problem =>
   new Problem({ status: 400, type: problemType('interaction'), title: 'This sign-in request cannot continue', detail });
@@ -24,52 +46,204 @@ function field(ctx: Context, name: string, max: number): string {
   return value;
 }
 
+const pendingOf = (details: InteractionDetails): Pending | undefined => (details.result as { portcullis?: Pending } | undefined)?.portcullis;
+
+/** acr_values and claims.id_token.acr from the stored authorization request. */
+function requestedAcrs(details: InteractionDetails): string[] {
+  const values = typeof details.params.acr_values === 'string' ? details.params.acr_values.split(' ') : [];
+  if (typeof details.params.claims === 'string') {
+    try {
+      const acr = (JSON.parse(details.params.claims) as { id_token?: { acr?: { value?: unknown; values?: unknown } } }).id_token?.acr;
+      if (typeof acr?.value === 'string') values.push(acr.value);
+      if (Array.isArray(acr?.values)) values.push(...acr.values.filter((v): v is string => typeof v === 'string'));
+    } catch {
+      // The provider already rejected malformed claims; nothing to add.
+    }
+  }
+  return values;
+}
+
 /**
- * Login and consent pages (panva's interaction pattern). Every step reloads the interaction
- * from its cookie, checks that the URL's uid is that interaction and that the step is the one
- * the provider asks for, so steps cannot be skipped or replayed (ASVS 2.3.1, T31, T32).
+ * Login, second factor, enrollment and consent pages (panva's interaction pattern). Every step
+ * reloads the interaction from its cookie, checks that the URL's uid is that interaction and
+ * that the step is the one expected now, so steps cannot be skipped or replayed (T31, T32).
  */
-export function interactionRoutes({ provider, accounts, csrf, issuerOrigin }: {
+export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin }: {
   provider: Provider;
   accounts: AccountService;
+  mfa: MfaService;
   csrf: CsrfTokens;
   issuerOrigin: string;
 }): Router {
   const router = new Router({ prefix: '/interaction' });
-  const body = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
+  const body = bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' });
+  const guard = [rejectCrossSite(issuerOrigin), body];
 
   async function load(ctx: Context, expectedPrompt?: string): Promise<InteractionDetails> {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
     if (details.uid !== (ctx.params as { uid?: string }).uid) throw interactionProblem('This page belongs to another sign-in request.');
     if (expectedPrompt && details.prompt.name !== expectedPrompt) throw interactionProblem('This step is not expected now.');
+    if (ctx.method === 'POST') csrf.verify(details.uid, field(ctx, 'csrf', 128));
     return details;
   }
 
-  async function clientName(details: InteractionDetails): Promise<string> {
-    const client = await provider.Client.find(String(details.params.client_id));
-    return client?.clientName ?? String(details.params.client_id);
+  /** A step of the second factor: the login prompt with a pending account, not yet passed. */
+  async function loadPending(ctx: Context, { passed = false } = {}): Promise<{ details: InteractionDetails; pending: Pending }> {
+    const details = await load(ctx, 'login');
+    const pending = pendingOf(details);
+    if (!pending || Boolean(pending.passed) !== passed) throw interactionProblem('This step is not expected now.');
+    return { details, pending };
   }
+
+  const requestContext = (ctx: Context, details: InteractionDetails): RequestContext => ({
+    ip: ctx.ip,
+    userAgent: ctx.get('User-Agent'),
+    clientId: String(details.params.client_id),
+  });
+
+  async function clientOf(details: InteractionDetails) {
+    const client = await provider.Client.find(String(details.params.client_id));
+    return { name: client?.clientName ?? String(details.params.client_id), requireMfa: client?.metadata().require_mfa === true };
+  }
+
+  async function decide(details: InteractionDetails, accountId: string): Promise<MfaDecision> {
+    const client = await clientOf(details);
+    const promptRank = (details.prompt.details as { required_rank?: number }).required_rank ?? 0;
+    const [enrolled, roleRequiresMfa, recoveryCodesLeft] = await Promise.all([
+      mfa.enrolled(accountId),
+      mfa.roleRequiresMfa(accountId),
+      mfa.recovery.remaining(accountId),
+    ]);
+    return decideSecondFactor({
+      enrolled,
+      recoveryCodesLeft,
+      roleRequiresMfa,
+      requiredRank: Math.max(promptRank, requiredRank({ requestedAcrs: requestedAcrs(details), clientRequiresMfa: client.requireMfa })),
+    });
+  }
+
+  const savePending = (ctx: Context, pending: Pending) =>
+    provider.interactionResult(ctx.req, ctx.res, { portcullis: pending }, { mergeWithLastSubmission: false });
+
+  async function finish(ctx: Context, accountId: string, result: { amr: string[]; acr: string }): Promise<void> {
+    await provider.interactionFinished(
+      ctx.req,
+      ctx.res,
+      { login: { accountId, amr: result.amr, acr: result.acr, remember: true } },
+      { mergeWithLastSubmission: false },
+    );
+  }
+
+  const redirectToStep = (ctx: Context, uid: string, query = ''): void => {
+    ctx.status = 303;
+    ctx.redirect(`/interaction/${uid}${query}`);
+  };
 
   async function showLogin(ctx: Context, details: InteractionDetails, extra: { email?: string; error?: string } = {}): Promise<void> {
     render(ctx, 'login', {
-      clientName: await clientName(details),
+      clientName: (await clientOf(details)).name,
       email: extra.email ?? (typeof details.params.login_hint === 'string' ? details.params.login_hint.slice(0, 320) : ''),
       error: extra.error,
       csrf: csrf.issue(details.uid),
       action: `/interaction/${details.uid}/login`,
+      passkeyAction: `/interaction/${details.uid}/passkey`,
+      passkeyOptionsUrl: `/interaction/${details.uid}/passkey/options`,
+      abortAction: `/interaction/${details.uid}/abort`,
+      nonce: ctx.state.cspNonce as string,
+    });
+  }
+
+  /** The second-factor page: the chosen (or first) method, with links to the others. */
+  async function showSecondFactor(ctx: Context, details: InteractionDetails, pending: Pending, extra: { error?: string; method?: string } = {}): Promise<void> {
+    const decision = await decide(details, pending.accountId);
+    const account = await accounts.findActive(pending.accountId);
+    if (!account) throw interactionProblem('This account cannot sign in.');
+    if (decision.kind === 'enroll') return showEnrollment(ctx, details, pending, account, decision.factors, extra);
+    if (decision.kind === 'done') {
+      // Factors were removed meanwhile and nothing requires one: the password alone is enough.
+      return finish(ctx, pending.accountId, authenticationContext({ first: 'password' }));
+    }
+    const methods = [...decision.factors, ...(decision.recovery ? (['recovery'] as const) : [])];
+    const requested = typeof ctx.query.method === 'string' ? ctx.query.method : extra.method;
+    const method = methods.find((m) => m === requested) ?? methods[0];
+    const webauthnOptions = method === 'webauthn'
+      ? JSON.stringify(await mfa.webauthn.authenticationOptions({ binding: details.uid, purpose: 'second-factor', userId: pending.accountId }))
+      : '';
+    render(ctx, 'mfa', {
+      clientName: (await clientOf(details)).name,
+      email: account.email,
+      method,
+      others: methods.filter((m) => m !== method).map((m) => ({ method: m, href: `/interaction/${details.uid}?method=${m}` })),
+      error: extra.error,
+      csrf: csrf.issue(details.uid),
+      action: `/interaction/${details.uid}/mfa/${method ?? 'totp'}`,
+      webauthnOptions,
       abortAction: `/interaction/${details.uid}/abort`,
     });
   }
 
+  /** Required but not enrolled: set up an authenticator app or a passkey before going on. */
+  async function showEnrollment(ctx: Context, details: InteractionDetails, pending: Pending, account: UserRow, factors: string[], extra: { error?: string; method?: string } = {}): Promise<void> {
+    const requested = typeof ctx.query.method === 'string' ? ctx.query.method : extra.method;
+    const method = factors.find((f) => f === requested) ?? factors[0];
+    const totp = method === 'totp'
+      ? ((await mfa.totp.pending(pending.accountId, account.email)) ?? (await mfa.totp.begin(pending.accountId, account.email)))
+      : undefined;
+    const registration = method === 'webauthn'
+      ? JSON.stringify(await mfa.webauthn.registrationOptions({ binding: details.uid, userId: account.id, email: account.email, displayName: account.name ?? account.email }))
+      : '';
+    render(ctx, 'mfa-enroll', {
+      email: account.email,
+      method,
+      others: factors.filter((f) => f !== method).map((f) => ({ method: f, href: `/interaction/${details.uid}?method=${f}` })),
+      totp,
+      registration,
+      error: extra.error,
+      csrf: csrf.issue(details.uid),
+      action: `/interaction/${details.uid}/enroll/${method ?? 'totp'}`,
+      abortAction: `/interaction/${details.uid}/abort`,
+    });
+  }
+
+  /** After a first enrollment: the recovery codes, shown once, then continue. */
+  async function afterEnrollment(ctx: Context, details: InteractionDetails, pending: Pending, passed: { amr: string[]; acr: string }): Promise<void> {
+    const context = requestContext(ctx, details);
+    const codes = (await mfa.recovery.remaining(pending.accountId)) === 0 ? await mfa.regenerateRecoveryCodes(pending.accountId, context) : undefined;
+    if (!codes) return finish(ctx, pending.accountId, passed);
+    await savePending(ctx, { ...pending, passed });
+    render(ctx, 'mfa-recovery-codes', { codes, csrf: csrf.issue(details.uid), action: `/interaction/${details.uid}/continue`, continueLabel: 'Continue' });
+  }
+
   router.get('/:uid', async function showInteraction(ctx) {
     const details = await load(ctx);
-    if (details.prompt.name === 'login') return showLogin(ctx, details);
+    if (details.prompt.name === 'login') {
+      const pending = pendingOf(details);
+      if (pending?.passed) {
+        render(ctx, 'mfa-recovery-codes', { codes: undefined, csrf: csrf.issue(details.uid), action: `/interaction/${details.uid}/continue`, continueLabel: 'Continue' });
+        return;
+      }
+      if (pending) return showSecondFactor(ctx, details, pending);
+      const sessionAccount = details.session?.accountId;
+      const onlyStepUp = details.prompt.reasons.length > 0 && details.prompt.reasons.every((r) => r === STEP_UP_REASON || r.startsWith('essential_acr'));
+      if (sessionAccount && onlyStepUp) {
+        // Step-up (Keycloak-style): the session stands, only the missing factor is asked.
+        const pendingStepUp: Pending = { accountId: sessionAccount, amr: (details.session as { amr?: string[] }).amr ?? ['pwd'] };
+        await savePending(ctx, pendingStepUp);
+        return showSecondFactor(ctx, details, pendingStepUp);
+      }
+      return showLogin(ctx, details);
+    }
     if (details.prompt.name === 'consent') {
+      const accountId = details.session?.accountId;
+      if (details.params.client_id === ACCOUNT_CLIENT_ID && accountId) {
+        // The account page is first party: signing in to it needs no consent screen.
+        return grantAndFinish(ctx, details, accountId);
+      }
       const missing = details.prompt.details as { missingOIDCScope?: string[]; missingResourceScopes?: Record<string, string[]> };
       const scopes = [...(missing.missingOIDCScope ?? []), ...Object.values(missing.missingResourceScopes ?? {}).flat()];
-      const account = details.session?.accountId ? await accounts.findActive(details.session.accountId) : undefined;
+      const account = accountId ? await accounts.findActive(accountId) : undefined;
       render(ctx, 'consent', {
-        clientName: await clientName(details),
+        clientName: (await clientOf(details)).name,
         email: account?.email ?? '',
         scopes: [...new Set(scopes)].filter((s) => s !== 'openid' || scopes.length === 1).map(describeScope),
         csrf: csrf.issue(details.uid),
@@ -81,29 +255,96 @@ export function interactionRoutes({ provider, accounts, csrf, issuerOrigin }: {
     throw interactionProblem('This sign-in step is not supported.');
   });
 
-  router.post('/:uid/login', rejectCrossSite(issuerOrigin), body, async function submitLogin(ctx) {
+  router.post('/:uid/login', ...guard, async function submitLogin(ctx) {
     const details = await load(ctx, 'login');
-    csrf.verify(details.uid, field(ctx, 'csrf', 128));
+    if (pendingOf(details)) throw interactionProblem('This step is not expected now.');
     const email = field(ctx, 'email', 320).trim();
     // The password is used exactly as typed: no trimming (ASVS 6.2.8).
     const password = field(ctx, 'password', 4096);
-    const user = email && password
-      ? await accounts.authenticate(email, password, { ip: ctx.ip, userAgent: ctx.get('User-Agent'), clientId: String(details.params.client_id) })
-      : undefined;
+    const user = email && password ? await accounts.authenticate(email, password, requestContext(ctx, details)) : undefined;
     if (!user) return showLogin(ctx, details, { email, error: GENERIC_LOGIN_ERROR });
-    await provider.interactionFinished(
-      ctx.req,
-      ctx.res,
-      { login: { accountId: user.id, amr: ['pwd'], acr: ACR.password, remember: true } },
-      { mergeWithLastSubmission: false },
-    );
+    const decision = await decide(details, user.id);
+    if (decision.kind === 'done') return finish(ctx, user.id, authenticationContext({ first: 'password' }));
+    await savePending(ctx, { accountId: user.id, amr: ['pwd'] });
+    redirectToStep(ctx, details.uid);
   });
 
-  router.post('/:uid/confirm', rejectCrossSite(issuerOrigin), body, async function submitConsent(ctx) {
-    const details = await load(ctx, 'consent');
-    csrf.verify(details.uid, field(ctx, 'csrf', 128));
-    const accountId = details.session?.accountId;
-    if (!accountId) throw interactionProblem('Sign in first.');
+  // Passwordless options are fetched by the page's script, so the challenge is issued only when
+  // a passkey ceremony can actually start (and the login page itself stays the same for T33).
+  router.get('/:uid/passkey/options', async function passkeyOptions(ctx) {
+    const details = await load(ctx, 'login');
+    if (pendingOf(details)) throw interactionProblem('This step is not expected now.');
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = await mfa.webauthn.authenticationOptions({ binding: details.uid, purpose: 'passwordless' });
+  });
+
+  router.post('/:uid/passkey', ...guard, async function submitPasskey(ctx) {
+    const details = await load(ctx, 'login');
+    if (pendingOf(details)) throw interactionProblem('This step is not expected now.');
+    const response = parseAuthenticationJson(field(ctx, 'response', 16_384));
+    const result = response ? await mfa.passwordless(details.uid, response, requestContext(ctx, details)) : undefined;
+    if (!result?.ok) return showLogin(ctx, details, { error: GENERIC_PASSKEY_ERROR });
+    const account = await accounts.findActive(result.userId);
+    if (!account) return showLogin(ctx, details, { error: GENERIC_PASSKEY_ERROR });
+    await finish(ctx, account.id, authenticationContext({ first: 'passkey', deviceType: result.deviceType, userVerified: result.userVerified }));
+  });
+
+  router.post('/:uid/mfa/:method', ...guard, async function submitSecondFactor(ctx) {
+    const { details, pending } = await loadPending(ctx);
+    const method = (ctx.params as { method: string }).method;
+    const decision = await decide(details, pending.accountId);
+    const allowed = decision.kind === 'challenge' && ((decision.factors as string[]).includes(method) || (method === 'recovery' && decision.recovery));
+    if (!allowed) throw interactionProblem('This way of signing in is not available.');
+    const context = requestContext(ctx, details);
+    let outcome: { ok: boolean; locked?: boolean };
+    let login: LoginMethod | undefined;
+    if (method === 'totp') {
+      outcome = await mfa.verifyTotp(pending.accountId, field(ctx, 'code', 32), context);
+      login = { first: 'password', second: 'totp' };
+    } else if (method === 'recovery') {
+      outcome = await mfa.useRecoveryCode(pending.accountId, field(ctx, 'code', 64), context);
+      login = { first: 'password', second: 'recovery' };
+    } else {
+      const verified = await mfa.verifyWebAuthn(pending.accountId, details.uid, parseAuthenticationJson(field(ctx, 'response', 16_384)), context);
+      outcome = verified;
+      if (verified.result?.ok) login = { first: 'password', second: 'webauthn', deviceType: verified.result.deviceType };
+    }
+    if (!outcome.ok || !login) {
+      const error = outcome.locked ? LOCKED_ERROR : method === 'webauthn' ? GENERIC_PASSKEY_ERROR : GENERIC_CODE_ERROR;
+      return showSecondFactor(ctx, details, pending, { error, method });
+    }
+    const result = authenticationContext(login);
+    // On step-up the earlier methods (e.g. a passkey) still count; pwd comes from the first step.
+    await finish(ctx, pending.accountId, { amr: [...new Set([...pending.amr.filter((a) => a !== 'mfa'), ...result.amr])], acr: result.acr });
+  });
+
+  router.post('/:uid/enroll/totp', ...guard, async function confirmTotpEnrollment(ctx) {
+    const { details, pending } = await loadPending(ctx);
+    const decision = await decide(details, pending.accountId);
+    if (decision.kind !== 'enroll' || !decision.factors.includes('totp')) throw interactionProblem('This step is not expected now.');
+    const outcome = await mfa.confirmTotp(pending.accountId, field(ctx, 'code', 32), requestContext(ctx, details));
+    if (!outcome.ok) return showSecondFactor(ctx, details, pending, { error: outcome.locked ? LOCKED_ERROR : GENERIC_CODE_ERROR, method: 'totp' });
+    await afterEnrollment(ctx, details, pending, authenticationContext({ first: 'password', second: 'totp' }));
+  });
+
+  router.post('/:uid/enroll/webauthn', ...guard, async function confirmPasskeyEnrollment(ctx) {
+    const { details, pending } = await loadPending(ctx);
+    const decision = await decide(details, pending.accountId);
+    if (decision.kind !== 'enroll' || !decision.factors.includes('webauthn')) throw interactionProblem('This step is not expected now.');
+    const response = parseRegistrationJson(field(ctx, 'response', 16_384));
+    const result = response
+      ? await mfa.finishRegistration({ binding: details.uid, userId: pending.accountId, response, name: field(ctx, 'name', 64).trim() || 'Passkey' }, requestContext(ctx, details))
+      : undefined;
+    if (!result?.ok) return showSecondFactor(ctx, details, pending, { error: 'The passkey could not be registered. Try again.', method: 'webauthn' });
+    await afterEnrollment(ctx, details, pending, authenticationContext({ first: 'password', second: 'webauthn', deviceType: result.deviceType }));
+  });
+
+  router.post('/:uid/continue', ...guard, async function continueAfterEnrollment(ctx) {
+    const { pending } = await loadPending(ctx, { passed: true });
+    await finish(ctx, pending.accountId, pending.passed as { amr: string[]; acr: string });
+  });
+
+  async function grantAndFinish(ctx: Context, details: InteractionDetails, accountId: string): Promise<void> {
     const missing = details.prompt.details as {
       missingOIDCScope?: string[];
       missingOIDCClaims?: string[];
@@ -118,11 +359,17 @@ export function interactionRoutes({ provider, accounts, csrf, issuerOrigin }: {
     }
     const grantId = await grant.save();
     await provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+  }
+
+  router.post('/:uid/confirm', ...guard, async function submitConsent(ctx) {
+    const details = await load(ctx, 'consent');
+    const accountId = details.session?.accountId;
+    if (!accountId) throw interactionProblem('Sign in first.');
+    await grantAndFinish(ctx, details, accountId);
   });
 
-  router.post('/:uid/abort', rejectCrossSite(issuerOrigin), body, async function abortInteraction(ctx) {
-    const details = await load(ctx);
-    csrf.verify(details.uid, field(ctx, 'csrf', 128));
+  router.post('/:uid/abort', ...guard, async function abortInteraction(ctx) {
+    await load(ctx);
     await provider.interactionFinished(
       ctx.req,
       ctx.res,

@@ -1,0 +1,45 @@
+import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
+import { acrRank, requiredRank } from '../services/mfa-policy.ts';
+
+const { base, Check } = interactionPolicy;
+
+/** The reason our check adds to the login prompt; the interaction routes read it. */
+export const STEP_UP_REASON = 'mfa_step_up';
+
+/** Whether the client's registration says its users must pass a second factor. */
+export function clientRequiresMfa(ctx: KoaContextWithOIDC): boolean {
+  return ctx.oidc.client?.metadata().require_mfa === true;
+}
+
+/** The acr values the request asks for (acr_values or claims.id_token.acr). */
+export function requestedAcrs(ctx: KoaContextWithOIDC): string[] {
+  const claim = (ctx.oidc.claims as { id_token?: { acr?: { value?: unknown; values?: unknown } } } | undefined)?.id_token?.acr;
+  const fromClaims: unknown[] = Array.isArray(claim?.values) ? (claim.values as unknown[]) : typeof claim?.value === 'string' ? [claim.value] : [];
+  const fromParam = typeof ctx.oidc.params?.acr_values === 'string' ? ctx.oidc.params.acr_values.split(' ') : [];
+  return [...new Set([...fromParam, ...fromClaims].filter((v): v is string => typeof v === 'string'))];
+}
+
+/**
+ * oidc-provider's base policy plus one check on the login prompt: when the request (acr_values,
+ * claims) or the client (require_mfa) needs more assurance than the session has, ask again.
+ * With a session present the interaction only asks for the missing second factor (step-up).
+ */
+export function buildInteractionPolicy() {
+  const policy = base();
+  const login = policy.get('login');
+  if (!login) throw new Error('the base interaction policy has no login prompt');
+  login.checks.add(
+    new Check(
+      STEP_UP_REASON,
+      'a stronger authentication is required',
+      (ctx) => {
+        const { session } = ctx.oidc;
+        if (!session?.accountId) return Check.NO_NEED_TO_PROMPT;
+        const needed = requiredRank({ requestedAcrs: requestedAcrs(ctx), clientRequiresMfa: clientRequiresMfa(ctx) });
+        return needed > acrRank(session.acr) ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
+      },
+      (ctx) => ({ required_rank: requiredRank({ requestedAcrs: requestedAcrs(ctx), clientRequiresMfa: clientRequiresMfa(ctx) }) }),
+    ),
+  );
+  return policy;
+}

@@ -1,0 +1,305 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { bodyParser } from '@koa/bodyparser';
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import type { AccountService, RequestContext } from '../../services/accounts.ts';
+import type { MfaService } from '../../services/mfa.ts';
+import { parseRegistrationJson } from '../../services/webauthn.ts';
+import type { Logger } from '../../shared/logger.ts';
+import { Problem, problemType } from '../../shared/problem.ts';
+import type { AccountIndexStore } from '../../store/account-index.ts';
+import type { Adapter } from '../../store/oidc-adapter.ts';
+import type { UserRow } from '../../store/users.ts';
+import { ACCOUNT_CLIENT_ID } from '../account-client.ts';
+import { rejectCrossSite, type CsrfTokens } from '../koa-csrf.ts';
+import { describeScope } from '../scopes.ts';
+import { render } from '../views.ts';
+
+/** Changes to sign-in methods need a sign-in this recent (seconds); older sessions re-prompt. */
+export const RECENT_AUTH_SECONDS = 300;
+const STATE_COOKIE = 'portcullis.account-state';
+const TOKEN_MODELS = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest'];
+
+type AccountSession = { id: string; accountId: string; loginTs: number; amr: string[]; acr: string };
+
+const accountProblem = (status: number, detail: string): Problem =>
+  new Problem({ status, type: problemType('account'), title: 'This change cannot be made', detail });
+
+function field(ctx: Context, name: string, max: number): string {
+  const value = (ctx.request.body as Record<string, unknown> | undefined)?.[name];
+  if (value === undefined || value === '') return '';
+  if (typeof value !== 'string' || value.length > max) throw accountProblem(400, `The field "${name}" is not valid.`);
+  return value;
+}
+
+/**
+ * Keeps the account → sessions/grants index in step with the provider's own model events
+ * (oidc-provider has no per-account index); failures are logged, never thrown at the provider.
+ */
+type Model = { jti: string; accountId?: string; clientId?: string; grantId?: string; exp?: number };
+
+export function attachAccountIndex(provider: Provider, index: AccountIndexStore, logger: Logger): void {
+  // The typed overloads list only some events; model events are plain EventEmitter events.
+  const on = (event: string, listener: (model: Model) => void) => (provider as unknown as { on(e: string, l: (m: Model) => void): void }).on(event, listener);
+  const safe = (work: () => Promise<void>) => {
+    work().catch((error: unknown) => {
+      logger.warn({ err: error }, 'account session/grant index update failed');
+    });
+  };
+  const expiry = (m: Model) => (m.exp ? new Date(m.exp * 1000) : undefined);
+  on('session.saved', (s) => {
+    if (s.accountId) { const accountId = s.accountId; safe(() => index.put({ kind: 'Session', id: s.jti, accountId, expiresAt: expiry(s) })); }
+  });
+  on('session.destroyed', (s) => { safe(() => index.remove('Session', s.jti)); });
+  on('grant.saved', (g) => {
+    if (g.accountId) { const accountId = g.accountId; safe(() => index.put({ kind: 'Grant', id: g.jti, accountId, clientId: g.clientId, expiresAt: expiry(g) })); }
+  });
+  on('grant.destroyed', (g) => { safe(() => index.remove('Grant', g.jti)); });
+  const touch = (t: Model) => { if (t.grantId) { const grantId = t.grantId; safe(() => index.touch('Grant', grantId)); } };
+  on('access_token.saved', touch);
+  on('access_token.issued', touch);
+}
+
+/**
+ * The account page (ISSUER/account). It signs in through the provider as the first-party
+ * `portcullis-account` client and then reads the provider's own session cookie, so there is
+ * one session, one logout and one set of login rules. Sensitive changes need a sign-in within
+ * RECENT_AUTH_SECONDS; otherwise the page sends the user through prompt=login again.
+ */
+export function accountRoutes(deps: {
+  provider: Provider;
+  accounts: AccountService;
+  mfa: MfaService;
+  index: AccountIndexStore;
+  oidcAdapter: (model: string) => Adapter;
+  csrf: CsrfTokens;
+  issuer: string;
+}): Router {
+  const { provider, accounts, mfa, index, oidcAdapter, csrf, issuer } = deps;
+  const issuerOrigin = new URL(issuer).origin;
+  const router = new Router({ prefix: '/account' });
+  const body = bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' });
+  const secureCookies = issuer.startsWith('https://');
+
+  async function currentSession(ctx: Context): Promise<AccountSession | undefined> {
+    const session = await provider.Session.get(ctx);
+    if (!session.accountId || !session.loginTs) return undefined;
+    return { id: session.jti, accountId: session.accountId, loginTs: session.loginTs, amr: session.amr ?? [], acr: session.acr ?? '' };
+  }
+
+  const startLogin = (ctx: Context, reauth: boolean): void => {
+    const state = randomBytes(24).toString('base64url');
+    ctx.cookies.set(STATE_COOKIE, state, { httpOnly: true, sameSite: 'lax', secure: secureCookies, signed: true, path: '/account', maxAge: 600_000 });
+    const url = new URL('/auth', issuer);
+    url.search = new URLSearchParams({
+      client_id: ACCOUNT_CLIENT_ID,
+      response_type: 'none',
+      scope: 'openid',
+      redirect_uri: new URL('/account/callback', issuer).href,
+      state,
+      ...(reauth ? { prompt: 'login' } : {}),
+    }).toString();
+    ctx.redirect(url.href);
+  };
+
+  /** Signed in, with the account loaded; otherwise off to sign in. */
+  async function signedIn(ctx: Context): Promise<{ session: AccountSession; user: UserRow } | undefined> {
+    const session = await currentSession(ctx);
+    const user = session ? await accounts.findActive(session.accountId) : undefined;
+    if (!session || !user) {
+      if (ctx.method === 'GET') startLogin(ctx, false);
+      else throw accountProblem(401, 'Your session has ended. Sign in again.');
+      return undefined;
+    }
+    if (ctx.method === 'POST') csrf.verify(`account:${session.id}`, field(ctx, 'csrf', 128));
+    return { session, user };
+  }
+
+  /** Sensitive changes: a recent sign-in, else a fresh one (ASVS 7.5.1). */
+  function recent(ctx: Context, session: AccountSession): boolean {
+    if (Math.floor(Date.now() / 1000) - session.loginTs <= RECENT_AUTH_SECONDS) return true;
+    ctx.status = 303;
+    startLogin(ctx, true);
+    return false;
+  }
+
+  const requestContext = (ctx: Context): RequestContext => ({ ip: ctx.ip, userAgent: ctx.get('User-Agent'), clientId: ACCOUNT_CLIENT_ID });
+  const done = (ctx: Context, notice: string): void => {
+    ctx.status = 303;
+    ctx.redirect(`/account?notice=${encodeURIComponent(notice)}`);
+  };
+
+  async function grantsOf(accountId: string) {
+    const rows = await index.list(accountId, 'Grant');
+    const grants = [];
+    for (const row of rows) {
+      if (row.client_id === ACCOUNT_CLIENT_ID) continue;
+      const grant = await provider.Grant.find(row.id);
+      if (!grant || grant.accountId !== accountId) continue;
+      const client = grant.clientId ? await provider.Client.find(grant.clientId) : undefined;
+      const scopes = [grant.getOIDCScope(), ...Object.keys(grant.resources ?? {}).map((r) => grant.getResourceScope(r))].join(' ').split(' ').filter(Boolean);
+      grants.push({ id: row.id, clientName: client?.clientName ?? grant.clientId, scopes: [...new Set(scopes)].map(describeScope), lastUsed: row.last_used_at, created: row.created_at });
+    }
+    return grants;
+  }
+
+  async function revokeGrant(grantId: string): Promise<void> {
+    for (const model of TOKEN_MODELS) await oidcAdapter(model).revokeByGrantId(grantId);
+    await oidcAdapter('Grant').destroy(grantId);
+    await index.remove('Grant', grantId);
+  }
+
+  async function showAccount(ctx: Context, session: AccountSession, user: UserRow, extra: { error?: string; notice?: string } = {}): Promise<void> {
+    const [totp, passkeys, codesLeft, grants] = await Promise.all([
+      mfa.totp.status(user.id),
+      mfa.webauthn.list(user.id),
+      mfa.recovery.remaining(user.id),
+      grantsOf(user.id),
+    ]);
+    const registration = await mfa.webauthn.registrationOptions({ binding: `account:${session.id}`, userId: user.id, email: user.email, displayName: user.name ?? user.email });
+    const notice = extra.notice ?? (typeof ctx.query.notice === 'string' ? ctx.query.notice.slice(0, 200) : undefined);
+    render(ctx, 'account', {
+      user: { email: user.email, name: user.name, hasPassword: user.password_hash !== null },
+      signedInAt: new Date(session.loginTs * 1000),
+      totp,
+      passkeys: passkeys.map((p) => ({ id: p.id, name: p.name, created: p.created_at, lastUsed: p.last_used_at, synced: p.device_type === 'multiDevice', flagged: p.flagged_at !== null })),
+      codesLeft,
+      hasFactor: totp.enabled || passkeys.length > 0,
+      grants,
+      registration: JSON.stringify(registration),
+      csrf: csrf.issue(`account:${session.id}`),
+      notice,
+      error: extra.error,
+    });
+  }
+
+  router.get('/', async function showAccountPage(ctx) {
+    const auth = await signedIn(ctx);
+    if (auth) await showAccount(ctx, auth.session, auth.user);
+  });
+
+  router.get('/login', function accountLogin(ctx) {
+    startLogin(ctx, ctx.query.reauth === '1');
+  });
+
+  router.get('/callback', function accountCallback(ctx) {
+    const expected = ctx.cookies.get(STATE_COOKIE, { signed: true });
+    ctx.cookies.set(STATE_COOKIE, null, { path: '/account' });
+    const state = typeof ctx.query.state === 'string' ? ctx.query.state : '';
+    const matches = expected !== undefined && expected.length === state.length && timingSafeEqual(Buffer.from(expected), Buffer.from(state));
+    if (!matches) throw accountProblem(400, 'This sign-in response does not belong to this browser.');
+    if (typeof ctx.query.error === 'string') {
+      render(ctx, 'error', { heading: 'Not signed in', message: 'Signing in to your account was cancelled.' }, 400);
+      return;
+    }
+    ctx.redirect('/account');
+  });
+
+  const post = (path: string, handler: (ctx: Context, session: AccountSession, user: UserRow) => Promise<void>, options: { sensitive: boolean }) => {
+    router.post(path, rejectCrossSite(issuerOrigin), body, async (ctx) => {
+      const auth = await signedIn(ctx);
+      if (!auth) return;
+      if (options.sensitive && !recent(ctx, auth.session)) return;
+      await handler(ctx, auth.session, auth.user);
+    });
+  };
+
+  // The current password is the re-authentication here, so no recent sign-in is needed.
+  post('/password', async (ctx, session, user) => {
+    const next = field(ctx, 'new_password', 4096);
+    if (next !== field(ctx, 'confirm_password', 4096)) return showAccount(ctx, session, user, { error: 'The new passwords do not match.' });
+    const result = await accounts.changePassword(user.id, field(ctx, 'current_password', 4096), next, requestContext(ctx));
+    if (!result.ok) return showAccount(ctx, session, user, { error: result.reason });
+    done(ctx, 'Your password was changed.');
+  }, { sensitive: false });
+
+  router.get('/totp', async function totpSetup(ctx) {
+    const auth = await signedIn(ctx);
+    if (!auth || !recent(ctx, auth.session)) return;
+    const enrollment = await mfa.totp.begin(auth.user.id, auth.user.email);
+    if (!enrollment) {
+      done(ctx, 'An authenticator app is already set up.');
+      return;
+    }
+    render(ctx, 'account-totp', { totp: enrollment, csrf: csrf.issue(`account:${auth.session.id}`), action: '/account/totp' });
+  });
+
+  post('/totp', async (ctx, _session, user) => {
+    const outcome = await mfa.confirmTotp(user.id, field(ctx, 'code', 32), requestContext(ctx));
+    if (!outcome.ok) {
+      const enrollment = await mfa.totp.pending(user.id, user.email);
+      if (!enrollment) {
+        done(ctx, 'Start the setup again.');
+        return;
+      }
+      render(ctx, 'account-totp', { totp: enrollment, csrf: csrf.issue(`account:${_session.id}`), action: '/account/totp', error: outcome.locked ? 'Too many attempts. Wait a while before trying again.' : 'That code did not work. Check the app and try again.' });
+      return;
+    }
+    await showCodesIfFirst(ctx, user, 'Authenticator app turned on.');
+  }, { sensitive: true });
+
+  post('/totp/remove', async (ctx, _session, user) => {
+    await mfa.removeTotp(user.id, requestContext(ctx));
+    done(ctx, 'Authenticator app removed.');
+  }, { sensitive: true });
+
+  post('/passkeys', async (ctx, session, user) => {
+    const response = parseRegistrationJson(field(ctx, 'response', 16_384));
+    const name = field(ctx, 'name', 64).trim() || 'Passkey';
+    const result = response ? await mfa.finishRegistration({ binding: `account:${session.id}`, userId: user.id, response, name }, requestContext(ctx)) : undefined;
+    if (!result?.ok) return showAccount(ctx, session, user, { error: result?.reason === 'duplicate_credential' ? 'This passkey is already registered.' : 'The passkey could not be added. Try again.' });
+    await showCodesIfFirst(ctx, user, 'Passkey added.');
+  }, { sensitive: true });
+
+  post('/passkeys/:id/rename', async (ctx, _session, user) => {
+    const name = field(ctx, 'name', 64).trim();
+    if (!name) throw accountProblem(400, 'A passkey needs a name.');
+    await mfa.renameWebAuthn(user.id, (ctx.params as { id: string }).id, name, requestContext(ctx));
+    done(ctx, 'Passkey renamed.');
+  }, { sensitive: false });
+
+  post('/passkeys/:id/remove', async (ctx, _session, user) => {
+    await mfa.removeWebAuthn(user.id, (ctx.params as { id: string }).id, requestContext(ctx));
+    done(ctx, 'Passkey removed.');
+  }, { sensitive: true });
+
+  post('/recovery-codes', async (ctx, _session, user) => {
+    if ((await mfa.enrolled(user.id)).length === 0) throw accountProblem(400, 'Set up an authenticator app or a passkey first.');
+    const codes = await mfa.regenerateRecoveryCodes(user.id, requestContext(ctx));
+    render(ctx, 'mfa-recovery-codes', { codes, continueHref: '/account', continueLabel: 'Back to your account' });
+  }, { sensitive: true });
+
+  post('/grants/:id/revoke', async (ctx, _session, user) => {
+    const grantId = (ctx.params as { id: string }).id;
+    const grant = await provider.Grant.find(grantId);
+    if (grant?.accountId !== user.id) throw accountProblem(404, 'This connection does not exist.');
+    await revokeGrant(grantId);
+    await mfa.audit('grant.revoked', user.id, requestContext(ctx), { grantId, clientId: grant.clientId });
+    done(ctx, 'Access removed.');
+  }, { sensitive: false });
+
+  post('/sign-out-everywhere', async (ctx, session, user) => {
+    for (const row of await index.list(user.id, 'Grant')) await revokeGrant(row.id);
+    const sessions = await index.list(user.id, 'Session');
+    for (const row of sessions) {
+      await oidcAdapter('Session').destroy(row.id);
+      await index.remove('Session', row.id);
+    }
+    await oidcAdapter('Session').destroy(session.id);
+    await mfa.audit('sessions.revoked_all', user.id, requestContext(ctx), { sessions: sessions.length });
+    render(ctx, 'error', { heading: 'Signed out everywhere', message: 'All your sessions and app connections were ended, including this one.' });
+  }, { sensitive: true });
+
+  /** The first second factor brings recovery codes, shown once. */
+  async function showCodesIfFirst(ctx: Context, user: UserRow, notice: string): Promise<void> {
+    if ((await mfa.recovery.remaining(user.id)) > 0) {
+      done(ctx, notice);
+      return;
+    }
+    const codes = await mfa.regenerateRecoveryCodes(user.id, requestContext(ctx));
+    render(ctx, 'mfa-recovery-codes', { codes, notice, continueHref: '/account', continueLabel: 'Back to your account' });
+  }
+
+  return router;
+}

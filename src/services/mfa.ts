@@ -1,0 +1,223 @@
+import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Knex } from 'knex';
+import type { CryptoBox } from '../shared/crypto-box.ts';
+import type { Logger } from '../shared/logger.ts';
+import { createMfaStore, type MfaStore } from '../store/mfa.ts';
+import { createWebAuthnCredentialStore } from '../store/webauthn-credentials.ts';
+import type { Redis } from '../store/redis.ts';
+import type { RequestContext } from './accounts.ts';
+import type { AuditService } from './audit.ts';
+import type { SecondFactor } from './mfa-policy.ts';
+import { createTotpService, type TotpService } from './mfa-totp.ts';
+import { createRecoveryCodeService, type RecoveryCodeService } from './recovery-codes.ts';
+import { createWebAuthnService, type WebAuthnResult, type WebAuthnService } from './webauthn.ts';
+
+/** Failed second-factor attempts per account before a lock, and the lock's length. */
+export const MFA_MAX_FAILURES = 5;
+export const MFA_LOCK_SECONDS = 900;
+
+export type SecondFactorOutcome = { ok: true } | { ok: false; locked: boolean };
+
+/**
+ * Second-factor lockout, separate from the password budget (its own key space): consecutive
+ * failures per account; a success clears them. When the counter store cannot answer, the
+ * attempt is refused (fail closed, SECURITY.md §0.9).
+ */
+export function createMfaLockout({ redis, logger }: { redis?: Redis | undefined; logger: Logger }) {
+  const options = { keyPrefix: 'mfa-fail', points: MFA_MAX_FAILURES, duration: MFA_LOCK_SECONDS, blockDuration: MFA_LOCK_SECONDS };
+  const limiter: RateLimiterAbstract = redis ? new RateLimiterRedis({ ...options, storeClient: redis, rejectIfRedisNotReady: true }) : new RateLimiterMemory(options);
+  return {
+    async isLocked(userId: string): Promise<boolean> {
+      try {
+        const state = await limiter.get(userId);
+        return state !== null && state.consumedPoints >= MFA_MAX_FAILURES;
+      } catch (error) {
+        logger.error({ err: error }, 'second-factor lockout store unavailable; refusing the attempt');
+        return true;
+      }
+    },
+    /** Counts a failure; returns true when the account is now locked. */
+    async fail(userId: string): Promise<boolean> {
+      try {
+        const state = await limiter.consume(userId);
+        return state.remainingPoints <= 0;
+      } catch (error) {
+        if (error instanceof RateLimiterRes) return true;
+        logger.error({ err: error }, 'second-factor lockout store unavailable');
+        return true;
+      }
+    },
+    async clear(userId: string): Promise<void> {
+      await limiter.delete(userId).catch((error: unknown) => {
+        logger.warn({ err: error }, 'clearing second-factor failures failed');
+      });
+    },
+  };
+}
+
+export type MfaLockout = ReturnType<typeof createMfaLockout>;
+
+/**
+ * The second-factor facade used by the interaction and account routes: which factors a user
+ * has, verification with lockout, and an audit event for every factor event.
+ */
+export function createMfaService(deps: {
+  store: MfaStore;
+  totp: TotpService;
+  recovery: RecoveryCodeService;
+  webauthn: WebAuthnService;
+  lockout: MfaLockout;
+  audit: AuditService;
+}) {
+  const { store, totp, recovery, webauthn, lockout, audit } = deps;
+
+  const event = (type: string, userId: string | undefined, context: RequestContext, outcome?: 'success' | 'failure', data?: Record<string, unknown>) =>
+    audit.record({ type, actorId: userId, ip: context.ip, userAgent: context.userAgent, clientId: context.clientId, ...(outcome ? { outcome } : {}), ...(data ? { data } : {}) });
+
+  async function guarded(userId: string, factor: string, context: RequestContext, attempt: () => Promise<boolean>, data?: Record<string, unknown>): Promise<SecondFactorOutcome> {
+    if (await lockout.isLocked(userId)) {
+      await event(`mfa.${factor}.used`, userId, context, 'failure', { reason: 'locked', ...data });
+      return { ok: false, locked: true };
+    }
+    if (await attempt()) {
+      await lockout.clear(userId);
+      await event(`mfa.${factor}.used`, userId, context, 'success', data);
+      return { ok: true };
+    }
+    const locked = await lockout.fail(userId);
+    await event(`mfa.${factor}.used`, userId, context, 'failure', { reason: locked ? 'invalid_now_locked' : 'invalid', ...data });
+    return { ok: false, locked };
+  }
+
+  async function auditWebAuthnFailure(result: Exclude<WebAuthnResult, { ok: true }>, context: RequestContext, type = 'mfa.webauthn.rejected'): Promise<void> {
+    await event(type, result.userId, context, 'failure', { reason: result.reason, credentialId: result.credentialId });
+    if (result.reason === 'counter_regression') {
+      await event('mfa.webauthn.counter_regression', result.userId, context, 'failure', { credentialId: result.credentialId });
+    }
+  }
+
+  /** Recovery codes recover a second factor; with no factor left they would be a bypass. */
+  async function dropRecoveryIfNoFactors(userId: string, context: RequestContext): Promise<void> {
+    const [hasTotp, hasKeys] = await Promise.all([totp.enabled(userId), webauthn.hasCredentials(userId)]);
+    if (!hasTotp && !hasKeys && (await recovery.remaining(userId)) > 0) {
+      await recovery.remove(userId);
+      await event('mfa.recovery_codes.removed', userId, context, 'success');
+    }
+  }
+
+  return {
+    totp,
+    recovery,
+    webauthn,
+    lockout,
+
+    /** Enrolled second factors. A store failure propagates: never "no factors" by accident. */
+    async enrolled(userId: string): Promise<SecondFactor[]> {
+      const [hasTotp, hasKeys] = await Promise.all([totp.enabled(userId), webauthn.hasCredentials(userId)]);
+      return [...(hasKeys ? (['webauthn'] as const) : []), ...(hasTotp ? (['totp'] as const) : [])];
+    },
+
+    roleRequiresMfa: (userId: string) => store.roleRequiresMfa(userId),
+
+    /** Other account-security events (revoked grants, sign out everywhere). */
+    audit: (type: string, userId: string, context: RequestContext, data?: Record<string, unknown>) => event(type, userId, context, 'success', data),
+
+    verifyTotp: (userId: string, code: string, context: RequestContext) => guarded(userId, 'totp', context, () => totp.verify(userId, code)),
+
+    useRecoveryCode: async (userId: string, code: string, context: RequestContext) => {
+      const outcome = await guarded(userId, 'recovery_code', context, () => recovery.use(userId, code));
+      return { ...outcome, remaining: outcome.ok ? await recovery.remaining(userId) : undefined };
+    },
+
+    /** A WebAuthn assertion as second factor for `userId`, under the same lockout. */
+    async verifyWebAuthn(userId: string, binding: string, response: AuthenticationResponseJSON | undefined, context: RequestContext): Promise<SecondFactorOutcome & { result?: WebAuthnResult }> {
+      let result: WebAuthnResult | undefined;
+      const outcome = await guarded(userId, 'webauthn', context, async () => {
+        if (!response) return false;
+        result = await webauthn.verifyAuthentication({ binding, purpose: 'second-factor', response, expectedUserId: userId });
+        if (!result.ok) await auditWebAuthnFailure(result, context);
+        return result.ok;
+      });
+      return result ? { ...outcome, result } : outcome;
+    },
+
+    /** Passwordless sign-in: the account comes from the credential. Lockout applies per account. */
+    async passwordless(binding: string, response: AuthenticationResponseJSON, context: RequestContext): Promise<WebAuthnResult> {
+      const result = await webauthn.verifyAuthentication({ binding, purpose: 'passwordless', response });
+      if (result.ok && (await lockout.isLocked(result.userId))) {
+        await event('login.passkey', result.userId, context, 'failure', { reason: 'locked' });
+        return { ok: false, reason: 'verification_failed', userId: result.userId };
+      }
+      if (result.ok) {
+        await lockout.clear(result.userId);
+        await event('login.passkey', result.userId, context, 'success', { credentialId: result.credentialId });
+      } else {
+        await auditWebAuthnFailure(result, context, 'login.passkey');
+        if (result.userId && result.reason !== 'no_challenge') await lockout.fail(result.userId);
+      }
+      return result;
+    },
+
+    async finishRegistration(input: { binding: string; userId: string; response: RegistrationResponseJSON; name: string }, context: RequestContext): Promise<WebAuthnResult> {
+      const result = await webauthn.finishRegistration(input);
+      if (result.ok) await event('mfa.webauthn.enrolled', input.userId, context, 'success', { credentialId: result.credentialId, name: input.name });
+      else await event('mfa.webauthn.enrolled', input.userId, context, 'failure', { reason: result.reason });
+      return result;
+    },
+
+    async confirmTotp(userId: string, code: string, context: RequestContext): Promise<SecondFactorOutcome> {
+      return guarded(userId, 'totp', context, () => totp.confirm(userId, code), { enrollment: true }).then(async (outcome) => {
+        if (outcome.ok) await event('mfa.totp.enrolled', userId, context, 'success');
+        return outcome;
+      });
+    },
+
+    async removeTotp(userId: string, context: RequestContext): Promise<void> {
+      if (await totp.remove(userId)) await event('mfa.totp.removed', userId, context, 'success');
+      await dropRecoveryIfNoFactors(userId, context);
+    },
+
+    async removeWebAuthn(userId: string, credentialId: string, context: RequestContext): Promise<boolean> {
+      const removed = await webauthn.remove(userId, credentialId);
+      if (removed) await event('mfa.webauthn.removed', userId, context, 'success', { credentialId });
+      await dropRecoveryIfNoFactors(userId, context);
+      return removed;
+    },
+
+    async renameWebAuthn(userId: string, credentialId: string, name: string, context: RequestContext): Promise<boolean> {
+      const renamed = await webauthn.rename(userId, credentialId, name);
+      if (renamed) await event('mfa.webauthn.renamed', userId, context, 'success', { credentialId });
+      return renamed;
+    },
+
+    async regenerateRecoveryCodes(userId: string, context: RequestContext): Promise<string[]> {
+      const codes = await recovery.regenerate(userId);
+      await event('mfa.recovery_codes.generated', userId, context, 'success', { count: codes.length });
+      return codes;
+    },
+
+  };
+}
+
+export type MfaService = ReturnType<typeof createMfaService>;
+
+/** Wires the second-factor services over their stores (called once from the composition root). */
+export function createMfa(deps: { knex: Knex; redis?: Redis | undefined; box: CryptoBox; audit: AuditService; logger: Logger; issuer: string }) {
+  const issuer = new URL(deps.issuer);
+  const store = createMfaStore(deps.knex);
+  return createMfaService({
+    store,
+    totp: createTotpService({ store, box: deps.box, issuerName: 'Portcullis' }),
+    recovery: createRecoveryCodeService({ store }),
+    webauthn: createWebAuthnService({
+      credentials: createWebAuthnCredentialStore(deps.knex),
+      store,
+      rpId: issuer.hostname,
+      rpName: 'Portcullis',
+      origin: issuer.origin,
+    }),
+    lockout: createMfaLockout({ redis: deps.redis, logger: deps.logger }),
+    audit: deps.audit,
+  });
+}

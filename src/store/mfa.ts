@@ -1,0 +1,107 @@
+import type { Knex } from 'knex';
+
+export type TotpRow = {
+  user_id: string;
+  secret_sealed: string;
+  last_step: string | number;
+  confirmed_at: Date | null;
+  last_used_at: Date | null;
+  created_at: Date;
+};
+
+export type RecoveryCodeRow = { id: string; code_hash: Buffer };
+
+/** TOTP secrets, recovery code hashes, WebAuthn ceremony challenges and MFA-requiring roles. */
+export function createMfaStore(knex: Knex) {
+  return {
+    async findTotp(userId: string): Promise<TotpRow | undefined> {
+      return knex<TotpRow>('mfa_totp').where({ user_id: userId }).first();
+    },
+
+    /** A new, unconfirmed secret replaces any unconfirmed one; a confirmed one is kept. */
+    async putPendingTotp(userId: string, secretSealed: string): Promise<boolean> {
+      const rows = await knex('mfa_totp')
+        .insert({ user_id: userId, secret_sealed: secretSealed, last_step: 0, confirmed_at: null })
+        .onConflict('user_id')
+        .merge()
+        .where('mfa_totp.confirmed_at', null)
+        .returning('user_id');
+      return rows.length > 0;
+    },
+
+    /**
+     * Records an accepted code atomically: only one request can move last_step past a given
+     * step, so the same code cannot be used twice (RFC 6238 §5.2), even concurrently.
+     */
+    async acceptTotpStep(userId: string, step: number, confirm: boolean): Promise<boolean> {
+      const query = knex('mfa_totp')
+        .where({ user_id: userId })
+        .andWhere('last_step', '<', step)
+        .update({ last_step: step, last_used_at: knex.fn.now(), ...(confirm ? { confirmed_at: knex.fn.now() } : {}) });
+      if (!confirm) void query.whereNotNull('confirmed_at');
+      return (await query) === 1;
+    },
+
+    async removeTotp(userId: string): Promise<boolean> {
+      return (await knex('mfa_totp').where({ user_id: userId }).delete()) > 0;
+    },
+
+    async unusedRecoveryCodes(userId: string): Promise<RecoveryCodeRow[]> {
+      return knex('mfa_recovery_codes').where({ user_id: userId, used_at: null }).select<RecoveryCodeRow[]>('id', 'code_hash');
+    },
+
+    /** Single use, atomically: only the first concurrent request marks the code used. */
+    async useRecoveryCode(id: string): Promise<boolean> {
+      return (await knex('mfa_recovery_codes').where({ id, used_at: null }).update({ used_at: knex.fn.now() })) === 1;
+    },
+
+    /** The new set replaces the old one in one transaction. */
+    async replaceRecoveryCodes(userId: string, hashes: readonly Buffer[]): Promise<void> {
+      await knex.transaction(async (trx) => {
+        await trx('mfa_recovery_codes').where({ user_id: userId }).delete();
+        if (hashes.length > 0) await trx('mfa_recovery_codes').insert(hashes.map((code_hash) => ({ user_id: userId, code_hash })));
+      });
+    },
+
+    async removeRecoveryCodes(userId: string): Promise<void> {
+      await knex('mfa_recovery_codes').where({ user_id: userId }).delete();
+    },
+
+    async putChallenge(input: { binding: string; purpose: string; challenge: string; userId?: string | undefined; ttlSeconds: number }): Promise<void> {
+      await knex('webauthn_challenges')
+        .insert({
+          binding: input.binding,
+          purpose: input.purpose,
+          challenge: input.challenge,
+          user_id: input.userId ?? null,
+          expires_at: new Date(Date.now() + input.ttlSeconds * 1000),
+        })
+        .onConflict(['binding', 'purpose'])
+        .merge();
+      // Expired challenges of everyone are swept opportunistically.
+      await knex('webauthn_challenges').where('expires_at', '<', new Date(Date.now() - 3600_000)).delete();
+    },
+
+    /** Takes the challenge out (single use); expired or unknown ones yield nothing. */
+    async takeChallenge(binding: string, purpose: string): Promise<{ challenge: string; userId: string | null } | undefined> {
+      const rows = await knex('webauthn_challenges')
+        .where({ binding, purpose })
+        .delete()
+        .returning<{ challenge: string; user_id: string | null; expires_at: Date }[]>(['challenge', 'user_id', 'expires_at']);
+      const row = rows[0];
+      if (!row || row.expires_at.getTime() < Date.now()) return undefined;
+      return { challenge: row.challenge, userId: row.user_id };
+    },
+
+    /** Whether any of the user's roles requires a second factor. */
+    async roleRequiresMfa(userId: string): Promise<boolean> {
+      const row = await knex('user_roles as ur')
+        .join('roles as r', 'r.name', 'ur.role')
+        .where({ 'ur.user_id': userId, 'r.requires_mfa': true })
+        .first<{ role: string } | undefined>('ur.role');
+      return row !== undefined;
+    },
+  };
+}
+
+export type MfaStore = ReturnType<typeof createMfaStore>;

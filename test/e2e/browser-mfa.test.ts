@@ -1,0 +1,236 @@
+import { expect } from 'chai';
+import { generate } from 'otplib';
+import type { Browser, Page } from 'playwright-core';
+import { ACR } from '../../src/services/mfa-policy.ts';
+import { addVirtualAuthenticator, launchChromium, openSession, relyingParty, screenshotOnFailure, waitForCallback, type BrowserSession } from '../helpers/browser.ts';
+import { createTestClient, createTestUser } from '../helpers/factories.ts';
+import { startTestServers, type TestServers } from '../helpers/servers.ts';
+
+/**
+ * Second factors and passkeys in real headless Chromium against the running servers, with the
+ * DevTools virtual authenticator standing in for a phone or security key.
+ */
+describe('browser: MFA and passkeys (Chromium)', function () {
+  this.timeout(60_000);
+  let servers: TestServers;
+  let browser: Browser;
+  let rp: Awaited<ReturnType<typeof relyingParty>>;
+  let session: BrowserSession | undefined;
+
+  before(async function () {
+    servers = await startTestServers({ issuerHost: 'localhost' });
+    browser = await launchChromium();
+    const registered = await createTestClient(servers.deps, { client_name: 'Acme Notes' });
+    rp = await relyingParty(servers.issuer, registered.client_id, registered.client_secret);
+  });
+
+  after(async function () {
+    await browser.close();
+    await servers.stop();
+  });
+
+  afterEach(async function () {
+    await screenshotOnFailure(this.currentTest, session?.page);
+    await session?.context.close();
+    session = undefined;
+  });
+
+  async function fresh(): Promise<BrowserSession> {
+    session = await openSession(browser);
+    return session;
+  }
+
+  async function passwordStep(page: Page, email: string, password: string): Promise<void> {
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password', { exact: true }).fill(password);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  }
+
+  /** Allows consent if asked and waits for the RP callback; returns the ID token claims. */
+  async function finishAtRp(s: BrowserSession, flow: { verifier: string; state: string }) {
+    const before = s.callbacks.length;
+    const allow = s.page.getByRole('button', { name: 'Allow' });
+    const arrived = waitForCallback(s, before + 1);
+    await Promise.race([arrived, allow.waitFor({ timeout: 15_000 }).then(() => allow.click())]).catch(() => undefined);
+    const callback = await arrived;
+    // Let the (failing) navigation to the made-up RP host settle before the next goto.
+    await s.page.waitForURL((url) => !url.href.startsWith(servers.issuer), { timeout: 5000 }).catch(() => undefined);
+    await s.page.waitForLoadState().catch(() => undefined);
+    return rp.exchange(callback, flow.verifier, flow.state);
+  }
+
+  /** Signs in to the account page (it is a client of the provider, like any other). */
+  async function accountSignIn(s: BrowserSession, email: string, password: string): Promise<void> {
+    await s.page.goto(`${servers.issuer}/account`);
+    await passwordStep(s.page, email, password);
+    await s.page.waitForURL(`${servers.issuer}/account`);
+  }
+
+  const code = (secret: string, offsetSteps = 0) => generate({ secret, epoch: Math.floor(Date.now() / 1000) + offsetSteps * 30 });
+
+  async function enrollTotpOnAccountPage(s: BrowserSession): Promise<{ secret: string; recoveryCodes: string[] }> {
+    await s.page.getByRole('link', { name: 'Set up an authenticator app' }).click();
+    const secret = ((await s.page.locator('#totp-secret').textContent()) ?? '').replace(/\s/g, '');
+    await s.page.getByLabel('Enter the 6-digit code the app shows').fill(await code(secret));
+    await s.page.getByRole('button', { name: 'Verify and turn on' }).click();
+    await s.page.getByRole('heading', { name: 'Save your recovery codes' }).waitFor();
+    const recoveryCodes = await s.page.locator('.codes code').allTextContents();
+    return { secret, recoveryCodes };
+  }
+
+  it('password login for a user without second factors (amr pwd, acr loa:1)', async function () {
+    const user = await createTestUser(servers.deps);
+    const s = await fresh();
+    const flow = await rp.authorizationUrl();
+    await s.page.goto(flow.url.href);
+    await s.page.getByRole("button", { name: "Sign in with a passkey" }).waitFor();
+    await passwordStep(s.page, user.email, user.password);
+    const claims = await finishAtRp(s, flow);
+    expect(claims.amr).to.deep.equal(['pwd']);
+    expect(claims.acr).to.equal(ACR.password);
+  });
+
+  it('TOTP: enrollment on the account page, then login with a computed code; wrong and replayed codes rejected (T35)', async function () {
+    const user = await createTestUser(servers.deps);
+    let s = await fresh();
+    await accountSignIn(s, user.email, user.password);
+    const { secret, recoveryCodes } = await enrollTotpOnAccountPage(s);
+    expect(recoveryCodes).to.have.length(10);
+    await s.context.close();
+
+    s = await fresh();
+    const flow = await rp.authorizationUrl();
+    await s.page.goto(flow.url.href);
+    await passwordStep(s.page, user.email, user.password);
+    await s.page.getByRole('heading', { name: 'Confirm it is you' }).waitFor();
+    await s.page.getByLabel('Code from your authenticator app').fill((await code(secret)) === '123456' ? '654321' : '123456');
+    await s.page.getByRole('button', { name: 'Verify' }).click();
+    expect(await s.page.getByRole("alert").textContent()).to.contain('That code did not work');
+    // The enrollment used the current step; the next step's code is within the ±1 window.
+    const valid = await code(secret, 1);
+    await s.page.getByLabel('Code from your authenticator app').fill(valid);
+    await s.page.getByRole('button', { name: 'Verify' }).click();
+    const claims = await finishAtRp(s, flow);
+    expect(claims.amr).to.have.members(['pwd', 'otp', 'mfa']);
+    expect(claims.acr).to.equal(ACR.mfa);
+    await s.context.close();
+
+    // The same code again, in its step, from another browser: rejected like a wrong one.
+    s = await fresh();
+    const again = await rp.authorizationUrl();
+    await s.page.goto(again.url.href);
+    await passwordStep(s.page, user.email, user.password);
+    await s.page.getByLabel('Code from your authenticator app').fill(valid);
+    await s.page.getByRole('button', { name: 'Verify' }).click();
+    expect(await s.page.getByRole("alert").textContent()).to.contain('That code did not work');
+    expect(s.callbacks).to.have.length(0);
+  });
+
+  it('recovery code login works once', async function () {
+    const user = await createTestUser(servers.deps);
+    let s = await fresh();
+    await accountSignIn(s, user.email, user.password);
+    const { recoveryCodes } = await enrollTotpOnAccountPage(s);
+    await s.context.close();
+    const recoveryCode = recoveryCodes[0] ?? '';
+
+    s = await fresh();
+    const flow = await rp.authorizationUrl();
+    await s.page.goto(flow.url.href);
+    await passwordStep(s.page, user.email, user.password);
+    await s.page.getByRole('link', { name: 'Recovery code' }).click();
+    await s.page.getByLabel('Recovery code').fill(recoveryCode.toLowerCase());
+    await s.page.getByRole('button', { name: 'Use recovery code' }).click();
+    const claims = await finishAtRp(s, flow);
+    expect(claims.acr).to.equal(ACR.mfa);
+    await s.context.close();
+
+    s = await fresh();
+    const again = await rp.authorizationUrl();
+    await s.page.goto(again.url.href);
+    await passwordStep(s.page, user.email, user.password);
+    await s.page.getByRole('link', { name: 'Recovery code' }).click();
+    await s.page.getByLabel('Recovery code').fill(recoveryCode);
+    await s.page.getByRole('button', { name: 'Use recovery code' }).click();
+    expect(await s.page.getByRole("alert").textContent()).to.contain('did not work');
+  });
+
+  it('passkey: registration on the account page, passwordless sign-in, and use as second factor', async function () {
+    const user = await createTestUser(servers.deps);
+    const s = await fresh();
+    const authenticator = await addVirtualAuthenticator(s.page);
+    await accountSignIn(s, user.email, user.password);
+    await s.page.getByLabel('Name for a new passkey').fill('Laptop');
+    await s.page.getByRole('button', { name: 'Add a passkey' }).click();
+    await s.page.getByRole('heading', { name: 'Save your recovery codes' }).waitFor();
+    await s.page.getByRole('link', { name: 'Back to your account' }).click();
+    expect(await s.page.locator(".items strong").first().textContent()).to.equal("Laptop");
+
+    // Passwordless: prompt=login shows the login page although a session exists. Chromium
+    // offers the passkey through conditional UI at once (the virtual authenticator approves
+    // immediately); otherwise the button starts the same ceremony.
+    const flow = await rp.authorizationUrl({ prompt: 'login' });
+    await s.page.goto(flow.url.href);
+    const before = s.callbacks.length;
+    await s.page.getByRole('button', { name: 'Sign in with a passkey' }).click({ timeout: 3000 }).catch(() => undefined);
+    const claims = await finishAtRp(s, flow);
+    expect(s.callbacks.length).to.equal(before + 1);
+    expect(claims.acr).to.equal(ACR.passkey);
+    expect(claims.amr).to.include.members(['user', 'mfa']);
+    expect(claims.amr).to.not.include('pwd');
+
+    // Second factor after the password (presence off meanwhile, so autofill waits).
+    await authenticator.cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId: authenticator.authenticatorId, enabled: false });
+    const second = await rp.authorizationUrl({ prompt: 'login' });
+    await s.page.goto(second.url.href);
+    await passwordStep(s.page, user.email, user.password);
+    await s.page.getByRole('heading', { name: 'Confirm it is you' }).waitFor();
+    await authenticator.cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId: authenticator.authenticatorId, enabled: true });
+    await s.page.getByRole('button', { name: 'Use passkey' }).click();
+    const claims2 = await finishAtRp(s, second);
+    expect(claims2.acr).to.equal(ACR.mfa);
+    expect(claims2.amr).to.include.members(['pwd', 'mfa']);
+    expect((claims2.amr ?? []).some((a) => a === 'hwk' || a === 'swk')).to.equal(true);
+  });
+
+  it('an admin without a second factor is taken through enrollment before the login completes', async function () {
+    const admin = await createTestUser(servers.deps, { roles: ['admin'] });
+    const s = await fresh();
+    const flow = await rp.authorizationUrl();
+    await s.page.goto(flow.url.href);
+    await passwordStep(s.page, admin.email, admin.password);
+    await s.page.getByRole('heading', { name: 'Set up two-step sign-in' }).waitFor();
+    expect(s.callbacks).to.have.length(0);
+    const secret = ((await s.page.locator('#totp-secret').textContent()) ?? '').replace(/\s/g, '');
+    await s.page.getByLabel('Enter the 6-digit code the app shows').fill(await code(secret));
+    await s.page.getByRole('button', { name: 'Verify and turn on' }).click();
+    await s.page.getByRole('heading', { name: 'Save your recovery codes' }).waitFor();
+    await s.page.getByRole('button', { name: 'Continue' }).click();
+    const claims = await finishAtRp(s, flow);
+    expect(claims.acr).to.equal(ACR.mfa);
+    expect(claims.amr).to.include.members(['pwd', 'otp', 'mfa']);
+  });
+
+  it('acr_values=loa:2 steps a password session up by asking only for the second factor', async function () {
+    const user = await createTestUser(servers.deps);
+    const s = await fresh();
+    const first = await rp.authorizationUrl();
+    await s.page.goto(first.url.href);
+    await passwordStep(s.page, user.email, user.password);
+    expect((await finishAtRp(s, first)).acr).to.equal(ACR.password);
+
+    // The user turns on TOTP meanwhile (their session is still loa:1)…
+    await s.page.goto(`${servers.issuer}/account`);
+    const { secret } = await enrollTotpOnAccountPage(s);
+    // …and the application asks for MFA: no password form, only the code.
+    const stepUp = await rp.authorizationUrl({ acr_values: ACR.mfa });
+    await s.page.goto(stepUp.url.href);
+    await s.page.getByRole('heading', { name: 'Confirm it is you' }).waitFor();
+    expect(await s.page.getByLabel('Password', { exact: true }).count()).to.equal(0);
+    await s.page.getByLabel('Code from your authenticator app').fill(await code(secret, 1));
+    await s.page.getByRole('button', { name: 'Verify' }).click();
+    const claims = await finishAtRp(s, stepUp);
+    expect(claims.acr).to.equal(ACR.mfa);
+    expect(claims.amr).to.include.members(['pwd', 'otp', 'mfa']);
+  });
+});

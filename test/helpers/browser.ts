@@ -1,0 +1,87 @@
+import { mkdir } from 'node:fs/promises';
+import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
+import * as client from 'openid-client';
+
+/**
+ * Real headless Chromium (Debian's /usr/bin/chromium, never a downloaded browser) for the
+ * browser suites: one browser per test file, a fresh context per test, screenshots of the page
+ * into test-artifacts/ when a test fails.
+ */
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+export const ARTIFACTS = new URL('../../test-artifacts/', import.meta.url);
+export const RP_REDIRECT = 'https://rp.example.test/cb';
+
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+}
+
+export type BrowserSession = { context: BrowserContext; page: Page; callbacks: URL[] };
+
+/** A new context that records the browser's arrivals at the RP's redirect URI. */
+export async function openSession(browser: Browser): Promise<BrowserSession> {
+  const context = await browser.newContext({ viewport: { width: 900, height: 900 } });
+  const callbacks: URL[] = [];
+  // The provider's 303 to the redirect URI is recorded as the browser requests it; the host
+  // does not exist, so the navigation itself fails harmlessly.
+  context.on('request', (request) => {
+    if (request.url().startsWith('https://rp.example.test/')) callbacks.push(new URL(request.url()));
+  });
+  const page = await context.newPage();
+  return { context, page, callbacks };
+}
+
+/** mocha afterEach helper: a full-page screenshot named after the failed test. */
+export async function screenshotOnFailure(test: Mocha.Test | undefined, page: Page | undefined): Promise<void> {
+  if (!test || test.state !== 'failed' || !page || page.isClosed()) return;
+  await mkdir(ARTIFACTS, { recursive: true });
+  const name = test.fullTitle().replace(/[^a-z0-9]+/gi, '-').slice(0, 120);
+  await page.screenshot({ path: new URL(`${name}.png`, ARTIFACTS).pathname, fullPage: true }).catch(() => undefined);
+}
+
+/** A platform authenticator with resident keys and user verification (DevTools WebAuthn domain). */
+export async function addVirtualAuthenticator(page: Page): Promise<{ cdp: CDPSession; authenticatorId: string }> {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+  });
+  return { cdp, authenticatorId };
+}
+
+/** openid-client as the relying party: authorization URL (code + PKCE) and the code exchange. */
+export async function relyingParty(issuer: string, clientId: string, clientSecret: string | undefined) {
+  const rp = await client.discovery(new URL(issuer), clientId, clientSecret, undefined, { execute: [client.allowInsecureRequests] });
+  return {
+    rp,
+    async authorizationUrl(extra: Record<string, string> = {}) {
+      const verifier = client.randomPKCECodeVerifier();
+      const state = client.randomState();
+      const url = client.buildAuthorizationUrl(rp, {
+        redirect_uri: RP_REDIRECT,
+        scope: 'openid email',
+        code_challenge: await client.calculatePKCECodeChallenge(verifier),
+        code_challenge_method: 'S256',
+        state,
+        ...extra,
+      });
+      return { url, verifier, state };
+    },
+    async exchange(callback: URL, verifier: string, state: string) {
+      const tokens = await client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: verifier, expectedState: state, idTokenExpected: true });
+      return tokens.claims() as client.IDToken & { acr?: string; amr?: string[] };
+    },
+  };
+}
+
+/** Waits until the browser has been sent to the RP's redirect URI `count` times. */
+export async function waitForCallback(session: BrowserSession, count: number, timeoutMs = 15_000): Promise<URL> {
+  const deadline = Date.now() + timeoutMs;
+  while (session.callbacks.length < count) {
+    if (Date.now() > deadline) throw new Error(`the browser did not return to the application (at ${session.page.url()})`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return session.callbacks[count - 1] as URL;
+}
