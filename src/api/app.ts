@@ -6,7 +6,7 @@ import { problemHandler } from '../shared/koa-problem-handler.ts';
 import { requestLogger } from '../shared/koa-request-logger.ts';
 import { apiSecurityHeaders } from '../shared/koa-security-headers.ts';
 import { notFound } from '../shared/problem.ts';
-import { mountRoutes } from './define-route.ts';
+import { allowedMethods, mountRoutes } from './define-route.ts';
 import { bearerAuth } from './koa-bearer-auth.ts';
 import { buildOpenApiDocument, openApiEndpoint } from './openapi.ts';
 import { apiRoutes } from './routes/index.ts';
@@ -48,7 +48,7 @@ export function buildApiApp(deps: Deps, readiness: Readiness): Koa {
     else await next();
   });
   app.use(router.routes());
-  app.use(router.allowedMethods({ throw: true }));
+  app.use(allowedMethods(router));
   app.use(function fallthrough() {
     throw notFound();
   });

@@ -209,6 +209,14 @@ describe('resource API: records vault', function () {
     conforms('POST', '/v1/records', form);
   });
 
+  it('answers 405 with Allow for a known path and another method', async function () {
+    const res = await call(servers, 'PUT', '/v1/records', alice.token, { type: 'note', label: 'x', data: {} });
+    expect(res.status).to.equal(405);
+    expect(res.headers.get('Allow')).to.include('GET').and.include('POST');
+    expect(res.body).to.have.property('type', 'urn:portcullis:problem:method-not-allowed');
+    expect((await call(servers, 'GET', '/v1/nothing-here', alice.token)).status).to.equal(404);
+  });
+
   it('answers 413 for bodies over the limit', async function () {
     const res = await call(servers, 'POST', '/v1/records', alice.token, { type: 'note', label: 'big', data: { blob: 'x'.repeat(70 * 1024) } });
     expect(res.status).to.equal(413);
