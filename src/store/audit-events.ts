@@ -68,8 +68,10 @@ export function createAuditEventStore(knex: Knex) {
           actor_id: event.actorId ?? null,
           client_id: event.clientId ?? null,
           ip: event.ip ?? null,
-          user_agent: event.userAgent?.slice(0, 512) ?? null,
-          data: event.data ?? {},
+          // Cut on code points so no half surrogate pair is stored (it would not hash the same).
+          user_agent: event.userAgent === undefined ? null : Array.from(event.userAgent).slice(0, 512).join(''),
+          // Hash exactly what jsonb will hold (Dates become strings, undefined disappears).
+          data: JSON.parse(JSON.stringify(event.data ?? {})) as Record<string, unknown>,
         };
         const hash = hashEvent(prevHash, row);
         const [inserted] = await trx<AuditEventRow>('audit_events')

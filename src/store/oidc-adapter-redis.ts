@@ -74,7 +74,8 @@ export function createRedisAdapter(client: Redis, model: string): Adapter {
 
     async consume(id) {
       const result = await redis.oidcConsume(modelKey(model, id), Math.floor(Date.now() / 1000));
-      if (result === 0 && grantSourceModels.has(model)) {
+      // -1: the key is gone, i.e. a concurrent replay already revoked the grant; refuse too.
+      if (result !== 1 && grantSourceModels.has(model)) {
         const payload = await load(modelKey(model, id));
         if (payload?.grantId) await adapter.revokeByGrantId(payload.grantId);
         throw alreadyConsumed(model);

@@ -23,12 +23,7 @@ describe('oidc-provider adapters', function () {
 
   adapterContract('postgres', (model) => createPostgresAdapter(knex, model));
 
-  adapterContract('redis', (model) => createRedisAdapter(redis, model), {
-    // BUG (src/store/oidc-adapter-redis.ts, consume): once a replay has revoked the grant the code's
-    // key is gone, CONSUME_SCRIPT returns -1 and consume() resolves instead of throwing invalid_grant,
-    // so a request that found the code before the revocation can still redeem it (T16 race).
-    knownBugs: ['consume after replay'],
-  });
+  adapterContract('redis', (model) => createRedisAdapter(redis, model));
 
   describe('sweepExpiredOidcPayloads (postgres)', function () {
     const put = async (model: string, id: string, expiresAt: Date | null) => {
