@@ -1,0 +1,113 @@
+import { mkdir } from 'node:fs/promises';
+import { expect } from 'chai';
+import { generate } from 'otplib';
+import type { Browser, Page } from 'playwright-core';
+import { addVirtualAuthenticator, ARTIFACTS, launchChromium, openSession, relyingParty, screenshotOnFailure, type BrowserSession } from '../helpers/browser.ts';
+import { createTestClient, createTestUser } from '../helpers/factories.ts';
+import { startTestServers, type TestServers } from '../helpers/servers.ts';
+
+/**
+ * Walks through every MFA and account page once in Chromium and keeps a screenshot of each in
+ * test-artifacts/screens/ for review; also checks that every form control has a label.
+ */
+describe('browser: MFA and account pages render accessibly (Chromium)', function () {
+  this.timeout(60_000);
+  let servers: TestServers;
+  let browser: Browser;
+  let session: BrowserSession | undefined;
+  const dir = new URL('screens/', ARTIFACTS);
+
+  before(async function () {
+    servers = await startTestServers({ issuerHost: 'localhost' });
+    browser = await launchChromium();
+    await mkdir(dir, { recursive: true });
+  });
+
+  after(async function () {
+    await browser.close();
+    await servers.stop();
+  });
+
+  afterEach(async function () {
+    await screenshotOnFailure(this.currentTest, session?.page);
+    await session?.context.close();
+  });
+
+  async function shot(page: Page, name: string): Promise<void> {
+    await page.screenshot({ path: new URL(`${name}.png`, dir).pathname, fullPage: true });
+    // Every visible input, select and textarea has an accessible name.
+    const unlabeled = await page.$$eval('input:not([type=hidden]), select, textarea', (elements) =>
+      elements
+        .filter((e) => !(e as HTMLElement).hidden && (e as HTMLElement).offsetParent !== null)
+        .filter((e) => {
+          const id = e.getAttribute('id');
+          return !(id && document.querySelector(`label[for="${id}"]`)) && !e.getAttribute('aria-label') && !e.closest('label');
+        })
+        .map((e) => e.outerHTML));
+    expect(unlabeled, `${name}: unlabeled controls`).to.deep.equal([]);
+  }
+
+  it('login with passkey, MFA choice, TOTP enrollment, recovery codes and the account page', async function () {
+    const registered = await createTestClient(servers.deps, { client_name: 'Acme Notes' });
+    const rp = await relyingParty(servers.issuer, registered.client_id, registered.client_secret);
+    const admin = await createTestUser(servers.deps, { roles: ['admin'], name: 'Grace Hopper' });
+    session = await openSession(browser);
+    const { page } = session;
+
+    const flow = await rp.authorizationUrl();
+    await page.goto(flow.url.href);
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).waitFor();
+    await shot(page, '01-login');
+
+    await page.getByLabel('Email').fill(admin.email);
+    await page.getByLabel('Password', { exact: true }).fill(admin.password);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.getByRole('heading', { name: 'Set up two-step sign-in' }).waitFor();
+    await shot(page, '02-enroll-totp');
+    await page.getByRole('link', { name: 'Use a passkey instead' }).click();
+    await page.getByRole('button', { name: 'Create a passkey' }).waitFor();
+    await shot(page, '03-enroll-passkey');
+    await page.getByRole('link', { name: 'Use an authenticator app instead' }).click();
+    const secret = ((await page.locator('#totp-secret').textContent()) ?? '').replace(/\s/g, '');
+    await page.getByLabel('Enter the 6-digit code the app shows').fill('000000');
+    await page.getByRole('button', { name: 'Verify and turn on' }).click();
+    await page.getByRole('alert').waitFor();
+    await shot(page, '04-enroll-totp-wrong-code');
+    await page.getByLabel('Enter the 6-digit code the app shows').fill(await generate({ secret }));
+    await page.getByRole('button', { name: 'Verify and turn on' }).click();
+    await page.getByRole('heading', { name: 'Save your recovery codes' }).waitFor();
+    await shot(page, '05-recovery-codes');
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByRole('button', { name: 'Allow' }).waitFor();
+    await shot(page, '06-consent');
+    await page.getByRole('button', { name: 'Allow' }).click();
+    await page.waitForURL((url) => !url.href.startsWith(servers.issuer)).catch(() => undefined);
+
+    // A second sign-in asks for the factor, with the other ways offered.
+    const again = await rp.authorizationUrl({ prompt: 'login' });
+    await page.goto(again.url.href);
+    await page.getByLabel('Email').fill(admin.email);
+    await page.getByLabel('Password', { exact: true }).fill(admin.password);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.getByRole('heading', { name: 'Confirm it is you' }).waitFor();
+    await shot(page, '07-mfa-totp');
+    await page.getByRole('link', { name: 'Recovery code' }).click();
+    await shot(page, '08-mfa-recovery');
+    await page.getByRole('link', { name: 'Authenticator app code' }).click();
+    await page.getByLabel('Code from your authenticator app').fill(await generate({ secret, epoch: Math.floor(Date.now() / 1000) + 30 }));
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await page.waitForURL((url) => !url.href.startsWith(servers.issuer)).catch(() => undefined);
+
+    // The account page, with a passkey added.
+    await addVirtualAuthenticator(page);
+    await page.goto(`${servers.issuer}/account`);
+    await page.getByRole('heading', { name: 'Your account' }).waitFor();
+    await page.getByLabel('Name for a new passkey').fill('Work laptop');
+    await page.getByRole('button', { name: 'Add a passkey' }).click();
+    await page.getByRole('heading', { name: 'Your account' }).waitFor();
+    await page.getByText('Passkey added.').waitFor();
+    await shot(page, '09-account');
+    await page.goto(`${servers.issuer}/account/totp`);
+    await shot(page, '10-account-totp-already-on');
+  });
+});
