@@ -28,14 +28,27 @@ async function main(): Promise<void> {
 
   let stopping = false;
   const shutdown = (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      // A second signal means "now": skip the drain.
+      logger.warn({ signal }, 'second signal, exiting without draining');
+      process.exit(1);
+    }
     stopping = true;
-    logger.info({ signal }, 'shutting down');
-    setTimeout(() => process.exit(1), 15_000).unref();
+    const delayMs = config.shutdownDelay * 1000;
+    const graceMs = config.shutdownTimeout * 1000;
+    logger.info({ signal, delayMs, graceMs }, 'shutting down: not ready, draining');
+    // Whatever hangs (a pool that will not close) cannot keep the process past its budget.
+    setTimeout(() => {
+      logger.error('shutdown took too long, exiting');
+      process.exit(1);
+    }, delayMs + graceMs + 5_000).unref();
     void running
-      .stop()
+      .stop(graceMs, delayMs)
       .then(() => deps.close())
-      .then(() => process.exit(0), (error: unknown) => {
+      .then(() => {
+        logger.info('shut down cleanly');
+        process.exit(0);
+      }, (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
         process.exit(1);
       });

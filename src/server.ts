@@ -11,8 +11,11 @@ export type Role = 'auth' | 'api';
 export type Running = {
   readiness: Readiness;
   servers: Partial<Record<Role, Server>>;
-  /** Not ready → stop accepting → finish in-flight requests (bounded) → close. */
-  stop(graceMs?: number): Promise<void>;
+  /**
+   * Not ready (readiness 503) → wait delayMs so load balancers deregister us while we still
+   * serve → stop accepting → finish in-flight requests (bounded by graceMs) → closed.
+   */
+  stop(graceMs?: number, delayMs?: number): Promise<void>;
 };
 
 function listen(app: Koa, port: number, host: string): Promise<Server> {
@@ -31,16 +34,25 @@ function listen(app: Koa, port: number, host: string): Promise<Server> {
   });
 }
 
+/**
+ * Stops accepting, lets in-flight requests finish, and reaps keep-alive connections as they go
+ * idle (a connection that just finished its last request would otherwise wait for its
+ * keep-alive timeout). After graceMs whatever is left is cut.
+ */
 function close(server: Server, graceMs: number): Promise<void> {
   return new Promise((resolve) => {
+    const reaper = setInterval(() => server.closeIdleConnections(), 100).unref();
     const force = setTimeout(() => server.closeAllConnections(), graceMs).unref();
     server.close(() => {
+      clearInterval(reaper);
       clearTimeout(force);
       resolve();
     });
     server.closeIdleConnections();
   });
 }
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 export const portOf = (server: Server): number => (server.address() as AddressInfo).port;
 
@@ -58,8 +70,9 @@ export async function startServers(deps: Deps, roles: readonly Role[]): Promise<
   return {
     readiness,
     servers,
-    async stop(graceMs = 10_000) {
+    async stop(graceMs = 10_000, delayMs = 0) {
       readiness.draining = true;
+      if (delayMs > 0) await sleep(delayMs);
       await Promise.all(Object.values(servers).map((s) => close(s, graceMs)));
     },
   };

@@ -8,6 +8,10 @@ export type Config = Readonly<{
   jwksUrl?: string;
   databaseUrl?: string;
   dbPoolMax: number;
+  dbAcquireTimeoutMs: number;
+  dbStatementTimeoutMs: number;
+  shutdownDelay: number;
+  shutdownTimeout: number;
   redisUrl?: string;
   redisKeyPrefix: string;
   dataDir: string;

@@ -15,19 +15,32 @@ export type Database = {
 // bigint counts (e.g. count(*)) come back as numbers; our counts never approach 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 
-export function createKnex(connection: string, poolMax: number): Knex {
+export type PoolOptions = { poolMax: number; acquireTimeoutMs?: number; statementTimeoutMs?: number };
+
+/**
+ * A bounded pool: at most poolMax connections, a query waits acquireTimeoutMs for one, and
+ * Postgres cancels any statement running longer than statementTimeoutMs (0 = no limit).
+ */
+export function createKnex(connection: string, options: number | PoolOptions): Knex {
+  const { poolMax, acquireTimeoutMs = 10_000, statementTimeoutMs = 0 } = typeof options === 'number' ? { poolMax: options } : options;
   return knexFactory({
     client: 'pg',
-    connection,
+    connection: { connectionString: connection, ...(statementTimeoutMs > 0 ? { statement_timeout: statementTimeoutMs } : {}) },
     pool: { min: 0, max: poolMax },
-    acquireConnectionTimeout: 10_000,
+    acquireConnectionTimeout: acquireTimeoutMs,
   });
 }
 
 /** DATABASE_URL when set; otherwise embedded PGlite in DATA_DIR over one pooled connection. */
-export async function createDatabase(config: Pick<Config, 'databaseUrl' | 'dataDir' | 'dbPoolMax'>): Promise<Database> {
+export async function createDatabase(
+  config: Pick<Config, 'databaseUrl' | 'dataDir' | 'dbPoolMax'> & Partial<Pick<Config, 'dbAcquireTimeoutMs' | 'dbStatementTimeoutMs'>>,
+): Promise<Database> {
   if (config.databaseUrl) {
-    const knex = createKnex(config.databaseUrl, config.dbPoolMax);
+    const knex = createKnex(config.databaseUrl, {
+      poolMax: config.dbPoolMax,
+      ...(config.dbAcquireTimeoutMs === undefined ? {} : { acquireTimeoutMs: config.dbAcquireTimeoutMs }),
+      ...(config.dbStatementTimeoutMs === undefined ? {} : { statementTimeoutMs: config.dbStatementTimeoutMs }),
+    });
     return { knex, embedded: false, close: () => knex.destroy() };
   }
   const embedded = await startEmbeddedPostgres(config.dataDir);

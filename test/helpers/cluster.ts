@@ -1,0 +1,162 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { request } from 'node:http';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as client from 'openid-client';
+import { Browserless, signInAndConsent } from './browserless.ts';
+import { spawnNode, waitForReady, type Spawned } from './process.ts';
+import { freePort, testConfigEnv } from './servers.ts';
+
+/** Real `node src/main.ts` processes for operations tests (shutdown, readiness, scale-out). */
+
+export type Instance = Spawned & { port: number; url: string; env: Record<string, string> };
+
+/** Starts `node src/main.ts --only <role>` on its own port and waits for /readyz. */
+export async function startInstance(role: 'auth' | 'api', env: Record<string, string>, options: { waitReady?: boolean; port?: number } = {}): Promise<Instance> {
+  const port = options.port ?? (await freePort());
+  const full = {
+    ...testConfigEnv(),
+    LOG_LEVEL: 'info',
+    HOST: '127.0.0.1',
+    ...(role === 'auth' ? { AUTH_PORT: String(port) } : { API_PORT: String(port) }),
+    ...env,
+  };
+  const spawned = spawnNode(['src/main.ts', '--only', role], full);
+  const url = `http://127.0.0.1:${port}`;
+  if (options.waitReady ?? true) {
+    try {
+      await waitForReady(`${url}/readyz`);
+    } catch (error) {
+      spawned.child.kill('SIGKILL');
+      throw new Error(`${role} instance did not become ready:\n${spawned.output()}`, { cause: error });
+    }
+  }
+  return { ...spawned, port, url, env: full };
+}
+
+export async function stopInstance(instance: Instance | undefined): Promise<number | null> {
+  if (!instance) return null;
+  if (instance.child.exitCode === null && instance.child.signalCode === null) instance.child.kill('SIGTERM');
+  return instance.exited;
+}
+
+/** A fetch that never throws on refused connections: status 0 then. */
+export async function probe(url: string, init: RequestInit = {}): Promise<number> {
+  try {
+    const response = await fetch(url, { ...init, signal: AbortSignal.timeout(3000) });
+    await response.arrayBuffer();
+    return response.status;
+  } catch {
+    return 0;
+  }
+}
+
+export async function until<T>(fn: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 10_000, stepMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = await fn();
+  while (!accept(last)) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms (last value ${JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, stepMs));
+    last = await fn();
+  }
+  return last;
+}
+
+/** A private redis-server on a free port (so tests can kill it without touching the shared one). */
+export type PrivateRedis = { url: string; port: number; process: ChildProcess; stop(): Promise<void> };
+
+export async function startPrivateRedis(args: string[] = []): Promise<PrivateRedis> {
+  const port = await freePort();
+  const dir = await mkdtemp(join(tmpdir(), 'portcullis-redis-'));
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...args], { stdio: 'ignore' });
+  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  const url = `redis://127.0.0.1:${port}/0`;
+  const { Redis } = await import('ioredis');
+  await until(
+    async () => {
+      const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      try {
+        await redis.connect();
+        await redis.ping();
+        return true;
+      } catch {
+        return false;
+      } finally {
+        redis.disconnect();
+      }
+    },
+    Boolean,
+    10_000,
+    100,
+  );
+  return {
+    url,
+    port,
+    process: child,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export type RawResponse = { status: number; body: string };
+
+/**
+ * A POST whose body arrives in two parts: the request is in flight (headers and half the body
+ * received by the server) until `finish()` is called. Used to hold a request across SIGTERM.
+ */
+export function slowPost(url: string, headers: Record<string, string>, body: string): { finish(): void; response: Promise<RawResponse> } {
+  const target = new URL(url);
+  const bytes = Buffer.from(body);
+  const half = Math.floor(bytes.length / 2);
+  let finish = (): void => undefined;
+  const response = new Promise<RawResponse>((resolve, reject) => {
+    const req = request(
+      { host: target.hostname, port: target.port, path: target.pathname, method: 'POST', agent: false, headers: { ...headers, 'Content-Length': String(bytes.length) } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.write(bytes.subarray(0, half));
+    finish = () => req.end(bytes.subarray(half));
+  });
+  return { finish: () => finish(), response };
+}
+
+export type RelyingParty = { rp: client.Configuration; clientId: string; clientSecret: string; redirectUri: string };
+
+export async function discover(issuer: string, clientId: string, clientSecret: string): Promise<client.Configuration> {
+  return client.discovery(new URL(issuer), clientId, clientSecret, undefined, { execute: [client.allowInsecureRequests] });
+}
+
+/** Runs login + consent through the browserless helper; returns the callback URL and PKCE verifier. */
+export async function authorizeCode(
+  rp: client.Configuration,
+  browser: Browserless,
+  user: { email: string; password: string },
+  options: { resource?: string; scope?: string } = {},
+): Promise<{ callback: URL; verifier: string; state: string }> {
+  const verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const url = client.buildAuthorizationUrl(rp, {
+    redirect_uri: 'https://rp.example.test/cb',
+    scope: options.scope ?? 'openid offline_access records:read',
+    code_challenge: await client.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state,
+    prompt: 'consent',
+    ...(options.resource ? { resource: options.resource } : {}),
+  });
+  const callback = await signInAndConsent(browser, url, user.email, user.password);
+  return { callback, verifier, state };
+}
+
+export { Browserless, waitForReady };
