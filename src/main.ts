@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/load.ts';
 import { createDeps, StartupError } from './deps.ts';
+import { checkEvictionPolicy } from './store/redis-checks.ts';
 import { startServers, type Role } from './server.ts';
 import { createLogger } from './shared/logger.ts';
 
@@ -14,6 +15,24 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config);
   const deps = await createDeps(config, { logger });
+  if (deps.redis) {
+    // ioredis reconnects by itself; log the outage once a minute instead of an unhandled-error line per retry.
+    let lastLogged = 0;
+    deps.redis.on('error', (error: unknown) => {
+      if (Date.now() - lastLogged < 60_000) return;
+      lastLogged = Date.now();
+      logger.error({ err: error }, 'redis connection error (retrying)');
+    });
+    const eviction = await checkEvictionPolicy(deps.redis);
+    if (!eviction.verified) {
+      logger.warn('could not read Redis maxmemory-policy (CONFIG disabled?); make sure it is noeviction');
+    } else if (!eviction.ok) {
+      logger.error(
+        { policy: eviction.policy },
+        `REDIS EVICTION IS ON: maxmemory-policy is ${String(eviction.policy)}, not noeviction. Redis may drop consumed-code markers, replay caches and revocations under memory pressure (a security bug). Set maxmemory-policy noeviction.`,
+      );
+    }
+  }
   const running = await startServers(deps, roles);
   logger.info(
     { issuer: roles.includes('auth') ? config.issuer : undefined, api: roles.includes('api') ? config.apiUrl : undefined, embedded: deps.database.embedded, redis: Boolean(deps.redis) },

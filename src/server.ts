@@ -61,6 +61,12 @@ export async function startServers(deps: Deps, roles: readonly Role[]): Promise<
   const { config } = deps;
   const servers: Partial<Record<Role, Server>> = {};
   if (roles.includes('auth')) {
+    readiness.checks = {
+      ...readiness.checks,
+      async signingKeys() {
+        if ((await deps.keys.publicJwks()).keys.length === 0) throw new Error('no published signing keys');
+      },
+    };
     const { app } = await buildAuthApp(deps, readiness);
     servers.auth = await listen(app, config.authPort, config.host);
   }

@@ -1,8 +1,13 @@
 import type { Knex } from 'knex';
 import type { Redis } from 'ioredis';
 import type { Middleware } from 'koa';
+import { pendingMigrations } from '../store/migrate.ts';
 
-export type Readiness = { draining: boolean };
+/**
+ * Shared by both servers of a process: `draining` turns readiness 503 on SIGTERM; `checks` are
+ * extra probes a server registers (the auth server: its signing keys are loaded).
+ */
+export type Readiness = { draining: boolean; checks?: Record<string, () => Promise<unknown>> };
 
 async function check(name: string, probe: () => Promise<unknown>): Promise<[string, string]> {
   try {
@@ -14,8 +19,9 @@ async function check(name: string, probe: () => Promise<unknown>): Promise<[stri
 }
 
 /**
- * /healthz: the process is alive (touches nothing). /readyz: dependencies answer and we are not
- * draining; load balancers stop routing here first on shutdown.
+ * /healthz: the process is alive (touches nothing). /readyz: Postgres and Redis answer, the schema
+ * is current, registered checks pass, and we are not draining; load balancers stop routing here
+ * first on shutdown. Each check is bounded (2 s) so a hung dependency reads as "unavailable".
  */
 export function health({ knex, redis, readiness }: { knex: Knex; redis?: Redis | undefined; readiness: Readiness }): Middleware {
   return async function healthMiddleware(ctx, next) {
@@ -33,6 +39,12 @@ export function health({ knex, redis, readiness }: { knex: Knex; redis?: Redis |
         await Promise.all([
           check('postgres', async () => { await knex.raw('SELECT 1'); }),
           ...(redis ? [check('redis', () => redis.ping())] : []),
+          check('migrations', async () => {
+            // A newer release migrated the schema, or this one's migrations are missing.
+            const pending = await pendingMigrations(knex);
+            if (pending.length > 0) throw new Error(`${pending.length} pending`);
+          }),
+          ...Object.entries(readiness.checks ?? {}).map(([name, probe]) => check(name, probe)),
         ]),
       );
       const ready = !readiness.draining && Object.values(checks).every((v) => v === 'ok');

@@ -66,8 +66,8 @@ export async function until<T>(fn: () => Promise<T>, accept: (value: T) => boole
 /** A private redis-server on a free port (so tests can kill it without touching the shared one). */
 export type PrivateRedis = { url: string; port: number; process: ChildProcess; stop(): Promise<void> };
 
-export async function startPrivateRedis(args: string[] = []): Promise<PrivateRedis> {
-  const port = await freePort();
+export async function startPrivateRedis(args: string[] = [], port?: number): Promise<PrivateRedis> {
+  port ??= await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'portcullis-redis-'));
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...args], { stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
@@ -76,6 +76,7 @@ export async function startPrivateRedis(args: string[] = []): Promise<PrivateRed
   await until(
     async () => {
       const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      redis.on('error', () => undefined);
       try {
         await redis.connect();
         await redis.ping();

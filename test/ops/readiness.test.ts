@@ -1,0 +1,85 @@
+import { expect } from 'chai';
+import knexFactory from 'knex';
+import { probe, startInstance, startPrivateRedis, stopInstance, until, type Instance, type PrivateRedis } from '../helpers/cluster.ts';
+import { freePort } from '../helpers/servers.ts';
+import { testEnv } from '../setup.ts';
+
+type ReadyBody = { status: string; checks: Record<string, string> };
+
+const readyz = async (url: string): Promise<{ status: number; body: ReadyBody }> => {
+  const response = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(5000) });
+  return { status: response.status, body: (await response.json()) as ReadyBody };
+};
+
+/**
+ * /readyz on real processes (SECURITY.md §4.1, T45): Postgres, Redis, migrations and signing
+ * keys; 503 while a dependency is down and back to 200 without a restart; /healthz stays 200.
+ * The boot check warns loudly when Redis may evict keys. A private redis-server is killed here,
+ * never the shared one.
+ */
+describe('readiness and the Redis eviction boot check', function () {
+  this.timeout(90_000);
+  let redis: PrivateRedis | undefined;
+  let auth: Instance | undefined;
+  let api: Instance | undefined;
+
+  afterEach(async function () {
+    await stopInstance(auth);
+    await stopInstance(api);
+    auth = api = undefined;
+    await redis?.stop();
+    redis = undefined;
+  });
+
+  it('warns at boot when maxmemory-policy is not noeviction, and reports Redis down and back', async function () {
+    redis = await startPrivateRedis(['--maxmemory-policy', 'allkeys-lru']);
+    const port = await freePort();
+    auth = await startInstance('auth', { ISSUER: `http://127.0.0.1:${port}`, REDIS_URL: redis.url }, { port });
+    expect(auth.output()).to.include('REDIS EVICTION IS ON: maxmemory-policy is allkeys-lru');
+
+    const ready = await readyz(auth.url);
+    expect(ready.status).to.equal(200);
+    expect(ready.body.checks).to.deep.equal({ postgres: 'ok', redis: 'ok', migrations: 'ok', signingKeys: 'ok' });
+
+    // Redis dies: not ready, but alive (no crash loop).
+    const redisPort = redis.port;
+    await redis.stop();
+    const down = await until(() => readyz(auth!.url), (r) => r.status === 503, 10_000, 200);
+    expect(down.body).to.deep.include({ status: 'unavailable' });
+    expect(down.body.checks.redis).to.equal('unavailable');
+    expect(down.body.checks.postgres).to.equal('ok');
+    expect(await probe(`${auth.url}/healthz`)).to.equal(200);
+
+    // Redis is back on the same address: ready again without a restart.
+    redis = await startPrivateRedis([], redisPort);
+    const back = await until(() => readyz(auth!.url), (r) => r.status === 200, 20_000, 200);
+    expect(back.body.checks.redis).to.equal('ok');
+  });
+
+  it('stays quiet with noeviction; the API process reports migrations behind as not ready', async function () {
+    redis = await startPrivateRedis(['--maxmemory-policy', 'noeviction']);
+    const port = await freePort();
+    api = await startInstance('api', { API_URL: `http://127.0.0.1:${port}`, REDIS_URL: redis.url }, { port });
+    expect(api.output()).to.not.include('maxmemory-policy');
+    const ready = await readyz(api.url);
+    expect(ready.status).to.equal(200);
+    expect(ready.body.checks).to.deep.equal({ postgres: 'ok', redis: 'ok', migrations: 'ok' });
+
+    // Forget the newest migration: the schema no longer matches this release.
+    const knex = knexFactory({ client: 'pg', connection: testEnv.databaseUrl, pool: { min: 0, max: 1 } });
+    try {
+      const last = await knex('knex_migrations').orderBy('id', 'desc').first<Record<string, unknown>>();
+      await knex('knex_migrations').where('id', last.id as number).delete();
+      try {
+        const behind = await readyz(api.url);
+        expect(behind.status).to.equal(503);
+        expect(behind.body.checks.migrations).to.equal('unavailable');
+      } finally {
+        await knex('knex_migrations').insert(last);
+      }
+      expect((await readyz(api.url)).status).to.equal(200);
+    } finally {
+      await knex.destroy();
+    }
+  });
+});
