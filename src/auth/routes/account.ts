@@ -150,6 +150,18 @@ export function accountRoutes(deps: {
     await index.remove('Grant', grantId);
   }
 
+  /** Ends the account's provider sessions (but `keep`) and revokes all its grants and tokens. */
+  async function signOutEverywhere(accountId: string, keep?: string): Promise<{ sessions: number; grants: number }> {
+    const grants = await index.list(accountId, 'Grant');
+    for (const row of grants) await revokeGrant(row.id);
+    const sessions = (await index.list(accountId, 'Session')).filter((row) => row.id !== keep);
+    for (const row of sessions) {
+      await oidcAdapter('Session').destroy(row.id);
+      await index.remove('Session', row.id);
+    }
+    return { sessions: sessions.length, grants: grants.length };
+  }
+
   async function showAccount(ctx: Context, session: AccountSession, user: UserRow, extra: { error?: string; notice?: string } = {}): Promise<void> {
     const [totp, passkeys, codesLeft, grants] = await Promise.all([
       mfa.totp.status(user.id),
@@ -211,7 +223,14 @@ export function accountRoutes(deps: {
     if (next !== field(ctx, 'confirm_password', 4096)) return showAccount(ctx, session, user, { error: 'The new passwords do not match.' });
     const result = await accounts.changePassword(user.id, field(ctx, 'current_password', 4096), next, requestContext(ctx));
     if (!result.ok) return showAccount(ctx, session, user, { error: result.reason });
-    done(ctx, 'Your password was changed.');
+    if (field(ctx, 'sign_out_others', 8) !== 'yes') {
+      done(ctx, 'Your password was changed.');
+      return;
+    }
+    // ASVS 7.4.3 / T29: a new password ends the other sessions and the apps' tokens.
+    const ended = await signOutEverywhere(user.id, session.id);
+    await mfa.audit('sessions.revoked_all', user.id, requestContext(ctx), { ...ended, reason: 'password_changed', keptCurrent: true });
+    done(ctx, 'Your password was changed. Other devices and apps were signed out.');
   }, { sensitive: false });
 
   router.get('/totp', async function totpSetup(ctx) {
@@ -280,14 +299,9 @@ export function accountRoutes(deps: {
   }, { sensitive: false });
 
   post('/sign-out-everywhere', async (ctx, session, user) => {
-    for (const row of await index.list(user.id, 'Grant')) await revokeGrant(row.id);
-    const sessions = await index.list(user.id, 'Session');
-    for (const row of sessions) {
-      await oidcAdapter('Session').destroy(row.id);
-      await index.remove('Session', row.id);
-    }
+    const ended = await signOutEverywhere(user.id);
     await oidcAdapter('Session').destroy(session.id);
-    await mfa.audit('sessions.revoked_all', user.id, requestContext(ctx), { sessions: sessions.length });
+    await mfa.audit('sessions.revoked_all', user.id, requestContext(ctx), ended);
     render(ctx, 'error', { heading: 'Signed out everywhere', message: 'All your sessions and app connections were ended, including this one.' });
   }, { sensitive: true });
 
