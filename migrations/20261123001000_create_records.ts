@@ -21,7 +21,9 @@ export async function up(knex: Knex): Promise<void> {
     t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
     t.index(['owner_id', 'created_at', 'id']);
   });
-  await knex.raw(`ALTER TABLE records ADD CONSTRAINT records_type_check CHECK (type IN ('note','identity','financial','medical','document'))`);
+  await knex.raw(
+    `ALTER TABLE records ADD CONSTRAINT records_type_check CHECK (type IN ('note','identity','financial','medical','document'))`,
+  );
 
   // Fine-grained read access for other users.
   await knex.schema.createTable('record_shares', (t) => {

@@ -83,9 +83,10 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
     const hasher = createPasswordHasher(config.argon2);
     const accounts = createAccountService({ knex, users: stores.users, roles: stores.roles, hasher, audit });
     const keys = createKeyService({ store: stores.keys, box });
-    const api = createApiServices({ knex, box, users: stores.users, roles: stores.roles, audit });
     const mfa = createMfa({ knex, redis, box, audit, logger, issuer: config.issuer });
     const accountIndex = createAccountIndexStore(knex);
+    // The adapter is defined below; the API's GDPR service only calls it per request.
+    const api = createApiServices({ knex, box, users: stores.users, roles: stores.roles, audit, oauthState: { index: accountIndex, adapter: (model) => oidcAdapter(model) } });
 
     /** oidc-provider's adapter factory: clients are always durable; the rest in Redis or Postgres. */
     const oidcAdapter = (model: string): Adapter => {

@@ -47,7 +47,9 @@ export type AnyRoute = RouteDefinition<any, any, any>;
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 
 /** Keeps the input types of one route while collecting it into a table of routes. */
-export const defineRoute = <P = Record<string, never>, Q = Record<string, never>, B = undefined>(route: RouteDefinition<P, Q, B>): RouteDefinition<P, Q, B> => route;
+export const defineRoute = <P = Record<string, never>, Q = Record<string, never>, B = undefined>(
+  route: RouteDefinition<P, Q, B>,
+): RouteDefinition<P, Q, B> => route;
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
 /** Bodies are taken as sent (no coercion); path and query strings are coerced to the declared types. */
@@ -57,7 +59,10 @@ const stringAjv = addFormats(new Ajv2020({ allErrors: true, strict: true, coerce
 function toErrors(part: string, errors: ErrorObject[] | null | undefined): { pointer: string; detail: string }[] {
   return (errors ?? []).slice(0, 20).map((e) => {
     const extra = e.keyword === 'additionalProperties' ? `/${(e.params as { additionalProperty: string }).additionalProperty}` : '';
-    return { pointer: `/${part}${e.instancePath}${extra}`, detail: e.keyword === 'additionalProperties' ? 'is not a known field' : (e.message ?? 'is invalid') };
+    return {
+      pointer: `/${part}${e.instancePath}${extra}`,
+      detail: e.keyword === 'additionalProperties' ? 'is not a known field' : (e.message ?? 'is invalid'),
+    };
   });
 }
 
@@ -73,7 +78,12 @@ async function readJsonBody(ctx: Context, limit: number): Promise<unknown> {
   const declared = Number(ctx.get('Content-Length') || '0');
   if (declared > limit) throw payloadTooLarge(limit);
   if (!ctx.request.is('application/json')) {
-    throw new Problem({ status: 415, type: problemType('unsupported-media-type'), title: 'Unsupported media type', detail: 'Send the body as application/json.' });
+    throw new Problem({
+      status: 415,
+      type: problemType('unsupported-media-type'),
+      title: 'Unsupported media type',
+      detail: 'Send the body as application/json.',
+    });
   }
   const chunks: Buffer[] = [];
   let size = 0;

@@ -23,14 +23,22 @@ function parameters(location: 'path' | 'query', schema: JsonSchema | undefined) 
   if (!schema) return [];
   const properties = (schema.properties ?? {}) as Record<string, JsonSchema>;
   const required = new Set((schema.required ?? []) as string[]);
-  return Object.entries(properties).map(([name, property]) => ({ name, in: location, required: location === 'path' || required.has(name), schema: property }));
+  return Object.entries(properties).map(([name, property]) => ({
+    name,
+    in: location,
+    required: location === 'path' || required.has(name),
+    schema: property,
+  }));
 }
 
 /**
  * The OpenAPI 3.1 document, assembled from the same route definitions that drive validation
  * and authorization, so it cannot drift from what the API enforces.
  */
-export function buildOpenApiDocument(routes: readonly AnyRoute[], { issuer, apiUrl, version }: { issuer: string; apiUrl: string; version: string }) {
+export function buildOpenApiDocument(
+  routes: readonly AnyRoute[],
+  { issuer, apiUrl, version }: { issuer: string; apiUrl: string; version: string },
+) {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of routes) {
     const responses: Record<string, unknown> = {};
@@ -39,7 +47,14 @@ export function buildOpenApiDocument(routes: readonly AnyRoute[], { issuer, apiU
         ? { description: spec.description, content: { 'application/json': { schema: { $ref: `#/components/schemas/${spec.schema}` } } } }
         : { description: spec.description };
     }
-    const problems = [400, 401, 500, ...(route.scopes.length > 0 || route.permission ? [403] : []), ...(route.body ? [413, 415] : []), ...(route.problems ?? [])];
+    const problems = [
+      400,
+      401,
+      500,
+      ...(route.scopes.length > 0 || route.permission ? [403] : []),
+      ...(route.body ? [413, 415] : []),
+      ...(route.problems ?? []),
+    ];
     for (const status of problems) responses[String(status)] ??= problemResponse(standardProblems[status] ?? 'Error.');
     (paths[route.path] ??= {})[route.method] = {
       operationId: route.operationId,
@@ -59,7 +74,9 @@ export function buildOpenApiDocument(routes: readonly AnyRoute[], { issuer, apiU
       summary: 'Liveness probe',
       tags: ['operations'],
       security: [],
-      responses: { 200: { description: 'The process is alive.', content: { 'application/json': { schema: { $ref: '#/components/schemas/Health' } } } } },
+      responses: {
+        200: { description: 'The process is alive.', content: { 'application/json': { schema: { $ref: '#/components/schemas/Health' } } } },
+      },
     },
   };
   return {
@@ -69,7 +86,7 @@ export function buildOpenApiDocument(routes: readonly AnyRoute[], { issuer, apiU
       title: 'Portcullis resource API',
       version,
       description:
-        'Protected by OAuth 2.0 JWT access tokens (RFC 9068) from the Portcullis issuer, audience = this API. Every operation lists the scopes it needs; `x-permission` names the permission the caller\'s roles must grant. Errors are RFC 9457 problem documents.',
+        "Protected by OAuth 2.0 JWT access tokens (RFC 9068) from the Portcullis issuer, audience = this API. Every operation lists the scopes it needs; `x-permission` names the permission the caller's roles must grant. Errors are RFC 9457 problem documents.",
     },
     servers: [{ url: apiUrl }],
     security: [{ oidc: [] }],

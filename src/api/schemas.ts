@@ -132,13 +132,39 @@ export const components: Record<string, JsonSchema> = {
     permissions: { type: 'array', items: { type: 'string' } },
     records: {
       type: 'array',
-      items: closed({ id: uuid, type: recordType, label: { type: 'string' }, data: { type: 'object' }, created_at: dateTime, updated_at: dateTime }),
+      items: closed({
+        id: uuid,
+        type: recordType,
+        label: { type: 'string' },
+        data: { type: 'object' },
+        created_at: dateTime,
+        updated_at: dateTime,
+      }),
     },
     shares: closed({
       granted: { type: 'array', items: closed({ record_id: uuid, user_id: uuid, created_at: dateTime }) },
       received: { type: 'array', items: closed({ record_id: uuid, owner_id: uuid, created_at: dateTime }) },
     }),
-    consents: closed({ included: { type: 'boolean' }, reason: { type: 'string' } }),
+    consents: {
+      type: 'array',
+      items: closed({
+        grant_id: { type: 'string' },
+        client_id: { type: ['string', 'null'] },
+        scopes: { type: 'array', items: { type: 'string' } },
+        resources: { type: 'array', items: { type: 'string' } },
+        created_at: dateTime,
+        last_used_at: { type: ['string', 'null'], format: 'date-time' },
+        expires_at: { type: ['string', 'null'], format: 'date-time' },
+      }),
+    },
+    sessions: {
+      type: 'array',
+      items: closed({
+        created_at: dateTime,
+        last_used_at: { type: ['string', 'null'], format: 'date-time' },
+        expires_at: { type: ['string', 'null'], format: 'date-time' },
+      }),
+    },
     audit_trail: { type: 'array', items: ref('AuditEvent') },
   }),
   Health: { type: 'object', properties: { status: { type: 'string' } } },

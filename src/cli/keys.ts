@@ -10,7 +10,8 @@ export class MasterKeyInputError extends Error {}
 export function parseMasterKey(text: string): Buffer {
   const trimmed = text.trim();
   const key = Buffer.from(trimmed, 'base64');
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(trimmed) || key.length !== 32) throw new MasterKeyInputError('the new master key must be base64 of exactly 32 bytes (openssl rand -base64 32)');
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(trimmed) || key.length !== 32)
+    throw new MasterKeyInputError('the new master key must be base64 of exactly 32 bytes (openssl rand -base64 32)');
   return key;
 }
 
@@ -26,9 +27,13 @@ export async function readNewMasterKey(file: string | undefined): Promise<Buffer
 export async function rotateMaster(deps: Deps, newKey: Buffer): Promise<RotationReport & { next: string }> {
   try {
     const report = await rotateMasterKey(deps.knex, deps.box, createMasterBox(newKey));
-    return { ...report, next: `set MASTER_KEY (or MASTER_KEY_FILE) to the new key and restart every instance; until then, instances still on the old key cannot open the re-sealed values` };
+    return {
+      ...report,
+      next: `set MASTER_KEY (or MASTER_KEY_FILE) to the new key and restart every instance; until then, instances still on the old key cannot open the re-sealed values`,
+    };
   } catch (error) {
-    if (error instanceof DecryptionError) throw new MasterKeyInputError(`a stored value cannot be opened with the current MASTER_KEY (${error.message}); nothing was changed`);
+    if (error instanceof DecryptionError)
+      throw new MasterKeyInputError(`a stored value cannot be opened with the current MASTER_KEY (${error.message}); nothing was changed`);
     if (error instanceof Error && error.message === 'the new master key is the current one') throw new MasterKeyInputError(error.message);
     throw error;
   }

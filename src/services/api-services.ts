@@ -7,6 +7,7 @@ import type { RoleStore } from '../store/roles.ts';
 import { createUserDirectory } from '../store/user-directory.ts';
 import type { UserStore } from '../store/users.ts';
 import type { AuditService } from './audit.ts';
+import type { OAuthState } from './gdpr.ts';
 import { createGdprService } from './gdpr.ts';
 import { createRbacService } from './rbac.ts';
 import { createRecordService } from './records.ts';
@@ -14,7 +15,15 @@ import { createUserAdminService } from './user-admin.ts';
 import { createVault } from './vault.ts';
 
 /** The resource API's stores and services (composed once in deps.ts). */
-export function createApiServices({ knex, box, users, roles, audit }: { knex: Knex; box: CryptoBox; users: UserStore; roles: RoleStore; audit: AuditService }) {
+export function createApiServices(deps: {
+  knex: Knex;
+  box: CryptoBox;
+  users: UserStore;
+  roles: RoleStore;
+  audit: AuditService;
+  oauthState: OAuthState;
+}) {
+  const { knex, box, users, roles, audit, oauthState } = deps;
   const stores = {
     records: createRecordStore(knex),
     dataKeys: createDataKeyStore(knex),
@@ -28,7 +37,17 @@ export function createApiServices({ knex, box, users, roles, audit }: { knex: Kn
     rbac,
     vault,
     records: createRecordService({ knex, records: stores.records, users, vault, audit }),
-    gdpr: createGdprService({ knex, directory: stores.directory, roles, records: stores.records, auditSearch: stores.auditSearch, vault, rbac, audit }),
+    gdpr: createGdprService({
+      knex,
+      directory: stores.directory,
+      roles,
+      records: stores.records,
+      auditSearch: stores.auditSearch,
+      vault,
+      rbac,
+      audit,
+      oauthState,
+    }),
     userAdmin: createUserAdminService({ knex, directory: stores.directory, roles, rbac, audit }),
   };
 }

@@ -1,4 +1,6 @@
 import type { Knex } from 'knex';
+import type { AccountIndexStore } from '../store/account-index.ts';
+import { grantableModels, type Adapter } from '../store/oidc-adapter.ts';
 import type { AuditEventRow } from '../store/audit-events.ts';
 import type { AuditSearchStore } from '../store/audit-search.ts';
 import type { RecordStore } from '../store/records.ts';
@@ -8,6 +10,13 @@ import type { AuditService } from './audit.ts';
 import type { RbacService } from './rbac.ts';
 import type { Actor } from './records.ts';
 import type { Vault } from './vault.ts';
+
+/** The authorization server's state for an account: which sessions and grants it has, and their storage. */
+export type OAuthState = { index: AccountIndexStore; adapter: (model: string) => Adapter };
+
+type GrantPayload = { accountId?: string; clientId?: string; openid?: { scope?: string }; resources?: Record<string, string | undefined> };
+
+const iso = (date: Date | null): string | null => (date ? date.toISOString() : null);
 
 export const presentAuditEvent = (row: AuditEventRow) => ({
   // bigint columns arrive from node-pg as strings.
@@ -26,8 +35,9 @@ export const presentAuditEvent = (row: AuditEventRow) => ({
 /**
  * GDPR rights of access (Art. 15/20: one machine-readable export) and erasure (Art. 17).
  *
- * Erasure deletes the account row, so everything keyed to it cascades away (roles, records,
- * shares, data key, credentials); the data key is deleted first and explicitly, so any copy of
+ * Erasure ends the account's sessions and revokes its grants and tokens, then deletes the
+ * account row, so everything keyed to it cascades away (roles, records, shares, data key, MFA
+ * factors, passkeys); the data key is deleted first and explicitly, so any copy of
  * the ciphertext (backups, replicas, logs) is crypto-shredded. The hash-chained audit log is not
  * rewritten: rewriting would break the chain. Its rows keep the account's random UUID, which
  * after erasure is a pseudonym nothing in the system links back to a person, and the erasure
@@ -42,8 +52,41 @@ export function createGdprService(deps: {
   vault: Vault;
   rbac: RbacService;
   audit: AuditService;
+  oauthState: OAuthState;
 }) {
-  const { knex, directory, roles, records, auditSearch, vault, rbac, audit } = deps;
+  const { knex, directory, roles, records, auditSearch, vault, rbac, audit, oauthState } = deps;
+
+  /** Consents (grants) the user gave to clients, with the scopes granted, from the account index. */
+  async function consentsOf(userId: string) {
+    const consents = [];
+    for (const row of await oauthState.index.list(userId, 'Grant')) {
+      const grant = (await oauthState.adapter('Grant').find(row.id)) as GrantPayload | undefined;
+      if (grant?.accountId !== userId) continue;
+      const scopes = [grant.openid?.scope ?? '', ...Object.values(grant.resources ?? {})].join(' ').split(' ').filter(Boolean);
+      consents.push({
+        grant_id: row.id,
+        client_id: grant.clientId ?? row.client_id,
+        scopes: [...new Set(scopes)],
+        resources: Object.keys(grant.resources ?? {}),
+        created_at: row.created_at.toISOString(),
+        last_used_at: iso(row.last_used_at),
+        expires_at: iso(row.expires_at),
+      });
+    }
+    return consents;
+  }
+
+  /** Ends every session and revokes every grant with its tokens (what the account page's "sign out everywhere" does). */
+  async function revokeOAuthState(userId: string): Promise<{ sessions: number; grants: number }> {
+    const grants = await oauthState.index.list(userId, 'Grant');
+    for (const row of grants) {
+      for (const model of grantableModels) await oauthState.adapter(model).revokeByGrantId(row.id);
+      await oauthState.adapter('Grant').destroy(row.id);
+    }
+    const sessions = await oauthState.index.list(userId, 'Session');
+    for (const row of sessions) await oauthState.adapter('Session').destroy(row.id);
+    return { sessions: sessions.length, grants: grants.length };
+  }
 
   return {
     async exportFor(actor: Actor): Promise<Record<string, unknown> | undefined> {
@@ -70,19 +113,29 @@ export function createGdprService(deps: {
         roles: await roles.rolesOf(userId),
         permissions: await roles.permissionsOf(userId),
         records: owned.map((row) => {
-          const payload = key ? (vault.open(key, row.id, userId, row.payload_sealed) as { label: string; data: Record<string, unknown> }) : undefined;
-          return { id: row.id, type: row.type, label: payload?.label, data: payload?.data, created_at: row.created_at.toISOString(), updated_at: row.updated_at.toISOString() };
+          const payload = key
+            ? (vault.open(key, row.id, userId, row.payload_sealed) as { label: string; data: Record<string, unknown> })
+            : undefined;
+          return {
+            id: row.id,
+            type: row.type,
+            label: payload?.label,
+            data: payload?.data,
+            created_at: row.created_at.toISOString(),
+            updated_at: row.updated_at.toISOString(),
+          };
         }),
         shares: {
           granted: shares.map((s) => ({ record_id: s.record_id, user_id: s.user_id, created_at: s.created_at.toISOString() })),
           received: received.map((s) => ({ record_id: s.record_id, owner_id: s.owner_id, created_at: s.created_at.toISOString() })),
         },
-        // Grants and sessions live in the OAuth state store (Redis or Postgres) and are not
-        // indexed by account; the export says so instead of silently leaving them out.
-        consents: {
-          included: false,
-          reason: 'OAuth grants and sessions are held by the authorization server state store, which is not indexed by account. Your consents are visible under "account activity" in the audit trail (login and consent events).',
-        },
+        consents: await consentsOf(userId),
+        // Session ids are bearer secrets (the session cookie): only their times are exported.
+        sessions: (await oauthState.index.list(userId, 'Session')).map((row) => ({
+          created_at: row.created_at.toISOString(),
+          last_used_at: iso(row.last_used_at),
+          expires_at: iso(row.expires_at),
+        })),
         audit_trail: (await auditSearch.trailOf(userId)).map(presentAuditEvent),
       };
       await audit.record({ type: 'account.exported', actorId: userId, clientId: actor.clientId, ip: actor.ip });
@@ -92,12 +145,22 @@ export function createGdprService(deps: {
     /** Erases the account; false when it does not exist (any more). */
     async erase(actor: Actor): Promise<boolean> {
       const userId = actor.userId;
+      // OAuth state first: if the state store is unreachable, nothing is erased and the user can retry.
+      const revoked = await revokeOAuthState(userId);
       const summary = await knex.transaction(async (trx) => {
         const recordCount = (await records.listOwned(userId, trx)).length;
         const shredded = await vault.shred(userId, trx);
         const oidcState = await directory.removeOidcState(userId, trx);
         const removed = await directory.remove(userId, trx);
-        return removed ? { records: recordCount, data_key_shredded: shredded, oidc_state_removed: oidcState } : undefined;
+        return removed
+          ? {
+              records: recordCount,
+              data_key_shredded: shredded,
+              sessions_ended: revoked.sessions,
+              grants_revoked: revoked.grants,
+              oidc_rows_removed: oidcState,
+            }
+          : undefined;
       });
       rbac.invalidate(userId);
       if (!summary) return false;

@@ -24,16 +24,23 @@ export type Actor = { userId: string; clientId?: string | undefined; ip?: string
 
 const recordNotFound = (): Problem => notFound('No record with this id is available to you.');
 
-export const encodeCursor = (c: RecordCursor): string => Buffer.from(JSON.stringify([c.createdAt.toISOString(), c.id])).toString('base64url');
+export const encodeCursor = (c: RecordCursor): string =>
+  Buffer.from(JSON.stringify([c.createdAt.toISOString(), c.id])).toString('base64url');
 
 export function decodeCursor(cursor: string): RecordCursor {
   try {
     const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
     const date = new Date(String(createdAt));
-    if (typeof createdAt !== 'string' || Number.isNaN(date.getTime()) || typeof id !== 'string' || !/^[0-9a-f-]{36}$/.test(id)) throw new Error('bad cursor');
+    if (typeof createdAt !== 'string' || Number.isNaN(date.getTime()) || typeof id !== 'string' || !/^[0-9a-f-]{36}$/.test(id))
+      throw new Error('bad cursor');
     return { createdAt: date, id };
   } catch {
-    throw new Problem({ status: 400, type: problemType('invalid-cursor'), title: 'Invalid cursor', detail: 'The cursor is not one this API returned.' });
+    throw new Problem({
+      status: 400,
+      type: problemType('invalid-cursor'),
+      title: 'Invalid cursor',
+      detail: 'The cursor is not one this API returned.',
+    });
   }
 }
 
@@ -71,7 +78,13 @@ export function createRecordService(deps: { knex: Knex; records: RecordStore; us
   /** The row when the user owns it; a reader with a share learns it is read-only (403). */
   async function owned(userId: string, id: string): Promise<RecordRow> {
     const row = await readable(userId, id);
-    if (row.owner_id !== userId) throw new Problem({ status: 403, type: problemType('read-only-share'), title: 'Forbidden', detail: 'This record is shared with you read-only.' });
+    if (row.owner_id !== userId)
+      throw new Problem({
+        status: 403,
+        type: problemType('read-only-share'),
+        title: 'Forbidden',
+        detail: 'This record is shared with you read-only.',
+      });
     return row;
   }
 
@@ -107,15 +120,26 @@ export function createRecordService(deps: { knex: Knex; records: RecordStore; us
       return present(row, userId, shares);
     },
 
-    async update(actor: Actor, id: string, patch: { type?: RecordType; label?: string; data?: Record<string, unknown> }): Promise<RecordView> {
+    async update(
+      actor: Actor,
+      id: string,
+      patch: { type?: RecordType; label?: string; data?: Record<string, unknown> },
+    ): Promise<RecordView> {
       const row = await owned(actor.userId, id);
       const key = await vault.keyOf(row.owner_id);
       const current = vault.open(key, row.id, row.owner_id, row.payload_sealed) as RecordPayload;
       const next: RecordPayload = { label: patch.label ?? current.label, data: patch.data ?? current.data };
-      const updated = await records.update(id, { ...(patch.type ? { type: patch.type } : {}), payload_sealed: vault.seal(key, row.id, row.owner_id, next) });
+      const updated = await records.update(id, {
+        ...(patch.type ? { type: patch.type } : {}),
+        payload_sealed: vault.seal(key, row.id, row.owner_id, next),
+      });
       if (!updated) throw recordNotFound();
       await record(actor, 'record.updated', { record_id: id, fields: Object.keys(patch).sort() });
-      return present(updated, actor.userId, (await records.sharesOf([id])).map((s) => s.user_id));
+      return present(
+        updated,
+        actor.userId,
+        (await records.sharesOf([id])).map((s) => s.user_id),
+      );
     },
 
     async remove(actor: Actor, id: string): Promise<void> {
@@ -126,7 +150,13 @@ export function createRecordService(deps: { knex: Knex; records: RecordStore; us
 
     async share(actor: Actor, id: string, targetUserId: string): Promise<{ created: boolean }> {
       await owned(actor.userId, id);
-      if (targetUserId === actor.userId) throw new Problem({ status: 422, type: problemType('share-with-self'), title: 'Cannot share with yourself', detail: 'You already own this record.' });
+      if (targetUserId === actor.userId)
+        throw new Problem({
+          status: 422,
+          type: problemType('share-with-self'),
+          title: 'Cannot share with yourself',
+          detail: 'You already own this record.',
+        });
       const target = await users.findById(targetUserId);
       if (!target || target.disabled) throw notFound('No active user with this id.');
       const created = await records.addShare(id, targetUserId);
@@ -139,7 +169,6 @@ export function createRecordService(deps: { knex: Knex; records: RecordStore; us
       if (!(await records.removeShare(id, targetUserId))) throw notFound('This record is not shared with that user.');
       await record(actor, 'record.unshared', { record_id: id, with_user: targetUserId });
     },
-
   };
 }
 

@@ -34,17 +34,29 @@ function decodeCursor(cursor: string): UserCursor {
   try {
     const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
     const date = new Date(String(createdAt));
-    if (typeof createdAt !== 'string' || Number.isNaN(date.getTime()) || typeof id !== 'string' || !/^[0-9a-f-]{36}$/.test(id)) throw new Error('bad cursor');
+    if (typeof createdAt !== 'string' || Number.isNaN(date.getTime()) || typeof id !== 'string' || !/^[0-9a-f-]{36}$/.test(id))
+      throw new Error('bad cursor');
     return { createdAt: date, id };
   } catch {
-    throw new Problem({ status: 400, type: problemType('invalid-cursor'), title: 'Invalid cursor', detail: 'The cursor is not one this API returned.' });
+    throw new Problem({
+      status: 400,
+      type: problemType('invalid-cursor'),
+      title: 'Invalid cursor',
+      detail: 'The cursor is not one this API returned.',
+    });
   }
 }
 
 const conflict = (detail: string): Problem => new Problem({ status: 409, type: problemType('conflict'), title: 'Conflict', detail });
 
 /** Account administration: list, read, disable/enable, replace roles. Every change is audited. */
-export function createUserAdminService(deps: { knex: Knex; directory: UserDirectory; roles: RoleStore; rbac: RbacService; audit: AuditService }) {
+export function createUserAdminService(deps: {
+  knex: Knex;
+  directory: UserDirectory;
+  roles: RoleStore;
+  rbac: RbacService;
+  audit: AuditService;
+}) {
   const { knex, directory, roles, rbac, audit } = deps;
 
   async function get(id: string): Promise<AdminUserView> {
@@ -73,7 +85,13 @@ export function createUserAdminService(deps: { knex: Knex; directory: UserDirect
       if (id === actor.userId && patch.roles && !patch.roles.includes('admin')) throw conflict('You cannot remove your own admin role.');
       const known = new Set(await roles.listNames());
       const unknown = patch.roles?.find((r) => !known.has(r));
-      if (unknown !== undefined) throw new Problem({ status: 422, type: problemType('unknown-role'), title: 'Unknown role', detail: `There is no role "${unknown}".` });
+      if (unknown !== undefined)
+        throw new Problem({
+          status: 422,
+          type: problemType('unknown-role'),
+          title: 'Unknown role',
+          detail: `There is no role "${unknown}".`,
+        });
       const previousRoles = await roles.rolesOf(id);
       const before = await knex.transaction(async (trx) => {
         const user = await directory.find(id, trx);

@@ -32,7 +32,8 @@ export function createVault({ box, dataKeys }: { box: CryptoBox; dataKeys: DataK
   return {
     /** The user's data key, created on first use. */
     async ensureKey(userId: string, trx?: Knex): Promise<CryptoBox> {
-      const row = (await dataKeys.find(userId, trx)) ?? (await dataKeys.insertOnce(userId, box.seal(randomBytes(32), dataKeyAad(userId)), trx));
+      const row =
+        (await dataKeys.find(userId, trx)) ?? (await dataKeys.insertOnce(userId, box.seal(randomBytes(32), dataKeyAad(userId)), trx));
       return unwrap(userId, row.key_wrapped);
     },
 

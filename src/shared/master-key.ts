@@ -31,7 +31,8 @@ export function createMasterBox(key: Buffer): CryptoBox {
     open(envelope, associatedData) {
       const keyId = envelopeKeyId(envelope);
       if (keyId === LEGACY_KEY_ID) return legacy.open(envelope, associatedData);
-      if (keyId !== undefined && keyId !== current.keyId) throw new DecryptionError(`sealed under key ${keyId}, not the configured MASTER_KEY (${current.keyId})`);
+      if (keyId !== undefined && keyId !== current.keyId)
+        throw new DecryptionError(`sealed under key ${keyId}, not the configured MASTER_KEY (${current.keyId})`);
       return current.open(envelope, associatedData);
     },
   };

@@ -43,7 +43,10 @@ export function createRecordStore(knex: Knex) {
     },
 
     /** Records the user owns or that are shared with them, newest first, after the cursor. */
-    async listVisible(userId: string, options: { limit: number; after?: RecordCursor | undefined; type?: RecordType | undefined }): Promise<RecordRow[]> {
+    async listVisible(
+      userId: string,
+      options: { limit: number; after?: RecordCursor | undefined; type?: RecordType | undefined },
+    ): Promise<RecordRow[]> {
       const query = knex<RecordRow>('records')
         .where((q) => {
           void q.where('owner_id', userId).orWhereIn('id', knex('record_shares').where('user_id', userId).select('record_id'));
@@ -82,7 +85,11 @@ export function createRecordStore(knex: Knex) {
 
     /** True when newly shared, false when it already was. */
     async addShare(recordId: string, userId: string): Promise<boolean> {
-      const rows = await knex('record_shares').insert({ record_id: recordId, user_id: userId }).onConflict(['record_id', 'user_id']).ignore().returning('record_id');
+      const rows = await knex('record_shares')
+        .insert({ record_id: recordId, user_id: userId })
+        .onConflict(['record_id', 'user_id'])
+        .ignore()
+        .returning('record_id');
       return rows.length > 0;
     },
 

@@ -29,7 +29,9 @@ export function createSealedColumnStore(trx: Knex.Transaction) {
     },
 
     async update(spec: SealedColumn, key: string, sealed: string): Promise<void> {
-      await trx(spec.table).where(spec.key, key).update({ [spec.column]: sealed });
+      await trx(spec.table)
+        .where(spec.key, key)
+        .update({ [spec.column]: sealed });
     },
   };
 }

@@ -28,7 +28,10 @@ export function createUserDirectory(knex: Knex) {
     },
 
     async find(id: string, trx: Knex = knex): Promise<DirectoryEntry | undefined> {
-      return trx<UserRow>('users').select(...COLUMNS).where({ id }).first();
+      return trx<UserRow>('users')
+        .select(...COLUMNS)
+        .where({ id })
+        .first();
     },
 
     async setDisabled(id: string, disabled: boolean, trx: Knex = knex): Promise<void> {

@@ -7,7 +7,10 @@ import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
 type AdminUser = { id: string; email: string; disabled: boolean; roles: string[] };
 type UserPage = { items: AdminUser[]; next_cursor: string | null };
-type AuditPage = { items: { id: number; type: string; actor_id: string | null; occurred_at: string; data: Record<string, unknown> }[]; next_cursor: string | null };
+type AuditPage = {
+  items: { id: number; type: string; actor_id: string | null; occurred_at: string; data: Record<string, unknown> }[];
+  next_cursor: string | null;
+};
 
 describe('resource API: admin (users, audit) and client tokens', function () {
   this.timeout(90_000);
@@ -151,11 +154,13 @@ describe('resource API: admin (users, audit) and client tokens', function () {
     const none = (await call(servers, 'GET', `/v1/admin/audit?since=${encodeURIComponent(future)}`, auditor.token)).body as AuditPage;
     expect(none.items).to.deep.equal([]);
     const until = all.items.at(-1)!.occurred_at;
-    const before = (await call(servers, 'GET', `/v1/admin/audit?user=${member.id}&until=${encodeURIComponent(until)}`, auditor.token)).body as AuditPage;
+    const before = (await call(servers, 'GET', `/v1/admin/audit?user=${member.id}&until=${encodeURIComponent(until)}`, auditor.token))
+      .body as AuditPage;
     expect(before.items.every((e) => e.occurred_at < until)).to.equal(true);
 
     const one = (await call(servers, 'GET', `/v1/admin/audit?user=${member.id}&limit=1`, auditor.token)).body as AuditPage;
-    const next = (await call(servers, 'GET', `/v1/admin/audit?user=${member.id}&limit=1&cursor=${one.next_cursor}`, auditor.token)).body as AuditPage;
+    const next = (await call(servers, 'GET', `/v1/admin/audit?user=${member.id}&limit=1&cursor=${one.next_cursor}`, auditor.token))
+      .body as AuditPage;
     expect(next.items[0]?.id).to.equal(ids[1]);
 
     for (const query of ['since=yesterday', `since=${future}&until=${new Date().toISOString()}`, 'limit=1000', 'actor=x']) {
@@ -166,12 +171,25 @@ describe('resource API: admin (users, audit) and client tokens', function () {
   });
 
   it('client-credentials tokens: /v1/me answers without roles; role-guarded routes are forbidden', async function () {
-    const registered = await createTestClient(servers.deps, { grant_types: ['client_credentials'], redirect_uris: [], response_types: [], scope: 'records:read' });
-    const machine = await client.discovery(new URL(servers.issuer), registered.client_id, registered.client_secret, undefined, { execute: [client.allowInsecureRequests] });
+    const registered = await createTestClient(servers.deps, {
+      grant_types: ['client_credentials'],
+      redirect_uris: [],
+      response_types: [],
+      scope: 'records:read',
+    });
+    const machine = await client.discovery(new URL(servers.issuer), registered.client_id, registered.client_secret, undefined, {
+      execute: [client.allowInsecureRequests],
+    });
     const tokens = await client.clientCredentialsGrant(machine, { scope: 'records:read', resource: servers.apiUrl });
     const me = await call(servers, 'GET', '/v1/me', tokens.access_token);
     expect(me.status, me.text).to.equal(200);
-    expect(me.body).to.deep.equal({ sub: registered.client_id, client_id: registered.client_id, scope: 'records:read', roles: [], permissions: [] });
+    expect(me.body).to.deep.equal({
+      sub: registered.client_id,
+      client_id: registered.client_id,
+      scope: 'records:read',
+      roles: [],
+      permissions: [],
+    });
     conforms('GET', '/v1/me', me);
     const records = await call(servers, 'GET', '/v1/records', tokens.access_token);
     expect(records.status).to.equal(403);

@@ -6,7 +6,7 @@ import { Problem } from '../../src/shared/problem.ts';
 import { hashEvent, GENESIS_HASH, type AuditEventRow } from '../../src/store/audit-events.ts';
 import { DataKeyMissingError, recordAad } from '../../src/services/vault.ts';
 import { call, createRp, openApiChecker, signedInUser } from '../helpers/api.ts';
-import { startTestServers, type TestServers } from '../helpers/servers.ts';
+import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
 
 type Export = {
   subject: string;
@@ -15,132 +15,156 @@ type Export = {
   permissions: string[];
   records: { id: string; label: string; data: Record<string, unknown> }[];
   shares: { granted: { record_id: string; user_id: string }[]; received: { record_id: string; owner_id: string }[] };
-  consents: { included: boolean; reason: string };
+  consents: { grant_id: string; client_id: string; scopes: string[]; resources: string[] }[];
+  sessions: { created_at: string }[];
   audit_trail: { type: string; actor_id: string | null }[];
 };
 
-describe('resource API: GDPR export and erasure', function () {
-  this.timeout(90_000);
-  let servers: TestServers;
-  let rp: client.Configuration;
-  let conforms: Awaited<ReturnType<typeof openApiChecker>>;
+for (const storage of ['redis', 'postgres'] as StorageMode[]) {
+  describe(`resource API: GDPR export and erasure (${storage} storage)`, function () {
+    this.timeout(90_000);
+    let servers: TestServers;
+    let rp: client.Configuration;
+    let conforms: Awaited<ReturnType<typeof openApiChecker>>;
 
-  before(async function () {
-    servers = await startTestServers();
-    rp = await createRp(servers);
-    conforms = await openApiChecker(servers);
+    before(async function () {
+      servers = await startTestServers({ storage });
+      rp = await createRp(servers);
+      conforms = await openApiChecker(servers);
+    });
+    after(async function () {
+      await servers.stop();
+    });
+
+    const create = async (token: string, label: string, data: Record<string, unknown>) => {
+      const res = await call(servers, 'POST', '/v1/records', token, { type: 'note', label, data });
+      expect(res.status).to.equal(201);
+      return (res.body as { id: string }).id;
+    };
+
+    it('exports everything held about the caller as one document', async function () {
+      const dana = await signedInUser(servers, rp);
+      const erin = await signedInUser(servers, rp);
+      const r1 = await create(dana.token, 'Tax ID', { id: 'TX-99' });
+      const r2 = await create(dana.token, 'Diary', { text: 'dear diary' });
+      expect((await call(servers, 'POST', `/v1/records/${r1}/shares`, dana.token, { userId: erin.id })).status).to.equal(201);
+      const fromErin = await create(erin.token, 'Shared with Dana', { x: 1 });
+      expect((await call(servers, 'POST', `/v1/records/${fromErin}/shares`, erin.token, { userId: dana.id })).status).to.equal(201);
+
+      const res = await call(servers, 'GET', '/v1/me/export', dana.token);
+      expect(res.status, res.text).to.equal(200);
+      conforms('GET', '/v1/me/export', res);
+      expect(res.headers.get('Content-Disposition')).to.include('attachment');
+      const doc = res.body as Export;
+      expect(doc.subject).to.equal(dana.id);
+      expect(doc.profile).to.deep.include({ id: dana.id, email: dana.email });
+      expect(doc.roles).to.deep.equal(['user']);
+      expect(doc.permissions).to.include('records:read');
+      expect(doc.records.map((r) => [r.id, r.label, r.data])).to.have.deep.members([
+        [r1, 'Tax ID', { id: 'TX-99' }],
+        [r2, 'Diary', { text: 'dear diary' }],
+      ]);
+      expect(doc.shares.granted.map((s) => [s.record_id, s.user_id])).to.deep.equal([[r1, erin.id]]);
+      expect(doc.shares.received.map((s) => [s.record_id, s.owner_id])).to.deep.equal([[fromErin, erin.id]]);
+      // Consents: the grant Dana gave the test client when signing in, with its API scopes.
+      const rpClientId = rp.clientMetadata().client_id;
+      const consent = doc.consents.find((c) => c.client_id === rpClientId);
+      expect(consent?.scopes).to.include.members(['openid', 'offline_access', 'records:read', 'records:write']);
+      expect(consent?.resources).to.deep.equal([servers.apiUrl]);
+      expect(doc.sessions.length).to.be.at.least(1);
+      expect(JSON.stringify(doc.sessions)).to.not.match(/"(id|jti|session_id)"/);
+      const types = doc.audit_trail.map((e) => e.type);
+      expect(types).to.include.members(['user.created', 'login.password', 'record.created', 'record.shared']);
+      // Erin's share with Dana names Dana, so it is part of Dana's trail too.
+      expect(doc.audit_trail.some((e) => e.type === 'record.shared' && e.actor_id === erin.id)).to.equal(true);
+
+      const noScope = await signedInUser(servers, rp, { scopes: 'records:write' });
+      const denied = await call(servers, 'GET', '/v1/me/export', noScope.token);
+      expect(denied.status).to.equal(403);
+      expect(denied.headers.get('WWW-Authenticate')).to.include('scope="records:read"');
+    });
+
+    it('erases the account: data key shredded, records and shares gone, tokens dead, audit chain intact', async function () {
+      const frank = await signedInUser(servers, rp);
+      const gina = await signedInUser(servers, rp);
+      const recordId = await create(frank.token, 'Medical file', { diagnosis: 'secret' });
+      const ginaRecord = await create(gina.token, 'For Frank', { y: 2 });
+      expect((await call(servers, 'POST', `/v1/records/${ginaRecord}/shares`, gina.token, { userId: frank.id })).status).to.equal(201);
+      const { knex } = servers.deps;
+      const ciphertext = (await knex('records').where({ id: recordId }).first<{ payload_sealed: string }>()).payload_sealed;
+      const auditBefore = await knex('audit_events').count<{ count: string }[]>({ count: '*' });
+
+      // Real tokens carry auth_time (RFC 9068), and this sign-in just happened.
+      const claims = JSON.parse(Buffer.from(frank.token.split('.')[1]!, 'base64url').toString()) as { auth_time?: number };
+      expect(claims.auth_time).to.be.a('number');
+
+      const grants = await servers.deps.accountIndex.list(frank.id, 'Grant');
+      const sessions = await servers.deps.accountIndex.list(frank.id, 'Session');
+      expect(grants.length).to.be.at.least(1);
+      expect(sessions.length).to.be.at.least(1);
+
+      const erased = await call(servers, 'DELETE', '/v1/me', frank.token);
+      expect(erased.status, erased.text).to.equal(204);
+      conforms('DELETE', '/v1/me', erased);
+
+      expect(await knex('users').where({ id: frank.id }).first()).to.equal(undefined);
+      expect(await knex('user_data_keys').where({ user_id: frank.id }).first()).to.equal(undefined);
+      expect(await knex('records').where({ owner_id: frank.id }).first()).to.equal(undefined);
+      expect(await knex('record_shares').where({ user_id: frank.id }).first()).to.equal(undefined);
+      expect(await knex('user_roles').where({ user_id: frank.id }).first()).to.equal(undefined);
+
+      // A copy of the ciphertext (a backup, a replica) is now undecryptable: the key is gone.
+      let missing: unknown;
+      try {
+        await servers.deps.api.vault.keyOf(frank.id);
+      } catch (error) {
+        missing = error;
+      }
+      expect(missing).to.be.instanceOf(DataKeyMissingError);
+      const guess = createCryptoBox(Buffer.alloc(32), 'd1');
+      expect(() => guess.open(ciphertext, recordAad(recordId, frank.id))).to.throw(/authentication failed/);
+
+      // Sessions and grants are gone from the authorization server's state store.
+      for (const row of grants) expect(await servers.deps.oidcAdapter('Grant').find(row.id)).to.equal(undefined);
+      for (const row of sessions) expect(await servers.deps.oidcAdapter('Session').find(row.id)).to.equal(undefined);
+
+      // The token and the refresh token no longer work.
+      const after = await call(servers, 'GET', '/v1/me', frank.token);
+      expect(after.status).to.equal(401);
+      let refreshError: unknown;
+      try {
+        await client.refreshTokenGrant(rp, frank.refreshToken!);
+      } catch (error) {
+        refreshError = error;
+      }
+      expect((refreshError as client.ResponseBodyError).error).to.equal('invalid_grant');
+
+      // Audit: nothing rewritten or removed, erasure recorded, the chain still verifies.
+      const rows = await knex<AuditEventRow>('audit_events').orderBy('id');
+      expect(rows.length).to.be.greaterThan(Number(auditBefore[0]?.count));
+      const event = rows.find((r) => r.type === 'account.erased' && r.actor_id === frank.id);
+      expect(event?.data).to.deep.include({
+        records: 1,
+        data_key_shredded: true,
+        grants_revoked: grants.length,
+        sessions_ended: sessions.length,
+      });
+      expect(JSON.stringify(event)).to.not.include(frank.email);
+      let prev = GENESIS_HASH;
+      for (const row of rows) {
+        expect(row.prev_hash).to.equal(prev);
+        expect(hashEvent(prev, row)).to.equal(row.hash);
+        prev = row.hash;
+      }
+
+      // Gina's data is untouched.
+      expect((await call(servers, 'GET', `/v1/records/${ginaRecord}`, gina.token)).status).to.equal(200);
+      expect((await call(servers, 'DELETE', '/v1/me', frank.token)).status).to.equal(401);
+    });
   });
-  after(async function () {
-    await servers.stop();
-  });
+}
 
-  const create = async (token: string, label: string, data: Record<string, unknown>) => {
-    const res = await call(servers, 'POST', '/v1/records', token, { type: 'note', label, data });
-    expect(res.status).to.equal(201);
-    return (res.body as { id: string }).id;
-  };
-
-  it('exports everything held about the caller as one document', async function () {
-    const dana = await signedInUser(servers, rp);
-    const erin = await signedInUser(servers, rp);
-    const r1 = await create(dana.token, 'Tax ID', { id: 'TX-99' });
-    const r2 = await create(dana.token, 'Diary', { text: 'dear diary' });
-    expect((await call(servers, 'POST', `/v1/records/${r1}/shares`, dana.token, { userId: erin.id })).status).to.equal(201);
-    const fromErin = await create(erin.token, 'Shared with Dana', { x: 1 });
-    expect((await call(servers, 'POST', `/v1/records/${fromErin}/shares`, erin.token, { userId: dana.id })).status).to.equal(201);
-
-    const res = await call(servers, 'GET', '/v1/me/export', dana.token);
-    expect(res.status, res.text).to.equal(200);
-    conforms('GET', '/v1/me/export', res);
-    expect(res.headers.get('Content-Disposition')).to.include('attachment');
-    const doc = res.body as Export;
-    expect(doc.subject).to.equal(dana.id);
-    expect(doc.profile).to.deep.include({ id: dana.id, email: dana.email });
-    expect(doc.roles).to.deep.equal(['user']);
-    expect(doc.permissions).to.include('records:read');
-    expect(doc.records.map((r) => [r.id, r.label, r.data])).to.have.deep.members([
-      [r1, 'Tax ID', { id: 'TX-99' }],
-      [r2, 'Diary', { text: 'dear diary' }],
-    ]);
-    expect(doc.shares.granted.map((s) => [s.record_id, s.user_id])).to.deep.equal([[r1, erin.id]]);
-    expect(doc.shares.received.map((s) => [s.record_id, s.owner_id])).to.deep.equal([[fromErin, erin.id]]);
-    expect(doc.consents.included).to.equal(false);
-    expect(doc.consents.reason).to.be.a('string').and.not.empty;
-    const types = doc.audit_trail.map((e) => e.type);
-    expect(types).to.include.members(['user.created', 'login.password', 'record.created', 'record.shared']);
-    // Erin's share with Dana names Dana, so it is part of Dana's trail too.
-    expect(doc.audit_trail.some((e) => e.type === 'record.shared' && e.actor_id === erin.id)).to.equal(true);
-
-    const noScope = await signedInUser(servers, rp, { scopes: 'records:write' });
-    const denied = await call(servers, 'GET', '/v1/me/export', noScope.token);
-    expect(denied.status).to.equal(403);
-    expect(denied.headers.get('WWW-Authenticate')).to.include('scope="records:read"');
-  });
-
-  it('erases the account: data key shredded, records and shares gone, tokens dead, audit chain intact', async function () {
-    const frank = await signedInUser(servers, rp);
-    const gina = await signedInUser(servers, rp);
-    const recordId = await create(frank.token, 'Medical file', { diagnosis: 'secret' });
-    const ginaRecord = await create(gina.token, 'For Frank', { y: 2 });
-    expect((await call(servers, 'POST', `/v1/records/${ginaRecord}/shares`, gina.token, { userId: frank.id })).status).to.equal(201);
-    const { knex } = servers.deps;
-    const ciphertext = (await knex('records').where({ id: recordId }).first<{ payload_sealed: string }>()).payload_sealed;
-    const auditBefore = await knex('audit_events').count<{ count: string }[]>({ count: '*' });
-
-    // Real tokens carry auth_time (RFC 9068), and this sign-in just happened.
-    const claims = JSON.parse(Buffer.from(frank.token.split('.')[1]!, 'base64url').toString()) as { auth_time?: number };
-    expect(claims.auth_time).to.be.a('number');
-
-    const erased = await call(servers, 'DELETE', '/v1/me', frank.token);
-    expect(erased.status, erased.text).to.equal(204);
-    conforms('DELETE', '/v1/me', erased);
-
-    expect(await knex('users').where({ id: frank.id }).first()).to.equal(undefined);
-    expect(await knex('user_data_keys').where({ user_id: frank.id }).first()).to.equal(undefined);
-    expect(await knex('records').where({ owner_id: frank.id }).first()).to.equal(undefined);
-    expect(await knex('record_shares').where({ user_id: frank.id }).first()).to.equal(undefined);
-    expect(await knex('user_roles').where({ user_id: frank.id }).first()).to.equal(undefined);
-
-    // A copy of the ciphertext (a backup, a replica) is now undecryptable: the key is gone.
-    let missing: unknown;
-    try {
-      await servers.deps.api.vault.keyOf(frank.id);
-    } catch (error) {
-      missing = error;
-    }
-    expect(missing).to.be.instanceOf(DataKeyMissingError);
-    const guess = createCryptoBox(Buffer.alloc(32), 'd1');
-    expect(() => guess.open(ciphertext, recordAad(recordId, frank.id))).to.throw(/authentication failed/);
-
-    // The token and the refresh token no longer work.
-    const after = await call(servers, 'GET', '/v1/me', frank.token);
-    expect(after.status).to.equal(401);
-    let refreshError: unknown;
-    try {
-      await client.refreshTokenGrant(rp, frank.refreshToken!);
-    } catch (error) {
-      refreshError = error;
-    }
-    expect((refreshError as client.ResponseBodyError).error).to.equal('invalid_grant');
-
-    // Audit: nothing rewritten or removed, erasure recorded, the chain still verifies.
-    const rows = await knex<AuditEventRow>('audit_events').orderBy('id');
-    expect(rows.length).to.be.greaterThan(Number(auditBefore[0]?.count));
-    const event = rows.find((r) => r.type === 'account.erased' && r.actor_id === frank.id);
-    expect(event?.data).to.deep.include({ records: 1, data_key_shredded: true });
-    expect(JSON.stringify(event)).to.not.include(frank.email);
-    let prev = GENESIS_HASH;
-    for (const row of rows) {
-      expect(row.prev_hash).to.equal(prev);
-      expect(hashEvent(prev, row)).to.equal(row.hash);
-      prev = row.hash;
-    }
-
-    // Gina's data is untouched.
-    expect((await call(servers, 'GET', `/v1/records/${ginaRecord}`, gina.token)).status).to.equal(200);
-    expect((await call(servers, 'DELETE', '/v1/me', frank.token)).status).to.equal(401);
-  });
-
+describe('resource API: erasure step-up', function () {
   it('demands a recent sign-in for erasure (RFC 9470 step-up challenge)', function () {
     const auth = { token: { sub: 's', client_id: 'c', auth_time: 1_000 }, scopes: new Set<string>(), subject: undefined };
     expect(() => requireRecentAuthentication(auth, 300, 1_000 + 300)).to.not.throw();

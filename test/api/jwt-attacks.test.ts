@@ -67,7 +67,9 @@ describe('resource API: JWT attacks (T44)', function () {
     const publicKey = await importJWK(publicJwk, 'ES256');
     const pem = await exportSPKI(publicKey as CryptoKey);
     for (const secret of [Buffer.from(pem), Buffer.from(JSON.stringify(publicJwk))]) {
-      const forged = await new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'at+jwt', kid: signingJwk.kid as string }).sign(secret);
+      const forged = await new SignJWT(claims)
+        .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt', kid: signingJwk.kid as string })
+        .sign(secret);
       await expectRejected(forged);
     }
   });
@@ -75,7 +77,8 @@ describe('resource API: JWT attacks (T44)', function () {
   it('rejects an unknown kid and attacker keys named by jwk/jku/x5u headers', async function () {
     const attacker = await generateKeyPair('ES256', { extractable: true });
     const attackerJwk = await exportJWK(attacker.publicKey);
-    const sign = (header: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', ...header }).sign(attacker.privateKey);
+    const sign = (header: Record<string, unknown>) =>
+      new SignJWT(claims).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', ...header }).sign(attacker.privateKey);
     await expectRejected(await sign({ kid: 'unknown-kid' }));
     await expectRejected(await sign({ kid: signingJwk.kid }));
     await expectRejected(await sign({ jwk: attackerJwk }));

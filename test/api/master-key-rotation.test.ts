@@ -50,7 +50,11 @@ describe('master key rotation (portcullis keys rotate-master)', function () {
     servers = await startTestServers();
     const rp = await createRp(servers);
     const user = await signedInUser(servers, rp);
-    const created = await call(servers, 'POST', '/v1/records', user.token, { type: 'identity', label: 'Passport', data: { number: 'P-123' } });
+    const created = await call(servers, 'POST', '/v1/records', user.token, {
+      type: 'identity',
+      label: 'Passport',
+      data: { number: 'P-123' },
+    });
     expect(created.status).to.equal(201);
     const recordId = (created.body as { id: string }).id;
     const payloadBefore = await servers.deps.knex('records').where({ id: recordId }).first<{ payload_sealed: string }>();
@@ -77,14 +81,19 @@ describe('master key rotation (portcullis keys rotate-master)', function () {
     expect(payloadAfter.payload_sealed).to.equal(payloadBefore.payload_sealed);
     // The old key no longer opens the wrapped data key.
     const wrapped = await servers.deps.knex('user_data_keys').where({ user_id: user.id }).first<{ key_wrapped: string }>();
-    expect(() => createMasterBox(Buffer.from(originalKey, 'base64')).open(wrapped.key_wrapped, `data-key:${user.id}`)).to.throw(/sealed under key/);
+    expect(() => createMasterBox(Buffer.from(originalKey, 'base64')).open(wrapped.key_wrapped, `data-key:${user.id}`)).to.throw(
+      /sealed under key/,
+    );
 
     // Sign-in (cookie keys, signing keys, client secret) and the API work under the new key.
     const rp2 = await createRp(servers);
     const again = await signedInUser(servers, rp2);
     expect((await call(servers, 'GET', '/v1/me', again.token)).status).to.equal(200);
     const { vault } = servers.deps.api;
-    expect(vault.open(await vault.keyOf(user.id), recordId, user.id, payloadAfter.payload_sealed)).to.deep.equal({ label: 'Passport', data: { number: 'P-123' } });
+    expect(vault.open(await vault.keyOf(user.id), recordId, user.id, payloadAfter.payload_sealed)).to.deep.equal({
+      label: 'Passport',
+      data: { number: 'P-123' },
+    });
     await servers.stop();
     servers = undefined;
   });

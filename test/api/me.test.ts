@@ -23,7 +23,12 @@ describe('resource API: GET /v1/me', function () {
     const res = await call(servers, 'GET', '/v1/me', user.token);
     expect(res.status, res.text).to.equal(200);
     expect(res.body).to.deep.include({ sub: user.id, scope: 'records:read', roles: ['user'] });
-    expect((res.body as { permissions: string[] }).permissions).to.deep.equal(['profile:read', 'records:read', 'records:share', 'records:write']);
+    expect((res.body as { permissions: string[] }).permissions).to.deep.equal([
+      'profile:read',
+      'records:read',
+      'records:share',
+      'records:write',
+    ]);
     expect(res.headers.get('Cache-Control')).to.equal('no-store');
     conforms('GET', '/v1/me', res);
   });

@@ -4,7 +4,12 @@ import { apiRoutes } from '../../src/api/routes/index.ts';
 import { call, openApiChecker } from '../helpers/api.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
-type Operation = { operationId: string; security: Record<string, string[]>[]; 'x-permission'?: string; responses: Record<string, { content?: Record<string, unknown> }> };
+type Operation = {
+  operationId: string;
+  security: Record<string, string[]>[];
+  'x-permission'?: string;
+  responses: Record<string, { content?: Record<string, unknown> }>;
+};
 type Document = {
   openapi: string;
   paths: Record<string, Record<string, Operation>>;
@@ -57,7 +62,8 @@ describe('resource API: OpenAPI document', function () {
     for (const [path, operations] of Object.entries(document.paths)) {
       for (const [method, operation] of Object.entries(operations)) {
         for (const [status, response] of Object.entries(operation.responses)) {
-          if (Number(status) >= 400) expect(Object.keys(response.content ?? {}), `${method} ${path} ${status}`).to.deep.equal(['application/problem+json']);
+          if (Number(status) >= 400)
+            expect(Object.keys(response.content ?? {}), `${method} ${path} ${status}`).to.deep.equal(['application/problem+json']);
         }
       }
     }

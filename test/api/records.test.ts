@@ -4,7 +4,15 @@ import type * as client from 'openid-client';
 import { call, createRp, openApiChecker, signedInUser } from '../helpers/api.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
-type RecordBody = { id: string; type: string; label: string; data: Record<string, unknown>; owner_id: string; access: string; shared_with?: string[] };
+type RecordBody = {
+  id: string;
+  type: string;
+  label: string;
+  data: Record<string, unknown>;
+  owner_id: string;
+  access: string;
+  shared_with?: string[];
+};
 type Page = { items: RecordBody[]; next_cursor: string | null };
 
 describe('resource API: records vault', function () {
@@ -26,7 +34,10 @@ describe('resource API: records vault', function () {
     await servers.stop();
   });
 
-  const create = async (token: string, body: Record<string, unknown> = { type: 'financial', label: 'Bank account', data: { iban: 'DE89370400440532013000' } }) => {
+  const create = async (
+    token: string,
+    body: Record<string, unknown> = { type: 'financial', label: 'Bank account', data: { iban: 'DE89370400440532013000' } },
+  ) => {
     const res = await call(servers, 'POST', '/v1/records', token, body);
     expect(res.status, res.text).to.equal(201);
     conforms('POST', '/v1/records', res);
@@ -68,7 +79,8 @@ describe('resource API: records vault', function () {
     const a1 = await create(alice.token, { type: 'note', label: 'one', data: { n: 1 } });
     const a2 = await create(alice.token, { type: 'note', label: 'two', data: { n: 2 } });
     const b1 = await create(bob.token, { type: 'note', label: 'bob', data: { n: 3 } });
-    const sealed = async (id: string) => (await servers.deps.knex('records').where({ id }).first<{ payload_sealed: string }>()).payload_sealed;
+    const sealed = async (id: string) =>
+      (await servers.deps.knex('records').where({ id }).first<{ payload_sealed: string }>()).payload_sealed;
     const original = await sealed(a1.id);
     const { vault } = servers.deps.api;
     const aliceKey = await vault.keyOf(alice.id);
@@ -100,7 +112,10 @@ describe('resource API: records vault', function () {
     const unknown = await call(servers, 'GET', `/v1/records/${randomUUID()}`, bob.token);
     expect(theirs.status).to.equal(404);
     expect(theirs.body).to.deep.equal(unknown.body);
-    for (const [method, body] of [['PATCH', { label: 'x' }], ['DELETE', undefined]] as const) {
+    for (const [method, body] of [
+      ['PATCH', { label: 'x' }],
+      ['DELETE', undefined],
+    ] as const) {
       const res = await call(servers, method, `/v1/records/${mine.id}`, bob.token, body);
       expect(res.status, method).to.equal(404);
     }
@@ -200,11 +215,16 @@ describe('resource API: records vault', function () {
       expect(res.status, `${method} ${path} ${JSON.stringify(body)}`).to.equal(400);
       expect(res.body).to.have.property('type', 'urn:portcullis:problem:invalid-request');
       const errors = (res.body as { errors: { pointer: string }[] }).errors;
-      expect(errors.map((e) => e.pointer), `${method} ${path}`).to.include(pointer);
+      expect(
+        errors.map((e) => e.pointer),
+        `${method} ${path}`,
+      ).to.include(pointer);
     }
     const notJson = await call(servers, 'POST', '/v1/records', alice.token, '{"type":', {});
     expect(notJson.status).to.equal(400);
-    const form = await call(servers, 'POST', '/v1/records', alice.token, 'type=note', { 'Content-Type': 'application/x-www-form-urlencoded' });
+    const form = await call(servers, 'POST', '/v1/records', alice.token, 'type=note', {
+      'Content-Type': 'application/x-www-form-urlencoded',
+    });
     expect(form.status).to.equal(415);
     conforms('POST', '/v1/records', form);
   });
@@ -218,7 +238,11 @@ describe('resource API: records vault', function () {
   });
 
   it('answers 413 for bodies over the limit', async function () {
-    const res = await call(servers, 'POST', '/v1/records', alice.token, { type: 'note', label: 'big', data: { blob: 'x'.repeat(70 * 1024) } });
+    const res = await call(servers, 'POST', '/v1/records', alice.token, {
+      type: 'note',
+      label: 'big',
+      data: { blob: 'x'.repeat(70 * 1024) },
+    });
     expect(res.status).to.equal(413);
     expect(res.body).to.have.property('type', 'urn:portcullis:problem:payload-too-large');
     conforms('POST', '/v1/records', res);
@@ -241,7 +265,10 @@ describe('resource API: records vault', function () {
     const auditor = await signedInUser(servers, rp, { roles: ['auditor'], scopes: 'records:read records:write' });
     const forbidden = await call(servers, 'GET', '/v1/records', auditor.token);
     expect(forbidden.status).to.equal(403);
-    expect(forbidden.body).to.deep.include({ type: 'urn:portcullis:problem:forbidden', detail: 'This request needs the permission "records:read".' });
+    expect(forbidden.body).to.deep.include({
+      type: 'urn:portcullis:problem:forbidden',
+      detail: 'This request needs the permission "records:read".',
+    });
     expect(forbidden.headers.get('WWW-Authenticate')).to.equal(null);
     conforms('GET', '/v1/records', forbidden);
   });

@@ -2,7 +2,8 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { expect } from 'chai';
 import * as client from 'openid-client';
-import { Browserless, signInAndConsent } from './browserless.ts';
+import { generate } from 'otplib';
+import { Browserless, formOf } from './browserless.ts';
 import { createTestClient, createTestUser } from './factories.ts';
 import type { TestServers } from './servers.ts';
 
@@ -14,11 +15,48 @@ const redirectUri = 'https://rp.example.test/cb';
 /** A relying party (openid-client) registered on the test servers, for real tokens. */
 export async function createRp(servers: TestServers, metadata: Record<string, unknown> = {}): Promise<client.Configuration> {
   const registered = await createTestClient(servers.deps, metadata);
-  return client.discovery(new URL(servers.issuer), registered.client_id, registered.client_secret, undefined, { execute: [client.allowInsecureRequests] });
+  return client.discovery(new URL(servers.issuer), registered.client_id, registered.client_secret, undefined, {
+    execute: [client.allowInsecureRequests],
+  });
 }
 
-/** Signs the user in through the real login and consent pages; returns the token response for the API audience. */
-export async function userTokens(servers: TestServers, rp: client.Configuration, user: TestUser, apiScopes: string) {
+/**
+ * Enrolls a TOTP authenticator the way the account page does (begin + confirm with a real code);
+ * roles such as admin and auditor must pass a second factor at sign-in.
+ */
+export async function enrollTotp(servers: TestServers, user: TestUser): Promise<string> {
+  const enrollment = await servers.deps.mfa.totp.begin(user.id, user.email);
+  if (!enrollment) throw new Error('TOTP enrollment did not start');
+  if (!(await servers.deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret }))))
+    throw new Error('TOTP enrollment failed');
+  return enrollment.secret;
+}
+
+/** Login, second factor (TOTP) when asked, and consent through the real interaction pages. */
+async function signIn(browser: Browserless, authorizationUrl: URL, user: TestUser, totpSecret?: string): Promise<URL> {
+  let { response, url } = await browser.follow(authorizationUrl);
+  for (let steps = 0; steps < 5 && url.origin === browser.origin; steps++) {
+    const html = await response.text();
+    if (html.includes('name="password"')) {
+      const form = formOf(html, '/login');
+      ({ response, url } = await browser.submit(form.action, { csrf: form.csrf, email: user.email, password: user.password }));
+    } else if (html.includes('/mfa/totp') && totpSecret) {
+      // The enrollment code's time step is spent (one use per step): answer with the next one.
+      const code = await generate({ secret: totpSecret, epoch: Math.floor(Date.now() / 1000) + 30 });
+      const form = formOf(html, '/mfa/totp');
+      ({ response, url } = await browser.submit(form.action, { csrf: form.csrf, code }));
+    } else if (html.includes('/confirm')) {
+      const form = formOf(html, '/confirm');
+      ({ response, url } = await browser.submit(form.action, { csrf: form.csrf }));
+    } else {
+      throw new Error(`unexpected page ${url.pathname} (${response.status}): ${html.slice(0, 300)}`);
+    }
+  }
+  return url;
+}
+
+/** Signs the user in through the real login (and MFA) and consent pages; returns the token response for the API audience. */
+export async function userTokens(servers: TestServers, rp: client.Configuration, user: TestUser, apiScopes: string, totpSecret?: string) {
   const verifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
   const url = client.buildAuthorizationUrl(rp, {
@@ -30,18 +68,26 @@ export async function userTokens(servers: TestServers, rp: client.Configuration,
     prompt: 'consent',
     resource: servers.apiUrl,
   });
-  const callback = await signInAndConsent(new Browserless(servers.issuer), url, user.email, user.password);
+  const callback = await signIn(new Browserless(servers.issuer), url, user, totpSecret);
   return client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: verifier, expectedState: state }, { resource: servers.apiUrl });
 }
 
 /** A user with roles and an access token carrying the given API scopes. */
 export async function signedInUser(servers: TestServers, rp: client.Configuration, options: { roles?: string[]; scopes?: string } = {}) {
   const user = await createTestUser(servers.deps, { roles: options.roles ?? ['user'] });
-  const tokens = await userTokens(servers, rp, user, options.scopes ?? 'records:read records:write');
+  const totpSecret = (await servers.deps.mfa.roleRequiresMfa(user.id)) ? await enrollTotp(servers, user) : undefined;
+  const tokens = await userTokens(servers, rp, user, options.scopes ?? 'records:read records:write', totpSecret);
   return { ...user, token: tokens.access_token, refreshToken: tokens.refresh_token };
 }
 
-export async function call(servers: TestServers, method: string, path: string, token?: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse> {
+export async function call(
+  servers: TestServers,
+  method: string,
+  path: string,
+  token?: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<ApiResponse> {
   const response = await fetch(`${servers.apiUrl}${path}`, {
     method,
     headers: {
@@ -84,7 +130,9 @@ export async function openApiChecker(servers: TestServers) {
     }
     expect(spec.content, `${method} ${template} ${response.status} documents ${contentType}`).to.have.property(contentType);
     const escaped = template.replaceAll('~', '~0').replaceAll('/', '~1');
-    const validate = ajv.getSchema(`openapi#/paths/${escaped}/${method.toLowerCase()}/responses/${response.status}/content/${contentType.replace('/', '~1')}/schema`);
+    const validate = ajv.getSchema(
+      `openapi#/paths/${escaped}/${method.toLowerCase()}/responses/${response.status}/content/${contentType.replace('/', '~1')}/schema`,
+    );
     expect(validate, 'schema compiles').to.not.equal(undefined);
     if (validate && !validate(response.body)) expect.fail(`${method} ${template} ${response.status}: ${ajv.errorsText(validate.errors)}`);
   };

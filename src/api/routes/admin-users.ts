@@ -39,7 +39,8 @@ export function adminUserRoutes({ userAdmin }: { userAdmin: UserAdminService }):
       method: 'patch',
       path: '/v1/admin/users/{id}',
       summary: 'Disable or enable an account, or replace its roles',
-      description: 'A disabled account can no longer sign in, refresh tokens or use the API (its access tokens are refused within seconds).',
+      description:
+        'A disabled account can no longer sign in, refresh tokens or use the API (its access tokens are refused within seconds).',
       tags: ['admin'],
       scopes: ['admin'],
       permission: 'users:write',

@@ -19,7 +19,9 @@ export function requireRecentAuthentication(auth: RouteAuth, maxAge: number, now
     title: 'Recent authentication required',
     detail,
     extensions: { max_age: maxAge },
-    headers: { 'WWW-Authenticate': `Bearer realm="portcullis", error="insufficient_user_authentication", error_description="${detail}", max_age="${maxAge}"` },
+    headers: {
+      'WWW-Authenticate': `Bearer realm="portcullis", error="insufficient_user_authentication", error_description="${detail}", max_age="${maxAge}"`,
+    },
   });
 }
 

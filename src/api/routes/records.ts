@@ -108,7 +108,7 @@ export function recordRoutes({ records }: { records: RecordService }): AnyRoute[
       operationId: 'unshareRecord',
       method: 'delete',
       path: '/v1/records/{id}/shares/{userId}',
-      summary: 'Take back a user\'s read access',
+      summary: "Take back a user's read access",
       tags: ['records'],
       scopes: ['records:write'],
       permission: 'records:share',
