@@ -161,3 +161,56 @@ export async function authorizeCode(
 }
 
 export { Browserless, waitForReady };
+
+/**
+ * A tiny HTTP load balancer for tests: listens on the issuer's port and forwards each request to
+ * one backend, chosen per request (pinned, or round-robin). Host and every header pass through
+ * unchanged, so all instances see the one public issuer URL. `served` records who answered what.
+ */
+export type Balancer = {
+  port: number;
+  url: string;
+  backends: Record<string, number>;
+  /** Route every following request to this backend; undefined = round-robin. */
+  pin(name: string | undefined): void;
+  served: { name: string; method: string; path: string; status: number }[];
+  close(): Promise<void>;
+};
+
+export async function startBalancer(port: number, backends: Record<string, number>): Promise<Balancer> {
+  const { createServer } = await import('node:http');
+  const names = Object.keys(backends);
+  let pinned: string | undefined;
+  let turn = 0;
+  const served: Balancer['served'] = [];
+  const server = createServer((req, res) => {
+    const name = pinned ?? names[turn++ % names.length]!;
+    const upstream = request(
+      { host: '127.0.0.1', port: backends[name], method: req.method, path: req.url, headers: req.headers, agent: false },
+      (answer) => {
+        served.push({ name, method: req.method ?? '', path: (req.url ?? '').split('?')[0]!, status: answer.statusCode ?? 0 });
+        res.writeHead(answer.statusCode ?? 502, { ...answer.headers, 'x-test-backend': name });
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => {
+      res.writeHead(502).end();
+    });
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    backends,
+    pin(name) {
+      pinned = name;
+    },
+    served,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
