@@ -1,5 +1,6 @@
 import Provider, { type KoaContextWithOIDC } from 'oidc-provider';
 import type { AuditService } from '../services/audit.ts';
+import { isHashedSecret, verifyClientSecret } from '../shared/client-secret.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { ClientStore } from '../store/clients.ts';
 import type { InitialAccessTokenStore } from '../store/initial-access-tokens.ts';
@@ -44,6 +45,21 @@ export function attachClientGovernance(
     });
   };
   const who = (ctx: KoaContextWithOIDC) => ({ ip: ctx.ip, userAgent: ctx.get('User-Agent') });
+
+  // Stored secrets are hashes (src/store/clients.ts): oidc-provider's plain comparison is
+  // replaced by a constant-time hash comparison, and a hash never leaves in an RFC 7592 response.
+  const clientPrototype = provider.Client.prototype as unknown as { clientSecret?: string; compareClientSecret(actual: string): boolean };
+  clientPrototype.compareClientSecret = function compareClientSecret(this: { clientSecret?: string }, actual: string): boolean {
+    return verifyClientSecret(this.clientSecret, actual);
+  };
+  provider.use(async function hideSecretHashes(ctx, next) {
+    await next();
+    const body = ctx.body as { client_secret?: unknown } | undefined;
+    if (typeof body?.client_secret === 'string' && isHashedSecret(body.client_secret)) {
+      const { client_secret: _hash, ...rest } = body;
+      ctx.body = rest;
+    }
+  });
 
   // RFC 6749 §5.2 (and SECURITY.md T23): a grant type the client is not registered for is
   // `unauthorized_client`; oidc-provider says invalid_request. Same status (400), clearer code.

@@ -92,6 +92,8 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
     acrValues: Object.values(ACR),
     responseTypes: ['code', 'none'],
     pkce: { required: () => true },
+    // client_secret_jwt would need the plain secret; secrets are stored hashed (docs/clients.md).
+    clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     clientDefaults: {
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],

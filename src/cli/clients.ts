@@ -56,5 +56,10 @@ export async function createClient(deps: Deps, input: unknown): Promise<Record<s
   await deps.stores.clients.upsert({ ...candidate, client_id_issued_at: issuedAt, client_id: clientId }, 'cli');
   const client = await provider.Client.find(clientId);
   if (!client) throw new Error('client was not stored');
-  return { ...client.metadata(), client_id_issued_at: issuedAt, ...(candidate.client_secret ? { client_secret_expires_at: 0 } : {}) };
+  // The stored secret is a hash; the plain one is shown this once.
+  return {
+    ...client.metadata(),
+    client_id_issued_at: issuedAt,
+    ...(typeof candidate.client_secret === 'string' ? { client_secret: candidate.client_secret, client_secret_expires_at: 0 } : {}),
+  };
 }

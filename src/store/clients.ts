@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { hashClientSecret, isHashedSecret } from '../shared/client-secret.ts';
 import type { CryptoBox } from '../shared/crypto-box.ts';
 
 export type ClientMetadata = Record<string, unknown> & { client_id: string; client_secret?: string };
@@ -7,6 +8,7 @@ type ClientRow = {
   client_id: string;
   metadata: Record<string, unknown>;
   secret_sealed: string | null;
+  secret_hash: string | null;
   disabled: boolean;
   created_by: string | null;
   last_used_at: Date | null;
@@ -15,15 +17,25 @@ type ClientRow = {
 };
 
 /**
- * Durable client registrations. The secret is kept apart from the metadata, sealed under the
- * master key with the client id as associated data (a sealed secret cannot be moved to another row).
+ * Durable client registrations. The secret is kept apart from the metadata: as a hash when only
+ * compared (client_secret_basic/_post; the provider then sees the marked hash, see
+ * src/shared/client-secret.ts), else sealed under the master key with the client id as
+ * associated data (a sealed secret cannot be moved to another row). client_secret_jwt, the one
+ * method needing the plain secret, is not offered, so sealing is for older rows only.
  */
 export function createClientStore(knex: Knex, box: CryptoBox) {
   const unseal = (row: ClientRow): ClientMetadata => ({
     ...row.metadata,
     client_id: row.client_id,
-    ...(row.secret_sealed ? { client_secret: box.open(row.secret_sealed, `client:${row.client_id}`).toString('utf8') } : {}),
+    ...(row.secret_hash ? { client_secret: row.secret_hash } : {}),
+    ...(row.secret_sealed && !row.secret_hash ? { client_secret: box.open(row.secret_sealed, `client:${row.client_id}`).toString('utf8') } : {}),
   });
+  const secretColumns = (clientId: string, authMethod: unknown, secret: string | undefined) => {
+    if (!secret) return { secret_sealed: null, secret_hash: null };
+    if (isHashedSecret(secret)) return { secret_sealed: null, secret_hash: secret };
+    if (authMethod === 'client_secret_jwt') return { secret_sealed: box.seal(secret, `client:${clientId}`), secret_hash: null };
+    return { secret_sealed: null, secret_hash: hashClientSecret(secret) };
+  };
 
   return {
     /**
@@ -69,11 +81,11 @@ export function createClientStore(knex: Knex, box: CryptoBox) {
         .insert({
           client_id: clientId,
           metadata: JSON.stringify(rest),
-          secret_sealed: secret ? box.seal(secret, `client:${clientId}`) : null,
+          ...secretColumns(clientId, rest.token_endpoint_auth_method, secret),
           created_by: createdBy ?? null,
         })
         .onConflict('client_id')
-        .merge(['metadata', 'secret_sealed', 'updated_at']);
+        .merge(['metadata', 'secret_sealed', 'secret_hash', 'updated_at']);
     },
 
     async remove(clientId: string): Promise<void> {

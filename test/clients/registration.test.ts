@@ -76,6 +76,18 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
     expect(JSON.stringify(rows)).to.not.include(token);
     const payloads = await servers.deps.knex('oidc_payloads').where({ type: 'RegistrationAccessToken' });
     expect(JSON.stringify(payloads)).to.not.include(metadata.registration_access_token);
+    // The client secret is kept as a hash only, and it works.
+    const row = await servers.deps.knex('oauth_clients').where({ client_id: metadata.client_id }).first<Record<string, unknown>>();
+    expect(row.secret_sealed).to.equal(null);
+    expect(row.secret_hash).to.match(/^\$sha256\$/);
+    expect(JSON.stringify(row)).to.not.include(metadata.client_secret);
+    expect((await client.tokenIntrospection(rp, 'anything')).active).to.equal(false);
+    const wrongSecret = await fetch(`${servers.issuer}/token/introspection`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: 'x', client_id: metadata.client_id, client_secret: row.secret_hash as string }),
+    });
+    expect(wrongSecret.status, 'the stored hash is not accepted as the secret').to.equal(401);
   });
 
   it('registers a public native client (PKCE, loopback) and a device-flow CLI', async function () {
@@ -183,7 +195,10 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
 
     const read = await fetch(uri, { headers: { Authorization: `Bearer ${rat}` } });
     expect(read.status).to.equal(200);
-    expect(((await read.json()) as Record<string, unknown>).client_name).to.equal('Web App');
+    const readBody = (await read.json()) as Record<string, unknown>;
+    expect(readBody.client_name).to.equal('Web App');
+    // The secret is only stored as a hash, which is never sent back.
+    expect(readBody).to.not.have.property('client_secret');
     expect((await fetch(uri, { headers: { Authorization: 'Bearer wrong' } })).status).to.equal(401);
 
     const update = async (accessToken: string, body: Record<string, unknown>) =>
@@ -197,7 +212,14 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
     expect(good.status).to.equal(200);
     const updated = (await good.json()) as Record<string, unknown>;
     expect(updated.client_name).to.equal('Renamed');
-    expect(updated.client_secret).to.equal(created.body.client_secret);
+    expect(updated).to.not.have.property('client_secret');
+    // The secret survives the update.
+    const auth = await fetch(`${servers.issuer}/token/introspection`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: 'x', client_id: created.body.client_id as string, client_secret: created.body.client_secret as string }),
+    });
+    expect(auth.status).to.equal(200);
     const rotated = updated.registration_access_token as string;
     expect(rotated).to.be.a('string').and.not.equal(rat);
     expect((await fetch(uri, { headers: { Authorization: `Bearer ${rat}` } })).status).to.equal(401);
