@@ -5,7 +5,9 @@ import { createCryptoBox } from '../../src/shared/crypto-box.ts';
 import { Problem } from '../../src/shared/problem.ts';
 import { hashEvent, GENESIS_HASH, type AuditEventRow } from '../../src/store/audit-events.ts';
 import { DataKeyMissingError, recordAad } from '../../src/services/vault.ts';
-import { call, createRp, openApiChecker, signedInUser } from '../helpers/api.ts';
+import { call, createRp, openApiChecker, signedInUser, userTokens } from '../helpers/api.ts';
+import { Browserless } from '../helpers/browserless.ts';
+import { createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
 
 type Export = {
@@ -165,7 +167,40 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 }
 
 describe('resource API: erasure step-up', function () {
-  it('demands a recent sign-in for erasure (RFC 9470 step-up challenge)', function () {
+  this.timeout(60_000);
+
+  it('refuses erasure with a token from an old sign-in (RFC 9470), accepts it after re-authentication', async function () {
+    const servers = await startTestServers();
+    try {
+      const rp = await createRp(servers);
+      const user = await createTestUser(servers.deps);
+      const browser = new Browserless(servers.issuer);
+      await userTokens(servers, rp, user, 'records:read records:write', undefined, { browser });
+      // Age the sign-in: the session's login time is what the provider reports as auth_time.
+      const [session] = await servers.deps.accountIndex.list(user.id, 'Session');
+      const adapter = servers.deps.oidcAdapter('Session');
+      const payload = await adapter.find(session!.id);
+      await adapter.upsert(session!.id, { ...payload, loginTs: Math.floor(Date.now() / 1000) - 600 }, 3600);
+
+      // Same browser, same session: no password asked, but the token says the sign-in is old.
+      const stale = await userTokens(servers, rp, user, 'records:read records:write', undefined, { browser });
+      const claims = JSON.parse(Buffer.from(stale.access_token.split('.')[1]!, 'base64url').toString()) as { auth_time: number };
+      expect(Date.now() / 1000 - claims.auth_time).to.be.greaterThan(590);
+      const refused = await call(servers, 'DELETE', '/v1/me', stale.access_token);
+      expect(refused.status).to.equal(401);
+      expect(refused.headers.get('WWW-Authenticate')).to.match(/^Bearer .*error="insufficient_user_authentication".*max_age="300"/);
+      expect(refused.body).to.deep.include({ type: 'urn:portcullis:problem:reauthentication-required', max_age: 300 });
+      expect(await servers.deps.knex('users').where({ id: user.id }).first()).to.not.equal(undefined);
+
+      // The client asks again with max_age=300: the provider makes the user sign in again.
+      const fresh = await userTokens(servers, rp, user, 'records:read records:write', undefined, { browser, params: { max_age: '300' } });
+      expect((await call(servers, 'DELETE', '/v1/me', fresh.access_token)).status).to.equal(204);
+    } finally {
+      await servers.stop();
+    }
+  });
+
+  it('checks auth_time against the limit, and a missing auth_time counts as stale', function () {
     const auth = { token: { sub: 's', client_id: 'c', auth_time: 1_000 }, scopes: new Set<string>(), subject: undefined };
     expect(() => requireRecentAuthentication(auth, 300, 1_000 + 300)).to.not.throw();
     let problem: unknown;
@@ -176,7 +211,6 @@ describe('resource API: erasure step-up', function () {
     }
     expect(problem).to.be.instanceOf(Problem);
     expect((problem as Problem).status).to.equal(401);
-    expect((problem as Problem).headers['WWW-Authenticate']).to.match(/^Bearer .*error="insufficient_user_authentication".*max_age="300"/);
     expect(() => requireRecentAuthentication({ ...auth, token: { sub: 's', client_id: 'c' } }, 300)).to.throw(Problem);
   });
 });

@@ -41,3 +41,34 @@ describe('resource API: GET /v1/me', function () {
     conforms('GET', '/v1/me', res);
   });
 });
+
+describe('resource API: CORS for browser SPAs', function () {
+  this.timeout(60_000);
+  let servers: TestServers;
+
+  before(async function () {
+    servers = await startTestServers({ env: { CORS_ORIGINS: 'https://spa.example.test' } });
+  });
+  after(async function () {
+    await servers.stop();
+  });
+
+  const preflight = (origin: string) =>
+    fetch(`${servers.apiUrl}/v1/records`, {
+      method: 'OPTIONS',
+      headers: { Origin: origin, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization, content-type' },
+    });
+
+  it('allows only the configured origins, and exposes WWW-Authenticate', async function () {
+    const allowed = await preflight('https://spa.example.test');
+    expect(allowed.status).to.equal(204);
+    expect(allowed.headers.get('Access-Control-Allow-Origin')).to.equal('https://spa.example.test');
+    expect(allowed.headers.get('Access-Control-Allow-Headers')).to.match(/Authorization/i);
+    const denied = await preflight('https://evil.example.test');
+    expect(denied.headers.get('Access-Control-Allow-Origin')).to.equal(null);
+    const actual = await fetch(`${servers.apiUrl}/v1/me`, { headers: { Origin: 'https://spa.example.test' } });
+    expect(actual.status).to.equal(401);
+    expect(actual.headers.get('Access-Control-Allow-Origin')).to.equal('https://spa.example.test');
+    expect(actual.headers.get('Access-Control-Expose-Headers')).to.match(/WWW-Authenticate/);
+  });
+});

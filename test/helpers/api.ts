@@ -56,7 +56,14 @@ async function signIn(browser: Browserless, authorizationUrl: URL, user: TestUse
 }
 
 /** Signs the user in through the real login (and MFA) and consent pages; returns the token response for the API audience. */
-export async function userTokens(servers: TestServers, rp: client.Configuration, user: TestUser, apiScopes: string, totpSecret?: string) {
+export async function userTokens(
+  servers: TestServers,
+  rp: client.Configuration,
+  user: TestUser,
+  apiScopes: string,
+  totpSecret?: string,
+  options: { browser?: Browserless; params?: Record<string, string> } = {},
+) {
   const verifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
   const url = client.buildAuthorizationUrl(rp, {
@@ -67,8 +74,9 @@ export async function userTokens(servers: TestServers, rp: client.Configuration,
     state,
     prompt: 'consent',
     resource: servers.apiUrl,
+    ...options.params,
   });
-  const callback = await signIn(new Browserless(servers.issuer), url, user, totpSecret);
+  const callback = await signIn(options.browser ?? new Browserless(servers.issuer), url, user, totpSecret);
   return client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: verifier, expectedState: state }, { resource: servers.apiUrl });
 }
 
