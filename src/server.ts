@@ -5,12 +5,16 @@ import { buildApiApp } from './api/app.ts';
 import { buildAuthApp } from './auth/app.ts';
 import type { Deps } from './deps.ts';
 import type { Readiness } from './shared/health.ts';
+import { createMetrics, listenMetrics, type Metrics } from './shared/metrics.ts';
 
 export type Role = 'auth' | 'api';
 
 export type Running = {
   readiness: Readiness;
   servers: Partial<Record<Role, Server>>;
+  metrics: Metrics;
+  /** The private Prometheus listener, when METRICS_PORT is set. */
+  metricsServer?: Server;
   /**
    * Not ready (readiness 503) → wait delayMs so load balancers deregister us while we still
    * serve → stop accepting → finish in-flight requests (bounded by graceMs) → closed.
@@ -60,6 +64,8 @@ export async function startServers(deps: Deps, roles: readonly Role[]): Promise<
   const readiness: Readiness = { draining: false };
   const { config } = deps;
   const servers: Partial<Record<Role, Server>> = {};
+  const metrics = createMetrics();
+  deps.audit.observe((event) => metrics.observeAudit(event));
   if (roles.includes('auth')) {
     readiness.checks = {
       ...readiness.checks,
@@ -67,19 +73,29 @@ export async function startServers(deps: Deps, roles: readonly Role[]): Promise<
         if ((await deps.keys.publicJwks()).keys.length === 0) throw new Error('no published signing keys');
       },
     };
-    const { app } = await buildAuthApp(deps, readiness);
+    const { app, provider } = await buildAuthApp(deps, readiness);
+    // Metrics wrap the app from outside: first middleware, plus the provider's route names and events.
+    app.middleware.unshift(metrics.http('auth'));
+    metrics.instrumentProvider(provider);
     servers.auth = await listen(app, config.authPort, config.host);
   }
   if (roles.includes('api')) {
-    servers.api = await listen(buildApiApp(deps, readiness), config.apiPort, config.host);
+    const app = buildApiApp(deps, readiness);
+    app.middleware.unshift(metrics.http('api'));
+    servers.api = await listen(app, config.apiPort, config.host);
   }
+  const metricsServer = config.metricsPort > 0 ? await listenMetrics(metrics, config.metricsPort, config.metricsHost) : undefined;
   return {
     readiness,
     servers,
+    metrics,
+    ...(metricsServer ? { metricsServer } : {}),
     async stop(graceMs = 10_000, delayMs = 0) {
       readiness.draining = true;
       if (delayMs > 0) await sleep(delayMs);
       await Promise.all(Object.values(servers).map((s) => close(s, graceMs)));
+      // Scrapes may continue through the drain; the metrics listener closes last.
+      if (metricsServer) await close(metricsServer, 1000);
     },
   };
 }

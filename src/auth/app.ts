@@ -6,6 +6,7 @@ import { problemHandler } from '../shared/koa-problem-handler.ts';
 import { requestLogger } from '../shared/koa-request-logger.ts';
 import { securityHeaders } from '../shared/koa-security-headers.ts';
 import { attachClientGovernance, withRegistrationProvenance } from './client-governance.ts';
+import { withAtomicReplayDetection } from './atomic-replay.ts';
 import { withDevicePollPacing } from './device-polling.ts';
 import { createCsrfTokens } from './koa-csrf.ts';
 import { createProvider } from './provider.ts';
@@ -25,6 +26,8 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
   const { config, logger } = deps;
   await deps.keys.ensureSigningKeys();
   const cookieKeys = config.cookieKeys ?? (await deps.keys.cookieKeys());
+  // Atomic "first use" claims (Redis SET NX, or Postgres): device polling pace, assertion/proof jtis.
+  const once = createReplayStore({ redis: deps.redis, knex: deps.knex });
   const devicePages = createDevicePages({
     limiter: createUserCodeLimiter({ redis: deps.redis, attempts: config.clients.userCodeAttempts, windowSeconds: config.clients.userCodeLockoutSeconds }),
     attempts: config.clients.userCodeAttempts,
@@ -36,7 +39,7 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
     config,
     logger,
     accounts: deps.accounts,
-    adapter: withDevicePollPacing(withRegistrationProvenance(deps.oidcAdapter, deps.stores.clients), createReplayStore({ redis: deps.redis, knex: deps.knex })),
+    adapter: withAtomicReplayDetection(withDevicePollPacing(withRegistrationProvenance(deps.oidcAdapter, deps.stores.clients), once), once),
     jwks: await deps.keys.privateJwks(),
     cookieKeys,
     devicePages,

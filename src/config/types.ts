@@ -12,6 +12,8 @@ export type Config = Readonly<{
   dbStatementTimeoutMs: number;
   shutdownDelay: number;
   shutdownTimeout: number;
+  metricsPort: number;
+  metricsHost: string;
   redisUrl?: string;
   redisKeyPrefix: string;
   dataDir: string;
