@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
+import type { CryptoBox } from '../shared/crypto-box.ts';
 import { notFound, Problem, problemType } from '../shared/problem.ts';
 import type { RecordCursor, RecordRow, RecordStore, RecordType } from '../store/records.ts';
 import type { UserStore } from '../store/users.ts';
@@ -51,8 +52,18 @@ export function decodeCursor(cursor: string): RecordCursor {
 export function createRecordService(deps: { knex: Knex; records: RecordStore; users: UserStore; vault: Vault; audit: AuditService }) {
   const { knex, records, users, vault, audit } = deps;
 
-  async function present(row: RecordRow, viewer: string, sharedWith?: string[]): Promise<RecordView> {
-    const key = await vault.keyOf(row.owner_id);
+  /** Unwraps each owner's data key once per request, not once per record. */
+  const keyCache = () => {
+    const keys = new Map<string, Promise<CryptoBox>>();
+    return (ownerId: string): Promise<CryptoBox> => {
+      let key = keys.get(ownerId);
+      if (!key) keys.set(ownerId, (key = vault.keyOf(ownerId)));
+      return key;
+    };
+  };
+
+  async function present(row: RecordRow, viewer: string, sharedWith?: string[], keyOf = vault.keyOf): Promise<RecordView> {
+    const key = await keyOf(row.owner_id);
     const payload = vault.open(key, row.id, row.owner_id, row.payload_sealed) as RecordPayload;
     return {
       id: row.id,
@@ -97,8 +108,9 @@ export function createRecordService(deps: { knex: Knex; records: RecordStore; us
       const rows = await records.listVisible(userId, { limit: options.limit + 1, after, type: options.type });
       const page = rows.slice(0, options.limit);
       const last = page.at(-1);
+      const keys = keyCache();
       return {
-        items: await Promise.all(page.map((row) => present(row, userId))),
+        items: await Promise.all(page.map((row) => present(row, userId, undefined, keys))),
         next_cursor: rows.length > options.limit && last ? encodeCursor({ createdAt: last.created_at, id: last.id }) : null,
       };
     },

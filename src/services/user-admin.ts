@@ -73,8 +73,9 @@ export function createUserAdminService(deps: {
       const rows = await directory.list({ limit: options.limit + 1, emailPrefix: options.emailPrefix, after });
       const page = rows.slice(0, options.limit);
       const last = page.at(-1);
+      const roleMap = await directory.rolesOf(page.map((u) => u.id));
       return {
-        items: await Promise.all(page.map(async (u) => present(u, await roles.rolesOf(u.id)))),
+        items: page.map((u) => present(u, roleMap.get(u.id) ?? [])),
         next_cursor: rows.length > options.limit && last ? encodeCursor({ createdAt: last.created_at, id: last.id }) : null,
       };
     },

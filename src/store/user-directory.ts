@@ -38,6 +38,18 @@ export function createUserDirectory(knex: Knex) {
       await trx('users').where({ id }).update({ disabled, updated_at: trx.fn.now() });
     },
 
+    /** Roles of many users in one query (for listings). */
+    async rolesOf(ids: readonly string[]): Promise<Map<string, string[]>> {
+      const roles = new Map<string, string[]>(ids.map((id) => [id, []]));
+      if (ids.length === 0) return roles;
+      const rows = await knex('user_roles')
+        .whereIn('user_id', ids)
+        .orderBy('role')
+        .select<{ user_id: string; role: string }[]>('user_id', 'role');
+      for (const row of rows) roles.get(row.user_id)?.push(row.role);
+      return roles;
+    },
+
     /** Replaces the user's roles; unknown role names fail on the foreign key. */
     async replaceRoles(id: string, roles: readonly string[], trx: Knex): Promise<void> {
       await trx('user_roles').where({ user_id: id }).delete();
