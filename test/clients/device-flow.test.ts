@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import * as client from 'openid-client';
 import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
-import { startTestServers, type TestServers } from '../helpers/servers.ts';
+import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
@@ -13,14 +13,20 @@ function deviceForms(html: string): Map<string, DeviceForm> {
   const forms = new Map<string, DeviceForm>();
   for (const match of html.matchAll(/<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/g)) {
     const body = match[2] ?? '';
-    const fields = Object.fromEntries([...body.matchAll(/<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']));
+    const fields = Object.fromEntries(
+      [...body.matchAll(/<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']),
+    );
     const button = /<button[^>]*>([^<]+)<\/button>/.exec(body)?.[1]?.trim() ?? '';
     forms.set(button, { action: (match[1] ?? '').replaceAll('&amp;', '&'), fields });
   }
   return forms;
 }
 
-async function rawPoll(servers: TestServers, clientId: string, deviceCode: string): Promise<{ status: number; body: Record<string, unknown> }> {
+async function rawPoll(
+  servers: TestServers,
+  clientId: string,
+  deviceCode: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await fetch(`${servers.issuer}/token`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
@@ -34,198 +40,215 @@ async function rawPoll(servers: TestServers, clientId: string, deviceCode: strin
  * pending, slow_down, success (→ GET /v1/me), denial, "I didn't start this", expiry, and
  * the per-IP lockout on guessed user codes (RFC 8628 §5.1, §5.4).
  */
-describe('device authorization grant (RFC 8628)', function () {
-  let servers: TestServers;
-  let rp: client.Configuration;
-  let clientId: string;
-  let user: Awaited<ReturnType<typeof createTestUser>>;
-
-  before(async function () {
-    servers = await startTestServers();
-    user = await createTestUser(servers.deps);
-    const registered = await createTestClient(servers.deps, {
-      client_name: 'Portcullis CLI',
-      logo_uri: 'https://cli.example.test/logo.png',
-      token_endpoint_auth_method: 'none',
-      grant_types: [DEVICE_GRANT, 'refresh_token'],
-      redirect_uris: [],
-      post_logout_redirect_uris: [],
-      scope: 'openid offline_access records:read',
-    });
-    clientId = registered.client_id;
-    rp = await client.discovery(new URL(servers.issuer), clientId, undefined, client.None(), { execute: [client.allowInsecureRequests] });
-  });
-
-  after(async function () {
-    await servers.stop();
-  });
-
-  const start = () => client.initiateDeviceAuthorization(rp, { scope: 'openid offline_access records:read', resource: servers.apiUrl });
-
-  /** Opens verification_uri_complete, checks the pre-filled page, and submits the code typed differently. */
-  async function enterCode(browser: Browserless, device: Awaited<ReturnType<typeof start>>, typed?: string): Promise<string> {
-    const { response } = await browser.follow(device.verification_uri_complete!);
-    const html = await response.text();
-    expect(html).to.match(/<label for="user_code">Code<\/label>/);
-    expect(html).to.include(`value="${device.user_code}"`);
-    const xsrf = /name="xsrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
-    const { response: confirm } = await browser.submit('/device', { xsrf, user_code: typed ?? device.user_code });
-    expect(confirm.status).to.equal(200);
-    return confirm.text();
-  }
-
-  it('issues 8-character user codes from an unambiguous alphabet', async function () {
-    const device = await start();
-    expect(device.user_code).to.match(/^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/);
-    expect(device.verification_uri).to.equal(`${servers.issuer}/device`);
-    expect(device.verification_uri_complete).to.equal(`${servers.issuer}/device?user_code=${device.user_code}`);
-  });
-
-  it('answers authorization_pending, then slow_down when polled too fast', async function () {
-    const device = await start();
-    const first = await rawPoll(servers, clientId, device.device_code);
-    expect(first.body.error).to.equal('authorization_pending');
-    const second = await rawPoll(servers, clientId, device.device_code);
-    expect(second.body.error).to.equal('slow_down');
-  });
-
-  it('signs in through our pages (code in any case, no dash) and the token calls GET /v1/me', async function () {
-    this.timeout(30_000);
-    const device = await start();
-    const browser = new Browserless(servers.issuer);
-    const confirmPage = await enterCode(browser, device, device.user_code.replace('-', '').toLowerCase());
-    // §5.4: who asks, for what, when and from where.
-    expect(confirmPage).to.include('Portcullis CLI');
-    expect(confirmPage).to.include('<img src="https://cli.example.test/logo.png"');
-    expect(confirmPage).to.include('Read your records');
-    expect(confirmPage).to.include('127.0.0.1');
-    expect(confirmPage).to.match(/minute|UTC/);
-    expect(confirmPage).to.include(device.user_code);
-    const forms = deviceForms(confirmPage);
-    expect([...forms.keys()]).to.include.members(['Allow', 'Deny', "I didn't start this"]);
-    const allow = forms.get('Allow')!;
-
-    let { response, url } = await browser.submit(allow.action, allow.fields);
-    for (let steps = 0; steps < 4 && url.pathname.startsWith('/interaction/'); steps++) {
-      const html = await response.text();
-      if (html.includes('name="password"')) {
-        const form = formOf(html, '/login');
-        ({ response, url } = await browser.submit(form.action, { csrf: form.csrf, email: user.email, password: user.password }));
-      } else {
-        const form = formOf(html, '/confirm');
-        ({ response, url } = await browser.submit(form.action, { csrf: form.csrf }));
-      }
-    }
-    const done = await response.text();
-    expect(done, done.slice(0, 400)).to.include('Device connected');
-
-    // RFC 8707: the token request names the API, so the access token is a JWT for it.
-    const tokens = await client.pollDeviceAuthorizationGrant(rp, { ...device, interval: 0.01 }, { resource: servers.apiUrl });
-    expect(tokens.refresh_token).to.be.a('string');
-    const me = await fetch(`${servers.apiUrl}/v1/me`, { headers: { Authorization: `Bearer ${tokens.access_token}` } });
-    expect(me.status, `${me.headers.get('WWW-Authenticate') ?? ''} ${tokens.access_token}`).to.equal(200);
-    expect(await me.json()).to.deep.include({ sub: user.id, client_id: clientId, scope: 'records:read' });
-
-    // The code is single-use.
-    const again = await enterCode(new Browserless(servers.issuer), device);
-    expect(again).to.include('already been used');
-  });
-
-  it('Deny ends the request with access_denied', async function () {
-    const device = await start();
-    const browser = new Browserless(servers.issuer);
-    const deny = deviceForms(await enterCode(browser, device)).get('Deny')!;
-    const { response } = await browser.submit(deny.action, deny.fields);
-    expect(await response.text()).to.include('Access denied');
-    const poll = await rawPoll(servers, clientId, device.device_code);
-    expect(poll.body.error).to.equal('access_denied');
-  });
-
-  it('"I didn\'t start this" denies and writes an audit event', async function () {
-    const device = await start();
-    const browser = new Browserless(servers.issuer);
-    const report = deviceForms(await enterCode(browser, device)).get("I didn't start this")!;
-    const { response } = await browser.submit(report.action, report.fields);
-    expect(await response.text()).to.include('reported');
-    expect((await rawPoll(servers, clientId, device.device_code)).body.error).to.equal('access_denied');
-    const events = await servers.deps.knex('audit_events').where({ type: 'device.request_reported' });
-    expect(events).to.have.length(1);
-    expect(events[0]).to.include({ client_id: clientId });
-  });
-
-  it('refuses a cross-site (xsrf-less) code submission', async function () {
-    const device = await start();
-    const browser = new Browserless(servers.issuer);
-    await browser.follow('/device');
-    const { response } = await browser.submit('/device', { user_code: device.user_code, confirm: 'yes' });
-    expect(await response.text()).to.not.include('Device connected');
-    expect((await rawPoll(servers, clientId, device.device_code)).body.error).to.be.oneOf(['authorization_pending', 'slow_down']);
-  });
-
-  it('T23: a client without the device grant can neither start nor redeem one', async function () {
-    const web = await createTestClient(servers.deps, { token_endpoint_auth_method: 'none' });
-    const response = await fetch(`${servers.issuer}/device/auth`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ client_id: web.client_id, scope: 'openid' }),
-    });
-    const body = (await response.json()) as Record<string, unknown>;
-    expect(response.status).to.equal(400);
-    expect(body.error).to.equal('unauthorized_client');
-    expect(body.error_description).to.match(/device_code is not allowed for this client/);
-    const device = await start();
-    const redeem = await rawPoll(servers, web.client_id, device.device_code);
-    expect(redeem.body.error, JSON.stringify(redeem.body)).to.equal('unauthorized_client');
-  });
-
-  describe('expiry and guessing (short TTL, 3 attempts)', function () {
-    let short: TestServers;
-    let shortRp: client.Configuration;
-    let shortClientId: string;
+for (const storage of ['redis', 'postgres'] as StorageMode[]) {
+  describe(`device authorization grant (RFC 8628, ${storage})`, function () {
+    let servers: TestServers;
+    let rp: client.Configuration;
+    let clientId: string;
+    let user: Awaited<ReturnType<typeof createTestUser>>;
 
     before(async function () {
-      short = await startTestServers({ env: { DEVICE_CODE_TTL: '2', USER_CODE_ATTEMPTS: '3', USER_CODE_LOCKOUT_SECONDS: '60' } });
-      const registered = await createTestClient(short.deps, { token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], redirect_uris: [], post_logout_redirect_uris: [] });
-      shortClientId = registered.client_id;
-      shortRp = await client.discovery(new URL(short.issuer), shortClientId, undefined, client.None(), { execute: [client.allowInsecureRequests] });
+      servers = await startTestServers({ storage });
+      user = await createTestUser(servers.deps);
+      const registered = await createTestClient(servers.deps, {
+        client_name: 'Portcullis CLI',
+        logo_uri: 'https://cli.example.test/logo.png',
+        token_endpoint_auth_method: 'none',
+        grant_types: [DEVICE_GRANT, 'refresh_token'],
+        redirect_uris: [],
+        post_logout_redirect_uris: [],
+        scope: 'openid offline_access records:read',
+      });
+      clientId = registered.client_id;
+      rp = await client.discovery(new URL(servers.issuer), clientId, undefined, client.None(), { execute: [client.allowInsecureRequests] });
     });
 
     after(async function () {
-      await short.stop();
+      await servers.stop();
     });
 
-    it('expires device codes (expired_token) and refuses their user code', async function () {
-      const device = await client.initiateDeviceAuthorization(shortRp, { scope: 'openid' });
-      expect(device.expires_in).to.equal(2);
-      await new Promise((resolve) => setTimeout(resolve, 2500));
-      const poll = await rawPoll(short, shortClientId, device.device_code);
-      expect(poll.body.error).to.be.oneOf(['expired_token', 'invalid_grant']);
-      const browser = new Browserless(short.issuer);
+    const start = () => client.initiateDeviceAuthorization(rp, { scope: 'openid offline_access records:read', resource: servers.apiUrl });
+
+    /** Opens verification_uri_complete, checks the pre-filled page, and submits the code typed differently. */
+    async function enterCode(browser: Browserless, device: Awaited<ReturnType<typeof start>>, typed?: string): Promise<string> {
       const { response } = await browser.follow(device.verification_uri_complete!);
-      const xsrf = /name="xsrf" value="([^"]+)"/.exec(await response.text())?.[1] ?? '';
-      const { response: entered } = await browser.submit('/device', { xsrf, user_code: device.user_code });
-      expect(await entered.text()).to.match(/expired|not right/);
+      const html = await response.text();
+      expect(html).to.match(/<label for="user_code">Code<\/label>/);
+      expect(html).to.include(`value="${device.user_code}"`);
+      const xsrf = /name="xsrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
+      const { response: confirm } = await browser.submit('/device', { xsrf, user_code: typed ?? device.user_code });
+      expect(confirm.status).to.equal(200);
+      return confirm.text();
+    }
+
+    it('issues 8-character user codes from an unambiguous alphabet', async function () {
+      const device = await start();
+      expect(device.user_code).to.match(/^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/);
+      expect(device.verification_uri).to.equal(`${servers.issuer}/device`);
+      expect(device.verification_uri_complete).to.equal(`${servers.issuer}/device?user_code=${device.user_code}`);
     });
 
-    it('locks an IP out after repeated wrong codes, even for a right one', async function () {
-      const device = await client.initiateDeviceAuthorization(shortRp, { scope: 'openid' });
-      // Start from a clean counter for this IP (the expiry test above entered one unknown code).
-      await short.deps.redis?.del('device-user-code:127.0.0.1', 'device-user-code:::ffff:127.0.0.1');
-      const browser = new Browserless(short.issuer);
-      const { response } = await browser.follow('/device');
-      // Every rendering of the form carries a fresh xsrf token.
-      let xsrf = /name="xsrf" value="([^"]+)"/.exec(await response.text())?.[1] ?? '';
-      for (let i = 0; i < 3; i++) {
-        const { response: wrong } = await browser.submit('/device', { xsrf, user_code: 'BCDF-GHJK' });
-        expect(wrong.status).to.equal(200);
-        const html = await wrong.text();
-        expect(html).to.include('not right');
-        xsrf = /name="xsrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
+    it('answers authorization_pending, then slow_down when polled too fast', async function () {
+      const device = await start();
+      const first = await rawPoll(servers, clientId, device.device_code);
+      expect(first.body.error).to.equal('authorization_pending');
+      const second = await rawPoll(servers, clientId, device.device_code);
+      expect(second.body.error).to.equal('slow_down');
+    });
+
+    it('signs in through our pages (code in any case, no dash) and the token calls GET /v1/me', async function () {
+      this.timeout(30_000);
+      const device = await start();
+      const browser = new Browserless(servers.issuer);
+      const confirmPage = await enterCode(browser, device, device.user_code.replace('-', '').toLowerCase());
+      // §5.4: who asks, for what, when and from where.
+      expect(confirmPage).to.include('Portcullis CLI');
+      expect(confirmPage).to.include('<img src="https://cli.example.test/logo.png"');
+      expect(confirmPage).to.include('Read your records');
+      expect(confirmPage).to.include('127.0.0.1');
+      expect(confirmPage).to.match(/minute|UTC/);
+      expect(confirmPage).to.include(device.user_code);
+      const forms = deviceForms(confirmPage);
+      expect([...forms.keys()]).to.include.members(['Allow', 'Deny', "I didn't start this"]);
+      const allow = forms.get('Allow')!;
+
+      let { response, url } = await browser.submit(allow.action, allow.fields);
+      for (let steps = 0; steps < 4 && url.pathname.startsWith('/interaction/'); steps++) {
+        const html = await response.text();
+        if (html.includes('name="password"')) {
+          const form = formOf(html, '/login');
+          ({ response, url } = await browser.submit(form.action, { csrf: form.csrf, email: user.email, password: user.password }));
+        } else {
+          const form = formOf(html, '/confirm');
+          ({ response, url } = await browser.submit(form.action, { csrf: form.csrf }));
+        }
       }
-      const { response: locked } = await browser.submit('/device', { xsrf, user_code: device.user_code });
-      expect(locked.status).to.equal(429);
-      expect(locked.headers.get('Retry-After')).to.match(/^\d+$/);
-      expect(await locked.text()).to.include('Too many wrong codes');
+      const done = await response.text();
+      expect(done, done.slice(0, 400)).to.include('Device connected');
+
+      // RFC 8707: the token request names the API, so the access token is a JWT for it.
+      const tokens = await client.pollDeviceAuthorizationGrant(rp, { ...device, interval: 0.01 }, { resource: servers.apiUrl });
+      expect(tokens.refresh_token).to.be.a('string');
+      const me = await fetch(`${servers.apiUrl}/v1/me`, { headers: { Authorization: `Bearer ${tokens.access_token}` } });
+      expect(me.status, `${me.headers.get('WWW-Authenticate') ?? ''} ${tokens.access_token}`).to.equal(200);
+      expect(await me.json()).to.deep.include({ sub: user.id, client_id: clientId, scope: 'records:read' });
+
+      // The code is single-use.
+      const again = await enterCode(new Browserless(servers.issuer), device);
+      expect(again).to.include('already been used');
+    });
+
+    it('Deny ends the request with access_denied', async function () {
+      const device = await start();
+      const browser = new Browserless(servers.issuer);
+      const deny = deviceForms(await enterCode(browser, device)).get('Deny')!;
+      const { response } = await browser.submit(deny.action, deny.fields);
+      expect(await response.text()).to.include('Access denied');
+      const poll = await rawPoll(servers, clientId, device.device_code);
+      expect(poll.body.error).to.equal('access_denied');
+    });
+
+    it('"I didn\'t start this" denies and writes an audit event', async function () {
+      const device = await start();
+      const browser = new Browserless(servers.issuer);
+      const report = deviceForms(await enterCode(browser, device)).get("I didn't start this")!;
+      const { response } = await browser.submit(report.action, report.fields);
+      expect(await response.text()).to.include('reported');
+      expect((await rawPoll(servers, clientId, device.device_code)).body.error).to.equal('access_denied');
+      const events = await servers.deps.knex('audit_events').where({ type: 'device.request_reported', client_id: clientId });
+      expect(events).to.have.length(1);
+      expect(events[0]).to.include({ client_id: clientId });
+    });
+
+    it('refuses a cross-site (xsrf-less) code submission', async function () {
+      const device = await start();
+      const browser = new Browserless(servers.issuer);
+      await browser.follow('/device');
+      const { response } = await browser.submit('/device', { user_code: device.user_code, confirm: 'yes' });
+      expect(await response.text()).to.not.include('Device connected');
+      expect((await rawPoll(servers, clientId, device.device_code)).body.error).to.be.oneOf(['authorization_pending', 'slow_down']);
+    });
+
+    it('T23: a client without the device grant can neither start nor redeem one', async function () {
+      const web = await createTestClient(servers.deps, { token_endpoint_auth_method: 'none' });
+      const response = await fetch(`${servers.issuer}/device/auth`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ client_id: web.client_id, scope: 'openid' }),
+      });
+      const body = (await response.json()) as Record<string, unknown>;
+      expect(response.status).to.equal(400);
+      expect(body.error).to.equal('unauthorized_client');
+      expect(body.error_description).to.match(/device_code is not allowed for this client/);
+      const device = await start();
+      const redeem = await rawPoll(servers, web.client_id, device.device_code);
+      expect(redeem.body.error, JSON.stringify(redeem.body)).to.equal('unauthorized_client');
+    });
+
+    describe('expiry and guessing (short TTL, 3 attempts)', function () {
+      let short: TestServers;
+      let shortRp: client.Configuration;
+      let shortClientId: string;
+
+      before(async function () {
+        short = await startTestServers({
+          storage,
+          env: { DEVICE_CODE_TTL: '2', USER_CODE_ATTEMPTS: '3', USER_CODE_LOCKOUT_SECONDS: '60' },
+        });
+        const registered = await createTestClient(short.deps, {
+          token_endpoint_auth_method: 'none',
+          grant_types: [DEVICE_GRANT],
+          redirect_uris: [],
+          post_logout_redirect_uris: [],
+        });
+        shortClientId = registered.client_id;
+        shortRp = await client.discovery(new URL(short.issuer), shortClientId, undefined, client.None(), {
+          execute: [client.allowInsecureRequests],
+        });
+      });
+
+      after(async function () {
+        await short.stop();
+      });
+
+      it('expires device codes (expired_token) and refuses their user code', async function () {
+        const device = await client.initiateDeviceAuthorization(shortRp, { scope: 'openid' });
+        expect(device.expires_in).to.equal(2);
+        await new Promise((resolve) => setTimeout(resolve, 2500));
+        const poll = await rawPoll(short, shortClientId, device.device_code);
+        expect(poll.body.error).to.be.oneOf(['expired_token', 'invalid_grant']);
+        const browser = new Browserless(short.issuer);
+        const { response } = await browser.follow(device.verification_uri_complete!);
+        const xsrf = /name="xsrf" value="([^"]+)"/.exec(await response.text())?.[1] ?? '';
+        const { response: entered } = await browser.submit('/device', { xsrf, user_code: device.user_code });
+        expect(await entered.text()).to.match(/expired|not right/);
+      });
+
+      it('locks an IP out after repeated wrong codes, even for a right one', async function () {
+        const device = await client.initiateDeviceAuthorization(shortRp, { scope: 'openid' });
+        // Start from a clean counter for this IP (the expiry test above entered one unknown code).
+        await short.deps.redis?.del('device-user-code:127.0.0.1', 'device-user-code:::ffff:127.0.0.1');
+        const browser = new Browserless(short.issuer);
+        const { response } = await browser.follow('/device');
+        // Every rendering of the form carries a fresh xsrf token. Without Redis the counter is in
+        // memory and may hold the expiry test's wrong code, so count until the lockout.
+        let xsrf = /name="xsrf" value="([^"]+)"/.exec(await response.text())?.[1] ?? '';
+        let wrongAccepted = 0;
+        for (let i = 0; i < 3; i++) {
+          const { response: wrong } = await browser.submit('/device', { xsrf, user_code: 'BCDF-GHJK' });
+          if (wrong.status === 429) break;
+          expect(wrong.status).to.equal(200);
+          const html = await wrong.text();
+          expect(html).to.include('not right');
+          wrongAccepted++;
+          xsrf = /name="xsrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
+        }
+        expect(wrongAccepted).to.be.within(storage === 'redis' ? 3 : 2, 3);
+        const { response: locked } = await browser.submit('/device', { xsrf, user_code: device.user_code });
+        expect(locked.status).to.equal(429);
+        expect(locked.headers.get('Retry-After')).to.match(/^\d+$/);
+        expect(await locked.text()).to.include('Too many wrong codes');
+      });
     });
   });
-});
+}
