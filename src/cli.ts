@@ -93,7 +93,11 @@ for (const [name, disabled] of [['disable', true], ['enable', false]] as const) 
     .command(`${name} <client_id>`)
     .description(disabled ? 'disable a client (its tokens can no longer be obtained)' : 're-enable a client (restarts its idle clock)')
     .action(async (clientId: string) => {
-      const changed = await withDeps((deps) => deps.stores.clients.setDisabled(clientId, disabled));
+      const changed = await withDeps(async (deps) => {
+        const found = await deps.stores.clients.setDisabled(clientId, disabled);
+        if (found) await deps.audit.record({ type: disabled ? 'client.disabled' : 'client.enabled', clientId, data: { via: 'cli' } });
+        return found;
+      });
       if (!changed) throw new CliError(`no client ${clientId}`);
       print({ client_id: clientId, disabled });
     });
@@ -112,13 +116,16 @@ iat
   .option('--note <text>', 'what the token is for (shown by iat list and in clients list provenance)')
   .action(async (opts: { ttl?: number; maxUses?: number; note?: string }) => {
     if (opts.note !== undefined && opts.note.length > 500) throw new CliError('--note must be at most 500 characters');
-    const { token, record } = await withDeps((deps) =>
-      deps.stores.initialAccessTokens.create({
+    const { token, record } = await withDeps(async (deps) => {
+      const created = await deps.stores.initialAccessTokens.create({
         ...(opts.ttl ? { ttlSeconds: opts.ttl } : {}),
         ...(opts.maxUses ? { maxUses: opts.maxUses } : {}),
         ...(opts.note ? { note: opts.note } : {}),
-      }),
-    );
+      });
+      const { id, note, max_uses: maxUses, expires_at: expiresAt } = created.record;
+      await deps.audit.record({ type: 'iat.created', data: { id, note, max_uses: maxUses, expires_at: expiresAt, via: 'cli' } });
+      return created;
+    });
     print({ initial_access_token: token, ...record });
   });
 iat
@@ -131,7 +138,11 @@ iat
   .command('revoke <id>')
   .description('revoke a token by id; clients it registered stay')
   .action(async (id: string) => {
-    const revoked = await withDeps((deps) => deps.stores.initialAccessTokens.revoke(id));
+    const revoked = await withDeps(async (deps) => {
+      const done = await deps.stores.initialAccessTokens.revoke(id);
+      if (done) await deps.audit.record({ type: 'iat.revoked', data: { id, via: 'cli' } });
+      return done;
+    });
     if (!revoked) throw new CliError(`no live initial access token ${id}`);
     print({ id, revoked: true });
   });

@@ -267,6 +267,8 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
       expect(entry).to.not.have.property('token_hash');
       expect((await register(web, created.initial_access_token as string)).status).to.equal(201);
       expect(await cli('iat', 'revoke', created.id as string)).to.deep.equal({ id: created.id, revoked: true });
+      const audited = await servers.deps.knex('audit_events').whereIn('type', ['iat.created', 'iat.revoked']).whereRaw("data->>'id' = ?", [created.id as string]);
+      expect(audited.map((e: { type: string }) => e.type)).to.have.members(['iat.created', 'iat.revoked']);
       expect((await register(web, created.initial_access_token as string)).status).to.equal(401);
 
       let failure: unknown;
