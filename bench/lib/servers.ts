@@ -1,0 +1,75 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+export type Server = { name: string; pid: number; origin: string; child: ChildProcess; output: () => string; stop(): Promise<void> };
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor(url: string, child: ChildProcess, output: () => string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`server exited (${String(child.exitCode)}): ${output().slice(-1500)}`);
+    try {
+      const response = await fetch(url);
+      await response.arrayBuffer();
+      if (response.status < 500) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} did not answer: ${output().slice(-1500)}`);
+}
+
+/**
+ * Spawns `node <args>` pinned with taskset to `cpu` (taskset execs node, so the pid is the
+ * server's), waits until `readyPath` answers, and returns a handle that stops it with SIGTERM.
+ */
+export async function startServer(options: {
+  name: string;
+  args: string[];
+  env: Record<string, string>;
+  origin: string;
+  readyPath: string;
+  cpu: string;
+  nodeFlags?: string[];
+}): Promise<Server> {
+  const child = spawn('taskset', ['-c', options.cpu, process.execPath, ...(options.nodeFlags ?? []), ...options.args], {
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const getOutput = () => output;
+  await waitFor(`${options.origin}${options.readyPath}`, child, getOutput);
+  if (child.pid === undefined) throw new Error(`${options.name} has no pid`);
+  return {
+    name: options.name,
+    pid: child.pid,
+    origin: options.origin,
+    child,
+    output: getOutput,
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
