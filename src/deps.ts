@@ -92,7 +92,10 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
     const oidcAdapter = (model: string): Adapter => {
       if (model === 'Client') {
         return {
-          find: (id: string) => stores.clients.find(id, config.clients.idleDisableDays),
+          find: (id: string) =>
+            stores.clients.find(id, config.clients.idleDisableDays, () =>
+              audit.record({ type: 'client.disabled', clientId: id, data: { reason: 'idle', idle_days: config.clients.idleDisableDays } }),
+            ),
           upsert: (id: string, payload) => stores.clients.upsert({ ...(payload as Record<string, unknown>), client_id: id }),
           destroy: (id: string) => stores.clients.remove(id),
           consume: () => Promise.resolve(),

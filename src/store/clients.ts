@@ -42,11 +42,12 @@ export function createClientStore(knex: Knex, box: CryptoBox) {
      * A usable client: not disabled and, when idleDays > 0, used (or created) within that many
      * days. An idle client found here is disabled for good (an admin re-enables it).
      */
-    async find(clientId: string, idleDays = 0): Promise<ClientMetadata | undefined> {
+    async find(clientId: string, idleDays = 0, onIdleDisabled?: () => Promise<void>): Promise<ClientMetadata | undefined> {
       const row = await knex<ClientRow>('oauth_clients').where({ client_id: clientId, disabled: false }).first();
       if (!row) return undefined;
       if (idleDays > 0 && (row.last_used_at ?? row.created_at).getTime() < Date.now() - idleDays * 86_400_000) {
-        await knex('oauth_clients').where({ client_id: clientId }).update({ disabled: true, updated_at: knex.fn.now() });
+        const changed = await knex('oauth_clients').where({ client_id: clientId, disabled: false }).update({ disabled: true, updated_at: knex.fn.now() });
+        if (changed > 0) await onIdleDisabled?.();
         return undefined;
       }
       return unseal(row);

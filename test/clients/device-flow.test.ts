@@ -86,6 +86,11 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(device.user_code).to.match(/^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/);
       expect(device.verification_uri).to.equal(`${servers.issuer}/device`);
       expect(device.verification_uri_complete).to.equal(`${servers.issuer}/device?user_code=${device.user_code}`);
+    // T40: our device pages carry the same protective headers as the sign-in pages.
+    const page = await fetch(device.verification_uri_complete!);
+    expect(page.headers.get('Content-Security-Policy')).to.include("frame-ancestors 'none'");
+    expect(page.headers.get('Cache-Control')).to.include('no-store');
+    expect(page.headers.get('Referrer-Policy')).to.equal('no-referrer');
     });
 
     it('answers authorization_pending, then slow_down when polled too fast', async function () {

@@ -243,11 +243,47 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
     const created = await register(web, token);
     const clientId = created.body.client_id as string;
     await servers.deps.knex('oauth_clients').where({ client_id: clientId }).update({ created_at: new Date(Date.now() - 40 * 86_400_000) });
-    expect(await servers.deps.stores.clients.find(clientId, 30)).to.equal(undefined);
+    let audited = 0;
+    expect(
+      await servers.deps.stores.clients.find(clientId, 30, () => {
+        audited++;
+        return Promise.resolve();
+      }),
+    ).to.equal(undefined);
+    expect(audited).to.equal(1);
     const listed = (await servers.deps.stores.clients.list()).find((c) => c.client_id === clientId);
     expect(listed?.disabled).to.equal(true);
     expect(await servers.deps.stores.clients.setDisabled(clientId, false)).to.equal(true);
     expect(await servers.deps.stores.clients.find(clientId, 30)).to.not.equal(undefined);
+  });
+
+  it('CLIENT_IDLE_DISABLE_DAYS: an idle client is refused at the token endpoint, disabled and audited', async function () {
+    const idle = await startTestServers({ env: { CLIENT_IDLE_DISABLE_DAYS: '30' } });
+    try {
+      const { token } = await newIat();
+      const created = await fetch(`${idle.issuer}/reg`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+        body: JSON.stringify({ client_name: 'Idle service', grant_types: ['client_credentials'], scope: 'records:read' }),
+      });
+      const body = (await created.json()) as { client_id: string; client_secret: string };
+      const grant = () =>
+        fetch(`${idle.issuer}/token`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/x-www-form-urlencoded', Authorization: `Basic ${Buffer.from(`${body.client_id}:${body.client_secret}`).toString('base64')}` },
+          body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'records:read' }),
+        });
+      expect((await grant()).status).to.equal(200);
+      await idle.deps.knex('oauth_clients').where({ client_id: body.client_id }).update({ last_used_at: new Date(Date.now() - 31 * 86_400_000) });
+      const refused = await grant();
+      expect(refused.status).to.equal(401);
+      expect(((await refused.json()) as Record<string, unknown>).error).to.equal('invalid_client');
+      expect((await idle.deps.stores.clients.list()).find((c) => c.client_id === body.client_id)?.disabled).to.equal(true);
+      const events = await idle.deps.knex('audit_events').where({ type: 'client.disabled', client_id: body.client_id });
+      expect(events).to.have.length(1);
+    } finally {
+      await idle.stop();
+    }
   });
 
   describe('CLI', function () {
