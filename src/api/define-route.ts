@@ -116,9 +116,15 @@ export function mountRoutes(routes: readonly AnyRoute[], { rbac }: { rbac: RbacS
     const pipeline: Middleware[] = [
       /** OAuth scopes: what the user allowed this client to do. */
       async function checkScopes(ctx, next) {
-        const { scopes } = ctx.state.auth as AuthState;
+        const { token, scopes } = ctx.state.auth as AuthState;
         const missing = route.scopes.filter((s) => !scopes.has(s));
-        if (missing.length > 0) throw insufficientScope(route.scopes.join(' '));
+        if (missing.length > 0) {
+          const problem = insufficientScope(route.scopes.join(' '));
+          // RFC 9449 §7.1: a DPoP-bound token is challenged with the DPoP scheme.
+          const challenge = problem.headers['WWW-Authenticate'];
+          if (token.cnf?.jkt && challenge) problem.headers['WWW-Authenticate'] = challenge.replace(/^Bearer /, 'DPoP ');
+          throw problem;
+        }
         await next();
       },
       /** Roles: what the user may do at all; a disabled or erased account loses access at once. */

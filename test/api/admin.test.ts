@@ -194,5 +194,30 @@ describe('resource API: admin (users, audit) and client tokens', function () {
     const records = await call(servers, 'GET', '/v1/records', tokens.access_token);
     expect(records.status).to.equal(403);
     expect(records.body).to.have.property('type', 'urn:portcullis:problem:forbidden');
+
+    // A DPoP-bound token lacking a scope is challenged with the DPoP scheme (RFC 9449 §7.1).
+    const handle = client.getDPoPHandle(machine, await client.randomDPoPKeyPair('ES256'));
+    const bound = await client.clientCredentialsGrant(machine, { scope: 'records:read', resource: servers.apiUrl }, { DPoP: handle });
+    const url = new URL(`${servers.apiUrl}/v1/records`);
+    let challenge: unknown;
+    try {
+      await client.fetchProtectedResource(
+        machine,
+        bound.access_token,
+        url,
+        'POST',
+        JSON.stringify({ type: 'note', label: 'x', data: {} }),
+        new Headers({ 'Content-Type': 'application/json' }),
+        {
+          DPoP: handle,
+        },
+      );
+    } catch (error) {
+      challenge = error;
+    }
+    expect(challenge).to.be.instanceOf(client.WWWAuthenticateChallengeError);
+    const { response } = challenge as client.WWWAuthenticateChallengeError;
+    expect(response.status).to.equal(403);
+    expect(response.headers.get('WWW-Authenticate')).to.match(/^DPoP .*error="insufficient_scope".*scope="records:write"/);
   });
 });
