@@ -193,6 +193,31 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
         },
       },
     },
+    /**
+     * The default lookup (this session's grant for the client), plus one rule for the device
+     * flow: the user already approved exactly these scopes on our confirmation page (which
+     * showed the client, the scopes, when and from where), so a separate consent page would
+     * only ask again. The grant gets what was requested, limited to what the client may have.
+     */
+    async loadExistingGrant(ctx) {
+      const { account, client } = ctx.oidc;
+      const grantId = ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session?.grantIdFor(client?.clientId ?? '');
+      const existing = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
+      const deviceRoute = ctx.oidc.route === 'code_verification' || ctx.oidc.route === 'device_resume';
+      if (!deviceRoute || !ctx.oidc.deviceCode || !account || !client) return existing;
+      const grant = existing ?? new ctx.oidc.provider.Grant({ accountId: account.accountId, clientId: client.clientId });
+      const requested = ctx.oidc.requestParamScopes;
+      // API scopes are in the provider's scope list too (provider-config scopes), as on the consent page.
+      const oidcScopes = [...ctx.oidc.requestParamOIDCScopes];
+      if (oidcScopes.length > 0) grant.addOIDCScope(oidcScopes.join(' '));
+      for (const [indicator, server] of Object.entries(ctx.oidc.resourceServers ?? {})) {
+        const allowed = new Set(server.scope.split(' '));
+        const scopes = [...requested].filter((scope) => allowed.has(scope));
+        if (scopes.length > 0) grant.addResourceScope(indicator, scopes.join(' '));
+      }
+      await grant.save();
+      return grant;
+    },
     renderError(ctx, out) {
       const code = out.error;
       htmlPage(

@@ -117,17 +117,11 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect([...forms.keys()]).to.include.members(['Allow', 'Deny', "I didn't start this"]);
       const allow = forms.get('Allow')!;
 
-      let { response, url } = await browser.submit(allow.action, allow.fields);
-      for (let steps = 0; steps < 4 && url.pathname.startsWith('/interaction/'); steps++) {
-        const html = await response.text();
-        if (html.includes('name="password"')) {
-          const form = formOf(html, '/login');
-          ({ response, url } = await browser.submit(form.action, { csrf: form.csrf, email: user.email, password: user.password }));
-        } else {
-          const form = formOf(html, '/confirm');
-          ({ response, url } = await browser.submit(form.action, { csrf: form.csrf }));
-        }
-      }
+      // Allow → sign in → done: the confirmation page was the consent, so no second consent page.
+      const allowed = await browser.submit(allow.action, allow.fields);
+      expect(allowed.url.pathname).to.match(/^\/interaction\//);
+      const login = formOf(await allowed.response.text(), '/login');
+      const { response } = await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password });
       const done = await response.text();
       expect(done, done.slice(0, 400)).to.include('Device connected');
 
@@ -137,6 +131,14 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const me = await fetch(`${servers.apiUrl}/v1/me`, { headers: { Authorization: `Bearer ${tokens.access_token}` } });
       expect(me.status, `${me.headers.get('WWW-Authenticate') ?? ''} ${tokens.access_token}`).to.equal(200);
       expect(await me.json()).to.deep.include({ sub: user.id, client_id: clientId, scope: 'records:read' });
+
+      // Already signed in: code → Allow → done.
+      const second = await start();
+      const secondAllow = deviceForms(await enterCode(browser, second)).get('Allow')!;
+      expect(await (await browser.submit(secondAllow.action, secondAllow.fields)).response.text()).to.include('Device connected');
+      const secondTokens = await client.pollDeviceAuthorizationGrant(rp, { ...second, interval: 0.01 }, { resource: servers.apiUrl });
+      expect(secondTokens.refresh_token).to.be.a('string');
+      expect(secondTokens.scope).to.equal('records:read');
 
       // The code is single-use.
       const again = await enterCode(new Browserless(servers.issuer), device);
