@@ -9,6 +9,7 @@ import { DuplicateEmailError } from './store/users.ts';
 import { UnknownRoleError } from './store/roles.ts';
 import { ClientMetadataError, createClient } from './cli/clients.ts';
 import { MasterKeyInputError, readNewMasterKey, rotateMaster } from './cli/keys.ts';
+import { KeyRotationError, registerSigningKeyCommands } from './cli/signing-keys.ts';
 
 /** User-facing failure: one line on stderr, exit code 1. */
 class CliError extends Error {}
@@ -147,7 +148,8 @@ iat
     print({ id, revoked: true });
   });
 
-const keys = program.command('keys').description('master key operations');
+const keys = program.command('keys').description('signing keys (list, rotate, retire) and master key operations');
+registerSigningKeyCommands(keys, { withDeps, print });
 keys
   .command('rotate-master')
   .description('re-seal every value sealed under MASTER_KEY with a new key, in one transaction; then switch MASTER_KEY and restart')
@@ -168,6 +170,7 @@ program.parseAsync().catch((error: unknown) => {
   } else if (
     error instanceof CliError ||
     error instanceof MasterKeyInputError ||
+    error instanceof KeyRotationError ||
     error instanceof StartupError ||
     error instanceof DuplicateEmailError ||
     error instanceof UnknownRoleError ||

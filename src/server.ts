@@ -1,8 +1,10 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Koa from 'koa';
 import { buildApiApp } from './api/app.ts';
 import { buildAuthApp } from './auth/app.ts';
+import { createReloadingApp, type ReloadingApp } from './auth/reloading-app.ts';
+import { createKeyRotation, rotationPolicyOf } from './services/key-rotation.ts';
 import type { Deps } from './deps.ts';
 import type { Readiness } from './shared/health.ts';
 import { createMetrics, listenMetrics, type Metrics } from './shared/metrics.ts';
@@ -15,6 +17,8 @@ export type Running = {
   metrics: Metrics;
   /** The private Prometheus listener, when METRICS_PORT is set. */
   metricsServer?: Server;
+  /** The auth app that follows key changes (rotation, retirement, cookie keys) without a restart. */
+  authApp?: ReloadingApp;
   /**
    * Not ready (readiness 503) → wait delayMs so load balancers deregister us while we still
    * serve → stop accepting → finish in-flight requests (bounded by graceMs) → closed.
@@ -22,8 +26,8 @@ export type Running = {
   stop(graceMs?: number, delayMs?: number): Promise<void>;
 };
 
-function listen(app: Koa, port: number, host: string): Promise<Server> {
-  const handler = app.callback();
+function listen(app: Koa | ((req: IncomingMessage, res: ServerResponse) => unknown), port: number, host: string): Promise<Server> {
+  const handler = typeof app === 'function' ? app : app.callback();
   const server = createServer((req, res) => void handler(req, res));
   // Slow-loris bounds; keep-alive above typical load-balancer idle timeouts.
   server.headersTimeout = 20_000;
@@ -66,6 +70,7 @@ export async function startServers(deps: Deps, roles: readonly Role[]): Promise<
   const servers: Partial<Record<Role, Server>> = {};
   const metrics = createMetrics();
   deps.audit.observe((event) => metrics.observeAudit(event));
+  let authApp: ReloadingApp | undefined;
   if (roles.includes('auth')) {
     readiness.checks = {
       ...readiness.checks,
@@ -73,11 +78,23 @@ export async function startServers(deps: Deps, roles: readonly Role[]): Promise<
         if ((await deps.keys.publicJwks()).keys.length === 0) throw new Error('no published signing keys');
       },
     };
-    const { app, provider } = await buildAuthApp(deps, readiness);
-    // Metrics wrap the app from outside: first middleware, plus the provider's route names and events.
-    app.middleware.unshift(metrics.http('auth'));
-    metrics.instrumentProvider(provider);
-    servers.auth = await listen(app, config.authPort, config.host);
+    const rotation = createKeyRotation({ store: deps.stores.keys, box: deps.box, policy: rotationPolicyOf(config) });
+    authApp = await createReloadingApp({
+      async build() {
+        const { app, provider } = await buildAuthApp(deps, readiness);
+        // Metrics wrap the app from outside: first middleware, plus the provider's route names and events.
+        app.middleware.unshift(metrics.http('auth'));
+        metrics.instrumentProvider(provider);
+        return app;
+      },
+      fingerprint: () => deps.stores.keys.fingerprint(),
+      advance: () => rotation.advance(),
+      intervalMs: config.signingKeys.refreshSeconds * 1000,
+      logger: deps.logger,
+    });
+    servers.auth = await listen((req, res) => {
+      authApp?.handle(req, res);
+    }, config.authPort, config.host);
   }
   if (roles.includes('api')) {
     const app = buildApiApp(deps, readiness);
@@ -90,8 +107,10 @@ export async function startServers(deps: Deps, roles: readonly Role[]): Promise<
     servers,
     metrics,
     ...(metricsServer ? { metricsServer } : {}),
+    ...(authApp ? { authApp } : {}),
     async stop(graceMs = 10_000, delayMs = 0) {
       readiness.draining = true;
+      authApp?.stop();
       if (delayMs > 0) await sleep(delayMs);
       await Promise.all(Object.values(servers).map((s) => close(s, graceMs)));
       // Scrapes may continue through the drain; the metrics listener closes last.

@@ -33,5 +33,6 @@ export type Config = Readonly<{
     grant: number;
   }>;
   argon2: Readonly<{ memoryKiB: number; timeCost: number; parallelism: number }>;
+  signingKeys: Readonly<{ refreshSeconds: number; activateAfterSeconds: number; rotateAfterDays: number }>;
   clients: Readonly<{ idleDisableDays: number; deviceCodeTtl: number; userCodeAttempts: number; userCodeLockoutSeconds: number }>;
 }>;

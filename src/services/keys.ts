@@ -10,7 +10,7 @@ import type { KeyStore, SigningKeyRow } from '../store/signing-keys.ts';
 export const SIGNING_ALGS = ['ES256', 'RS256', 'EdDSA'] as const;
 export type SigningAlg = (typeof SIGNING_ALGS)[number];
 
-async function generateSigningKey(alg: SigningAlg, box: CryptoBox) {
+export async function generateSigningKey(alg: SigningAlg, box: CryptoBox, state: 'next' | 'active' = 'active') {
   const { privateKey, publicKey } = await generateKeyPair(alg, {
     extractable: true,
     ...(alg === 'RS256' ? { modulusLength: 3072 } : {}),
@@ -24,8 +24,8 @@ async function generateSigningKey(alg: SigningAlg, box: CryptoBox) {
     alg,
     public_jwk: publicJwk,
     private_jwk_sealed: box.seal(JSON.stringify(privateJwk), `signing-key:${kid}`),
-    state: 'active' as const,
-    activated_at: new Date(),
+    state,
+    activated_at: state === 'active' ? new Date() : null,
   };
 }
 

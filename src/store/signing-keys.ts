@@ -25,12 +25,24 @@ export function createKeyStore(knex: Knex) {
         .orderBy('created_at', 'desc');
     },
 
-    async all(): Promise<SigningKeyRow[]> {
-      return knex<SigningKeyRow>('signing_keys').orderBy('created_at', 'desc');
+    async all(trx: Knex = knex): Promise<SigningKeyRow[]> {
+      return trx<SigningKeyRow>('signing_keys').orderBy('created_at', 'desc');
     },
 
     async insertSigningKey(row: Omit<SigningKeyRow, 'created_at' | 'retired_at'>, trx: Knex = knex): Promise<void> {
       await trx('signing_keys').insert(row);
+    },
+
+    async setState(kid: string, state: SigningKeyState, trx: Knex = knex): Promise<void> {
+      const stamp = state === 'active' ? { activated_at: trx.fn.now() } : state === 'retired' ? { retired_at: trx.fn.now() } : {};
+      await trx('signing_keys').where({ kid }).update({ state, ...stamp });
+    },
+
+    /** Changes whenever a key is published, activated or retired, or a cookie key rotates. */
+    async fingerprint(): Promise<string> {
+      const signing = await knex('signing_keys').whereIn('state', ['next', 'active']).orderBy('kid').select<{ kid: string; state: string }[]>('kid', 'state');
+      const cookies = await knex('cookie_keys').whereNull('retired_at').orderBy('id').select<{ id: number }[]>('id');
+      return JSON.stringify([signing.map((k) => `${k.kid}:${k.state}`), cookies.map((c) => c.id)]);
     },
 
     async cookieKeys(trx: Knex = knex): Promise<CookieKeyRow[]> {

@@ -3,8 +3,9 @@ import * as client from 'openid-client';
 import { loadConfig } from '../../src/config/load.ts';
 import { createDeps, type Deps } from '../../src/deps.ts';
 import { createLogger } from '../../src/shared/logger.ts';
-import { formOf } from '../helpers/browserless.ts';
-import { Browserless, discover, startBalancer, startInstance, stopInstance, type Balancer, type Instance } from '../helpers/cluster.ts';
+import { formOf, signInAndConsent } from '../helpers/browserless.ts';
+import { Browserless, discover, startBalancer, startInstance, stopInstance, until, type Balancer, type Instance } from '../helpers/cluster.ts';
+import { runNode } from '../helpers/process.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { freePort, testConfigEnv } from '../helpers/servers.ts';
 
@@ -24,13 +25,15 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
   let apiUrl: string;
   let rp: client.Configuration;
   let user: { email: string; password: string; id: string };
+  let shared: Record<string, string>;
   const redirectUri = 'https://rp.example.test/cb';
 
   before(async function () {
     const [lbPort, apiPort] = [await freePort(), await freePort()];
     issuer = `http://127.0.0.1:${lbPort}`;
     apiUrl = `http://127.0.0.1:${apiPort}`;
-    const shared = { ISSUER: issuer, API_URL: apiUrl };
+    // Keys are re-read every second and a rotated key signs 5 s after it is published.
+    shared = { ISSUER: issuer, API_URL: apiUrl, KEYS_REFRESH_SECONDS: '1', KEY_ACTIVATE_AFTER: '5' };
     const config = loadConfig({ ...testConfigEnv(), ...shared });
     deps = await createDeps(config, { logger: createLogger(config) });
     user = await createTestUser(deps);
@@ -130,5 +133,90 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
       refused = error;
     }
     expect((refused as client.ResponseBodyError).error).to.equal('invalid_grant');
+  });
+
+  it('rotates signing keys via the CLI: published by both instances before signing, old and new tokens accepted by the API', async function () {
+    this.timeout(120_000);
+    const cli = async (...args: string[]) => {
+      const result = await runNode(['src/cli.ts', 'keys', ...args], { ...testConfigEnv(), ...shared });
+      return { ...result, json: result.code === 0 ? (JSON.parse(result.stdout) as unknown) : undefined };
+    };
+    type Key = { kid: string; alg: string; state: string; signing: boolean };
+    const kidOf = (jwt: string): string => (JSON.parse(Buffer.from(jwt.split('.')[0]!, 'base64url').toString()) as { kid: string }).kid;
+    const jwksKids = async (instance: Instance) => ((await (await fetch(`${instance.url}/jwks`)).json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid);
+    const callApi = async (token: string) => (await fetch(`${apiUrl}/v1/me`, { headers: { Authorization: `Bearer ${token}` } })).status;
+
+    const before = (await cli('list')).json as Key[];
+    const oldSigner = (alg: string) => before.find((k) => k.alg === alg && k.signing)!.kid;
+
+    // A token from the old keys, through a fresh login.
+    lb.pin(undefined);
+    const verifier = client.randomPKCECodeVerifier();
+    const url = client.buildAuthorizationUrl(rp, {
+      redirect_uri: redirectUri,
+      scope: 'openid offline_access records:read',
+      code_challenge: await client.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      prompt: 'consent',
+      resource: apiUrl,
+    });
+    const callback = await signInAndConsent(new Browserless(issuer), url, user.email, user.password);
+    const old = await client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: verifier, expectedState: client.skipStateCheck }, { resource: apiUrl });
+    expect(kidOf(old.access_token)).to.equal(oldSigner('ES256'));
+    expect(kidOf(old.id_token!)).to.equal(oldSigner('RS256'));
+
+    const rotatedAt = Date.now();
+    const rotated = await cli('rotate');
+    expect(rotated.code, rotated.stderr).to.equal(0);
+    const published = (rotated.json as { published: Key[] }).published;
+    expect(published.map((k) => k.alg)).to.have.members(['ES256', 'RS256', 'EdDSA']);
+    expect(published.every((k) => k.state === 'next' && !k.signing)).to.equal(true);
+    const newKid = (alg: string) => published.find((k) => k.alg === alg)!.kid;
+    // A second rotation while keys wait is refused.
+    const again = await cli('rotate');
+    expect(again.code).to.equal(1);
+    expect(again.stderr).to.match(/already published and waiting to sign/);
+
+    // Both instances publish the new keys without a restart, before they sign.
+    for (const instance of [a, b]) await until(() => jwksKids(instance), (kids) => published.every((k) => kids.includes(k.kid)), 10_000, 100);
+    const publishedAfter = Date.now() - rotatedAt;
+    lb.pin('A');
+    let refreshed = await client.refreshTokenGrant(rp, old.refresh_token!, { resource: apiUrl });
+    if (Date.now() - rotatedAt < 4500) expect(kidOf(refreshed.access_token)).to.equal(oldSigner('ES256'));
+
+    // After KEY_ACTIVATE_AFTER both sign with the new keys; the old ones stay published.
+    for (const name of ['A', 'B']) {
+      lb.pin(name);
+      refreshed = await until(
+        async () => (refreshed = await client.refreshTokenGrant(rp, refreshed.refresh_token!, { resource: apiUrl })),
+        (t) => kidOf(t.access_token) === newKid('ES256'),
+        15_000,
+        500,
+      );
+      expect(kidOf(refreshed.id_token!)).to.equal(newKid('RS256'));
+    }
+    const signingAfter = Date.now() - rotatedAt;
+    for (const instance of [a, b]) expect(await jwksKids(instance)).to.include.members([oldSigner('ES256'), newKid('ES256')]);
+
+    // The API accepts tokens signed by the new key (it refetches the JWKS on an unknown kid,
+    // at most every 30 s) and still those signed by the old one.
+    await until(() => callApi(refreshed.access_token), (status) => status === 200, 45_000, 1000);
+    const apiAcceptedAfter = Date.now() - rotatedAt;
+    expect(await callApi(old.access_token)).to.equal(200);
+
+    // Retiring the superseded key early is refused while its tokens may live, then forced.
+    const refused = await cli('retire', oldSigner('ES256'));
+    expect(refused.code).to.equal(1);
+    expect(refused.stderr).to.match(/may be valid for \d+ more seconds/);
+    expect((await cli('retire', newKid('ES256'))).stderr).to.match(/current ES256 signing key/);
+    const retired = await cli('retire', oldSigner('ES256'), '--force');
+    expect(retired.code, retired.stderr).to.equal(0);
+    for (const instance of [a, b]) await until(() => jwksKids(instance), (kids) => !kids.includes(oldSigner('ES256')), 10_000, 100);
+
+    const after = (await cli('list')).json as Key[];
+    expect(after.find((k) => k.kid === oldSigner('ES256'))).to.include({ state: 'retired', signing: false });
+    expect(after.find((k) => k.kid === newKid('ES256'))).to.include({ state: 'active', signing: true });
+    expect(after.find((k) => k.kid === oldSigner('RS256'))).to.include({ state: 'active', signing: false });
+    process.stdout.write(`      published on both after ${publishedAfter} ms, signing on both after ${signingAfter} ms, API accepted new key after ${apiAcceptedAfter} ms\n`);
   });
 });

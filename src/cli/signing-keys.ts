@@ -1,0 +1,42 @@
+import { Option, type Command } from 'commander';
+import type { Deps } from '../deps.ts';
+import { SIGNING_ALGS, type SigningAlg } from '../services/keys.ts';
+import { createKeyRotation, KeyRotationError, rotationPolicyOf, type KeyRotation } from '../services/key-rotation.ts';
+
+export { KeyRotationError };
+
+type WithDeps = <T>(fn: (deps: Deps) => Promise<T>) => Promise<T>;
+
+const rotationOf = (deps: Deps): KeyRotation => createKeyRotation({ store: deps.stores.keys, box: deps.box, policy: rotationPolicyOf(deps.config) });
+
+/**
+ * `portcullis keys list|rotate|retire`: the signing-key schedule by hand. Running instances pick
+ * the change up within KEYS_REFRESH_SECONDS; nothing restarts.
+ */
+export function registerSigningKeyCommands(keys: Command, { withDeps, print }: { withDeps: WithDeps; print: (value: unknown) => void }): void {
+  keys
+    .command('list')
+    .description('list signing keys: kid, alg, state (next = published, not signing; active; retired), which one signs')
+    .action(async () => {
+      print(await withDeps((deps) => rotationOf(deps).list()));
+    });
+  keys
+    .command('rotate')
+    .description('publish a new signing key per algorithm now; it signs after KEY_ACTIVATE_AFTER seconds, the old one stays published until its tokens expire')
+    .addOption(new Option('--alg <alg>', 'only this algorithm').choices([...SIGNING_ALGS]))
+    .action(async (opts: { alg?: SigningAlg }) => {
+      print(
+        await withDeps(async (deps) => ({
+          published: await rotationOf(deps).rotate(opts.alg ? [opts.alg] : SIGNING_ALGS),
+          activates_after_seconds: deps.config.signingKeys.activateAfterSeconds,
+        })),
+      );
+    });
+  keys
+    .command('retire <kid>')
+    .description('stop publishing a superseded key now (it retires by itself once its tokens expired)')
+    .option('--force', 'retire even though tokens it signed may still be valid (they will fail verification)')
+    .action(async (kid: string, opts: { force?: boolean }) => {
+      print(await withDeps((deps) => rotationOf(deps).retire(kid, { force: opts.force ?? false })));
+    });
+}
