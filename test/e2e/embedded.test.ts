@@ -64,10 +64,11 @@ describe('embedded mode (PGlite, no Redis, nothing configured)', function () {
   });
 
   it('lets the CLI work against the running server, logs in, and keeps data across a restart', async function () {
-    const created = await runNode(['src/cli.ts', 'users', 'create', '--email', 'Admin@Example.test', '--password-stdin', '--role', 'admin'], env, 'a long enough passphrase\n');
+    // A plain user: admins must enrol a second factor first, which the MFA suites cover.
+    const created = await runNode(['src/cli.ts', 'users', 'create', '--email', 'Person@Example.test', '--password-stdin'], env, 'a long enough passphrase\n');
     expect(created.code, created.stderr).to.equal(0);
     const user = JSON.parse(created.stdout) as { id: string; email: string };
-    expect(user.email).to.equal('Admin@Example.test');
+    expect(user.email).to.equal('Person@Example.test');
 
     const registered = await runNode(['src/cli.ts', 'clients', 'create', '--json', JSON.stringify({ client_name: 'Embedded RP', redirect_uris: ['https://rp.example.test/cb'] })], env);
     expect(registered.code, registered.stderr).to.equal(0);
@@ -85,7 +86,7 @@ describe('embedded mode (PGlite, no Redis, nothing configured)', function () {
         resource: apiUrl,
       });
       // The email is matched case-insensitively.
-      const callback = await signInAndConsent(new Browserless(issuer), url, 'admin@example.test', 'a long enough passphrase');
+      const callback = await signInAndConsent(new Browserless(issuer), url, 'person@example.test', 'a long enough passphrase');
       return client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: verifier, expectedState: 'st' }, { resource: apiUrl });
     };
 
@@ -93,7 +94,7 @@ describe('embedded mode (PGlite, no Redis, nothing configured)', function () {
     expect(tokens.claims()?.sub).to.equal(user.id);
     const me = await fetch(`${apiUrl}/v1/me`, { headers: { Authorization: `Bearer ${tokens.access_token}` } });
     expect(me.status).to.equal(200);
-    expect(await me.json()).to.deep.include({ sub: user.id, roles: ['admin'] });
+    expect(await me.json()).to.deep.include({ sub: user.id, roles: ['user'] });
     const jwksBefore: unknown = await (await fetch(`${issuer}/jwks`)).json();
 
     // SIGTERM drains and exits cleanly; the next start finds the same users, clients and keys.
