@@ -7,3 +7,5 @@ createServer((_req, res) => {
   res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': body.length });
   res.end(body);
 }).listen(port, '127.0.0.1', () => process.stdout.write('ready\n'));
+// Exit normally on SIGTERM so --cpu-prof writes its profile.
+process.on('SIGTERM', () => process.exit(0));

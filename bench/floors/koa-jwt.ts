@@ -25,3 +25,5 @@ app.use(async (ctx) => {
   }
 });
 app.listen(port, '127.0.0.1', () => process.stdout.write('ready\n'));
+// Exit normally on SIGTERM so --cpu-prof writes its profile.
+process.on('SIGTERM', () => process.exit(0));

@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import Provider, { type Configuration } from 'oidc-provider';
+import { setStorage } from 'oidc-provider/lib/adapters/memory_adapter.js';
+import LRU from 'oidc-provider/lib/helpers/lru.js';
 import { createRedisAdapter } from '../../src/store/oidc-adapter-redis.ts';
 import { createRedis } from '../../src/store/redis.ts';
 
@@ -17,6 +19,10 @@ const jwks = JSON.parse(readFileSync(process.env.BENCH_JWKS_FILE ?? '', 'utf8'))
 const clients = JSON.parse(process.env.BENCH_CLIENTS ?? '[]') as Configuration['clients'];
 const storage = process.env.BENCH_STORAGE ?? 'memory';
 const API_SCOPES = ['records:read', 'records:write', 'admin'];
+
+// The memory adapter's LRU holds 1000 entries, fewer than one scenario writes: with eviction
+// the floor would lose tokens mid-run. Same adapter code, a store that does not evict.
+if (storage === 'memory') setStorage(new LRU({ maxSize: 50_000_000 }));
 
 const redis = storage === 'redis' ? createRedis({ redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0', redisKeyPrefix: process.env.REDIS_KEY_PREFIX ?? 'bench:floor:' }) : undefined;
 

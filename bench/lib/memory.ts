@@ -9,7 +9,7 @@ export type GrowthPoint = { stored: number; usedMemoryDelta: number; authRss: nu
 export type MemoryReport = {
   ours: ModelStats[];
   floor: ModelStats[];
-  perSet: { ours: number; floor: number };
+  perSet: { ours: number; floor: number; grantIndex: number };
   grants: number;
   usedMemoryPer100k: number;
   memoryUsagePer100k: number;
@@ -45,10 +45,14 @@ async function modelStats(redis: Redis, prefix: string): Promise<ModelStats[]> {
   return stats;
 }
 
-/** Redis bytes for one session + grant + refresh token (+ the grant's token index and uid pointer). */
-function perSet(stats: ModelStats[]): number {
+/**
+ * Redis bytes for one session + grant + refresh token + the session's uid pointer. The grant's
+ * token index (a set, same structure for both) is added from a cloned set: the averages seen in
+ * the run are skewed by grants that collected many tokens.
+ */
+function perSet(stats: ModelStats[], grantIndex: number): number {
   const m = (name: string) => stats.find((s) => s.model === name)?.memoryUsage ?? 0;
-  return m('Session') + m('Grant') + m('RefreshToken') + m('grant') + m('uid');
+  return m('Session') + m('Grant') + m('RefreshToken') + m('uid') + grantIndex;
 }
 
 async function usedMemory(redis: Redis): Promise<number> {
@@ -94,6 +98,7 @@ export async function measureMemory(options: {
     const oldIds = [token.jti, token.grantId, token.sessionUid, sessionId, session?.jti].filter((x): x is string => typeof x === 'string' && x.length > 0);
     const adapters = new Map(templates.map((t) => [t.model, createRedisAdapter(prefixed, t.model)]));
 
+    let lastGrantId = '';
     const writeSet = async (): Promise<void> => {
       const fresh = new Map(oldIds.map((id) => [id, randomBytes(Math.max(16, Math.floor((id.length * 3) / 4))).toString('base64url').slice(0, id.length)]));
       for (const t of templates) {
@@ -101,6 +106,7 @@ export async function measureMemory(options: {
         for (const [from, to] of fresh) json = json.replaceAll(from, to);
         const payload = JSON.parse(json) as AdapterPayload;
         await adapters.get(t.model)!.upsert(String(payload.jti), payload, t.ttl);
+        if (t.model === 'RefreshToken') lastGrantId = String(payload.grantId);
       }
     };
 
@@ -122,13 +128,14 @@ export async function measureMemory(options: {
       if (options.growthLevels.includes(level)) point.results = await options.remeasure();
       growth.push(point);
     }
+    const grantIndex = lastGrantId ? Number(await plain.call('MEMORY', 'USAGE', `${options.oursPrefix}oidc:grant:${lastGrantId}`, 'SAMPLES', '0')) : 0;
     return {
       ours,
       floor,
-      perSet: { ours: perSet(ours), floor: perSet(floor) },
+      perSet: { ours: perSet(ours, grantIndex), floor: perSet(floor, grantIndex), grantIndex },
       grants: options.grants,
       usedMemoryPer100k,
-      memoryUsagePer100k: perSet(ours) * 100_000,
+      memoryUsagePer100k: perSet(ours, grantIndex) * 100_000,
       growth,
     };
   } finally {

@@ -145,7 +145,8 @@ export function renderReport(input: {
     }
     out.push('');
     const ratio = memory.perSet.ours / memory.perSet.floor;
-    out.push(`Session + grant + refresh token (+ grant index, uid pointer): Portcullis ${n(memory.perSet.ours)} B, bare oidc-provider ${n(memory.perSet.floor)} B: ${n(ratio, 2)}× (target ≤ 1.5×)${verdict(ratio, 1.5)}.`);
+    out.push(`The \`grant\` rows are the per-grant token index sets (skewed by grants holding many tokens); a fresh grant's index takes ${n(memory.perSet.grantIndex)} B.`);
+    out.push(`Session + grant + refresh token + uid pointer + grant index: Portcullis ${n(memory.perSet.ours)} B, bare oidc-provider ${n(memory.perSet.floor)} B: ${n(ratio, 2)}× (target ≤ 1.5×)${verdict(ratio, 1.5)}.`);
     out.push(`Per 100,000 active grant sets: ${bytes(memory.memoryUsagePer100k)} by MEMORY USAGE; Redis used_memory grew ${bytes(memory.usedMemoryPer100k)} per 100k over ${n(memory.grants)} cloned sets (used_memory is server-wide: noisy when other clients write).`);
     out.push('');
     out.push('Cost growth with stored state (Portcullis, scenarios 1 and 3 rerun once at each level):');

@@ -1,0 +1,49 @@
+/**
+ * Summarises V8 .cpuprofile files (from `npm run bench -- --cpu-prof`): self time by function
+ * and by package/area, so the report can say what dominates. Usage:
+ *   node bench/profile-top.ts bench/out/CPU.*.cpuprofile [--top 25]
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+type Node = { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number; children?: number[] };
+type Profile = { nodes: Node[]; startTime: number; endTime: number; samples?: number[]; timeDeltas?: number[] };
+
+const { values, positionals } = parseArgs({ options: { top: { type: 'string', default: '25' } }, allowPositionals: true });
+const top = Number(values.top);
+
+function area(url: string): string {
+  if (!url) return '(native/V8)';
+  const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (nm?.[1]) return nm[1];
+  if (url.startsWith('node:')) return url.split('/')[0] ?? url;
+  const ours = /\/(src\/[^/]+(?:\/[^/]+)?)/.exec(url);
+  return ours?.[1] ?? url;
+}
+
+for (const file of positionals) {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map<number, number>();
+  const samples = profile.samples ?? [];
+  const deltas = profile.timeDeltas ?? [];
+  for (let i = 0; i < samples.length; i++) self.set(samples[i]!, (self.get(samples[i]!) ?? 0) + (deltas[i] ?? 0));
+  let total = 0;
+  const byFunction = new Map<string, number>();
+  const byArea = new Map<string, number>();
+  for (const [id, micros] of self) {
+    const node = byId.get(id);
+    if (!node) continue;
+    const { functionName, url, lineNumber } = node.callFrame;
+    if (functionName === '(idle)') continue;
+    total += micros;
+    const key = `${functionName || '(anonymous)'} ${url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*?\/(src|bench)\//, '$1/')}:${lineNumber + 1}`;
+    byFunction.set(key, (byFunction.get(key) ?? 0) + micros);
+    byArea.set(area(url), (byArea.get(area(url)) ?? 0) + micros);
+  }
+  const pct = (v: number) => `${((100 * v) / total).toFixed(1).padStart(5)}%`;
+  process.stdout.write(`\n## ${file}: ${(total / 1e6).toFixed(2)} s busy\n\nby area:\n`);
+  for (const [k, v] of [...byArea].sort((a, b) => b[1] - a[1]).slice(0, 15)) process.stdout.write(`  ${pct(v)}  ${k}\n`);
+  process.stdout.write('\nby function (self):\n');
+  for (const [k, v] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) process.stdout.write(`  ${pct(v)}  ${k}\n`);
+}
