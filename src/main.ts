@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/load.ts';
+import { assertProductionSettings, ProductionConfigError } from './config/production-checks.ts';
 import { createDeps, StartupError } from './deps.ts';
 import { checkEvictionPolicy } from './store/redis-checks.ts';
 import { startServers, type Role } from './server.ts';
@@ -13,6 +14,7 @@ async function main(): Promise<void> {
   }
   const roles: Role[] = values.only ? [values.only] : ['auth', 'api'];
   const config = loadConfig();
+  assertProductionSettings(config, process.env);
   const logger = createLogger(config);
   const deps = await createDeps(config, { logger });
   if (deps.redis) {
@@ -79,7 +81,7 @@ async function main(): Promise<void> {
 main().catch((error: unknown) => {
   if (error instanceof ConfigError) {
     for (const line of error.problems) process.stderr.write(`config error: ${line}\n`);
-  } else if (error instanceof StartupError) {
+  } else if (error instanceof StartupError || error instanceof ProductionConfigError) {
     process.stderr.write(`cannot start: ${error.message}\n`);
   } else {
     process.stderr.write(`cannot start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);

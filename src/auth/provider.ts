@@ -2,10 +2,14 @@ import Provider, { type errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../shared/logger.ts';
 import { buildProviderConfiguration, type ProviderConfigDeps } from './provider-config.ts';
+import { assertProductionProvider } from '../config/production-checks.ts';
 
 /** Creates the provider and forwards its error events to our logs. */
 export function createProvider(deps: ProviderConfigDeps & { config: Config; logger: Logger }): Provider {
-  const provider = new Provider(deps.config.issuer, buildProviderConfiguration(deps));
+  const configuration = buildProviderConfiguration(deps);
+  // T43: in production, refuse a development-grade provider configuration.
+  assertProductionProvider(deps.config, configuration);
+  const provider = new Provider(deps.config.issuer, configuration);
   provider.proxy = deps.config.trustProxy;
   provider.on('server_error', (ctx, error) => {
     deps.logger.error({ err: error, path: ctx.path }, 'oidc-provider server error');

@@ -1,0 +1,75 @@
+import type { Configuration } from 'oidc-provider';
+import type { Config } from './types.ts';
+
+/**
+ * Production assertions (SECURITY.md §0.2, T43). oidc-provider leaves misconfiguration and its
+ * development-only features to us, so with NODE_ENV=production the server refuses to start unless
+ * the settings below hold. Each problem is one short phrase; callers join them into one line.
+ */
+export class ProductionConfigError extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`refusing to start in production: ${problems.join('; ')}`);
+    this.name = 'ProductionConfigError';
+    this.problems = problems;
+  }
+}
+
+/** Settings checked before anything is opened: issuer, master key, debug output. */
+export function productionSettingProblems(config: Config, env: NodeJS.ProcessEnv = {}): string[] {
+  if (config.nodeEnv !== 'production') return [];
+  const problems: string[] = [];
+  if (!config.issuer.startsWith('https://')) problems.push(`ISSUER must be an https URL (got ${config.issuer})`);
+  // Without MASTER_KEY the embedded mode generates a development key into DATA_DIR.
+  if (!config.masterKey)
+    problems.push('MASTER_KEY (or MASTER_KEY_FILE) must be set; the key generated into DATA_DIR is for development only');
+  // oidc-provider's debug output logs tokens and request parameters.
+  if (env.DEBUG && /oidc-provider|\*/.test(env.DEBUG)) problems.push('DEBUG must not enable oidc-provider debug output');
+  return problems;
+}
+
+const ALLOWED_RESPONSE_TYPES = new Set(['code', 'none']);
+
+/**
+ * The invariants of the provider configuration we build: no development interactions, a durable
+ * adapter, signing keys and cookie keys present, PKCE for every client, code flow only.
+ */
+export function providerConfigurationProblems(configuration: Configuration): string[] {
+  const problems: string[] = [];
+  if (configuration.features?.devInteractions?.enabled !== false) problems.push('features.devInteractions must be disabled');
+  // No adapter means oidc-provider's in-memory one: state lost on restart, not shared between instances.
+  if (!configuration.adapter) problems.push('an adapter is required (the in-memory adapter is for development only)');
+  const keys = (configuration.jwks as { keys?: unknown[] } | undefined)?.keys;
+  if (!keys || keys.length === 0) problems.push('signing keys (jwks) must be configured; the generated development keys are not allowed');
+  const cookieKeys = configuration.cookies?.keys;
+  if (!Array.isArray(cookieKeys) || cookieKeys.length === 0) problems.push('cookie keys must be set (COOKIE_KEYS) or stored');
+  const required = configuration.pkce?.required;
+  // The policy must not depend on the client: probe it with a public and a confidential one.
+  const probe = (method: string): boolean => {
+    if (typeof required !== 'function') return false;
+    const answer: unknown = (required as (ctx: unknown, client: unknown) => unknown)(
+      {},
+      { clientAuthMethod: method, tokenEndpointAuthMethod: method },
+    );
+    return answer === true;
+  };
+  if (!probe('none') || !probe('client_secret_basic')) problems.push('pkce.required must be true for every client');
+  const responseTypes = configuration.responseTypes;
+  if (!responseTypes || responseTypes.some((type) => !ALLOWED_RESPONSE_TYPES.has(type))) {
+    problems.push(
+      `response types must be limited to code and none (got ${responseTypes ? responseTypes.join(', ') : "oidc-provider's defaults"})`,
+    );
+  }
+  return problems;
+}
+
+export function assertProductionSettings(config: Config, env: NodeJS.ProcessEnv = {}): void {
+  const problems = productionSettingProblems(config, env);
+  if (problems.length > 0) throw new ProductionConfigError(problems);
+}
+
+export function assertProductionProvider(config: Config, configuration: Configuration): void {
+  if (config.nodeEnv !== 'production') return;
+  const problems = providerConfigurationProblems(configuration);
+  if (problems.length > 0) throw new ProductionConfigError(problems);
+}
