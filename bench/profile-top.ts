@@ -41,9 +41,26 @@ for (const file of positionals) {
     byFunction.set(key, (byFunction.get(key) ?? 0) + micros);
     byArea.set(area(url), (byArea.get(area(url)) ?? 0) + micros);
   }
+  // Inclusive time of our own functions (src/): self time of the subtree below each frame.
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  const inclusive = new Map<string, number>();
+  for (const [id, micros] of self) {
+    const seen = new Set<string>();
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const frame = byId.get(cur)?.callFrame;
+      if (!frame || frame.functionName === '(idle)' || !/\/src\//.test(frame.url) || frame.url.includes('node_modules')) continue;
+      const key = `${frame.functionName || '(anonymous)'} ${frame.url.replace(/^file:\/\/.*?\/src\//, 'src/')}:${frame.lineNumber + 1}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      inclusive.set(key, (inclusive.get(key) ?? 0) + micros);
+    }
+  }
   const pct = (v: number) => `${((100 * v) / total).toFixed(1).padStart(5)}%`;
   process.stdout.write(`\n## ${file}: ${(total / 1e6).toFixed(2)} s busy\n\nby area:\n`);
   for (const [k, v] of [...byArea].sort((a, b) => b[1] - a[1]).slice(0, 15)) process.stdout.write(`  ${pct(v)}  ${k}\n`);
   process.stdout.write('\nby function (self):\n');
   for (const [k, v] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) process.stdout.write(`  ${pct(v)}  ${k}\n`);
+  process.stdout.write('\nour code (src/), inclusive:\n');
+  for (const [k, v] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, top)) process.stdout.write(`  ${pct(v)}  ${k}\n`);
 }

@@ -4,7 +4,7 @@
  * Method and targets: bench/README.md.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose';
 import { Redis } from 'ioredis';
@@ -201,6 +201,7 @@ async function main(): Promise<void> {
     const port = await freePort();
     const server = await startServer({ name, args: [script], env: { PORT: String(port), ...env }, origin: `http://127.0.0.1:${port}`, readyPath, cpu: SERVER_CPU, nodeFlags });
     cleanup.push(() => server.stop());
+    log(`${name} pid ${server.pid} ${server.origin}`);
     return server;
   };
   const floorEnv = { BENCH_JWKS_FILE: jwksFile, BENCH_CLIENTS: clientsJson, BENCH_API_URL: ours.apiUrl, REDIS_URL, REDIS_KEY_PREFIX: floorPrefix };
@@ -444,6 +445,19 @@ async function main(): Promise<void> {
   process.stdout.write(`\n${markdown}\n`);
   writeFileSync(`${repoRoot}bench/results.md`, markdown);
   log('wrote bench/results.md');
+  // Only a complete full run goes into the README (between its bench markers).
+  if (!quick && !only && args.rounds === undefined) {
+    const readmePath = `${repoRoot}README.md`;
+    const readme = readFileSync(readmePath, 'utf8');
+    const start = readme.indexOf('<!-- bench:start -->');
+    const end = readme.indexOf('<!-- bench:end -->');
+    if (start !== -1 && end > start) {
+      const summary = markdown.slice(markdown.indexOf('Machine:'), markdown.indexOf('## Every subject')).trim();
+      const block = `<!-- bench:start -->\nLatest \`npm run bench\` (method: [bench/README.md](bench/README.md); every subject, memory and growth: [bench/results.md](bench/results.md)).\n\n${summary}\n`;
+      writeFileSync(readmePath, readme.slice(0, start) + block + readme.slice(end));
+      log('updated the Benchmarks section of README.md');
+    }
+  }
 }
 
 /** Sends a target once and says whether the answer would count as a success. */

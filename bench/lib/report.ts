@@ -109,6 +109,21 @@ export function renderReport(input: {
     );
   }
   out.push('');
+  const met: string[] = [];
+  const missed: string[] = [];
+  for (const l of lines) {
+    if (l.target === undefined) continue;
+    const ratio = (l.oursCpu ?? l.ours?.cpuUs ?? Number.NaN) / (l.floorCpu ?? l.floor?.cpuUs ?? Number.NaN);
+    (ratio <= l.target ? met : missed).push(`${l.scenario} ${n(ratio, 2)}× (≤ ${l.target}×)`);
+  }
+  for (const r of rows.filter((x) => x.role === 'ours' && ['1', '2', '3', '4'].includes(x.scenario) && x.open)) {
+    const p99 = r.open?.p99Ms ?? Number.NaN;
+    (p99 <= 20 ? met : missed).push(`p99 at 50% load, ${SCENARIOS[r.scenario] ?? r.scenario}${r.label === 'Portcullis' ? '' : ` ${r.label}`}: ${ms(p99)} (≤ 20 ms)`);
+  }
+  const errors = rows.reduce((sum, r) => sum + r.errors, 0);
+  (errors === 0 ? met : missed).push(`errors: ${errors} (must be 0)`);
+  out.push(`**Targets met:** ${met.join('; ') || 'none'}.`, '');
+  out.push(`**Targets missed:** ${missed.join('; ') || 'none'}.`, '');
   if (argon) {
     out.push(`argon2id floor (all ${argon.cores} cores): ${n(argon.verifiesPerSecond, 1)} verifies/s; one verify ${n(argon.cpuUsPerVerify)} CPU-µs.`);
     if (login) out.push(`Scenario 5: ${n(login.rps, 1)} logins/s on one core; of ${n(login.cpuUs)} CPU-µs per login, argon2 is ${n(argon.cpuUsPerVerify)} (${n((100 * argon.cpuUsPerVerify) / login.cpuUs)}%), the rest ${n(login.cpuUs - argon.cpuUsPerVerify)}.`);

@@ -51,9 +51,14 @@ export async function startServer(options: {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // Keep the tail only: a server logging every rejected request writes megabytes in a run.
   let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const keep = (d: Buffer) => {
+    output += d.toString();
+    if (output.length > 65_536) output = output.slice(-32_768);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
   const getOutput = () => output;
   await waitFor(`${options.origin}${options.readyPath}`, child, getOutput);
