@@ -10,6 +10,7 @@ import { UnknownRoleError } from './store/roles.ts';
 import { ClientMetadataError, createClient } from './cli/clients.ts';
 import { MasterKeyInputError, readNewMasterKey, rotateMaster } from './cli/keys.ts';
 import { KeyRotationError, registerSigningKeyCommands } from './cli/signing-keys.ts';
+import { BackupFileError, registerBackupCommands } from './cli/backup.ts';
 
 /** User-facing failure: one line on stderr, exit code 1. */
 class CliError extends Error {}
@@ -150,6 +151,7 @@ iat
 
 const keys = program.command('keys').description('signing keys (list, rotate, retire) and master key operations');
 registerSigningKeyCommands(keys, { withDeps, print });
+registerBackupCommands(program, { withDeps, print });
 keys
   .command('rotate-master')
   .description('re-seal every value sealed under MASTER_KEY with a new key, in one transaction; then switch MASTER_KEY and restart')
@@ -171,6 +173,7 @@ program.parseAsync().catch((error: unknown) => {
     error instanceof CliError ||
     error instanceof MasterKeyInputError ||
     error instanceof KeyRotationError ||
+    error instanceof BackupFileError ||
     error instanceof StartupError ||
     error instanceof DuplicateEmailError ||
     error instanceof UnknownRoleError ||

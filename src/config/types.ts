@@ -18,6 +18,7 @@ export type Config = Readonly<{
   redisKeyPrefix: string;
   dataDir: string;
   masterKey?: string;
+  backupKey?: string;
   cookieKeys?: readonly string[];
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   nodeEnv: 'development' | 'production' | 'test';

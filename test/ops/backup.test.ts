@@ -1,0 +1,141 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import knexFactory, { type Knex } from 'knex';
+import { generate } from 'otplib';
+import { loadConfig } from '../../src/config/load.ts';
+import { createDeps, type Deps } from '../../src/deps.ts';
+import { createLogger } from '../../src/shared/logger.ts';
+import { migrateLatest } from '../../src/store/migrate.ts';
+import { createTestClient, createTestUser } from '../helpers/factories.ts';
+import { runNode } from '../helpers/process.ts';
+import { testConfigEnv } from '../helpers/servers.ts';
+import { testEnv } from '../setup.ts';
+
+/** Every row of a table as JSON text, sorted: equality means identical contents. */
+async function contents(knex: Knex, table: string): Promise<string[]> {
+  const { rows } = await knex.raw<{ rows: { row: string }[] }>('SELECT to_jsonb(t)::text AS row FROM ?? AS t', [table]);
+  return rows.map((r) => r.row).sort();
+}
+
+/**
+ * `portcullis backup create` / `restore` round trip through real CLI processes: a populated
+ * database (users, TOTP and recovery codes, clients, signing keys, encrypted records, audit
+ * chain) restored into a fresh database is identical table by table, except cookie keys (rotated,
+ * so every session ends) and oidc flow state (never backed up).
+ */
+describe('encrypted backup and restore', function () {
+  this.timeout(120_000);
+  const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const targetName = `${new URL(testEnv.databaseUrl).pathname.slice(1)}_restore`;
+  const targetUrl = (() => {
+    const url = new URL(adminUrl);
+    url.pathname = `/${targetName}`;
+    return url.toString();
+  })();
+  const backupKey = randomBytes(32).toString('base64');
+  let dir: string;
+  let deps: Deps;
+  let source: Knex;
+  let target: Knex;
+  let admin: Knex;
+
+  before(async function () {
+    dir = await mkdtemp(join(tmpdir(), 'portcullis-backup-'));
+    admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
+    await admin.raw(`DROP DATABASE IF EXISTS "${targetName}" WITH (FORCE)`);
+    await admin.raw(`CREATE DATABASE "${targetName}"`);
+    target = knexFactory({ client: 'pg', connection: targetUrl, pool: { min: 0, max: 2 } });
+    await migrateLatest(target);
+    source = knexFactory({ client: 'pg', connection: testEnv.databaseUrl, pool: { min: 0, max: 2 } });
+    const config = loadConfig(testConfigEnv());
+    deps = await createDeps(config, { logger: createLogger(config) });
+  });
+
+  after(async function () {
+    await deps.close();
+    await source.destroy();
+    await target.destroy();
+    await admin.raw(`DROP DATABASE IF EXISTS "${targetName}" WITH (FORCE)`);
+    await admin.destroy();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const cli = (args: string[], env: Record<string, string> = {}) => runNode(['src/cli.ts', ...args], { ...testConfigEnv(), BACKUP_KEY: backupKey, ...env });
+
+  it('round-trips users, MFA credentials, clients, keys, records and the audit chain', async function () {
+    const user = await createTestUser(deps);
+    const enrollment = await deps.mfa.totp.begin(user.id, user.email);
+    if (!enrollment) throw new Error('TOTP enrollment did not start');
+    await deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret }));
+    const recoveryCodes = await deps.mfa.regenerateRecoveryCodes(user.id, {});
+    const registered = await createTestClient(deps);
+    await deps.keys.ensureSigningKeys();
+    await deps.keys.cookieKeys();
+    const record = await deps.api.records.create({ userId: user.id }, { type: 'note', label: 'backup me', data: { text: 'survives' } });
+
+    const file = join(dir, 'portcullis.backup');
+    const created = await cli(['backup', 'create', '--out', file]);
+    expect(created.code, created.stderr).to.equal(0);
+    const report = JSON.parse(created.stdout) as { bytes: number; tables: Record<string, number> };
+    expect((await stat(file)).mode & 0o777).to.equal(0o600);
+    expect(report.tables.users).to.be.greaterThanOrEqual(1);
+    process.stdout.write(`      backup: ${report.bytes} bytes, ${Object.values(report.tables).reduce((a, b) => a + b, 0)} rows in ${Object.keys(report.tables).length} tables\n`);
+    // Encrypted: no personal data or key material in clear.
+    const { readFile } = await import('node:fs/promises');
+    const bytes = await readFile(file);
+    expect(bytes.includes(Buffer.from(user.email))).to.equal(false);
+    expect(bytes.includes(Buffer.from(registered.client_id))).to.equal(false);
+
+    // Refuses to overwrite a file, and a wrong key cannot read it.
+    expect((await cli(['backup', 'create', '--out', file])).code).to.equal(1);
+    const wrongKey = await cli(['backup', 'restore', file], { DATABASE_URL: targetUrl, BACKUP_KEY: randomBytes(32).toString('base64') });
+    expect(wrongKey.code).to.equal(1);
+    expect(wrongKey.stderr).to.include('cannot be decrypted');
+
+    const restored = await cli(['backup', 'restore', file], { DATABASE_URL: targetUrl });
+    expect(restored.code, restored.stderr).to.equal(0);
+    expect(JSON.parse(restored.stdout)).to.include({ cookie_keys_rotated: true });
+
+    // Table by table identical, except cookie keys and flow state.
+    const { rows: tables } = await source.raw<{ rows: { table_name: string }[] }>(
+      `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name NOT IN ('knex_migrations', 'knex_migrations_lock', 'cookie_keys', 'oidc_payloads')`,
+    );
+    expect(tables.map((t) => t.table_name)).to.include.members(['users', 'oauth_clients', 'signing_keys', 'records', 'audit_events']);
+    for (const { table_name: table } of tables) {
+      const rows = await contents(source, table);
+      if (['users', 'oauth_clients', 'signing_keys', 'records', 'audit_events'].includes(table)) expect(rows, table).to.not.be.empty;
+      expect(await contents(target, table), table).to.deep.equal(rows);
+    }
+
+    // Cookie keys: the restored ones are retired, one new key signs (every session ended).
+    const cookieKeys = await target('cookie_keys').orderBy('id').select<{ id: number; retired_at: Date | null }[]>('id', 'retired_at');
+    const live = cookieKeys.filter((k) => !k.retired_at);
+    expect(live).to.have.length(1);
+    expect(live[0]!.id).to.be.greaterThan(Math.max(...(await source('cookie_keys').pluck<number[]>('id'))));
+
+    // Usable, not just equal: the restored database signs in the user, opens the record, and
+    // knows the TOTP factor and recovery codes (same MASTER_KEY).
+    const restoredConfig = loadConfig(testConfigEnv({ env: { DATABASE_URL: targetUrl } }));
+    const restoredDeps = await createDeps(restoredConfig, { logger: createLogger(restoredConfig) });
+    try {
+      expect((await restoredDeps.accounts.authenticate(user.email, user.password))?.id).to.equal(user.id);
+      expect((await restoredDeps.api.records.get(user.id, record.id)).data).to.deep.equal({ text: 'survives' });
+      expect(await restoredDeps.mfa.enrolled(user.id)).to.include('totp');
+      expect(await restoredDeps.mfa.recovery.use(user.id, recoveryCodes[0]!)).to.equal(true);
+      expect(await restoredDeps.stores.clients.find(registered.client_id, 0)).to.not.equal(undefined);
+    } finally {
+      await restoredDeps.close();
+    }
+
+    // A second restore into the now non-empty database is refused without --force.
+    const again = await cli(['backup', 'restore', file], { DATABASE_URL: targetUrl });
+    expect(again.code).to.equal(1);
+    expect(again.stderr).to.include('not empty');
+    const forced = await cli(['backup', 'restore', file, '--force'], { DATABASE_URL: targetUrl });
+    expect(forced.code, forced.stderr).to.equal(0);
+    expect(await contents(target, 'users')).to.deep.equal(await contents(source, 'users'));
+  });
+});
