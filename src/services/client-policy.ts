@@ -29,7 +29,47 @@ export const DEFAULT_CLIENT_SCOPE = [...OIDC_SCOPES, 'records:read', 'records:wr
 export const KNOWN_SCOPES = new Set<string>([...OIDC_SCOPES, ...API_SCOPES]);
 
 /** URL-valued metadata other than redirect URIs: https only (a logo over http is a tracking/MITM vector). */
-const HTTPS_URL_FIELDS = ['logo_uri', 'client_uri', 'policy_uri', 'tos_uri', 'jwks_uri', 'initiate_login_uri'] as const;
+const HTTPS_URL_FIELDS = [
+  'logo_uri',
+  'client_uri',
+  'policy_uri',
+  'tos_uri',
+  'jwks_uri',
+  'initiate_login_uri',
+  'sector_identifier_uri',
+] as const;
+
+/** URLs the server itself fetches (keys, pairwise sectors): never toward loopback or private networks (SSRF). */
+const FETCHED_URL_FIELDS = new Set<string>(['jwks_uri', 'sector_identifier_uri']);
+
+/** Host names and IP literals of this machine and private networks (RFC 1918, RFC 4193, link-local, CGNAT). */
+export function isInternalHost(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/^\[|\]$/g, '');
+  if (
+    host === 'localhost' ||
+    host.endsWith('.localhost') ||
+    host.endsWith('.internal') ||
+    host.endsWith('.local') ||
+    (!host.includes('.') && !host.includes(':'))
+  )
+    return true;
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
+  if (v4) {
+    const [a, b] = [Number(v4[1]), Number(v4[2])];
+    return (
+      a === 0 ||
+      a === 10 ||
+      a === 127 ||
+      (a === 169 && b === 254) ||
+      (a === 172 && b >= 16 && b <= 31) ||
+      (a === 192 && b === 168) ||
+      (a === 100 && b >= 64 && b <= 127) ||
+      a >= 224
+    );
+  }
+  if (host.includes(':')) return host === '::1' || host === '::' || /^(fc|fd|fe8|fe9|fea|feb)/.test(host) || host.startsWith('::ffff:');
+  return false;
+}
 
 /** Schemes that execute or embed content in the browser, whatever the client kind. */
 const DANGEROUS_SCHEMES = new Set(['javascript:', 'data:', 'vbscript:', 'file:', 'blob:', 'about:', 'filesystem:']);
@@ -42,7 +82,10 @@ export type PolicyOptions = {
 };
 
 const redirectError = (field: string, uri: string, why: string): ClientPolicyError =>
-  new ClientPolicyError(field === 'redirect_uris' ? 'invalid_redirect_uri' : 'invalid_client_metadata', `${field}: ${JSON.stringify(uri.slice(0, 200))} ${why}`);
+  new ClientPolicyError(
+    field === 'redirect_uris' ? 'invalid_redirect_uri' : 'invalid_client_metadata',
+    `${field}: ${JSON.stringify(uri.slice(0, 200))} ${why}`,
+  );
 
 /**
  * RFC 9700 §2.1/§2.6 and RFC 8252 rules for one redirect URI: an absolute URI compared by exact
@@ -51,7 +94,8 @@ const redirectError = (field: string, uri: string, why: string): ClientPolicyErr
  * userinfo, no dangerous scheme.
  */
 export function checkRedirectUri(field: string, uri: unknown, native: boolean): void {
-  if (typeof uri !== 'string' || uri.length === 0) throw new ClientPolicyError('invalid_client_metadata', `${field} must be an array of non-empty strings`);
+  if (typeof uri !== 'string' || uri.length === 0)
+    throw new ClientPolicyError('invalid_client_metadata', `${field} must be an array of non-empty strings`);
   if (uri.length > 2000) throw redirectError(field, uri, 'is too long');
   // Whitespace and control characters invite parser differentials (SECURITY.md T2).
   // eslint-disable-next-line no-control-regex
@@ -74,7 +118,11 @@ export function checkRedirectUri(field: string, uri: unknown, native: boolean): 
   if (scheme === 'http:') {
     if (!native) throw redirectError(field, uri, 'uses http; only https is allowed (http only for native apps on 127.0.0.1 or [::1])');
     if (url.hostname !== '127.0.0.1' && url.hostname !== '[::1]') {
-      throw redirectError(field, uri, 'uses http on a host other than the loopback IP literals 127.0.0.1 and [::1] (RFC 8252 §7.3; "localhost" is not accepted)');
+      throw redirectError(
+        field,
+        uri,
+        'uses http on a host other than the loopback IP literals 127.0.0.1 and [::1] (RFC 8252 §7.3; "localhost" is not accepted)',
+      );
     }
     return;
   }
@@ -141,8 +189,10 @@ export function applyClientPolicy(metadata: Record<string, unknown>, options: Po
   metadata.response_types = usesCode ? ['code'] : [];
 
   const redirectUris = stringArray(metadata, 'redirect_uris') ?? [];
-  if (usesCode && redirectUris.length === 0) throw new ClientPolicyError('invalid_redirect_uri', 'redirect_uris: the authorization_code grant needs at least one redirect URI');
-  if (!usesCode && redirectUris.length > 0) throw new ClientPolicyError('invalid_redirect_uri', 'redirect_uris are only for clients with the authorization_code grant');
+  if (usesCode && redirectUris.length === 0)
+    throw new ClientPolicyError('invalid_redirect_uri', 'redirect_uris: the authorization_code grant needs at least one redirect URI');
+  if (!usesCode && redirectUris.length > 0)
+    throw new ClientPolicyError('invalid_redirect_uri', 'redirect_uris are only for clients with the authorization_code grant');
   for (const uri of redirectUris) checkRedirectUri('redirect_uris', uri, native);
   metadata.redirect_uris = redirectUris;
   for (const uri of stringArray(metadata, 'post_logout_redirect_uris') ?? []) checkRedirectUri('post_logout_redirect_uris', uri, native);
@@ -160,20 +210,32 @@ export function applyClientPolicy(metadata: Record<string, unknown>, options: Po
     if (url?.protocol !== 'https:' || url.username || url.password || value.includes('#')) {
       throw new ClientPolicyError('invalid_client_metadata', `${field} must be an https URL without credentials or fragment`);
     }
+    if (FETCHED_URL_FIELDS.has(field) && isInternalHost(url.hostname)) {
+      throw new ClientPolicyError(
+        'invalid_client_metadata',
+        `${field} must be a public https URL (the server fetches it; internal hosts are refused)`,
+      );
+    }
   }
   if (authMethod === 'private_key_jwt' && metadata.jwks === undefined && metadata.jwks_uri === undefined) {
-    throw new ClientPolicyError('invalid_client_metadata', 'private_key_jwt needs jwks or jwks_uri with the client\'s public keys');
+    throw new ClientPolicyError('invalid_client_metadata', "private_key_jwt needs jwks or jwks_uri with the client's public keys");
   }
   if (isPublic && (metadata.jwks !== undefined || metadata.jwks_uri !== undefined)) {
     throw new ClientPolicyError('invalid_client_metadata', 'a public client (token_endpoint_auth_method none) must not register keys');
   }
 
   const scope = metadata.scope ?? options.defaultScope ?? DEFAULT_CLIENT_SCOPE;
-  if (typeof scope !== 'string' || scope.length > 1000) throw new ClientPolicyError('invalid_client_metadata', 'scope must be a space-separated string');
+  if (typeof scope !== 'string' || scope.length > 1000)
+    throw new ClientPolicyError('invalid_client_metadata', 'scope must be a space-separated string');
   const scopes = scope.split(' ').filter(Boolean);
   for (const s of scopes) {
-    if (!KNOWN_SCOPES.has(s)) throw new ClientPolicyError('invalid_client_metadata', `scope: "${s}" is not a scope of this server (${[...KNOWN_SCOPES].join(' ')})`);
-    if (s === 'admin' && !options.allowAdminScope) throw new ClientPolicyError('invalid_client_metadata', 'scope: "admin" cannot be self-registered; ask an administrator');
+    if (!KNOWN_SCOPES.has(s))
+      throw new ClientPolicyError(
+        'invalid_client_metadata',
+        `scope: "${s}" is not a scope of this server (${[...KNOWN_SCOPES].join(' ')})`,
+      );
+    if (s === 'admin' && !options.allowAdminScope)
+      throw new ClientPolicyError('invalid_client_metadata', 'scope: "admin" cannot be self-registered; ask an administrator');
   }
   metadata.scope = [...new Set(scopes)].join(' ');
 }
