@@ -10,6 +10,7 @@ import { UnknownRoleError } from './store/roles.ts';
 import { ClientMetadataError, createClient } from './cli/clients.ts';
 import { MasterKeyInputError, readNewMasterKey, rotateMaster } from './cli/keys.ts';
 import { KeyRotationError, registerSigningKeyCommands } from './cli/signing-keys.ts';
+import { registerAuditCommands } from './cli/audit.ts';
 import { BackupFileError, registerBackupCommands } from './cli/backup.ts';
 
 /** User-facing failure: one line on stderr, exit code 1. */
@@ -151,6 +152,7 @@ iat
 
 const keys = program.command('keys').description('signing keys (list, rotate, retire) and master key operations');
 registerSigningKeyCommands(keys, { withDeps, print });
+registerAuditCommands(program, { withDeps, print });
 registerBackupCommands(program, { withDeps, print });
 keys
   .command('rotate-master')
