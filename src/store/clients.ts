@@ -93,11 +93,29 @@ export function createClientStore(knex: Knex, box: CryptoBox) {
       await knex('oauth_clients').where({ client_id: clientId }).delete();
     },
 
-    async list(): Promise<(ClientMetadata & { created_by: string | null; disabled: boolean; created_at: Date; last_used_at: Date | null })[]> {
+    /** Every client without its secret, with provenance (and the note of the initial access token that made it). */
+    async list(): Promise<
+      (ClientMetadata & { created_by: string | null; created_by_note?: string | null; disabled: boolean; created_at: Date; last_used_at: Date | null })[]
+    > {
       const rows = await knex<ClientRow>('oauth_clients').orderBy('created_at');
+      const iatIds = [...new Set(rows.flatMap((row) => (row.created_by?.startsWith('iat:') ? [row.created_by.slice(4)] : [])))];
+      const notes = new Map(
+        iatIds.length > 0
+          ? (await knex('initial_access_tokens').whereIn('id', iatIds).select<{ id: string; note: string | null }[]>('id', 'note')).map((t) => [t.id, t.note])
+          : [],
+      );
       return rows.map((row) => {
-        const { client_secret: _secret, ...metadata } = unseal(row);
-        return { ...metadata, created_by: row.created_by, disabled: row.disabled, created_at: row.created_at, last_used_at: row.last_used_at };
+        // The secret lives in its own columns, never in the metadata.
+        const metadata: ClientMetadata = { ...row.metadata, client_id: row.client_id };
+        const iat = row.created_by?.startsWith('iat:') ? row.created_by.slice(4) : undefined;
+        return {
+          ...metadata,
+          created_by: row.created_by,
+          ...(iat ? { created_by_note: notes.get(iat) ?? null } : {}),
+          disabled: row.disabled,
+          created_at: row.created_at,
+          last_used_at: row.last_used_at,
+        };
       });
     },
   };

@@ -71,6 +71,7 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
     expect(metadata.registration_access_token).to.be.a('string');
     const listed = (await servers.deps.stores.clients.list()).find((c) => c.client_id === metadata.client_id);
     expect(listed?.created_by).to.equal(`iat:${record.id}`);
+    expect(listed?.created_by_note).to.equal('web team');
     // Stored hashed: neither the IAT nor the registration access token is in the database.
     const rows = await servers.deps.knex('initial_access_tokens').where({ id: record.id });
     expect(JSON.stringify(rows)).to.not.include(token);
