@@ -14,6 +14,16 @@ type Row = {
 
 export type InitialAccessToken = Omit<Row, 'token_hash'>;
 
+/** Whether a token can still register clients, and if not, why. */
+export type InitialAccessTokenState = 'active' | 'revoked' | 'expired' | 'used_up';
+
+export function stateOf(token: InitialAccessToken, now = new Date()): InitialAccessTokenState {
+  if (token.revoked_at) return 'revoked';
+  if (token.expires_at && token.expires_at <= now) return 'expired';
+  if (token.max_uses !== null && token.uses >= token.max_uses) return 'used_up';
+  return 'active';
+}
+
 /** Tokens carry a recognisable prefix so secret scanners can find leaked ones. */
 const PREFIX = 'piat_';
 
@@ -63,9 +73,12 @@ export function createInitialAccessTokenStore(knex: Knex) {
       await knex('initial_access_tokens').where({ id }).where('uses', '>', 0).update({ uses: knex.raw('uses - 1') });
     },
 
-    async list(): Promise<InitialAccessToken[]> {
+    async list(): Promise<(InitialAccessToken & { state: InitialAccessTokenState })[]> {
       const rows = await knex<Row>('initial_access_tokens').orderBy('created_at');
-      return rows.map(present);
+      return rows.map((row) => {
+        const token = present(row);
+        return { ...token, state: stateOf(token) };
+      });
     },
 
     async revoke(id: string): Promise<boolean> {

@@ -306,11 +306,14 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
       const entry = listed.find((t) => t.id === created.id);
       expect(entry).to.not.have.property('initial_access_token');
       expect(entry).to.not.have.property('token_hash');
+      expect(entry?.state).to.equal('active');
       expect((await register(web, created.initial_access_token as string)).status).to.equal(201);
       expect(await cli('iat', 'revoke', created.id as string)).to.deep.equal({ id: created.id, revoked: true });
       const audited = await servers.deps.knex('audit_events').whereIn('type', ['iat.created', 'iat.revoked']).whereRaw("data->>'id' = ?", [created.id as string]);
       expect(audited.map((e: { type: string }) => e.type)).to.have.members(['iat.created', 'iat.revoked']);
       expect((await register(web, created.initial_access_token as string)).status).to.equal(401);
+      const afterRevoke = (await cli('iat', 'list')) as Record<string, unknown>[];
+      expect(afterRevoke.find((t) => t.id === created.id)?.state).to.equal('revoked');
 
       let failure: unknown;
       try {
