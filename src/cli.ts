@@ -5,6 +5,7 @@ import { createDeps, StartupError, type Deps } from './deps.ts';
 import { createLogger } from './shared/logger.ts';
 import { migrateLatest } from './store/migrate.ts';
 import { PasswordPolicyViolation } from './services/accounts.ts';
+import { describePasswordProblem } from './services/passwords.ts';
 import { DuplicateEmailError } from './store/users.ts';
 import { UnknownRoleError } from './store/roles.ts';
 import { ClientMetadataError, createClient } from './cli/clients.ts';
@@ -169,8 +170,7 @@ program.parseAsync().catch((error: unknown) => {
   } else if (error instanceof ClientMetadataError) {
     process.stderr.write(`${JSON.stringify({ error: error.error, error_description: error.message })}\n`);
   } else if (error instanceof PasswordPolicyViolation) {
-    const why = error.reason === 'too_short' ? 'is too short (at least 8 characters)' : 'is too long (at most 1024 bytes)';
-    process.stderr.write(`error: the password ${why}\n`);
+    process.stderr.write(`error: ${error.description ?? describePasswordProblem(error.reason)}\n`);
   } else if (
     error instanceof CliError ||
     error instanceof MasterKeyInputError ||

@@ -7,7 +7,7 @@ import { createAuditService } from './services/audit.ts';
 import { createKeyService } from './services/keys.ts';
 import { createMfa } from './services/mfa.ts';
 import { createAccountIndexStore } from './store/account-index.ts';
-import { createPasswordHasher } from './services/passwords.ts';
+import { createHibpCheck, createPasswordHasher } from './services/passwords.ts';
 import { createLogger, type Logger } from './shared/logger.ts';
 import { createMasterBox } from './shared/master-key.ts';
 import { createAuditEventStore } from './store/audit-events.ts';
@@ -80,7 +80,10 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       initialAccessTokens: createInitialAccessTokenStore(knex),
     };
     const audit = createAuditService({ store: stores.audit, logger });
-    const hasher = createPasswordHasher(config.argon2);
+    const hasher = createPasswordHasher(config.argon2, {
+      minLength: config.passwords.minLength,
+      breachCheck: config.passwords.breachCheck ? createHibpCheck({ timeoutMs: config.passwords.breachCheckTimeoutMs }) : undefined,
+    });
     const accounts = createAccountService({ knex, users: stores.users, roles: stores.roles, hasher, audit });
     const keys = createKeyService({ store: stores.keys, box });
     const mfa = createMfa({ knex, redis, box, audit, logger, issuer: config.issuer });

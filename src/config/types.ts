@@ -35,5 +35,6 @@ export type Config = Readonly<{
   }>;
   argon2: Readonly<{ memoryKiB: number; timeCost: number; parallelism: number }>;
   signingKeys: Readonly<{ refreshSeconds: number; activateAfterSeconds: number; rotateAfterDays: number }>;
+  passwords: Readonly<{ minLength: number; breachCheck: boolean; breachCheckTimeoutMs: number }>;
   clients: Readonly<{ idleDisableDays: number; deviceCodeTtl: number; userCodeAttempts: number; userCodeLockoutSeconds: number }>;
 }>;

@@ -8,10 +8,13 @@ export type RequestContext = { ip?: string | undefined; userAgent?: string | und
 
 export class PasswordPolicyViolation extends Error {
   readonly reason: string;
-  constructor(reason: string) {
+  /** A sentence for people ("The password is …"), when the policy gave one. */
+  readonly description: string | undefined;
+  constructor(reason: string, description?: string) {
     super(`password rejected: ${reason}`);
     this.name = 'PasswordPolicyViolation';
     this.reason = reason;
+    this.description = description;
   }
 }
 
@@ -46,8 +49,8 @@ export function createAccountService(deps: {
       if (!isPlausibleEmail(input.email)) throw new Error('email is not a valid address');
       let passwordHash: string | null = null;
       if (input.password !== undefined) {
-        const problem = hasher.check(input.password);
-        if (problem) throw new PasswordPolicyViolation(problem);
+        const problem = await hasher.screen(input.password);
+        if (problem) throw new PasswordPolicyViolation(problem, hasher.describe(problem));
         passwordHash = await hasher.hash(input.password);
       }
       const user = await knex.transaction(async (trx) => {
@@ -97,8 +100,8 @@ export function createAccountService(deps: {
         await audit.record({ type: 'password.changed', outcome: 'failure', actorId: userId, ip: context.ip, userAgent: context.userAgent, data: { reason: 'wrong_password' } });
         return { ok: false, reason: 'The current password is not right.' };
       }
-      const problem = hasher.check(next);
-      if (problem) return { ok: false, reason: problem === 'too_short' ? 'The new password needs at least 8 characters.' : 'The new password is too long.' };
+      const problem = await hasher.screen(next);
+      if (problem) return { ok: false, reason: hasher.describe(problem).replace(/^The password/, 'The new password') };
       await users.setPassword(userId, await hasher.hash(next));
       await audit.record({ type: 'password.changed', actorId: userId, ip: context.ip, userAgent: context.userAgent });
       return { ok: true };
