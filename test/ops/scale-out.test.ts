@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import * as client from 'openid-client';
+import { generate } from 'otplib';
 import { loadConfig } from '../../src/config/load.ts';
 import { createDeps, type Deps } from '../../src/deps.ts';
 import { createLogger } from '../../src/shared/logger.ts';
@@ -133,6 +134,41 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
       refused = error;
     }
     expect((refused as client.ResponseBodyError).error).to.equal('invalid_grant');
+  });
+
+  it('shares the second-factor lockout: failures on A and B add up, the right code is then refused on either', async function () {
+    const mfaUser = await createTestUser(deps);
+    const enrollment = await deps.mfa.totp.begin(mfaUser.id, mfaUser.email);
+    if (!enrollment) throw new Error('no TOTP enrollment');
+    await deps.mfa.totp.confirm(mfaUser.id, await generate({ secret: enrollment.secret }));
+    const url = client.buildAuthorizationUrl(rp, {
+      redirect_uri: redirectUri,
+      scope: 'openid',
+      code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()),
+      code_challenge_method: 'S256',
+    });
+    const browser = new Browserless(issuer);
+    lb.pin('A');
+    const start = await browser.follow(url);
+    const login = formOf(await start.response.text(), '/login');
+    let page = await (await browser.submit(login.action, { csrf: login.csrf, email: mfaUser.email, password: mfaUser.password })).response.text();
+    expect(page).to.contain('Code from your authenticator app');
+    const outcomes: string[] = [];
+    for (let attempt = 0; attempt < 5; attempt++) {
+      lb.pin(attempt % 2 === 0 ? 'B' : 'A');
+      const form = formOf(page, '/mfa/totp');
+      page = await (await browser.submit(form.action, { csrf: form.csrf, code: '000000' })).response.text();
+      outcomes.push(page.includes('Too many attempts') ? 'locked' : 'wrong');
+    }
+    // MFA_MAX_FAILURES (5) failures spread over both instances lock the account.
+    expect(outcomes).to.deep.equal(['wrong', 'wrong', 'wrong', 'wrong', 'locked']);
+    for (const name of ['A', 'B']) {
+      lb.pin(name);
+      const form = formOf(page, '/mfa/totp');
+      page = await (await browser.submit(form.action, { csrf: form.csrf, code: await generate({ secret: enrollment.secret }) })).response.text();
+      expect(page, name).to.contain('Too many attempts');
+    }
+    expect(servedBy(/\/mfa\/totp$/, 'POST')).to.deep.equal(['B', 'A', 'B', 'A', 'B', 'A', 'B']);
   });
 
   it('rotates signing keys via the CLI: published by both instances before signing, old and new tokens accepted by the API', async function () {
