@@ -13,7 +13,7 @@ import { Browserless, codeFlow, deviceCode, mintRefreshTokens, pool, tokenReques
 import { measureMemory, type MemoryReport } from './lib/memory.ts';
 import { DEVICE_GRANT, preparePortcullis, REDIRECT_URI, REDIS_URL, type Portcullis } from './lib/portcullis.ts';
 import { cpuMicros, hasCommand, machineDescription, pin, rssBytes } from './lib/proc.ts';
-import { renderReport, type Row } from './lib/report.ts';
+import { renderReport, withBenchSection, type Row } from './lib/report.ts';
 import { freePort, repoRoot, startServer, type Server } from './lib/servers.ts';
 import { median } from './lib/stats.ts';
 import { accepts, basicAuth, form, type Target } from './lib/target.ts';
@@ -141,7 +141,7 @@ async function measureAll(subjects: Subject[]): Promise<Measured[]> {
     if (!next) continue;
     const open = await runOpenLoop(next, { rate: target, seconds });
     m.open = { ...open, rate: target };
-    log(`open loop ${subject.scenario} ${subject.label} @ ${target.toFixed(0)}/s (achieved ${open.achievedRate?.toFixed(0) ?? '?'}): p50 ${open.p50Ms.toFixed(2)} ms, p99 ${open.p99Ms.toFixed(2)} ms, errors ${open.bad}`);
+    log(`open loop ${subject.scenario} ${subject.label} @ ${target.toFixed(0)}/s (achieved ${open.achievedRate?.toFixed(0) ?? '?'}): p50 ${open.p50Ms.toFixed(2)} ms, p99 ${open.p99Ms.toFixed(2)} ms, errors ${open.bad}${open.sample ? ` (${open.sample})` : ''}`);
   }
   return [...results.values()];
 }
@@ -242,7 +242,14 @@ async function main(): Promise<void> {
     for (const p of providers) {
       const isOurs = p.role === 'ours';
       const mint = (count: number) =>
-        mintRefreshTokens({ issuer: p.server.origin, client: p.web, redirectUri: REDIRECT_URI, email: isOurs ? ours.seed.user.email : 'bench@example.test', password: isOurs ? ours.seed.user.password : 'unused', count });
+        mintRefreshTokens({
+          issuer: p.server.origin,
+          client: p.web,
+          redirectUri: REDIRECT_URI,
+          email: isOurs ? ours.seed.user.email : 'bench@example.test',
+          password: isOurs ? ours.seed.user.password : 'unused',
+          count,
+        });
       const refreshTarget = (token: string): Target => {
         const { headers, body } = form({ grant_type: 'refresh_token', refresh_token: token });
         return { origin: p.server.origin, method: 'POST', path: '/token', headers: { ...headers, Authorization: basicAuth(p.web.client_id, p.web.client_secret) }, body, expect: [200], match: ['"refresh_token"'] };
@@ -448,13 +455,9 @@ async function main(): Promise<void> {
   // Only a complete full run goes into the README (between its bench markers).
   if (!quick && !only && args.rounds === undefined) {
     const readmePath = `${repoRoot}README.md`;
-    const readme = readFileSync(readmePath, 'utf8');
-    const start = readme.indexOf('<!-- bench:start -->');
-    const end = readme.indexOf('<!-- bench:end -->');
-    if (start !== -1 && end > start) {
-      const summary = markdown.slice(markdown.indexOf('Machine:'), markdown.indexOf('## Every subject')).trim();
-      const block = `<!-- bench:start -->\nLatest \`npm run bench\` (method: [bench/README.md](bench/README.md); every subject, memory and growth: [bench/results.md](bench/results.md)).\n\n${summary}\n`;
-      writeFileSync(readmePath, readme.slice(0, start) + block + readme.slice(end));
+    const updated = withBenchSection(readFileSync(readmePath, 'utf8'), markdown);
+    if (updated) {
+      writeFileSync(readmePath, updated);
       log('updated the Benchmarks section of README.md');
     }
   }

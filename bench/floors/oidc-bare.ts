@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import Provider, { type Configuration } from 'oidc-provider';
-import { setStorage } from 'oidc-provider/lib/adapters/memory_adapter.js';
+import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
 import LRU from 'oidc-provider/lib/helpers/lru.js';
 import { createRedisAdapter } from '../../src/store/oidc-adapter-redis.ts';
 import { createRedis } from '../../src/store/redis.ts';
@@ -20,14 +20,15 @@ const clients = JSON.parse(process.env.BENCH_CLIENTS ?? '[]') as Configuration['
 const storage = process.env.BENCH_STORAGE ?? 'memory';
 const API_SCOPES = ['records:read', 'records:write', 'admin'];
 
-// The memory adapter's LRU holds 1000 entries, fewer than one scenario writes: with eviction
-// the floor would lose tokens mid-run. Same adapter code, a store that does not evict.
-if (storage === 'memory') setStorage(new LRU({ maxSize: 50_000_000 }));
+// oidc-provider's memory adapter keeps an LRU of 1000 entries per provider, fewer than one
+// scenario writes: with eviction the floor loses grants and tokens mid-run ("grant not found").
+// Same adapter code over a store that does not evict.
+const memoryStore = new LRU({ maxSize: 50_000_000 });
 
 const redis = storage === 'redis' ? createRedis({ redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0', redisKeyPrefix: process.env.REDIS_KEY_PREFIX ?? 'bench:floor:' }) : undefined;
 
 const configuration: Configuration = {
-  ...(redis ? { adapter: (name: string) => createRedisAdapter(redis, name) } : {}),
+  adapter: (name: string) => (redis ? createRedisAdapter(redis, name) : new MemoryAdapter(name, memoryStore)),
   jwks,
   clients,
   cookies: { keys: ['bench-floor-cookie-key-0123456789abcdef'], long: { signed: true, httpOnly: true, sameSite: 'lax' }, short: { signed: true, httpOnly: true, sameSite: 'lax' } },

@@ -1,7 +1,10 @@
-// oidc-provider's in-memory adapter keeps its state in an LRU of 1000 entries; the floor swaps in
-// a larger one through the module's own setStorage (no type definitions ship for these paths).
+// oidc-provider's in-memory adapter keeps its state in an LRU of 1000 entries (created per
+// provider); the floor builds the same adapter over a larger LRU. No type definitions ship for
+// these internal paths.
 declare module 'oidc-provider/lib/adapters/memory_adapter.js' {
-  export function setStorage(store: unknown): void;
+  import type { Adapter } from 'oidc-provider';
+  const MemoryAdapter: new (model: string, store: unknown, clockTolerance?: number) => Adapter;
+  export default MemoryAdapter;
 }
 declare module 'oidc-provider/lib/helpers/lru.js' {
   export default class LRU {

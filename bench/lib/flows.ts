@@ -74,8 +74,9 @@ export async function pool<T>(count: number, concurrency: number, job: (i: numbe
 }
 
 /**
- * Mints `count` independent refresh tokens (consent + code each, no password): four browsers
- * sign in once each and then work sequentially (one session does not take concurrent logins).
+ * Mints `count` refresh tokens (consent + code each, no password): four browsers sign in once
+ * each and then work sequentially (one session does not take concurrent logins), so the tokens
+ * of a lane share one grant.
  */
 export async function mintRefreshTokens(options: { issuer: string; client: WebClient; redirectUri: string; email: string; password: string; count: number }): Promise<string[]> {
   const lanes = 4;

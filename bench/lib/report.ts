@@ -176,3 +176,14 @@ export function renderReport(input: {
   }
   return out.join('\n');
 }
+
+/** The README with its Benchmarks section (between the bench markers) replaced by the report's summary; undefined without markers. */
+export function withBenchSection(readme: string, report: string): string | undefined {
+  const startMarker = '<!-- bench:start -->';
+  const start = readme.indexOf(startMarker);
+  const end = readme.indexOf('<!-- bench:end -->');
+  if (start === -1 || end < start) return undefined;
+  const summary = report.slice(report.indexOf('Machine:'), report.indexOf('## Every subject')).trim();
+  const intro = 'Latest `npm run bench` (method: [bench/README.md](bench/README.md); every subject, memory and growth: [bench/results.md](bench/results.md)).';
+  return `${readme.slice(0, start)}${startMarker}\n${intro}\n\n${summary}\n${readme.slice(end)}`;
+}
