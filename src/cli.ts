@@ -72,6 +72,32 @@ users
     print({ id: user.id, email: user.email, roles });
   });
 
+users
+  .command('reset-mfa')
+  .description("remove a user's second factors, recovery codes, sessions and grants (lost device); prints what was removed")
+  .requiredOption('--email <email>', 'email address of the account')
+  .action(async (opts: { email: string }) => {
+    const result = await withDeps(async (deps) => {
+      const user = await deps.stores.users.findByEmail(opts.email);
+      if (!user) throw new CliError(`no user with email ${opts.email}`);
+      const removed = await deps.mfa.resetAll(user.id, { userAgent: 'portcullis-cli' });
+      const ended = await deps.accountSessions.signOutEverywhere(user.id);
+      return { id: user.id, email: user.email, removed, ...ended };
+    });
+    print(result);
+  });
+
+const roles = program.command('roles').description('manage roles');
+roles
+  .command('require-mfa <role> <on|off>')
+  .description('require (or stop requiring) a second factor for everyone with the role')
+  .action(async (role: string, state: string) => {
+    if (state !== 'on' && state !== 'off') throw new CliError('the state is "on" or "off"');
+    const updated = await withDeps((deps) => deps.mfa.setRoleRequiresMfa(role, state === 'on'));
+    if (!updated) throw new CliError(`unknown role: ${role}`);
+    print({ role, requires_mfa: state === 'on' });
+  });
+
 const clients = program.command('clients').description('manage OAuth clients');
 clients
   .command('create')

@@ -5,6 +5,7 @@ import type { Config } from './config/types.ts';
 import { createAccountService } from './services/accounts.ts';
 import { createAuditService } from './services/audit.ts';
 import { createKeyService } from './services/keys.ts';
+import { createAccountSessions } from './services/account-sessions.ts';
 import { createMfa } from './services/mfa.ts';
 import { createAccountIndexStore } from './store/account-index.ts';
 import { createHibpCheck, createPasswordHasher } from './services/passwords.ts';
@@ -88,6 +89,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
     const keys = createKeyService({ store: stores.keys, box });
     const mfa = createMfa({ knex, redis, box, audit, logger, issuer: config.issuer });
     const accountIndex = createAccountIndexStore(knex);
+    const accountSessions = createAccountSessions({ index: accountIndex, oidcAdapter: (model) => oidcAdapter(model) });
     // The adapter is defined below; the API's GDPR service only calls it per request.
     const api = createApiServices({ knex, box, users: stores.users, roles: stores.roles, audit, oauthState: { index: accountIndex, adapter: (model) => oidcAdapter(model) } });
 
@@ -138,6 +140,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       api,
       mfa,
       accountIndex,
+      accountSessions,
       oidcAdapter,
       async close() {
         if (sweeper) clearInterval(sweeper);

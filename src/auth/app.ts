@@ -66,7 +66,7 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
   attachAccountIndex(provider, deps.accountIndex, logger);
-  const account = accountRoutes({ provider, accounts: deps.accounts, mfa: deps.mfa, index: deps.accountIndex, oidcAdapter: deps.oidcAdapter, csrf, issuer: config.issuer });
+  const account = accountRoutes({ provider, accounts: deps.accounts, mfa: deps.mfa, index: deps.accountIndex, sessions: deps.accountSessions, oidcAdapter: deps.oidcAdapter, csrf, issuer: config.issuer });
   app.use(account.routes());
   app.use(account.allowedMethods());
   app.use(devicePages.guard);

@@ -33,6 +33,12 @@ export function registerSigningKeyCommands(keys: Command, { withDeps, print }: {
       );
     });
   keys
+    .command('rotate-cookies')
+    .description('add a new cookie signing key: it signs new cookies, older keys keep verifying until SESSION_TTL has passed')
+    .action(async () => {
+      print(await withDeps(async (deps) => ({ cookie_key: await rotationOf(deps).rotateCookieKeys(), old_keys_verify_for_seconds: deps.config.ttl.session + 60 })));
+    });
+  keys
     .command('retire <kid>')
     .description('stop publishing a superseded key now (it retires by itself once its tokens expired)')
     .option('--force', 'retire even though tokens it signed may still be valid (they will fail verification)')

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { CryptoBox } from '../shared/crypto-box.ts';
 import type { KeyStore, SigningKeyRow } from '../store/signing-keys.ts';
 import { generateSigningKey, SIGNING_ALGS, type SigningAlg } from './keys.ts';
@@ -19,6 +20,8 @@ export type RotationPolicy = {
   retireAfterSeconds: number;
   /** Rotate automatically when the signing key of an algorithm is this old; 0 = never. */
   rotateAfterDays: number;
+  /** How long a superseded cookie key keeps verifying: the longest session. */
+  cookieRetireAfterSeconds: number;
 };
 
 export class KeyRotationError extends Error {}
@@ -88,8 +91,19 @@ export function createKeyRotation({ store, box, policy }: { store: KeyStore; box
     });
   }
 
+  /** A new cookie signing key, first in the list: it signs, the older ones still verify. */
+  async function rotateCookieKeys(): Promise<{ id: number; created_at: Date }> {
+    return store.withKeyLock(async (trx) => {
+      await store.insertCookieKey(box.seal(randomBytes(32).toString('base64url'), 'cookie-key'), trx);
+      const [newest] = await store.cookieKeys(trx);
+      if (!newest) throw new Error('cookie key insert failed');
+      return { id: newest.id, created_at: newest.created_at };
+    });
+  }
+
   return {
     rotate,
+    rotateCookieKeys,
 
     async list(): Promise<KeySummary[]> {
       return describe(await store.all());
@@ -109,6 +123,15 @@ export function createKeyRotation({ store, box, policy }: { store: KeyStore; box
           if (key.state === 'active' && key.superseded_at && seconds(key.superseded_at, now) >= policy.retireAfterSeconds) {
             await store.setState(key.kid, 'retired', trx);
             retired.push(key.kid);
+          }
+        }
+        // Cookie keys: a key superseded longer than the longest session verifies nothing anymore.
+        const cookies = await store.cookieKeys(trx);
+        for (const [i, key] of cookies.entries()) {
+          const newer = cookies[i - 1];
+          if (newer && seconds(newer.created_at, now) >= policy.cookieRetireAfterSeconds) {
+            await trx('cookie_keys').where({ id: key.id }).update({ retired_at: trx.fn.now() });
+            retired.push(`cookie-key:${String(key.id)}`);
           }
         }
         return { activated, retired };
@@ -154,15 +177,17 @@ export type KeyRotation = ReturnType<typeof createKeyRotation>;
 
 /**
  * The schedule from the configuration. A superseded key stays published for the longest
- * lifetime of anything it signed (access and ID tokens), plus a minute of clock skew.
+ * lifetime of anything it signed (access and ID tokens; sessions for cookie keys), plus a minute
+ * of clock skew.
  */
 export function rotationPolicyOf(config: {
-  ttl: { accessToken: number; idToken: number };
+  ttl: { accessToken: number; idToken: number; session: number };
   signingKeys: { activateAfterSeconds: number; rotateAfterDays: number };
 }): RotationPolicy {
   return {
     activateAfterSeconds: config.signingKeys.activateAfterSeconds,
     retireAfterSeconds: Math.max(config.ttl.accessToken, config.ttl.idToken) + 60,
     rotateAfterDays: config.signingKeys.rotateAfterDays,
+    cookieRetireAfterSeconds: config.ttl.session + 60,
   };
 }

@@ -120,6 +120,21 @@ export function createMfaService(deps: {
 
     roleRequiresMfa: (userId: string) => store.roleRequiresMfa(userId),
 
+    setRoleRequiresMfa: (role: string, required: boolean) => store.setRoleRequiresMfa(role, required),
+
+    /**
+     * An operator's reset for a user who lost every factor and every recovery code: all factors
+     * go; the next sign-in enrolls again where a second factor is required.
+     */
+    async resetAll(userId: string, context: RequestContext): Promise<{ totp: boolean; passkeys: number }> {
+      const totpRemoved = await totp.remove(userId);
+      const passkeys = await webauthn.removeAll(userId);
+      await recovery.remove(userId);
+      await lockout.clear(userId);
+      await event('mfa.reset', userId, context, 'success', { totp: totpRemoved, passkeys });
+      return { totp: totpRemoved, passkeys };
+    },
+
     /** Other account-security events (revoked grants, sign out everywhere). */
     audit: (type: string, userId: string, context: RequestContext, data?: Record<string, unknown>) => event(type, userId, context, 'success', data),
 

@@ -60,6 +60,7 @@ export function createWebAuthnService({ credentials, store, rpId, rpName, origin
     list: (userId: string) => credentials.listByUser(userId),
     rename: (userId: string, id: string, name: string) => credentials.rename(userId, id, name),
     remove: (userId: string, id: string) => credentials.remove(userId, id),
+    removeAll: (userId: string) => credentials.removeAll(userId),
 
     async hasCredentials(userId: string): Promise<boolean> {
       return (await credentials.listByUser(userId)).length > 0;

@@ -34,12 +34,13 @@ export function createMfaStore(knex: Knex) {
      * step, so the same code cannot be used twice (RFC 6238 §5.2), even concurrently.
      */
     async acceptTotpStep(userId: string, step: number, confirm: boolean): Promise<boolean> {
-      const query = knex('mfa_totp')
+      // Enrollment confirms a pending secret; sign-in codes count only for a confirmed one.
+      const updated = await knex('mfa_totp')
         .where({ user_id: userId })
         .andWhere('last_step', '<', step)
+        .andWhereRaw(confirm ? 'confirmed_at IS NULL' : 'confirmed_at IS NOT NULL')
         .update({ last_step: step, last_used_at: knex.fn.now(), ...(confirm ? { confirmed_at: knex.fn.now() } : {}) });
-      if (!confirm) void query.whereNotNull('confirmed_at');
-      return (await query) === 1;
+      return updated === 1;
     },
 
     async removeTotp(userId: string): Promise<boolean> {
@@ -91,6 +92,11 @@ export function createMfaStore(knex: Knex) {
       const row = rows[0];
       if (!row || row.expires_at.getTime() < Date.now()) return undefined;
       return { challenge: row.challenge, userId: row.user_id };
+    },
+
+    /** Turns the MFA requirement of a role on or off; false when the role does not exist. */
+    async setRoleRequiresMfa(role: string, required: boolean): Promise<boolean> {
+      return (await knex('roles').where({ name: role }).update({ requires_mfa: required, updated_at: knex.fn.now() })) === 1;
     },
 
     /** Whether any of the user's roles requires a second factor. */

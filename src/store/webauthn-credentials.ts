@@ -65,6 +65,10 @@ export function createWebAuthnCredentialStore(knex: Knex) {
       return (await knex('webauthn_credentials').where({ id, user_id: userId }).delete()) === 1;
     },
 
+    async removeAll(userId: string): Promise<number> {
+      return knex('webauthn_credentials').where({ user_id: userId }).delete();
+    },
+
     /** The account's WebAuthn user handle, created on first use (random 32 bytes). */
     async userHandle(userId: string): Promise<Buffer> {
       const existing = await knex('users').where({ id: userId }).first<{ webauthn_user_handle: Buffer | null } | undefined>('webauthn_user_handle');

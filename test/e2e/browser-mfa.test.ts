@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { generate } from 'otplib';
 import type { Browser, Page } from 'playwright-core';
 import { ACR } from '../../src/services/mfa-policy.ts';
-import { addVirtualAuthenticator, launchChromium, openSession, relyingParty, screenshotOnFailure, waitForCallback, type BrowserSession } from '../helpers/browser.ts';
+import { addVirtualAuthenticator, goto, launchChromium, openSession, relyingParty, screenshotOnFailure, waitForCallback, type BrowserSession } from '../helpers/browser.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
@@ -61,7 +61,7 @@ describe('browser: MFA and passkeys (Chromium)', function () {
 
   /** Signs in to the account page (it is a client of the provider, like any other). */
   async function accountSignIn(s: BrowserSession, email: string, password: string): Promise<void> {
-    await s.page.goto(`${servers.issuer}/account`);
+    await goto(s.page, `${servers.issuer}/account`);
     await passwordStep(s.page, email, password);
     await s.page.waitForURL(`${servers.issuer}/account`);
   }
@@ -82,7 +82,7 @@ describe('browser: MFA and passkeys (Chromium)', function () {
     const user = await createTestUser(servers.deps);
     const s = await fresh();
     const flow = await rp.authorizationUrl();
-    await s.page.goto(flow.url.href);
+    await goto(s.page, flow.url.href);
     await s.page.getByRole("button", { name: "Sign in with a passkey" }).waitFor();
     await passwordStep(s.page, user.email, user.password);
     const claims = await finishAtRp(s, flow);
@@ -100,7 +100,7 @@ describe('browser: MFA and passkeys (Chromium)', function () {
 
     s = await fresh();
     const flow = await rp.authorizationUrl();
-    await s.page.goto(flow.url.href);
+    await goto(s.page, flow.url.href);
     await passwordStep(s.page, user.email, user.password);
     await s.page.getByRole('heading', { name: 'Confirm it is you' }).waitFor();
     await s.page.getByLabel('Code from your authenticator app').fill((await code(secret)) === '123456' ? '654321' : '123456');
@@ -118,7 +118,7 @@ describe('browser: MFA and passkeys (Chromium)', function () {
     // The same code again, in its step, from another browser: rejected like a wrong one.
     s = await fresh();
     const again = await rp.authorizationUrl();
-    await s.page.goto(again.url.href);
+    await goto(s.page, again.url.href);
     await passwordStep(s.page, user.email, user.password);
     await s.page.getByLabel('Code from your authenticator app').fill(valid);
     await s.page.getByRole('button', { name: 'Verify' }).click();
@@ -136,7 +136,7 @@ describe('browser: MFA and passkeys (Chromium)', function () {
 
     s = await fresh();
     const flow = await rp.authorizationUrl();
-    await s.page.goto(flow.url.href);
+    await goto(s.page, flow.url.href);
     await passwordStep(s.page, user.email, user.password);
     await s.page.getByRole('link', { name: 'Recovery code' }).click();
     await s.page.getByLabel('Recovery code').fill(recoveryCode.toLowerCase());
@@ -147,7 +147,7 @@ describe('browser: MFA and passkeys (Chromium)', function () {
 
     s = await fresh();
     const again = await rp.authorizationUrl();
-    await s.page.goto(again.url.href);
+    await goto(s.page, again.url.href);
     await passwordStep(s.page, user.email, user.password);
     await s.page.getByRole('link', { name: 'Recovery code' }).click();
     await s.page.getByLabel('Recovery code').fill(recoveryCode);
@@ -170,9 +170,11 @@ describe('browser: MFA and passkeys (Chromium)', function () {
     // offers the passkey through conditional UI at once (the virtual authenticator approves
     // immediately); otherwise the button starts the same ceremony.
     const flow = await rp.authorizationUrl({ prompt: 'login' });
-    await s.page.goto(flow.url.href);
+    await goto(s.page, flow.url.href);
     const before = s.callbacks.length;
-    await s.page.getByRole('button', { name: 'Sign in with a passkey' }).click({ timeout: 3000 }).catch(() => undefined);
+    const button = s.page.getByRole('button', { name: 'Sign in with a passkey' });
+    const left = await button.waitFor({ state: 'detached', timeout: 3000 }).then(() => true, () => false);
+    if (!left) await button.click();
     const claims = await finishAtRp(s, flow);
     expect(s.callbacks.length).to.equal(before + 1);
     expect(claims.acr).to.equal(ACR.passkey);
@@ -182,7 +184,7 @@ describe('browser: MFA and passkeys (Chromium)', function () {
     // Second factor after the password (presence off meanwhile, so autofill waits).
     await authenticator.cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId: authenticator.authenticatorId, enabled: false });
     const second = await rp.authorizationUrl({ prompt: 'login' });
-    await s.page.goto(second.url.href);
+    await goto(s.page, second.url.href);
     await passwordStep(s.page, user.email, user.password);
     await s.page.getByRole('heading', { name: 'Confirm it is you' }).waitFor();
     await authenticator.cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId: authenticator.authenticatorId, enabled: true });
@@ -197,7 +199,7 @@ describe('browser: MFA and passkeys (Chromium)', function () {
     const admin = await createTestUser(servers.deps, { roles: ['admin'] });
     const s = await fresh();
     const flow = await rp.authorizationUrl();
-    await s.page.goto(flow.url.href);
+    await goto(s.page, flow.url.href);
     await passwordStep(s.page, admin.email, admin.password);
     await s.page.getByRole('heading', { name: 'Set up two-step sign-in' }).waitFor();
     expect(s.callbacks).to.have.length(0);
@@ -215,16 +217,16 @@ describe('browser: MFA and passkeys (Chromium)', function () {
     const user = await createTestUser(servers.deps);
     const s = await fresh();
     const first = await rp.authorizationUrl();
-    await s.page.goto(first.url.href);
+    await goto(s.page, first.url.href);
     await passwordStep(s.page, user.email, user.password);
     expect((await finishAtRp(s, first)).acr).to.equal(ACR.password);
 
     // The user turns on TOTP meanwhile (their session is still loa:1)…
-    await s.page.goto(`${servers.issuer}/account`);
+    await goto(s.page, `${servers.issuer}/account`);
     const { secret } = await enrollTotpOnAccountPage(s);
     // …and the application asks for MFA: no password form, only the code.
     const stepUp = await rp.authorizationUrl({ acr_values: ACR.mfa });
-    await s.page.goto(stepUp.url.href);
+    await goto(s.page, stepUp.url.href);
     await s.page.getByRole('heading', { name: 'Confirm it is you' }).waitFor();
     expect(await s.page.getByLabel('Password', { exact: true }).count()).to.equal(0);
     await s.page.getByLabel('Code from your authenticator app').fill(await code(secret, 1));

@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { expect } from 'chai';
 import { generate } from 'otplib';
 import type { Browser, Page } from 'playwright-core';
-import { addVirtualAuthenticator, ARTIFACTS, launchChromium, openSession, relyingParty, screenshotOnFailure, type BrowserSession } from '../helpers/browser.ts';
+import { addVirtualAuthenticator, goto, ARTIFACTS, launchChromium, openSession, relyingParty, screenshotOnFailure, type BrowserSession } from '../helpers/browser.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
@@ -55,7 +55,7 @@ describe('browser: MFA and account pages render accessibly (Chromium)', function
     const { page } = session;
 
     const flow = await rp.authorizationUrl();
-    await page.goto(flow.url.href);
+    await goto(page, flow.url.href);
     await page.getByRole('button', { name: 'Sign in with a passkey' }).waitFor();
     await shot(page, '01-login');
 
@@ -85,7 +85,7 @@ describe('browser: MFA and account pages render accessibly (Chromium)', function
 
     // A second sign-in asks for the factor, with the other ways offered.
     const again = await rp.authorizationUrl({ prompt: 'login' });
-    await page.goto(again.url.href);
+    await goto(page, again.url.href);
     await page.getByLabel('Email').fill(admin.email);
     await page.getByLabel('Password', { exact: true }).fill(admin.password);
     await page.getByRole('button', { name: 'Sign in', exact: true }).click();
@@ -100,14 +100,14 @@ describe('browser: MFA and account pages render accessibly (Chromium)', function
 
     // The account page, with a passkey added.
     await addVirtualAuthenticator(page);
-    await page.goto(`${servers.issuer}/account`);
+    await goto(page, `${servers.issuer}/account`);
     await page.getByRole('heading', { name: 'Your account' }).waitFor();
     await page.getByLabel('Name for a new passkey').fill('Work laptop');
     await page.getByRole('button', { name: 'Add a passkey' }).click();
     await page.getByRole('heading', { name: 'Your account' }).waitFor();
     await page.getByText('Passkey added.').waitFor();
     await shot(page, '09-account');
-    await page.goto(`${servers.issuer}/account/totp`);
+    await goto(page, `${servers.issuer}/account/totp`);
     await shot(page, '10-account-totp-already-on');
   });
 });

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { expect } from 'chai';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, Page, Route } from 'playwright-core';
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
-import { addVirtualAuthenticator, launchChromium, openSession, relyingParty, screenshotOnFailure, type BrowserSession } from '../helpers/browser.ts';
+import { addVirtualAuthenticator, goto, launchChromium, openSession, relyingParty, screenshotOnFailure, type BrowserSession } from '../helpers/browser.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
@@ -43,7 +43,7 @@ describe('browser: WebAuthn negative tests (T36)', function () {
   async function userWithPasskey(s: BrowserSession) {
     const user = await createTestUser(servers.deps);
     const authenticator = await addVirtualAuthenticator(s.page);
-    await s.page.goto(`${servers.issuer}/account`);
+    await goto(s.page, `${servers.issuer}/account`);
     await s.page.getByLabel('Email').fill(user.email);
     await s.page.getByLabel('Password', { exact: true }).fill(user.password);
     await s.page.getByRole('button', { name: 'Sign in', exact: true }).click();
@@ -57,13 +57,15 @@ describe('browser: WebAuthn negative tests (T36)', function () {
 
   /** Holds back the next form POST matching `pattern` and returns its fields. */
   function capture(page: Page, pattern: string): Promise<Captured> {
+    let taken = false;
     return new Promise((resolve) => {
-      void page.route(pattern, async (route) => {
-        if (route.request().method() !== 'POST') return route.continue();
+      void page.route(pattern, async (route: Route) => {
+        // One capture per call; later requests go on to the next handler (or the network).
+        if (taken || route.request().method() !== 'POST') return route.fallback();
+        taken = true;
         const form = new URLSearchParams(route.request().postData() ?? '');
-        resolve({ csrf: form.get('csrf') ?? '', response: form.get('response') ?? '', action: route.request().url() });
         await route.abort();
-        await page.unroute(pattern);
+        resolve({ csrf: form.get('csrf') ?? '', response: form.get('response') ?? '', action: route.request().url() });
       });
     });
   }
@@ -72,8 +74,11 @@ describe('browser: WebAuthn negative tests (T36)', function () {
   async function passkeyAssertion(s: BrowserSession): Promise<Captured> {
     const flow = await rp.authorizationUrl({ prompt: 'login' });
     const captured = capture(s.page, '**/passkey');
-    await s.page.goto(flow.url.href);
-    await s.page.getByRole('button', { name: 'Sign in with a passkey' }).click({ timeout: 2000 }).catch(() => undefined);
+    await goto(s.page, flow.url.href);
+    // Conditional UI normally answers by itself; the button is the fallback. Clicking while the
+    // autofill ceremony runs would start a second one with a fresh challenge, so wait first.
+    const early = await Promise.race([captured, new Promise<undefined>((resolve) => setTimeout(resolve, 3000))]);
+    if (!early) await s.page.getByRole('button', { name: 'Sign in with a passkey' }).click();
     return captured;
   }
 

@@ -85,3 +85,22 @@ export async function waitForCallback(session: BrowserSession, count: number, ti
   }
   return session.callbacks[count - 1] as URL;
 }
+
+/**
+ * page.goto that tolerates the one navigation it can collide with here: the browser's failing
+ * trip to the made-up RP host after a sign-in (it ends on chrome-error://), which can still be
+ * landing when the next goto starts.
+ */
+export async function goto(page: Page, url: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await page.goto(url);
+      return;
+    } catch (error) {
+      if (attempt >= 3 || !(error instanceof Error) || !/interrupted by another navigation/.test(error.message)) throw error;
+      await page.waitForLoadState().catch(() => undefined);
+      // Interrupted by its own redirect chain (e.g. /auth → /interaction/…): it did arrive.
+      if (/interrupted by another navigation to "http/.test(error.message) && new URL(page.url()).origin === new URL(url).origin) return;
+    }
+  }
+}

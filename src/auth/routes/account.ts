@@ -3,6 +3,7 @@ import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
+import type { AccountSessions } from '../../services/account-sessions.ts';
 import type { AccountService, RequestContext } from '../../services/accounts.ts';
 import type { MfaService } from '../../services/mfa.ts';
 import { parseRegistrationJson } from '../../services/webauthn.ts';
@@ -19,7 +20,6 @@ import { render } from '../views.ts';
 /** Changes to sign-in methods need a sign-in this recent (seconds); older sessions re-prompt. */
 export const RECENT_AUTH_SECONDS = 300;
 const STATE_COOKIE = 'portcullis.account-state';
-const TOKEN_MODELS = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest'];
 
 type AccountSession = { id: string; accountId: string; loginTs: number; amr: string[]; acr: string };
 
@@ -72,11 +72,12 @@ export function accountRoutes(deps: {
   accounts: AccountService;
   mfa: MfaService;
   index: AccountIndexStore;
+  sessions: AccountSessions;
   oidcAdapter: (model: string) => Adapter;
   csrf: CsrfTokens;
   issuer: string;
 }): Router {
-  const { provider, accounts, mfa, index, oidcAdapter, csrf, issuer } = deps;
+  const { provider, accounts, mfa, index, sessions, oidcAdapter, csrf, issuer } = deps;
   const issuerOrigin = new URL(issuer).origin;
   const router = new Router({ prefix: '/account' });
   const body = bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' });
@@ -144,24 +145,6 @@ export function accountRoutes(deps: {
     return grants;
   }
 
-  async function revokeGrant(grantId: string): Promise<void> {
-    for (const model of TOKEN_MODELS) await oidcAdapter(model).revokeByGrantId(grantId);
-    await oidcAdapter('Grant').destroy(grantId);
-    await index.remove('Grant', grantId);
-  }
-
-  /** Ends the account's provider sessions (but `keep`) and revokes all its grants and tokens. */
-  async function signOutEverywhere(accountId: string, keep?: string): Promise<{ sessions: number; grants: number }> {
-    const grants = await index.list(accountId, 'Grant');
-    for (const row of grants) await revokeGrant(row.id);
-    const sessions = (await index.list(accountId, 'Session')).filter((row) => row.id !== keep);
-    for (const row of sessions) {
-      await oidcAdapter('Session').destroy(row.id);
-      await index.remove('Session', row.id);
-    }
-    return { sessions: sessions.length, grants: grants.length };
-  }
-
   async function showAccount(ctx: Context, session: AccountSession, user: UserRow, extra: { error?: string; notice?: string } = {}): Promise<void> {
     const [totp, passkeys, codesLeft, grants] = await Promise.all([
       mfa.totp.status(user.id),
@@ -169,7 +152,6 @@ export function accountRoutes(deps: {
       mfa.recovery.remaining(user.id),
       grantsOf(user.id),
     ]);
-    const registration = await mfa.webauthn.registrationOptions({ binding: `account:${session.id}`, userId: user.id, email: user.email, displayName: user.name ?? user.email });
     const notice = extra.notice ?? (typeof ctx.query.notice === 'string' ? ctx.query.notice.slice(0, 200) : undefined);
     render(ctx, 'account', {
       user: { email: user.email, name: user.name, hasPassword: user.password_hash !== null },
@@ -179,7 +161,6 @@ export function accountRoutes(deps: {
       codesLeft,
       hasFactor: totp.enabled || passkeys.length > 0,
       grants,
-      registration: JSON.stringify(registration),
       csrf: csrf.issue(`account:${session.id}`),
       notice,
       error: extra.error,
@@ -189,6 +170,15 @@ export function accountRoutes(deps: {
   router.get('/', async function showAccountPage(ctx) {
     const auth = await signedIn(ctx);
     if (auth) await showAccount(ctx, auth.session, auth.user);
+  });
+
+  // Registration options for "Add a passkey", fetched by the page's script when it is used.
+  router.get('/passkeys/options', async function passkeyOptions(ctx) {
+    const session = await currentSession(ctx);
+    const user = session ? await accounts.findActive(session.accountId) : undefined;
+    if (!session || !user) throw accountProblem(401, 'Your session has ended. Sign in again.');
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = await mfa.webauthn.registrationOptions({ binding: `account:${session.id}`, userId: user.id, email: user.email, displayName: user.name ?? user.email });
   });
 
   router.get('/login', function accountLogin(ctx) {
@@ -228,7 +218,7 @@ export function accountRoutes(deps: {
       return;
     }
     // ASVS 7.4.3 / T29: a new password ends the other sessions and the apps' tokens.
-    const ended = await signOutEverywhere(user.id, session.id);
+    const ended = await sessions.signOutEverywhere(user.id, session.id);
     await mfa.audit('sessions.revoked_all', user.id, requestContext(ctx), { ...ended, reason: 'password_changed', keptCurrent: true });
     done(ctx, 'Your password was changed. Other devices and apps were signed out.');
   }, { sensitive: false });
@@ -293,13 +283,13 @@ export function accountRoutes(deps: {
     const grantId = (ctx.params as { id: string }).id;
     const grant = await provider.Grant.find(grantId);
     if (grant?.accountId !== user.id) throw accountProblem(404, 'This connection does not exist.');
-    await revokeGrant(grantId);
+    await sessions.revokeGrant(grantId);
     await mfa.audit('grant.revoked', user.id, requestContext(ctx), { grantId, clientId: grant.clientId });
     done(ctx, 'Access removed.');
   }, { sensitive: false });
 
   post('/sign-out-everywhere', async (ctx, session, user) => {
-    const ended = await signOutEverywhere(user.id);
+    const ended = await sessions.signOutEverywhere(user.id);
     await oidcAdapter('Session').destroy(session.id);
     await mfa.audit('sessions.revoked_all', user.id, requestContext(ctx), ended);
     render(ctx, 'error', { heading: 'Signed out everywhere', message: 'All your sessions and app connections were ended, including this one.' });
