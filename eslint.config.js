@@ -18,6 +18,16 @@ export default defineConfig(
   },
   { files: ['**/*.js'], extends: [tseslint.configs.disableTypeChecked] },
   {
+    // Scripts served to the browser by the sign-in pages.
+    files: ['views/static/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        ['window', 'document', 'fetch', 'navigator', 'location', 'FormData', 'URL', 'URLSearchParams', 'console', 'PublicKeyCredential', 'setTimeout', 'clearTimeout', 'AbortController', 'HTMLFormElement', 'HTMLInputElement', 'HTMLButtonElement', 'Event'].map((name) => [name, 'readonly']),
+      ),
+    },
+  },
+  {
     files: ['test/**/*.ts', 'examples/**/*.ts', 'bench/**/*.ts'],
     // Tests talk to http://127.0.0.1 on purpose (openid-client marks allowInsecureRequests deprecated for that).
     rules: { '@typescript-eslint/no-unused-expressions': 'off', '@typescript-eslint/no-non-null-assertion': 'off', '@typescript-eslint/no-deprecated': 'off' },
