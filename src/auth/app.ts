@@ -5,6 +5,7 @@ import { health, type Readiness } from '../shared/health.ts';
 import { problemHandler } from '../shared/koa-problem-handler.ts';
 import { requestLogger } from '../shared/koa-request-logger.ts';
 import { securityHeaders } from '../shared/koa-security-headers.ts';
+import { rateLimits } from '../shared/koa-rate-limit.ts';
 import { attachClientGovernance, withRegistrationProvenance } from './client-governance.ts';
 import { withAtomicReplayDetection } from './atomic-replay.ts';
 import { withDevicePollPacing } from './device-polling.ts';
@@ -62,6 +63,8 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
       },
     }),
   );
+  // Per-IP and per-client request limits, before our login routes and the provider (T34 partial).
+  app.use(rateLimits({ config, redis: deps.redis, logger }));
   const interactions = interactionRoutes({ provider, accounts: deps.accounts, mfa: deps.mfa, csrf, issuerOrigin });
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());

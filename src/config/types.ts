@@ -36,5 +36,6 @@ export type Config = Readonly<{
   argon2: Readonly<{ memoryKiB: number; timeCost: number; parallelism: number }>;
   signingKeys: Readonly<{ refreshSeconds: number; activateAfterSeconds: number; rotateAfterDays: number }>;
   passwords: Readonly<{ minLength: number; breachCheck: boolean; breachCheckTimeoutMs: number }>;
+  rateLimits: Readonly<{ windowSeconds: number; tokenPerIp: number; tokenPerClient: number; registrationPerIp: number; loginPerIp: number }>;
   clients: Readonly<{ idleDisableDays: number; deviceCodeTtl: number; userCodeAttempts: number; userCodeLockoutSeconds: number }>;
 }>;

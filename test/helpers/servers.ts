@@ -30,6 +30,11 @@ export function testConfigEnv(options: { storage?: StorageMode; env?: Record<str
     // Cheaper argon2 keeps the suite fast; the production cost is measured in bench/.
     ARGON2_MEMORY_KIB: '8192',
     ARGON2_TIME_COST: '1',
+    // Suites share 127.0.0.1 and one Redis prefix per run: request rate limits are off unless a test sets them.
+    RATE_LIMIT_TOKEN_PER_IP: '0',
+    RATE_LIMIT_TOKEN_PER_CLIENT: '0',
+    RATE_LIMIT_REGISTRATION_PER_IP: '0',
+    RATE_LIMIT_LOGIN_PER_IP: '0',
     ...((options.storage ?? 'redis') === 'redis' ? { REDIS_URL: testEnv.redisUrl, REDIS_KEY_PREFIX: testEnv.redisKeyPrefix } : {}),
     ...options.env,
   };
