@@ -125,7 +125,7 @@ export async function measureMemory(options: {
       const delta = (await usedMemory(plain)) - base;
       if (level === options.grants) usedMemoryPer100k = (delta / level) * 100_000;
       const point: GrowthPoint = { stored: level, usedMemoryDelta: delta, authRss: rssBytes(options.authPid), results: [] };
-      if (options.growthLevels.includes(level)) point.results = await options.remeasure();
+      point.results = await options.remeasure();
       growth.push(point);
     }
     const grantIndex = lastGrantId ? Number(await plain.call('MEMORY', 'USAGE', `${options.oursPrefix}oidc:grant:${lastGrantId}`, 'SAMPLES', '0')) : 0;
