@@ -98,6 +98,26 @@ describe('interaction: second factor security', function () {
     expect(await servers.deps.oidcAdapter('Session').find('attacker-chosen-id')).to.equal(undefined);
   });
 
+  it('T45: when the factor lookup fails, the login fails closed (no "no factors" bypass)', async function () {
+    const user = await userWithTotp();
+    const { mfa } = servers.deps;
+    const enrolled = mfa.enrolled;
+    mfa.enrolled = () => Promise.reject(new Error('connection terminated'));
+    try {
+      const browser = new Browserless(servers.issuer);
+      const flow = await rp.authorizationUrl();
+      const first = await browser.follow(flow.url);
+      const login = formOf(await first.response.text(), '/login');
+      const { response, url } = await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password });
+      expect(response.status).to.equal(500);
+      expect(url.origin).to.equal(servers.issuer);
+      expect(url.searchParams.has('code')).to.equal(false);
+      expect(await response.text()).to.not.contain('Allow access?');
+    } finally {
+      mfa.enrolled = enrolled;
+    }
+  });
+
   it('a client with require_mfa sends a user without factors through enrollment', async function () {
     const user = await createTestUser(servers.deps);
     const { html } = await afterPassword(user.email, user.password, mfaClient);
