@@ -16,6 +16,8 @@ export type Config = Readonly<{
   metricsHost: string;
   redisUrl?: string;
   redisKeyPrefix: string;
+  redisSentinels: readonly string[];
+  redisSentinelName: string;
   dataDir: string;
   masterKey?: string;
   backupKey?: string;

@@ -1,4 +1,9 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { expect } from 'chai';
+import { Redis } from 'ioredis';
 import knexFactory from 'knex';
 import { probe, startInstance, startPrivateRedis, stopInstance, until, type Instance, type PrivateRedis } from '../helpers/cluster.ts';
 import { freePort } from '../helpers/servers.ts';
@@ -80,6 +85,47 @@ describe('readiness and the Redis eviction boot check', function () {
       expect((await readyz(api.url)).status).to.equal(200);
     } finally {
       await knex.destroy();
+    }
+  });
+
+  it('finds Redis through Sentinel (REDIS_SENTINELS) and reports its primary going away', async function () {
+    redis = await startPrivateRedis(['--maxmemory-policy', 'noeviction']);
+    const dir = await mkdtemp(join(tmpdir(), 'portcullis-sentinel-'));
+    const sentinelPort = await freePort();
+    await writeFile(
+      join(dir, 'sentinel.conf'),
+      [`port ${sentinelPort}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor pc 127.0.0.1 ${redis.port} 1`, 'sentinel down-after-milliseconds pc 60000', ''].join('\n'),
+    );
+    const sentinel = spawn('redis-server', [join(dir, 'sentinel.conf'), '--sentinel'], { stdio: 'ignore' });
+    const sentinelExited = new Promise<void>((resolve) => sentinel.on('close', () => resolve()));
+    try {
+      const probeSentinel = new Redis({ port: sentinelPort, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => 200 });
+      probeSentinel.on('error', () => undefined);
+      const primary = await until(
+        () => probeSentinel.call('SENTINEL', 'get-master-addr-by-name', 'pc').catch(() => null),
+        (reply) => Array.isArray(reply),
+        10_000,
+        100,
+      );
+      probeSentinel.disconnect();
+      expect(primary).to.deep.equal(['127.0.0.1', String(redis.port)]);
+
+      const port = await freePort();
+      auth = await startInstance('auth', { ISSUER: `http://127.0.0.1:${port}`, REDIS_URL: '', REDIS_SENTINELS: `127.0.0.1:${sentinelPort}`, REDIS_SENTINEL_NAME: 'pc' }, { port });
+      const ready = await readyz(auth.url);
+      expect(ready.status).to.equal(200);
+      expect(ready.body.checks.redis).to.equal('ok');
+      expect(auth.output()).to.not.include('maxmemory-policy');
+
+      // The primary Sentinel named is the one in use: without it the instance is not ready.
+      await redis.stop();
+      redis = undefined;
+      const down = await until(() => readyz(auth!.url), (r) => r.status === 503, 10_000, 200);
+      expect(down.body.checks.redis).to.equal('unavailable');
+    } finally {
+      sentinel.kill('SIGKILL');
+      await sentinelExited;
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
