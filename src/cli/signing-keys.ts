@@ -33,6 +33,12 @@ export function registerSigningKeyCommands(keys: Command, { withDeps, print }: {
       );
     });
   keys
+    .command('activate <kid>')
+    .description('emergency: make a published (next) key sign now instead of after KEY_ACTIVATE_AFTER')
+    .action(async (kid: string) => {
+      print(await withDeps((deps) => rotationOf(deps).activate(kid)));
+    });
+  keys
     .command('rotate-cookies')
     .description('add a new cookie signing key: it signs new cookies, older keys keep verifying until SESSION_TTL has passed')
     .action(async () => {

@@ -150,6 +150,22 @@ export function createKeyRotation({ store, box, policy }: { store: KeyStore; box
     },
 
     /**
+     * Makes a published (next) key sign now, skipping KEY_ACTIVATE_AFTER: for emergencies (a
+     * leaked key), accepting that caches which have not seen it yet refetch on its unknown kid.
+     */
+    async activate(kid: string): Promise<KeySummary> {
+      return store.withKeyLock(async (trx) => {
+        const key = describe(await store.all(trx)).find((k) => k.kid === kid);
+        if (!key) throw new KeyRotationError(`no signing key ${kid}`);
+        if (key.state !== 'next') throw new KeyRotationError(`key ${kid} is ${key.state}; only a published (next) key can be activated`);
+        await store.setState(kid, 'active', trx);
+        const now = describe(await store.all(trx)).find((k) => k.kid === kid);
+        if (!now) throw new KeyRotationError(`no signing key ${kid}`);
+        return now;
+      });
+    },
+
+    /**
      * Removes a key from the JWKS now. Refuses the key that signs (there would be none), and a
      * superseded key whose tokens may still be valid, unless forced.
      */
