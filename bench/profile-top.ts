@@ -1,7 +1,8 @@
 /**
  * Summarises V8 .cpuprofile files (from `npm run bench -- --cpu-prof`): self time by function
  * and by package/area, so the report can say what dominates. Usage:
- *   node bench/profile-top.ts bench/out/CPU.*.cpuprofile [--top 25]
+ *   node bench/profile-top.ts bench/out/CPU.*.cpuprofile [--top 25] [--skip 10]
+ * --skip leaves out the first seconds of the profile (start-up: module loading, compilation).
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -9,8 +10,9 @@ import { parseArgs } from 'node:util';
 type Node = { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number; children?: number[] };
 type Profile = { nodes: Node[]; startTime: number; endTime: number; samples?: number[]; timeDeltas?: number[] };
 
-const { values, positionals } = parseArgs({ options: { top: { type: 'string', default: '25' } }, allowPositionals: true });
+const { values, positionals } = parseArgs({ options: { top: { type: 'string', default: '25' }, skip: { type: 'string', default: '0' } }, allowPositionals: true });
 const top = Number(values.top);
+const skipMicros = Number(values.skip) * 1e6;
 
 function area(url: string): string {
   if (!url) return '(native/V8)';
@@ -27,7 +29,12 @@ for (const file of positionals) {
   const self = new Map<number, number>();
   const samples = profile.samples ?? [];
   const deltas = profile.timeDeltas ?? [];
-  for (let i = 0; i < samples.length; i++) self.set(samples[i]!, (self.get(samples[i]!) ?? 0) + (deltas[i] ?? 0));
+  let elapsed = 0;
+  for (let i = 0; i < samples.length; i++) {
+    elapsed += deltas[i] ?? 0;
+    if (elapsed < skipMicros) continue;
+    self.set(samples[i]!, (self.get(samples[i]!) ?? 0) + (deltas[i] ?? 0));
+  }
   let total = 0;
   const byFunction = new Map<string, number>();
   const byArea = new Map<string, number>();
