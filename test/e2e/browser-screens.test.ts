@@ -99,7 +99,7 @@ describe('browser: MFA and account pages render accessibly (Chromium)', function
     await page.waitForURL((url) => !url.href.startsWith(servers.issuer)).catch(() => undefined);
 
     // The account page, with a passkey added.
-    await addVirtualAuthenticator(page);
+    const authenticator = await addVirtualAuthenticator(page);
     await goto(page, `${servers.issuer}/account`);
     await page.getByRole('heading', { name: 'Your account' }).waitFor();
     await page.getByLabel('Name for a new passkey').fill('Work laptop');
@@ -109,5 +109,30 @@ describe('browser: MFA and account pages render accessibly (Chromium)', function
     await shot(page, '09-account');
     await goto(page, `${servers.issuer}/account/totp`);
     await shot(page, '10-account-totp-already-on');
+
+    // With a passkey enrolled, the second step offers it first (autofill held back meanwhile).
+    await authenticator.cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId: authenticator.authenticatorId, enabled: false });
+    const third = await rp.authorizationUrl({ prompt: 'login' });
+    await goto(page, third.url.href);
+    await page.getByLabel('Email').fill(admin.email);
+    await page.getByLabel('Password', { exact: true }).fill(admin.password);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.getByRole('button', { name: 'Use passkey' }).waitFor();
+    await shot(page, '11-mfa-passkey');
+
+    // TOTP setup from the account page, for a user without an app.
+    const plain = await createTestUser(servers.deps);
+    const other = await openSession(browser);
+    try {
+      await goto(other.page, `${servers.issuer}/account`);
+      await other.page.getByLabel('Email').fill(plain.email);
+      await other.page.getByLabel('Password', { exact: true }).fill(plain.password);
+      await other.page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await other.page.getByRole('link', { name: 'Set up an authenticator app' }).click();
+      await other.page.getByRole('heading', { name: 'Set up an authenticator app' }).waitFor();
+      await shot(other.page, '12-account-totp-setup');
+    } finally {
+      await other.context.close();
+    }
   });
 });
