@@ -118,6 +118,21 @@ describe('interaction: second factor security', function () {
     }
   });
 
+  it('T30: "Origin: null" (sent by browsers under Referrer-Policy: no-referrer) passes only with same-origin fetch metadata', async function () {
+    const user = await createTestUser(servers.deps);
+    const attempt = async (headers: Record<string, string>) => {
+      const browser = new Browserless(servers.issuer);
+      const flow = await rp.authorizationUrl();
+      const first = await browser.follow(flow.url);
+      const login = formOf(await first.response.text(), '/login');
+      const { response } = await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: 'wrong password' }, headers);
+      return response.status;
+    };
+    expect(await attempt({ Origin: 'null', 'Sec-Fetch-Site': 'same-origin' })).to.equal(200);
+    expect(await attempt({ Origin: 'null', 'Sec-Fetch-Site': 'cross-site' })).to.equal(403);
+    expect(await attempt({ Origin: 'null' })).to.equal(403);
+  });
+
   it('a client with require_mfa sends a user without factors through enrollment', async function () {
     const user = await createTestUser(servers.deps);
     const { html } = await afterPassword(user.email, user.password, mfaClient);
