@@ -414,6 +414,8 @@ async function main(): Promise<void> {
   // Argon2 floor: our parameters, all cores (not pinned).
   let argon: ArgonFloor | undefined;
   if (wanted('5')) argon = await argonFloor();
+  // JWT signing cost per algorithm (why access tokens are ES256), on the server core.
+  const signing = JSON.parse(await runFloorScript('bench/floors/signing.ts', SERVER_CPU)) as SigningFloor;
 
   // Memory and growth with stored state.
   let memory: MemoryReport | undefined;
@@ -448,7 +450,7 @@ async function main(): Promise<void> {
     p99SaturatedMs: median(m.rounds.map((r) => r.p99Ms)),
     ...(m.open ? { open: { rate: m.open.rate, achieved: m.open.achievedRate ?? m.open.rate, p50Ms: m.open.p50Ms, p99Ms: m.open.p99Ms } } : {}),
   }));
-  const markdown = renderReport({ machine, quick, settings, rows, argon, memory, cacheHeaders, rss: { before: rssBefore, after: rssAfter }, cpuProf: args['cpu-prof'] });
+  const markdown = renderReport({ machine, quick, settings, rows, argon, signing, memory, cacheHeaders, rss: { before: rssBefore, after: rssAfter }, cpuProf: args['cpu-prof'] });
   process.stdout.write(`\n${markdown}\n`);
   writeFileSync(`${repoRoot}bench/results.md`, markdown);
   log('wrote bench/results.md');
@@ -473,18 +475,24 @@ const cacheHeaders: { label: string; path: string; cacheControl: string | null; 
 
 export type ArgonFloor = { memoryCost: number; timeCost: number; parallelism: number; cores: number; cpuUsPerVerify: number; verifiesPerSecond: number };
 
-function argonFloor(): Promise<ArgonFloor> {
-  const cpus = `0-${machine.nproc - 1}`;
+export type SigningFloor = Record<string, { signUs: number; verifyUs: number }>;
+
+/** Runs a floor script to completion pinned to `cpus`; returns its stdout. */
+function runFloorScript(script: string, cpus: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn('taskset', ['-c', cpus, process.execPath, 'bench/floors/argon2.ts'], { cwd: repoRoot, env: { ...process.env, BENCH_SECONDS: String(quick ? 2 : 10) }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('taskset', ['-c', cpus, process.execPath, script], { cwd: repoRoot, env: { ...process.env, BENCH_SECONDS: String(quick ? 2 : 10) }, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => {
-      if (code !== 0) reject(new Error(`argon2 floor failed (${String(code)})`));
-      else resolve(JSON.parse(out) as ArgonFloor);
+      if (code !== 0) reject(new Error(`${script} failed (${String(code)})`));
+      else resolve(out);
     });
   });
+}
+
+async function argonFloor(): Promise<ArgonFloor> {
+  return JSON.parse(await runFloorScript('bench/floors/argon2.ts', `0-${machine.nproc - 1}`)) as ArgonFloor;
 }
 
 async function deleteRedisPrefix(prefix: string): Promise<void> {

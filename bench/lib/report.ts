@@ -42,6 +42,7 @@ export function renderReport(input: {
   settings: { rounds: number; seconds: number; openSeconds: number; connections: number; refreshPool: number; logins: number };
   rows: Row[];
   argon: Argon | undefined;
+  signing?: Record<string, { signUs: number; verifyUs: number }>;
   memory: MemoryReport | undefined;
   cacheHeaders: { label: string; path: string; cacheControl: string | null; etag: string | null }[];
   rss: { before: { auth: number; api: number }; after: { auth: number; api: number } };
@@ -130,6 +131,10 @@ export function renderReport(input: {
     out.push('');
   }
 
+  if (input.signing) {
+    const entries = Object.entries(input.signing);
+    out.push(`JWT cost with jose on the server core (CPU-µs per sign / verify): ${entries.map(([alg, r]) => `${alg} ${n(r.signUs)} / ${n(r.verifyUs)}`).join('; ')}.`, '');
+  }
   out.push('## Every subject');
   out.push('');
   out.push('| scenario | subject | CPU-µs/req | req/s | p99 saturated | open loop rate | p50 / p99 open loop | errors |');
