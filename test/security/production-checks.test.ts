@@ -13,7 +13,7 @@ import {
 import { buildProviderConfiguration } from '../../src/auth/provider-config.ts';
 import type { AccountService } from '../../src/services/accounts.ts';
 import type { Adapter } from '../../src/store/oidc-adapter.ts';
-import { runNode, spawnNode, waitForReady } from '../helpers/process.ts';
+import { spawnNode, waitForReady, type RunResult } from '../helpers/process.ts';
 import { freePort, testConfigEnv } from '../helpers/servers.ts';
 
 /**
@@ -48,10 +48,19 @@ describe('T43 production assertions at boot', function () {
     return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
   };
 
+  /** Runs `node src/main.ts`; a server that starts instead of refusing is killed after 20 s (code null). */
+  async function runMain(env: Record<string, string>): Promise<RunResult> {
+    const spawned = spawnNode(['src/main.ts'], env);
+    const timer = setTimeout(() => spawned.child.kill('SIGKILL'), 20_000);
+    const code = await spawned.exited;
+    clearTimeout(timer);
+    return { code, stdout: '', stderr: spawned.output() };
+  }
+
   const refusal = (stderr: string) => stderr.split('\n').filter((line) => line.startsWith('cannot start: refusing to start in production'));
 
   it('T43 refuses an http issuer in production: exit 1 and one line naming ISSUER', async function () {
-    const result = await runNode(['src/main.ts'], productionEnv({ ISSUER: 'http://auth.example.test' }));
+    const result = await runMain(productionEnv({ ISSUER: 'http://auth.example.test' }));
     expect(result.code).to.equal(1);
     const lines = refusal(result.stderr);
     expect(lines, result.stderr).to.have.length(1);
@@ -60,7 +69,7 @@ describe('T43 production assertions at boot', function () {
 
   it('T43 refuses the development master key (MASTER_KEY unset) and generates nothing into DATA_DIR', async function () {
     // Embedded mode (no DATABASE_URL) would otherwise generate DATA_DIR/master.key.
-    const result = await runNode(['src/main.ts'], productionEnv({ MASTER_KEY: undefined, DATABASE_URL: undefined, REDIS_URL: undefined }));
+    const result = await runMain(productionEnv({ MASTER_KEY: undefined, DATABASE_URL: undefined, REDIS_URL: undefined }));
     expect(result.code).to.equal(1);
     const lines = refusal(result.stderr);
     expect(lines, result.stderr).to.have.length(1);
@@ -69,13 +78,13 @@ describe('T43 production assertions at boot', function () {
   });
 
   it('T43 refuses oidc-provider debug output (DEBUG) in production', async function () {
-    const result = await runNode(['src/main.ts'], productionEnv({ DEBUG: 'oidc-provider:*' }));
+    const result = await runMain(productionEnv({ DEBUG: 'oidc-provider:*' }));
     expect(result.code).to.equal(1);
     expect(refusal(result.stderr)[0], result.stderr).to.include('DEBUG must not enable oidc-provider debug output');
   });
 
   it('T43 lists every problem on the same single line', async function () {
-    const result = await runNode(['src/main.ts'], productionEnv({ ISSUER: 'http://auth.example.test', MASTER_KEY: undefined }));
+    const result = await runMain(productionEnv({ ISSUER: 'http://auth.example.test', MASTER_KEY: undefined }));
     expect(result.code).to.equal(1);
     const lines = refusal(result.stderr);
     expect(lines).to.have.length(1);
