@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { CryptoBox } from '../shared/crypto-box.ts';
 import { notFound, Problem, problemType } from '../shared/problem.ts';
-import type { RecordCursor, RecordRow, RecordStore, RecordType } from '../store/records.ts';
+import type { RecordRow, RecordStore, RecordType } from '../store/records.ts';
 import type { UserStore } from '../store/users.ts';
 import type { AuditService } from './audit.ts';
 import type { Vault } from './vault.ts';
+import { decodeCursor, encodeCursor } from '../shared/cursor.ts';
 
 export type RecordPayload = { label: string; data: Record<string, unknown> };
 
@@ -24,26 +25,6 @@ export type RecordView = {
 export type Actor = { userId: string; clientId?: string | undefined; ip?: string | undefined };
 
 const recordNotFound = (): Problem => notFound('No record with this id is available to you.');
-
-export const encodeCursor = (c: RecordCursor): string =>
-  Buffer.from(JSON.stringify([c.createdAt.toISOString(), c.id])).toString('base64url');
-
-export function decodeCursor(cursor: string): RecordCursor {
-  try {
-    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
-    const date = new Date(String(createdAt));
-    if (typeof createdAt !== 'string' || Number.isNaN(date.getTime()) || typeof id !== 'string' || !/^[0-9a-f-]{36}$/.test(id))
-      throw new Error('bad cursor');
-    return { createdAt: date, id };
-  } catch {
-    throw new Problem({
-      status: 400,
-      type: problemType('invalid-cursor'),
-      title: 'Invalid cursor',
-      detail: 'The cursor is not one this API returned.',
-    });
-  }
-}
 
 /**
  * The records vault: owner-or-shared read, owner-only write and share. A record the caller may

@@ -1,10 +1,11 @@
 import type { Knex } from 'knex';
 import { notFound, Problem, problemType } from '../shared/problem.ts';
 import type { RoleStore } from '../store/roles.ts';
-import type { DirectoryEntry, UserCursor, UserDirectory } from '../store/user-directory.ts';
+import type { DirectoryEntry, UserDirectory } from '../store/user-directory.ts';
 import type { AuditService } from './audit.ts';
 import type { RbacService } from './rbac.ts';
 import type { Actor } from './records.ts';
+import { decodeCursor, encodeCursor } from '../shared/cursor.ts';
 
 export type AdminUserView = {
   id: string;
@@ -27,25 +28,6 @@ const present = (user: DirectoryEntry, roles: string[]): AdminUserView => ({
   created_at: user.created_at.toISOString(),
   updated_at: user.updated_at.toISOString(),
 });
-
-const encodeCursor = (c: UserCursor): string => Buffer.from(JSON.stringify([c.createdAt.toISOString(), c.id])).toString('base64url');
-
-function decodeCursor(cursor: string): UserCursor {
-  try {
-    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
-    const date = new Date(String(createdAt));
-    if (typeof createdAt !== 'string' || Number.isNaN(date.getTime()) || typeof id !== 'string' || !/^[0-9a-f-]{36}$/.test(id))
-      throw new Error('bad cursor');
-    return { createdAt: date, id };
-  } catch {
-    throw new Problem({
-      status: 400,
-      type: problemType('invalid-cursor'),
-      title: 'Invalid cursor',
-      detail: 'The cursor is not one this API returned.',
-    });
-  }
-}
 
 const conflict = (detail: string): Problem => new Problem({ status: 409, type: problemType('conflict'), title: 'Conflict', detail });
 
