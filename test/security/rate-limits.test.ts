@@ -175,6 +175,27 @@ describe('rate limits on token, introspection, device, registration and login en
     expect(statuses[2]).to.equal(429);
   });
 
+  it('T34 with TRUST_PROXY the proxy-supplied address is the key (behind a proxy that overwrites X-Forwarded-For)', async function () {
+    const proxied = await startTestServers({
+      env: { TRUST_PROXY: 'true', RATE_LIMIT_TOKEN_PER_IP: '2', RATE_LIMIT_TOKEN_PER_CLIENT: '0' },
+    });
+    try {
+      const from = '127.0.0.61';
+      const asUser = (address: string) =>
+        post(
+          `${proxied.issuer}/token`,
+          { grant_type: 'client_credentials', client_id: 'nobody' },
+          { from, headers: { 'X-Forwarded-For': address } },
+        );
+      expect((await asUser('203.0.113.1')).status).not.to.equal(429);
+      expect((await asUser('203.0.113.1')).status).not.to.equal(429);
+      expect((await asUser('203.0.113.1')).status).to.equal(429);
+      expect((await asUser('203.0.113.2')).status, 'another end user behind the same proxy').not.to.equal(429);
+    } finally {
+      await proxied.stop();
+    }
+  });
+
   it('T45 fails closed: when the limiter store is unreachable, limited endpoints answer 503, never pass through', async function () {
     const config = loadConfig({ ...testConfigEnv(), RATE_LIMIT_TOKEN_PER_IP: '100' });
     const logger = createLogger({ logLevel: 'silent' });
