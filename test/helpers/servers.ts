@@ -1,22 +1,12 @@
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { loadConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/types.ts';
 import { createDeps, type Deps } from '../../src/deps.ts';
 import { startServers, type Running } from '../../src/server.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { testEnv } from '../setup.ts';
+import { freePort } from './ports.ts';
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export type StorageMode = 'redis' | 'postgres';
 
