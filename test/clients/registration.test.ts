@@ -279,6 +279,10 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
           body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'records:read' }),
         });
       expect((await grant()).status).to.equal(200);
+      // The token endpoint notes last use in the background; wait for it so it cannot land after
+      // the back-dating below and make the client look fresh again.
+      const row = () => idle.deps.knex('oauth_clients').where({ client_id: body.client_id }).first<{ last_used_at: Date | null }>('last_used_at');
+      for (let i = 0; i < 50 && !(await row()).last_used_at; i++) await new Promise((r) => setTimeout(r, 20));
       await idle.deps.knex('oauth_clients').where({ client_id: body.client_id }).update({ last_used_at: new Date(Date.now() - 31 * 86_400_000) });
       const refused = await grant();
       expect(refused.status).to.equal(401);
