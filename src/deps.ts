@@ -7,6 +7,7 @@ import { createAuditService } from './services/audit.ts';
 import { createKeyService } from './services/keys.ts';
 import { createAccountSessions } from './services/account-sessions.ts';
 import { createMfa } from './services/mfa.ts';
+import { createLockouts, sweepExpiredLockouts } from './services/lockout.ts';
 import { createAccountIndexStore } from './store/account-index.ts';
 import { createHibpCheck, createPasswordHasher } from './services/passwords.ts';
 import { createLogger, type Logger } from './shared/logger.ts';
@@ -19,7 +20,7 @@ import { createDatabase, type Database } from './store/db.ts';
 import { migrateLatest, pendingMigrations } from './store/migrate.ts';
 import { createPostgresAdapter, sweepExpiredOidcPayloads } from './store/oidc-adapter-postgres.ts';
 import { createRedisAdapter } from './store/oidc-adapter-redis.ts';
-import type { Adapter } from './store/oidc-adapter.ts';
+import { timedAdapter, type Adapter, type AdapterTimings } from './store/oidc-adapter.ts';
 import { createRedis, type Redis } from './store/redis.ts';
 import { createRoleStore } from './store/roles.ts';
 import { createKeyStore } from './store/signing-keys.ts';
@@ -70,7 +71,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       if (pending.length > 0) throw new StartupError(`the database schema is behind by ${pending.length} migration(s); run: portcullis migrate`);
     }
     const box = createMasterBox(await resolveMasterKey(config, database.embedded, logger));
-    const redis: Redis | undefined = createRedis(config);
+    const redis: Redis | undefined = createRedis(config, logger);
 
     const stores = {
       users: createUserStore(knex),
@@ -85,16 +86,27 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       minLength: config.passwords.minLength,
       breachCheck: config.passwords.breachCheck ? createHibpCheck({ timeoutMs: config.passwords.breachCheckTimeoutMs }) : undefined,
     });
-    const accounts = createAccountService({ knex, users: stores.users, roles: stores.roles, hasher, audit });
+    // Brute-force lockout sentinel: Redis when configured (shared by all instances), else Postgres.
+    const lockouts = createLockouts({ config, redis, knex, logger });
+    const accounts = createAccountService({ knex, users: stores.users, roles: stores.roles, hasher, audit, lockouts: { account: lockouts.password, ip: lockouts.passwordIp } });
     const keys = createKeyService({ store: stores.keys, box });
-    const mfa = createMfa({ knex, redis, box, audit, logger, issuer: config.issuer });
+    const mfa = createMfa({ knex, redis, box, audit, logger, issuer: config.issuer, lockout: lockouts.secondFactor });
     const accountIndex = createAccountIndexStore(knex);
     const accountSessions = createAccountSessions({ index: accountIndex, oidcAdapter: (model) => oidcAdapter(model) });
     // The adapter is defined below; the API's GDPR service only calls it per request.
     const api = createApiServices({ knex, box, users: stores.users, roles: stores.roles, audit, oauthState: { index: accountIndex, adapter: (model) => oidcAdapter(model) } });
 
-    /** oidc-provider's adapter factory: clients are always durable; the rest in Redis or Postgres. */
+    /** Set by the servers when metrics are on: every adapter the factory makes is then timed. */
+    let adapterTimings: AdapterTimings | undefined;
+    /** oidc-provider's adapter factory (it caches one per model), timed when metrics are on. */
     const oidcAdapter = (model: string): Adapter => {
+      const adapter = storageAdapter(model);
+      if (!adapterTimings) return adapter;
+      const durable = model === 'Client' || model === 'InitialAccessToken' || model === 'RegistrationAccessToken';
+      return timedAdapter(adapter, model, redis && !durable ? 'redis' : 'postgres', adapterTimings);
+    };
+    /** Clients are always durable; the rest in Redis or Postgres. */
+    const storageAdapter = (model: string): Adapter => {
       if (model === 'Client') {
         return {
           find: (id: string) =>
@@ -112,7 +124,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       // Registration credentials are configuration too: Postgres, and stored hashed.
       if (model === 'InitialAccessToken') return createInitialAccessTokenAdapter(stores.initialAccessTokens);
       if (model === 'RegistrationAccessToken') return hashedIdAdapter(createPostgresAdapter(knex, model));
-      return redis ? createRedisAdapter(redis, model) : createPostgresAdapter(knex, model);
+      return redis ? createRedisAdapter(redis, model, config.refreshReuseGrace) : createPostgresAdapter(knex, model, config.refreshReuseGrace);
     };
 
     let sweeper: NodeJS.Timeout | undefined;
@@ -121,6 +133,9 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       sweeper = setInterval(() => {
         sweepExpiredOidcPayloads(knex).catch((error: unknown) => {
           logger.warn({ err: error }, 'sweeping expired oidc state failed');
+        });
+        sweepExpiredLockouts(knex).catch((error: unknown) => {
+          logger.warn({ err: error }, 'sweeping expired lockout counters failed');
         });
       }, 60_000).unref();
     }
@@ -136,12 +151,16 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       audit,
       hasher,
       accounts,
+      lockouts,
       keys,
       api,
       mfa,
       accountIndex,
       accountSessions,
       oidcAdapter,
+      timeAdapters(timings: AdapterTimings) {
+        adapterTimings = timings;
+      },
       async close() {
         if (sweeper) clearInterval(sweeper);
         if (redis) await redis.quit().catch(() => undefined);

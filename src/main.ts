@@ -5,6 +5,7 @@ import { createDeps, StartupError } from './deps.ts';
 import { checkEvictionPolicy } from './store/redis-checks.ts';
 import { startServers, type Role } from './server.ts';
 import { createLogger } from './shared/logger.ts';
+import { TlsFileError } from './shared/tls.ts';
 
 /** Process entry: config → deps → apps → listen → signals. */
 async function main(): Promise<void> {
@@ -27,11 +28,11 @@ async function main(): Promise<void> {
     });
     const eviction = await checkEvictionPolicy(deps.redis);
     if (!eviction.verified) {
-      logger.warn('could not read Redis maxmemory-policy (CONFIG disabled?); make sure it is noeviction');
+      logger.warn({ node: eviction.node }, 'could not read Redis maxmemory-policy (CONFIG disabled?); make sure it is noeviction');
     } else if (!eviction.ok) {
       logger.error(
-        { policy: eviction.policy },
-        `REDIS EVICTION IS ON: maxmemory-policy is ${String(eviction.policy)}, not noeviction. Redis may drop consumed-code markers, replay caches and revocations under memory pressure (a security bug). Set maxmemory-policy noeviction.`,
+        { policy: eviction.policy, node: eviction.node },
+        `REDIS EVICTION IS ON${eviction.node ? ` on Cluster node ${eviction.node}` : ''}: maxmemory-policy is ${String(eviction.policy)}, not noeviction. Redis may drop consumed-code markers, replay caches and revocations under memory pressure (a security bug). Set maxmemory-policy noeviction.`,
       );
     }
   }
@@ -81,7 +82,7 @@ async function main(): Promise<void> {
 main().catch((error: unknown) => {
   if (error instanceof ConfigError) {
     for (const line of error.problems) process.stderr.write(`config error: ${line}\n`);
-  } else if (error instanceof StartupError || error instanceof ProductionConfigError) {
+  } else if (error instanceof StartupError || error instanceof ProductionConfigError || error instanceof TlsFileError) {
     process.stderr.write(`cannot start: ${error.message}\n`);
   } else {
     process.stderr.write(`cannot start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);

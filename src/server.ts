@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type ServerOptions as TlsOptions } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type Koa from 'koa';
 import { buildApiApp } from './api/app.ts';
@@ -8,6 +9,7 @@ import { createKeyRotation, rotationPolicyOf } from './services/key-rotation.ts'
 import type { Deps } from './deps.ts';
 import type { Readiness } from './shared/health.ts';
 import { createMetrics, listenMetrics, type Metrics } from './shared/metrics.ts';
+import { internalTlsOptions, serverTlsOptions } from './shared/tls.ts';
 
 export type Role = 'auth' | 'api';
 
@@ -15,6 +17,8 @@ export type Running = {
   readiness: Readiness;
   servers: Partial<Record<Role, Server>>;
   metrics: Metrics;
+  /** The auth server's mTLS-only listener, when AUTH_INTERNAL_PORT is set. */
+  internalServer?: Server;
   /** The private Prometheus listener, when METRICS_PORT is set. */
   metricsServer?: Server;
   /** The auth app that follows key changes (rotation, retirement, cookie keys) without a restart. */
@@ -26,9 +30,16 @@ export type Running = {
   stop(graceMs?: number, delayMs?: number): Promise<void>;
 };
 
-function listen(app: Koa | ((req: IncomingMessage, res: ServerResponse) => unknown), port: number, host: string): Promise<Server> {
+function listen(
+  app: Koa | ((req: IncomingMessage, res: ServerResponse) => unknown),
+  port: number,
+  host: string,
+  tls?: TlsOptions,
+): Promise<Server> {
   const handler = typeof app === 'function' ? app : app.callback();
-  const server = createServer((req, res) => void handler(req, res));
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => void handler(req, res);
+  // With TLS_CERT_FILE the servers terminate TLS themselves; https.Server is an http.Server to everything below.
+  const server: Server = tls ? createHttpsServer(tls, onRequest) : createServer(onRequest);
   // Slow-loris bounds; keep-alive above typical load-balancer idle timeouts.
   server.headersTimeout = 20_000;
   server.requestTimeout = 30_000;
@@ -68,51 +79,73 @@ export async function startServers(deps: Deps, roles: readonly Role[]): Promise<
   const readiness: Readiness = { draining: false };
   const { config } = deps;
   const servers: Partial<Record<Role, Server>> = {};
+  const tls = serverTlsOptions(config);
+  let internalServer: Server | undefined;
   const metrics = createMetrics();
   deps.audit.observe((event) => metrics.observeAudit(event));
+  // Before the auth app is built: the provider caches one adapter per model.
+  deps.timeAdapters(metrics.adapterTimings);
   let authApp: ReloadingApp | undefined;
-  if (roles.includes('auth')) {
-    readiness.checks = {
-      ...readiness.checks,
-      async signingKeys() {
-        if ((await deps.keys.publicJwks()).keys.length === 0) throw new Error('no published signing keys');
-      },
-    };
-    const rotation = createKeyRotation({ store: deps.stores.keys, box: deps.box, policy: rotationPolicyOf(config) });
-    authApp = await createReloadingApp({
-      async build() {
-        const { app, provider } = await buildAuthApp(deps, readiness);
-        // Metrics wrap the app from outside: first middleware, plus the provider's route names and events.
-        app.middleware.unshift(metrics.http('auth'));
-        metrics.instrumentProvider(provider);
-        return app;
-      },
-      fingerprint: () => deps.stores.keys.fingerprint(),
-      advance: () => rotation.advance(),
-      intervalMs: config.signingKeys.refreshSeconds * 1000,
-      logger: deps.logger,
-    });
-    servers.auth = await listen((req, res) => {
-      authApp?.handle(req, res);
-    }, config.authPort, config.host);
+  let metricsServer: Server | undefined;
+  const listening = () => [
+    ...Object.values(servers),
+    ...(internalServer ? [internalServer] : []),
+    ...(metricsServer ? [metricsServer] : []),
+  ];
+  try {
+    if (roles.includes('auth')) {
+      readiness.checks = {
+        ...readiness.checks,
+        async signingKeys() {
+          if ((await deps.keys.publicJwks()).keys.length === 0) throw new Error('no published signing keys');
+        },
+      };
+      const rotation = createKeyRotation({ store: deps.stores.keys, box: deps.box, policy: rotationPolicyOf(config) });
+      authApp = await createReloadingApp({
+        async build() {
+          const { app, provider } = await buildAuthApp(deps, readiness);
+          // Metrics wrap the app from outside: first middleware, plus the provider's route names and events.
+          app.middleware.unshift(metrics.http('auth'));
+          metrics.instrumentProvider(provider);
+          return app;
+        },
+        fingerprint: () => deps.stores.keys.fingerprint(),
+        advance: () => rotation.advance(),
+        intervalMs: config.signingKeys.refreshSeconds * 1000,
+        logger: deps.logger,
+      });
+      const handleAuth = (req: IncomingMessage, res: ServerResponse) => {
+        authApp?.handle(req, res);
+      };
+      servers.auth = await listen(handleAuth, config.authPort, config.host, tls);
+      const internalTls = config.authInternalPort > 0 ? internalTlsOptions(config) : undefined;
+      if (internalTls) internalServer = await listen(handleAuth, config.authInternalPort, config.host, internalTls);
+    }
+    if (roles.includes('api')) {
+      const app = buildApiApp(deps, readiness, metrics.bearer);
+      app.middleware.unshift(metrics.http('api'));
+      servers.api = await listen(app, config.apiPort, config.host, tls);
+    }
+    if (config.metricsPort > 0) metricsServer = await listenMetrics(metrics, config.metricsPort, config.metricsHost);
+  } catch (error) {
+    // A port taken or a bad certificate half-way through: what did start must not outlive the failure
+    // (a listening socket and the key-refresh timer would keep the process alive, querying forever).
+    authApp?.stop();
+    await Promise.all(listening().map((s) => close(s, 0)));
+    throw error;
   }
-  if (roles.includes('api')) {
-    const app = buildApiApp(deps, readiness);
-    app.middleware.unshift(metrics.http('api'));
-    servers.api = await listen(app, config.apiPort, config.host);
-  }
-  const metricsServer = config.metricsPort > 0 ? await listenMetrics(metrics, config.metricsPort, config.metricsHost) : undefined;
   return {
     readiness,
     servers,
     metrics,
     ...(metricsServer ? { metricsServer } : {}),
+    ...(internalServer ? { internalServer } : {}),
     ...(authApp ? { authApp } : {}),
     async stop(graceMs = 10_000, delayMs = 0) {
       readiness.draining = true;
       authApp?.stop();
       if (delayMs > 0) await sleep(delayMs);
-      await Promise.all(Object.values(servers).map((s) => close(s, graceMs)));
+      await Promise.all([...Object.values(servers), ...(internalServer ? [internalServer] : [])].map((s) => close(s, graceMs)));
       // Scrapes may continue through the drain; the metrics listener closes last.
       if (metricsServer) await close(metricsServer, 1000);
     },

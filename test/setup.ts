@@ -57,5 +57,15 @@ export const mochaHooks = {
     } finally {
       redis.disconnect();
     }
+    reportLeaks();
   },
 };
+
+/**
+ * Mocha runs with `exit: true`, so a test that leaves a server listening or a child running no
+ * longer hangs the run; it is named here instead, to be fixed.
+ */
+function reportLeaks(): void {
+  const leaked = process.getActiveResourcesInfo().filter((kind) => kind === 'TCPServerWrap' || kind === 'ProcessWrap');
+  if (leaked.length > 0) console.warn(`test run left open: ${leaked.join(', ')}`);
+}

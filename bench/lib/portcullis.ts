@@ -70,6 +70,8 @@ export async function preparePortcullis(): Promise<Portcullis> {
     RATE_LIMIT_TOKEN_PER_CLIENT: '1000000',
     RATE_LIMIT_LOGIN_PER_IP: '1000000',
     RATE_LIMIT_REGISTRATION_PER_IP: '1000000',
+    RATE_LIMIT_API_PER_IP: '10000000',
+    RATE_LIMIT_API_PER_CLIENT: '10000000',
   };
   for (const name of ['ARGON2_MEMORY_KIB', 'ARGON2_TIME_COST', 'ARGON2_PARALLELISM']) {
     const value = process.env[name];

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../test/helpers/ports.ts';
 
@@ -50,6 +51,13 @@ export async function startServer(options: {
   };
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);
+  // With extra node flags (--node-flags, e.g. --trace-gc) the whole output is kept in a file.
+  const logDir = process.env.BENCH_SERVER_LOG_DIR;
+  if (logDir) {
+    const file = createWriteStream(`${logDir}/${options.name}-${child.pid ?? 'x'}.log`);
+    child.stdout.pipe(file);
+    child.stderr.pipe(file);
+  }
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
   const getOutput = () => output;
   await waitFor(`${options.origin}${options.readyPath}`, child, getOutput);

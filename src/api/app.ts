@@ -7,14 +7,16 @@ import { requestLogger } from '../shared/koa-request-logger.ts';
 import { apiSecurityHeaders } from '../shared/koa-security-headers.ts';
 import { notFound } from '../shared/problem.ts';
 import { allowedMethods, mountRoutes } from './define-route.ts';
-import { bearerAuth } from './koa-bearer-auth.ts';
+import { apiRateLimits } from './koa-api-rate-limit.ts';
+import { bearerAuth, type BearerObserver } from './koa-bearer-auth.ts';
 import { buildOpenApiDocument, openApiEndpoint } from './openapi.ts';
 import { apiRoutes } from './routes/index.ts';
 import { protectedResourceMetadata } from './routes/protected-resource.ts';
 import { createReplayStore } from '../store/dpop-replay.ts';
+import { apiInternalFetch } from '../shared/tls.ts';
 
 /** The resource API: JSON only, problem+json errors, bearer JWTs for the API_URL audience. */
-export function buildApiApp(deps: Deps, readiness: Readiness): Koa {
+export function buildApiApp(deps: Deps, readiness: Readiness, observe?: BearerObserver): Koa {
   const { config, logger } = deps;
   const app = new Koa({ proxy: config.trustProxy });
   const allowed = new Set(config.corsOrigins);
@@ -36,15 +38,20 @@ export function buildApiApp(deps: Deps, readiness: Readiness): Koa {
   const routes = apiRoutes(deps);
   const router = mountRoutes(routes, { rbac: deps.api.rbac });
   app.use(openApiEndpoint(buildOpenApiDocument(routes, { issuer: config.issuer, apiUrl: config.apiUrl, version: '1.0.0' })));
+  const internalFetch = apiInternalFetch(config);
   const authed = bearerAuth({
     issuer: config.issuer,
     audience: config.apiUrl,
     jwksUrl: config.jwksUrl ?? `${config.issuer}/jwks`,
     dpopReplay: createReplayStore({ redis: deps.redis, knex: deps.knex }),
     challenge: resourceMetadata.challenge,
+    ...(internalFetch ? { fetch: internalFetch } : {}),
+    ...(observe ? { observe } : {}),
   });
+  const limits = apiRateLimits(config);
+  app.use(limits.perIp);
   app.use(async function requireToken(ctx, next) {
-    if (ctx.path.startsWith('/v1/')) await authed(ctx, next);
+    if (ctx.path.startsWith('/v1/')) await authed(ctx, () => limits.perClient(ctx, next));
     else await next();
   });
   app.use(router.routes());

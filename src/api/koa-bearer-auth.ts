@@ -2,8 +2,10 @@ import { createHash } from 'node:crypto';
 import {
   calculateJwkThumbprint,
   createRemoteJWKSet,
+  customFetch,
   decodeProtectedHeader,
   errors as joseErrors,
+  type FetchImplementation,
   importJWK,
   jwtVerify,
   type JWK,
@@ -11,6 +13,8 @@ import {
 } from 'jose';
 import type { Context, Middleware } from 'koa';
 import type { ReplayStore } from '../store/dpop-replay.ts';
+import { currentRequestId } from '../shared/koa-request-logger.ts';
+import type { TlsFetch } from '../shared/tls.ts';
 import { invalidToken, missingToken, Problem, problemType, serviceUnavailable } from '../shared/problem.ts';
 
 export type AccessTokenClaims = JWTPayload & {
@@ -34,6 +38,30 @@ export const DPOP_ALGS = ['ES256', 'EdDSA', 'Ed25519', 'PS256', 'RS256'];
 const DPOP_IAT_WINDOW = 60;
 
 const TOKEN68 = /^(Bearer|DPoP) ([A-Za-z0-9\-._~+/]+=*)$/i;
+
+/** Seconds of clock skew allowed on exp and nbf. */
+const CLOCK_TOLERANCE = 5;
+
+/**
+ * True when the (unverified) token says it expired beyond the leeway. Such a token is refused
+ * before its signature is checked: the answer is 401 whether or not the signature is good, and
+ * refusing must not cost more than accepting (issue 8). A token this does not decode is left to
+ * jwtVerify, which also checks exp again on every token it accepts.
+ */
+function plainlyExpired(token: string): boolean {
+  // Only the payload segment, with Node's native base64url decoder: jose's decodeJwt decodes in
+  // JavaScript (atob and a byte loop), twice as slow, on every accepted token (issue 8).
+  const start = token.indexOf('.') + 1;
+  const end = token.indexOf('.', start);
+  if (start === 0 || end === -1) return false;
+  try {
+    const claims: unknown = JSON.parse(Buffer.from(token.slice(start, end), 'base64url').toString('utf8'));
+    const exp = typeof claims === 'object' && claims !== null ? (claims as { exp?: unknown }).exp : undefined;
+    return typeof exp === 'number' && exp + CLOCK_TOLERANCE < Date.now() / 1000;
+  } catch {
+    return false;
+  }
+}
 
 type Challenge = Record<string, string>;
 
@@ -62,6 +90,15 @@ export type BearerAuthOptions = {
   challenge?: Challenge;
   /** Public base URL of this API, for the proof's htu (behind a proxy the Host may differ). */
   publicUrl?: string;
+  /** fetch for the JWKS: a private CA and client certificate (mTLS, API_CLIENT_CERT_FILE…). */
+  fetch?: TlsFetch;
+  /** Metrics: JWKS fetches (cache misses) and verification results. */
+  observe?: BearerObserver;
+};
+
+export type BearerObserver = {
+  jwksFetch(result: 'ok' | 'error'): void;
+  verification(result: 'valid' | 'invalid' | 'error'): void;
 };
 
 /**
@@ -72,8 +109,27 @@ export type BearerAuthOptions = {
  * Tokens bound with cnf.jkt (RFC 9449) need `Authorization: DPoP` and a fresh, unreplayed
  * proof for this request made with the bound key.
  */
-export function bearerAuth({ issuer, audience, jwksUrl, dpopReplay, challenge = {}, publicUrl }: BearerAuthOptions): Middleware {
-  const jwks = createRemoteJWKSet(new URL(jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 600_000, timeoutDuration: 5_000 });
+export function bearerAuth({ issuer, audience, jwksUrl, dpopReplay, challenge = {}, publicUrl, fetch, observe }: BearerAuthOptions): Middleware {
+  const send: TlsFetch = fetch ?? ((url, init) => globalThis.fetch(url, init));
+  /** Every real fetch of the JWKS (jose caches it); it carries the id of the request that caused it. */
+  const fetchJwks: FetchImplementation = async (url, init) => {
+    const requestId = currentRequestId();
+    if (requestId) init.headers.set('X-Request-Id', requestId);
+    try {
+      const response = await send(url, init);
+      observe?.jwksFetch(response.status === 200 ? 'ok' : 'error');
+      return response;
+    } catch (error) {
+      observe?.jwksFetch('error');
+      throw error;
+    }
+  };
+  const jwks = createRemoteJWKSet(new URL(jwksUrl), {
+    cooldownDuration: 30_000,
+    cacheMaxAge: 600_000,
+    timeoutDuration: 5_000,
+    [customFetch]: fetchJwks,
+  });
   const base = new URL(publicUrl ?? audience);
 
   /** htu per RFC 9449 §4.3 check 9: scheme, host and path of this request; no query or fragment. */
@@ -141,6 +197,10 @@ export function bearerAuth({ issuer, audience, jwksUrl, dpopReplay, challenge = 
     if (!match) throw invalidToken('The Authorization header is not a Bearer or DPoP token.', challenge);
     const scheme = (match[1] as string).toLowerCase();
     const accessToken = match[2] as string;
+    if (plainlyExpired(accessToken)) {
+      observe?.verification('invalid');
+      throw invalidToken('The access token has expired.', challenge);
+    }
     let token: AccessTokenClaims;
     try {
       const { payload } = await jwtVerify<AccessTokenClaims>(accessToken, jwks, {
@@ -148,13 +208,18 @@ export function bearerAuth({ issuer, audience, jwksUrl, dpopReplay, challenge = 
         audience,
         typ: 'at+jwt',
         algorithms: ACCEPTED_ALGS,
-        clockTolerance: 5,
+        clockTolerance: CLOCK_TOLERANCE,
         requiredClaims: ['exp', 'iat', 'sub', 'client_id'],
       });
       token = payload;
+      observe?.verification('valid');
     } catch (error) {
       // The issuer's JWKS being unreachable is our outage, not the caller's bad token.
-      if (error instanceof joseErrors.JWKSTimeout || !(error instanceof joseErrors.JOSEError)) throw serviceUnavailable(error);
+      if (error instanceof joseErrors.JWKSTimeout || !(error instanceof joseErrors.JOSEError)) {
+        observe?.verification('error');
+        throw serviceUnavailable(error);
+      }
+      observe?.verification('invalid');
       throw invalidToken(error instanceof joseErrors.JWTExpired ? 'The access token has expired.' : 'The access token is not valid.', challenge);
     }
     const jkt = token.cnf?.jkt;

@@ -8,20 +8,24 @@ import { securityHeaders } from '../shared/koa-security-headers.ts';
 import { rateLimits } from '../shared/koa-rate-limit.ts';
 import { attachClientGovernance, withRegistrationProvenance } from './client-governance.ts';
 import { withAtomicReplayDetection } from './atomic-replay.ts';
+import { cacheableMetadata } from './cacheable-metadata.ts';
+import { auditRefreshReuse, recentRefreshReuse } from './refresh-reuse.ts';
+import { createAuditSearch } from '../store/audit-search.ts';
 import { withDevicePollPacing } from './device-polling.ts';
 import { createCsrfTokens } from './koa-csrf.ts';
 import { createProvider } from './provider.ts';
 import { createReplayStore } from '../store/dpop-replay.ts';
-import { createDevicePages, createUserCodeLimiter } from './routes/device.ts';
+import { createDevicePages } from './routes/device.ts';
 import { accountRoutes, attachAccountIndex } from './routes/account.ts';
 import { interactionRoutes } from './routes/interaction.ts';
-import { render, serveStatic } from './views.ts';
+import { sessionTtl } from './session-lifetime.ts';
+import { notFoundPage, render, serveStatic } from './views.ts';
 
 export type AuthApp = { app: Koa; provider: Provider };
 
 /**
  * The authorization server: our routes first, then oidc-provider (which reads its own bodies
- * and ends its responses), then a friendly 404. Body parsers live on our routers only.
+ * and ends its responses), whose unknown paths get a friendly 404 (notFoundPage). Body parsers live on our routers only.
  */
 export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<AuthApp> {
   const { config, logger } = deps;
@@ -30,8 +34,7 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
   // Atomic "first use" claims (Redis SET NX, or Postgres): device polling pace, assertion/proof jtis.
   const once = createReplayStore({ redis: deps.redis, knex: deps.knex });
   const devicePages = createDevicePages({
-    limiter: createUserCodeLimiter({ redis: deps.redis, attempts: config.clients.userCodeAttempts, windowSeconds: config.clients.userCodeLockoutSeconds }),
-    attempts: config.clients.userCodeAttempts,
+    lockout: deps.lockouts.deviceUserCode,
     audit: deps.audit,
     accounts: deps.accounts,
     logger,
@@ -45,8 +48,13 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
     cookieKeys,
     devicePages,
   });
+  auditRefreshReuse(provider, { audit: deps.audit, once, logger, ttlSeconds: config.ttl.refreshToken });
   attachClientGovernance(provider, { clients: deps.stores.clients, initialAccessTokens: deps.stores.initialAccessTokens, audit: deps.audit, logger });
+  // Below the rotated-key publication delay, so a cached JWKS always has the next signing key.
+  cacheableMetadata(provider, { maxAgeSeconds: Math.min(300, config.signingKeys.activateAfterSeconds) });
+  provider.use(notFoundPage);
   const csrf = createCsrfTokens(cookieKeys);
+  const auditSearch = createAuditSearch(deps.knex);
   const issuerOrigin = new URL(config.issuer).origin;
 
   const app = new Koa({ proxy: config.trustProxy });
@@ -69,14 +77,18 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
   attachAccountIndex(provider, deps.accountIndex, logger);
-  const account = accountRoutes({ provider, accounts: deps.accounts, mfa: deps.mfa, index: deps.accountIndex, sessions: deps.accountSessions, oidcAdapter: deps.oidcAdapter, csrf, issuer: config.issuer });
+  const account = accountRoutes({ provider, accounts: deps.accounts, mfa: deps.mfa, index: deps.accountIndex, sessions: deps.accountSessions, oidcAdapter: deps.oidcAdapter, csrf, issuer: config.issuer, recentAuthSeconds: config.ttl.recentAuth, sessionLifetime: sessionTtl({ idleSeconds: config.ttl.sessionIdle, maxSeconds: config.ttl.sessionMax }), reuseNotices: (userId) => recentRefreshReuse(auditSearch, userId) });
   app.use(account.routes());
   app.use(account.allowedMethods());
   app.use(devicePages.guard);
+  // callback() composes the provider's middleware anew on every call: build it once, at the
+  // first request (after the server has added its own provider.use() middleware).
+  let providerHandler: ReturnType<Provider['callback']> | undefined;
   app.use(async function mountProvider(ctx) {
     // Everything under the issuer path that is not ours belongs to the provider.
     ctx.respond = false;
-    await provider.callback()(ctx.req, ctx.res);
+    providerHandler ??= provider.callback();
+    await providerHandler(ctx.req, ctx.res);
   });
   return { app, provider };
 }

@@ -28,6 +28,14 @@ export function buildInteractionPolicy() {
   const policy = base();
   const login = policy.get('login');
   if (!login) throw new Error('the base interaction policy has no login prompt');
+  // A session whose account is gone (disabled or erased: findAccount says undefined) satisfies
+  // the base `no_session` check, and the consent checks then fail on the missing grant (500).
+  // Asking for a login instead ends the session's use; the disabled account cannot sign in (T28).
+  login.checks.add(
+    new Check('account_unavailable', 'End-User authentication is required', (ctx) =>
+      ctx.oidc.session?.accountId && !ctx.oidc.account ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT,
+    ),
+  );
   login.checks.add(
     new Check(
       STEP_UP_REASON,

@@ -11,6 +11,7 @@ import { renderView } from './views.ts';
 import { accountClientMetadata } from './account-client.ts';
 import { ACR } from '../services/mfa-policy.ts';
 import { buildInteractionPolicy } from './interaction-policy.ts';
+import { sessionTtl } from './session-lifetime.ts';
 
 /** Authentication context class values (documented in docs/mfa.md; defined with the MFA policy). */
 export { ACR };
@@ -52,6 +53,7 @@ const friendlyErrors: Record<string, string> = {
   invalid_request: 'The request from the application was not valid.',
   session_not_found: 'Your sign-in session has expired or was opened in another browser.',
   access_denied: 'The request was refused.',
+  temporarily_unavailable: 'The service is briefly unavailable. Please try again in a moment.',
 };
 
 /**
@@ -62,6 +64,7 @@ const friendlyErrors: Record<string, string> = {
 export function buildProviderConfiguration({ config, accounts, adapter, jwks, cookieKeys, devicePages }: ProviderConfigDeps): Configuration {
   const https = config.issuer.startsWith('https://');
   const cookieBase = { httpOnly: true, sameSite: 'lax' as const, secure: https, signed: true };
+  const sessionLifetime = sessionTtl({ idleSeconds: config.ttl.sessionIdle, maxSeconds: config.ttl.sessionMax });
   return {
     adapter,
     jwks,
@@ -116,7 +119,7 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
       AuthorizationCode: config.ttl.authorizationCode,
       IdToken: config.ttl.idToken,
       RefreshToken: config.ttl.refreshToken,
-      Session: config.ttl.session,
+      Session: (_ctx, session) => sessionLifetime(session),
       Interaction: config.ttl.interaction,
       Grant: config.ttl.grant,
       DeviceCode: config.clients.deviceCodeTtl,
@@ -137,9 +140,12 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
         enabled: true,
         // RFC 7662 §4: only confidential clients, about their own tokens; clients an operator
         // granted `admin` (never self-registered) may introspect any token, e.g. a resource server.
-        allowedPolicy(_ctx, client, token) {
+        // oidc-provider does not look up the account here: a disabled user's token is inactive (T28).
+        async allowedPolicy(_ctx, client, token) {
           if (client.clientAuthMethod === 'none') return false;
-          return token.clientId === client.clientId || (client.scope ?? '').split(' ').includes('admin');
+          if (token.clientId !== client.clientId && !(client.scope ?? '').split(' ').includes('admin')) return false;
+          const accountId = token.kind === 'ClientCredentials' ? undefined : token.accountId;
+          return !accountId || (await accounts.findActive(accountId)) !== undefined;
         },
       },
       // RFC 7009 §2.1: a client revokes only its own tokens (a public CLI may revoke its own

@@ -3,10 +3,11 @@ import type { Config } from '../config/types.ts';
 import type { Logger } from '../shared/logger.ts';
 import { buildProviderConfiguration, type ProviderConfigDeps } from './provider-config.ts';
 import { assertProductionProvider } from '../config/production-checks.ts';
+import { storageFailsClosed } from './storage-unavailable.ts';
 
 /** Creates the provider and forwards its error events to our logs. */
 export function createProvider(deps: ProviderConfigDeps & { config: Config; logger: Logger }): Provider {
-  const configuration = buildProviderConfiguration(deps);
+  const configuration = buildProviderConfiguration({ ...deps, adapter: storageFailsClosed(deps.adapter, deps.logger) });
   // T43: in production, refuse a development-grade provider configuration.
   assertProductionProvider(deps.config, configuration);
   const provider = new Provider(deps.config.issuer, configuration);

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Eta } from 'eta';
-import type { Context } from 'koa';
+import type { Context, Next } from 'koa';
+import { notFound, toProblemJson } from '../shared/problem.ts';
 
 const viewsDir = fileURLToPath(new URL('../../views/', import.meta.url));
 
@@ -22,6 +23,25 @@ export function render(ctx: Context, view: ViewName, data: Record<string, unknow
   ctx.type = 'html';
   ctx.set('Cache-Control', 'no-store');
   ctx.body = renderView(view, data);
+}
+
+/**
+ * Unknown paths: oidc-provider leaves them to Koa's plain-text "Not Found". Browsers get our
+ * error page instead, everyone else RFC 9457 problem JSON; neither is cached. A provider
+ * middleware (provider.use), so it sees the provider's own routing; a response the provider
+ * wrote (an OAuth error, a 405) has a body and is left alone.
+ */
+export async function notFoundPage(ctx: Context, next: Next): Promise<void> {
+  await next();
+  if (ctx.status !== 404 || ctx.body != null) return;
+  if (ctx.accepts('json', 'html') === 'html') {
+    render(ctx, 'error', { heading: "This page doesn't exist", message: 'The address may be mistyped, or the page may have moved.', home: '/account' }, 404);
+    return;
+  }
+  ctx.status = 404;
+  ctx.type = 'application/problem+json';
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = toProblemJson(notFound());
 }
 
 const staticFiles = new Map(

@@ -40,9 +40,9 @@ export function registerSigningKeyCommands(keys: Command, { withDeps, print }: {
     });
   keys
     .command('rotate-cookies')
-    .description('add a new cookie signing key: it signs new cookies, older keys keep verifying until SESSION_TTL has passed')
+    .description('add a new cookie signing key: it signs new cookies, older keys keep verifying until SESSION_MAX_SECONDS has passed')
     .action(async () => {
-      print(await withDeps(async (deps) => ({ cookie_key: await rotationOf(deps).rotateCookieKeys(), old_keys_verify_for_seconds: deps.config.ttl.session + 60 })));
+      print(await withDeps(async (deps) => ({ cookie_key: await rotationOf(deps).rotateCookieKeys(), old_keys_verify_for_seconds: deps.config.ttl.sessionMax + 60 })));
     });
   keys
     .command('retire <kid>')

@@ -116,12 +116,40 @@ function describe(error: ErrorObject): string {
   return `${name}: ${expected}`;
 }
 
+/** Settings that only make sense together (a certificate without its key serves nothing). */
+function crossFieldProblems(config: Config): string[] {
+  const problems: string[] = [];
+  const pairs = [
+    ['tlsCertFile', 'TLS_CERT_FILE', 'tlsKeyFile', 'TLS_KEY_FILE'],
+    ['apiClientCertFile', 'API_CLIENT_CERT_FILE', 'apiClientKeyFile', 'API_CLIENT_KEY_FILE'],
+  ] as const;
+  for (const [a, aEnv, b, bEnv] of pairs) {
+    if (config[a] && !config[b]) problems.push(`${bEnv}: must be set together with ${aEnv}`);
+    if (config[b] && !config[a]) problems.push(`${aEnv}: must be set together with ${bEnv}`);
+  }
+  if (config.authInternalPort > 0 && !(config.tlsCertFile && config.tlsClientCaFile)) {
+    problems.push('AUTH_INTERNAL_PORT: needs TLS_CERT_FILE, TLS_KEY_FILE and TLS_CLIENT_CA_FILE (the internal listener is mTLS only)');
+  }
+  return problems;
+}
+
+/**
+ * Variables earlier versions read. Setting one now would be silently ignored, which for a
+ * security limit (a session lifetime) is worse than refusing to start: name the replacement.
+ */
+const retiredVariables: Readonly<Record<string, string>> = {
+  SESSION_TTL: 'no longer read: use SESSION_IDLE_SECONDS (sliding) and SESSION_MAX_SECONDS (absolute)',
+};
+
 /**
  * default.json < environment variables < *_FILE secrets, validated against config/schema.json.
  * Throws ConfigError listing every problem, one line each. The only reader of the environment.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const problems: string[] = [];
+  for (const [name, advice] of Object.entries(retiredVariables)) {
+    if (env[name] !== undefined || env[`${name}_FILE`] !== undefined) problems.push(`${name}: ${advice}`);
+  }
   const merged = structuredClone(defaults);
   for (const setting of settings) {
     const raw = readVariable(env, setting, problems);
@@ -130,6 +158,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     setPath(merged, setting.path, value);
   }
   if (!validate(merged)) problems.push(...(validate.errors ?? []).map(describe));
+  else problems.push(...crossFieldProblems(merged as unknown as Config));
   if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
   return deepFreeze(merged as unknown as Config);
 }

@@ -14,10 +14,18 @@ export type Config = Readonly<{
   shutdownTimeout: number;
   metricsPort: number;
   metricsHost: string;
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  tlsClientCaFile?: string;
+  authInternalPort: number;
+  apiClientCertFile?: string;
+  apiClientKeyFile?: string;
+  apiCaFile?: string;
   redisUrl?: string;
   redisKeyPrefix: string;
   redisSentinels: readonly string[];
   redisSentinelName: string;
+  redisClusterNodes: readonly string[];
   dataDir: string;
   masterKey?: string;
   backupKey?: string;
@@ -31,13 +39,39 @@ export type Config = Readonly<{
     authorizationCode: number;
     idToken: number;
     refreshToken: number;
-    session: number;
+    sessionIdle: number;
+    sessionMax: number;
     interaction: number;
     grant: number;
+    recentAuth: number;
   }>;
+  /** Refresh token rotation grace window (off when seconds is 0); see config/schema.json. */
+  refreshReuseGrace: Readonly<{ seconds: number; count: number }>;
   argon2: Readonly<{ memoryKiB: number; timeCost: number; parallelism: number }>;
   signingKeys: Readonly<{ refreshSeconds: number; activateAfterSeconds: number; rotateAfterDays: number }>;
   passwords: Readonly<{ minLength: number; breachCheck: boolean; breachCheckTimeoutMs: number }>;
-  rateLimits: Readonly<{ windowSeconds: number; tokenPerIp: number; tokenPerClient: number; registrationPerIp: number; loginPerIp: number }>;
+  rateLimits: Readonly<{
+    windowSeconds: number;
+    tokenPerIp: number;
+    tokenPerClient: number;
+    /** "client_id=limit" pairs. */
+    tokenPerClientOverrides: readonly string[];
+    registrationPerIp: number;
+    loginPerIp: number;
+    /** Resource API limits, counted per instance in memory. */
+    apiPerIp: number;
+    apiPerClient: number;
+    /** "client_id=limit" pairs. */
+    apiPerClientOverrides: readonly string[];
+  }>;
   clients: Readonly<{ idleDisableDays: number; deviceCodeTtl: number; userCodeAttempts: number; userCodeLockoutSeconds: number }>;
+  lockout: Readonly<{
+    passwordMaxFailures: number;
+    passwordIpMaxFailures: number;
+    baseSeconds: number;
+    maxSeconds: number;
+    windowSeconds: number;
+    secondFactorMaxFailures: number;
+    secondFactorSeconds: number;
+  }>;
 }>;

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import type { RoleStore } from '../store/roles.ts';
 import type { UserRow, UserStore } from '../store/users.ts';
 import type { AuditService } from './audit.ts';
+import type { Lockout } from './lockout.ts';
 import type { PasswordHasher } from './passwords.ts';
 
 export type RequestContext = { ip?: string | undefined; userAgent?: string | undefined; clientId?: string | undefined };
@@ -41,8 +42,10 @@ export function createAccountService(deps: {
   roles: RoleStore;
   hasher: PasswordHasher;
   audit: AuditService;
+  /** The password budgets of the lockout sentinel: per email (known or not) and per client IP. */
+  lockouts: { account: Lockout; ip?: Lockout | undefined };
 }) {
-  const { knex, users, roles, hasher, audit } = deps;
+  const { knex, users, roles, hasher, audit, lockouts } = deps;
 
   return {
     async createUser(input: { email: string; password?: string | undefined; name?: string | undefined; roles?: readonly string[] }): Promise<UserRow> {
@@ -63,24 +66,43 @@ export function createAccountService(deps: {
     },
 
     /**
-     * Returns the user only when the password is right and the account usable. Unknown email,
-     * wrong password and disabled account take the same time and give the same answer (T33).
+     * Returns the user only when the password is right, the account usable and not locked.
+     * Unknown email, wrong password, disabled and locked account give the same answer; the
+     * first three take the same time (T33). A locked email or address is refused before argon2
+     * runs; failures count per normalised email whether or not it exists, so the lock does not
+     * tell which accounts exist (T34).
      */
     async authenticate(email: string, password: string, context: RequestContext = {}): Promise<UserRow | undefined> {
-      const user = isPlausibleEmail(email) ? await users.findByEmail(email) : undefined;
-      const { ok, rehash } = await hasher.verify(user?.password_hash ?? null, password);
-      if (!user || !ok || user.disabled) {
-        await audit.record({
+      const accountKey = email.trim().toLowerCase();
+      const ip = lockouts.ip && context.ip ? lockouts.ip : undefined;
+      const failure = (user: UserRow | undefined, reason: string, data: Record<string, unknown> = {}) =>
+        audit.record({
           type: 'login.password',
           outcome: 'failure',
           actorId: user?.id,
           ip: context.ip,
           userAgent: context.userAgent,
           clientId: context.clientId,
-          data: { reason: !user ? 'unknown_user' : user.disabled ? 'disabled' : 'wrong_password' },
+          data: { reason, ...data },
         });
+      const [accountState, ipState] = await Promise.all([lockouts.account.check(accountKey), ip?.check(context.ip ?? '')]);
+      if (accountState.locked || ipState?.locked) {
+        const user = isPlausibleEmail(email) ? await users.findByEmail(email) : undefined;
+        const unavailable = accountState.unavailable ?? ipState?.unavailable ?? false;
+        await failure(user, unavailable ? 'lockout_unavailable' : 'locked', { lock: accountState.locked ? 'account' : 'ip' });
         return undefined;
       }
+      const user = isPlausibleEmail(email) ? await users.findByEmail(email) : undefined;
+      const { ok, rehash } = await hasher.verify(user?.password_hash ?? null, password);
+      if (!user || !ok || user.disabled) {
+        const [afterAccount, afterIp] = await Promise.all([lockouts.account.fail(accountKey), ip?.fail(context.ip ?? '')]);
+        const reason = !user ? 'unknown_user' : user.disabled ? 'disabled' : 'wrong_password';
+        // invalid_now_locked is what the lockout metric counts (as for second factors).
+        const started = afterAccount.started ?? afterIp?.started ?? false;
+        await failure(user, started ? 'invalid_now_locked' : reason, started ? { cause: reason, lock: afterAccount.started ? 'account' : 'ip' } : {});
+        return undefined;
+      }
+      await lockouts.account.clear(accountKey);
       if (rehash) await users.updatePasswordHash(user.id, await hasher.hash(password));
       await audit.record({ type: 'login.password', actorId: user.id, ip: context.ip, userAgent: context.userAgent, clientId: context.clientId });
       return user;

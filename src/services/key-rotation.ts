@@ -197,13 +197,13 @@ export type KeyRotation = ReturnType<typeof createKeyRotation>;
  * of clock skew.
  */
 export function rotationPolicyOf(config: {
-  ttl: { accessToken: number; idToken: number; session: number };
+  ttl: { accessToken: number; idToken: number; sessionMax: number };
   signingKeys: { activateAfterSeconds: number; rotateAfterDays: number };
 }): RotationPolicy {
   return {
     activateAfterSeconds: config.signingKeys.activateAfterSeconds,
     retireAfterSeconds: Math.max(config.ttl.accessToken, config.ttl.idToken) + 60,
     rotateAfterDays: config.signingKeys.rotateAfterDays,
-    cookieRetireAfterSeconds: config.ttl.session + 60,
+    cookieRetireAfterSeconds: config.ttl.sessionMax + 60,
   };
 }

@@ -1,5 +1,4 @@
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Knex } from 'knex';
 import type { CryptoBox } from '../shared/crypto-box.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -8,51 +7,25 @@ import { createWebAuthnCredentialStore } from '../store/webauthn-credentials.ts'
 import type { Redis } from '../store/redis.ts';
 import type { RequestContext } from './accounts.ts';
 import type { AuditService } from './audit.ts';
+import type { Lockout } from './lockout.ts';
 import type { SecondFactor } from './mfa-policy.ts';
 import { createTotpService, type TotpService } from './mfa-totp.ts';
 import { createRecoveryCodeService, type RecoveryCodeService } from './recovery-codes.ts';
 import { createWebAuthnService, type WebAuthnResult, type WebAuthnService } from './webauthn.ts';
 
-/** Failed second-factor attempts per account before a lock, and the lock's length. */
-export const MFA_MAX_FAILURES = 5;
-export const MFA_LOCK_SECONDS = 900;
-
 export type SecondFactorOutcome = { ok: true } | { ok: false; locked: boolean };
 
 /**
- * Second-factor lockout, separate from the password budget (its own key space): consecutive
- * failures per account; a success clears them. When the counter store cannot answer, the
- * attempt is refused (fail closed, SECURITY.md §0.9).
+ * Second-factor lockout: the sentinel's second-factor budget (its own key space, separate from
+ * the password), counted per account; a success clears it. When the counter store cannot
+ * answer, the attempt is refused (fail closed, SECURITY.md §0.9).
  */
-export function createMfaLockout({ redis, logger }: { redis?: Redis | undefined; logger: Logger }) {
-  const options = { keyPrefix: 'mfa-fail', points: MFA_MAX_FAILURES, duration: MFA_LOCK_SECONDS, blockDuration: MFA_LOCK_SECONDS };
-  const limiter: RateLimiterAbstract = redis ? new RateLimiterRedis({ ...options, storeClient: redis, rejectIfRedisNotReady: true }) : new RateLimiterMemory(options);
+export function createMfaLockout(lockout: Lockout) {
   return {
-    async isLocked(userId: string): Promise<boolean> {
-      try {
-        const state = await limiter.get(userId);
-        return state !== null && state.consumedPoints >= MFA_MAX_FAILURES;
-      } catch (error) {
-        logger.error({ err: error }, 'second-factor lockout store unavailable; refusing the attempt');
-        return true;
-      }
-    },
+    isLocked: async (userId: string): Promise<boolean> => (await lockout.check(userId)).locked,
     /** Counts a failure; returns true when the account is now locked. */
-    async fail(userId: string): Promise<boolean> {
-      try {
-        const state = await limiter.consume(userId);
-        return state.remainingPoints <= 0;
-      } catch (error) {
-        if (error instanceof RateLimiterRes) return true;
-        logger.error({ err: error }, 'second-factor lockout store unavailable');
-        return true;
-      }
-    },
-    async clear(userId: string): Promise<void> {
-      await limiter.delete(userId).catch((error: unknown) => {
-        logger.warn({ err: error }, 'clearing second-factor failures failed');
-      });
-    },
+    fail: async (userId: string): Promise<boolean> => (await lockout.fail(userId)).locked,
+    clear: (userId: string): Promise<void> => lockout.clear(userId),
   };
 }
 
@@ -119,6 +92,14 @@ export function createMfaService(deps: {
     },
 
     roleRequiresMfa: (userId: string) => store.roleRequiresMfa(userId),
+
+    /** The inputs of decideSecondFactor for one user, read in a single query. */
+    async policyInputs(userId: string): Promise<{ enrolled: SecondFactor[]; roleRequiresMfa: boolean; recoveryCodesLeft: number }> {
+      const state = await store.policyInputs(userId);
+      // Same order as enrolled(): the passkey is offered first.
+      const enrolled = [...(state.webauthn ? (['webauthn'] as const) : []), ...(state.totp ? (['totp'] as const) : [])];
+      return { enrolled, roleRequiresMfa: state.roleRequiresMfa, recoveryCodesLeft: state.recoveryCodesLeft };
+    },
 
     setRoleRequiresMfa: (role: string, required: boolean) => store.setRoleRequiresMfa(role, required),
 
@@ -218,7 +199,15 @@ export function createMfaService(deps: {
 export type MfaService = ReturnType<typeof createMfaService>;
 
 /** Wires the second-factor services over their stores (called once from the composition root). */
-export function createMfa(deps: { knex: Knex; redis?: Redis | undefined; box: CryptoBox; audit: AuditService; logger: Logger; issuer: string }) {
+export function createMfa(deps: {
+  knex: Knex;
+  redis?: Redis | undefined;
+  box: CryptoBox;
+  audit: AuditService;
+  logger: Logger;
+  issuer: string;
+  lockout: Lockout;
+}) {
   const issuer = new URL(deps.issuer);
   const store = createMfaStore(deps.knex);
   return createMfaService({
@@ -232,7 +221,7 @@ export function createMfa(deps: { knex: Knex; redis?: Redis | undefined; box: Cr
       rpName: 'Portcullis',
       origin: issuer.origin,
     }),
-    lockout: createMfaLockout({ redis: deps.redis, logger: deps.logger }),
+    lockout: createMfaLockout(deps.lockout),
     audit: deps.audit,
   });
 }

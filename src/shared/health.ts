@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { Redis } from 'ioredis';
+import type { Redis } from '../store/redis.ts';
 import type { Middleware } from 'koa';
 import { pendingMigrations } from '../store/migrate.ts';
 

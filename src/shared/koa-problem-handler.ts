@@ -15,6 +15,9 @@ function asProblem(error: unknown): Problem {
   if (status === 415) return new Problem({ status: 415, type: problemType('unsupported-media-type'), title: 'Unsupported media type' });
   // oidc-provider errors raised inside our routes (e.g. interactionDetails): keep their code.
   const oauth = error as { error?: unknown; error_description?: unknown; expose?: unknown };
+  // The provider's store is down (src/auth/storage-unavailable.ts): 503, try again (T45).
+  if (status === 503 && oauth.error === 'temporarily_unavailable')
+    return new Problem({ status: 503, type: problemType('unavailable'), title: 'Service temporarily unavailable', headers: { 'Retry-After': '5' }, cause: error });
   if (typeof status === 'number' && status < 500 && oauth.expose === true && typeof oauth.error === 'string') {
     const lostSession = /session.*not found|session_not_found/.test(`${oauth.error} ${String(oauth.error_description)}`);
     return new Problem({

@@ -8,7 +8,14 @@ import { Problem, problemType } from './problem.ts';
 /** Largest form body we read ahead to find a client_id (oidc-provider's own limit is 56 KiB). */
 const PEEK_LIMIT = 56 * 1024;
 
-type Bucket = { name: string; perIp: number; perClient: number; matches: (ctx: Context) => boolean };
+type Bucket = {
+  name: string;
+  perIp: number;
+  perClient: number;
+  /** Per-client quotas replacing perClient for those client_ids (0 = no limit). */
+  clientOverrides?: ReadonlyMap<string, number>;
+  matches: (ctx: Context) => boolean;
+};
 
 /**
  * Rate limits per client and per IP on the endpoints oidc-provider leaves unprotected ("does not
@@ -26,6 +33,7 @@ export function rateLimits({ config, redis, logger }: { config: Config; redis: R
       name: 'token',
       perIp: limits.tokenPerIp,
       perClient: limits.tokenPerClient,
+      clientOverrides: parseOverrides(limits.tokenPerClientOverrides),
       matches: (ctx) => ctx.path === `${base}/token` || ctx.path === `${base}/token/introspection` || ctx.path === `${base}/device/auth`,
     },
     {
@@ -42,11 +50,22 @@ export function rateLimits({ config, redis, logger }: { config: Config; redis: R
     // No insurance limiter: a broken store refuses requests instead of silently not limiting.
     return redis ? new RateLimiterRedis({ ...options, storeClient: redis, rejectIfRedisNotReady: true }) : new RateLimiterMemory(options);
   };
-  const active = buckets.map((bucket) => ({
-    ...bucket,
-    ip: limiterFor(`${bucket.name}:ip`, bucket.perIp),
-    client: limiterFor(`${bucket.name}:client`, bucket.perClient),
-  }));
+  type Limit = { limiter: RateLimiterAbstract; points: number };
+  const limitOf = (name: string, points: number): Limit | undefined => {
+    const limiter = limiterFor(name, points);
+    return limiter && { limiter, points };
+  };
+  const active = buckets.map((bucket) => {
+    // Overrides count under the same keys as the default, so changing a quota keeps the window.
+    const overrides = new Map([...(bucket.clientOverrides ?? [])].map(([id, points]) => [id, limitOf(`${bucket.name}:client`, points)]));
+    const client = limitOf(`${bucket.name}:client`, bucket.perClient);
+    return {
+      ...bucket,
+      ip: limiterFor(`${bucket.name}:ip`, bucket.perIp),
+      countsClients: client !== undefined || [...overrides.values()].some(Boolean),
+      clientLimit: (clientId: string): Limit | undefined => (overrides.has(clientId) ? overrides.get(clientId) : client),
+    };
+  });
 
   let lastLogged = 0;
   const consume = async (ctx: Context, limiter: RateLimiterAbstract, key: string, points: number): Promise<void> => {
@@ -54,21 +73,7 @@ export function rateLimits({ config, redis, logger }: { config: Config; redis: R
     try {
       state = await limiter.consume(key);
     } catch (rejection) {
-      if (rejection instanceof RateLimiterRes) {
-        const retryAfter = Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
-        throw new Problem({
-          status: 429,
-          type: problemType('rate-limited'),
-          title: 'Too many requests',
-          detail: `Too many requests; try again in ${retryAfter} seconds.`,
-          headers: {
-            'Retry-After': String(retryAfter),
-            'RateLimit-Limit': String(points),
-            'RateLimit-Remaining': '0',
-            'RateLimit-Reset': String(retryAfter),
-          },
-        });
-      }
+      if (rejection instanceof RateLimiterRes) throw tooManyRequests(rejection, points);
       if (Date.now() - lastLogged > 60_000) {
         lastLogged = Date.now();
         logger.error({ err: rejection }, 'rate limiter store failed; refusing rate-limited requests (fail closed)');
@@ -93,12 +98,35 @@ export function rateLimits({ config, redis, logger }: { config: Config; redis: R
       return;
     }
     if (bucket.ip) await consume(ctx, bucket.ip, `ip:${ctx.ip}`, bucket.perIp);
-    if (bucket.client) {
+    if (bucket.countsClients) {
       const clientId = basicClientId(ctx) ?? (await peekFormClientId(ctx));
-      if (clientId) await consume(ctx, bucket.client, `client:${clientId}`, bucket.perClient);
+      const limit = clientId ? bucket.clientLimit(clientId) : undefined;
+      if (limit) await consume(ctx, limit.limiter, `client:${clientId}`, limit.points);
     }
     await next();
   };
+}
+
+/** The 429 problem for a spent budget: Retry-After plus the RateLimit-* fields (RFC 9457 body). */
+export function tooManyRequests(rejection: RateLimiterRes, points: number): Problem {
+  const retryAfter = Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
+  return new Problem({
+    status: 429,
+    type: problemType('rate-limited'),
+    title: 'Too many requests',
+    detail: `Too many requests; try again in ${retryAfter} seconds.`,
+    headers: {
+      'Retry-After': String(retryAfter),
+      'RateLimit-Limit': String(points),
+      'RateLimit-Remaining': '0',
+      'RateLimit-Reset': String(retryAfter),
+    },
+  });
+}
+
+/** RATE_LIMIT_*_PER_CLIENT_OVERRIDES entries, "client_id=limit" (the schema checks the shape). */
+export function parseOverrides(pairs: readonly string[]): Map<string, number> {
+  return new Map(pairs.map((pair) => [pair.slice(0, pair.indexOf('=')), Number(pair.slice(pair.indexOf('=') + 1))]));
 }
 
 function basicClientId(ctx: Context): string | undefined {

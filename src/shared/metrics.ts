@@ -2,7 +2,9 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type Koa from 'koa';
 import type Provider from 'oidc-provider';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import type { BearerObserver } from '../api/koa-bearer-auth.ts';
 import type { AuditEventInput } from '../store/audit-events.ts';
+import type { AdapterTimings } from '../store/oidc-adapter.ts';
 
 /**
  * Prometheus metrics (ECOSYSTEM.md §B.3): one registry per process, served on its own port
@@ -51,6 +53,26 @@ export function createMetrics() {
     registers: [registry],
   });
 
+  const adapterDuration = new Histogram({
+    name: 'portcullis_adapter_operation_duration_seconds',
+    help: 'oidc-provider adapter operation duration by model, operation and storage (redis, postgres)',
+    labelNames: ['model', 'operation', 'storage'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [registry],
+  });
+  const jwksFetches = new Counter({
+    name: 'portcullis_jwks_fetches_total',
+    help: "The API's HTTP fetches of the issuer's JWKS (cache misses) by result",
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+  const jwtVerifications = new Counter({
+    name: 'portcullis_jwt_verifications_total',
+    help: 'Access token verifications at the API by result (valid, invalid, error = JWKS unavailable)',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+
   /** The route a request matched, recorded by whichever router handled it. */
   const routes = new WeakMap<IncomingMessage, string>();
   const GRANT_TYPES = /^(authorization_code|refresh_token|client_credentials|urn:ietf:params:oauth:grant-type:[a-z_-]{1,40})$/;
@@ -61,8 +83,12 @@ export function createMetrics() {
 
     /** Koa middleware, first in the stack: times every request and labels it by route template. */
     http(server: 'auth' | 'api'): Koa.Middleware {
+      // One child per label set, looked up by a joined key: startTimer/end built, merged and
+      // validated label objects and a closure on every request (issue 8). The sets are bounded by
+      // methods × route templates × statuses, as the series themselves are.
+      const children = new Map<string, Histogram.Internal<'server' | 'method' | 'route' | 'status'>>();
       return async function httpMetrics(ctx, next) {
-        const end = httpDuration.startTimer({ server, method: ctx.method });
+        const started = process.hrtime.bigint();
         try {
           await next();
         } finally {
@@ -72,7 +98,14 @@ export function createMetrics() {
             (typeof matched === 'string' ? matched : undefined) ??
             (ctx.path === '/healthz' || ctx.path === '/readyz' || ctx.path === '/openapi.json' ? ctx.path : ctx.path.startsWith('/static/') ? '/static/*' : 'unmatched');
           // The provider writes to ctx.res directly (respond = false), so read the status there.
-          end({ route, status: String(ctx.respond === false ? ctx.res.statusCode : ctx.status) });
+          const status = String(ctx.respond === false ? ctx.res.statusCode : ctx.status);
+          const key = `${ctx.method} ${status} ${route}`;
+          let child = children.get(key);
+          if (!child) {
+            child = httpDuration.labels(server, ctx.method, route, status);
+            children.set(key, child);
+          }
+          child.observe(Number(process.hrtime.bigint() - started) / 1e9);
         }
       };
     },
@@ -101,6 +134,22 @@ export function createMetrics() {
         on(event, () => oidcEvents.inc({ event }));
       }
     },
+
+    /** The adapter recorder for one model and operation; the factory asks once per adapter. */
+    adapterTimings: ((model, operation, storage) => {
+      const child = adapterDuration.labels(model, operation, storage);
+      return (seconds) => child.observe(seconds);
+    }) satisfies AdapterTimings,
+
+    /** JWKS fetches and token verifications, reported by the API's bearer authentication. */
+    bearer: ((fetches, verifications) => ({
+      jwksFetch: (result) => fetches[result].inc(),
+      verification: (result) => verifications[result].inc(),
+    }))(
+      // Children made once: this runs on every API request.
+      { ok: jwksFetches.labels('ok'), error: jwksFetches.labels('error') },
+      { valid: jwtVerifications.labels('valid'), invalid: jwtVerifications.labels('invalid'), error: jwtVerifications.labels('error') },
+    ) satisfies BearerObserver,
 
     /** Logins and lockouts from audit events: login.password, login.passkey, mfa.<factor>.used. */
     observeAudit(event: AuditEventInput): void {

@@ -25,7 +25,12 @@ export class Problem extends Error {
   readonly expose: boolean;
 
   constructor(init: ProblemInit) {
+    // A client error is an expected answer, not a fault: capturing its stack would make refusing
+    // a request (bad token, missing scope) cost more than serving it. Server errors keep theirs.
+    const stackTraceLimit = Error.stackTraceLimit;
+    if (init.status < 500) Error.stackTraceLimit = 0;
     super(init.detail ?? init.title, { cause: init.cause });
+    Error.stackTraceLimit = stackTraceLimit;
     this.name = 'Problem';
     this.status = init.status;
     this.type = init.type;

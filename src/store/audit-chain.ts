@@ -75,19 +75,8 @@ function redact(value: unknown): unknown {
   return value;
 }
 
-export type ExportedEvent = {
-  id: number;
-  time: string;
-  type: string;
-  outcome: string;
-  actor_id: string | null;
-  client_id: string | null;
-  ip: string | null;
-  user_agent: string | null;
-  data: unknown;
-  prev_hash: string;
-  hash: string;
-};
+/** A stored event as exported: `time` instead of `occurred_at`, data redacted. */
+export type ExportedEvent = Omit<AuditEventRow, 'occurred_at' | 'data'> & { time: string; data: unknown };
 
 /**
  * Events at or after `since`, oldest first, in batches, as SIEM-ready objects (one per line when

@@ -58,9 +58,13 @@ export function createAuditEventStore(knex: Knex) {
     /** Appends one event to the chain; the advisory lock orders concurrent writers. */
     async append(event: AuditEventInput): Promise<AuditEventRow> {
       return knex.transaction(async (trx) => {
-        await trx.raw(`SELECT pg_advisory_xact_lock(hashtext('portcullis:audit'))`);
-        const last = await trx('audit_events').orderBy('id', 'desc').first<{ hash: string } | undefined>('hash');
-        const prevHash = last?.hash ?? GENESIS_HASH;
+        // Lock, then read the last hash, in one round trip: two statements in one simple query.
+        // Under READ COMMITTED each statement takes its own snapshot, so the SELECT (started after
+        // the lock was granted) sees every event committed by the previous holder of the lock.
+        const results = await trx.raw<{ rows: { hash: string }[] }[]>(
+          `SELECT pg_advisory_xact_lock(hashtext('portcullis:audit')); SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1`,
+        );
+        const prevHash = results[1]?.rows[0]?.hash ?? GENESIS_HASH;
         const row = {
           occurred_at: new Date(),
           type: event.type,

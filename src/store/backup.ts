@@ -8,7 +8,8 @@ import type { Knex } from 'knex';
  *
  * Flow state is left out on purpose: the oidc_payloads rows (sessions, codes, grants, tokens when
  * no Redis is configured) would resurrect consumed codes and revoked grants, like an old Redis
- * snapshot would. Only its durable registration access tokens are kept.
+ * snapshot would. Only its durable registration access tokens are kept. Ephemeral counters
+ * (EPHEMERAL below) are left out likewise.
  */
 export type BackupDocument = {
   format: 'portcullis-backup';
@@ -20,6 +21,12 @@ export type BackupDocument = {
 
 const SKIPPED = new Set(['knex_migrations', 'knex_migrations_lock']);
 const DURABLE_OIDC_MODELS = ['RegistrationAccessToken'];
+/**
+ * Short-lived counters and caches, like flow state: brute-force lockout counters, DPoP proof jtis,
+ * WebAuthn challenges. Exported empty, so a restore clears them rather than bringing back
+ * counters and challenges from the backup's time.
+ */
+const EPHEMERAL = new Set(['lockouts', 'dpop_proof_jtis', 'webauthn_challenges']);
 /** Tables whose rows mean "this database is in use". */
 const OWNER_TABLES = ['users', 'oauth_clients', 'signing_keys'];
 
@@ -56,6 +63,11 @@ export async function exportTables(knex: Knex, onTable?: (name: string, rows: nu
       const migrations = (await trx('knex_migrations').orderBy('id').select<{ name: string }[]>('name')).map((m) => m.name);
       const tables: BackupDocument['tables'] = [];
       for (const name of names) {
+        if (EPHEMERAL.has(name)) {
+          tables.push({ name, rows: [] });
+          onTable?.(name, 0);
+          continue;
+        }
         const filter = name === 'oidc_payloads' ? `WHERE t.type IN (${DURABLE_OIDC_MODELS.map(() => '?').join(', ')})` : '';
         const result = await trx.raw<{ rows: { row: unknown }[] }>(`SELECT to_jsonb(t) AS row FROM ?? AS t ${filter}`, [name, ...(filter ? DURABLE_OIDC_MODELS : [])]);
         const rows = result.rows.map((r) => r.row);

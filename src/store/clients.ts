@@ -17,13 +17,42 @@ type ClientRow = {
 };
 
 /**
+ * How long a found client is served from memory. oidc-provider looks its client up on every
+ * /token, introspection and authorization request; this keeps Postgres off that path. Writes
+ * through this store (RFC 7592 update and delete, registration, disabling, enabling) drop the
+ * entry at once in this process; other processes (other instances, the CLI) are seen within
+ * this bound.
+ */
+export const CLIENT_CACHE_TTL_MS = 10_000;
+/** Entries kept at most; the oldest go first. Unknown ids are never cached. */
+const CLIENT_CACHE_MAX = 1000;
+
+export type ClientStoreOptions = { cacheTtlMs?: number };
+
+/**
  * Durable client registrations. The secret is kept apart from the metadata: as a hash when only
  * compared (client_secret_basic/_post; the provider then sees the marked hash, see
  * src/shared/client-secret.ts), else sealed under the master key with the client id as
  * associated data (a sealed secret cannot be moved to another row). client_secret_jwt, the one
  * method needing the plain secret, is not offered, so sealing is for older rows only.
  */
-export function createClientStore(knex: Knex, box: CryptoBox) {
+export function createClientStore(knex: Knex, box: CryptoBox, { cacheTtlMs = CLIENT_CACHE_TTL_MS }: ClientStoreOptions = {}) {
+  const cache = new Map<string, { metadata: ClientMetadata; expires: number }>();
+  // Bumped by every write: a read that started before a write must not cache what it read.
+  let generation = 0;
+  const forget = (clientId: string): void => {
+    generation++;
+    cache.delete(clientId);
+  };
+  /** A write, with the entry dropped before (readers stop using it) and after (a read racing the write is not kept). */
+  const writing = async <T>(clientId: string, write: () => Promise<T>): Promise<T> => {
+    forget(clientId);
+    try {
+      return await write();
+    } finally {
+      forget(clientId);
+    }
+  };
   const unseal = (row: ClientRow): ClientMetadata => ({
     ...row.metadata,
     client_id: row.client_id,
@@ -43,6 +72,10 @@ export function createClientStore(knex: Knex, box: CryptoBox) {
      * days. An idle client found here is disabled for good (an admin re-enables it).
      */
     async find(clientId: string, idleDays = 0, onIdleDisabled?: () => Promise<void>): Promise<ClientMetadata | undefined> {
+      const hit = cache.get(clientId);
+      if (hit && hit.expires > Date.now()) return hit.metadata;
+      if (hit) cache.delete(clientId);
+      const started = generation;
       const row = await knex<ClientRow>('oauth_clients').where({ client_id: clientId, disabled: false }).first();
       if (!row) return undefined;
       if (idleDays > 0 && (row.last_used_at ?? row.created_at).getTime() < Date.now() - idleDays * 86_400_000) {
@@ -50,8 +83,16 @@ export function createClientStore(knex: Knex, box: CryptoBox) {
         if (changed > 0) await onIdleDisabled?.();
         return undefined;
       }
-      return unseal(row);
+      const metadata = unseal(row);
+      if (cacheTtlMs > 0 && started === generation) {
+        if (cache.size >= CLIENT_CACHE_MAX) cache.delete(cache.keys().next().value as string);
+        cache.set(clientId, { metadata, expires: Date.now() + cacheTtlMs });
+      }
+      return metadata;
     },
+
+    /** Drops a cached client, for writes that bypass this store (e.g. a direct SQL update). */
+    forget,
 
     /** Records token issuance at most once an hour per client (cheap enough for every request). */
     async touch(clientId: string): Promise<void> {
@@ -70,27 +111,31 @@ export function createClientStore(knex: Knex, box: CryptoBox) {
 
     /** Enables (resetting the idle clock) or disables a client; false when it does not exist. */
     async setDisabled(clientId: string, disabled: boolean): Promise<boolean> {
-      const count = await knex('oauth_clients')
-        .where({ client_id: clientId })
-        .update({ disabled, updated_at: knex.fn.now(), ...(disabled ? {} : { last_used_at: knex.fn.now() }) });
+      const count = await writing(clientId, () =>
+        knex('oauth_clients')
+          .where({ client_id: clientId })
+          .update({ disabled, updated_at: knex.fn.now(), ...(disabled ? {} : { last_used_at: knex.fn.now() }) }),
+      );
       return count > 0;
     },
 
     async upsert(metadata: ClientMetadata, createdBy?: string): Promise<void> {
       const { client_id: clientId, client_secret: secret, ...rest } = metadata;
-      await knex('oauth_clients')
-        .insert({
-          client_id: clientId,
-          metadata: JSON.stringify(rest),
-          ...secretColumns(clientId, rest.token_endpoint_auth_method, secret),
-          created_by: createdBy ?? null,
-        })
-        .onConflict('client_id')
-        .merge(['metadata', 'secret_sealed', 'secret_hash', 'updated_at']);
+      await writing(clientId, () =>
+        knex('oauth_clients')
+          .insert({
+            client_id: clientId,
+            metadata: JSON.stringify(rest),
+            ...secretColumns(clientId, rest.token_endpoint_auth_method, secret),
+            created_by: createdBy ?? null,
+          })
+          .onConflict('client_id')
+          .merge(['metadata', 'secret_sealed', 'secret_hash', 'updated_at']),
+      );
     },
 
     async remove(clientId: string): Promise<void> {
-      await knex('oauth_clients').where({ client_id: clientId }).delete();
+      await writing(clientId, () => knex('oauth_clients').where({ client_id: clientId }).delete());
     },
 
     /** Every client without its secret, with provenance (and the note of the initial access token that made it). */

@@ -107,6 +107,22 @@ export function createMfaStore(knex: Knex) {
         .first<{ role: string } | undefined>('ur.role');
       return row !== undefined;
     },
+
+    /**
+     * Everything the second-factor policy needs, in one round trip (asked on every sign-in):
+     * a confirmed TOTP, any passkey, a role requiring MFA, and the unused recovery codes.
+     */
+    async policyInputs(userId: string): Promise<{ totp: boolean; webauthn: boolean; roleRequiresMfa: boolean; recoveryCodesLeft: number }> {
+      const result = await knex.raw<{ rows: { totp: boolean; webauthn: boolean; role: boolean; recovery: number }[] }>(
+        `SELECT EXISTS (SELECT 1 FROM mfa_totp WHERE user_id = :id AND confirmed_at IS NOT NULL) AS totp,
+                EXISTS (SELECT 1 FROM webauthn_credentials WHERE user_id = :id) AS webauthn,
+                EXISTS (SELECT 1 FROM user_roles ur JOIN roles r ON r.name = ur.role WHERE ur.user_id = :id AND r.requires_mfa) AS role,
+                (SELECT count(*) FROM mfa_recovery_codes WHERE user_id = :id AND used_at IS NULL)::int AS recovery`,
+        { id: userId },
+      );
+      const row = result.rows[0];
+      return { totp: row?.totp === true, webauthn: row?.webauthn === true, roleRequiresMfa: row?.role === true, recoveryCodesLeft: row?.recovery ?? 0 };
+    },
   };
 }
 

@@ -1,14 +1,16 @@
 import type { Knex } from 'knex';
 import type { Adapter, AdapterPayload } from './oidc-adapter.ts';
-import { alreadyConsumed, grantSourceModels, grantableModels } from './oidc-adapter.ts';
+import type { RefreshGrace } from './oidc-adapter.ts';
+import { NO_GRACE, alreadyConsumed, graceApplies, grantSourceModels, grantableModels, hideConsumedWithinGrace } from './oidc-adapter.ts';
 
 type Row = { payload: AdapterPayload; consumed_at: Date | null };
 
 const epoch = (date: Date): number => Math.floor(date.getTime() / 1000);
 
 /** oidc-provider state in one Postgres table (embedded mode, or no Redis configured). */
-export function createPostgresAdapter(knex: Knex, model: string): Adapter {
+export function createPostgresAdapter(knex: Knex, model: string, refreshGrace: RefreshGrace = NO_GRACE): Adapter {
   const table = () => knex('oidc_payloads');
+  const grace = graceApplies(model, refreshGrace) ? refreshGrace : NO_GRACE;
   const live = (query: Knex.QueryBuilder) =>
     query.where('type', model).andWhere((q) => {
       void q.whereNull('expires_at').orWhere('expires_at', '>', knex.fn.now());
@@ -36,7 +38,9 @@ export function createPostgresAdapter(knex: Knex, model: string): Adapter {
     },
 
     async find(id) {
-      return toPayload(await live(table().where('id', id)).first<Row | undefined>('payload', 'consumed_at'));
+      const row = await live(table().where('id', id)).first<Row | undefined>('payload', 'consumed_at');
+      if (grace === NO_GRACE) return toPayload(row);
+      return hideConsumedWithinGrace(toPayload(row), row?.consumed_at?.getTime(), grace);
     },
 
     async findByUid(uid) {
@@ -50,11 +54,25 @@ export function createPostgresAdapter(knex: Knex, model: string): Adapter {
     async consume(id) {
       // The conditional update is the atomic single-use guard.
       const updated = await table().where({ type: model, id }).whereNull('consumed_at').update({ consumed_at: knex.fn.now() });
-      if (updated === 0 && grantSourceModels.has(model)) {
-        const row = await table().where({ type: model, id }).first<{ grant_id: string | null } | undefined>('grant_id');
-        if (row?.grant_id) await adapter.revokeByGrantId(row.grant_id);
-        throw alreadyConsumed(model);
+      if (updated === 1 || !grantSourceModels.has(model)) return;
+      if (grace !== NO_GRACE) {
+        // Counted in the row itself: concurrent UPDATEs of one row serialize and re-check the
+        // WHERE, so no more than `count` reuses pass within the window.
+        const reused = await table()
+          .where({ type: model, id })
+          .whereRaw('consumed_at >= clock_timestamp() - make_interval(secs => ?)', [grace.seconds])
+          .whereRaw(`coalesce((payload->>'reuses')::int, 0) < ?`, [grace.count])
+          .update({ payload: knex.raw(`jsonb_set(payload, '{reuses}', to_jsonb(coalesce((payload->>'reuses')::int, 0) + 1))`) });
+        if (reused === 1) return;
       }
+      const row = await table().where({ type: model, id }).first<{ grant_id: string | null } | undefined>('grant_id');
+      if (row?.grant_id) {
+        // The whole grant, as oidc-provider's own replay path does: a concurrent winner may
+        // still be saving its new tokens, and without the Grant they are worthless (T26).
+        await adapter.revokeByGrantId(row.grant_id);
+        await table().where({ type: 'Grant', id: row.grant_id }).delete();
+      }
+      throw alreadyConsumed(model);
     },
 
     async destroy(id) {

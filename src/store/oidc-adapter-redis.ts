@@ -1,32 +1,55 @@
-import type { Redis } from 'ioredis';
+import type { Redis } from './redis.ts';
 import type { Adapter, AdapterPayload } from './oidc-adapter.ts';
-import { alreadyConsumed, grantSourceModels, grantableModels } from './oidc-adapter.ts';
+import type { RefreshGrace } from './oidc-adapter.ts';
+import { NO_GRACE, alreadyConsumed, graceApplies, grantSourceModels, grantableModels, hideConsumedWithinGrace } from './oidc-adapter.ts';
 
-// Marks a stored model consumed unless it already is: 1 = consumed now, 0 = was consumed, -1 = gone.
+// Marks a stored model consumed unless it already is: 1 = consumed now, 2 = was consumed but
+// reused within the grace window (ARGV[3] ms, ARGV[4] reuses; 0 = none), 0 = was consumed, -1 = gone.
 const CONSUME_SCRIPT = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if redis.call('HSETNX', KEYS[1], 'consumed', ARGV[1]) == 1 then return 1 end
+if redis.call('HSETNX', KEYS[1], 'consumed', ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'consumed_ms', ARGV[2])
+  return 1
+end
+if tonumber(ARGV[3]) > 0 then
+  local at = tonumber(redis.call('HGET', KEYS[1], 'consumed_ms') or '0')
+  if tonumber(ARGV[2]) - at <= tonumber(ARGV[3]) and redis.call('HINCRBY', KEYS[1], 'reuses', 1) <= tonumber(ARGV[4]) then return 2 end
+end
 return 0`;
 
-type RedisWithConsume = Redis & { oidcConsume(key: string, now: number): Promise<number> };
+type RedisWithConsume = Redis & { oidcConsume(key: string, nowSeconds: number, nowMs: number, graceMs: number, graceCount: number): Promise<number> };
 
 function withConsumeCommand(redis: Redis): RedisWithConsume {
   if (!('oidcConsume' in redis)) redis.defineCommand('oidcConsume', { numberOfKeys: 1, lua: CONSUME_SCRIPT });
   return redis as RedisWithConsume;
 }
 
-const modelKey = (model: string, id: string): string => `oidc:${model}:${id}`;
-const grantKey = (grantId: string): string => `oidc:grant:${grantId}`;
-const uidKey = (uid: string): string => `oidc:uid:${uid}`;
-const userCodeKey = (userCode: string): string => `oidc:userCode:${userCode}`;
+/**
+ * Key names under a namespace. On a Redis Cluster the namespace is the hash tag {oidc}, so
+ * every adapter key lives in one slot: the MULTI in upsert/destroy spans a model, its grant
+ * index and its uid/userCode pointers, and revokeByGrantId deletes a grant's tokens at once;
+ * a key derived from the grant id cannot work because find(id) knows only the id. The cost
+ * is that this state is not sharded (one primary and its replicas hold it); rate limits and
+ * replay caches are single-key and spread over the Cluster. Standalone and Sentinel keep the
+ * untagged names, so existing sessions and tokens survive an upgrade.
+ */
+const keyspace = (ns: string) => ({
+  modelKey: (model: string, id: string): string => `${ns}:${model}:${id}`,
+  grantKey: (grantId: string): string => `${ns}:grant:${grantId}`,
+  uidKey: (uid: string): string => `${ns}:uid:${uid}`,
+  userCodeKey: (userCode: string): string => `${ns}:userCode:${userCode}`,
+});
 
 /**
  * oidc-provider state in Redis. Each model is a hash {payload, consumed} with the model's TTL;
  * a per-grant set lists the token keys so revokeByGrantId can remove them all; uid and
- * userCode pointer keys serve findByUid and findByUserCode. Keys carry REDIS_KEY_PREFIX.
+ * userCode pointer keys serve findByUid and findByUserCode. Keys carry REDIS_KEY_PREFIX (and,
+ * on a Cluster, the {oidc} hash tag: see keyspace).
  */
-export function createRedisAdapter(client: Redis, model: string): Adapter {
+export function createRedisAdapter(client: Redis, model: string, refreshGrace: RefreshGrace = NO_GRACE): Adapter {
   const redis = withConsumeCommand(client);
+  const { modelKey, grantKey, uidKey, userCodeKey } = keyspace(client.isCluster ? '{oidc}' : 'oidc');
+  const grace = graceApplies(model, refreshGrace) ? refreshGrace : NO_GRACE;
 
   async function load(key: string | null): Promise<AdapterPayload | undefined> {
     if (!key) return undefined;
@@ -59,7 +82,10 @@ export function createRedisAdapter(client: Redis, model: string): Adapter {
     },
 
     async find(id) {
-      return load(modelKey(model, id));
+      const key = modelKey(model, id);
+      if (grace === NO_GRACE) return load(key);
+      const [payload, consumedMs] = await Promise.all([load(key), redis.hget(key, 'consumed_ms')]);
+      return hideConsumedWithinGrace(payload, consumedMs ? Number(consumedMs) : undefined, grace);
     },
 
     async findByUid(uid) {
@@ -73,11 +99,17 @@ export function createRedisAdapter(client: Redis, model: string): Adapter {
     },
 
     async consume(id) {
-      const result = await redis.oidcConsume(modelKey(model, id), Math.floor(Date.now() / 1000));
+      const now = Date.now();
+      const result = await redis.oidcConsume(modelKey(model, id), Math.floor(now / 1000), now, grace.seconds * 1000, grace.count);
       // -1: the key is gone, i.e. a concurrent replay already revoked the grant; refuse too.
-      if (result !== 1 && grantSourceModels.has(model)) {
+      if (result !== 1 && result !== 2 && grantSourceModels.has(model)) {
         const payload = await load(modelKey(model, id));
-        if (payload?.grantId) await adapter.revokeByGrantId(payload.grantId);
+        if (payload?.grantId) {
+          // The whole grant, as oidc-provider's own replay path does: a concurrent winner may
+          // still be saving its new tokens, and without the Grant they are worthless (T26).
+          await adapter.revokeByGrantId(payload.grantId);
+          await redis.del(modelKey('Grant', payload.grantId));
+        }
         throw alreadyConsumed(model);
       }
     },

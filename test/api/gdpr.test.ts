@@ -169,8 +169,8 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 describe('resource API: erasure step-up', function () {
   this.timeout(60_000);
 
-  it('refuses erasure with a token from an old sign-in (RFC 9470), accepts it after re-authentication', async function () {
-    const servers = await startTestServers();
+  it('refuses erasure with a token from an old sign-in (RFC 9470, max_age = RECENT_AUTH_SECONDS), accepts it after re-authentication', async function () {
+    const servers = await startTestServers({ env: { RECENT_AUTH_SECONDS: '120' } });
     try {
       const rp = await createRp(servers);
       const user = await createTestUser(servers.deps);
@@ -188,12 +188,12 @@ describe('resource API: erasure step-up', function () {
       expect(Date.now() / 1000 - claims.auth_time).to.be.greaterThan(590);
       const refused = await call(servers, 'DELETE', '/v1/me', stale.access_token);
       expect(refused.status).to.equal(401);
-      expect(refused.headers.get('WWW-Authenticate')).to.match(/^Bearer .*error="insufficient_user_authentication".*max_age="300"/);
-      expect(refused.body).to.deep.include({ type: 'urn:portcullis:problem:reauthentication-required', max_age: 300 });
+      expect(refused.headers.get('WWW-Authenticate')).to.match(/^Bearer .*error="insufficient_user_authentication".*max_age="120"/);
+      expect(refused.body).to.deep.include({ type: 'urn:portcullis:problem:reauthentication-required', max_age: 120 });
       expect(await servers.deps.knex('users').where({ id: user.id }).first()).to.not.equal(undefined);
 
-      // The client asks again with max_age=300: the provider makes the user sign in again.
-      const fresh = await userTokens(servers, rp, user, 'records:read records:write', undefined, { browser, params: { max_age: '300' } });
+      // The client asks again with max_age=120: the provider makes the user sign in again.
+      const fresh = await userTokens(servers, rp, user, 'records:read records:write', undefined, { browser, params: { max_age: '120' } });
       expect((await call(servers, 'DELETE', '/v1/me', fresh.access_token)).status).to.equal(204);
     } finally {
       await servers.stop();

@@ -92,6 +92,23 @@ describe('resource API: JWT attacks (T44)', function () {
     await expectRejected(await signWithIssuerKey({ ...claims, nbf: now + 120 }));
   });
 
+  it('refuses an expired token before checking its signature, and still checks exp within the leeway', async function () {
+    const now = Math.floor(Date.now() / 1000);
+    const detail = async (token: string) => ((await call(servers, 'GET', '/v1/me', token)).body as { detail?: string }).detail;
+    // Refusing costs no signature check (issue 8): a forged expired token is refused as expired.
+    const [h, , s] = realToken.split('.');
+    const forgedExpired = `${h}.${b64({ ...claims, iat: now - 600, exp: now - 60 })}.${s}`;
+    await expectRejected(forgedExpired);
+    expect(await detail(forgedExpired)).to.equal('The access token has expired.');
+    // A forged token that is not expired still fails on its signature.
+    const forgedFresh = await call(servers, 'GET', '/v1/me', `${h}.${b64({ ...claims, exp: now + 3000 })}.${s}`);
+    expect(forgedFresh.status, forgedFresh.text).to.equal(401);
+    expect((forgedFresh.body as { detail?: string }).detail).to.equal('The access token is not valid.');
+    // Inside the 5 s leeway the token is accepted; just beyond it, refused.
+    expect((await call(servers, 'GET', '/v1/me', await signWithIssuerKey({ ...claims, exp: now - 2 }))).status).to.equal(200);
+    expect(await detail(await signWithIssuerKey({ ...claims, iat: now - 600, exp: now - 10 }))).to.equal('The access token has expired.');
+  });
+
   it('rejects a wrong issuer, another audience and a wrong typ', async function () {
     await expectRejected(await signWithIssuerKey({ ...claims, iss: 'https://evil.example' }));
     await expectRejected(await signWithIssuerKey({ ...claims, aud: 'https://other-api.example' }));

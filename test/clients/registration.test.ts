@@ -235,6 +235,53 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
     expect((await fetch(uri, { headers: { Authorization: `Bearer ${rotated}` } })).status).to.equal(401);
   });
 
+  it('client cache: RFC 7592 updates and deletes, and disabling, are seen at once by the same instance', async function () {
+    const { token } = await newIat();
+    const created = await register({ client_name: 'Cached service', grant_types: ['client_credentials'], scope: 'records:read records:write' }, token);
+    const clientId = created.body.client_id as string;
+    const uri = created.body.registration_client_uri as string;
+    const grant = async (scope: string) => {
+      const response = await fetch(`${servers.issuer}/token`, {
+        method: 'POST',
+        headers: {
+          'Content-Type': 'application/x-www-form-urlencoded',
+          Authorization: `Basic ${Buffer.from(`${clientId}:${created.body.client_secret as string}`).toString('base64')}`,
+        },
+        body: new URLSearchParams({ grant_type: 'client_credentials', scope }),
+      });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    expect((await grant('records:write')).status).to.equal(200);
+
+    // The client is now served from memory: a write that bypasses the store is not seen until
+    // the entry expires (CLIENT_CACHE_TTL_MS) or is dropped.
+    await servers.deps.knex('oauth_clients').where({ client_id: clientId }).update({ disabled: true });
+    expect((await grant('records:write')).status).to.equal(200);
+    servers.deps.stores.clients.forget(clientId);
+    expect((await grant('records:write')).body.error).to.equal('invalid_client');
+    expect(await servers.deps.stores.clients.setDisabled(clientId, false)).to.equal(true);
+    expect((await grant('records:write')).status).to.equal(200);
+    expect(await servers.deps.stores.clients.setDisabled(clientId, true)).to.equal(true);
+    expect((await grant('records:write')).body.error).to.equal('invalid_client');
+    expect(await servers.deps.stores.clients.setDisabled(clientId, false)).to.equal(true);
+    expect((await grant('records:write')).status).to.equal(200);
+
+    // RFC 7592 update: the narrowed scope applies to the very next request.
+    const updated = await fetch(uri, {
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${created.body.registration_access_token as string}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ client_id: clientId, client_name: 'Cached service', grant_types: ['client_credentials'], scope: 'records:read', redirect_uris: [], response_types: [] }),
+    });
+    expect(updated.status).to.equal(200);
+    expect((await grant('records:write')).body.error).to.equal('invalid_scope');
+    expect((await grant('records:read')).status).to.equal(200);
+
+    // RFC 7592 delete: the client is gone for the very next request.
+    const rotated = ((await updated.json()) as Record<string, unknown>).registration_access_token as string;
+    expect((await fetch(uri, { method: 'DELETE', headers: { Authorization: `Bearer ${rotated}` } })).status).to.equal(204);
+    expect((await grant('records:read')).body.error).to.equal('invalid_client');
+  });
+
   it('a registration access token cannot manage another client', async function () {
     const { token } = await newIat();
     const a = await register(web, token);
@@ -284,6 +331,8 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
       const row = () => idle.deps.knex('oauth_clients').where({ client_id: body.client_id }).first<{ last_used_at: Date | null }>('last_used_at');
       for (let i = 0; i < 50 && !(await row()).last_used_at; i++) await new Promise((r) => setTimeout(r, 20));
       await idle.deps.knex('oauth_clients').where({ client_id: body.client_id }).update({ last_used_at: new Date(Date.now() - 31 * 86_400_000) });
+      // The first grant cached the client; a direct SQL write is only seen once the entry goes.
+      idle.deps.stores.clients.forget(body.client_id);
       const refused = await grant();
       expect(refused.status).to.equal(401);
       expect(((await refused.json()) as Record<string, unknown>).error).to.equal('invalid_client');

@@ -1,4 +1,12 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { expect } from 'chai';
 import { parse } from 'yaml';
 import { settings } from '../../src/config/load.ts';
@@ -25,9 +33,15 @@ type Service = {
   restart?: string;
   init?: boolean;
   ports?: (string | number | Record<string, unknown>)[];
+  deploy?: { replicas?: number };
+  networks?: string[];
+  volumes?: string[];
+  profiles?: string[];
+  stop_grace_period?: string;
 };
 type Compose = {
   services: Record<string, Service>;
+  networks?: Record<string, { internal?: boolean } | null>;
   secrets?: Record<string, { file?: string; environment?: string; external?: boolean }>;
 };
 
@@ -164,6 +178,62 @@ describe('docker/compose.yaml', function () {
     }
   });
 
+  it('runs two auth replicas and the API behind nginx, the only service publishing ports', function () {
+    expect(services.auth?.deploy?.replicas).to.equal(2);
+    expect(services.nginx?.image).to.match(/^nginx:\d/);
+    expect(services.nginx?.ports).to.have.members(['8443:8443', '9443:9443']);
+    for (const [name, service] of Object.entries(services)) {
+      if (name !== 'nginx') expect(service.ports, `${name} publishes no port`).to.equal(undefined);
+    }
+    expect(dependencyConditions(services.nginx as Service)).to.include({ auth: 'service_healthy', api: 'service_healthy', 'tls-cert': 'service_completed_successfully' });
+    // nginx reaches the app only; Postgres and Redis sit on an internal network with the app.
+    expect(services.nginx?.networks).to.deep.equal(['edge']);
+    for (const name of ['postgres', 'redis']) expect(services[name]?.networks, name).to.deep.equal(['backend']);
+    for (const name of appServices) expect(services[name]?.networks, name).to.have.members(['edge', 'backend']);
+    expect(compose.networks?.backend?.internal).to.equal(true);
+  });
+
+  it('terminates TLS in nginx with a self-signed certificate generated at start into a volume', function () {
+    const init = services['tls-cert'] as Service;
+    expect(asText(init.entrypoint)).to.match(/test -s \/certs\/tls\.crt \|\|/).and.match(/openssl req -x509 .*-subj \/CN=localhost .*subjectAltName=DNS:localhost/);
+    expect(init.restart).to.equal('no');
+    expect(init.volumes).to.include('tls-certs:/certs');
+    expect(services.nginx?.volumes).to.include.members(['tls-certs:/etc/nginx/certs:ro', './nginx.conf:/etc/nginx/nginx.conf:ro']);
+    const nginx = read('docker/nginx.conf');
+    expect(nginx).to.include('ssl_certificate /etc/nginx/certs/tls.crt;').and.include('ssl_certificate_key /etc/nginx/certs/tls.key;');
+    expect(nginx).to.match(/listen 8443 ssl;[\s\S]*proxy_pass http:\/\/portcullis_auth;/).and.match(/listen 9443 ssl;[\s\S]*proxy_pass http:\/\/portcullis_api;/);
+    expect(nginx).to.match(/server auth:3000\b/).and.match(/server api:4000\b/);
+    // With TRUST_PROXY the app keys rate limits on X-Forwarded-For: nginx must overwrite it, not append (T34).
+    expect(nginx).to.include('proxy_set_header X-Forwarded-For $remote_addr;').and.include('proxy_set_header X-Forwarded-Proto https;');
+    expect(nginx).to.not.include('$proxy_add_x_forwarded_for');
+    expect(nginx).to.not.match(/BEGIN [A-Z ]*PRIVATE KEY/);
+  });
+
+  it('configures the operational settings with names config/schema.json knows', function () {
+    const known = new Set(settings.flatMap((s) => (s.secret ? [s.env, `${s.env}_FILE`] : [s.env])));
+    for (const name of [...imageServices, 'backup']) {
+      for (const variable of Object.keys(environmentOf(services[name] as Service))) expect(known, `${name}: ${variable}`).to.include(variable);
+    }
+    for (const name of appServices) {
+      const env = environmentOf(services[name] as Service);
+      expect(env, name).to.include({ TRUST_PROXY: 'true', METRICS_PORT: '9464', METRICS_HOST: '0.0.0.0' });
+      expect(env.ISSUER, name).to.match(/^\$\{PORTCULLIS_ISSUER:-https:\/\//);
+      // Docker's stop timeout must cover the app's own drain deadline (delay + timeout + 5 s).
+      const budget = Number(env.SHUTDOWN_DELAY) + Number(env.SHUTDOWN_TIMEOUT) + 5;
+      expect(Number.parseInt(services[name]?.stop_grace_period ?? '10', 10), name).to.be.above(budget);
+    }
+  });
+
+  it('runs redis with AOF and noeviction, and backups with a key only the backup service holds', function () {
+    const backup = services.backup as Service;
+    expect(backup.profiles).to.deep.equal(['tools']);
+    expect(asText(backup.command)).to.match(/node src\/cli\.ts backup create --out /);
+    expect(environmentOf(backup).BACKUP_KEY_FILE).to.equal('/run/secrets/backup_key');
+    for (const [name, service] of Object.entries(services)) {
+      if (name !== 'backup') expect(secretsOf(service), name).to.not.include('backup_key');
+    }
+  });
+
   it('keeps the secret files out of git', function () {
     expect(read('docker/secrets/.gitignore').split('\n')).to.include.members(['*', '!.gitignore']);
   });
@@ -224,6 +294,33 @@ describe('docker/Dockerfile', function () {
     expect(more).to.have.length(0);
     expect(healthcheck).to.include('http://127.0.0.1:3000/healthz').and.include('fetch(');
     expect(code).to.not.match(/\b(curl|wget)\b/);
+  });
+
+  it('probes over https when TLS_CERT_FILE is set, and over http otherwise', async function () {
+    const cmd = JSON.parse(/\bCMD (\[.*\])$/.exec(argsOf('HEALTHCHECK')[0] ?? '')?.[1] ?? '[]') as string[];
+    const script = cmd[cmd.indexOf('-e') + 1]!;
+    const dir = await mkdtemp(join(tmpdir(), 'portcullis-healthcheck-'));
+    try {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=auth.example.test'], { stdio: 'ignore' });
+      const tlsOptions = { key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) };
+      const probe = async (server: Server, env: Record<string, string>): Promise<number> => {
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+        const port = (server.address() as AddressInfo).port;
+        try {
+          const child = spawn(process.execPath, [...cmd.slice(1, cmd.indexOf('-e')), '-e', script.replace('127.0.0.1:3000', `127.0.0.1:${port}`)], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: 'ignore' });
+          const [code] = (await once(child, 'exit')) as [number];
+          return code;
+        } finally {
+          server.close();
+        }
+      };
+      const ok = (_req: IncomingMessage, res: ServerResponse) => res.end('ok');
+      expect(await probe(createHttpsServer(tlsOptions, ok), { TLS_CERT_FILE: join(dir, 'cert.pem') })).to.equal(0);
+      expect(await probe(createHttpsServer(tlsOptions, ok), {})).to.equal(1);
+      expect(await probe(createServer(ok), {})).to.equal(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('starts with node src/main.ts in exec form, never npm start', function () {

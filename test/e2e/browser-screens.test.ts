@@ -135,4 +135,12 @@ describe('browser: MFA and account pages render accessibly (Chromium)', function
       await other.context.close();
     }
   });
+
+  it('the 404 page for an unknown address', async function () {
+    session = await openSession(browser);
+    const response = await session.page.goto(`${servers.issuer}/no-such-page`);
+    expect(response?.status()).to.equal(404);
+    await session.page.getByRole('heading', { name: "This page doesn't exist" }).waitFor();
+    await shot(session.page, '13-not-found');
+  });
 });

@@ -25,6 +25,12 @@ export function testConfigEnv(options: { storage?: StorageMode; env?: Record<str
     RATE_LIMIT_TOKEN_PER_CLIENT: '0',
     RATE_LIMIT_REGISTRATION_PER_IP: '0',
     RATE_LIMIT_LOGIN_PER_IP: '0',
+    RATE_LIMIT_API_PER_IP: '0',
+    RATE_LIMIT_API_PER_CLIENT: '0',
+    // Likewise the per-IP wrong-password lockout (the per-account one stays on: tests use fresh users).
+    LOCKOUT_PASSWORD_IP_MAX_FAILURES: '0',
+    // And the per-IP budget for wrong device user codes: suites that try wrong codes add up within its window.
+    USER_CODE_ATTEMPTS: '1000',
     ...((options.storage ?? 'redis') === 'redis' ? { REDIS_URL: testEnv.redisUrl, REDIS_KEY_PREFIX: testEnv.redisKeyPrefix } : {}),
     ...options.env,
   };
@@ -55,7 +61,11 @@ export async function startTestServers(options: { storage?: StorageMode; env?: R
     ...options.env,
   });
   const deps = await createDeps(config, { logger: createLogger(config) });
-  const running = await startServers(deps, ['auth', 'api']);
+  // A failed start must not leak the pools: an open Redis socket would keep mocha from exiting.
+  const running = await startServers(deps, ['auth', 'api']).catch(async (error: unknown) => {
+    await deps.close();
+    throw error;
+  });
   return {
     issuer,
     apiUrl,
@@ -63,8 +73,11 @@ export async function startTestServers(options: { storage?: StorageMode; env?: R
     deps,
     running,
     async stop() {
-      await running.stop(1000);
-      await deps.close();
+      try {
+        await running.stop(1000);
+      } finally {
+        await deps.close();
+      }
     },
   };
 }

@@ -101,8 +101,8 @@ describe('interaction: second factor security', function () {
   it('T45: when the factor lookup fails, the login fails closed (no "no factors" bypass)', async function () {
     const user = await userWithTotp();
     const { mfa } = servers.deps;
-    const original = Object.getOwnPropertyDescriptor(mfa, 'enrolled') as PropertyDescriptor;
-    Object.defineProperty(mfa, 'enrolled', { ...original, value: () => Promise.reject(new Error('connection terminated')) });
+    const original = Object.getOwnPropertyDescriptor(mfa, 'policyInputs') as PropertyDescriptor;
+    Object.defineProperty(mfa, 'policyInputs', { ...original, value: () => Promise.reject(new Error('connection terminated')) });
     try {
       const browser = new Browserless(servers.issuer);
       const flow = await rp.authorizationUrl();
@@ -114,7 +114,7 @@ describe('interaction: second factor security', function () {
       expect(url.searchParams.has('code')).to.equal(false);
       expect(await response.text()).to.not.contain('Allow access?');
     } finally {
-      Object.defineProperty(mfa, 'enrolled', original);
+      Object.defineProperty(mfa, 'policyInputs', original);
     }
   });
 

@@ -1,15 +1,20 @@
 import { expect } from 'chai';
+import knexFactory from 'knex';
 import { generate } from 'otplib';
 import { loadConfig } from '../../src/config/load.ts';
 import { createDeps, type Deps } from '../../src/deps.ts';
-import { createMfaLockout, MFA_MAX_FAILURES } from '../../src/services/mfa.ts';
+import { createLockouts } from '../../src/services/lockout.ts';
+import { createMfaLockout } from '../../src/services/mfa.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import type { Redis } from '../../src/store/redis.ts';
 import { createTestUser } from '../helpers/factories.ts';
 import { testConfigEnv, type StorageMode } from '../helpers/servers.ts';
 
+/** LOCKOUT_SECOND_FACTOR_MAX_FAILURES as configured (default 5). */
+const MFA_MAX_FAILURES = loadConfig(testConfigEnv()).lockout.secondFactorMaxFailures;
+
 for (const storage of ['redis', 'postgres'] as StorageMode[]) {
-  describe(`second-factor lockout (${storage === 'redis' ? 'Redis' : 'memory'} counters)`, function () {
+  describe(`second-factor lockout (${storage === 'redis' ? 'Redis' : 'Postgres'} counters)`, function () {
     let deps: Deps;
     before(async function () {
       deps = await createDeps(loadConfig(testConfigEnv({ storage })));
@@ -48,8 +53,11 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 describe('second-factor lockout when its store fails', function () {
   it('fails closed: a broken counter store means locked (SECURITY.md §0.9)', async function () {
     const broken = new Proxy({}, { get: () => () => Promise.reject(new Error('redis down')) }) as unknown as Redis;
-    const lockout = createMfaLockout({ redis: broken, logger: createLogger(loadConfig(testConfigEnv())) });
+    const config = loadConfig(testConfigEnv());
+    const knex = knexFactory({ client: 'pg', connection: config.databaseUrl ?? '' });
+    const lockout = createMfaLockout(createLockouts({ config, redis: broken, knex, logger: createLogger(config) }).secondFactor);
     expect(await lockout.isLocked('00000000-0000-4000-8000-000000000000')).to.equal(true);
     expect(await lockout.fail('00000000-0000-4000-8000-000000000000')).to.equal(true);
+    await knex.destroy();
   });
 });

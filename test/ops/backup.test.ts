@@ -75,6 +75,8 @@ describe('encrypted backup and restore', function () {
     await deps.keys.ensureSigningKeys();
     await deps.keys.cookieKeys();
     const record = await deps.api.records.create({ userId: user.id }, { type: 'note', label: 'backup me', data: { text: 'survives' } });
+    // A brute-force counter (the Postgres lockout sentinel): ephemeral, never restored.
+    await source('lockouts').insert({ key: 'lockout:password:backup-test', failures: 3, level: 1, expires_at: new Date(Date.now() + 3_600_000) });
 
     const file = join(dir, 'portcullis.backup');
     const created = await cli(['backup', 'create', '--out', file]);
@@ -99,9 +101,12 @@ describe('encrypted backup and restore', function () {
     expect(restored.code, restored.stderr).to.equal(0);
     expect(JSON.parse(restored.stdout)).to.include({ cookie_keys_rotated: true });
 
-    // Table by table identical, except cookie keys and flow state.
+    // Table by table identical, except cookie keys, flow state and ephemeral counters (empty).
+    for (const table of ['lockouts', 'dpop_proof_jtis', 'webauthn_challenges']) expect(await contents(target, table), table).to.deep.equal([]);
+    // (Other suites share the source database and leave counters of their own there.)
+    expect(await source('lockouts').where({ key: 'lockout:password:backup-test' })).to.have.length(1);
     const { rows: tables } = await source.raw<{ rows: { table_name: string }[] }>(
-      `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name NOT IN ('knex_migrations', 'knex_migrations_lock', 'cookie_keys', 'oidc_payloads')`,
+      `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name NOT IN ('knex_migrations', 'knex_migrations_lock', 'cookie_keys', 'oidc_payloads', 'lockouts', 'dpop_proof_jtis', 'webauthn_challenges')`,
     );
     expect(tables.map((t) => t.table_name)).to.include.members(['users', 'oauth_clients', 'signing_keys', 'records', 'audit_events']);
     for (const { table_name: table } of tables) {

@@ -62,7 +62,7 @@ describe('cookie key rotation', function () {
     // Still signed in: the old key verifies.
     expect((await silentAuthorization(copyOf(signedWithOldKey))).searchParams.get('code')).to.be.a('string');
 
-    // SESSION_TTL has passed (simulated): the old keys are retired; the reloaded server no longer trusts them.
+    // SESSION_MAX_SECONDS has passed (simulated): the old keys are retired; the reloaded server no longer trusts them.
     await servers.deps.knex('cookie_keys').where('id', '<', newKey).whereNull('retired_at').update({ retired_at: servers.deps.knex.fn.now() });
     await servers.running.authApp!.tick();
     expect(servers.running.authApp!.reloads()).to.equal(before + 2);

@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import * as client from 'openid-client';
+import { call, createRp, signedInUser } from '../helpers/api.ts';
 import { Browserless, formOf, signInAndConsent } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { freePort, startTestServers, type TestServers } from '../helpers/servers.ts';
@@ -91,6 +92,37 @@ describe('metrics', function () {
     // Node process metrics.
     expect(sample(text, 'process_cpu_user_seconds_total', {})).to.be.a('number');
     expect(text).to.include('nodejs_eventloop_lag_seconds');
+  });
+
+  it('times adapter operations by model, operation and storage, and counts JWKS fetches as cache misses', async function () {
+    const scrape = async () => (await fetch(metricsUrl)).text();
+    const { token } = await signedInUser(servers, await createRp(servers));
+    // The API has fetched the JWKS once already (the test above); both calls hit jose's cache.
+    const fetchesBefore = sample(await scrape(), 'portcullis_jwks_fetches_total', { result: 'ok' });
+    expect(fetchesBefore).to.equal(1);
+    expect((await call(servers, 'GET', '/v1/me', token)).status).to.equal(200);
+    expect((await call(servers, 'GET', '/v1/me', token)).status).to.equal(200);
+    expect((await call(servers, 'GET', '/v1/me', 'not.a.token')).status).to.equal(401);
+    const text = await scrape();
+    expect(sample(text, 'portcullis_jwks_fetches_total', { result: 'ok' })).to.equal(1);
+    expect(sample(text, 'portcullis_jwt_verifications_total', { result: 'valid' })).to.equal(3);
+    expect(sample(text, 'portcullis_jwt_verifications_total', { result: 'invalid' })).to.equal(1);
+
+    const count = 'portcullis_adapter_operation_duration_seconds_count';
+    for (const [model, operation] of [
+      ['Session', 'upsert'],
+      ['Session', 'find'],
+      ['AuthorizationCode', 'upsert'],
+      ['AuthorizationCode', 'consume'],
+      ['RefreshToken', 'upsert'],
+      ['Grant', 'upsert'],
+      ['Interaction', 'find'],
+      ['Client', 'find'],
+    ]) {
+      expect(sample(text, count, { model: model!, operation: operation!, storage: model === 'Client' ? 'postgres' : 'redis' }), `${model} ${operation}`).to.be.greaterThan(0);
+    }
+    const sum = sample(text, 'portcullis_adapter_operation_duration_seconds_sum', { model: 'Session', operation: 'find', storage: 'redis' });
+    expect(sum).to.be.greaterThan(0).and.lessThan(60);
   });
 });
 

@@ -160,7 +160,7 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
       page = await (await browser.submit(form.action, { csrf: form.csrf, code: '000000' })).response.text();
       outcomes.push(page.includes('Too many attempts') ? 'locked' : 'wrong');
     }
-    // MFA_MAX_FAILURES (5) failures spread over both instances lock the account.
+    // LOCKOUT_SECOND_FACTOR_MAX_FAILURES (5) failures spread over both instances lock the account.
     expect(outcomes).to.deep.equal(['wrong', 'wrong', 'wrong', 'wrong', 'locked']);
     for (const name of ['A', 'B']) {
       lb.pin(name);

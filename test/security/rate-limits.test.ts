@@ -61,6 +61,7 @@ describe('rate limits on token, introspection, device, registration and login en
       env: {
         RATE_LIMIT_TOKEN_PER_IP: '6',
         RATE_LIMIT_TOKEN_PER_CLIENT: '3',
+        RATE_LIMIT_TOKEN_PER_CLIENT_OVERRIDES: 'override-big=5,override-free=0',
         RATE_LIMIT_LOGIN_PER_IP: '4',
         RATE_LIMIT_REGISTRATION_PER_IP: '2',
         RATE_LIMIT_WINDOW_SECONDS: '60',
@@ -95,6 +96,30 @@ describe('rate limits on token, introspection, device, registration and login en
     expect(limited.body).not.to.include('access_token');
     const unaffected = await clientCredentials(other, '127.0.0.12');
     expect(unaffected.status, unaffected.body).to.equal(200);
+  });
+
+  it('T34 per-client override: RATE_LIMIT_TOKEN_PER_CLIENT_OVERRIDES gives a client its own quota (0 = none); others keep the default', async function () {
+    // Public-client requests (client_id in the body) from fresh addresses, so only the client buckets count.
+    let address = 70;
+    const asClient = (clientId: string) =>
+      post(`${servers.issuer}/token`, { grant_type: 'refresh_token', refresh_token: 'nope', client_id: clientId }, { from: `127.0.1.${address++}` });
+    const big: Reply[] = [];
+    for (let i = 0; i < 6; i++) big.push(await asClient('override-big'));
+    expect(big.map((r) => r.status)).to.deep.equal([401, 401, 401, 401, 401, 429]);
+    expect(big[0]!.headers['ratelimit-limit']).to.equal('5');
+    const free: number[] = [];
+    for (let i = 0; i < 8; i++) free.push((await asClient('override-free')).status);
+    expect(free).not.to.include(429);
+    const plain: number[] = [];
+    for (let i = 0; i < 4; i++) plain.push((await asClient('override-none')).status);
+    expect(plain).to.deep.equal([401, 401, 401, 429]);
+  });
+
+  it('T34 per-client overrides are validated at startup', function () {
+    for (const bad of ['no-limit', 'a=1,b', 'x=-1', 'x=1.5', '=5']) {
+      expect(() => loadConfig({ ...testConfigEnv(), RATE_LIMIT_TOKEN_PER_CLIENT_OVERRIDES: bad }), bad).to.throw(/RATE_LIMIT_TOKEN_PER_CLIENT_OVERRIDES: must be comma-separated client_id=limit pairs/);
+    }
+    expect(loadConfig({ ...testConfigEnv(), RATE_LIMIT_TOKEN_PER_CLIENT_OVERRIDES: 'batch-job=5000, ci=0' }).rateLimits.tokenPerClientOverrides).to.deep.equal(['batch-job=5000', 'ci=0']);
   });
 
   it('T34 per IP: the 7th token request from one address gets 429, whatever the client; another address is unaffected', async function () {

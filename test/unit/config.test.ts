@@ -182,6 +182,12 @@ describe('config loading', function () {
     expect(loadConfig({ AUTH_PORT: '3001' }).authPort).to.equal(3001);
   });
 
+  it('refuses a retired variable, naming its replacements (SESSION_TTL would otherwise be ignored)', function () {
+    const error = configErrorOf({ SESSION_TTL: '1209600' });
+    expect(error.problems).to.have.length(1);
+    expect(error.problems[0]).to.match(/^SESSION_TTL: /).and.include('SESSION_IDLE_SECONDS').and.include('SESSION_MAX_SECONDS');
+  });
+
   it('ignores unknown environment variables', function () {
     expect(loadConfig({ PATH: '/usr/bin', HOME: '/root', PORTCULLIS_UNKNOWN: 'x', ISSUER_URL: 'nonsense', authPort: 'abc' })).to.deep.equal(
       loadConfig({}),

@@ -3,7 +3,6 @@ import { notFound, Problem, problemType } from '../../shared/problem.ts';
 import { defineRoute, type AnyRoute, type RouteAuth } from '../define-route.ts';
 
 /** Erasure needs a sign-in at most this old (seconds). */
-export const ERASURE_MAX_AGE = 300;
 
 /**
  * RFC 9470 step-up challenge: the token is fine, but the user must sign in again (max_age) and
@@ -26,7 +25,7 @@ export function requireRecentAuthentication(auth: RouteAuth, maxAge: number, now
 }
 
 /** GDPR: the right of access (one JSON export) and the right to erasure. */
-export function gdprRoutes({ gdpr }: { gdpr: GdprService }): AnyRoute[] {
+export function gdprRoutes({ gdpr, erasureMaxAge }: { gdpr: GdprService; erasureMaxAge: number }): AnyRoute[] {
   return [
     defineRoute({
       operationId: 'exportMe',
@@ -49,14 +48,14 @@ export function gdprRoutes({ gdpr }: { gdpr: GdprService }): AnyRoute[] {
       method: 'delete',
       path: '/v1/me',
       summary: 'Erase your account (GDPR Art. 17); needs a recent sign-in',
-      description: `Records are crypto-shredded (your data key is deleted) and removed, sessions and grants stop working, and the audit trail keeps only a pseudonymous id. The token must carry \`auth_time\` within the last ${ERASURE_MAX_AGE} seconds; otherwise the answer is 401 with \`WWW-Authenticate: Bearer error="insufficient_user_authentication", max_age="${ERASURE_MAX_AGE}"\` (RFC 9470).`,
+      description: `Records are crypto-shredded (your data key is deleted) and removed, sessions and grants stop working, and the audit trail keeps only a pseudonymous id. The token must carry \`auth_time\` within the last ${erasureMaxAge} seconds; otherwise the answer is 401 with \`WWW-Authenticate: Bearer error="insufficient_user_authentication", max_age="${erasureMaxAge}"\` (RFC 9470).`,
       tags: ['gdpr'],
       scopes: ['records:write'],
       permission: 'profile:read',
       problems: [404],
       responses: { 204: { description: 'Erased.' } },
       async handler({ auth }) {
-        requireRecentAuthentication(auth, ERASURE_MAX_AGE);
+        requireRecentAuthentication(auth, erasureMaxAge);
         if (!(await gdpr.erase({ userId: auth.token.sub, clientId: auth.token.client_id }))) throw notFound();
         return { status: 204 };
       },

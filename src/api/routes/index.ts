@@ -7,10 +7,10 @@ import { meRoutes } from './me.ts';
 import { recordRoutes } from './records.ts';
 
 /** Every route of the API: the one table behind validation, authorization and /openapi.json. */
-export function apiRoutes({ api }: Pick<Deps, 'api'>): AnyRoute[] {
+export function apiRoutes({ api, config }: Pick<Deps, 'api' | 'config'>): AnyRoute[] {
   return [
     ...meRoutes(),
-    ...gdprRoutes({ gdpr: api.gdpr }),
+    ...gdprRoutes({ gdpr: api.gdpr, erasureMaxAge: config.ttl.recentAuth }),
     ...recordRoutes({ records: api.records }),
     ...adminUserRoutes({ userAdmin: api.userAdmin }),
     ...adminAuditRoutes({ auditSearch: api.stores.auditSearch }),

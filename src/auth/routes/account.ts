@@ -14,11 +14,10 @@ import type { Adapter } from '../../store/oidc-adapter.ts';
 import type { UserRow } from '../../store/users.ts';
 import { ACCOUNT_CLIENT_ID } from '../account-client.ts';
 import { rejectCrossSite, type CsrfTokens } from '../koa-csrf.ts';
+import type { ReuseNotice } from '../refresh-reuse.ts';
 import { describeScope } from '../scopes.ts';
 import { render } from '../views.ts';
 
-/** Changes to sign-in methods need a sign-in this recent (seconds); older sessions re-prompt. */
-export const RECENT_AUTH_SECONDS = 300;
 const STATE_COOKIE = 'portcullis.account-state';
 
 type AccountSession = { id: string; accountId: string; loginTs: number; amr: string[]; acr: string };
@@ -65,7 +64,7 @@ export function attachAccountIndex(provider: Provider, index: AccountIndexStore,
  * The account page (ISSUER/account). It signs in through the provider as the first-party
  * `portcullis-account` client and then reads the provider's own session cookie, so there is
  * one session, one logout and one set of login rules. Sensitive changes need a sign-in within
- * RECENT_AUTH_SECONDS; otherwise the page sends the user through prompt=login again.
+ * recentAuthSeconds (RECENT_AUTH_SECONDS); otherwise the page sends the user through prompt=login again.
  */
 export function accountRoutes(deps: {
   provider: Provider;
@@ -76,8 +75,14 @@ export function accountRoutes(deps: {
   oidcAdapter: (model: string) => Adapter;
   csrf: CsrfTokens;
   issuer: string;
+  /** How recent a sign-in must be for password and sign-in method changes (RECENT_AUTH_SECONDS). */
+  recentAuthSeconds: number;
+  /** The provider's ttl.Session (sessionTtl): idle time, capped by the absolute limit. */
+  sessionLifetime: (session: { loginTs?: number | undefined }) => number;
+  /** Recent refresh token reuse (apps we signed out to be safe), shown as a security notice. */
+  reuseNotices: (userId: string) => Promise<ReuseNotice[]>;
 }): Router {
-  const { provider, accounts, mfa, index, sessions, oidcAdapter, csrf, issuer } = deps;
+  const { provider, accounts, mfa, index, sessions, oidcAdapter, csrf, issuer, reuseNotices, recentAuthSeconds, sessionLifetime } = deps;
   const issuerOrigin = new URL(issuer).origin;
   const router = new Router({ prefix: '/account' });
   const body = bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' });
@@ -86,6 +91,12 @@ export function accountRoutes(deps: {
   async function currentSession(ctx: Context): Promise<AccountSession | undefined> {
     const session = await provider.Session.get(ctx);
     if (!session.accountId || !session.loginTs) return undefined;
+    // Using the account page is activity too (ASVS 7.3.1): save the session with a fresh
+    // lifetime and move the cookie's Expires with it, as the provider's own routes do.
+    await session.save(sessionLifetime(session));
+    if (session.exp) {
+      ctx.cookies.set(provider.cookieName('session'), session.jti, { httpOnly: true, sameSite: 'lax', secure: secureCookies, signed: true, expires: new Date(session.exp * 1000) });
+    }
     return { id: session.jti, accountId: session.accountId, loginTs: session.loginTs, amr: session.amr ?? [], acr: session.acr ?? '' };
   }
 
@@ -119,7 +130,7 @@ export function accountRoutes(deps: {
 
   /** Sensitive changes: a recent sign-in, else a fresh one (ASVS 7.5.1). */
   function recent(ctx: Context, session: AccountSession): boolean {
-    if (Math.floor(Date.now() / 1000) - session.loginTs <= RECENT_AUTH_SECONDS) return true;
+    if (Math.floor(Date.now() / 1000) - session.loginTs <= recentAuthSeconds) return true;
     ctx.status = 303;
     startLogin(ctx, true);
     return false;
@@ -146,11 +157,12 @@ export function accountRoutes(deps: {
   }
 
   async function showAccount(ctx: Context, session: AccountSession, user: UserRow, extra: { error?: string; notice?: string } = {}): Promise<void> {
-    const [totp, passkeys, codesLeft, grants] = await Promise.all([
+    const [totp, passkeys, codesLeft, grants, reuse] = await Promise.all([
       mfa.totp.status(user.id),
       mfa.webauthn.list(user.id),
       mfa.recovery.remaining(user.id),
       grantsOf(user.id),
+      reuseNotices(user.id),
     ]);
     const notice = extra.notice ?? (typeof ctx.query.notice === 'string' ? ctx.query.notice.slice(0, 200) : undefined);
     render(ctx, 'account', {
@@ -161,6 +173,7 @@ export function accountRoutes(deps: {
       codesLeft,
       hasFactor: totp.enabled || passkeys.length > 0,
       grants,
+      reuse,
       csrf: csrf.issue(`account:${session.id}`),
       notice,
       error: extra.error,

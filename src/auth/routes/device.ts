@@ -1,11 +1,10 @@
 import type { IncomingMessage } from 'node:http';
 import type { Context, Middleware } from 'koa';
 import type { Client, ErrorOut, KoaContextWithOIDC } from 'oidc-provider';
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { AccountService } from '../../services/accounts.ts';
 import type { AuditService } from '../../services/audit.ts';
+import type { Lockout } from '../../services/lockout.ts';
 import type { Logger } from '../../shared/logger.ts';
-import type { Redis } from '../../store/redis.ts';
 import { describeScope } from '../scopes.ts';
 import { renderView, type ViewName } from '../views.ts';
 
@@ -41,21 +40,15 @@ function httpsLogo(client: Client): string | undefined {
   }
 }
 
-/** Per-IP limiter for wrong user codes: Redis when configured (shared by all instances), else memory. */
-export function createUserCodeLimiter({ redis, attempts, windowSeconds }: { redis: Redis | undefined; attempts: number; windowSeconds: number }): RateLimiterAbstract {
-  const options = { keyPrefix: 'device-user-code', points: attempts, duration: windowSeconds, blockDuration: windowSeconds };
-  return redis ? new RateLimiterRedis({ ...options, storeClient: redis }) : new RateLimiterMemory(options);
-}
-
 /**
  * RFC 8628 §3.3 pages on oidc-provider's device hooks: code entry (labelled "Code"; case and
  * dash do not matter, the provider normalises), a confirmation that shows who asks for what,
  * when and from where (§5.4 anti-phishing), with Allow / Deny / "I didn't start this", and the
- * result. Wrong codes are counted per IP and lock the IP out like wrong passwords (§5.1).
+ * result. Wrong codes are counted per IP by the lockout sentinel's user-code budget and lock
+ * the IP out like wrong passwords, with the same doubling back-off (§5.1).
  */
-export function createDevicePages({ limiter, attempts, audit, accounts, logger }: {
-  limiter: RateLimiterAbstract;
-  attempts: number;
+export function createDevicePages({ lockout, audit, accounts, logger }: {
+  lockout: Lockout;
   audit: AuditService;
   accounts: AccountService;
   logger: Logger;
@@ -99,16 +92,14 @@ export function createDevicePages({ limiter, attempts, audit, accounts, logger }
         prefill.set(ctx.req, ctx.query.user_code.replace(/[^A-Za-z0-9-]/g, '').slice(0, 32));
         ctx.req.url = DEVICE_PATH;
       } else if (ctx.method === 'POST') {
-        let state: RateLimiterRes | null;
-        try {
-          state = await limiter.get(ctx.ip);
-        } catch (error) {
-          logger.error({ err: error }, 'user code rate limiter unavailable; refusing device code entry');
+        const state = await lockout.check(ctx.ip);
+        if (state.unavailable) {
+          logger.error('user code lockout unavailable; refusing device code entry');
           page(ctx, 'device-done', { heading: 'Temporarily unavailable', message: 'Code entry is unavailable right now. Please try again in a moment.' }, 503);
           return;
         }
-        if (state && state.consumedPoints >= attempts) {
-          lockedOut(ctx, state.msBeforeNext / 1000);
+        if (state.locked) {
+          lockedOut(ctx, state.retryAfterSeconds);
           return;
         }
       }
@@ -130,15 +121,8 @@ export function createDevicePages({ limiter, attempts, audit, accounts, logger }
             error = 'Enter the code shown on your device.';
             break;
           case 'NotFoundError':
-            try {
-              await limiter.consume(ctx.ip);
-            } catch (rejection) {
-              if (rejection instanceof RateLimiterRes) {
-                lockedOut(ctx, rejection.msBeforeNext / 1000);
-                return;
-              }
-              logger.error({ err: rejection }, 'user code rate limiter unavailable');
-            }
+            // The failure that starts a lock still gets this answer; the next entry is refused.
+            await lockout.fail(ctx.ip);
             error = 'That code is not right. Check the code shown on your device and try again.';
             userCode = entered;
             break;

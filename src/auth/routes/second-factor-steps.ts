@@ -69,11 +69,7 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
   async function decide(details: InteractionDetails, accountId: string): Promise<MfaDecision> {
     const client = await clientOf(details);
     const promptRank = (details.prompt.details as { required_rank?: number }).required_rank ?? 0;
-    const [enrolled, roleRequiresMfa, recoveryCodesLeft] = await Promise.all([
-      mfa.enrolled(accountId),
-      mfa.roleRequiresMfa(accountId),
-      mfa.recovery.remaining(accountId),
-    ]);
+    const { enrolled, roleRequiresMfa, recoveryCodesLeft } = await mfa.policyInputs(accountId);
     return decideSecondFactor({
       enrolled,
       recoveryCodesLeft,

@@ -1,0 +1,208 @@
+import { createHash } from 'node:crypto';
+import type { Knex } from 'knex';
+import type { Config } from '../config/types.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { Redis } from '../store/redis.ts';
+
+/**
+ * One failure budget of the lockout sentinel (passwords, second factors, device user codes each
+ * have their own key space). After `maxFailures` consecutive failures the key is locked for
+ * `baseSeconds`; each failure after a lock has ended locks it again for twice as long, up to
+ * `maxSeconds` (exponential back-off). The state is forgotten `windowSeconds` after the last
+ * failure or lock, or at once by clear() on a success.
+ */
+export type LockoutBudget = { name: string; maxFailures: number; baseSeconds: number; maxSeconds: number; windowSeconds: number };
+
+/**
+ * `started`: this failure started a lock (only from fail()). `unavailable`: the store did not
+ * answer, so the key counts as locked (fail closed).
+ */
+export type LockoutState = { locked: boolean; retryAfterSeconds: number; failures: number; started?: true; unavailable?: true };
+
+/** Counter state as stored: failures, lock level (locks so far), end of the current lock. */
+type Stored = { failures: number; level: number; lockedUntilMs: number };
+
+type Store = {
+  fail(key: string, budget: LockoutBudget): Promise<Stored & { nowMs: number; started: boolean }>;
+  get(key: string): Promise<Stored & { nowMs: number }>;
+  clear(key: string): Promise<void>;
+};
+
+/** The lock to start on a failure, in ms, or 0 when none: a lock never restarts while it runs. */
+function nextLockMs(state: Stored, nowMs: number, budget: LockoutBudget): number {
+  if (state.failures < budget.maxFailures || nowMs < state.lockedUntilMs) return 0;
+  const cap = Math.max(budget.maxSeconds, budget.baseSeconds);
+  return Math.min(budget.baseSeconds * 2 ** state.level, cap) * 1000;
+}
+
+// Atomic in Redis: one script increments, decides the lock and sets the expiry, so parallel
+// failures on any number of instances are each counted once (T34). Time is Redis's clock.
+const FAIL_SCRIPT = `
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local failures = redis.call('HINCRBY', KEYS[1], 'f', 1)
+local level = tonumber(redis.call('HGET', KEYS[1], 'l') or '0')
+local untilMs = tonumber(redis.call('HGET', KEYS[1], 'u') or '0')
+local started = 0
+if failures >= tonumber(ARGV[1]) and now >= untilMs then
+  local lock = math.min(tonumber(ARGV[2]) * 2 ^ level, math.max(tonumber(ARGV[3]), tonumber(ARGV[2]))) * 1000
+  level = level + 1
+  untilMs = now + lock
+  started = 1
+  redis.call('HSET', KEYS[1], 'l', level, 'u', string.format('%d', untilMs))
+end
+redis.call('PEXPIRE', KEYS[1], string.format('%d', math.max(untilMs - now, 0) + tonumber(ARGV[4]) * 1000))
+return {failures, level, string.format('%d', untilMs), string.format('%d', now), started}
+`;
+
+const GET_SCRIPT = `
+local t = redis.call('TIME')
+local v = redis.call('HMGET', KEYS[1], 'f', 'l', 'u')
+return {v[1] or '0', v[2] or '0', v[3] or '0', string.format('%d', t[1] * 1000 + math.floor(t[2] / 1000))}
+`;
+
+function redisStore(redis: Redis): Store {
+  const parse = (reply: unknown): Stored & { nowMs: number } => {
+    const [failures, level, lockedUntilMs, nowMs] = (reply as (string | number)[]).map(Number) as [number, number, number, number];
+    return { failures, level, lockedUntilMs, nowMs };
+  };
+  return {
+    fail: async (key, b) => {
+      const reply = (await redis.eval(FAIL_SCRIPT, 1, key, b.maxFailures, b.baseSeconds, b.maxSeconds, b.windowSeconds)) as (string | number)[];
+      return { ...parse(reply), started: Number(reply[4]) === 1 };
+    },
+    get: async (key) => parse(await redis.eval(GET_SCRIPT, 1, key)),
+    clear: async (key) => {
+      await redis.del(key);
+    },
+  };
+}
+
+type Row = { failures: number; level: number; locked_until_ms: string; now_ms: string };
+
+/** Without Redis: the lockouts table; a row lock serialises concurrent failures on one key. */
+function postgresStore(knex: Knex): Store {
+  const now = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms";
+  const columns = `failures, level, coalesce((extract(epoch FROM locked_until) * 1000)::bigint, 0) AS locked_until_ms, ${now}`;
+  const parse = (row: Row): Stored & { nowMs: number } => ({
+    failures: row.failures,
+    level: row.level,
+    lockedUntilMs: Number(row.locked_until_ms),
+    nowMs: Number(row.now_ms),
+  });
+  return {
+    fail: (key, budget) =>
+      knex.transaction(async (trx) => {
+        // Creating the row, or starting an expired one over, also locks it: concurrent failures
+        // on one key wait here, so each is counted once (T34).
+        await trx.raw(
+          `INSERT INTO lockouts (key, failures, level, locked_until, expires_at) VALUES (?, 0, 0, NULL, clock_timestamp() + interval '1 minute')
+           ON CONFLICT (key) DO UPDATE SET failures = 0, level = 0, locked_until = NULL, expires_at = excluded.expires_at
+           WHERE lockouts.expires_at <= clock_timestamp()`,
+          [key],
+        );
+        // The upsert locked the row (even when it did not change it) until this transaction ends.
+        const result = await trx.raw<{ rows: Row[] }>(`SELECT ${columns} FROM lockouts WHERE key = ?`, [key]);
+        const state = parse(result.rows[0] as Row);
+        const failures = state.failures + 1;
+        const lockMs = nextLockMs({ ...state, failures }, state.nowMs, budget);
+        const level = lockMs > 0 ? state.level + 1 : state.level;
+        const lockedUntilMs = lockMs > 0 ? state.nowMs + lockMs : state.lockedUntilMs;
+        const expiresMs = Math.max(lockedUntilMs, state.nowMs) + budget.windowSeconds * 1000;
+        await trx('lockouts')
+          .where({ key })
+          .update({ failures, level, locked_until: lockedUntilMs > 0 ? new Date(lockedUntilMs) : null, expires_at: new Date(expiresMs) });
+        return { failures, level, lockedUntilMs, nowMs: state.nowMs, started: lockMs > 0 };
+      }),
+    get: async (key) => {
+      const result = await knex.raw<{ rows: Row[] }>(`SELECT ${columns} FROM lockouts WHERE key = ? AND expires_at > clock_timestamp()`, [key]);
+      const row = result.rows[0];
+      return row ? parse(row) : { failures: 0, level: 0, lockedUntilMs: 0, nowMs: Date.now() };
+    },
+    clear: async (key) => {
+      await knex('lockouts').where({ key }).delete();
+    },
+  };
+}
+
+/** Deletes expired rows of the Postgres store (Redis expires its keys itself). */
+export async function sweepExpiredLockouts(knex: Knex): Promise<number> {
+  return knex('lockouts').where('expires_at', '<=', knex.fn.now()).delete();
+}
+
+/** Keys may carry emails: only a digest reaches the store. */
+const keyOf = (budget: LockoutBudget, id: string): string => `lockout:${budget.name}:${createHash('sha256').update(id).digest('base64url')}`;
+
+/**
+ * The lockout sentinel for one budget, shared by every instance through Redis (or Postgres
+ * without Redis). Whenever the store fails the answer is "locked" (fail closed, SECURITY.md §0.9).
+ */
+export function createLockout({ redis, knex, logger, budget }: { redis?: Redis | undefined; knex: Knex; logger: Logger; budget: LockoutBudget }) {
+  const store = redis ? redisStore(redis) : postgresStore(knex);
+  const stateOf = ({ failures, lockedUntilMs, nowMs }: Stored & { nowMs: number }): LockoutState => {
+    const remainingMs = Math.max(0, lockedUntilMs - nowMs);
+    return { locked: remainingMs > 0, retryAfterSeconds: Math.ceil(remainingMs / 1000), failures };
+  };
+  const unavailable = (error: unknown): LockoutState => {
+    logger.error({ err: error, budget: budget.name }, 'lockout store unavailable; treating the key as locked (fail closed)');
+    return { locked: true, retryAfterSeconds: Math.min(budget.baseSeconds, 60), failures: 0, unavailable: true };
+  };
+  return {
+    budget,
+    /** Whether `id` is locked now; call before checking the secret. */
+    async check(id: string): Promise<LockoutState> {
+      try {
+        return stateOf(await store.get(keyOf(budget, id)));
+      } catch (error) {
+        return unavailable(error);
+      }
+    },
+    /** Counts one failure for `id`; the state after it (locked when this failure started a lock). */
+    async fail(id: string): Promise<LockoutState> {
+      try {
+        const after = await store.fail(keyOf(budget, id), budget);
+        return { ...stateOf(after), ...(after.started ? { started: true as const } : {}) };
+      } catch (error) {
+        return unavailable(error);
+      }
+    },
+    /** A success forgets the failures. A store error here only leaves the count in place. */
+    async clear(id: string): Promise<void> {
+      await store.clear(keyOf(budget, id)).catch((error: unknown) => {
+        logger.warn({ err: error, budget: budget.name }, 'clearing lockout failures failed');
+      });
+    },
+  };
+}
+
+export type Lockout = ReturnType<typeof createLockout>;
+
+/** The sentinel's budgets from the configuration; the per-IP password budget only when set. */
+export function createLockouts({ config, redis, knex, logger }: { config: Config; redis?: Redis | undefined; knex: Knex; logger: Logger }) {
+  const { lockout, clients } = config;
+  const make = (budget: LockoutBudget): Lockout => createLockout({ redis, knex, logger, budget });
+  const cap = lockout.maxSeconds;
+  return {
+    password: make({ name: 'password', maxFailures: lockout.passwordMaxFailures, baseSeconds: lockout.baseSeconds, maxSeconds: cap, windowSeconds: lockout.windowSeconds }),
+    passwordIp:
+      lockout.passwordIpMaxFailures > 0
+        ? make({ name: 'password-ip', maxFailures: lockout.passwordIpMaxFailures, baseSeconds: lockout.baseSeconds, maxSeconds: cap, windowSeconds: lockout.windowSeconds })
+        : undefined,
+    secondFactor: make({
+      name: 'second-factor',
+      maxFailures: lockout.secondFactorMaxFailures,
+      baseSeconds: lockout.secondFactorSeconds,
+      maxSeconds: cap,
+      windowSeconds: lockout.secondFactorSeconds,
+    }),
+    deviceUserCode: make({
+      name: 'device-user-code',
+      maxFailures: clients.userCodeAttempts,
+      baseSeconds: clients.userCodeLockoutSeconds,
+      maxSeconds: cap,
+      windowSeconds: clients.userCodeLockoutSeconds,
+    }),
+  };
+}
+
+export type Lockouts = ReturnType<typeof createLockouts>;

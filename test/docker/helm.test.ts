@@ -1,0 +1,286 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { expect } from 'chai';
+import { parseAllDocuments, parse, stringify } from 'yaml';
+
+/**
+ * There is no helm binary in CI: the chart in docker/helm/portcullis is rendered here by a small
+ * renderer for the subset of Go templates it uses ({{ path }}, | quote, toYaml … | nindent N,
+ * if / if not, range $k, $v := map, {{- -}} trimming). A template using anything else fails the
+ * test, which keeps the chart simple. Every rendered document is parsed and checked.
+ */
+const chartDir = new URL('../../docker/helm/portcullis/', import.meta.url);
+const read = (path: string): string => readFileSync(new URL(path, chartDir), 'utf8');
+
+type Scope = { root: Record<string, unknown>; vars: Record<string, unknown>; dot: unknown };
+type Node = { text: string } | { action: string } | { block: 'if' | 'range'; head: string; body: Node[] };
+
+function parseTemplate(source: string): Node[] {
+  // Trim markers first: {{- eats whitespace before, -}} after.
+  const trimmed = source.replace(/\s*\{\{-/g, '{{').replace(/-\}\}\s*/g, '}}');
+  const tokens = trimmed.split(/(\{\{.*?\}\})/s);
+  const stack: Node[][] = [[]];
+  const heads: { block: 'if' | 'range'; head: string }[] = [];
+  for (const token of tokens) {
+    const match = /^\{\{\s*(.*?)\s*\}\}$/s.exec(token);
+    const top = stack.at(-1) as Node[];
+    if (!match) {
+      if (token) top.push({ text: token });
+      continue;
+    }
+    const action = match[1] as string;
+    const block = /^(if|range)\s+(.*)$/s.exec(action);
+    if (block) {
+      heads.push({ block: block[1] as 'if' | 'range', head: block[2] as string });
+      stack.push([]);
+    } else if (action === 'end') {
+      const body = stack.pop() as Node[];
+      const head = heads.pop();
+      if (!head) throw new Error('unbalanced {{ end }}');
+      (stack.at(-1) as Node[]).push({ ...head, body });
+    } else {
+      top.push({ action });
+    }
+  }
+  if (heads.length > 0) throw new Error('unclosed block');
+  return stack[0] as Node[];
+}
+
+function lookup(path: string, scope: Scope): unknown {
+  if (path.startsWith('"')) return JSON.parse(path) as unknown;
+  const [head = '', ...rest] = path.split('.');
+  let value: unknown;
+  if (head === '' || head === '$') value = head === '$' ? scope.root : scope.dot;
+  else if (head.startsWith('$')) value = scope.vars[head];
+  else throw new Error(`unsupported expression ${path}`);
+  for (const key of rest.filter(Boolean)) value = (value as Record<string, unknown> | undefined)?.[key];
+  if (value === undefined) throw new Error(`${path} is not defined`);
+  return value;
+}
+
+function evaluate(expression: string, scope: Scope): unknown {
+  const [first = '', ...filters] = expression.split('|').map((part) => part.trim());
+  const words = first.split(/\s+/);
+  let value: unknown = words[0] === 'toYaml' ? stringify(lookup(words[1] as string, scope)).trimEnd() : lookup(first, scope);
+  if (words[0] !== 'toYaml' && words.length > 1) throw new Error(`unsupported expression ${first}`);
+  for (const filter of filters) {
+    const [name, argument] = filter.split(/\s+/);
+    if (name === 'quote') value = JSON.stringify(String(value));
+    else if (name === 'nindent') value = `\n${String(value).split('\n').map((line) => ' '.repeat(Number(argument)) + line).join('\n')}`;
+    else throw new Error(`unsupported filter ${filter}`);
+  }
+  return value;
+}
+
+function renderNodes(nodes: Node[], scope: Scope): string {
+  return nodes
+    .map((node): string => {
+      if ('text' in node) return node.text;
+      if ('action' in node) {
+        const value = evaluate(node.action, scope);
+        if (typeof value === 'object' && value !== null) throw new Error(`${node.action} renders an object: use toYaml`);
+        return String(value);
+      }
+      if (node.block === 'if') {
+        const negated = node.head.startsWith('not ');
+        const truthy = Boolean(evaluate(negated ? node.head.slice(4) : node.head, scope));
+        return truthy !== negated ? renderNodes(node.body, scope) : '';
+      }
+      const range = /^\$(\w+),\s*\$(\w+)\s*:=\s*(.+)$/.exec(node.head);
+      if (!range) throw new Error(`unsupported range ${node.head}`);
+      const map = lookup(range[3] as string, scope) as Record<string, unknown>;
+      return Object.keys(map)
+        .sort()
+        .map((key) => renderNodes(node.body, { ...scope, dot: map[key], vars: { ...scope.vars, [`$${range[1]}`]: key, [`$${range[2]}`]: map[key] } }))
+        .join('');
+    })
+    .join('');
+}
+
+type Values = Record<string, unknown>;
+function merge(base: Values, override: Values): Values {
+  const out: Values = { ...base };
+  for (const [key, value] of Object.entries(override)) {
+    out[key] = value && typeof value === 'object' && !Array.isArray(value) ? merge((base[key] ?? {}) as Values, value as Values) : value;
+  }
+  return out;
+}
+
+type Manifest = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec: Record<string, unknown>;
+};
+
+const chart = parse(read('Chart.yaml')) as { apiVersion: string; name: string; version: string; appVersion: string };
+const defaults = parse(read('values.yaml')) as Values;
+const templates = readdirSync(new URL('templates/', chartDir)).filter((file) => file.endsWith('.yaml'));
+
+function render(overrides: Values = {}): Manifest[] {
+  const root = { Values: merge(defaults, overrides), Release: { Name: 'rel', Namespace: 'ns' }, Chart: { Name: chart.name, Version: chart.version, AppVersion: chart.appVersion } };
+  return templates.flatMap((file) => {
+    const text = renderNodes(parseTemplate(read(`templates/${file}`)), { root, vars: { $: root }, dot: root });
+    return parseAllDocuments(text).flatMap((doc) => {
+      if (doc.errors.length > 0) throw new Error(`${file}: ${doc.errors.map((e) => e.message).join('; ')}\n${text}`);
+      const manifest = doc.toJS() as Manifest | null;
+      return manifest ? [manifest] : [];
+    });
+  });
+}
+
+type Container = {
+  name: string;
+  image: string;
+  command: string[];
+  ports: { name: string; containerPort: number }[];
+  env: { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } } }[];
+  readinessProbe: { httpGet: { path: string; port: string } };
+  livenessProbe: { httpGet: { path: string; port: string } };
+  securityContext: { readOnlyRootFilesystem: boolean; allowPrivilegeEscalation: boolean; capabilities: { drop: string[] } };
+};
+type PodSpec = { securityContext: { runAsNonRoot: boolean; runAsUser: number }; containers: Container[]; automountServiceAccountToken: boolean };
+type Selector = { matchLabels?: Record<string, string>; matchExpressions?: { key: string; operator: string; values: string[] }[] };
+type Peer = { namespaceSelector?: Selector; podSelector?: Selector; ipBlock?: { cidr: string } };
+type Rule = { from?: Peer[]; to?: Peer[]; ports?: { port: number | string; protocol?: string }[] };
+
+const values = defaults as {
+  secret: { name: string; keys: Record<string, string> };
+  metrics: { port: number };
+  components: Record<string, { port: number; minAvailable: number; autoscaling: { minReplicas: number; maxReplicas: number } }>;
+  networkPolicy: { gateway: { namespaceSelector: Record<string, string>; podSelector: Record<string, string> } };
+};
+const components = ['api', 'auth'];
+const byKind = (manifests: Manifest[], kind: string) => manifests.filter((m) => m.kind === kind);
+const named = (manifests: Manifest[], kind: string, name: string): Manifest => {
+  const found = manifests.find((m) => m.kind === kind && m.metadata.name === name);
+  if (!found) throw new Error(`no ${kind} ${name}`);
+  return found;
+};
+const podOf = (deployment: Manifest) => (deployment.spec.template as { metadata: { labels: Record<string, string> }; spec: PodSpec });
+
+describe('docker/helm/portcullis', function () {
+  const manifests = render();
+
+  it('has a v2 Chart.yaml and pins the image to the chart appVersion (never latest)', function () {
+    expect(chart).to.include({ apiVersion: 'v2', name: 'portcullis' });
+    expect(chart.version).to.match(/^\d+\.\d+\.\d+$/);
+    expect((defaults.image as { tag: string }).tag).to.equal(chart.appVersion).and.not.equal('latest');
+  });
+
+  it('renders every template to documents with apiVersion, kind and metadata.name', function () {
+    expect(templates).to.include.members(['deployment.yaml', 'service.yaml', 'pdb.yaml', 'hpa.yaml', 'networkpolicy.yaml', 'ingress.yaml']);
+    for (const manifest of [...manifests, ...render({ ingress: { enabled: true }, networkPolicy: { dataStores: { enabled: true } } })]) {
+      expect(manifest.apiVersion, JSON.stringify(manifest).slice(0, 80)).to.be.a('string').and.not.equal('');
+      expect(manifest.kind).to.be.a('string');
+      expect(manifest.metadata.name).to.match(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+    }
+  });
+
+  it('runs auth and api Deployments with /readyz readiness, /healthz liveness, as non-root on a read-only root', function () {
+    for (const name of components) {
+      const pod = podOf(named(manifests, 'Deployment', `rel-${name}`)).spec;
+      expect(pod.securityContext).to.include({ runAsNonRoot: true });
+      expect(pod.securityContext.runAsUser).to.be.above(0);
+      expect(pod.automountServiceAccountToken).to.equal(false);
+      const [container] = pod.containers;
+      if (!container) throw new Error('no container');
+      expect(container.command).to.deep.equal(['node', 'src/main.ts', '--only', name]);
+      expect(container.readinessProbe.httpGet).to.deep.equal({ path: '/readyz', port: 'http' });
+      expect(container.livenessProbe.httpGet).to.deep.equal({ path: '/healthz', port: 'http' });
+      expect(container.ports).to.deep.include({ name: 'http', containerPort: values.components[name]?.port });
+      expect(container.securityContext).to.deep.include({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+      expect(container.securityContext.capabilities.drop).to.deep.equal(['ALL']);
+      expect(container.image).to.not.match(/:latest$/);
+    }
+  });
+
+  it('takes MASTER_KEY, DATABASE_URL, REDIS_URL and COOKIE_KEYS from the Secret named in values.yaml, never literally', function () {
+    const expected = { MASTER_KEY: 'masterKey', DATABASE_URL: 'databaseUrl', REDIS_URL: 'redisUrl', COOKIE_KEYS: 'cookieKeys' };
+    for (const name of components) {
+      const [container] = podOf(named(manifests, 'Deployment', `rel-${name}`)).spec.containers;
+      for (const [variable, key] of Object.entries(expected)) {
+        const entry = container?.env.find((e) => e.name === variable);
+        expect(entry, `${name} ${variable}`).to.not.have.property('value');
+        expect(entry?.valueFrom?.secretKeyRef, `${name} ${variable}`).to.include({ name: values.secret.name, key: values.secret.keys[key] });
+      }
+      // Names must be ones config/schema.json knows (a typo would silently fall back to a default).
+      const schema = readFileSync(new URL('../../config/schema.json', import.meta.url), 'utf8');
+      for (const entry of container?.env ?? []) expect(schema, entry.name).to.include(`"x-env": "${entry.name}"`);
+    }
+    const job = named(manifests, 'Job', 'rel-migrate');
+    expect(JSON.stringify(job)).to.include(`"secretKeyRef":{"name":"${values.secret.name}","key":"${values.secret.keys.databaseUrl}"}`);
+  });
+
+  it('exposes only the HTTP port through Services and the Ingress; the metrics port stays on the pods', function () {
+    for (const name of components) {
+      const service = named(manifests, 'Service', `rel-${name}`);
+      const ports = service.spec.ports as { port: number; targetPort: string }[];
+      expect(ports).to.deep.equal([{ name: 'http', port: values.components[name]?.port, targetPort: 'http' }]);
+      expect(service.spec.selector).to.deep.equal(podOf(named(manifests, 'Deployment', `rel-${name}`)).metadata.labels);
+      const [container] = podOf(named(manifests, 'Deployment', `rel-${name}`)).spec.containers;
+      expect(container?.ports).to.deep.include({ name: 'metrics', containerPort: values.metrics.port });
+      expect(container?.env).to.deep.include({ name: 'METRICS_PORT', value: String(values.metrics.port) });
+    }
+    expect(byKind(manifests, 'Ingress')).to.have.length(0, 'the Ingress is opt-in');
+    const [ingress] = byKind(render({ ingress: { enabled: true } }), 'Ingress');
+    const backends = JSON.stringify(ingress?.spec.rules);
+    expect(backends).to.include('"name":"rel-auth"').and.include('"name":"rel-api"').and.not.include('metrics');
+    expect(ingress?.spec.tls).to.be.an('array').with.length(1);
+  });
+
+  it('keeps one pod of each role through voluntary disruptions and autoscales each Deployment', function () {
+    for (const name of components) {
+      const pdb = named(manifests, 'PodDisruptionBudget', `rel-${name}`);
+      expect(pdb.apiVersion).to.equal('policy/v1');
+      expect(pdb.spec.minAvailable).to.equal(values.components[name]?.minAvailable).and.be.at.least(1);
+      expect((pdb.spec.selector as Selector).matchLabels).to.deep.equal(podOf(named(manifests, 'Deployment', `rel-${name}`)).metadata.labels);
+      const hpa = named(manifests, 'HorizontalPodAutoscaler', `rel-${name}`);
+      expect(hpa.apiVersion).to.equal('autoscaling/v2');
+      expect(hpa.spec.scaleTargetRef).to.deep.equal({ apiVersion: 'apps/v1', kind: 'Deployment', name: `rel-${name}` });
+      expect(hpa.spec.minReplicas).to.be.at.least(2).and.be.above(Number(pdb.spec.minAvailable) - 1);
+      expect(hpa.spec.maxReplicas).to.be.above(hpa.spec.minReplicas as number);
+      expect(JSON.stringify(hpa.spec.metrics)).to.include('"name":"cpu"');
+    }
+  });
+
+  it('lets only the gateway (and the API, and Prometheus on the metrics port) reach the app pods', function () {
+    const policy = named(manifests, 'NetworkPolicy', 'rel-app');
+    const selector = policy.spec.podSelector as Selector;
+    expect(selector.matchExpressions).to.deep.include({ key: 'app.kubernetes.io/component', operator: 'In', values: ['auth', 'api'] });
+    expect(policy.spec.policyTypes).to.have.members(['Ingress', 'Egress']);
+    const ingress = policy.spec.ingress as Rule[];
+    const gateway = ingress.find((rule) => JSON.stringify(rule.ports) === '[{"port":"http"}]');
+    expect(gateway?.from).to.deep.equal([
+      { namespaceSelector: { matchLabels: values.networkPolicy.gateway.namespaceSelector }, podSelector: { matchLabels: values.networkPolicy.gateway.podSelector } },
+    ]);
+    for (const rule of ingress) {
+      expect(rule.from, 'no rule admits everyone').to.be.an('array').that.is.not.empty;
+      for (const peer of rule.from ?? []) expect(peer.ipBlock?.cidr, 'no rule admits everyone').to.not.equal('0.0.0.0/0');
+    }
+    const metricsRule = ingress.find((rule) => rule.ports?.some((p) => p.port === 'metrics'));
+    expect(metricsRule?.from?.[0]?.namespaceSelector).to.not.equal(undefined);
+    const egressPorts = (policy.spec.egress as Rule[]).flatMap((rule) => (rule.ports ?? []).map((p) => p.port));
+    expect(egressPorts).to.include.members([53, 5432, 6379]);
+  });
+
+  it('lets only the Portcullis pods reach in-namespace Postgres and Redis', function () {
+    expect(byKind(manifests, 'NetworkPolicy').map((m) => m.metadata.name)).to.deep.equal(['rel-app']);
+    const withStores = render({ networkPolicy: { dataStores: { enabled: true } } });
+    for (const [store, port] of [['postgres', 5432], ['redis', 6379]] as const) {
+      const policy = named(withStores, 'NetworkPolicy', `rel-${store}`);
+      expect((policy.spec.podSelector as Selector).matchLabels).to.not.deep.equal({});
+      const [rule, ...more] = policy.spec.ingress as Rule[];
+      expect(more).to.have.length(0);
+      expect(rule?.from).to.deep.equal([{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'portcullis', 'app.kubernetes.io/instance': 'rel' } } }]);
+      expect(rule?.ports).to.deep.equal([{ port }]);
+    }
+    expect(byKind(render({ networkPolicy: { enabled: false } }), 'NetworkPolicy')).to.have.length(0);
+  });
+
+  it('drains within the pod termination grace period', function () {
+    const pod = podOf(named(manifests, 'Deployment', 'rel-auth'));
+    const env = Object.fromEntries((pod.spec.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
+    const budget = Number(env.SHUTDOWN_DELAY) + Number(env.SHUTDOWN_TIMEOUT) + 5;
+    expect((pod.spec as unknown as { terminationGracePeriodSeconds: number }).terminationGracePeriodSeconds).to.be.at.least(budget);
+  });
+});

@@ -1,0 +1,37 @@
+import { randomBytes } from 'node:crypto';
+import { expect } from 'chai';
+import { createAccountIndexStore } from '../../src/store/account-index.ts';
+import { createTestUser } from '../helpers/factories.ts';
+import { startTestServers, type TestServers } from '../helpers/servers.ts';
+
+/** The account page's index of provider grants: "last used" without a write per token (issue 8). */
+describe('account grant index', function () {
+  let servers: TestServers;
+
+  before(async function () {
+    servers = await startTestServers();
+  });
+
+  after(async function () {
+    await servers.stop();
+  });
+
+  it('touch writes last_used_at at most once a minute per grant and process', async function () {
+    const index = createAccountIndexStore(servers.deps.knex);
+    const user = await createTestUser(servers.deps);
+    const id = randomBytes(16).toString('base64url');
+    const lastUsed = async () =>
+      (await servers.deps.knex('account_oidc_index').where({ kind: 'Grant', id }).first<{ last_used_at: Date | null }>('last_used_at')).last_used_at;
+    await index.put({ kind: 'Grant', id, accountId: user.id, clientId: 'c1' });
+    expect(await lastUsed()).to.equal(null);
+    await index.touch('Grant', id);
+    expect(await lastUsed()).to.be.an.instanceOf(Date);
+    // Within the minute, another token for the same grant writes nothing.
+    await servers.deps.knex('account_oidc_index').where({ kind: 'Grant', id }).update({ last_used_at: null });
+    await index.touch('Grant', id);
+    expect(await lastUsed()).to.equal(null);
+    // Another process (a fresh store) writes at once.
+    await createAccountIndexStore(servers.deps.knex).touch('Grant', id);
+    expect(await lastUsed()).to.be.an.instanceOf(Date);
+  });
+});
