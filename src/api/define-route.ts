@@ -159,28 +159,3 @@ export function mountRoutes(routes: readonly AnyRoute[], { rbac }: { rbac: RbacS
   }
   return router;
 }
-
-/**
- * 405 (with `Allow`) for a known path with another method, as a problem like every other
- * error; koa-router's own throw mode would lose the Allow header.
- */
-export function allowedMethods(router: Router): Middleware {
-  const check = router.allowedMethods();
-  return async function methodNotAllowed(ctx, next) {
-    // koa-router answers after "downstream" ran; here downstream is nothing, so it answers now.
-    await check(ctx as Parameters<typeof check>[0], () => Promise.resolve());
-    if (ctx.status === 405 || ctx.status === 501) {
-      const allow = ctx.response.get('Allow');
-      throw new Problem({
-        status: ctx.status,
-        type: problemType(ctx.status === 405 ? 'method-not-allowed' : 'not-implemented'),
-        title: ctx.status === 405 ? 'Method not allowed' : 'Not implemented',
-        detail: `This resource answers ${allow || 'no methods'}.`,
-        headers: { Allow: allow },
-      });
-    }
-    // OPTIONS on a known path was answered (200 with Allow); anything else is not ours.
-    if (ctx.method === 'OPTIONS' && ctx.status === 200) return;
-    await next();
-  };
-}

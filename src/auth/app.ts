@@ -20,6 +20,7 @@ import { accountRoutes, attachAccountIndex } from './routes/account.ts';
 import { interactionRoutes } from './routes/interaction.ts';
 import { sessionTtl } from './session-lifetime.ts';
 import { notFoundPage, render, serveStatic } from './views.ts';
+import { allowedMethods } from '../shared/koa-allowed-methods.ts';
 
 export type AuthApp = { app: Koa; provider: Provider };
 
@@ -75,11 +76,11 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
   app.use(rateLimits({ config, redis: deps.redis, logger }));
   const interactions = interactionRoutes({ provider, accounts: deps.accounts, mfa: deps.mfa, csrf, issuerOrigin });
   app.use(interactions.routes());
-  app.use(interactions.allowedMethods());
+  app.use(allowedMethods(interactions));
   attachAccountIndex(provider, deps.accountIndex, logger);
   const account = accountRoutes({ provider, accounts: deps.accounts, mfa: deps.mfa, index: deps.accountIndex, sessions: deps.accountSessions, oidcAdapter: deps.oidcAdapter, csrf, issuer: config.issuer, recentAuthSeconds: config.ttl.recentAuth, sessionLifetime: sessionTtl({ idleSeconds: config.ttl.sessionIdle, maxSeconds: config.ttl.sessionMax }), reuseNotices: (userId) => recentRefreshReuse(auditSearch, userId) });
   app.use(account.routes());
-  app.use(account.allowedMethods());
+  app.use(allowedMethods(account));
   app.use(devicePages.guard);
   // callback() composes the provider's middleware anew on every call: build it once, at the
   // first request (after the server has added its own provider.use() middleware).
