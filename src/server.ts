@@ -10,6 +10,7 @@ import type { Deps } from './deps.ts';
 import type { Readiness } from './shared/health.ts';
 import { createMetrics, listenMetrics, type Metrics } from './shared/metrics.ts';
 import { internalTlsOptions, serverTlsOptions } from './shared/tls.ts';
+import { watchClientChanges, type ClientChangeWatch } from './store/client-changes.ts';
 
 export type Role = 'auth' | 'api';
 
@@ -86,6 +87,7 @@ export async function startServers(deps: Deps, roles: readonly Role[]): Promise<
   // Before the auth app is built: the provider caches one adapter per model.
   deps.timeAdapters(metrics.adapterTimings);
   let authApp: ReloadingApp | undefined;
+  let clientChanges: ClientChangeWatch | undefined;
   let metricsServer: Server | undefined;
   const listening = () => [
     ...Object.values(servers),
@@ -94,6 +96,18 @@ export async function startServers(deps: Deps, roles: readonly Role[]): Promise<
   ];
   try {
     if (roles.includes('auth')) {
+      // Client changes made elsewhere reach this instance's client cache at once. Embedded mode
+      // is one process, whose own writes already drop its cache entries.
+      if (!deps.database.embedded && config.databaseUrl) {
+        const clients = deps.stores.clients;
+        clientChanges = watchClientChanges({
+          databaseUrl: config.databaseUrl,
+          onChange: (id) => clients.forget(id),
+          onReset: () => clients.forgetAll(),
+          logger: deps.logger,
+        });
+        await clientChanges.ready;
+      }
       readiness.checks = {
         ...readiness.checks,
         async signingKeys() {
@@ -131,6 +145,7 @@ export async function startServers(deps: Deps, roles: readonly Role[]): Promise<
     // A port taken or a bad certificate half-way through: what did start must not outlive the failure
     // (a listening socket and the key-refresh timer would keep the process alive, querying forever).
     authApp?.stop();
+    await clientChanges?.close();
     await Promise.all(listening().map((s) => close(s, 0)));
     throw error;
   }
@@ -146,6 +161,7 @@ export async function startServers(deps: Deps, roles: readonly Role[]): Promise<
       authApp?.stop();
       if (delayMs > 0) await sleep(delayMs);
       await Promise.all([...Object.values(servers), ...(internalServer ? [internalServer] : [])].map((s) => close(s, graceMs)));
+      await clientChanges?.close();
       // Scrapes may continue through the drain; the metrics listener closes last.
       if (metricsServer) await close(metricsServer, 1000);
     },

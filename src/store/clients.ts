@@ -20,8 +20,9 @@ type ClientRow = {
  * How long a found client is served from memory. oidc-provider looks its client up on every
  * /token, introspection and authorization request; this keeps Postgres off that path. Writes
  * through this store (RFC 7592 update and delete, registration, disabling, enabling) drop the
- * entry at once in this process; other processes (other instances, the CLI) are seen within
- * this bound.
+ * entry at once in this process; other processes' writes (other instances, the CLI, SQL by hand)
+ * arrive as Postgres notifications (src/store/client-changes.ts), and this bound is the fallback
+ * when those cannot be received.
  */
 export const CLIENT_CACHE_TTL_MS = 10_000;
 /** Entries kept at most; the oldest go first. Unknown ids are never cached. */
@@ -91,8 +92,14 @@ export function createClientStore(knex: Knex, box: CryptoBox, { cacheTtlMs = CLI
       return metadata;
     },
 
-    /** Drops a cached client, for writes that bypass this store (e.g. a direct SQL update). */
+    /** Drops a cached client: another process changed it (src/store/client-changes.ts). */
     forget,
+
+    /** Drops every cached client (change notifications may have been missed). */
+    forgetAll(): void {
+      generation++;
+      cache.clear();
+    },
 
     /** Records token issuance at most once an hour per client (cheap enough for every request). */
     async touch(clientId: string): Promise<void> {
