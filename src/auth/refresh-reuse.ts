@@ -50,8 +50,21 @@ export function auditRefreshReuse(provider: Provider, deps: { audit: AuditServic
 
 export type ReuseNotice = { clientName: string; at: Date };
 
-/** Recent reuse events of one user, newest first, for the account page. */
+/** The audit event that records "I have seen it" on the account page's reuse notice. */
+export const REUSE_NOTICE_DISMISSED_EVENT = 'account.reuse_notice_dismissed';
+
+/**
+ * Recent reuse events of one user, newest first, for the account page: those of the last
+ * NOTICE_DAYS days that came after the user last dismissed the notice (the audit log is the
+ * record of both, so nothing else has to be stored).
+ */
 export async function recentRefreshReuse(search: AuditSearchStore, userId: string): Promise<ReuseNotice[]> {
-  const rows = await search.search({ actorId: userId, type: REFRESH_REUSE_EVENT, since: new Date(Date.now() - NOTICE_DAYS * 86_400_000), limit: 5 });
-  return rows.map((row) => ({ clientName: typeof row.data.client_name === 'string' ? row.data.client_name : (row.client_id ?? 'an app'), at: row.occurred_at }));
+  const [rows, dismissals] = await Promise.all([
+    search.search({ actorId: userId, type: REFRESH_REUSE_EVENT, since: new Date(Date.now() - NOTICE_DAYS * 86_400_000), limit: 5 }),
+    search.search({ actorId: userId, type: REUSE_NOTICE_DISMISSED_EVENT, limit: 1 }),
+  ]);
+  const dismissedAfter = dismissals[0]?.id ?? 0;
+  return rows
+    .filter((row) => row.id > dismissedAfter)
+    .map((row) => ({ clientName: typeof row.data.client_name === 'string' ? row.data.client_name : (row.client_id ?? 'an app'), at: row.occurred_at }));
 }

@@ -137,11 +137,49 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
           const dir = new URL('screens/', ARTIFACTS);
           await mkdir(dir, { recursive: true });
           await page.screenshot({ path: new URL('account-refresh-reuse.png', dir).pathname, fullPage: true });
+          await page.getByRole('button', { name: 'Got it, hide this notice' }).click();
+          await page.getByText('Notice dismissed.').waitFor();
+          expect(await notice.count()).to.equal(0);
         } finally {
           await browser.close();
         }
       });
     }
+
+    it('T25 the notice can be dismissed, and comes back for the next reuse only', async function () {
+      const notes = await connect(servers);
+      const { user } = notes;
+      expect((await refresh(servers, notes, notes.refreshToken)).status).to.equal(200);
+      refused(await refresh(servers, notes, notes.refreshToken));
+      await reuseEvents(servers, user.id);
+      const browser = new Browserless(servers.issuer);
+      const first = await browser.follow('/account');
+      const login = formOf(await first.response.text(), '/login');
+      const signedIn = await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password });
+      const dismiss = formOf(await signedIn.response.text(), '/account/notices/reuse/dismiss');
+      const dismissed = await browser.submit(dismiss.action, { csrf: dismiss.csrf });
+      expect(dismissed.url.pathname).to.equal('/account');
+      const after = await dismissed.response.text();
+      expect(after).to.contain('Notice dismissed.');
+      expect(after).to.not.contain('was used twice');
+      // The dismissal is audited like any account action; a forged one (no CSRF token) is refused.
+      expect(await servers.deps.knex('audit_events').where({ type: 'account.reuse_notice_dismissed', actor_id: user.id }).count<{ count: number }[]>('* as count')).to.deep.equal([{ count: 1 }]);
+      const forged = await browser.submit('/account/notices/reuse/dismiss', {});
+      expect(forged.response.status).to.equal(403);
+
+      // Another app of the same user has its refresh token replayed: the notice is back, for it alone.
+      const registered = await createTestClient(servers.deps, { client_name: 'Acme Calendar' });
+      const secret = registered.client_secret ?? '';
+      const rp = await client.discovery(new URL(servers.issuer), registered.client_id, secret, undefined, { execute: [client.allowInsecureRequests] });
+      const tokens = await userTokens(servers, rp, user, '');
+      const calendar: App = { user, clientId: registered.client_id, secret, refreshToken: tokens.refresh_token ?? '' };
+      expect((await refresh(servers, calendar, calendar.refreshToken)).status).to.equal(200);
+      refused(await refresh(servers, calendar, calendar.refreshToken));
+      await reuseEvents(servers, user.id, 2);
+      const again = await (await browser.follow('/account')).response.text();
+      expect(again).to.contain('A sign-in token for <strong>Acme Calendar</strong> was used twice on');
+      expect(again).to.not.contain('<strong>Acme Notes</strong>');
+    });
 
     it('T26 ten concurrent uses of one refresh token: one 200, nine invalid_grant, the whole family revoked', async function () {
       const app = await connect(servers);

@@ -22,7 +22,7 @@ describe('client changes reach every instance at once (LISTEN/NOTIFY)', function
   });
 
   after(async function () {
-    await Promise.all([a?.stop(), b?.stop()]);
+    await Promise.all([a.stop(), b.stop()]);
   });
 
   async function serviceClient() {
@@ -49,7 +49,7 @@ describe('client changes reach every instance at once (LISTEN/NOTIFY)', function
   }
 
   /** Milliseconds until instance `on` refuses the client (invalid_client), polling every 10 ms. */
-  async function untilRefused(grant: (on: TestServers) => Promise<{ status: number; error?: string }>, on: TestServers, budgetMs = 3000): Promise<number> {
+  async function untilRefused(grant: (on: TestServers) => Promise<{ status: number; error?: string | undefined }>, on: TestServers, budgetMs = 3000): Promise<number> {
     const started = Date.now();
     while (Date.now() - started < budgetMs) {
       const result = await grant(on);

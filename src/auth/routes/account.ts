@@ -14,7 +14,7 @@ import type { Adapter } from '../../store/oidc-adapter.ts';
 import type { UserRow } from '../../store/users.ts';
 import { ACCOUNT_CLIENT_ID } from '../account-client.ts';
 import { rejectCrossSite, type CsrfTokens } from '../koa-csrf.ts';
-import type { ReuseNotice } from '../refresh-reuse.ts';
+import { REUSE_NOTICE_DISMISSED_EVENT, type ReuseNotice } from '../refresh-reuse.ts';
 import { describeScope } from '../scopes.ts';
 import { render } from '../views.ts';
 
@@ -299,6 +299,12 @@ export function accountRoutes(deps: {
     await sessions.revokeGrant(grantId);
     await mfa.audit('grant.revoked', user.id, requestContext(ctx), { grantId, clientId: grant.clientId });
     done(ctx, 'Access removed.');
+  }, { sensitive: false });
+
+  // "I've seen it": the reuse notice stays away until the next reuse.
+  post('/notices/reuse/dismiss', async (ctx, _session, user) => {
+    await mfa.audit(REUSE_NOTICE_DISMISSED_EVENT, user.id, requestContext(ctx));
+    done(ctx, 'Notice dismissed.');
   }, { sensitive: false });
 
   post('/sign-out-everywhere', async (ctx, session, user) => {
