@@ -10,6 +10,7 @@ import { attachClientGovernance, withRegistrationProvenance } from './client-gov
 import { withAtomicReplayDetection } from './atomic-replay.ts';
 import { cacheableMetadata } from './cacheable-metadata.ts';
 import { auditRefreshReuse, recentRefreshReuse } from './refresh-reuse.ts';
+import { detectConstantChallenges } from './constant-challenge.ts';
 import { createAuditSearch } from '../store/audit-search.ts';
 import { withDevicePollPacing } from './device-polling.ts';
 import { createCsrfTokens } from './koa-csrf.ts';
@@ -50,6 +51,7 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
     devicePages,
   });
   auditRefreshReuse(provider, { audit: deps.audit, once, logger, ttlSeconds: config.ttl.refreshToken });
+  detectConstantChallenges(provider, { audit: deps.audit, once, logger });
   attachClientGovernance(provider, { clients: deps.stores.clients, initialAccessTokens: deps.stores.initialAccessTokens, audit: deps.audit, logger });
   // Below the rotated-key publication delay, so a cached JWKS always has the next signing key.
   cacheableMetadata(provider, { maxAgeSeconds: Math.min(300, config.signingKeys.activateAfterSeconds) });

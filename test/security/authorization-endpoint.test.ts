@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import * as client from 'openid-client';
+import { CONSTANT_CHALLENGE_EVENT } from '../../src/auth/constant-challenge.ts';
 import { Browserless, signInAndConsent } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
@@ -355,6 +356,46 @@ describe('authorization endpoint abuse (SECURITY.md T2–T14, T38, B9)', functio
     expect((await fetch(new URL('/healthz', servers.issuer))).status).to.equal(200);
     expectErrorRedirect(await authorize(valid(web.client_id, redirectUri, 't38-after')), redirectUri, 'login_required', 't38-after');
     expect(await factorChecks(), measured.join('; ')).to.equal(checksBefore);
+  });
+
+  it('B7 a client sending one code_challenge for different transactions is audited (once an hour); a reload and fresh challenges are not', async function () {
+    const user = await createTestUser(servers.deps);
+    const steadyUri = 'https://steady.example/cb';
+    const steady = await createTestClient(servers.deps, { client_name: 'Steady App', redirect_uris: [steadyUri], post_logout_redirect_uris: [] });
+    const browser = new Browserless(servers.issuer);
+    const codeFor = async (clientId: string, uri: string, state: string, pkce: string): Promise<void> => {
+      const response = await authorize(edit(valid(clientId, uri, state), { code_challenge: pkce }), browser);
+      expect(new URL(response.headers.get('Location') ?? '').searchParams.get('code'), state).to.be.a('string');
+    };
+    const events = async (clientId: string) =>
+      servers.deps.knex('audit_events').where({ type: CONSTANT_CHALLENGE_EVENT, client_id: clientId }).select('actor_id', 'outcome', 'data');
+    /** The check runs after the answer: give it time to land (or, for "none", to wrongly land). */
+    const settle = () => new Promise((r) => setTimeout(r, 300));
+
+    const first = edit(valid(steady.client_id, steadyUri, 'b7-one'), { prompt: undefined });
+    const callback = await signInAndConsent(browser, authUrl(first), user.email, user.password);
+    expect(callback.searchParams.get('code')).to.be.a('string');
+    await codeFor(steady.client_id, steadyUri, 'b7-one', challenge); // the same request again (a reload)
+    await settle();
+    expect(await events(steady.client_id)).to.deep.equal([]);
+
+    await codeFor(steady.client_id, steadyUri, 'b7-two', challenge); // a new transaction, the old challenge
+    await codeFor(steady.client_id, steadyUri, 'b7-three', challenge);
+    let found: unknown[] = [];
+    for (let i = 0; i < 40 && found.length === 0; i++) {
+      await settle();
+      found = await events(steady.client_id);
+    }
+    await settle();
+    expect(await events(steady.client_id)).to.deep.equal([{ actor_id: user.id, outcome: 'failure', data: { client_name: 'Steady App' } }]);
+
+    // A client that makes a fresh challenge per transaction is never reported.
+    const fresh = await createTestClient(servers.deps, { redirect_uris: ['https://fresh.example/cb'], post_logout_redirect_uris: [] });
+    const freshChallenge = () => client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier());
+    await signInAndConsent(browser, authUrl(edit(valid(fresh.client_id, 'https://fresh.example/cb', 'b7-f0'), { prompt: undefined, code_challenge: await freshChallenge() })), user.email, user.password);
+    for (const state of ['b7-f1', 'b7-f2', 'b7-f3']) await codeFor(fresh.client_id, 'https://fresh.example/cb', state, await freshChallenge());
+    await settle();
+    expect(await events(fresh.client_id)).to.deep.equal([]);
   });
 
   it('B9 the password grant (ROPC) is refused: unsupported_grant_type', async function () {
