@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import * as client from 'openid-client';
 import { Browserless, signInAndConsent } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
+import { authorizationRequest, RP_REDIRECT } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
 
 /**
@@ -14,7 +15,6 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     let servers: TestServers;
     let rp: client.Configuration;
     let user: Awaited<ReturnType<typeof createTestUser>>;
-    const redirectUri = 'https://rp.example.test/cb';
 
     before(async function () {
       servers = await startTestServers({ storage });
@@ -30,15 +30,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     });
 
     async function authorize(extra: Record<string, string> = {}) {
-      const verifier = client.randomPKCECodeVerifier();
-      const state = client.randomState();
       const nonce = client.randomNonce();
-      const url = client.buildAuthorizationUrl(rp, {
-        redirect_uri: redirectUri,
+      const { url, verifier, state } = await authorizationRequest(rp, {
         scope: 'openid profile email offline_access records:read',
-        code_challenge: await client.calculatePKCECodeChallenge(verifier),
-        code_challenge_method: 'S256',
-        state,
         nonce,
         // OIDC Core §11: offline_access is honoured only together with prompt=consent.
         prompt: 'consent',
@@ -67,7 +61,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
     it('runs code + PKCE, userinfo, API call, refresh rotation and logout', async function () {
       const { callback, verifier, state, nonce, browser } = await authorize();
-      expect(callback.origin + callback.pathname).to.equal(redirectUri);
+      expect(callback.origin + callback.pathname).to.equal(RP_REDIRECT);
       expect(callback.searchParams.get('iss')).to.equal(servers.issuer);
 
       // Code → tokens for the API audience (resource indicator, RFC 8707).
@@ -131,31 +125,20 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(landed.searchParams.get('state')).to.equal('bye-state');
 
       // The session is gone: prompt=none now needs a login.
-      const silent = client.buildAuthorizationUrl(rp, {
-        redirect_uri: redirectUri,
-        scope: 'openid',
-        prompt: 'none',
-        code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()),
-        code_challenge_method: 'S256',
-        state: 's',
-      });
-      const { url: silentResult } = await browser.follow(silent);
+      const silent = await authorizationRequest(rp, { prompt: 'none', state: 's' });
+      const { url: silentResult } = await browser.follow(silent.url);
       expect(silentResult.searchParams.get('error')).to.equal('login_required');
     });
 
     it('keeps the session: a second authorization needs neither password nor consent', async function () {
       const first = await authorize();
-      const verifier = client.randomPKCECodeVerifier();
-      const url = client.buildAuthorizationUrl(rp, {
-        redirect_uri: redirectUri,
+      const { url } = await authorizationRequest(rp, {
         scope: 'openid profile email offline_access records:read',
-        code_challenge: await client.calculatePKCECodeChallenge(verifier),
-        code_challenge_method: 'S256',
         state: 'again',
         resource: servers.apiUrl,
       });
       const { url: callback } = await first.browser.follow(url);
-      expect(callback.origin + callback.pathname).to.equal(redirectUri);
+      expect(callback.origin + callback.pathname).to.equal(RP_REDIRECT);
       expect(callback.searchParams.get('code')).to.be.a('string');
     });
 

@@ -5,12 +5,11 @@ import * as client from 'openid-client';
 import { generate } from 'otplib';
 import { Browserless, formOf } from './browserless.ts';
 import { createTestClient, createTestUser } from './factories.ts';
+import { authorizationRequest } from './oidc.ts';
 import type { TestServers } from './servers.ts';
 
 export type TestUser = Awaited<ReturnType<typeof createTestUser>>;
 export type ApiResponse = { status: number; headers: Headers; body: unknown; text: string };
-
-const redirectUri = 'https://rp.example.test/cb';
 
 /** A relying party (openid-client) registered on the test servers, for real tokens. */
 export async function createRp(servers: TestServers, metadata: Record<string, unknown> = {}): Promise<client.Configuration> {
@@ -64,14 +63,8 @@ export async function userTokens(
   totpSecret?: string,
   options: { browser?: Browserless; params?: Record<string, string> } = {},
 ) {
-  const verifier = client.randomPKCECodeVerifier();
-  const state = client.randomState();
-  const url = client.buildAuthorizationUrl(rp, {
-    redirect_uri: redirectUri,
+  const { url, verifier, state } = await authorizationRequest(rp, {
     scope: `openid offline_access ${apiScopes}`.trim(),
-    code_challenge: await client.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: 'S256',
-    state,
     prompt: 'consent',
     resource: servers.apiUrl,
     ...options.params,

@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
 import * as client from 'openid-client';
+import { authorizationRequest } from './oidc.ts';
 
 /**
  * Real headless Chromium (Debian's /usr/bin/chromium, never a downloaded browser) for the
@@ -9,7 +10,6 @@ import * as client from 'openid-client';
  */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const ARTIFACTS = new URL('../../test-artifacts/', import.meta.url);
-export const RP_REDIRECT = 'https://rp.example.test/cb';
 
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({
@@ -56,18 +56,8 @@ export async function relyingParty(issuer: string, clientId: string, clientSecre
   const rp = await client.discovery(new URL(issuer), clientId, clientSecret, undefined, { execute: [client.allowInsecureRequests] });
   return {
     rp,
-    async authorizationUrl(extra: Record<string, string> = {}) {
-      const verifier = client.randomPKCECodeVerifier();
-      const state = client.randomState();
-      const url = client.buildAuthorizationUrl(rp, {
-        redirect_uri: RP_REDIRECT,
-        scope: 'openid email',
-        code_challenge: await client.calculatePKCECodeChallenge(verifier),
-        code_challenge_method: 'S256',
-        state,
-        ...extra,
-      });
-      return { url, verifier, state };
+    authorizationUrl(extra: Record<string, string> = {}) {
+      return authorizationRequest(rp, { scope: 'openid email', ...extra });
     },
     async exchange(callback: URL, verifier: string, state: string) {
       const tokens = await client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: verifier, expectedState: state, idTokenExpected: true });

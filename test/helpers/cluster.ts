@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as client from 'openid-client';
 import { Browserless, signInAndConsent } from './browserless.ts';
+import { authorizationRequest } from './oidc.ts';
 import { spawnNode, waitForReady, type Spawned } from './process.ts';
 import { freePort, testConfigEnv } from './servers.ts';
 
@@ -145,14 +146,8 @@ export async function authorizeCode(
   user: { email: string; password: string },
   options: { resource?: string; scope?: string } = {},
 ): Promise<{ callback: URL; verifier: string; state: string }> {
-  const verifier = client.randomPKCECodeVerifier();
-  const state = client.randomState();
-  const url = client.buildAuthorizationUrl(rp, {
-    redirect_uri: 'https://rp.example.test/cb',
+  const { url, verifier, state } = await authorizationRequest(rp, {
     scope: options.scope ?? 'openid offline_access records:read',
-    code_challenge: await client.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: 'S256',
-    state,
     prompt: 'consent',
     ...(options.resource ? { resource: options.resource } : {}),
   });

@@ -1,8 +1,9 @@
 import { expect } from 'chai';
 import * as client from 'openid-client';
-import { RP_REDIRECT, relyingParty } from '../helpers/browser.ts';
+import { relyingParty } from '../helpers/browser.ts';
 import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
+import { RP_REDIRECT } from '../helpers/oidc.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
 /**

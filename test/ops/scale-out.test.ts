@@ -8,6 +8,7 @@ import { formOf, signInAndConsent } from '../helpers/browserless.ts';
 import { Browserless, discover, startBalancer, startInstance, stopInstance, until, type Balancer, type Instance } from '../helpers/cluster.ts';
 import { runNode } from '../helpers/process.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
+import { authorizationRequest, RP_REDIRECT } from '../helpers/oidc.ts';
 import { freePort, testConfigEnv } from '../helpers/servers.ts';
 
 /**
@@ -27,7 +28,6 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
   let rp: client.Configuration;
   let user: { email: string; password: string; id: string };
   let shared: Record<string, string>;
-  const redirectUri = 'https://rp.example.test/cb';
 
   before(async function () {
     const [lbPort, apiPort] = [await freePort(), await freePort()];
@@ -67,17 +67,7 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
   });
 
   it('finishes on B an interaction started on A, and redeems on A a code issued by B', async function () {
-    const verifier = client.randomPKCECodeVerifier();
-    const state = client.randomState();
-    const url = client.buildAuthorizationUrl(rp, {
-      redirect_uri: redirectUri,
-      scope: 'openid offline_access records:read',
-      code_challenge: await client.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-      state,
-      prompt: 'consent',
-      resource: apiUrl,
-    });
+    const { url, verifier, state } = await authorizationRequest(rp, { scope: 'openid offline_access records:read', prompt: 'consent', resource: apiUrl });
     const browser = new Browserless(issuer);
 
     lb.pin('A');
@@ -90,7 +80,7 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
     const afterLogin = await browser.submit(loginForm.action, { csrf: loginForm.csrf, email: user.email, password: user.password });
     const consentForm = formOf(await afterLogin.response.text(), '/confirm');
     const { url: callback } = await browser.submit(consentForm.action, { csrf: consentForm.csrf });
-    expect(callback.origin + callback.pathname).to.equal(redirectUri);
+    expect(callback.origin + callback.pathname).to.equal(RP_REDIRECT);
     expect(callback.searchParams.get('code')).to.be.a('string');
     // The code came from B: the resumed authorization request was answered there.
     expect(servedBy(/^\/auth\/[^/]+$/).at(-1)).to.equal('B');
@@ -141,12 +131,7 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
     const enrollment = await deps.mfa.totp.begin(mfaUser.id, mfaUser.email);
     if (!enrollment) throw new Error('no TOTP enrollment');
     await deps.mfa.totp.confirm(mfaUser.id, await generate({ secret: enrollment.secret }));
-    const url = client.buildAuthorizationUrl(rp, {
-      redirect_uri: redirectUri,
-      scope: 'openid',
-      code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()),
-      code_challenge_method: 'S256',
-    });
+    const { url } = await authorizationRequest(rp);
     const browser = new Browserless(issuer);
     lb.pin('A');
     const start = await browser.follow(url);
@@ -187,15 +172,7 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
 
     // A token from the old keys, through a fresh login.
     lb.pin(undefined);
-    const verifier = client.randomPKCECodeVerifier();
-    const url = client.buildAuthorizationUrl(rp, {
-      redirect_uri: redirectUri,
-      scope: 'openid offline_access records:read',
-      code_challenge: await client.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-      prompt: 'consent',
-      resource: apiUrl,
-    });
+    const { url, verifier } = await authorizationRequest(rp, { scope: 'openid offline_access records:read', prompt: 'consent', resource: apiUrl });
     const callback = await signInAndConsent(new Browserless(issuer), url, user.email, user.password);
     const old = await client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: verifier, expectedState: client.skipStateCheck }, { resource: apiUrl });
     expect(kidOf(old.access_token)).to.equal(oldSigner('ES256'));
