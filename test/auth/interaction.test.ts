@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import * as client from 'openid-client';
 import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
+import { authorizationRequest } from '../helpers/oidc.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
 /**
@@ -30,13 +31,7 @@ describe('login and consent pages', function () {
   });
 
   async function openLogin() {
-    const url = client.buildAuthorizationUrl(rp, {
-      redirect_uri: 'https://rp.example.test/cb',
-      scope: 'openid',
-      code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()),
-      code_challenge_method: 'S256',
-      state: 'state-1',
-    });
+    const { url } = await authorizationRequest(rp, { state: 'state-1' });
     const browser = new Browserless(servers.issuer);
     const { response, url: page } = await browser.follow(url);
     const html = await response.text();
@@ -59,12 +54,7 @@ describe('login and consent pages', function () {
   });
 
   it('sets HttpOnly, SameSite=Lax signed cookies for the interaction', async function () {
-    const url = client.buildAuthorizationUrl(rp, {
-      redirect_uri: 'https://rp.example.test/cb',
-      scope: 'openid',
-      code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()),
-      code_challenge_method: 'S256',
-    });
+    const { url } = await authorizationRequest(rp);
     const response = await fetch(url, { redirect: 'manual' });
     const cookies = response.headers.getSetCookie();
     expect(cookies.length).to.be.greaterThan(0);
@@ -154,12 +144,7 @@ describe('login and consent pages', function () {
   });
 
   it('shows a friendly error page and no redirect for an unregistered redirect_uri (T1)', async function () {
-    const url = client.buildAuthorizationUrl(rp, {
-      redirect_uri: 'https://evil.test/cb',
-      scope: 'openid',
-      code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()),
-      code_challenge_method: 'S256',
-    });
+    const { url } = await authorizationRequest(rp, { redirect_uri: 'https://evil.test/cb' });
     const response = await fetch(url, { redirect: 'manual' });
     expect(response.status).to.equal(400);
     expect(response.headers.get('location')).to.equal(null);

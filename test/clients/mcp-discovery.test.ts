@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import * as client from 'openid-client';
 import { Browserless, signInAndConsent } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
+import { authorizationRequest } from '../helpers/oidc.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
 /** The parameters of the first challenge in a WWW-Authenticate header. */
@@ -90,16 +91,8 @@ describe('MCP-style discovery walk from a bare 401', function () {
     expect(rp.clientMetadata()).to.not.have.property('client_secret');
 
     // 5. Authorization code + PKCE on an ephemeral loopback port (RFC 8252 §7.3), for the API.
-    const verifier = client.randomPKCECodeVerifier();
     const redirectUri = `http://127.0.0.1:${port}/callback`;
-    const url = client.buildAuthorizationUrl(rp, {
-      redirect_uri: redirectUri,
-      scope: 'openid records:read',
-      resource: resource.resource,
-      code_challenge: await client.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-      state: 'mcp',
-    });
+    const { url, verifier } = await authorizationRequest(rp, { redirect_uri: redirectUri, scope: 'openid records:read', resource: resource.resource, state: 'mcp' });
     const callback = await signInAndConsent(new Browserless(servers.issuer), url, user.email, user.password);
     expect(`${callback.origin}${callback.pathname}`).to.equal(redirectUri);
 
@@ -116,13 +109,8 @@ describe('MCP-style discovery walk from a bare 401', function () {
       `http://localhost:${port}/callback`,
       `http://127.0.0.2:${port}/callback`,
     ]) {
-      const attempt = client.buildAuthorizationUrl(rp, {
-        redirect_uri: wrong,
-        scope: 'openid',
-        code_challenge: await client.calculatePKCECodeChallenge(verifier),
-        code_challenge_method: 'S256',
-      });
-      const response = await fetch(attempt, { redirect: 'manual' });
+      const attempt = await authorizationRequest(rp, { redirect_uri: wrong });
+      const response = await fetch(attempt.url, { redirect: 'manual' });
       expect(response.status, wrong).to.equal(400);
       expect(response.headers.get('Location'), wrong).to.equal(null);
     }

@@ -4,6 +4,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'j
 import * as client from 'openid-client';
 import { Browserless, signInAndConsent } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
+import { authorizationRequest } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
 
 type ProofKey = { privateKey: CryptoKey; jwk: JWK };
@@ -121,15 +122,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const user = await createTestUser(servers.deps);
       const web = await createTestClient(servers.deps);
       const rp = await client.discovery(new URL(servers.issuer), web.client_id, web.client_secret, undefined, { execute: [client.allowInsecureRequests] });
-      const verifier = client.randomPKCECodeVerifier();
-      const url = client.buildAuthorizationUrl(rp, {
-        redirect_uri: 'https://rp.example.test/cb',
-        scope: 'openid offline_access',
-        prompt: 'consent',
-        code_challenge: await client.calculatePKCECodeChallenge(verifier),
-        code_challenge_method: 'S256',
-        state: 's',
-      });
+      const { url, verifier } = await authorizationRequest(rp, { scope: 'openid offline_access', prompt: 'consent', state: 's' });
       const callback = await signInAndConsent(new Browserless(servers.issuer), url, user.email, user.password);
       const tokens = await client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: verifier, expectedState: 's' });
       expect((await client.tokenIntrospection(rp, tokens.access_token)).active).to.equal(true);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import * as client from 'openid-client';
 import { Browserless, signInAndConsent } from '../helpers/browserless.ts';
+import { authorizationRequest } from '../helpers/oidc.ts';
 import { runNode, spawnNode, waitForReady, type Spawned } from '../helpers/process.ts';
 import { freePort } from '../helpers/servers.ts';
 
@@ -76,15 +77,7 @@ describe('embedded mode (PGlite, no Redis, nothing configured)', function () {
 
     const login = async () => {
       const rp = await client.discovery(new URL(issuer), clientId, clientSecret, undefined, { execute: [client.allowInsecureRequests] });
-      const verifier = client.randomPKCECodeVerifier();
-      const url = client.buildAuthorizationUrl(rp, {
-        redirect_uri: 'https://rp.example.test/cb',
-        scope: 'openid email records:read',
-        code_challenge: await client.calculatePKCECodeChallenge(verifier),
-        code_challenge_method: 'S256',
-        state: 'st',
-        resource: apiUrl,
-      });
+      const { url, verifier } = await authorizationRequest(rp, { scope: 'openid email records:read', state: 'st', resource: apiUrl });
       // The email is matched case-insensitively.
       const callback = await signInAndConsent(new Browserless(issuer), url, 'person@example.test', 'a long enough passphrase');
       return client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: verifier, expectedState: 'st' }, { resource: apiUrl });

@@ -3,6 +3,7 @@ import * as client from 'openid-client';
 import { createKeyRotation, rotationPolicyOf } from '../../src/services/key-rotation.ts';
 import { Browserless, signInAndConsent } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
+import { authorizationRequest } from '../helpers/oidc.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
 /**
@@ -25,13 +26,7 @@ describe('cookie key rotation', function () {
   });
 
   const silentAuthorization = async (browser: Browserless): Promise<URL> => {
-    const url = client.buildAuthorizationUrl(rp, {
-      redirect_uri: 'https://rp.example.test/cb',
-      scope: 'openid',
-      prompt: 'none',
-      code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()),
-      code_challenge_method: 'S256',
-    });
+    const { url } = await authorizationRequest(rp, { prompt: 'none' });
     return (await browser.follow(url)).url;
   };
 
@@ -44,12 +39,7 @@ describe('cookie key rotation', function () {
   it('keeps sessions signed with the old key after a rotation, and ends them when it retires', async function () {
     const user = await createTestUser(servers.deps);
     const browser = new Browserless(servers.issuer);
-    const login = client.buildAuthorizationUrl(rp, {
-      redirect_uri: 'https://rp.example.test/cb',
-      scope: 'openid',
-      code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()),
-      code_challenge_method: 'S256',
-    });
+    const { url: login } = await authorizationRequest(rp);
     expect((await signInAndConsent(browser, login, user.email, user.password)).searchParams.get('code')).to.be.a('string');
     const signedWithOldKey = copyOf(browser);
 

@@ -4,6 +4,7 @@ import * as client from 'openid-client';
 import { call, createRp, signedInUser } from '../helpers/api.ts';
 import { Browserless, formOf, signInAndConsent } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
+import { authorizationRequest } from '../helpers/oidc.ts';
 import { freePort, startTestServers, type TestServers } from '../helpers/servers.ts';
 
 /** Value of one sample line, e.g. `name{a="b"} 3`; labels are matched as a subset. */
@@ -46,24 +47,16 @@ describe('metrics', function () {
     const user = await createTestUser(servers.deps);
     const registered = await createTestClient(servers.deps);
     const rp = await client.discovery(new URL(servers.issuer), registered.client_id, registered.client_secret, undefined, { execute: [client.allowInsecureRequests] });
-    const authorizationUrl = async (verifier: string) =>
-      client.buildAuthorizationUrl(rp, {
-        redirect_uri: 'https://rp.example.test/cb',
-        scope: 'openid offline_access records:read',
-        code_challenge: await client.calculatePKCECodeChallenge(verifier),
-        code_challenge_method: 'S256',
-        prompt: 'consent',
-        resource: servers.apiUrl,
-      });
+    const authorization = () => authorizationRequest(rp, { scope: 'openid offline_access records:read', prompt: 'consent', resource: servers.apiUrl });
 
     // One wrong password first.
     const wrong = new Browserless(servers.issuer);
-    const { response } = await wrong.follow(await authorizationUrl(client.randomPKCECodeVerifier()));
+    const { response } = await wrong.follow((await authorization()).url);
     const form = formOf(await response.text(), '/login');
     await wrong.submit(form.action, { csrf: form.csrf, email: user.email, password: 'not-the-password' });
 
-    const verifier = client.randomPKCECodeVerifier();
-    const callback = await signInAndConsent(new Browserless(servers.issuer), await authorizationUrl(verifier), user.email, user.password);
+    const { url, verifier } = await authorization();
+    const callback = await signInAndConsent(new Browserless(servers.issuer), url, user.email, user.password);
     const tokens = await client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: verifier, expectedState: client.skipStateCheck }, { resource: servers.apiUrl });
     await client.refreshTokenGrant(rp, tokens.refresh_token!);
     expect((await fetch(`${servers.apiUrl}/v1/me`, { headers: { Authorization: `Bearer ${tokens.access_token}` } })).status).to.equal(200);

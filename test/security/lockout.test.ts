@@ -7,6 +7,7 @@ import { createLogger } from '../../src/shared/logger.ts';
 import type { Redis } from '../../src/store/redis.ts';
 import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser, uniqueEmail } from '../helpers/factories.ts';
+import { authorizationRequest } from '../helpers/oidc.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
 const GENERIC = 'The email or password is not right.';
@@ -22,12 +23,7 @@ async function relyingParty(servers: TestServers, clientId: string, secret: stri
 }
 
 async function openLogin(servers: TestServers, rp: client.Configuration) {
-  const url = client.buildAuthorizationUrl(rp, {
-    redirect_uri: 'https://rp.example.test/cb',
-    scope: 'openid',
-    code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()),
-    code_challenge_method: 'S256',
-  });
+  const { url } = await authorizationRequest(rp);
   const browser = new Browserless(servers.issuer);
   const { response } = await browser.follow(url);
   return { browser, form: formOf(await response.text(), '/login') };

@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
-import * as client from 'openid-client';
 import { createRp, userTokens } from '../helpers/api.ts';
 import { Browserless } from '../helpers/browserless.ts';
 import { createTestUser } from '../helpers/factories.ts';
+import { authorizationRequest } from '../helpers/oidc.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
 const authTimeOf = (jwt: string): number =>
@@ -38,13 +38,7 @@ describe('T12 forced re-authentication', function () {
       const reused = await userTokens(servers, rp, { ...user, password: 'not-asked-for' }, 'records:read', undefined, { browser });
       expect(authTimeOf(reused.access_token)).to.equal(first);
 
-      const url = client.buildAuthorizationUrl(rp, {
-        redirect_uri: 'https://rp.example.test/cb',
-        scope: 'openid',
-        code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()),
-        code_challenge_method: 'S256',
-        ...params,
-      });
+      const { url } = await authorizationRequest(rp, params);
       const { response, url: landed } = await browser.follow(url);
       expect(landed.pathname).to.match(/^\/interaction\//);
       expect(await response.text()).to.include('name="password"');
