@@ -1,5 +1,6 @@
 import cors from '@koa/cors';
-import Koa from 'koa';
+import Koa, { type Middleware } from 'koa';
+import compose from 'koa-compose';
 import type { Deps } from '../deps.ts';
 import { health, type Readiness } from '../shared/health.ts';
 import { problemHandler } from '../shared/koa-problem-handler.ts';
@@ -33,12 +34,11 @@ export function buildApiApp(deps: Deps, readiness: Readiness, observe?: BearerOb
     }),
   );
   const resourceMetadata = protectedResourceMetadata({ apiUrl: config.apiUrl, issuer: config.issuer });
+  // Outside the problem handler: it adds resource_metadata to every 401/403 challenge (RFC 9728 §5.1).
   app.use(resourceMetadata.middleware);
   app.use(problemHandler({ logger }));
-  app.use(health({ knex: deps.knex, redis: deps.redis, readiness }));
-  const routes = apiRoutes(deps);
-  const router = mountRoutes(routes, { rbac: deps.api.rbac });
-  app.use(openApiEndpoint(buildOpenApiDocument(routes, { issuer: config.issuer, apiUrl: config.apiUrl, version: '1.0.0' })));
+  const routeDefinitions = apiRoutes(deps);
+  const router = mountRoutes(routeDefinitions, { rbac: deps.api.rbac });
   const internalFetch = apiInternalFetch(config);
   const authed = bearerAuth({
     issuer: config.issuer,
@@ -50,15 +50,19 @@ export function buildApiApp(deps: Deps, readiness: Readiness, observe?: BearerOb
     ...(observe ? { observe } : {}),
   });
   const limits = apiRateLimits(config);
-  app.use(limits.perIp);
-  app.use(async function requireToken(ctx, next) {
-    if (ctx.path.startsWith('/v1/')) await authed(ctx, () => limits.perClient(ctx, next));
+  const fallthrough: Middleware = () => {
+    throw notFound();
+  };
+  // The resource routes (/v1/…) serve every request of every relying party: one chain, composed
+  // once (per-IP limit → token → per-client limit → route), ahead of the health and OpenAPI
+  // handlers that never answer them.
+  const resourceChain = compose([limits.perIp, authed, limits.perClient, router.routes() as Middleware, allowedMethods(router), fallthrough]);
+  app.use(async function resourceRoutes(ctx, next) {
+    if (ctx.path.startsWith('/v1/')) await resourceChain(ctx, next);
     else await next();
   });
-  app.use(router.routes());
-  app.use(allowedMethods(router));
-  app.use(function fallthrough() {
-    throw notFound();
-  });
+  app.use(health({ knex: deps.knex, redis: deps.redis, readiness }));
+  app.use(openApiEndpoint(buildOpenApiDocument(routeDefinitions, { issuer: config.issuer, apiUrl: config.apiUrl, version: '1.0.0' })));
+  app.use(fallthrough);
   return app;
 }

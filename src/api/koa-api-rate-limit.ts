@@ -37,7 +37,8 @@ export function apiRateLimits(config: Config): { perIp: Middleware; perClient: (
 
   return {
     async perIp(ctx, next) {
-      if (ipBudget && ctx.path.startsWith('/v1/')) await spend(ctx, ipBudget, ctx.ip);
+      // Mounted on the /v1/ chain only (src/api/app.ts): health and metadata are not counted.
+      if (ipBudget) await spend(ctx, ipBudget, ctx.ip);
       await next();
     },
     async perClient(ctx, next) {
