@@ -1,12 +1,12 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { enrollTotp, signIn as signInThroughPages } from '../helpers/api.ts';
 import { Browserless, formOf, signInAndConsent } from '../helpers/browserless.ts';
 import { startPrivateRedis, until, type PrivateRedis } from '../helpers/cluster.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
+import { authorizationRequestTo, RP_REDIRECT } from '../helpers/oidc.ts';
 import { freePort, startTestServers, type TestServers } from '../helpers/servers.ts';
 
-const REDIRECT = 'https://rp.example.test/cb';
 const LOGGED_OUT = 'https://rp.example.test/bye';
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const FORM = { 'Content-Type': 'application/x-www-form-urlencoded' };
@@ -78,8 +78,8 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
     issuer = `https://127.0.0.1:${port}`;
     backend = `http://127.0.0.1:${port}`;
     servers = await startTestServers({ env: { ISSUER: issuer, AUTH_PORT: String(port), TRUST_PROXY: 'true' } });
-    rp = await createTestClient(servers.deps, { redirect_uris: [REDIRECT], post_logout_redirect_uris: [LOGGED_OUT] });
-    other = await createTestClient(servers.deps, { redirect_uris: [REDIRECT], post_logout_redirect_uris: ['https://other.example.test/bye'] });
+    rp = await createTestClient(servers.deps, { redirect_uris: [RP_REDIRECT], post_logout_redirect_uris: [LOGGED_OUT] });
+    other = await createTestClient(servers.deps, { redirect_uris: [RP_REDIRECT], post_logout_redirect_uris: ['https://other.example.test/bye'] });
     device = await createTestClient(servers.deps, {
       token_endpoint_auth_method: 'none',
       grant_types: [DEVICE_GRANT],
@@ -97,22 +97,8 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
     await servers.stop();
   });
 
-  function authorizationUrl(clientId: string, extra: Record<string, string> = {}): { url: URL; verifier: string } {
-    const verifier = randomBytes(32).toString('base64url');
-    const url = new URL('/auth', issuer);
-    url.search = new URLSearchParams({
-      client_id: clientId,
-      response_type: 'code',
-      redirect_uri: REDIRECT,
-      scope: 'openid',
-      state: randomBytes(8).toString('hex'),
-      nonce: randomBytes(8).toString('hex'),
-      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-      code_challenge_method: 'S256',
-      ...extra,
-    }).toString();
-    return { url, verifier };
-  }
+  const authorizationUrl = (clientId: string, extra: Record<string, string> = {}) =>
+    authorizationRequestTo(issuer, clientId, { nonce: randomBytes(8).toString('hex'), ...extra });
 
   const post = (browser: ProxiedBrowser, action: string, fields: Record<string, string>, headers: Record<string, string> = {}) =>
     browser.request(action, { method: 'POST', headers: { ...FORM, Origin: issuer, ...headers }, body: new URLSearchParams(fields).toString() });
@@ -122,7 +108,7 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
     const browser = new ProxiedBrowser(issuer, backend);
     const { url: authorization, verifier } = authorizationUrl(clientId);
     const url = await signInThroughPages(browser, authorization, who, totp);
-    expect(url.href.startsWith(REDIRECT), url.href).to.equal(true);
+    expect(url.href.startsWith(RP_REDIRECT), url.href).to.equal(true);
     return { browser, callback: url, verifier };
   }
 
@@ -130,7 +116,7 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
     const response = await fetch(`${backend}/token`, {
       method: 'POST',
       headers: { ...FORM, 'X-Forwarded-Proto': 'https', Authorization: `Basic ${Buffer.from(`${rp.client_id}:${rp.client_secret}`).toString('base64')}` },
-      body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }),
+      body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: RP_REDIRECT, code_verifier: verifier }),
     });
     return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
   }
@@ -345,7 +331,7 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
       const otherTokens = await fetch(`${backend}/token`, {
         method: 'POST',
         headers: { ...FORM, 'X-Forwarded-Proto': 'https', Authorization: `Basic ${Buffer.from(`${other.client_id}:${other.client_secret}`).toString('base64')}` },
-        body: new URLSearchParams({ grant_type: 'authorization_code', code: otherCode, redirect_uri: REDIRECT, code_verifier: otherLogin.verifier }),
+        body: new URLSearchParams({ grant_type: 'authorization_code', code: otherCode, redirect_uri: RP_REDIRECT, code_verifier: otherLogin.verifier }),
       });
       const otherIdToken = ((await otherTokens.json()) as { id_token: string }).id_token;
       const [, payload] = idToken.split('.');
@@ -423,19 +409,7 @@ describe('T45 Redis outage on the authorization server', function () {
       signal: AbortSignal.timeout(15_000),
     });
 
-  function authorizationUrl(): URL {
-    const url = new URL('/auth', servers.issuer);
-    url.search = new URLSearchParams({
-      client_id: rp.client_id,
-      response_type: 'code',
-      redirect_uri: REDIRECT,
-      scope: 'openid',
-      state: 'st',
-      code_challenge: createHash('sha256').update(randomBytes(32).toString('base64url')).digest('base64url'),
-      code_challenge_method: 'S256',
-    }).toString();
-    return url;
-  }
+  const authorizationUrl = (): URL => authorizationRequestTo(servers.issuer, rp.client_id, { state: 'st' }).url;
 
   it('T45 Redis down: /token 5xx (never 200), /auth 503 temporarily_unavailable, login refused; Redis back: all work again without a restart', async function () {
     expect((await clientCredentials()).status).to.equal(200);
@@ -458,7 +432,7 @@ describe('T45 Redis outage on the authorization server', function () {
     const location = authorize.headers.get('Location');
     if (location) {
       const back = new URL(location);
-      expect(back.href.startsWith(REDIRECT), location).to.equal(true);
+      expect(back.href.startsWith(RP_REDIRECT), location).to.equal(true);
       expect(back.searchParams.get('error')).to.equal('temporarily_unavailable');
       expect(back.searchParams.get('code')).to.equal(null);
     } else {

@@ -1,12 +1,11 @@
-import { createHash, randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { sessionTtl } from '../../src/auth/session-lifetime.ts';
 import { Browserless, signInAndConsent } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
+import { authorizationRequestTo } from '../helpers/oidc.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const REDIRECT = 'https://rp.example.test/cb';
 // Session expiry is stored in whole epoch seconds, so the test lifetimes leave a second of slack.
 const IDLE = 3;
 const MAX = 8;
@@ -32,21 +31,7 @@ describe('sign-in session idle timeout and absolute lifetime', function () {
     await servers.stop();
   });
 
-  function authorizationUrl(extra: Record<string, string> = {}): URL {
-    const url = new URL('/auth', servers.issuer);
-    const verifier = randomBytes(32).toString('base64url');
-    url.search = new URLSearchParams({
-      client_id: clientId,
-      response_type: 'code',
-      redirect_uri: REDIRECT,
-      scope: 'openid',
-      state: randomBytes(8).toString('hex'),
-      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-      code_challenge_method: 'S256',
-      ...extra,
-    }).toString();
-    return url;
-  }
+  const authorizationUrl = (extra: Record<string, string> = {}): URL => authorizationRequestTo(servers.issuer, clientId, extra).url;
 
   async function signIn(): Promise<{ browser: Browserless; loginAt: number }> {
     const browser = new Browserless(servers.issuer);

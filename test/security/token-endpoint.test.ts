@@ -3,6 +3,7 @@ import { expect } from 'chai';
 import * as client from 'openid-client';
 import { Browserless, formOf, signInAndConsent } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
+import { authorizationRequestTo } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
 
 type Registered = { client_id: string; client_secret: string };
@@ -63,19 +64,13 @@ async function authorize(
   user: TestUser,
   options: { redirectUri?: string; scope?: string; browser?: Browserless } = {},
 ): Promise<Authorized> {
-  const verifier = client.randomPKCECodeVerifier();
   const redirectUri = options.redirectUri ?? callback;
-  const url = new URL('/auth', servers.issuer);
-  url.search = new URLSearchParams({
-    client_id: as.client_id,
-    response_type: 'code',
+  const { url, verifier } = authorizationRequestTo(servers.issuer, as.client_id, {
     redirect_uri: redirectUri,
     scope: options.scope ?? 'openid offline_access',
     prompt: 'consent',
     state: 'st',
-    code_challenge: await client.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: 'S256',
-  }).toString();
+  });
   const browser = options.browser ?? new Browserless(servers.issuer);
   const back = await signInAndConsent(browser, url, user.email, user.password);
   const code = back.searchParams.get('code');
@@ -243,16 +238,7 @@ describe('token endpoint abuse (SECURITY.md T16–T22, T27, T28)', function () {
     expect(userinfo.status).to.equal(401);
 
     // The browser still holds the session cookie: a new authorization must not yield a code.
-    const url = new URL('/auth', servers.issuer);
-    url.search = new URLSearchParams({
-      client_id: a.client_id,
-      response_type: 'code',
-      redirect_uri: callback,
-      scope: 'openid',
-      state: 'st',
-      code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()),
-      code_challenge_method: 'S256',
-    }).toString();
+    const { url } = authorizationRequestTo(servers.issuer, a.client_id, { redirect_uri: callback, state: 'st' });
     const { response, url: landed } = await authorized.browser.follow(url);
     expect(landed.origin, landed.href).to.equal(servers.issuer);
     const page = await response.text();
