@@ -1,7 +1,6 @@
 import { expect } from 'chai';
 import * as client from 'openid-client';
-import type { Browser } from 'playwright-core';
-import { launchChromium, openSession, screenshotOnFailure, type BrowserSession } from '../helpers/browser.ts';
+import { useChromium } from '../helpers/browser.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
@@ -12,15 +11,13 @@ import { startTestServers, type TestServers } from '../helpers/servers.ts';
  */
 describe('device flow pages in Chromium', function () {
   this.timeout(60_000);
+  const chromium = useChromium();
   let servers: TestServers;
-  let browser: Browser;
-  let session: BrowserSession | undefined;
   let rp: client.Configuration;
   let user: Awaited<ReturnType<typeof createTestUser>>;
 
   before(async function () {
     servers = await startTestServers();
-    browser = await launchChromium();
     user = await createTestUser(servers.deps);
     const registered = await createTestClient(servers.deps, {
       client_name: 'Smart TV',
@@ -33,21 +30,13 @@ describe('device flow pages in Chromium', function () {
     rp = await client.discovery(new URL(servers.issuer), registered.client_id, undefined, client.None(), { execute: [client.allowInsecureRequests] });
   });
 
-  afterEach(async function () {
-    await screenshotOnFailure(this.currentTest, session?.page);
-    await session?.context.close();
-    session = undefined;
-  });
-
   after(async function () {
-    await browser.close();
     await servers.stop();
   });
 
   it('enter the code by its label, Allow, sign in, done; the device gets tokens', async function () {
     const device = await client.initiateDeviceAuthorization(rp, { scope: 'openid offline_access records:read', resource: servers.apiUrl });
-    session = await openSession(browser);
-    const { page } = session;
+    const { page } = await chromium.open();
     // No CSP violations or broken resources (the browser's own favicon probe aside).
     const errors: string[] = [];
     page.on('console', (message) => {
@@ -79,8 +68,7 @@ describe('device flow pages in Chromium', function () {
 
   it('verification_uri_complete arrives pre-filled; "I didn\'t start this" blocks the request', async function () {
     const device = await client.initiateDeviceAuthorization(rp, { scope: 'openid' });
-    session = await openSession(browser);
-    const { page } = session;
+    const { page } = await chromium.open();
     await page.goto(device.verification_uri_complete!);
     expect(await page.getByLabel('Code').inputValue()).to.equal(device.user_code);
     await page.getByRole('button', { name: 'Continue' }).click();

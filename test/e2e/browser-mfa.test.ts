@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { generate } from 'otplib';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { ACR } from '../../src/services/mfa-policy.ts';
-import { addVirtualAuthenticator, goto, launchChromium, openSession, relyingParty, screenshotOnFailure, waitForCallback, type BrowserSession } from '../helpers/browser.ts';
+import { addVirtualAuthenticator, goto, relyingParty, useChromium, waitForCallback, type BrowserSession } from '../helpers/browser.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
@@ -12,33 +12,20 @@ import { startTestServers, type TestServers } from '../helpers/servers.ts';
  */
 describe('browser: MFA and passkeys (Chromium)', function () {
   this.timeout(60_000);
+  const chromium = useChromium();
+  const fresh = chromium.open;
   let servers: TestServers;
-  let browser: Browser;
   let rp: Awaited<ReturnType<typeof relyingParty>>;
-  let session: BrowserSession | undefined;
 
   before(async function () {
     servers = await startTestServers({ issuerHost: 'localhost' });
-    browser = await launchChromium();
     const registered = await createTestClient(servers.deps, { client_name: 'Acme Notes' });
     rp = await relyingParty(servers.issuer, registered.client_id, registered.client_secret);
   });
 
   after(async function () {
-    await browser.close();
     await servers.stop();
   });
-
-  afterEach(async function () {
-    await screenshotOnFailure(this.currentTest, session?.page);
-    await session?.context.close();
-    session = undefined;
-  });
-
-  async function fresh(): Promise<BrowserSession> {
-    session = await openSession(browser);
-    return session;
-  }
 
   async function passwordStep(page: Page, email: string, password: string): Promise<void> {
     await page.getByLabel('Email').fill(email);

@@ -1,8 +1,8 @@
 import { mkdir } from 'node:fs/promises';
 import { expect } from 'chai';
 import { generate } from 'otplib';
-import type { Browser, Page } from 'playwright-core';
-import { addVirtualAuthenticator, goto, ARTIFACTS, launchChromium, openSession, relyingParty, screenshotOnFailure, type BrowserSession } from '../helpers/browser.ts';
+import type { Page } from 'playwright-core';
+import { addVirtualAuthenticator, goto, ARTIFACTS, openSession, relyingParty, useChromium } from '../helpers/browser.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
@@ -12,25 +12,17 @@ import { startTestServers, type TestServers } from '../helpers/servers.ts';
  */
 describe('browser: MFA and account pages render accessibly (Chromium)', function () {
   this.timeout(60_000);
+  const chromium = useChromium();
   let servers: TestServers;
-  let browser: Browser;
-  let session: BrowserSession | undefined;
   const dir = new URL('screens/', ARTIFACTS);
 
   before(async function () {
     servers = await startTestServers({ issuerHost: 'localhost' });
-    browser = await launchChromium();
     await mkdir(dir, { recursive: true });
   });
 
   after(async function () {
-    await browser.close();
     await servers.stop();
-  });
-
-  afterEach(async function () {
-    await screenshotOnFailure(this.currentTest, session?.page);
-    await session?.context.close();
   });
 
   async function shot(page: Page, name: string): Promise<void> {
@@ -51,8 +43,7 @@ describe('browser: MFA and account pages render accessibly (Chromium)', function
     const registered = await createTestClient(servers.deps, { client_name: 'Acme Notes' });
     const rp = await relyingParty(servers.issuer, registered.client_id, registered.client_secret);
     const admin = await createTestUser(servers.deps, { roles: ['admin'], name: 'Grace Hopper' });
-    session = await openSession(browser);
-    const { page } = session;
+    const { page } = await chromium.open();
 
     const flow = await rp.authorizationUrl();
     await goto(page, flow.url.href);
@@ -122,7 +113,7 @@ describe('browser: MFA and account pages render accessibly (Chromium)', function
 
     // TOTP setup from the account page, for a user without an app.
     const plain = await createTestUser(servers.deps);
-    const other = await openSession(browser);
+    const other = await openSession(chromium.browser);
     try {
       await goto(other.page, `${servers.issuer}/account`);
       await other.page.getByLabel('Email').fill(plain.email);
@@ -137,7 +128,7 @@ describe('browser: MFA and account pages render accessibly (Chromium)', function
   });
 
   it('the 404 page for an unknown address', async function () {
-    session = await openSession(browser);
+    const session = await chromium.open();
     const response = await session.page.goto(`${servers.issuer}/no-such-page`);
     expect(response?.status()).to.equal(404);
     await session.page.getByRole('heading', { name: "This page doesn't exist" }).waitFor();

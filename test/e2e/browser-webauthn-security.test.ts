@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { expect } from 'chai';
-import type { Browser, Page, Route } from 'playwright-core';
+import type { Page, Route } from 'playwright-core';
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
-import { addVirtualAuthenticator, goto, launchChromium, openSession, relyingParty, screenshotOnFailure, type BrowserSession } from '../helpers/browser.ts';
+import { addVirtualAuthenticator, goto, relyingParty, useChromium, type BrowserSession } from '../helpers/browser.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
@@ -16,27 +16,18 @@ type Captured = { csrf: string; response: string; action: string };
  */
 describe('browser: WebAuthn negative tests (T36)', function () {
   this.timeout(60_000);
+  const chromium = useChromium();
   let servers: TestServers;
-  let browser: Browser;
   let rp: Awaited<ReturnType<typeof relyingParty>>;
-  let session: BrowserSession | undefined;
 
   before(async function () {
     servers = await startTestServers({ issuerHost: 'localhost' });
-    browser = await launchChromium();
     const registered = await createTestClient(servers.deps);
     rp = await relyingParty(servers.issuer, registered.client_id, registered.client_secret);
   });
 
   after(async function () {
-    await browser.close();
     await servers.stop();
-  });
-
-  afterEach(async function () {
-    await screenshotOnFailure(this.currentTest, session?.page);
-    await session?.context.close();
-    session = undefined;
   });
 
   /** A user with one passkey, registered on the account page; the registration POST is kept. */
@@ -100,7 +91,7 @@ describe('browser: WebAuthn negative tests (T36)', function () {
   }
 
   it('(c) an assertion made for another interaction and (d) a replayed assertion are refused', async function () {
-    const s = (session = await openSession(browser));
+    const s = await chromium.open();
     await userWithPasskey(s);
     const a = await passkeyAssertion(s);
     const b = await passkeyAssertion(s);
@@ -118,7 +109,7 @@ describe('browser: WebAuthn negative tests (T36)', function () {
   });
 
   it('(a) origin, (b) RP ID hash, (e) type, (f) UP=0 and (g) UV=0 are each refused by the verifier', async function () {
-    const s = (session = await openSession(browser));
+    const s = await chromium.open();
     await userWithPasskey(s);
     const captured = await passkeyAssertion(s);
     const original = JSON.parse(captured.response) as AuthenticationResponseJSON;
@@ -140,7 +131,7 @@ describe('browser: WebAuthn negative tests (T36)', function () {
   });
 
   it("(h) user B's passkey as user A's second factor is refused; a credential id cannot be registered twice", async function () {
-    const s = (session = await openSession(browser));
+    const s = await chromium.open();
     const { user: b, registration } = await userWithPasskey(s);
     const captured = await passkeyAssertion(s);
     const a = await createTestUser(servers.deps);
@@ -157,7 +148,7 @@ describe('browser: WebAuthn negative tests (T36)', function () {
   });
 
   it('(i) a signature counter going backwards is refused, flags the credential and is audited', async function () {
-    const s = (session = await openSession(browser));
+    const s = await chromium.open();
     const { user, authenticator } = await userWithPasskey(s);
     const { cdp, authenticatorId } = authenticator;
     for (let i = 0; i < 2; i++) {

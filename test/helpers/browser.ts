@@ -41,6 +41,38 @@ export async function screenshotOnFailure(test: Mocha.Test | undefined, page: Pa
   await page.screenshot({ path: new URL(`${name}.png`, ARTIFACTS).pathname, fullPage: true }).catch(() => undefined);
 }
 
+/**
+ * The mocha hooks every Chromium suite repeats: the file's browser is launched before its tests
+ * and closed after them; the session a test opens with `open()` is screenshotted if the test
+ * failed, then closed, after each test. Call it first in the describe, so that the browser
+ * closes before the suite's own `after` stops the servers.
+ */
+export function useChromium(): { readonly browser: Browser; open: () => Promise<BrowserSession> } {
+  let browser: Browser | undefined;
+  let session: BrowserSession | undefined;
+  before(async function () {
+    browser = await launchChromium();
+  });
+  afterEach(async function () {
+    await screenshotOnFailure(this.currentTest, session?.page);
+    await session?.context.close();
+    session = undefined;
+  });
+  after(async function () {
+    await browser?.close();
+  });
+  const running = (): Browser => {
+    if (!browser) throw new Error('Chromium is not running: call useChromium() inside a describe');
+    return browser;
+  };
+  return {
+    get browser() {
+      return running();
+    },
+    open: async () => (session = await openSession(running())),
+  };
+}
+
 /** A platform authenticator with resident keys and user verification (DevTools WebAuthn domain). */
 export async function addVirtualAuthenticator(page: Page): Promise<{ cdp: CDPSession; authenticatorId: string }> {
   const cdp = await page.context().newCDPSession(page);
