@@ -3,6 +3,7 @@ import { expect } from 'chai';
 import * as client from 'openid-client';
 import { call, createRp, openApiChecker, signedInUser } from '../helpers/api.ts';
 import { createTestClient } from '../helpers/factories.ts';
+import { oauthErrorOf, rejectionOf } from '../helpers/rejections.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
 type AdminUser = { id: string; email: string; disabled: boolean; roles: string[] };
@@ -74,13 +75,7 @@ describe('resource API: admin (users, audit) and client tokens', function () {
     expect(refused.status).to.equal(401);
     expect(refused.headers.get('WWW-Authenticate')).to.match(/error="invalid_token"/);
     // The authorization server refuses the refresh token of a disabled account too.
-    let refreshError: unknown;
-    try {
-      await client.refreshTokenGrant(rp, target.refreshToken!);
-    } catch (error) {
-      refreshError = error;
-    }
-    expect((refreshError as client.ResponseBodyError).error).to.equal('invalid_grant');
+    expect(await oauthErrorOf(() => client.refreshTokenGrant(rp, target.refreshToken!))).to.equal('invalid_grant');
     await call(servers, 'PATCH', `/v1/admin/users/${target.id}`, admin.token, { disabled: false });
     expect((await call(servers, 'GET', '/v1/records', target.token)).status).to.equal(200);
   });
@@ -199,22 +194,17 @@ describe('resource API: admin (users, audit) and client tokens', function () {
     const handle = client.getDPoPHandle(machine, await client.randomDPoPKeyPair('ES256'));
     const bound = await client.clientCredentialsGrant(machine, { scope: 'records:read', resource: servers.apiUrl }, { DPoP: handle });
     const url = new URL(`${servers.apiUrl}/v1/records`);
-    let challenge: unknown;
-    try {
-      await client.fetchProtectedResource(
+    const challenge = await rejectionOf(() =>
+      client.fetchProtectedResource(
         machine,
         bound.access_token,
         url,
         'POST',
         JSON.stringify({ type: 'note', label: 'x', data: {} }),
         new Headers({ 'Content-Type': 'application/json' }),
-        {
-          DPoP: handle,
-        },
-      );
-    } catch (error) {
-      challenge = error;
-    }
+        { DPoP: handle },
+      ),
+    );
     expect(challenge).to.be.instanceOf(client.WWWAuthenticateChallengeError);
     const { response } = challenge as client.WWWAuthenticateChallengeError;
     expect(response.status).to.equal(403);

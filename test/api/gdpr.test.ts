@@ -8,6 +8,7 @@ import { DataKeyMissingError, recordAad } from '../../src/services/vault.ts';
 import { call, createRp, openApiChecker, signedInUser, userTokens } from '../helpers/api.ts';
 import { Browserless } from '../helpers/browserless.ts';
 import { createTestUser } from '../helpers/factories.ts';
+import { oauthErrorOf, rejectionOf } from '../helpers/rejections.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
 
 type Export = {
@@ -116,13 +117,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(await knex('user_roles').where({ user_id: frank.id }).first()).to.equal(undefined);
 
       // A copy of the ciphertext (a backup, a replica) is now undecryptable: the key is gone.
-      let missing: unknown;
-      try {
-        await servers.deps.api.vault.keyOf(frank.id);
-      } catch (error) {
-        missing = error;
-      }
-      expect(missing).to.be.instanceOf(DataKeyMissingError);
+      expect(await rejectionOf(() => servers.deps.api.vault.keyOf(frank.id))).to.be.instanceOf(DataKeyMissingError);
       const guess = createCryptoBox(Buffer.alloc(32), 'd1');
       expect(() => guess.open(ciphertext, recordAad(recordId, frank.id))).to.throw(/authentication failed/);
 
@@ -133,13 +128,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       // The token and the refresh token no longer work.
       const after = await call(servers, 'GET', '/v1/me', frank.token);
       expect(after.status).to.equal(401);
-      let refreshError: unknown;
-      try {
-        await client.refreshTokenGrant(rp, frank.refreshToken!);
-      } catch (error) {
-        refreshError = error;
-      }
-      expect((refreshError as client.ResponseBodyError).error).to.equal('invalid_grant');
+      expect(await oauthErrorOf(() => client.refreshTokenGrant(rp, frank.refreshToken!))).to.equal('invalid_grant');
 
       // Audit: nothing rewritten or removed, erasure recorded, the chain still verifies.
       const rows = await knex<AuditEventRow>('audit_events').orderBy('id');

@@ -3,6 +3,7 @@ import * as client from 'openid-client';
 import { Browserless, signInAndConsent } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest } from '../helpers/oidc.ts';
+import { rejectionOf } from '../helpers/rejections.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
 /** The parameters of the first challenge in a WWW-Authenticate header. */
@@ -116,12 +117,9 @@ describe('MCP-style discovery walk from a bare 401', function () {
     }
 
     // The initial access token was single-use.
-    let again: unknown;
-    try {
-      await client.dynamicClientRegistration(issuer, { redirect_uris: ['https://x.example/cb'] }, undefined, { initialAccessToken, execute: [client.allowInsecureRequests] });
-    } catch (error) {
-      again = error;
-    }
+    const again = await rejectionOf(() =>
+      client.dynamicClientRegistration(issuer, { redirect_uris: ['https://x.example/cb'] }, undefined, { initialAccessToken, execute: [client.allowInsecureRequests] }),
+    );
     expect(again).to.be.instanceOf(Error);
   });
 });

@@ -5,6 +5,7 @@ import * as client from 'openid-client';
 import { Browserless, signInAndConsent } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest } from '../helpers/oidc.ts';
+import { oauthErrorOf } from '../helpers/rejections.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
 
 type ProofKey = { privateKey: CryptoKey; jwk: JWK };
@@ -69,26 +70,14 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
     it('limits client_credentials scopes to the client\'s registered ones (B15)', async function () {
       for (const scope of ['records:write', 'admin', 'records:read admin']) {
-        let failure: unknown;
-        try {
-          await client.clientCredentialsGrant(service, { resource: servers.apiUrl, scope });
-        } catch (error) {
-          failure = error;
-        }
-        expect((failure as client.ResponseBodyError).error, scope).to.equal('invalid_scope');
+        expect(await oauthErrorOf(() => client.clientCredentialsGrant(service, { resource: servers.apiUrl, scope })), scope).to.equal('invalid_scope');
       }
     });
 
     it('T23: a client without client_credentials gets unauthorized_client', async function () {
       const web = await createTestClient(servers.deps);
       const rp = await client.discovery(new URL(servers.issuer), web.client_id, web.client_secret, undefined, { execute: [client.allowInsecureRequests] });
-      let failure: unknown;
-      try {
-        await client.clientCredentialsGrant(rp, { resource: servers.apiUrl });
-      } catch (error) {
-        failure = error;
-      }
-      expect((failure as client.ResponseBodyError).error).to.equal('unauthorized_client');
+      expect(await oauthErrorOf(() => client.clientCredentialsGrant(rp, { resource: servers.apiUrl }))).to.equal('unauthorized_client');
     });
 
     it('introspection: active for a live token, inactive for unknown, revoked or foreign ones', async function () {

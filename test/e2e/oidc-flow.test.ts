@@ -3,6 +3,7 @@ import * as client from 'openid-client';
 import { Browserless, signInAndConsent } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest, RP_REDIRECT } from '../helpers/oidc.ts';
+import { oauthErrorOf, rejectionOf } from '../helpers/rejections.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
 
 /**
@@ -92,21 +93,10 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(info).to.deep.include({ sub: user.id, email: user.email, email_verified: false, name: 'Ada Lovelace' });
 
       // Rotation: the old refresh token is dead, and reusing it revokes the grant.
-      let reuse: unknown;
-      try {
-        await client.refreshTokenGrant(rp, tokens.refresh_token!);
-      } catch (error) {
-        reuse = error;
-      }
+      const reuse = await rejectionOf(() => client.refreshTokenGrant(rp, tokens.refresh_token!));
       expect(reuse).to.be.instanceOf(client.ResponseBodyError);
       expect((reuse as client.ResponseBodyError).error).to.equal('invalid_grant');
-      let afterReuse: unknown;
-      try {
-        await client.refreshTokenGrant(rp, refreshed.refresh_token!);
-      } catch (error) {
-        afterReuse = error;
-      }
-      expect((afterReuse as client.ResponseBodyError).error).to.equal('invalid_grant');
+      expect(await oauthErrorOf(() => client.refreshTokenGrant(rp, refreshed.refresh_token!))).to.equal('invalid_grant');
 
       // RP-initiated logout: confirmation page, then back to the registered URI.
       const logoutUrl = client.buildEndSessionUrl(rp, {
@@ -146,20 +136,8 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const { callback, verifier, state, nonce } = await authorize({ scope: 'openid offline_access' });
       const checks = { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce };
       const tokens = await client.authorizationCodeGrant(rp, callback, checks);
-      let replay: unknown;
-      try {
-        await client.authorizationCodeGrant(rp, callback, checks);
-      } catch (error) {
-        replay = error;
-      }
-      expect((replay as client.ResponseBodyError).error).to.equal('invalid_grant');
-      let refresh: unknown;
-      try {
-        await client.refreshTokenGrant(rp, tokens.refresh_token!);
-      } catch (error) {
-        refresh = error;
-      }
-      expect((refresh as client.ResponseBodyError).error).to.equal('invalid_grant');
+      expect(await oauthErrorOf(() => client.authorizationCodeGrant(rp, callback, checks))).to.equal('invalid_grant');
+      expect(await oauthErrorOf(() => client.refreshTokenGrant(rp, tokens.refresh_token!))).to.equal('invalid_grant');
     });
   });
 }

@@ -4,6 +4,7 @@ import { relyingParty } from '../helpers/browser.ts';
 import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { RP_REDIRECT } from '../helpers/oidc.ts';
+import { oauthErrorOf } from '../helpers/rejections.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
 /**
@@ -104,9 +105,7 @@ describe('account page', function () {
     const revoke = formOf(page, '/revoke');
     const { url } = await browser.submit(revoke.action, { csrf: revoke.csrf });
     expect(url.searchParams.get('notice')).to.equal('Access removed.');
-    let error: unknown;
-    await client.refreshTokenGrant(rp.rp, refreshToken).catch((e: unknown) => { error = e; });
-    expect((error as { error?: string }).error).to.equal('invalid_grant');
+    expect(await oauthErrorOf(() => client.refreshTokenGrant(rp.rp, refreshToken))).to.equal('invalid_grant');
     const after = await (await browser.follow('/account')).response.text();
     expect(after).to.contain('No applications have access');
   });
@@ -141,9 +140,7 @@ describe('account page', function () {
       const again = await browser.follow('/account');
       expect(again.url.pathname).to.match(/^\/interaction\//);
     }
-    let error: unknown;
-    await client.refreshTokenGrant(rp.rp, refreshToken).catch((e: unknown) => { error = e; });
-    expect((error as { error?: string }).error).to.equal('invalid_grant');
+    expect(await oauthErrorOf(() => client.refreshTokenGrant(rp.rp, refreshToken))).to.equal('invalid_grant');
     const events = await servers.deps.knex('audit_events').where({ actor_id: user.id, type: 'sessions.revoked_all' });
     expect(events).to.have.length(1);
   });

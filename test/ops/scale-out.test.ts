@@ -9,6 +9,7 @@ import { Browserless, discover, startBalancer, startInstance, stopInstance, unti
 import { runNode } from '../helpers/process.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest, RP_REDIRECT } from '../helpers/oidc.ts';
+import { oauthErrorOf } from '../helpers/rejections.ts';
 import { freePort, testConfigEnv } from '../helpers/servers.ts';
 
 /**
@@ -117,13 +118,7 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
     expect((await client.tokenIntrospection(rp, second.access_token)).active).to.equal(false);
     const userinfo = await fetch(`${issuer}/me`, { headers: { Authorization: `Bearer ${second.access_token}` } });
     expect(userinfo.status).to.equal(401);
-    let refused: unknown;
-    try {
-      await client.refreshTokenGrant(rp, second.refresh_token!);
-    } catch (error) {
-      refused = error;
-    }
-    expect((refused as client.ResponseBodyError).error).to.equal('invalid_grant');
+    expect(await oauthErrorOf(() => client.refreshTokenGrant(rp, second.refresh_token!))).to.equal('invalid_grant');
   });
 
   it('shares the second-factor lockout: failures on A and B add up, the right code is then refused on either', async function () {
