@@ -1,8 +1,7 @@
 import { expect } from 'chai';
 import { generate } from 'otplib';
-import type { Page } from 'playwright-core';
 import { ACR } from '../../src/services/mfa-policy.ts';
-import { addVirtualAuthenticator, goto, relyingParty, useChromium, waitForCallback, type BrowserSession } from '../helpers/browser.ts';
+import { addVirtualAuthenticator, goto, passwordStep, relyingParty, useChromium, waitForCallback, type BrowserSession } from '../helpers/browser.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
@@ -26,12 +25,6 @@ describe('browser: MFA and passkeys (Chromium)', function () {
   after(async function () {
     await servers.stop();
   });
-
-  async function passwordStep(page: Page, email: string, password: string): Promise<void> {
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password', { exact: true }).fill(password);
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
-  }
 
   /** Allows consent if asked and waits for the RP callback; returns the ID token claims. */
   async function finishAtRp(s: BrowserSession, flow: { verifier: string; state: string }) {

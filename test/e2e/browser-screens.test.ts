@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { expect } from 'chai';
 import { generate } from 'otplib';
 import type { Page } from 'playwright-core';
-import { addVirtualAuthenticator, goto, ARTIFACTS, openSession, relyingParty, useChromium } from '../helpers/browser.ts';
+import { addVirtualAuthenticator, goto, ARTIFACTS, openSession, passwordStep, relyingParty, useChromium } from '../helpers/browser.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
@@ -50,9 +50,7 @@ describe('browser: MFA and account pages render accessibly (Chromium)', function
     await page.getByRole('button', { name: 'Sign in with a passkey' }).waitFor();
     await shot(page, '01-login');
 
-    await page.getByLabel('Email').fill(admin.email);
-    await page.getByLabel('Password', { exact: true }).fill(admin.password);
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await passwordStep(page, admin.email, admin.password);
     await page.getByRole('heading', { name: 'Set up two-step sign-in' }).waitFor();
     await shot(page, '02-enroll-totp');
     await page.getByRole('link', { name: 'Use a passkey instead' }).click();
@@ -77,9 +75,7 @@ describe('browser: MFA and account pages render accessibly (Chromium)', function
     // A second sign-in asks for the factor, with the other ways offered.
     const again = await rp.authorizationUrl({ prompt: 'login' });
     await goto(page, again.url.href);
-    await page.getByLabel('Email').fill(admin.email);
-    await page.getByLabel('Password', { exact: true }).fill(admin.password);
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await passwordStep(page, admin.email, admin.password);
     await page.getByRole('heading', { name: 'Confirm it is you' }).waitFor();
     await shot(page, '07-mfa-totp');
     await page.getByRole('link', { name: 'Recovery code' }).click();
@@ -105,9 +101,7 @@ describe('browser: MFA and account pages render accessibly (Chromium)', function
     await authenticator.cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId: authenticator.authenticatorId, enabled: false });
     const third = await rp.authorizationUrl({ prompt: 'login' });
     await goto(page, third.url.href);
-    await page.getByLabel('Email').fill(admin.email);
-    await page.getByLabel('Password', { exact: true }).fill(admin.password);
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await passwordStep(page, admin.email, admin.password);
     await page.getByRole('button', { name: 'Use passkey' }).waitFor();
     await shot(page, '11-mfa-passkey');
 
@@ -116,9 +110,7 @@ describe('browser: MFA and account pages render accessibly (Chromium)', function
     const other = await openSession(chromium.browser);
     try {
       await goto(other.page, `${servers.issuer}/account`);
-      await other.page.getByLabel('Email').fill(plain.email);
-      await other.page.getByLabel('Password', { exact: true }).fill(plain.password);
-      await other.page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await passwordStep(other.page, plain.email, plain.password);
       await other.page.getByRole('link', { name: 'Set up an authenticator app' }).click();
       await other.page.getByRole('heading', { name: 'Set up an authenticator app' }).waitFor();
       await shot(other.page, '12-account-totp-setup');

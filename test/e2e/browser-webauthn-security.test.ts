@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import type { Page, Route } from 'playwright-core';
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
-import { addVirtualAuthenticator, goto, relyingParty, useChromium, type BrowserSession } from '../helpers/browser.ts';
+import { addVirtualAuthenticator, goto, passwordStep, relyingParty, useChromium, type BrowserSession } from '../helpers/browser.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
@@ -35,9 +35,7 @@ describe('browser: WebAuthn negative tests (T36)', function () {
     const user = await createTestUser(servers.deps);
     const authenticator = await addVirtualAuthenticator(s.page);
     await goto(s.page, `${servers.issuer}/account`);
-    await s.page.getByLabel('Email').fill(user.email);
-    await s.page.getByLabel('Password', { exact: true }).fill(user.password);
-    await s.page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await passwordStep(s.page, user.email, user.password);
     await s.page.waitForURL(`${servers.issuer}/account`);
     const registration = capture(s.page, '**/account/passkeys');
     await s.page.getByRole('button', { name: 'Add a passkey' }).click();

@@ -73,6 +73,13 @@ export function useChromium(): { readonly browser: Browser; open: () => Promise<
   };
 }
 
+/** Fills in the login page's email and password and presses Sign in. */
+export async function passwordStep(page: Page, email: string, password: string): Promise<void> {
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+}
+
 /** A platform authenticator with resident keys and user verification (DevTools WebAuthn domain). */
 export async function addVirtualAuthenticator(page: Page): Promise<{ cdp: CDPSession; authenticatorId: string }> {
   const cdp = await page.context().newCDPSession(page);

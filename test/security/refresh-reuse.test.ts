@@ -4,7 +4,7 @@ import * as client from 'openid-client';
 import { REFRESH_REUSE_EVENT } from '../../src/auth/refresh-reuse.ts';
 import type { AuditEventRow } from '../../src/store/audit-events.ts';
 import { userTokens, type TestUser } from '../helpers/api.ts';
-import { ARTIFACTS, goto, launchChromium, openSession } from '../helpers/browser.ts';
+import { ARTIFACTS, goto, launchChromium, openSession, passwordStep } from '../helpers/browser.ts';
 import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
@@ -128,9 +128,7 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
         try {
           const { page } = await openSession(browser);
           await goto(page, `${servers.issuer}/account`);
-          await page.getByLabel('Email').fill(user.email);
-          await page.getByLabel('Password', { exact: true }).fill(user.password);
-          await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+          await passwordStep(page, user.email, user.password);
           const notice = page.getByRole('region', { name: 'An app was signed out to keep your account safe' });
           await notice.waitFor();
           expect(await notice.innerText()).to.contain('A sign-in token for Acme Notes was used twice on');
