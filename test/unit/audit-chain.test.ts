@@ -24,6 +24,23 @@ describe('audit event hash chain', function () {
 
   const allRows = (db: Knex | Knex.Transaction = knex) => db<AuditEventRow>('audit_events').orderBy('id', 'asc');
 
+  /** Runs `work` in a transaction that is then rolled back, so the shared table stays intact. */
+  async function rolledBack(work: (trx: Knex.Transaction) => Promise<void>): Promise<string> {
+    const rollback = new Error('rollback');
+    return knex
+      .transaction(async (trx) => {
+        await work(trx);
+        throw rollback;
+      })
+      .then(
+        () => 'committed',
+        (error: unknown) => {
+          if (error !== rollback) throw error;
+          return 'rolled back';
+        },
+      );
+  }
+
   /** Every stored row re-hashes to its stored hash, and links to the row before it. */
   function expectConsistentChain(rows: AuditEventRow[]) {
     expect(rows.length).to.be.greaterThan(0);
@@ -80,35 +97,25 @@ describe('audit event hash chain', function () {
     const target = await store.append({ type: `${marker}.role.granted`, actorId: 'admin-1', data: { role: 'viewer', userId: 'user-9' } });
     const next = await store.append({ type: `${marker}.after` });
     // Tamper inside a transaction that is rolled back, so the shared table stays intact.
-    const rollback = new Error('rollback');
-    const outcome = await knex
-      .transaction(async (trx) => {
-        await trx('audit_events')
-          .where('id', target.id)
-          .update({ data: JSON.stringify({ role: 'admin', userId: 'user-9' }) });
-        const edited = await trx<AuditEventRow>('audit_events').where('id', target.id).first();
-        expect(edited!.data).to.deep.equal({ role: 'admin', userId: 'user-9' });
-        expect(hashEvent(edited!.prev_hash, edited!)).not.to.equal(edited!.hash);
+    const outcome = await rolledBack(async (trx) => {
+      await trx('audit_events')
+        .where('id', target.id)
+        .update({ data: JSON.stringify({ role: 'admin', userId: 'user-9' }) });
+      const edited = await trx<AuditEventRow>('audit_events').where('id', target.id).first();
+      expect(edited!.data).to.deep.equal({ role: 'admin', userId: 'user-9' });
+      expect(hashEvent(edited!.prev_hash, edited!)).not.to.equal(edited!.hash);
 
-        await trx('audit_events')
-          .where('id', target.id)
-          .update({ data: JSON.stringify(target.data), actor_id: 'someone-else' });
-        const reattributed = await trx<AuditEventRow>('audit_events').where('id', target.id).first();
-        expect(hashEvent(reattributed!.prev_hash, reattributed!)).not.to.equal(reattributed!.hash);
+      await trx('audit_events')
+        .where('id', target.id)
+        .update({ data: JSON.stringify(target.data), actor_id: 'someone-else' });
+      const reattributed = await trx<AuditEventRow>('audit_events').where('id', target.id).first();
+      expect(hashEvent(reattributed!.prev_hash, reattributed!)).not.to.equal(reattributed!.hash);
 
-        await trx('audit_events').where('id', target.id).delete();
-        const rows = await allRows(trx);
-        const after = rows.findIndex((r) => r.id === next.id);
-        expect(rows[after]!.prev_hash).not.to.equal(rows[after - 1]!.hash);
-        throw rollback;
-      })
-      .then(
-        () => 'committed',
-        (error: unknown) => {
-          if (error !== rollback) throw error;
-          return 'rolled back';
-        },
-      );
+      await trx('audit_events').where('id', target.id).delete();
+      const rows = await allRows(trx);
+      const after = rows.findIndex((r) => r.id === next.id);
+      expect(rows[after]!.prev_hash).not.to.equal(rows[after - 1]!.hash);
+    });
     expect(outcome).to.equal('rolled back');
     expectConsistentChain(await allRows());
   });
@@ -116,23 +123,13 @@ describe('audit event hash chain', function () {
   // The hash must cover what is stored: a Date in `data` is stored as an ISO string, and a long user
   // agent must not be cut inside a surrogate pair (Postgres would store U+FFFD).
   it('an event holding a Date, or a user agent cut inside a surrogate pair, verifies as stored', async function () {
-    const rollback = new Error('rollback');
-    const outcome = await knex
-      .transaction(async (trx) => {
-        const isolated = createAuditEventStore(trx);
-        const withDate = await isolated.append({ type: `${marker}.dated`, data: { at: new Date('2026-01-02T03:04:05.000Z') } });
-        expect(hashEvent(withDate.prev_hash, withDate)).to.equal(withDate.hash);
-        const withEmoji = await isolated.append({ type: `${marker}.ua`, userAgent: `${'a'.repeat(511)}\u{1F600}` });
-        expect(hashEvent(withEmoji.prev_hash, withEmoji)).to.equal(withEmoji.hash);
-        throw rollback;
-      })
-      .then(
-        () => 'committed',
-        (error: unknown) => {
-          if (error !== rollback) throw error;
-          return 'rolled back';
-        },
-      );
+    const outcome = await rolledBack(async (trx) => {
+      const isolated = createAuditEventStore(trx);
+      const withDate = await isolated.append({ type: `${marker}.dated`, data: { at: new Date('2026-01-02T03:04:05.000Z') } });
+      expect(hashEvent(withDate.prev_hash, withDate)).to.equal(withDate.hash);
+      const withEmoji = await isolated.append({ type: `${marker}.ua`, userAgent: `${'a'.repeat(511)}\u{1F600}` });
+      expect(hashEvent(withEmoji.prev_hash, withEmoji)).to.equal(withEmoji.hash);
+    });
     expect(outcome).to.equal('rolled back');
   });
 });
