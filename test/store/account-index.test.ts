@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
+import { withGrantIndex } from '../../src/auth/routes/account.ts';
 import { createAccountIndexStore } from '../../src/store/account-index.ts';
 import { createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
@@ -33,5 +34,18 @@ describe('account grant index', function () {
     // Another process (a fresh store) writes at once.
     await createAccountIndexStore(servers.deps.knex).touch('Grant', id);
     expect(await lastUsed()).to.be.an.instanceOf(Date);
+  });
+
+  it('a grant is in the index when its save returns, so "sign out everywhere" right after finds it', async function () {
+    const user = await createTestUser(servers.deps);
+    const grants = withGrantIndex(servers.deps.oidcAdapter, servers.deps.accountIndex)('Grant');
+    const id = randomBytes(16).toString('base64url');
+    await grants.upsert(id, { accountId: user.id, clientId: 'c1', kind: 'Grant' }, 600);
+    // No wait: the index write is part of the save.
+    const rows = await servers.deps.accountIndex.list(user.id, 'Grant');
+    expect(rows.map((row) => [row.id, row.client_id])).to.deep.equal([[id, 'c1']]);
+    expect(rows[0]?.expires_at?.getTime()).to.be.closeTo(Date.now() + 600_000, 5000);
+    expect(await servers.deps.accountSessions.signOutEverywhere(user.id)).to.deep.equal({ sessions: 0, grants: 1 });
+    expect(await grants.find(id)).to.equal(undefined);
   });
 });

@@ -33,11 +33,41 @@ function field(ctx: Context, name: string, max: number): string {
 }
 
 /**
- * Keeps the account → sessions/grants index in step with the provider's own model events
- * (oidc-provider has no per-account index); failures are logged, never thrown at the provider.
+ * Grants are indexed inside their save, before the provider answers: "sign out everywhere" and a
+ * password change revoke the grants they find in the index, so a grant must never exist
+ * unindexed, not even for the moment an event listener would take (under load an app connected
+ * just before "sign out everywhere" kept its refresh token). An index write that fails fails the
+ * save (fail closed).
  */
+export function withGrantIndex(adapter: (model: string) => Adapter, index: AccountIndexStore): (model: string) => Adapter {
+  return (model) => {
+    const inner = adapter(model);
+    if (model !== 'Grant') return inner;
+    return {
+      ...inner,
+      async upsert(id, payload, expiresIn) {
+        await inner.upsert(id, payload, expiresIn);
+        const { accountId, clientId } = payload as { accountId?: unknown; clientId?: unknown };
+        if (typeof accountId !== 'string') return;
+        await index.put({
+          kind: 'Grant',
+          id,
+          accountId,
+          clientId: typeof clientId === 'string' ? clientId : undefined,
+          expiresAt: expiresIn !== undefined && expiresIn > 0 ? new Date(Date.now() + expiresIn * 1000) : undefined,
+        });
+      },
+    };
+  };
+}
+
 type Model = { jti: string; accountId?: string; clientId?: string; grantId?: string; exp?: number };
 
+/**
+ * Keeps the account → sessions/grants index in step with the provider's own model events
+ * (oidc-provider has no per-account index) for sessions, and the last use of grants; failures are
+ * logged, never thrown at the provider. Grants themselves are indexed by withGrantIndex.
+ */
 export function attachAccountIndex(provider: Provider, index: AccountIndexStore, logger: Logger): void {
   // The typed overloads list only some events; model events are plain EventEmitter events.
   const on = (event: string, listener: (model: Model) => void) => (provider as unknown as { on(e: string, l: (m: Model) => void): void }).on(event, listener);
@@ -51,9 +81,6 @@ export function attachAccountIndex(provider: Provider, index: AccountIndexStore,
     if (s.accountId) { const accountId = s.accountId; safe(() => index.put({ kind: 'Session', id: s.jti, accountId, expiresAt: expiry(s) })); }
   });
   on('session.destroyed', (s) => { safe(() => index.remove('Session', s.jti)); });
-  on('grant.saved', (g) => {
-    if (g.accountId) { const accountId = g.accountId; safe(() => index.put({ kind: 'Grant', id: g.jti, accountId, clientId: g.clientId, expiresAt: expiry(g) })); }
-  });
   on('grant.destroyed', (g) => { safe(() => index.remove('Grant', g.jti)); });
   const touch = (t: Model) => { if (t.grantId) { const grantId = t.grantId; safe(() => index.touch('Grant', grantId)); } };
   on('access_token.saved', touch);
