@@ -61,7 +61,8 @@ export function watchClientChanges({
   };
 
   async function connect(): Promise<void> {
-    const connection = new pg.Client({ connectionString: databaseUrl });
+    // A connect that hangs (a half-open network path) must fail and be retried, not stall listening for good.
+    const connection = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 5000 });
     client = connection;
     connection.on('error', (error) => lost(connection, error));
     connection.on('end', () => lost(connection));
