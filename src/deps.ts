@@ -1,6 +1,3 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Config } from './config/types.ts';
 import { createAccountService } from './services/accounts.ts';
 import { createAuditService } from './services/audit.ts';
@@ -10,6 +7,7 @@ import { createMfa } from './services/mfa.ts';
 import { createLockouts, sweepExpiredLockouts } from './services/lockout.ts';
 import { createAccountIndexStore } from './store/account-index.ts';
 import { createHibpCheck, createPasswordHasher } from './services/passwords.ts';
+import { resolveKey, StartupError } from './shared/dev-keys.ts';
 import { createLogger, type Logger } from './shared/logger.ts';
 import { createMasterBox } from './shared/master-key.ts';
 import { createAuditEventStore } from './store/audit-events.ts';
@@ -27,34 +25,7 @@ import { createKeyStore } from './store/signing-keys.ts';
 import { createUserStore } from './store/users.ts';
 import { createApiServices } from './services/api-services.ts';
 
-export class StartupError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'StartupError';
-  }
-}
-
-/**
- * MASTER_KEY from the environment; in embedded mode only, one generated into DATA_DIR (0600)
- * so a fresh checkout starts with nothing configured.
- */
-async function resolveMasterKey(config: Config, embedded: boolean, logger: Logger): Promise<Buffer> {
-  if (config.masterKey) return Buffer.from(config.masterKey, 'base64');
-  if (!embedded) throw new StartupError('MASTER_KEY (or MASTER_KEY_FILE) is required when DATABASE_URL is set; create one with: openssl rand -base64 32');
-  const path = join(config.dataDir, 'master.key');
-  try {
-    return Buffer.from((await readFile(path, 'utf8')).trim(), 'base64');
-  } catch {
-    await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-    const key = randomBytes(32);
-    await writeFile(path, `${key.toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
-    logger.warn(
-      { path },
-      'generated a development MASTER_KEY into the data directory; in production set MASTER_KEY or MASTER_KEY_FILE from a secret manager',
-    );
-    return key;
-  }
-}
+export { StartupError };
 
 export type DepsOptions = { logger?: Logger; migrate?: boolean };
 
@@ -70,7 +41,9 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       const pending = await pendingMigrations(knex);
       if (pending.length > 0) throw new StartupError(`the database schema is behind by ${pending.length} migration(s); run: portcullis migrate`);
     }
-    const box = createMasterBox(await resolveMasterKey(config, database.embedded, logger));
+    const box = createMasterBox(
+      await resolveKey({ name: 'MASTER_KEY', value: config.masterKey, fileName: 'master.key' }, { dataDir: config.dataDir, embedded: database.embedded, logger }),
+    );
     const redis: Redis | undefined = createRedis(config, logger);
 
     const stores = {
