@@ -9,6 +9,7 @@ import { describePasswordProblem } from './services/passwords.ts';
 import { DuplicateEmailError } from './store/users.ts';
 import { UnknownRoleError } from './store/roles.ts';
 import { ClientMetadataError, createClient } from './cli/clients.ts';
+import { IAT_GRANTABLE_SCOPES } from './auth/scopes.ts';
 import { MasterKeyInputError, readNewMasterKey, rotateMaster } from './cli/keys.ts';
 import { KeyRotationError, registerSigningKeyCommands } from './cli/signing-keys.ts';
 import { registerAuditCommands } from './cli/audit.ts';
@@ -144,16 +145,26 @@ iat
   .addOption(new Option('--ttl <seconds>', 'lifetime in seconds (default: no expiry)').argParser(positiveInt('--ttl')))
   .addOption(new Option('--max-uses <n>', 'number of registrations it allows (default: unlimited)').argParser(positiveInt('--max-uses')))
   .option('--note <text>', 'what the token is for (shown by iat list and in clients list provenance)')
-  .action(async (opts: { ttl?: number; maxUses?: number; note?: string }) => {
+  .addOption(
+    new Option('--allow-scope <scope>', `let the clients it registers hold this operator scope (${IAT_GRANTABLE_SCOPES.join(', ')}; repeatable; admin only via clients create)`)
+      .argParser((value: string, previous: string[] | undefined) => {
+        if (!IAT_GRANTABLE_SCOPES.includes(value)) {
+          throw new CliError(`--allow-scope must be one of ${IAT_GRANTABLE_SCOPES.join(', ')}${value === 'admin' ? ' (admin is granted only by `clients create`)' : ''}`);
+        }
+        return [...(previous ?? []), value];
+      }),
+  )
+  .action(async (opts: { ttl?: number; maxUses?: number; note?: string; allowScope?: string[] }) => {
     if (opts.note !== undefined && opts.note.length > 500) throw new CliError('--note must be at most 500 characters');
     const { token, record } = await withDeps(async (deps) => {
       const created = await deps.stores.initialAccessTokens.create({
         ...(opts.ttl ? { ttlSeconds: opts.ttl } : {}),
         ...(opts.maxUses ? { maxUses: opts.maxUses } : {}),
         ...(opts.note ? { note: opts.note } : {}),
+        ...(opts.allowScope ? { allowedScopes: opts.allowScope } : {}),
       });
-      const { id, note, max_uses: maxUses, expires_at: expiresAt } = created.record;
-      await deps.audit.record({ type: 'iat.created', data: { id, note, max_uses: maxUses, expires_at: expiresAt, via: 'cli' } });
+      const { id, note, max_uses: maxUses, expires_at: expiresAt, allowed_scope: allowedScope } = created.record;
+      await deps.audit.record({ type: 'iat.created', data: { id, note, max_uses: maxUses, expires_at: expiresAt, allowed_scope: allowedScope, via: 'cli' } });
       return created;
     });
     print({ initial_access_token: token, ...record });

@@ -1,4 +1,5 @@
 import type { Config } from './config/types.ts';
+import { IAT_GRANTABLE_SCOPES } from './auth/scopes.ts';
 import { createAccountService } from './services/accounts.ts';
 import { createAuditService } from './services/audit.ts';
 import { createKeyService } from './services/keys.ts';
@@ -95,7 +96,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
         };
       }
       // Registration credentials are configuration too: Postgres, and stored hashed.
-      if (model === 'InitialAccessToken') return createInitialAccessTokenAdapter(stores.initialAccessTokens);
+      if (model === 'InitialAccessToken') return createInitialAccessTokenAdapter(stores.initialAccessTokens, { grantableScopes: IAT_GRANTABLE_SCOPES });
       if (model === 'RegistrationAccessToken') return hashedIdAdapter(createPostgresAdapter(knex, model));
       return redis ? createRedisAdapter(redis, model, config.refreshReuseGrace) : createPostgresAdapter(knex, model, config.refreshReuseGrace);
     };

@@ -63,6 +63,24 @@ describe('portcullis CLI', function () {
     expect(JSON.parse(assigned.stderr)).to.deep.equal({ error: 'invalid_client_metadata', error_description: 'client_id is assigned by the server' });
   });
 
+  it('R4 clients create without scope gets the default set (no admin, no account scopes); admin only when named', async function () {
+    const plain = await cli(['clients', 'create', '--json', JSON.stringify({ client_name: 'No scope', redirect_uris: ['https://app.example.test/cb'] })]);
+    expect(plain.code, plain.stderr).to.equal(0);
+    expect((JSON.parse(plain.stdout) as { scope: string }).scope).to.equal('openid offline_access profile email records:read records:write');
+    const console = await cli(['clients', 'create', '--json', JSON.stringify({ client_name: 'Admin console', redirect_uris: ['https://admin.example.test/cb'], scope: 'openid admin account:erase' })]);
+    expect(console.code, console.stderr).to.equal(0);
+    expect((JSON.parse(console.stdout) as { scope: string }).scope).to.equal('openid admin account:erase');
+  });
+
+  it('R4 iat create --allow-scope records the account scopes its registrations may hold; admin is refused', async function () {
+    const created = await cli(['iat', 'create', '--allow-scope', 'account:export', '--allow-scope', 'account:erase', '--max-uses', '1']);
+    expect(created.code, created.stderr).to.equal(0);
+    expect(JSON.parse(created.stdout)).to.include({ allowed_scope: 'account:export account:erase' });
+    const refused = await cli(['iat', 'create', '--allow-scope', 'account:erase', '--allow-scope', 'admin']);
+    expect(refused.code).to.equal(1);
+    expect(refused.stderr).to.match(/--allow-scope must be one of account:export, account:erase \(admin is granted only by `clients create`\)/);
+  });
+
   it('stops with one clear line per configuration problem', async function () {
     const result = await runNode(['src/cli.ts', 'migrate'], { ...env, AUTH_PORT: 'eighty', LOG_LEVEL: 'loud' });
     expect(result.code).to.equal(1);

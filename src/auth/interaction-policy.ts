@@ -1,10 +1,20 @@
 import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 import { acrRank, requiredRank } from '../services/mfa-policy.ts';
+import { CONFIRM_EVERY_TIME_SCOPES } from './scopes.ts';
 
 const { base, Check } = interactionPolicy;
 
 /** The reason our check adds to the login prompt; the interaction routes read it. */
 export const STEP_UP_REASON = 'mfa_step_up';
+
+/** The consent prompt's details key listing the scopes confirmed on every request. */
+export const CONFIRM_EVERY_TIME_DETAIL = 'confirmEveryTime';
+
+/** Requested scopes that the user confirms on each authorization request (CONFIRM_EVERY_TIME_SCOPES). */
+function confirmEveryTime(ctx: KoaContextWithOIDC): string[] {
+  const requested = ctx.oidc.requestParamScopes;
+  return CONFIRM_EVERY_TIME_SCOPES.filter((scope) => requested.has(scope));
+}
 
 /** Whether the client's registration says its users must pass a second factor. */
 export function clientRequiresMfa(ctx: KoaContextWithOIDC): boolean {
@@ -47,6 +57,25 @@ export function buildInteractionPolicy() {
         return needed > acrRank(session.acr) ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
       },
       (ctx) => ({ required_rank: requiredRank({ requestedAcrs: requestedAcrs(ctx), clientRequiresMfa: clientRequiresMfa(ctx) }) }),
+    ),
+  );
+  // account:erase is confirmed on every request, even when the grant already holds it: an app
+  // once allowed to erase cannot later force a fresh sign-in (which erasure needs) and erase
+  // without the consent page saying so again. `result.consent` is this request's own consent.
+  // The device flow's confirmation page already shows every scope, every time.
+  const consent = policy.get('consent');
+  if (!consent) throw new Error('the base interaction policy has no consent prompt');
+  consent.checks.add(
+    new Check(
+      'scope_confirmed_every_time',
+      'the requested scopes are confirmed on every request',
+      'consent_required',
+      (ctx) => {
+        const deviceRoute = ctx.oidc.route === 'code_verification' || ctx.oidc.route === 'device_resume';
+        if (deviceRoute || ctx.oidc.result?.consent) return Check.NO_NEED_TO_PROMPT;
+        return confirmEveryTime(ctx).length > 0 ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
+      },
+      (ctx) => ({ [CONFIRM_EVERY_TIME_DETAIL]: confirmEveryTime(ctx) }),
     ),
   );
   return policy;

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
-import { applyClientPolicy, ClientPolicyError } from '../services/client-policy.ts';
+import { applyClientPolicy, ClientPolicyError, DEFAULT_CLIENT_SCOPE } from '../services/client-policy.ts';
 import type { Config } from '../config/types.ts';
 import type { AccountService } from '../services/accounts.ts';
 import { accountClaims } from '../services/accounts.ts';
 import type { Adapter } from '../store/oidc-adapter.ts';
-import { API_SCOPES, OIDC_SCOPES } from './scopes.ts';
+import { BASE_REGISTRATION_POLICY, grantPolicy } from '../store/oidc-adapter-registration.ts';
+import { API_SCOPES, IAT_GRANTABLE_SCOPES, OIDC_SCOPES, USER_ONLY_SCOPES } from './scopes.ts';
 import type { DevicePages } from './routes/device.ts';
 import { renderView } from './views.ts';
 import { accountClientMetadata } from './account-client.ts';
@@ -28,11 +29,17 @@ export type ProviderConfigDeps = {
 
 /**
  * The registration policy as an oidc-provider policy (carried by every initial access token and
- * inherited by registration access tokens, so RFC 7592 updates pass it again).
+ * inherited by registration access tokens, so RFC 7592 updates pass it again). The operator
+ * scopes the registration may hold are those its token names with a `grant:<scope>` policy:
+ * the initial access token's at registration, the registration access token's (a copy of them)
+ * at an update. A client can therefore never add one to itself by PUT.
  */
-function registrationPolicy(_ctx: KoaContextWithOIDC, properties: Record<string, unknown>): void {
+function registrationPolicy(ctx: KoaContextWithOIDC, properties: Record<string, unknown>): void {
+  const { InitialAccessToken: iat, RegistrationAccessToken: rat } = ctx.oidc.entities;
+  const policies = new Set(iat ? (iat.policies ?? []) : (rat?.policies ?? []));
+  const operatorGranted = new Set(IAT_GRANTABLE_SCOPES.filter((scope) => policies.has(grantPolicy(scope))));
   try {
-    applyClientPolicy(properties, { allowAdminScope: false });
+    applyClientPolicy(properties, { operatorGranted });
   } catch (error) {
     // InvalidClientMetadata answers invalid_redirect_uri when the description starts with "redirect_uris".
     if (error instanceof ClientPolicyError) throw new errors.InvalidClientMetadata(error.message);
@@ -98,6 +105,9 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
     // client_secret_jwt would need the plain secret; secrets are stored hashed (docs/clients.md).
     clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     clientDefaults: {
+      // A client stored without `scope` (older rows, SQL by hand) is limited like a new one:
+      // oidc-provider lets a client without `scope` request every scope, `admin` included.
+      scope: DEFAULT_CLIENT_SCOPE,
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
@@ -165,7 +175,11 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
       registration: {
         enabled: true,
         initialAccessToken: true,
-        policies: { portcullis: registrationPolicy },
+        // `grant:<scope>` policies only mark what an operator allowed; registrationPolicy reads them.
+        policies: {
+          [BASE_REGISTRATION_POLICY]: registrationPolicy,
+          ...Object.fromEntries(IAT_GRANTABLE_SCOPES.map((scope) => [grantPolicy(scope), () => undefined])),
+        },
         secretFactory: () => randomBytes(32).toString('base64url'),
       },
       registrationManagement: { enabled: true, rotateRegistrationAccessToken: true },
@@ -176,12 +190,20 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
         enabled: true,
         defaultResource: (_ctx, _client, oneOf) => oneOf ?? undefined,
         useGrantedResource: () => false,
-        getResourceServerInfo(_ctx, resourceIndicator, client) {
+        getResourceServerInfo(ctx, resourceIndicator, client) {
           if (resourceIndicator !== config.apiUrl) throw new errors.InvalidTarget();
-          // oidc-provider checks client.scope only for OIDC scopes; API scopes are limited here.
-          const allowed = client.scope ? new Set(client.scope.split(' ')) : undefined;
+          // The API scopes this client may hold (clientDefaults gives every client a scope; the
+          // fallback is the same default set, never "all of them").
+          const allowed = new Set((client.scope ?? DEFAULT_CLIENT_SCOPE).split(' '));
+          // A client_credentials token speaks for no person: the account scopes are refused.
+          const clientOnly = ctx.oidc.params?.grant_type === 'client_credentials';
+          if (clientOnly) {
+            const requested = typeof ctx.oidc.params?.scope === 'string' ? ctx.oidc.params.scope.split(' ') : [];
+            const userOnly = requested.find((scope) => USER_ONLY_SCOPES.includes(scope));
+            if (userOnly) throw new errors.InvalidScope(`${userOnly} is granted by a signed-in user, never to a client alone`, userOnly);
+          }
           return {
-            scope: API_SCOPES.filter((scope) => !allowed || allowed.has(scope)).join(' '),
+            scope: API_SCOPES.filter((scope) => allowed.has(scope) && !(clientOnly && USER_ONLY_SCOPES.includes(scope))).join(' '),
             audience: config.apiUrl,
             accessTokenTTL: config.ttl.accessToken,
             accessTokenFormat: 'jwt',

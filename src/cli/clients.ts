@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Deps } from '../deps.ts';
 import { createProvider } from '../auth/provider.ts';
-import { applyClientPolicy, ClientPolicyError, KNOWN_SCOPES } from '../services/client-policy.ts';
+import { OPERATOR_SCOPES } from '../auth/scopes.ts';
+import { applyClientPolicy, ClientPolicyError } from '../services/client-policy.ts';
 
 export class ClientMetadataError extends Error {
   readonly error: string;
@@ -14,7 +15,8 @@ export class ClientMetadataError extends Error {
 /**
  * Registers a client from RFC 7591 metadata: our registration policy (the same module the
  * registration endpoint runs), then oidc-provider's own client schema; returns the RFC 7591
- * response. An operator may grant `admin`, and a client without `scope` may use every scope.
+ * response. The operator may grant `admin` and the account scopes, but only by naming them in
+ * `scope`: a client created without `scope` gets the default set (DEFAULT_CLIENT_SCOPE).
  */
 export async function createClient(deps: Deps, input: unknown): Promise<Record<string, unknown>> {
   if (!input || typeof input !== 'object' || Array.isArray(input)) {
@@ -25,7 +27,7 @@ export async function createClient(deps: Deps, input: unknown): Promise<Record<s
     if (assigned in metadata) throw new ClientMetadataError('invalid_client_metadata', `${assigned} is assigned by the server`);
   }
   try {
-    applyClientPolicy(metadata, { allowAdminScope: true, defaultScope: [...KNOWN_SCOPES].join(' ') });
+    applyClientPolicy(metadata, { operatorGranted: new Set(OPERATOR_SCOPES) });
   } catch (error) {
     if (error instanceof ClientPolicyError) throw new ClientMetadataError(error.error, error.message);
     throw error;

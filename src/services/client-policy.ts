@@ -1,4 +1,4 @@
-import { API_SCOPES, OIDC_SCOPES } from '../auth/scopes.ts';
+import { API_SCOPES, DEFAULT_API_SCOPES, OIDC_SCOPES, OPERATOR_SCOPES } from '../auth/scopes.ts';
 
 /**
  * The registration policy for every client, whoever registers it (the RFC 7591 endpoint or
@@ -23,8 +23,11 @@ const GRANTS_CONFIDENTIAL = new Set([...GRANTS_PUBLIC, 'client_credentials']);
 /** client_secret_jwt would need the plain secret server-side; mTLS is not offered. */
 export const TOKEN_AUTH_METHODS = ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
 
-/** Scopes a client gets when it asks for none: everything except `admin`. */
-export const DEFAULT_CLIENT_SCOPE = [...OIDC_SCOPES, 'records:read', 'records:write'].join(' ');
+/**
+ * Scopes a client gets when it asks for none, however it was registered (CLI, RFC 7591, or a
+ * stored client without `scope`): never `admin` or the account scopes (OPERATOR_SCOPES).
+ */
+export const DEFAULT_CLIENT_SCOPE = [...OIDC_SCOPES, ...DEFAULT_API_SCOPES].join(' ');
 
 export const KNOWN_SCOPES = new Set<string>([...OIDC_SCOPES, ...API_SCOPES]);
 
@@ -75,10 +78,11 @@ export function isInternalHost(hostname: string): boolean {
 const DANGEROUS_SCHEMES = new Set(['javascript:', 'data:', 'vbscript:', 'file:', 'blob:', 'about:', 'filesystem:']);
 
 export type PolicyOptions = {
-  /** Registrations through the open endpoint may not hold `admin`; the CLI (an operator) may. */
-  allowAdminScope: boolean;
-  /** Scope written when the metadata has none (default DEFAULT_CLIENT_SCOPE). */
-  defaultScope?: string;
+  /**
+   * The operator scopes (OPERATOR_SCOPES) this registration may hold: all of them for the CLI,
+   * those the initial access token allows for the registration endpoint. Never a default.
+   */
+  operatorGranted: ReadonlySet<string>;
 };
 
 const redirectError = (field: string, uri: string, why: string): ClientPolicyError =>
@@ -224,7 +228,7 @@ export function applyClientPolicy(metadata: Record<string, unknown>, options: Po
     throw new ClientPolicyError('invalid_client_metadata', 'a public client (token_endpoint_auth_method none) must not register keys');
   }
 
-  const scope = metadata.scope ?? options.defaultScope ?? DEFAULT_CLIENT_SCOPE;
+  const scope = metadata.scope ?? DEFAULT_CLIENT_SCOPE;
   if (typeof scope !== 'string' || scope.length > 1000)
     throw new ClientPolicyError('invalid_client_metadata', 'scope must be a space-separated string');
   const scopes = scope.split(' ').filter(Boolean);
@@ -234,8 +238,14 @@ export function applyClientPolicy(metadata: Record<string, unknown>, options: Po
         'invalid_client_metadata',
         `scope: "${s}" is not a scope of this server (${[...KNOWN_SCOPES].join(' ')})`,
       );
-    if (s === 'admin' && !options.allowAdminScope)
-      throw new ClientPolicyError('invalid_client_metadata', 'scope: "admin" cannot be self-registered; ask an administrator');
+    if (OPERATOR_SCOPES.includes(s) && !options.operatorGranted.has(s)) {
+      throw new ClientPolicyError(
+        'invalid_client_metadata',
+        s === 'admin'
+          ? 'scope: "admin" cannot be self-registered; ask an administrator'
+          : `scope: "${s}" needs an operator's grant; ask an administrator for an initial access token that allows it`,
+      );
+    }
   }
   metadata.scope = [...new Set(scopes)].join(' ');
 }

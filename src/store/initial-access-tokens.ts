@@ -9,6 +9,8 @@ type Row = {
   max_uses: number | null;
   uses: number;
   revoked_at: Date | null;
+  /** Operator scopes the clients it registers may hold (space-separated; '' for none). */
+  allowed_scope: string;
   created_at: Date;
 };
 
@@ -38,13 +40,20 @@ const present = ({ token_hash: _hash, ...rest }: Row): InitialAccessToken => res
  */
 export function createInitialAccessTokenStore(knex: Knex) {
   return {
-    async create(options: { ttlSeconds?: number; maxUses?: number; note?: string }): Promise<{ token: string; record: InitialAccessToken }> {
+    async create(options: {
+      ttlSeconds?: number;
+      maxUses?: number;
+      note?: string;
+      /** Checked by the caller (the CLI) against IAT_GRANTABLE_SCOPES; the provider honours no others. */
+      allowedScopes?: readonly string[];
+    }): Promise<{ token: string; record: InitialAccessToken }> {
       const token = `${PREFIX}${randomBytes(32).toString('base64url')}`;
       const [row] = await knex<Row>('initial_access_tokens')
         .insert({
           token_hash: hashToken(token),
           note: options.note ?? null,
           max_uses: options.maxUses ?? null,
+          allowed_scope: [...new Set(options.allowedScopes ?? [])].join(' '),
           expires_at: options.ttlSeconds ? new Date(Date.now() + options.ttlSeconds * 1000) : null,
         })
         .returning('*');

@@ -4,8 +4,15 @@ import type { Adapter } from './oidc-adapter.ts';
 
 const epoch = (date: Date): number => Math.floor(date.getTime() / 1000);
 
-/** Policies every initial access token carries (implemented in the provider configuration). */
-export const REGISTRATION_POLICIES = ['portcullis'];
+/** The policy every initial access token carries (implemented in the provider configuration). */
+export const BASE_REGISTRATION_POLICY = 'portcullis';
+
+/**
+ * The policy name that says "an operator allowed this scope" (e.g. `grant:account:erase`).
+ * Policies are the one thing oidc-provider copies from an initial access token to the
+ * registration access tokens of the client it made, so RFC 7592 updates see the same grant.
+ */
+export const grantPolicy = (scope: string): string => `grant:${scope}`;
 
 /**
  * oidc-provider's InitialAccessToken model over our own table: the presented token is hashed
@@ -13,7 +20,7 @@ export const REGISTRATION_POLICIES = ['portcullis'];
  * row id, so what the provider remembers about it is never the secret itself. Tokens are
  * made by `portcullis iat create`, never by the provider.
  */
-export function createInitialAccessTokenAdapter(store: InitialAccessTokenStore): Adapter {
+export function createInitialAccessTokenAdapter(store: InitialAccessTokenStore, { grantableScopes }: { grantableScopes: readonly string[] }): Adapter {
   const refuse = (): Promise<never> => Promise.reject(new Error('initial access tokens are managed with `portcullis iat`'));
   return {
     async find(value) {
@@ -24,7 +31,14 @@ export function createInitialAccessTokenAdapter(store: InitialAccessTokenStore):
         kind: 'InitialAccessToken',
         iat: epoch(record.created_at),
         ...(record.expires_at ? { exp: epoch(record.expires_at) } : {}),
-        policies: REGISTRATION_POLICIES,
+        // Only scopes a token may grant become policies: a row edited to say "admin" grants nothing.
+        policies: [
+          BASE_REGISTRATION_POLICY,
+          ...record.allowed_scope
+            .split(' ')
+            .filter((scope) => grantableScopes.includes(scope))
+            .map(grantPolicy),
+        ],
       };
     },
     upsert: refuse,

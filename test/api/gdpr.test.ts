@@ -23,6 +23,9 @@ type Export = {
   audit_trail: { type: string; actor_id: string | null }[];
 };
 
+/** The test client holds the account scopes (an operator granted them); tokens get them only when asked. */
+const ACCOUNT_CLIENT_SCOPE = 'openid offline_access profile email records:read records:write account:export account:erase';
+
 for (const storage of ['redis', 'postgres'] as StorageMode[]) {
   describe(`resource API: GDPR export and erasure (${storage} storage)`, function () {
     this.timeout(90_000);
@@ -32,7 +35,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
     before(async function () {
       servers = await startTestServers({ storage });
-      rp = await createRp(servers);
+      rp = await createRp(servers, { scope: ACCOUNT_CLIENT_SCOPE });
       conforms = await openApiChecker(servers);
     });
     after(async function () {
@@ -46,7 +49,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     };
 
     it('exports everything held about the caller as one document', async function () {
-      const dana = await signedInUser(servers, rp);
+      const dana = await signedInUser(servers, rp, { scopes: 'records:read records:write account:export' });
       const erin = await signedInUser(servers, rp);
       const r1 = await create(dana.token, 'Tax ID', { id: 'TX-99' });
       const r2 = await create(dana.token, 'Diary', { text: 'dear diary' });
@@ -81,14 +84,15 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       // Erin's share with Dana names Dana, so it is part of Dana's trail too.
       expect(doc.audit_trail.some((e) => e.type === 'record.shared' && e.actor_id === erin.id)).to.equal(true);
 
-      const noScope = await signedInUser(servers, rp, { scopes: 'records:write' });
+      // R4: the data scopes are not enough; the export has its own scope.
+      const noScope = await signedInUser(servers, rp, { scopes: 'records:read records:write' });
       const denied = await call(servers, 'GET', '/v1/me/export', noScope.token);
       expect(denied.status).to.equal(403);
-      expect(denied.headers.get('WWW-Authenticate')).to.include('scope="records:read"');
+      expect(denied.headers.get('WWW-Authenticate')).to.include('scope="account:export"');
     });
 
     it('erases the account: data key shredded, records and shares gone, tokens dead, audit chain intact', async function () {
-      const frank = await signedInUser(servers, rp);
+      const frank = await signedInUser(servers, rp, { scopes: 'records:read records:write account:erase' });
       const gina = await signedInUser(servers, rp);
       const recordId = await create(frank.token, 'Medical file', { diagnosis: 'secret' });
       const ginaRecord = await create(gina.token, 'For Frank', { y: 2 });
@@ -161,10 +165,10 @@ describe('resource API: erasure step-up', function () {
   it('refuses erasure with a token from an old sign-in (RFC 9470, max_age = RECENT_AUTH_SECONDS), accepts it after re-authentication', async function () {
     const servers = await startTestServers({ env: { RECENT_AUTH_SECONDS: '120' } });
     try {
-      const rp = await createRp(servers);
+      const rp = await createRp(servers, { scope: ACCOUNT_CLIENT_SCOPE });
       const user = await createTestUser(servers.deps);
       const browser = new Browserless(servers.issuer);
-      await userTokens(servers, rp, user, 'records:read records:write', undefined, { browser });
+      await userTokens(servers, rp, user, 'account:erase', undefined, { browser });
       // Age the sign-in: the session's login time is what the provider reports as auth_time.
       const [session] = await servers.deps.accountIndex.list(user.id, 'Session');
       const adapter = servers.deps.oidcAdapter('Session');
@@ -172,7 +176,7 @@ describe('resource API: erasure step-up', function () {
       await adapter.upsert(session!.id, { ...payload, loginTs: Math.floor(Date.now() / 1000) - 600 }, 3600);
 
       // Same browser, same session: no password asked, but the token says the sign-in is old.
-      const stale = await userTokens(servers, rp, user, 'records:read records:write', undefined, { browser });
+      const stale = await userTokens(servers, rp, user, 'account:erase', undefined, { browser });
       const claims = JSON.parse(Buffer.from(stale.access_token.split('.')[1]!, 'base64url').toString()) as { auth_time: number };
       expect(Date.now() / 1000 - claims.auth_time).to.be.greaterThan(590);
       const refused = await call(servers, 'DELETE', '/v1/me', stale.access_token);
@@ -182,7 +186,7 @@ describe('resource API: erasure step-up', function () {
       expect(await servers.deps.knex('users').where({ id: user.id }).first()).to.not.equal(undefined);
 
       // The client asks again with max_age=120: the provider makes the user sign in again.
-      const fresh = await userTokens(servers, rp, user, 'records:read records:write', undefined, { browser, params: { max_age: '120' } });
+      const fresh = await userTokens(servers, rp, user, 'account:erase', undefined, { browser, params: { max_age: '120' } });
       expect((await call(servers, 'DELETE', '/v1/me', fresh.access_token)).status).to.equal(204);
     } finally {
       await servers.stop();

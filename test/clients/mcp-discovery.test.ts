@@ -39,7 +39,7 @@ describe('MCP-style discovery walk from a bare 401', function () {
       resource: servers.apiUrl,
       authorization_servers: [servers.issuer],
       bearer_methods_supported: ['header'],
-      scopes_supported: ['records:read', 'records:write', 'admin'],
+      scopes_supported: ['records:read', 'records:write', 'account:export', 'account:erase', 'admin'],
     });
   });
 

@@ -119,6 +119,38 @@ describe('browser: MFA and account pages render accessibly (Chromium)', function
     }
   });
 
+  it('R4 the consent page for the account scopes: erasure first, boxed, its warning in words (light and dark)', async function () {
+    const scope = 'openid profile records:read account:export account:erase';
+    const registered = await createTestClient(servers.deps, { client_name: 'Acme Account Tools', scope });
+    const rp = await relyingParty(servers.issuer, registered.client_id, registered.client_secret);
+    const user = await createTestUser(servers.deps);
+    const { page } = await chromium.open();
+    const flow = await rp.authorizationUrl({ scope, resource: servers.apiUrl });
+    await goto(page, flow.url.href);
+    await passwordStep(page, user.email, user.password);
+    await page.getByRole('button', { name: 'Allow' }).waitFor();
+
+    // What a screen reader reads, in order: the warnings are words, the dangerous items first.
+    const items = (await page.locator('ul.scopes > li').allInnerTexts()).map((text) => text.replace(/\s+/g, ' ').trim());
+    expect(items[0]).to.match(/^Cannot be undone\s*:?\s*Permanently delete your account and all your records account:erase$/i);
+    expect(items[1]).to.match(/^All your data\s*:?\s*Download a copy of all your data/i);
+    expect(items.slice(2).join(' | ')).to.include('Read your records').and.include('See your name');
+    // Set apart by more than colour (a box with a thick border), and in the danger colours.
+    const style = (selector: string) =>
+      page.locator(selector).first().evaluate((e) => {
+        const s = getComputedStyle(e);
+        return { background: s.backgroundColor, border: s.borderLeftWidth, color: s.color };
+      });
+    const danger = await style('ul.scopes > li.scope-danger');
+    const plain = await style('ul.scopes > li:not(.scope-danger)');
+    expect(danger.background).to.not.equal(plain.background);
+    expect(parseFloat(danger.border)).to.be.at.least(3);
+    expect(danger.color).to.not.equal(plain.color);
+    await shot(page, '14-consent-account-scopes');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await shot(page, '15-consent-account-scopes-dark');
+  });
+
   it('the 404 page for an unknown address', async function () {
     const session = await chromium.open();
     const response = await session.page.goto(`${servers.issuer}/no-such-page`);

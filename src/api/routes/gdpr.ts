@@ -2,8 +2,6 @@ import type { GdprService } from '../../services/gdpr.ts';
 import { notFound, Problem, problemType } from '../../shared/problem.ts';
 import { defineRoute, type AnyRoute, type RouteAuth } from '../define-route.ts';
 
-/** Erasure needs a sign-in at most this old (seconds). */
-
 /**
  * RFC 9470 step-up challenge: the token is fine, but the user must sign in again (max_age) and
  * the client retry with the fresh token.
@@ -32,8 +30,10 @@ export function gdprRoutes({ gdpr, erasureMaxAge }: { gdpr: GdprService; erasure
       method: 'get',
       path: '/v1/me/export',
       summary: 'Everything held about you, as one JSON document (GDPR Art. 15 and 20)',
+      description: 'Needs the `account:export` scope, which no client holds by default: an operator grants it (docs/clients.md). A records scope is not enough.',
       tags: ['gdpr'],
-      scopes: ['records:read'],
+      // Its own scope: the export hands over everything held about the person at once.
+      scopes: ['account:export'],
       permission: 'profile:read',
       problems: [404],
       responses: { 200: { description: 'The export.', schema: 'Export' } },
@@ -48,9 +48,10 @@ export function gdprRoutes({ gdpr, erasureMaxAge }: { gdpr: GdprService; erasure
       method: 'delete',
       path: '/v1/me',
       summary: 'Erase your account (GDPR Art. 17); needs a recent sign-in',
-      description: `Records are crypto-shredded (your data key is deleted) and removed, sessions and grants stop working, and the audit trail keeps only a pseudonymous id. The token must carry \`auth_time\` within the last ${erasureMaxAge} seconds; otherwise the answer is 401 with \`WWW-Authenticate: Bearer error="insufficient_user_authentication", max_age="${erasureMaxAge}"\` (RFC 9470).`,
+      description: `Needs the \`account:erase\` scope, which no client holds by default (an operator grants it, and the user confirms it on every authorization). Records are crypto-shredded (your data key is deleted) and removed, sessions and grants stop working, and the audit trail keeps only a pseudonymous id. The token must carry \`auth_time\` within the last ${erasureMaxAge} seconds; otherwise the answer is 401 with \`WWW-Authenticate: Bearer error="insufficient_user_authentication", max_age="${erasureMaxAge}"\` (RFC 9470).`,
       tags: ['gdpr'],
-      scopes: ['records:write'],
+      // Its own scope, never records:write: a data scope must not be enough to destroy the account.
+      scopes: ['account:erase'],
       permission: 'profile:read',
       problems: [404],
       responses: { 204: { description: 'Erased.' } },

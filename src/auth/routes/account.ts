@@ -15,7 +15,7 @@ import type { UserRow } from '../../store/users.ts';
 import { ACCOUNT_CLIENT_ID } from '../account-client.ts';
 import { rejectCrossSite, type CsrfTokens } from '../koa-csrf.ts';
 import { REUSE_NOTICE_DISMISSED_EVENT, type ReuseNotice } from '../refresh-reuse.ts';
-import { describeScope } from '../scopes.ts';
+import { describeScopes } from '../scopes.ts';
 import { render } from '../views.ts';
 
 const STATE_COOKIE = 'portcullis.account-state';
@@ -178,7 +178,7 @@ export function accountRoutes(deps: {
       if (!grant || grant.accountId !== accountId) continue;
       const client = grant.clientId ? await provider.Client.find(grant.clientId) : undefined;
       const scopes = [grant.getOIDCScope(), ...Object.keys(grant.resources ?? {}).map((r) => grant.getResourceScope(r))].join(' ').split(' ').filter(Boolean);
-      grants.push({ id: row.id, clientName: client?.clientName ?? grant.clientId, scopes: [...new Set(scopes)].map(describeScope), lastUsed: row.last_used_at, created: row.created_at });
+      grants.push({ id: row.id, clientName: client?.clientName ?? grant.clientId, scopes: describeScopes(scopes), lastUsed: row.last_used_at, created: row.created_at });
     }
     return grants;
   }

@@ -5,7 +5,7 @@ import type { AccountService } from '../../services/accounts.ts';
 import type { AuditService } from '../../services/audit.ts';
 import type { Lockout } from '../../services/lockout.ts';
 import type { Logger } from '../../shared/logger.ts';
-import { describeScope } from '../scopes.ts';
+import { describeScopes } from '../scopes.ts';
 import { renderView, type ViewName } from '../views.ts';
 
 /** oidc-provider's route for the user-code pages (routes.code_verification). */
@@ -173,7 +173,7 @@ export function createDevicePages({ lockout, audit, accounts, logger }: {
         userCode,
         clientName: client.clientName ?? client.clientId,
         logoUri: httpsLogo(client),
-        scopes: [...new Set(requested)].filter((s) => s !== 'openid' || requested.length === 1).map(describeScope),
+        scopes: describeScopes([...requested].filter((s) => s !== 'openid' || requested.length === 1)),
         startedIso: started.iso,
         startedText: started.text,
         ip: typeof deviceInfo.ip === 'string' ? deviceInfo.ip : '',

@@ -7,9 +7,9 @@ import type { MfaService } from '../../services/mfa.ts';
 import { authenticationContext, type LoginMethod } from '../../services/mfa-policy.ts';
 import { parseAuthenticationJson, parseRegistrationJson } from '../../services/webauthn.ts';
 import { ACCOUNT_CLIENT_ID } from '../account-client.ts';
-import { STEP_UP_REASON } from '../interaction-policy.ts';
+import { CONFIRM_EVERY_TIME_DETAIL, STEP_UP_REASON } from '../interaction-policy.ts';
 import { rejectCrossSite, type CsrfTokens } from '../koa-csrf.ts';
-import { describeScope } from '../scopes.ts';
+import { describeScopes } from '../scopes.ts';
 import { render } from '../views.ts';
 import { interactionProblem, pendingOf, secondFactorSteps, type InteractionDetails, type Pending } from './second-factor-steps.ts';
 
@@ -104,13 +104,22 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin 
         // The account page is first party: signing in to it needs no consent screen.
         return grantAndFinish(ctx, details, accountId);
       }
-      const missing = details.prompt.details as { missingOIDCScope?: string[]; missingResourceScopes?: Record<string, string[]> };
-      const scopes = [...(missing.missingOIDCScope ?? []), ...Object.values(missing.missingResourceScopes ?? {}).flat()];
+      const missing = details.prompt.details as {
+        missingOIDCScope?: string[];
+        missingResourceScopes?: Record<string, string[]>;
+        [CONFIRM_EVERY_TIME_DETAIL]?: string[];
+      };
+      // What the grant lacks, plus what is confirmed every time although the grant holds it (account:erase).
+      const scopes = [
+        ...(missing.missingOIDCScope ?? []),
+        ...Object.values(missing.missingResourceScopes ?? {}).flat(),
+        ...(missing[CONFIRM_EVERY_TIME_DETAIL] ?? []),
+      ];
       const account = accountId ? await accounts.findActive(accountId) : undefined;
       render(ctx, 'consent', {
         clientName: (await clientOf(details)).name,
         email: account?.email ?? '',
-        scopes: [...new Set(scopes)].filter((s) => s !== 'openid' || scopes.length === 1).map(describeScope),
+        scopes: describeScopes(scopes.filter((s) => s !== 'openid' || scopes.length === 1)),
         csrf: csrf.issue(details.uid),
         action: `/interaction/${details.uid}/confirm`,
         abortAction: `/interaction/${details.uid}/abort`,
