@@ -73,7 +73,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(Date.now() / 1000 - Number(claimsOf(user.token).auth_time)).to.be.below(60);
 
       const exported = await call(servers, 'GET', '/v1/me/export', user.token);
-      expect(exported.status, exported.text).to.equal(403);
+      expect(exported.status, exported.text.slice(0, 200)).to.equal(403);
       expect(challengeOf(exported.headers.get('WWW-Authenticate'))).to.include({ error: 'insufficient_scope', scope: 'account:export' });
 
       const erased = await call(servers, 'DELETE', '/v1/me', user.token);
