@@ -20,7 +20,10 @@ export const grantPolicy = (scope: string): string => `grant:${scope}`;
  * row id, so what the provider remembers about it is never the secret itself. Tokens are
  * made by `portcullis iat create`, never by the provider.
  */
-export function createInitialAccessTokenAdapter(store: InitialAccessTokenStore, { grantableScopes }: { grantableScopes: readonly string[] }): Adapter {
+export function createInitialAccessTokenAdapter(
+  store: InitialAccessTokenStore,
+  { grantableScopes }: { grantableScopes: readonly string[] },
+): Adapter {
   const refuse = (): Promise<never> => Promise.reject(new Error('initial access tokens are managed with `portcullis iat`'));
   return {
     async find(value) {

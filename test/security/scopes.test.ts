@@ -11,7 +11,8 @@ import { startTestServers, type StorageMode, type TestServers } from '../helpers
 const WITH_ACCOUNT_SCOPES = 'openid offline_access profile email records:read records:write account:export account:erase';
 const DEFAULT_SCOPE = 'openid offline_access profile email records:read records:write';
 
-const claimsOf = (jwt: string): Record<string, unknown> => JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as Record<string, unknown>;
+const claimsOf = (jwt: string): Record<string, unknown> =>
+  JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as Record<string, unknown>;
 
 /** The parameters of a WWW-Authenticate challenge. */
 const challengeOf = (header: string | null): Record<string, string> =>
@@ -113,7 +114,10 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(defaulted.status).to.equal(201);
       expect(defaulted.body.scope).to.equal(DEFAULT_SCOPE);
 
-      const { token: granting } = await servers.deps.stores.initialAccessTokens.create({ note: 'account app', allowedScopes: ['account:export', 'account:erase'] });
+      const { token: granting } = await servers.deps.stores.initialAccessTokens.create({
+        note: 'account app',
+        allowedScopes: ['account:export', 'account:erase'],
+      });
       const accountApp = await register({ ...web, scope: 'openid records:read account:export account:erase' }, granting);
       expect(accountApp.status, JSON.stringify(accountApp.body)).to.equal(201);
       expect(accountApp.body.scope).to.equal('openid records:read account:export account:erase');
@@ -167,18 +171,29 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     });
 
     it('R4 clients create without scope: the default set, no admin (client_credentials asking for admin → invalid_scope, /auth → invalid_scope)', async function () {
-      const service = await createTestClient(servers.deps, { grant_types: ['client_credentials'], redirect_uris: [], post_logout_redirect_uris: [] });
+      const service = await createTestClient(servers.deps, {
+        grant_types: ['client_credentials'],
+        redirect_uris: [],
+        post_logout_redirect_uris: [],
+      });
       expect(service.scope).to.equal(DEFAULT_SCOPE);
-      const rp = await client.discovery(new URL(servers.issuer), service.client_id, service.client_secret, undefined, { execute: [client.allowInsecureRequests] });
+      const rp = await client.discovery(new URL(servers.issuer), service.client_id, service.client_secret, undefined, {
+        execute: [client.allowInsecureRequests],
+      });
       for (const scope of ['admin', 'records:read admin', 'account:erase', 'account:export']) {
-        expect(await oauthErrorOf(() => client.clientCredentialsGrant(rp, { resource: servers.apiUrl, scope })), scope).to.equal('invalid_scope');
+        expect(await oauthErrorOf(() => client.clientCredentialsGrant(rp, { resource: servers.apiUrl, scope })), scope).to.equal(
+          'invalid_scope',
+        );
       }
       const allowed = await client.clientCredentialsGrant(rp, { resource: servers.apiUrl, scope: 'records:read records:write' });
       expect(claimsOf(allowed.access_token).scope).to.equal('records:read records:write');
 
       const webClient = await createTestClient(servers.deps);
       expect(webClient.scope).to.equal(DEFAULT_SCOPE);
-      const { url } = authorizationRequestTo(servers.issuer, webClient.client_id, { scope: 'openid records:read admin', resource: servers.apiUrl });
+      const { url } = authorizationRequestTo(servers.issuer, webClient.client_id, {
+        scope: 'openid records:read admin',
+        resource: servers.apiUrl,
+      });
       const response = await fetch(url, { redirect: 'manual' });
       const location = new URL(response.headers.get('Location') ?? '', servers.issuer);
       expect(`${location.origin}${location.pathname}`).to.equal(RP_REDIRECT);
@@ -199,7 +214,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       });
       const rp = await client.discovery(new URL(servers.issuer), clientId, secret, undefined, { execute: [client.allowInsecureRequests] });
       for (const scope of ['admin', 'account:erase', 'account:export']) {
-        expect(await oauthErrorOf(() => client.clientCredentialsGrant(rp, { resource: servers.apiUrl, scope })), scope).to.equal('invalid_scope');
+        expect(await oauthErrorOf(() => client.clientCredentialsGrant(rp, { resource: servers.apiUrl, scope })), scope).to.equal(
+          'invalid_scope',
+        );
       }
       const allowed = await client.clientCredentialsGrant(rp, { resource: servers.apiUrl, scope: 'records:read' });
       expect(claimsOf(allowed.access_token).scope).to.equal('records:read');
@@ -227,9 +244,13 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
         scope: 'records:read account:export account:erase',
       });
       expect(service.scope).to.equal('records:read account:export account:erase');
-      const rp = await client.discovery(new URL(servers.issuer), service.client_id, service.client_secret, undefined, { execute: [client.allowInsecureRequests] });
+      const rp = await client.discovery(new URL(servers.issuer), service.client_id, service.client_secret, undefined, {
+        execute: [client.allowInsecureRequests],
+      });
       for (const scope of ['account:erase', 'records:read account:export']) {
-        expect(await oauthErrorOf(() => client.clientCredentialsGrant(rp, { resource: servers.apiUrl, scope })), scope).to.equal('invalid_scope');
+        expect(await oauthErrorOf(() => client.clientCredentialsGrant(rp, { resource: servers.apiUrl, scope })), scope).to.equal(
+          'invalid_scope',
+        );
       }
       // The client's other scopes still work, so the refusals above are about the account scopes.
       const plain = await client.clientCredentialsGrant(rp, { resource: servers.apiUrl, scope: 'records:read' });
@@ -239,7 +260,10 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     it('R4 the consent page words the account scopes plainly and marks them as dangerous, first', async function () {
       const rp = await createRp(servers, { scope: WITH_ACCOUNT_SCOPES });
       const user = await createTestUser(servers.deps);
-      const { url } = await authorizationRequest(rp, { scope: 'openid records:read account:export account:erase', resource: servers.apiUrl });
+      const { url } = await authorizationRequest(rp, {
+        scope: 'openid records:read account:export account:erase',
+        resource: servers.apiUrl,
+      });
       const { html } = await loginUntilConsent(new Browserless(servers.issuer), url, user);
       const items = [...html.matchAll(/<li[^>]*>[\s\S]*?<\/li>/g)].map((m) => m[0]);
       const erase = items.find((li) => li.includes('account:erase'));
@@ -271,7 +295,11 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(control.url.searchParams.get('error'), control.url.href).to.equal(null);
       expect(control.url.searchParams.get('code')).to.be.a('string');
 
-      const silent = await authorizationRequest(rp, { scope: 'openid records:read account:erase', resource: servers.apiUrl, prompt: 'none' });
+      const silent = await authorizationRequest(rp, {
+        scope: 'openid records:read account:erase',
+        resource: servers.apiUrl,
+        prompt: 'none',
+      });
       const refused = await browser.follow(silent.url);
       expect(`${refused.url.origin}${refused.url.pathname}`).to.equal(RP_REDIRECT);
       expect(refused.url.searchParams.get('error')).to.equal('consent_required');
@@ -286,7 +314,12 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       // Allowing it finishes the request: a code, and a token with the scope.
       const form = formOf(html, '/confirm');
       const done = await browser.submit(form.action, { csrf: form.csrf });
-      const tokens = await client.authorizationCodeGrant(rp, done.url, { pkceCodeVerifier: again.verifier, expectedState: again.state }, { resource: servers.apiUrl });
+      const tokens = await client.authorizationCodeGrant(
+        rp,
+        done.url,
+        { pkceCodeVerifier: again.verifier, expectedState: again.state },
+        { resource: servers.apiUrl },
+      );
       expect(String(claimsOf(tokens.access_token).scope).split(' ')).to.include('account:erase');
     });
   });

@@ -30,7 +30,8 @@ export function gdprRoutes({ gdpr, erasureMaxAge }: { gdpr: GdprService; erasure
       method: 'get',
       path: '/v1/me/export',
       summary: 'Everything held about you, as one JSON document (GDPR Art. 15 and 20)',
-      description: 'Needs the `account:export` scope, which no client holds by default: an operator grants it (docs/clients.md). A records scope is not enough.',
+      description:
+        'Needs the `account:export` scope, which no client holds by default: an operator grants it (docs/clients.md). A records scope is not enough.',
       tags: ['gdpr'],
       // Its own scope: the export hands over everything held about the person at once.
       scopes: ['account:export'],
