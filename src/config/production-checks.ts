@@ -15,11 +15,15 @@ export class ProductionConfigError extends Error {
   }
 }
 
-/** Settings checked before anything is opened: issuer, master key, debug output. */
+/** Settings checked before anything is opened: issuer, database, master key, debug output. */
 export function productionSettingProblems(config: Config, env: NodeJS.ProcessEnv = {}): string[] {
   if (config.nodeEnv !== 'production') return [];
   const problems: string[] = [];
   if (!config.issuer.startsWith('https://')) problems.push(`ISSUER must be an https URL (got ${config.issuer})`);
+  // Embedded PGlite is for development and trials: one process on one machine, no replication,
+  // no point-in-time recovery, no second instance (S1). Production runs on a Postgres server.
+  if (!config.databaseUrl)
+    problems.push('DATABASE_URL (or DATABASE_URL_FILE) must be set; the embedded PGlite database is for development and trials only');
   // Without MASTER_KEY the embedded mode generates a development key into DATA_DIR.
   if (!config.masterKey)
     problems.push('MASTER_KEY (or MASTER_KEY_FILE) must be set; the key generated into DATA_DIR is for development only');

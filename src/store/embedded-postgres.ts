@@ -1,30 +1,56 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { StartupError } from '../shared/dev-keys.ts';
 
 /**
  * The zero-setup database: PGlite (Postgres compiled to WASM) persisted in DATA_DIR and served
- * over a loopback socket, so knex and pg run exactly the code path they run against a real
- * server. PGlite is single-process: the owner writes its port to `embedded-postgres.json`, and
- * a second process (the CLI while the server runs) connects through that socket instead of
- * opening the files itself.
+ * over a Unix socket, so knex and pg run exactly the code path they run against a real server.
+ *
+ * PGlite accepts the `postgres` superuser without a password, so the socket is the whole access
+ * control: it lives in DATA_DIR/socket, a directory of mode 0700 owned by the server's OS user,
+ * and nothing listens on TCP. Another local user can neither find it by a loopback port scan nor
+ * connect to it by path (S1). PGlite is single-process: a second process of the same user (the
+ * CLI while the server runs) connects through that socket instead of opening the files itself.
  */
 export type EmbeddedPostgres = { url: string; owner: boolean; stop(): Promise<void> };
 
-type LockFile = { pid: number; port: number };
+type LockFile = { pid: number; socket: string };
 
-const urlFor = (port: number): string => `postgres://postgres@127.0.0.1:${port}/postgres`;
+/** The name libpq and pg derive from a socket directory and the default port 5432. */
+const SOCKET_NAME = '.s.PGSQL.5432';
+/** sun_path holds 108 bytes on Linux and 104 on macOS, including the terminating NUL. */
+const MAX_SOCKET_PATH = 103;
 
-function portAnswers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port }, () => {
+/** pg connects over a Unix socket when host is a directory (an absolute path). */
+const urlFor = (socketDir: string): string => `postgres://postgres@/postgres?host=${encodeURIComponent(socketDir)}`;
+
+/**
+ * A directory only this OS user may enter: created 0700, or tightened to 0700 when it exists.
+ * A symlink or a directory owned by someone else is refused, since whoever controls it could
+ * swap the socket for their own.
+ */
+async function privateDirectory(path: string): Promise<void> {
+  await mkdir(path, { recursive: true, mode: 0o700 });
+  const info = await lstat(path);
+  if (!info.isDirectory()) throw new StartupError(`${path} must be a directory (not a symlink) for the embedded database`);
+  const uid = process.getuid?.();
+  if (uid !== undefined && info.uid !== uid) {
+    throw new StartupError(`${path} belongs to uid ${info.uid}, not to this process (uid ${uid}); the embedded database refuses to use it`);
+  }
+  if ((info.mode & 0o077) !== 0) await chmod(path, 0o700);
+}
+
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolvePromise) => {
+    const socket = connect({ path }, () => {
       socket.destroy();
-      resolve(true);
+      resolvePromise(true);
     });
     socket.on('error', () => {
-      resolve(false);
+      resolvePromise(false);
     });
   });
 }
@@ -38,36 +64,50 @@ function processAlive(pid: number): boolean {
   }
 }
 
-async function runningOwner(lockPath: string): Promise<LockFile | undefined> {
+async function runningOwner(lockPath: string, socketPath: string): Promise<boolean> {
   try {
     const lock = JSON.parse(await readFile(lockPath, 'utf8')) as LockFile;
-    if (lock.pid !== process.pid && processAlive(lock.pid) && (await portAnswers(lock.port))) return lock;
+    return lock.pid !== process.pid && processAlive(lock.pid) && (await socketAnswers(socketPath));
   } catch {
     // No lock file, or a stale one: we become the owner.
+    return false;
   }
-  return undefined;
 }
 
 export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPostgres> {
-  // PGlite's own mkdir is not recursive.
-  await mkdir(join(dataDir, 'pgdata'), { recursive: true, mode: 0o700 });
+  const socketDir = resolve(dataDir, 'socket');
+  const socketPath = join(socketDir, SOCKET_NAME);
+  if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
+    throw new StartupError(
+      `DATA_DIR is too long for the embedded database's Unix socket (${socketPath} exceeds ${MAX_SOCKET_PATH} bytes); use a shorter DATA_DIR`,
+    );
+  }
+  // PGlite's own mkdir is not recursive; its files hold every secret the server keeps.
+  await privateDirectory(join(dataDir, 'pgdata'));
+  await privateDirectory(socketDir);
   const lockPath = join(dataDir, 'embedded-postgres.json');
-  const owner = await runningOwner(lockPath);
-  if (owner) return { url: urlFor(owner.port), owner: false, stop: () => Promise.resolve() };
+  if (await runningOwner(lockPath, socketPath)) return { url: urlFor(socketDir), owner: false, stop: () => Promise.resolve() };
 
+  // A socket file left by a process that died would make listen() fail with EADDRINUSE.
+  await rm(socketPath, { force: true });
   const db = await PGlite.create({ dataDir: join(dataDir, 'pgdata') });
-  // Several sockets may connect (server pool + CLI); PGlite runs their queries one at a time.
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 16 });
-  await server.start();
-  const port = Number(server.getServerConn().split(':').at(-1));
-  await writeFile(lockPath, JSON.stringify({ pid: process.pid, port } satisfies LockFile), { mode: 0o600 });
+  // Several connections may arrive (server pool + CLI); PGlite runs their queries one at a time.
+  const server = new PGLiteSocketServer({ db, path: socketPath, maxConnections: 16 });
+  try {
+    await server.start();
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+  await writeFile(lockPath, JSON.stringify({ pid: process.pid, socket: socketPath } satisfies LockFile), { mode: 0o600 });
   return {
-    url: urlFor(port),
+    url: urlFor(socketDir),
     owner: true,
     async stop() {
       await server.stop();
       await db.close();
       await rm(lockPath, { force: true });
+      await rm(socketPath, { force: true });
     },
   };
 }
