@@ -1,3 +1,4 @@
+import { isIPv4 } from 'node:net';
 import type { Configuration } from 'oidc-provider';
 import type { Config } from './types.ts';
 
@@ -15,6 +16,14 @@ export class ProductionConfigError extends Error {
   }
 }
 
+/** http to this machine never crosses a network: 127.0.0.0/8, ::1, localhost. */
+function isLoopbackUrl(url: string): boolean {
+  // WHATWG URL normalises 2130706433, 0x7f.1 and [0:0::1] to 127.0.0.1 and [::1].
+  const host = new URL(url).hostname;
+  if (host === 'localhost' || host === '[::1]') return true;
+  return isIPv4(host) && host.startsWith('127.');
+}
+
 /** Settings checked before anything is opened: issuer, database, master key, debug output. */
 export function productionSettingProblems(config: Config, env: NodeJS.ProcessEnv = {}): string[] {
   if (config.nodeEnv !== 'production') return [];
@@ -27,6 +36,9 @@ export function productionSettingProblems(config: Config, env: NodeJS.ProcessEnv
   // Without MASTER_KEY the embedded mode generates a development key into DATA_DIR.
   if (!config.masterKey)
     problems.push('MASTER_KEY (or MASTER_KEY_FILE) must be set; the key generated into DATA_DIR is for development only');
+  // Whoever can rewrite the API's JWKS answer in transit can mint tokens the API accepts (S7).
+  if (config.jwksUrl && !config.jwksUrl.startsWith('https://') && !isLoopbackUrl(config.jwksUrl))
+    problems.push(`JWKS_URL must be https (or http on loopback): the API trusts the keys it fetches (got ${config.jwksUrl})`);
   // oidc-provider's debug output logs tokens and request parameters.
   if (env.DEBUG && /oidc-provider|\*/.test(env.DEBUG)) problems.push('DEBUG must not enable oidc-provider debug output');
   return problems;
