@@ -1,15 +1,20 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tlsConnect, createServer as createTlsServer, type ConnectionOptions } from 'node:tls';
+import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { parse } from 'yaml';
-import { settings } from '../../src/config/load.ts';
+import { loadConfig, settings } from '../../src/config/load.ts';
+import { productionSettingProblems } from '../../src/config/production-checks.ts';
+import { internalTlsOptions } from '../../src/shared/tls.ts';
 import { envExamplePath, renderEnvExample, renderMarkdown } from '../../scripts/env-example.ts';
 
 /**
@@ -101,9 +106,10 @@ describe('docker/compose.yaml', function () {
   it('gives postgres, redis and both app services a healthcheck', function () {
     expect(asText(services.postgres?.healthcheck?.test)).to.include('pg_isready');
     expect(asText(services.redis?.healthcheck?.test)).to.match(/redis-cli .*ping/);
-    expect(asText(services.auth?.healthcheck?.test)).to.include('http://127.0.0.1:3000/healthz');
+    // HTTPS inside (S7), checked against the internal CA.
+    expect(asText(services.auth?.healthcheck?.test)).to.include('https://127.0.0.1:3000/healthz');
     // --only api listens on the API port only, so the image's default (port 3000) must be overridden.
-    expect(asText(services.api?.healthcheck?.test)).to.include('http://127.0.0.1:4000/healthz');
+    expect(asText(services.api?.healthcheck?.test)).to.include('https://127.0.0.1:4000/healthz');
     for (const name of ['postgres', 'redis', ...appServices]) {
       expect(services[name]?.healthcheck?.disable, name).to.not.equal(true);
       expect(asText(services[name]?.healthcheck?.test), name).to.not.match(/\b(curl|wget)\b/);
@@ -140,7 +146,7 @@ describe('docker/compose.yaml', function () {
       expect(service.init, `${name} runs under an init process`).to.equal(true);
       expect(`${asText(service.entrypoint)} ${asText(service.command)}`, name).to.not.match(/\bnpm\b/);
     }
-    expect(environmentOf(services.api as Service).JWKS_URL).to.equal('http://auth:3000/jwks');
+    expect(environmentOf(services.api as Service).JWKS_URL).to.equal('https://auth:3443/jwks');
   });
 
   it('passes the app its credentials as *_FILE secrets', function () {
@@ -198,10 +204,10 @@ describe('docker/compose.yaml', function () {
     expect(asText(init.entrypoint)).to.match(/test -s \/certs\/tls\.crt \|\|/).and.match(/openssl req -x509 .*-subj \/CN=localhost .*subjectAltName=DNS:localhost/);
     expect(init.restart).to.equal('no');
     expect(init.volumes).to.include('tls-certs:/certs');
-    expect(services.nginx?.volumes).to.include.members(['tls-certs:/etc/nginx/certs:ro', './nginx.conf:/etc/nginx/nginx.conf:ro']);
+    expect(services.nginx?.volumes).to.include.members(['tls-certs:/etc/nginx/certs:ro', './nginx.conf:/etc/nginx/portcullis/nginx.conf:ro']);
     const nginx = read('docker/nginx.conf');
     expect(nginx).to.include('ssl_certificate /etc/nginx/certs/tls.crt;').and.include('ssl_certificate_key /etc/nginx/certs/tls.key;');
-    expect(nginx).to.match(/listen 8443 ssl;[\s\S]*proxy_pass http:\/\/portcullis_auth;/).and.match(/listen 9443 ssl;[\s\S]*proxy_pass http:\/\/portcullis_api;/);
+    expect(nginx).to.match(/listen 8443 ssl;[\s\S]*proxy_pass https:\/\/portcullis_auth;/).and.match(/listen 9443 ssl;[\s\S]*proxy_pass https:\/\/portcullis_api;/);
     expect(nginx).to.match(/server auth:3000\b/).and.match(/server api:4000\b/);
     // With TRUST_PROXY the app keys rate limits on X-Forwarded-For: nginx must overwrite it, not append (T34).
     expect(nginx).to.include('proxy_set_header X-Forwarded-For $remote_addr;').and.include('proxy_set_header X-Forwarded-Proto https;');
@@ -216,7 +222,7 @@ describe('docker/compose.yaml', function () {
     }
     for (const name of appServices) {
       const env = environmentOf(services[name] as Service);
-      expect(env, name).to.include({ TRUST_PROXY: 'true', METRICS_PORT: '9464', METRICS_HOST: '0.0.0.0' });
+      expect(env, name).to.include({ TRUST_PROXY: 'true', METRICS_PORT: '9464' });
       expect(env.ISSUER, name).to.match(/^\$\{PORTCULLIS_ISSUER:-https:\/\//);
       // Docker's stop timeout must cover the app's own drain deadline (delay + timeout + 5 s).
       const budget = Number(env.SHUTDOWN_DELAY) + Number(env.SHUTDOWN_TIMEOUT) + 5;
@@ -356,5 +362,186 @@ describe('.env.example', function () {
     expect(lines).to.have.length(settings.length + 2);
     const masterKey = lines.find((line) => line.startsWith('| `MASTER_KEY` |'));
     expect(masterKey).to.include('secret: env or `MASTER_KEY_FILE`');
+  });
+});
+
+describe('docker/nginx.conf and the internal network (S7, S9, R2)', function () {
+  this.timeout(60_000);
+  const compose = parse(read('docker/compose.yaml'), { merge: true }) as Compose;
+  const { services } = compose;
+  const nginxEnv = environmentOf(services.nginx as Service);
+  /** `${NAME:-default}` as compose resolves it with NAME unset. */
+  const withDefaults = (value: string): string => value.replace(/\$\{\w+:-([^}]*)\}/g, '$1');
+
+  /** docker/nginx-entrypoint.sh --render-only, as the nginx container runs it. */
+  function renderNginx(issuer: string, apiUrl: string): { code: number | null; conf: string; stderr: string } {
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-nginx-'));
+    try {
+      const conf = join(dir, 'nginx.conf');
+      const result = spawnSync('sh', [fileURLToPath(new URL('docker/nginx-entrypoint.sh', root)), '--render-only'], {
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH ?? '', PORTCULLIS_ISSUER: issuer, PORTCULLIS_API_URL: apiUrl, NGINX_TEMPLATE: fileURLToPath(new URL('docker/nginx.conf', root)), NGINX_CONF: conf },
+      });
+      return { code: result.status, stderr: result.stderr, conf: result.status === 0 ? readFileSync(conf, 'utf8') : '' };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** The config without comments, and its top-level `server { … }` blocks. */
+  const uncommented = (conf: string): string => conf.replace(/(^|\s)#.*$/gm, '$1');
+  function serverBlocks(conf: string): string[] {
+    const text = uncommented(conf);
+    const found: string[] = [];
+    for (const match of text.matchAll(/\bserver\s*\{/g)) {
+      let depth = 0;
+      for (let i = match.index + match[0].length - 1; i < text.length; i += 1) {
+        if (text[i] === '{') depth += 1;
+        if (text[i] === '}') depth -= 1;
+        if (depth === 0) {
+          found.push(text.slice(match.index, i + 1));
+          break;
+        }
+      }
+    }
+    return found;
+  }
+  const rendered = renderNginx(withDefaults(nginxEnv.PORTCULLIS_ISSUER ?? ''), withDefaults(nginxEnv.PORTCULLIS_API_URL ?? ''));
+  const servers = serverBlocks(rendered.conf);
+  const appServer = (upstream: string): string => {
+    const found = servers.find((block) => block.includes(`proxy_pass https://${upstream};`));
+    if (!found) throw new Error(`no server proxies to ${upstream}`);
+    return found;
+  };
+
+  it('R2 answers only the public hosts, refuses any other Host with 421, and forwards the public host as Host', function () {
+    // nginx and the app read the same variables with the same defaults: one setting, two consistent readers.
+    expect(nginxEnv.PORTCULLIS_ISSUER).to.equal(environmentOf(services.auth as Service).ISSUER);
+    expect(nginxEnv.PORTCULLIS_API_URL).to.equal(environmentOf(services.api as Service).API_URL);
+    expect(rendered.code, rendered.stderr).to.equal(0);
+    expect(servers).to.have.length(3);
+    const fallback = servers.find((block) => block.includes('default_server'));
+    expect(fallback).to.match(/listen 8443 ssl default_server;/).and.match(/listen 9443 ssl default_server;/).and.match(/return 421;/);
+    expect(fallback).to.not.include('proxy_pass');
+    expect(appServer('portcullis_auth')).to.match(/server_name localhost;/).and.include('set $public_host localhost:8443;');
+    expect(appServer('portcullis_api')).to.match(/server_name localhost;/).and.include('set $public_host localhost:9443;');
+    const conf = uncommented(rendered.conf);
+    expect(conf).to.include('proxy_set_header Host $public_host;').and.include('proxy_set_header X-Forwarded-Host $public_host;');
+    expect(conf).to.include('proxy_set_header X-Forwarded-For $remote_addr;').and.include('proxy_set_header X-Forwarded-Proto https;');
+    expect(conf, 'the client-sent Host never travels on').to.not.include('$http_host');
+    expect(conf).to.not.match(/\$\{PORTCULLIS_/);
+
+    // Another issuer: its host (lower-cased, default port dropped) is the only one answered.
+    const custom = renderNginx('https://ID.Example.com:443/', 'https://api.example.com:8444');
+    expect(custom.code, custom.stderr).to.equal(0);
+    expect(custom.conf).to.include('server_name id.example.com;').and.include('set $public_host id.example.com;');
+    expect(custom.conf).to.include('server_name api.example.com;').and.include('set $public_host api.example.com:8444;');
+    const plain = renderNginx('http://id.example.com', 'https://api.example.com');
+    expect(plain.code).to.equal(1);
+    expect(plain.stderr).to.include('http://id.example.com is not an https URL');
+  });
+
+  it('S9 nginx logs requests without query strings or Referer', function () {
+    const conf = uncommented(rendered.conf);
+    const formats = new Map([...conf.matchAll(/log_format\s+(\w+)\s+((?:'[^']*'\s*)+);/g)].map((m) => [m[1], m[2]]));
+    const logs = [...conf.matchAll(/access_log\s+([^;]+);/g)].map((m) => (m[1] ?? '').trim().split(/\s+/));
+    expect(logs).to.not.be.empty;
+    for (const [target, format] of logs) {
+      if (target === 'off') continue;
+      expect(format, `access_log ${target} names its own format (nginx's default "combined" logs the query string)`).to.be.a('string');
+      const definition = formats.get(format ?? '') ?? '';
+      expect(definition).to.include('$uri');
+      for (const leak of ['$request ', '$request"', '$request_uri', '$args', '$query_string', '$is_args', '$arg_', '$http_referer']) {
+        expect(definition, `${format} logs ${leak}`).to.not.include(leak);
+      }
+    }
+  });
+
+  it('S9 nginx keeps /readyz and /metrics off the public edge (probes reach the containers directly)', function () {
+    for (const upstream of ['portcullis_auth', 'portcullis_api']) {
+      const block = appServer(upstream);
+      const blocked = [...block.matchAll(/location\s+~\*\s+(\S+)\s*\{\s*return 404;\s*\}/g)].map((m) => new RegExp(m[1] ?? '', 'i'));
+      expect(blocked, upstream).to.have.length(1);
+      const [regex] = blocked as [RegExp];
+      // nginx matches locations on the decoded path with slashes merged: /%72eadyz arrives as /readyz.
+      for (const path of ['/readyz', '/READYZ', '/readyz/', '//readyz', '/metrics', '/Metrics/x']) expect(regex.test(path), `${upstream} ${path}`).to.equal(true);
+      for (const path of ['/healthz', '/readyzz', '/.well-known/openid-configuration', '/v1/me']) expect(regex.test(path), `${upstream} ${path}`).to.equal(false);
+      expect([...block.matchAll(/proxy_pass/g)], 'one proxied location').to.have.length(1);
+    }
+  });
+
+  it('S9 compose binds the metrics listener to each container\'s loopback only', function () {
+    for (const name of ['auth', 'api']) {
+      const env = environmentOf(services[name] as Service);
+      expect(env.METRICS_PORT, name).to.equal('9464');
+      expect(env.METRICS_HOST, name).to.equal('127.0.0.1');
+    }
+  });
+
+  it('S7 every internal hop is TLS: nginx verifies the app certificates, the API fetches the JWKS over mTLS with its certificate', async function () {
+    const auth = environmentOf(services.auth as Service);
+    const api = environmentOf(services.api as Service);
+    expect(auth).to.include({ TLS_CERT_FILE: '/run/secrets/auth_tls_cert', TLS_KEY_FILE: '/run/secrets/auth_tls_key', TLS_CLIENT_CA_FILE: '/run/secrets/internal_ca', AUTH_INTERNAL_PORT: '3443' });
+    expect(api).to.include({
+      JWKS_URL: 'https://auth:3443/jwks',
+      API_CA_FILE: '/run/secrets/internal_ca',
+      API_CLIENT_CERT_FILE: '/run/secrets/api_tls_cert',
+      API_CLIENT_KEY_FILE: '/run/secrets/api_tls_key',
+      TLS_CERT_FILE: '/run/secrets/api_tls_cert',
+      TLS_KEY_FILE: '/run/secrets/api_tls_key',
+    });
+    // The production checks accept compose's API settings and refuse the old plain-http URL.
+    const production = { NODE_ENV: 'production', ISSUER: 'https://localhost:8443', API_URL: 'https://localhost:9443', MASTER_KEY: 'A'.repeat(43) + '=', DATABASE_URL: 'postgres://db/x' };
+    expect(productionSettingProblems(loadConfig({ ...production, JWKS_URL: api.JWKS_URL }))).to.deep.equal([]);
+    expect(productionSettingProblems(loadConfig({ ...production, JWKS_URL: 'http://auth:3000/jwks' })).join()).to.include('JWKS_URL');
+    const conf = uncommented(rendered.conf);
+    expect(conf).to.include('proxy_ssl_verify on;').and.include('proxy_ssl_trusted_certificate /run/secrets/internal_ca;');
+    expect(secretsOf(services.nginx as Service)).to.include('internal_ca');
+    expect(appServer('portcullis_auth')).to.include('proxy_ssl_name auth;');
+    expect(appServer('portcullis_api')).to.include('proxy_ssl_name api;');
+    expect(conf).to.not.match(/proxy_pass http:/);
+
+    // The certificates docker/internal-pki.sh makes work for exactly these names and roles.
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-pki-'));
+    try {
+      execFileSync('sh', [fileURLToPath(new URL('docker/internal-pki.sh', root)), dir], { stdio: 'pipe' });
+      const file = (name: string) => readFileSync(join(dir, name));
+      for (const name of ['internal_ca', 'auth_tls_cert', 'auth_tls_key', 'api_tls_cert', 'api_tls_key']) expect(compose.secrets, name).to.have.property(name);
+      const ca = file('internal_ca');
+      // The auth server's internal listener as src/shared/tls.ts builds it: the API's certificate gets in.
+      const listener = internalTlsOptions({ tlsCertFile: join(dir, 'auth_tls_cert'), tlsKeyFile: join(dir, 'auth_tls_key'), tlsClientCaFile: join(dir, 'internal_ca') });
+      if (!listener) throw new Error('no internal listener options');
+      const server = createTlsServer(listener, (socket) => socket.end('ok'));
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const port = (server.address() as AddressInfo).port;
+      const handshake = (options: ConnectionOptions): Promise<string> =>
+        new Promise((resolve) => {
+          const socket = tlsConnect({ host: '127.0.0.1', port, servername: 'auth', ca, ...options }, () => undefined);
+          let data = '';
+          socket.on('data', (chunk: Buffer) => (data += chunk.toString()));
+          socket.on('end', () => resolve(data === 'ok' ? 'ok' : 'refused'));
+          socket.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+        });
+      try {
+        expect(await handshake({ cert: file('api_tls_cert'), key: file('api_tls_key') }), 'the API certificate').to.equal('ok');
+        expect(await handshake({}), 'no client certificate').to.not.equal('ok');
+        expect(await handshake({ cert: file('auth_tls_cert'), key: file('auth_tls_key') }), 'a server-only certificate as client').to.not.equal('ok');
+        expect(await handshake({ servername: 'api', cert: file('api_tls_cert'), key: file('api_tls_key') }), 'the auth certificate does not name api').to.equal('ERR_TLS_CERT_ALTNAME_INVALID');
+      } finally {
+        server.close();
+      }
+      // What nginx checks: each server certificate chains to the CA and names its upstream.
+      const caCert = new X509Certificate(ca);
+      for (const [name, host] of [['auth_tls_cert', 'auth'], ['api_tls_cert', 'api']] as const) {
+        const cert = new X509Certificate(file(name));
+        expect(cert.verify(caCert.publicKey), name).to.equal(true);
+        expect(cert.checkHost(host), name).to.equal(host);
+        expect(cert.keyUsage, name).to.include('1.3.6.1.5.5.7.3.1'); // serverAuth
+      }
+      expect(new X509Certificate(file('auth_tls_cert')).keyUsage).to.not.include('1.3.6.1.5.5.7.3.2'); // no clientAuth
+      expect(statSync(join(dir, 'api_tls_key')).mode & 0o777).to.equal(0o644);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
