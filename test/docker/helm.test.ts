@@ -1,6 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import { parseAllDocuments, parse, stringify } from 'yaml';
+import { loadConfig } from '../../src/config/load.ts';
+import { productionSettingProblems } from '../../src/config/production-checks.ts';
 
 /**
  * There is no helm binary in CI: the chart in docker/helm/portcullis is rendered here by a small
@@ -134,20 +136,30 @@ type Container = {
   command: string[];
   ports: { name: string; containerPort: number }[];
   env: { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } } }[];
-  readinessProbe: { httpGet: { path: string; port: string } };
-  livenessProbe: { httpGet: { path: string; port: string } };
+  readinessProbe: { httpGet: { path: string; port: string; scheme?: string } };
+  livenessProbe: { httpGet: { path: string; port: string; scheme?: string } };
+  volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
   securityContext: { readOnlyRootFilesystem: boolean; allowPrivilegeEscalation: boolean; capabilities: { drop: string[] } };
 };
-type PodSpec = { securityContext: { runAsNonRoot: boolean; runAsUser: number }; containers: Container[]; automountServiceAccountToken: boolean };
+type PodSpec = {
+  securityContext: { runAsNonRoot: boolean; runAsUser: number };
+  containers: Container[];
+  automountServiceAccountToken: boolean;
+  volumes: { name: string; secret?: { secretName: string; defaultMode?: number } }[];
+};
 type Selector = { matchLabels?: Record<string, string>; matchExpressions?: { key: string; operator: string; values: string[] }[] };
-type Peer = { namespaceSelector?: Selector; podSelector?: Selector; ipBlock?: { cidr: string } };
+type Peer = { namespaceSelector?: Selector; podSelector?: Selector; ipBlock?: { cidr: string; except?: string[] } };
 type Rule = { from?: Peer[]; to?: Peer[]; ports?: { port: number | string; protocol?: string }[] };
 
 const values = defaults as {
   secret: { name: string; keys: Record<string, string> };
   metrics: { port: number };
-  components: Record<string, { port: number; minAvailable: number; autoscaling: { minReplicas: number; maxReplicas: number } }>;
-  networkPolicy: { gateway: { namespaceSelector: Record<string, string>; podSelector: Record<string, string> } };
+  components: Record<string, { port: number; internalPort: number; tlsSecretName: string; minAvailable: number; autoscaling: { minReplicas: number; maxReplicas: number } }>;
+  networkPolicy: {
+    gateway: { namespaceSelector: Record<string, string>; podSelector: Record<string, string> };
+    dns: { namespaceSelector: Record<string, string>; podSelector: Record<string, string> };
+    dataStores: { postgresPodSelector: Record<string, string>; redisPodSelector: Record<string, string> };
+  };
 };
 const components = ['api', 'auth'];
 const byKind = (manifests: Manifest[], kind: string) => manifests.filter((m) => m.kind === kind);
@@ -185,8 +197,9 @@ describe('docker/helm/portcullis', function () {
       const [container] = pod.containers;
       if (!container) throw new Error('no container');
       expect(container.command).to.deep.equal(['node', 'src/main.ts', '--only', name]);
-      expect(container.readinessProbe.httpGet).to.deep.equal({ path: '/readyz', port: 'http' });
-      expect(container.livenessProbe.httpGet).to.deep.equal({ path: '/healthz', port: 'http' });
+      // The pods serve HTTPS (internalTls, S7); the kubelet probes them directly.
+      expect(container.readinessProbe.httpGet).to.deep.equal({ path: '/readyz', port: 'http', scheme: 'HTTPS' });
+      expect(container.livenessProbe.httpGet).to.deep.equal({ path: '/healthz', port: 'http', scheme: 'HTTPS' });
       expect(container.ports).to.deep.include({ name: 'http', containerPort: values.components[name]?.port });
       expect(container.securityContext).to.deep.include({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
       expect(container.securityContext.capabilities.drop).to.deep.equal(['ALL']);
@@ -282,5 +295,83 @@ describe('docker/helm/portcullis', function () {
     const env = Object.fromEntries((pod.spec.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
     const budget = Number(env.SHUTDOWN_DELAY) + Number(env.SHUTDOWN_TIMEOUT) + 5;
     expect((pod.spec as unknown as { terminationGracePeriodSeconds: number }).terminationGracePeriodSeconds).to.be.at.least(budget);
+  });
+
+  const containerOf = (set: Manifest[], name: string): Container => {
+    const [container] = podOf(named(set, 'Deployment', `rel-${name}`)).spec.containers;
+    if (!container) throw new Error(`no ${name} container`);
+    return container;
+  };
+  const envOf = (container: Container): Record<string, string | undefined> => Object.fromEntries(container.env.map((e) => [e.name, e.value]));
+
+  it('S7 every pod serves HTTPS, and the API fetches the JWKS from the auth pods\' mTLS-only listener with its certificate', function () {
+    const tlsDir = '/etc/portcullis/tls';
+    const auth = containerOf(manifests, 'auth');
+    const api = containerOf(manifests, 'api');
+    expect(envOf(auth)).to.include({ TLS_CERT_FILE: `${tlsDir}/tls.crt`, TLS_KEY_FILE: `${tlsDir}/tls.key`, TLS_CLIENT_CA_FILE: `${tlsDir}/ca.crt`, AUTH_INTERNAL_PORT: String(values.components.auth?.internalPort) });
+    expect(auth.ports).to.deep.include({ name: 'internal', containerPort: values.components.auth?.internalPort });
+    expect(envOf(api)).to.include({
+      JWKS_URL: `https://rel-auth-internal:${values.components.auth?.internalPort}/jwks`,
+      API_CA_FILE: `${tlsDir}/ca.crt`,
+      API_CLIENT_CERT_FILE: `${tlsDir}/tls.crt`,
+      API_CLIENT_KEY_FILE: `${tlsDir}/tls.key`,
+      TLS_CERT_FILE: `${tlsDir}/tls.crt`,
+    });
+    expect(envOf(auth)).to.not.have.property('JWKS_URL');
+    for (const name of components) {
+      const container = containerOf(manifests, name);
+      const pod = podOf(named(manifests, 'Deployment', `rel-${name}`)).spec;
+      expect(container.volumeMounts).to.deep.include({ name: 'tls', mountPath: tlsDir, readOnly: true });
+      expect(pod.volumes).to.deep.include({ name: 'tls', secret: { secretName: values.components[name]?.tlsSecretName, defaultMode: 0o440 } });
+      for (const [variable, value] of Object.entries(envOf(container))) expect(value ?? '', `${name} ${variable} is no plain-http URL`).to.not.match(/^http:/);
+    }
+    // The internal listener has its own Service, which no Ingress routes to.
+    const internal = named(manifests, 'Service', 'rel-auth-internal');
+    expect(internal.spec.ports).to.deep.equal([{ name: 'internal', port: values.components.auth?.internalPort, targetPort: 'internal' }]);
+    expect(internal.spec.selector).to.deep.equal(podOf(named(manifests, 'Deployment', 'rel-auth')).metadata.labels);
+    const [ingress] = byKind(render({ ingress: { enabled: true } }), 'Ingress');
+    expect(JSON.stringify(ingress?.spec)).to.not.include('internal');
+    expect(ingress?.metadata.annotations).to.include({ 'nginx.ingress.kubernetes.io/backend-protocol': 'HTTPS' });
+    // Only the API pods reach the internal listener.
+    const ingressRules = named(manifests, 'NetworkPolicy', 'rel-app').spec.ingress as Rule[];
+    const fromApi = ingressRules.find((rule) => rule.from?.some((peer) => peer.podSelector?.matchLabels?.['app.kubernetes.io/component'] === 'api'));
+    expect(fromApi?.ports).to.deep.equal([{ port: values.components.auth?.internalPort }]);
+    // The production checks accept the JWKS_URL the chart sets.
+    const production = { NODE_ENV: 'production', ISSUER: String(defaults.issuer), API_URL: String(defaults.apiUrl), MASTER_KEY: `${'A'.repeat(43)}=`, DATABASE_URL: 'postgres://db/x' };
+    expect(productionSettingProblems(loadConfig({ ...production, JWKS_URL: envOf(api).JWKS_URL ?? '' }))).to.deep.equal([]);
+
+    // internalTls off: plain http on the pod network, and the API fetches ISSUER/jwks (https) instead.
+    const plain = render({ internalTls: { enabled: false } });
+    for (const name of components) {
+      const container = containerOf(plain, name);
+      expect(envOf(container), name).to.not.have.any.keys('TLS_CERT_FILE', 'JWKS_URL', 'API_CLIENT_CERT_FILE', 'AUTH_INTERNAL_PORT');
+      expect(container.readinessProbe.httpGet).to.deep.equal({ path: '/readyz', port: 'http' });
+    }
+    expect(byKind(plain, 'Service').map((m) => m.metadata.name)).to.have.members(['rel-auth', 'rel-api']);
+  });
+
+  it('S9 the app pods reach only DNS at kube-dns, Postgres, Redis and the auth pods; the internet only when allowed', function () {
+    const egressOf = (set: Manifest[]) => named(set, 'NetworkPolicy', 'rel-app').spec.egress as Rule[];
+    const egress = egressOf(manifests);
+    for (const rule of egress) {
+      expect(rule.to, `every egress rule names its destination: ${JSON.stringify(rule)}`).to.be.an('array').that.is.not.empty;
+      for (const peer of rule.to ?? []) expect(peer.ipBlock?.cidr, JSON.stringify(rule)).to.not.equal('0.0.0.0/0');
+    }
+    const dns = egress.filter((rule) => rule.ports?.some((p) => p.port === 53));
+    expect(dns).to.have.length(1);
+    expect(dns[0]?.to).to.deep.equal([
+      { namespaceSelector: { matchLabels: values.networkPolicy.dns.namespaceSelector }, podSelector: { matchLabels: values.networkPolicy.dns.podSelector } },
+    ]);
+    const ports = egress.flatMap((rule) => (rule.ports ?? []).map((p) => p.port));
+    expect(ports).to.have.members([53, 53, 5432, 6379, values.components.auth?.internalPort]);
+    expect(ports).to.not.include(443);
+
+    // Opted in: 443 to the internet, never to the private ranges.
+    const https = egressOf(render({ networkPolicy: { allowHttpsEgress: true } })).find((rule) => rule.ports?.some((p) => p.port === 443));
+    expect(https?.to).to.deep.equal([{ ipBlock: { cidr: '0.0.0.0/0', except: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16', '100.64.0.0/10'] } }]);
+    // In-namespace data stores: reached by their pods' labels, no address range at all.
+    const stores = egressOf(render({ networkPolicy: { dataStores: { enabled: true } } }));
+    expect(stores.flatMap((rule) => rule.to ?? []).some((peer) => peer.ipBlock)).to.equal(false);
+    expect(stores.flatMap((rule) => rule.to ?? [])).to.deep.include({ podSelector: { matchLabels: values.networkPolicy.dataStores.postgresPodSelector } });
   });
 });
