@@ -1,4 +1,4 @@
-import { chmod, lstat, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
@@ -10,10 +10,11 @@ import { StartupError } from '../shared/dev-keys.ts';
  * over a Unix socket, so knex and pg run exactly the code path they run against a real server.
  *
  * PGlite accepts the `postgres` superuser without a password, so the socket is the whole access
- * control: it lives in DATA_DIR/socket, a directory of mode 0700 owned by the server's OS user,
- * and nothing listens on TCP. Another local user can neither find it by a loopback port scan nor
- * connect to it by path (S1). PGlite is single-process: a second process of the same user (the
- * CLI while the server runs) connects through that socket instead of opening the files itself.
+ * control: it lives in DATA_DIR/socket, and DATA_DIR, its socket directory and pgdata are mode
+ * 0700 and owned by the server's OS user; nothing listens on TCP. Another local user can neither
+ * find it by a loopback port scan nor connect to it by path, nor swap the socket for their own
+ * (S1). PGlite is single-process: a second process of the same OS user (the CLI while the server
+ * runs) connects through that socket instead of opening the files itself.
  */
 export type EmbeddedPostgres = { url: string; owner: boolean; stop(): Promise<void> };
 
@@ -29,16 +30,19 @@ const urlFor = (socketDir: string): string => `postgres://postgres@/postgres?hos
 
 /**
  * A directory only this OS user may enter: created 0700, or tightened to 0700 when it exists.
- * A symlink or a directory owned by someone else is refused, since whoever controls it could
- * swap the socket for their own.
+ * A directory owned by someone else is refused, since whoever controls it could swap the socket
+ * for their own (and read what the CLI sends); so is a symlink below DATA_DIR (DATA_DIR itself
+ * may be one, to another disk).
  */
-async function privateDirectory(path: string): Promise<void> {
+async function privateDirectory(path: string, options: { followSymlink: boolean }): Promise<void> {
   await mkdir(path, { recursive: true, mode: 0o700 });
-  const info = await lstat(path);
+  const info = options.followSymlink ? await stat(path) : await lstat(path);
   if (!info.isDirectory()) throw new StartupError(`${path} must be a directory (not a symlink) for the embedded database`);
   const uid = process.getuid?.();
   if (uid !== undefined && info.uid !== uid) {
-    throw new StartupError(`${path} belongs to uid ${info.uid}, not to this process (uid ${uid}); the embedded database refuses to use it`);
+    throw new StartupError(
+      `${path} belongs to uid ${info.uid}, not to this process (uid ${uid}); run Portcullis and its CLI as the OS user that owns DATA_DIR`,
+    );
   }
   if ((info.mode & 0o077) !== 0) await chmod(path, 0o700);
 }
@@ -83,8 +87,9 @@ export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPo
     );
   }
   // PGlite's own mkdir is not recursive; its files hold every secret the server keeps.
-  await privateDirectory(join(dataDir, 'pgdata'));
-  await privateDirectory(socketDir);
+  await privateDirectory(dataDir, { followSymlink: true });
+  await privateDirectory(socketDir, { followSymlink: false });
+  await privateDirectory(join(dataDir, 'pgdata'), { followSymlink: false });
   const lockPath = join(dataDir, 'embedded-postgres.json');
   if (await runningOwner(lockPath, socketPath)) return { url: urlFor(socketDir), owner: false, stop: () => Promise.resolve() };
 

@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -107,18 +107,39 @@ describe('S1 the embedded database is closed to other local users', function () 
     };
     expect(runProbe()).to.deep.equal([]);
 
-    // What protects the socket is its directory's mode, whatever the umask gave the socket file:
-    // a world-writable socket in the 0700 directory stays closed; with the directory opened up
-    // too, the same probe gets in (so the probe's socket branch works).
+    // Portcullis tightened DATA_DIR to 0700 (it holds the master key and the socket directory).
+    expect((await stat(dataDir)).mode & 0o777).to.equal(0o700);
+
+    // What protects the socket is the directories' modes, whatever the umask gave the socket file:
+    // a world-writable socket stays closed; with DATA_DIR and the socket directory opened up too,
+    // the same probe gets in (so the probe's socket branch works).
     const socketDir = join(dataDir, 'socket');
     const socketPath = join(socketDir, '.s.PGSQL.5432');
     await chmod(socketPath, 0o777);
     expect(runProbe()).to.deep.equal([]);
+    await chmod(dataDir, 0o755);
     await chmod(socketDir, 0o755);
     try {
       expect(runProbe()).to.have.members([`socket ${socketPath} FOUND`, `socket dir ${socketDir}/ FOUND`]);
     } finally {
       await chmod(socketDir, 0o700);
+      await chmod(dataDir, 0o700);
+    }
+  });
+
+  it('S1 refuses a data directory, or a socket directory inside it, that another OS user owns (they could swap the socket)', async function () {
+    const probeUid = Number(execFileSync('id', ['-u', probeUser], { encoding: 'utf8' }).trim());
+    const foreign = join(root, 'foreign');
+    await mkdir(foreign, { mode: 0o755 });
+    await chown(foreign, probeUid, probeUid);
+    const planted = join(root, 'planted');
+    await mkdir(join(planted, 'socket'), { recursive: true, mode: 0o755 });
+    await chown(join(planted, 'socket'), probeUid, probeUid);
+    for (const [dir, owned] of [[foreign, foreign], [planted, join(planted, 'socket')]] as const) {
+      const result = await runNode(['src/cli.ts', 'migrate'], { DATA_DIR: dir, LOG_LEVEL: 'warn' });
+      expect(result.code, result.stderr).to.equal(1);
+      expect(result.stderr).to.include(`${owned} belongs to uid ${probeUid}`).and.include('run Portcullis and its CLI as the OS user that owns DATA_DIR');
+      expect(await readdir(dir)).to.not.include('pgdata');
     }
   });
 });
