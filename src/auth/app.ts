@@ -76,7 +76,7 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
   );
   // Per-IP and per-client request limits, before our login routes and the provider (T34 partial).
   app.use(rateLimits({ config, redis: deps.redis, logger }));
-  const interactions = interactionRoutes({ provider, accounts: deps.accounts, mfa: deps.mfa, csrf, issuerOrigin });
+  const interactions = interactionRoutes({ provider, accounts: deps.accounts, mfa: deps.mfa, csrf, issuerOrigin, recentAuthSeconds: config.ttl.recentAuth });
   app.use(interactions.routes());
   app.use(allowedMethods(interactions));
   attachAccountIndex(provider, deps.accountIndex, logger);

@@ -29,35 +29,55 @@ export function requiredRank(input: { requestedAcrs?: readonly string[] | undefi
 
 export type MfaDecision =
   | { kind: 'done' }
-  | { kind: 'challenge'; factors: SecondFactor[]; recovery: boolean }
+  | { kind: 'challenge'; factors: SecondFactor[]; recovery: boolean; userVerification: boolean }
   | { kind: 'enroll'; factors: SecondFactor[] };
 
+const MFA_RANK = RANK[ACR.mfa] as number;
+const PASSKEY_RANK = RANK[ACR.passkey] as number;
+
 /**
- * After the password: a user with any second factor must pass one (their choice); a user who
- * must have MFA (role, client, requested acr) but has none enrolls one first. A passkey-level
- * request can only be met with a passkey, so only passkeys are offered.
+ * The next step of a sign-in after the password (or of a step-up), from what the account has and
+ * what passed so far in this sign-in (`passedRank`: the acr rank of the second factor passed in
+ * this interaction, 0 when none has).
+ *
+ * - A user who has any second factor must pass one of them before anything else — in particular
+ *   before any new factor is enrolled (R1): enrolment would otherwise let the password alone add
+ *   a factor that then signs in by itself.
+ * - A user who must use a second factor (role, client, requested acr) but has none enrolls one.
+ * - A passkey-level request is met only by a passkey assertion with user verification: a user who
+ *   has a passkey is asked for it; a user who has only other factors passes one of them first,
+ *   then enrolls a passkey, then uses it. Enrolling a passkey is not signing in with one, so it
+ *   never raises the acr by itself.
  */
 export function decideSecondFactor(input: {
   enrolled: readonly SecondFactor[];
   recoveryCodesLeft: number;
   roleRequiresMfa: boolean;
   requiredRank: number;
+  passedRank?: number | undefined;
 }): MfaDecision {
-  const passkeyOnly = input.requiredRank >= (RANK[ACR.passkey] as number);
-  const mustHave = input.roleRequiresMfa || input.requiredRank >= (RANK[ACR.mfa] as number);
-  const usable = passkeyOnly ? input.enrolled.filter((f) => f === 'webauthn') : [...input.enrolled];
-  if (usable.length > 0) return { kind: 'challenge', factors: usable, recovery: !passkeyOnly && input.recoveryCodesLeft > 0 };
-  if (passkeyOnly) return { kind: 'enroll', factors: ['webauthn'] };
-  if (input.enrolled.length > 0) return { kind: 'challenge', factors: [...input.enrolled], recovery: input.recoveryCodesLeft > 0 };
-  if (mustHave) return { kind: 'enroll', factors: ['totp', 'webauthn'] };
-  return { kind: 'done' };
+  const passedRank = input.passedRank ?? 0;
+  const passkeyLevel = input.requiredRank >= PASSKEY_RANK;
+  const hasAny = input.enrolled.length > 0;
+  const hasPasskey = input.enrolled.includes('webauthn');
+  const target = passkeyLevel ? PASSKEY_RANK : hasAny || input.roleRequiresMfa || input.requiredRank >= MFA_RANK ? MFA_RANK : 0;
+  if (passedRank >= target) return { kind: 'done' };
+  const passkeyChallenge: MfaDecision = { kind: 'challenge', factors: ['webauthn'], recovery: false, userVerification: true };
+  if (passedRank < MFA_RANK && hasAny) {
+    // Nothing passed yet in this sign-in: one of the user's own factors comes first.
+    if (passkeyLevel && hasPasskey) return passkeyChallenge;
+    return { kind: 'challenge', factors: [...input.enrolled], recovery: input.recoveryCodesLeft > 0, userVerification: false };
+  }
+  // A factor passed but the request wants a passkey, or the user has no factor yet.
+  if (passkeyLevel) return hasPasskey ? passkeyChallenge : { kind: 'enroll', factors: ['webauthn'] };
+  return { kind: 'enroll', factors: ['totp', 'webauthn'] };
 }
 
 /** How a sign-in went, in RFC 8176 amr values and our acr. */
 export type LoginMethod =
   | { first: 'password' }
   | { first: 'password'; second: 'totp' | 'recovery' }
-  | { first: 'password'; second: 'webauthn'; deviceType: string }
+  | { first: 'password'; second: 'webauthn'; deviceType: string; userVerified: boolean }
   | { first: 'passkey'; deviceType: string; userVerified: boolean };
 
 export function authenticationContext(method: LoginMethod): { amr: string[]; acr: string } {
@@ -69,6 +89,11 @@ export function authenticationContext(method: LoginMethod): { amr: string[]; acr
       : { amr: [key(method.deviceType)], acr: ACR.password };
   }
   if (!('second' in method)) return { amr: ['pwd'], acr: ACR.password };
-  if (method.second === 'webauthn') return { amr: ['pwd', key(method.deviceType), 'mfa'], acr: ACR.mfa };
+  if (method.second === 'webauthn') {
+    // A passkey assertion with user verification is what loa:passkey means, password or not.
+    return method.userVerified
+      ? { amr: ['pwd', key(method.deviceType), 'user', 'mfa'], acr: ACR.passkey }
+      : { amr: ['pwd', key(method.deviceType), 'mfa'], acr: ACR.mfa };
+  }
   return { amr: ['pwd', 'otp', 'mfa'], acr: ACR.mfa };
 }

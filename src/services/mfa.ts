@@ -127,11 +127,11 @@ export function createMfaService(deps: {
     },
 
     /** A WebAuthn assertion as second factor for `userId`, under the same lockout. */
-    async verifyWebAuthn(userId: string, binding: string, response: AuthenticationResponseJSON | undefined, context: RequestContext): Promise<SecondFactorOutcome & { result?: WebAuthnResult }> {
+    async verifyWebAuthn(userId: string, binding: string, response: AuthenticationResponseJSON | undefined, context: RequestContext, options: { requireUserVerification?: boolean } = {}): Promise<SecondFactorOutcome & { result?: WebAuthnResult }> {
       let result: WebAuthnResult | undefined;
       const outcome = await guarded(userId, 'webauthn', context, async () => {
         if (!response) return false;
-        result = await webauthn.verifyAuthentication({ binding, purpose: 'second-factor', response, expectedUserId: userId });
+        result = await webauthn.verifyAuthentication({ binding, purpose: 'second-factor', response, expectedUserId: userId, requireUserVerification: options.requireUserVerification === true });
         if (!result.ok) await auditWebAuthnFailure(result, context);
         return result.ok;
       });

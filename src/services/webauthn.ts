@@ -122,15 +122,16 @@ export function createWebAuthnService({ credentials, store, rpId, rpName, origin
 
     /**
      * Sign-in options. Passwordless: no allow list (discoverable credentials) and user
-     * verification required. Second factor: only this user's credentials, presence enough.
+     * verification required. Second factor: only this user's credentials, presence enough
+     * unless `userVerification` (a passkey-level request) asks for it.
      */
-    async authenticationOptions(input: { binding: string; purpose: 'passwordless' | 'second-factor'; userId?: string | undefined }): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    async authenticationOptions(input: { binding: string; purpose: 'passwordless' | 'second-factor'; userId?: string | undefined; userVerification?: boolean }): Promise<PublicKeyCredentialRequestOptionsJSON> {
       const allow = input.purpose === 'second-factor' && input.userId ? (await credentials.listByUser(input.userId)).map(toDescriptor) : [];
       const options = await generateAuthenticationOptions({
         rpID: rpId,
         timeout: TIMEOUT_MS,
         allowCredentials: allow,
-        userVerification: input.purpose === 'passwordless' ? 'required' : 'preferred',
+        userVerification: input.purpose === 'passwordless' || input.userVerification ? 'required' : 'preferred',
       });
       await store.putChallenge({ binding: input.binding, purpose: input.purpose, challenge: options.challenge, userId: input.userId, ttlSeconds: CHALLENGE_TTL_SECONDS });
       return options;
@@ -146,6 +147,8 @@ export function createWebAuthnService({ credentials, store, rpId, rpName, origin
       purpose: 'passwordless' | 'second-factor';
       response: AuthenticationResponseJSON;
       expectedUserId?: string | undefined;
+      /** Second factor at passkey level: the authenticator must have verified the user. */
+      requireUserVerification?: boolean;
     }): Promise<WebAuthnResult> {
       const stored = await store.takeChallenge(input.binding, input.purpose);
       if (!stored || (input.expectedUserId && stored.userId !== input.expectedUserId)) return { ok: false, reason: 'no_challenge', userId: input.expectedUserId };
@@ -170,7 +173,7 @@ export function createWebAuthnService({ credentials, store, rpId, rpName, origin
           expectedRPID: rpId,
           expectedType: 'webauthn.get',
           credential: { id: credential.id, publicKey: new Uint8Array(credential.public_key), counter: previous, transports: credential.transports },
-          requireUserVerification: input.purpose === 'passwordless',
+          requireUserVerification: input.purpose === 'passwordless' || input.requireUserVerification === true,
         });
       } catch (error) {
         if (error instanceof Error && /counter value/i.test(error.message)) {

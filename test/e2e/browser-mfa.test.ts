@@ -170,8 +170,10 @@ describe('browser: MFA and passkeys (Chromium)', function () {
     await authenticator.cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId: authenticator.authenticatorId, enabled: true });
     await s.page.getByRole('button', { name: 'Use passkey' }).click();
     const claims2 = await finishAtRp(s, second);
-    expect(claims2.acr).to.equal(ACR.mfa);
-    expect(claims2.amr).to.include.members(['pwd', 'mfa']);
+    // The virtual authenticator verifies the user: a passkey assertion with UV is loa:passkey,
+    // after a password too (presence alone would be loa:2).
+    expect(claims2.acr).to.equal(ACR.passkey);
+    expect(claims2.amr).to.include.members(['pwd', 'user', 'mfa']);
     expect((claims2.amr ?? []).some((a) => a === 'hwk' || a === 'swk')).to.equal(true);
   });
 

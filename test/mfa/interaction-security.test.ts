@@ -5,6 +5,7 @@ import { relyingParty } from '../helpers/browser.ts';
 import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
+import { softAuthenticator } from '../helpers/soft-authenticator.ts';
 
 /**
  * The second-factor step over plain HTTP: step skipping (T32), TOTP replay and window (T35),
@@ -141,13 +142,19 @@ describe('interaction: second factor security', function () {
     expect(plain.html).to.not.contain('Set up two-step sign-in');
   });
 
-  it('acr_values=passkey offers only passkeys, never TOTP or recovery codes', async function () {
+  it('acr_values=passkey offers only the passkey to a user who has one, never TOTP or recovery codes', async function () {
     const user = await userWithTotp();
     await servers.deps.mfa.recovery.regenerate(user.id);
+    const soft = softAuthenticator({ origin: servers.issuer });
+    const options = await servers.deps.mfa.webauthn.registrationOptions({ binding: `setup:${user.id}`, userId: user.id, email: user.email, displayName: user.email });
+    expect((await servers.deps.mfa.finishRegistration({ binding: `setup:${user.id}`, userId: user.id, response: soft.register(options), name: 'Key' }, {})).ok).to.equal(true);
     const { html, browser, uid, csrf } = await afterPassword(user.email, user.password, rp, { acr_values: ACR.passkey });
-    expect(html).to.contain('Set up two-step sign-in');
-    expect(html).to.contain('Create a passkey');
-    const { response } = await browser.submit(`/interaction/${uid}/mfa/totp`, { csrf, code: await generate({ secret: user.secret }) });
-    expect(response.status).to.equal(400);
+    expect(html).to.contain('Use passkey');
+    expect(html).to.not.contain('Recovery code');
+    expect(html).to.not.contain('Authenticator app code');
+    for (const method of ['totp', 'recovery']) {
+      const { response } = await browser.submit(`/interaction/${uid}/mfa/${method}`, { csrf, code: await generate({ secret: user.secret }) });
+      expect(response.status, method).to.equal(400);
+    }
   });
 });

@@ -6,6 +6,7 @@ import type Provider from 'oidc-provider';
 import type { AccountSessions } from '../../services/account-sessions.ts';
 import type { AccountService, RequestContext } from '../../services/accounts.ts';
 import type { MfaService } from '../../services/mfa.ts';
+import { ACR, acrRank } from '../../services/mfa-policy.ts';
 import { parseRegistrationJson } from '../../services/webauthn.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { Problem, problemType } from '../../shared/problem.ts';
@@ -163,6 +164,21 @@ export function accountRoutes(deps: {
     return false;
   }
 
+  /**
+   * Sign-in method changes (factors, recovery codes): a recent sign-in that passed one of the
+   * user's second factors when they have any (R1). A session from a password-only sign-in —
+   * made before the first factor was set up, or a stolen cookie — is sent to sign in again, and
+   * that sign-in asks for a factor.
+   */
+  async function strongAndRecent(ctx: Context, session: AccountSession, user: UserRow): Promise<boolean> {
+    if (!recent(ctx, session)) return false;
+    if (acrRank(session.acr) >= acrRank(ACR.mfa)) return true;
+    if ((await mfa.enrolled(user.id)).length === 0) return true;
+    ctx.status = 303;
+    startLogin(ctx, true);
+    return false;
+  }
+
   const requestContext = (ctx: Context): RequestContext => ({ ip: ctx.ip, userAgent: ctx.get('User-Agent'), clientId: ACCOUNT_CLIENT_ID });
   const done = (ctx: Context, notice: string): void => {
     ctx.status = 303;
@@ -217,6 +233,10 @@ export function accountRoutes(deps: {
     const session = await currentSession(ctx);
     const user = session ? await accounts.findActive(session.accountId) : undefined;
     if (!session || !user) throw accountProblem(401, 'Your session has ended. Sign in again.');
+    // No ceremony for a session that could not finish it (R1); the POST checks again.
+    if (acrRank(session.acr) < acrRank(ACR.mfa) && (await mfa.enrolled(user.id)).length > 0) {
+      throw accountProblem(403, 'Sign in again with your second step to add a passkey.');
+    }
     ctx.set('Cache-Control', 'no-store');
     ctx.body = await mfa.webauthn.registrationOptions({ binding: `account:${session.id}`, userId: user.id, email: user.email, displayName: user.name ?? user.email });
   });
@@ -238,11 +258,17 @@ export function accountRoutes(deps: {
     ctx.redirect('/account');
   });
 
-  const post = (path: string, handler: (ctx: Context, session: AccountSession, user: UserRow) => Promise<void>, options: { sensitive: boolean }) => {
+  /**
+   * What a change needs beyond the session: nothing, a recent sign-in, or (sign-in methods) a
+   * recent sign-in that passed a second factor if the user has one.
+   */
+  type Needs = 'session' | 'recent' | 'recent-factor';
+  const post = (path: string, handler: (ctx: Context, session: AccountSession, user: UserRow) => Promise<void>, options: { needs: Needs }) => {
     router.post(path, rejectCrossSite(issuerOrigin), body, async (ctx) => {
       const auth = await signedIn(ctx);
       if (!auth) return;
-      if (options.sensitive && !recent(ctx, auth.session)) return;
+      if (options.needs === 'recent' && !recent(ctx, auth.session)) return;
+      if (options.needs === 'recent-factor' && !(await strongAndRecent(ctx, auth.session, auth.user))) return;
       await handler(ctx, auth.session, auth.user);
     });
   };
@@ -261,11 +287,11 @@ export function accountRoutes(deps: {
     const ended = await sessions.signOutEverywhere(user.id, session.id);
     await mfa.audit('sessions.revoked_all', user.id, requestContext(ctx), { ...ended, reason: 'password_changed', keptCurrent: true });
     done(ctx, 'Your password was changed. Other devices and apps were signed out.');
-  }, { sensitive: false });
+  }, { needs: 'session' });
 
   router.get('/totp', async function totpSetup(ctx) {
     const auth = await signedIn(ctx);
-    if (!auth || !recent(ctx, auth.session)) return;
+    if (!auth || !(await strongAndRecent(ctx, auth.session, auth.user))) return;
     const enrollment = await mfa.totp.begin(auth.user.id, auth.user.email);
     if (!enrollment) {
       done(ctx, 'An authenticator app is already set up.');
@@ -286,12 +312,12 @@ export function accountRoutes(deps: {
       return;
     }
     await showCodesIfFirst(ctx, user, 'Authenticator app turned on.');
-  }, { sensitive: true });
+  }, { needs: 'recent-factor' });
 
   post('/totp/remove', async (ctx, _session, user) => {
     await mfa.removeTotp(user.id, requestContext(ctx));
     done(ctx, 'Authenticator app removed.');
-  }, { sensitive: true });
+  }, { needs: 'recent-factor' });
 
   post('/passkeys', async (ctx, session, user) => {
     const response = parseRegistrationJson(field(ctx, 'response', 16_384));
@@ -299,25 +325,25 @@ export function accountRoutes(deps: {
     const result = response ? await mfa.finishRegistration({ binding: `account:${session.id}`, userId: user.id, response, name }, requestContext(ctx)) : undefined;
     if (!result?.ok) return showAccount(ctx, session, user, { error: result?.reason === 'duplicate_credential' ? 'This passkey is already registered.' : 'The passkey could not be added. Try again.' });
     await showCodesIfFirst(ctx, user, 'Passkey added.');
-  }, { sensitive: true });
+  }, { needs: 'recent-factor' });
 
   post('/passkeys/:id/rename', async (ctx, _session, user) => {
     const name = field(ctx, 'name', 64).trim();
     if (!name) throw accountProblem(400, 'A passkey needs a name.');
     await mfa.renameWebAuthn(user.id, (ctx.params as { id: string }).id, name, requestContext(ctx));
     done(ctx, 'Passkey renamed.');
-  }, { sensitive: false });
+  }, { needs: 'session' });
 
   post('/passkeys/:id/remove', async (ctx, _session, user) => {
     await mfa.removeWebAuthn(user.id, (ctx.params as { id: string }).id, requestContext(ctx));
     done(ctx, 'Passkey removed.');
-  }, { sensitive: true });
+  }, { needs: 'recent-factor' });
 
   post('/recovery-codes', async (ctx, _session, user) => {
     if ((await mfa.enrolled(user.id)).length === 0) throw accountProblem(400, 'Set up an authenticator app or a passkey first.');
     const codes = await mfa.regenerateRecoveryCodes(user.id, requestContext(ctx));
     render(ctx, 'mfa-recovery-codes', { codes, continueHref: '/account', continueLabel: 'Back to your account' });
-  }, { sensitive: true });
+  }, { needs: 'recent-factor' });
 
   post('/grants/:id/revoke', async (ctx, _session, user) => {
     const grantId = (ctx.params as { id: string }).id;
@@ -326,20 +352,20 @@ export function accountRoutes(deps: {
     await sessions.revokeGrant(grantId);
     await mfa.audit('grant.revoked', user.id, requestContext(ctx), { grantId, clientId: grant.clientId });
     done(ctx, 'Access removed.');
-  }, { sensitive: false });
+  }, { needs: 'session' });
 
   // "I've seen it": the reuse notice stays away until the next reuse.
   post('/notices/reuse/dismiss', async (ctx, _session, user) => {
     await mfa.audit(REUSE_NOTICE_DISMISSED_EVENT, user.id, requestContext(ctx));
     done(ctx, 'Notice dismissed.');
-  }, { sensitive: false });
+  }, { needs: 'session' });
 
   post('/sign-out-everywhere', async (ctx, session, user) => {
     const ended = await sessions.signOutEverywhere(user.id);
     await oidcAdapter('Session').destroy(session.id);
     await mfa.audit('sessions.revoked_all', user.id, requestContext(ctx), ended);
     render(ctx, 'error', { heading: 'Signed out everywhere', message: 'All your sessions and app connections were ended, including this one.' });
-  }, { sensitive: true });
+  }, { needs: 'recent' });
 
   /** The first second factor brings recovery codes, shown once. */
   async function showCodesIfFirst(ctx: Context, user: UserRow, notice: string): Promise<void> {

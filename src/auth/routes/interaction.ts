@@ -31,12 +31,14 @@ function field(ctx: Context, name: string, max: number): string {
  * reloads the interaction from its cookie, checks that the URL's uid is that interaction and
  * that the step is the one expected now, so steps cannot be skipped or replayed (T31, T32).
  */
-export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin }: {
+export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin, recentAuthSeconds }: {
   provider: Provider;
   accounts: AccountService;
   mfa: MfaService;
   csrf: CsrfTokens;
   issuerOrigin: string;
+  /** How recent a session's sign-in must be for a step-up to enroll a first factor (RECENT_AUTH_SECONDS). */
+  recentAuthSeconds: number;
 }): Router {
   const router = new Router({ prefix: '/interaction' });
   const body = bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' });
@@ -50,15 +52,25 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin 
     return details;
   }
 
-  /** A step of the second factor: the login prompt with a pending account, not yet passed. */
-  async function loadPending(ctx: Context, { passed = false } = {}): Promise<{ details: InteractionDetails; pending: Pending }> {
+  /**
+   * A step of the second factor: the login prompt with a pending account. While recovery codes
+   * are on screen only "continue" is expected; otherwise only the factor steps are.
+   */
+  async function loadPending(ctx: Context, { codesShown = false } = {}): Promise<{ details: InteractionDetails; pending: Pending }> {
     const details = await load(ctx, 'login');
     const pending = pendingOf(details);
-    if (!pending || Boolean(pending.passed) !== passed) throw interactionProblem('This step is not expected now.');
+    if (!pending || Boolean(pending.codesShown) !== codesShown) throw interactionProblem('This step is not expected now.');
     return { details, pending };
   }
 
-  const { requestContext, clientOf, decide, savePending, finish, showSecondFactor, afterEnrollment } = secondFactorSteps({ provider, accounts, mfa, csrf });
+  const { requestContext, clientOf, decide, savePending, finish, withPassed, proceed, showSecondFactor, afterEnrollment } = secondFactorSteps({ provider, accounts, mfa, csrf });
+
+  /** Whether the browser's session signed in (password or passkey) within recentAuthSeconds. */
+  async function recentSignIn(details: InteractionDetails): Promise<boolean> {
+    const sessionId = (details.session as { cookie?: string } | undefined)?.cookie;
+    const session = sessionId ? await provider.Session.find(sessionId) : undefined;
+    return session?.loginTs !== undefined && Math.floor(Date.now() / 1000) - session.loginTs <= recentAuthSeconds;
+  }
 
   const redirectToStep = (ctx: Context, uid: string, query = ''): void => {
     ctx.status = 303;
@@ -83,7 +95,7 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin 
     const details = await load(ctx);
     if (details.prompt.name === 'login') {
       const pending = pendingOf(details);
-      if (pending?.passed) {
+      if (pending?.codesShown) {
         render(ctx, 'mfa-recovery-codes', { codes: undefined, csrf: csrf.issue(details.uid), action: `/interaction/${details.uid}/continue`, continueLabel: 'Continue' });
         return;
       }
@@ -91,10 +103,16 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin 
       const sessionAccount = details.session?.accountId;
       const onlyStepUp = details.prompt.reasons.length > 0 && details.prompt.reasons.every((r) => r === STEP_UP_REASON || r.startsWith('essential_acr'));
       if (sessionAccount && onlyStepUp) {
-        // Step-up (Keycloak-style): the session stands, only the missing factor is asked.
+        // Step-up (Keycloak-style): the session stands, only the missing factor is asked. A
+        // factor passed in the session's own sign-in does not count (R1): a user who has one
+        // passes it here again before anything is enrolled. A user who has none enrolls one only
+        // after a recent sign-in, as on the account page; otherwise the password comes first.
         const pendingStepUp: Pending = { accountId: sessionAccount, amr: (details.session as { amr?: string[] }).amr ?? ['pwd'] };
-        await savePending(ctx, pendingStepUp);
-        return showSecondFactor(ctx, details, pendingStepUp);
+        const decision = await decide(details, pendingStepUp);
+        if (decision.kind !== 'enroll' || (await recentSignIn(details))) {
+          await savePending(ctx, pendingStepUp);
+          return showSecondFactor(ctx, details, pendingStepUp);
+        }
       }
       return showLogin(ctx, details);
     }
@@ -137,9 +155,10 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin 
     const password = field(ctx, 'password', 4096);
     const user = email && password ? await accounts.authenticate(email, password, requestContext(ctx, details)) : undefined;
     if (!user) return showLogin(ctx, details, { email, error: GENERIC_LOGIN_ERROR });
-    const decision = await decide(details, user.id);
+    const pending: Pending = { accountId: user.id, amr: ['pwd'] };
+    const decision = await decide(details, pending);
     if (decision.kind === 'done') return finish(ctx, user.id, authenticationContext({ first: 'password' }));
-    await savePending(ctx, { accountId: user.id, amr: ['pwd'] });
+    await savePending(ctx, pending);
     redirectToStep(ctx, details.uid);
   });
 
@@ -166,9 +185,10 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin 
   router.post('/:uid/mfa/:method', ...guard, async function submitSecondFactor(ctx) {
     const { details, pending } = await loadPending(ctx);
     const method = (ctx.params as { method: string }).method;
-    const decision = await decide(details, pending.accountId);
-    const allowed = decision.kind === 'challenge' && ((decision.factors as string[]).includes(method) || (method === 'recovery' && decision.recovery));
-    if (!allowed) throw interactionProblem('This way of signing in is not available.');
+    const decision = await decide(details, pending);
+    if (decision.kind !== 'challenge' || !((decision.factors as string[]).includes(method) || (method === 'recovery' && decision.recovery))) {
+      throw interactionProblem('This way of signing in is not available.');
+    }
     const context = requestContext(ctx, details);
     let outcome: { ok: boolean; locked?: boolean };
     let login: LoginMethod | undefined;
@@ -179,43 +199,49 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin 
       outcome = await mfa.useRecoveryCode(pending.accountId, field(ctx, 'code', 64), context);
       login = { first: 'password', second: 'recovery' };
     } else {
-      const verified = await mfa.verifyWebAuthn(pending.accountId, details.uid, parseAuthenticationJson(field(ctx, 'response', 16_384)), context);
+      const response = parseAuthenticationJson(field(ctx, 'response', 16_384));
+      const verified = await mfa.verifyWebAuthn(pending.accountId, details.uid, response, context, { requireUserVerification: decision.userVerification });
       outcome = verified;
-      if (verified.result?.ok) login = { first: 'password', second: 'webauthn', deviceType: verified.result.deviceType };
+      if (verified.result?.ok) login = { first: 'password', second: 'webauthn', deviceType: verified.result.deviceType, userVerified: verified.result.userVerified };
     }
     if (!outcome.ok || !login) {
       const error = outcome.locked ? LOCKED_ERROR : method === 'webauthn' ? GENERIC_PASSKEY_ERROR : GENERIC_CODE_ERROR;
       return showSecondFactor(ctx, details, pending, { error, method });
     }
-    const result = authenticationContext(login);
-    // On step-up the earlier methods (e.g. a passkey) still count; pwd comes from the first step.
-    await finish(ctx, pending.accountId, { amr: [...new Set([...pending.amr.filter((a) => a !== 'mfa'), ...result.amr])], acr: result.acr });
+    // Done, or (a passkey-level request) on to enrolling or using a passkey.
+    await proceed(ctx, details, withPassed(pending, authenticationContext(login)));
   });
 
   router.post('/:uid/enroll/totp', ...guard, async function confirmTotpEnrollment(ctx) {
     const { details, pending } = await loadPending(ctx);
-    const decision = await decide(details, pending.accountId);
+    const decision = await decide(details, pending);
     if (decision.kind !== 'enroll' || !decision.factors.includes('totp')) throw interactionProblem('This step is not expected now.');
     const outcome = await mfa.confirmTotp(pending.accountId, field(ctx, 'code', 32), requestContext(ctx, details));
     if (!outcome.ok) return showSecondFactor(ctx, details, pending, { error: outcome.locked ? LOCKED_ERROR : GENERIC_CODE_ERROR, method: 'totp' });
-    await afterEnrollment(ctx, details, pending, authenticationContext({ first: 'password', second: 'totp' }));
+    // A first factor counts as passed once confirmed with its code; after a factor passed here,
+    // that factor stays what the sign-in proved.
+    await afterEnrollment(ctx, details, pending.passed ? pending : withPassed(pending, authenticationContext({ first: 'password', second: 'totp' })));
   });
 
   router.post('/:uid/enroll/webauthn', ...guard, async function confirmPasskeyEnrollment(ctx) {
     const { details, pending } = await loadPending(ctx);
-    const decision = await decide(details, pending.accountId);
+    const decision = await decide(details, pending);
     if (decision.kind !== 'enroll' || !decision.factors.includes('webauthn')) throw interactionProblem('This step is not expected now.');
     const response = parseRegistrationJson(field(ctx, 'response', 16_384));
     const result = response
       ? await mfa.finishRegistration({ binding: details.uid, userId: pending.accountId, response, name: field(ctx, 'name', 64).trim() || 'Passkey' }, requestContext(ctx, details))
       : undefined;
     if (!result?.ok) return showSecondFactor(ctx, details, pending, { error: 'The passkey could not be registered. Try again.', method: 'webauthn' });
-    await afterEnrollment(ctx, details, pending, authenticationContext({ first: 'password', second: 'webauthn', deviceType: result.deviceType }));
+    // Creating a passkey is not signing in with it: as a first factor it counts as a second step
+    // (loa:2), never as loa:passkey; a passkey-level request then asks for the passkey itself.
+    const enrolled = authenticationContext({ first: 'password', second: 'webauthn', deviceType: result.deviceType, userVerified: false });
+    await afterEnrollment(ctx, details, pending.passed ? pending : withPassed(pending, enrolled));
   });
 
   router.post('/:uid/continue', ...guard, async function continueAfterEnrollment(ctx) {
-    const { pending } = await loadPending(ctx, { passed: true });
-    await finish(ctx, pending.accountId, pending.passed as { amr: string[]; acr: string });
+    const { details, pending } = await loadPending(ctx, { codesShown: true });
+    const { codesShown: _shown, ...rest } = pending;
+    await proceed(ctx, details, rest);
   });
 
   async function grantAndFinish(ctx: Context, details: InteractionDetails, accountId: string): Promise<void> {

@@ -2,7 +2,7 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { AccountService, RequestContext } from '../../services/accounts.ts';
 import type { MfaService } from '../../services/mfa.ts';
-import { authenticationContext, decideSecondFactor, requiredRank, type MfaDecision } from '../../services/mfa-policy.ts';
+import { acrRank, authenticationContext, decideSecondFactor, requiredRank, type MfaDecision } from '../../services/mfa-policy.ts';
 import type { UserRow } from '../../store/users.ts';
 import { Problem, problemType } from '../../shared/problem.ts';
 import type { CsrfTokens } from '../koa-csrf.ts';
@@ -18,10 +18,15 @@ export type InteractionDetails = Awaited<ReturnType<Provider['interactionDetails
  */
 export type Pending = {
   accountId: string;
-  /** What already passed (e.g. ['pwd'], or the session's amr on step-up). */
+  /** What already passed before the second factor (e.g. ['pwd'], or the session's amr on step-up). */
   amr: string[];
-  /** Set once the second factor (or enrollment) passed: the login result to finish with. */
+  /**
+   * The login result so far, set once a second factor passed (or the first one was enrolled) in
+   * THIS interaction; a factor passed in an earlier sign-in never counts here (R1).
+   */
   passed?: { amr: string[]; acr: string };
+  /** Recovery codes were just shown once: only "continue" is expected now. */
+  codesShown?: boolean;
 };
 
 export const interactionProblem = (detail: string): Problem =>
@@ -66,15 +71,16 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
     return { name: client?.clientName ?? String(details.params.client_id), requireMfa: client?.metadata().require_mfa === true };
   }
 
-  async function decide(details: InteractionDetails, accountId: string): Promise<MfaDecision> {
+  async function decide(details: InteractionDetails, pending: Pending): Promise<MfaDecision> {
     const client = await clientOf(details);
     const promptRank = (details.prompt.details as { required_rank?: number }).required_rank ?? 0;
-    const { enrolled, roleRequiresMfa, recoveryCodesLeft } = await mfa.policyInputs(accountId);
+    const { enrolled, roleRequiresMfa, recoveryCodesLeft } = await mfa.policyInputs(pending.accountId);
     return decideSecondFactor({
       enrolled,
       recoveryCodesLeft,
       roleRequiresMfa,
       requiredRank: Math.max(promptRank, requiredRank({ requestedAcrs: requestedAcrs(details), clientRequiresMfa: client.requireMfa })),
+      passedRank: acrRank(pending.passed?.acr),
     });
   }
 
@@ -90,21 +96,45 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
     );
   }
 
+  /**
+   * One more step passed: its amr joins what passed before (on step-up the earlier methods, e.g.
+   * a passkey, still count; pwd comes from the first step), and the acr is the stronger one.
+   */
+  function withPassed(pending: Pending, result: { amr: string[]; acr: string }): Pending {
+    const before = pending.passed ?? { amr: pending.amr.filter((a) => a !== 'mfa'), acr: '' };
+    const acr = acrRank(result.acr) >= acrRank(before.acr) ? result.acr : before.acr;
+    return { ...pending, passed: { amr: [...new Set([...before.amr.filter((a) => a !== 'mfa'), ...result.amr])], acr } };
+  }
+
+  /** The login result to finish with: what passed, or the password alone when nothing had to. */
+  function resultOf(pending: Pending): { amr: string[]; acr: string } {
+    return pending.passed ?? authenticationContext({ first: 'password' });
+  }
+
+  /** After a step: finish when the policy is met, otherwise remember it and show the next step. */
+  async function proceed(ctx: Context, details: InteractionDetails, pending: Pending): Promise<void> {
+    const decision = await decide(details, pending);
+    if (decision.kind === 'done') return finish(ctx, pending.accountId, resultOf(pending));
+    await savePending(ctx, pending);
+    ctx.status = 303;
+    ctx.redirect(`/interaction/${details.uid}`);
+  }
+
   /** The second-factor page: the chosen (or first) method, with links to the others. */
   async function showSecondFactor(ctx: Context, details: InteractionDetails, pending: Pending, extra: { error?: string; method?: string } = {}): Promise<void> {
-    const decision = await decide(details, pending.accountId);
+    const decision = await decide(details, pending);
     const account = await accounts.findActive(pending.accountId);
     if (!account) throw interactionProblem('This account cannot sign in.');
     if (decision.kind === 'enroll') return showEnrollment(ctx, details, pending, account, decision.factors, extra);
     if (decision.kind === 'done') {
-      // Factors were removed meanwhile and nothing requires one: the password alone is enough.
-      return finish(ctx, pending.accountId, authenticationContext({ first: 'password' }));
+      // What passed is enough (or factors were removed meanwhile and nothing requires one).
+      return finish(ctx, pending.accountId, resultOf(pending));
     }
     const methods = [...decision.factors, ...(decision.recovery ? (['recovery'] as const) : [])];
     const requested = typeof ctx.query.method === 'string' ? ctx.query.method : extra.method;
     const method = methods.find((m) => m === requested) ?? methods[0];
     const webauthnOptions = method === 'webauthn'
-      ? JSON.stringify(await mfa.webauthn.authenticationOptions({ binding: details.uid, purpose: 'second-factor', userId: pending.accountId }))
+      ? JSON.stringify(await mfa.webauthn.authenticationOptions({ binding: details.uid, purpose: 'second-factor', userId: pending.accountId, userVerification: decision.userVerification }))
       : '';
     render(ctx, 'mfa', {
       clientName: (await clientOf(details)).name,
@@ -142,14 +172,18 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
     });
   }
 
-  /** After a first enrollment: the recovery codes, shown once, then continue. */
-  async function afterEnrollment(ctx: Context, details: InteractionDetails, pending: Pending, passed: { amr: string[]; acr: string }): Promise<void> {
+  /**
+   * After an enrollment: the recovery codes when the account has none left (shown once), then
+   * on. `pending.passed` already holds the login result (the factor passed earlier in this
+   * interaction, or the first factor just enrolled).
+   */
+  async function afterEnrollment(ctx: Context, details: InteractionDetails, pending: Pending): Promise<void> {
     const context = requestContext(ctx, details);
     const codes = (await mfa.recovery.remaining(pending.accountId)) === 0 ? await mfa.regenerateRecoveryCodes(pending.accountId, context) : undefined;
-    if (!codes) return finish(ctx, pending.accountId, passed);
-    await savePending(ctx, { ...pending, passed });
+    if (!codes) return proceed(ctx, details, pending);
+    await savePending(ctx, { ...pending, codesShown: true });
     render(ctx, 'mfa-recovery-codes', { codes, csrf: csrf.issue(details.uid), action: `/interaction/${details.uid}/continue`, continueLabel: 'Continue' });
   }
 
-  return { requestContext, clientOf, decide, savePending, finish, showSecondFactor, showEnrollment, afterEnrollment };
+  return { requestContext, clientOf, decide, savePending, finish, withPassed, proceed, showSecondFactor, showEnrollment, afterEnrollment };
 }
