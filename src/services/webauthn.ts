@@ -140,7 +140,8 @@ export function createWebAuthnService({ credentials, store, rpId, rpName, origin
     /**
      * Verifies an assertion (W3C WebAuthn §7.2 via SimpleWebAuthn): the single-use challenge of
      * this binding and purpose, origin, RP ID, type, UP (and UV when passwordless), signature,
-     * that the credential belongs to the expected account, and that the counter moves forward.
+     * that the credential belongs to the expected account, and — only once the signature is
+     * verified — that the counter moves forward.
      */
     async verifyAuthentication(input: {
       binding: string;
@@ -172,19 +173,24 @@ export function createWebAuthnService({ credentials, store, rpId, rpName, origin
           expectedOrigin: origin,
           expectedRPID: rpId,
           expectedType: 'webauthn.get',
-          credential: { id: credential.id, publicKey: new Uint8Array(credential.public_key), counter: previous, transports: credential.transports },
+          // The library compares counters before it checks the signature, so anyone holding the
+          // credential id could get the credential flagged with an unsigned assertion (R6). With
+          // 0 here it never refuses on the counter; the counter is checked below, once signed.
+          credential: { id: credential.id, publicKey: new Uint8Array(credential.public_key), counter: 0, transports: credential.transports },
           requireUserVerification: input.purpose === 'passwordless' || input.requireUserVerification === true,
         });
-      } catch (error) {
-        if (error instanceof Error && /counter value/i.test(error.message)) {
-          // A possible cloned authenticator: block the credential until the user looks at it.
-          await credentials.flag(credential.id);
-          return { ok: false, reason: 'counter_regression', ...base };
-        }
+      } catch {
         return { ok: false, reason: 'verification_failed', ...base };
       }
       if (!verification.verified) return { ok: false, reason: 'verification_failed', ...base };
       const info = verification.authenticationInfo;
+      // W3C WebAuthn §7.2, the signature-counter step: a counter that does not move forward (when either side is
+      // non-zero) from a genuinely signed assertion means a possible cloned authenticator: block
+      // the credential until the user looks at it.
+      if ((info.newCounter > 0 || previous > 0) && info.newCounter <= previous) {
+        await credentials.flag(credential.id);
+        return { ok: false, reason: 'counter_regression', ...base };
+      }
       if (!(await credentials.recordUse(credential.id, previous, info.newCounter))) return { ok: false, reason: 'counter_regression', ...base };
       return { ok: true, userId: credential.user_id, credentialId: credential.id, deviceType: info.credentialDeviceType, userVerified: info.userVerified };
     },
