@@ -21,6 +21,12 @@ export class PasswordPolicyViolation extends Error {
 
 const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,255}$/;
 
+/** One answer for a wrong and a locked current password (account page), as the login gives one. */
+export const CURRENT_PASSWORD_REFUSED = 'The current password is not right, or there were too many attempts. Wait a while before trying again.';
+
+/** The password budget's key for an account: its email as the login spells it. */
+const lockoutKeyOf = (email: string): string => email.trim().toLowerCase();
+
 export function isPlausibleEmail(email: string): boolean {
   return email.length <= 320 && EMAIL.test(email);
 }
@@ -73,7 +79,7 @@ export function createAccountService(deps: {
      * tell which accounts exist (T34).
      */
     async authenticate(email: string, password: string, context: RequestContext = {}): Promise<UserRow | undefined> {
-      const accountKey = email.trim().toLowerCase();
+      const accountKey = lockoutKeyOf(email);
       const ip = lockouts.ip && context.ip ? lockouts.ip : undefined;
       const failure = (user: UserRow | undefined, reason: string, data: Record<string, unknown> = {}) =>
         audit.record({
@@ -114,14 +120,33 @@ export function createAccountService(deps: {
       return user && !user.disabled ? user : undefined;
     },
 
-    /** Changes the password after checking the current one (account page). */
+    /**
+     * Changes the password after checking the current one (account page). The check spends the
+     * same lockout budget as a sign-in (R5): per account (its normalised email) and per client
+     * IP; a locked account is refused before argon2 runs, even with the right password, and
+     * wrong and locked get one answer. A success clears the account's failures as a sign-in does.
+     */
     async changePassword(userId: string, current: string, next: string, context: RequestContext = {}): Promise<{ ok: true } | { ok: false; reason: string }> {
       const user = await users.findById(userId);
-      const { ok } = await hasher.verify(user?.password_hash ?? null, current);
-      if (!user || !ok) {
-        await audit.record({ type: 'password.changed', outcome: 'failure', actorId: userId, ip: context.ip, userAgent: context.userAgent, data: { reason: 'wrong_password' } });
-        return { ok: false, reason: 'The current password is not right.' };
+      const failure = async (reason: string, data: Record<string, unknown> = {}) => {
+        await audit.record({ type: 'password.changed', outcome: 'failure', actorId: userId, ip: context.ip, userAgent: context.userAgent, data: { reason, ...data } });
+        return { ok: false as const, reason: CURRENT_PASSWORD_REFUSED };
+      };
+      if (!user) return failure('wrong_password');
+      const accountKey = lockoutKeyOf(user.email);
+      const ip = lockouts.ip && context.ip ? lockouts.ip : undefined;
+      const [accountState, ipState] = await Promise.all([lockouts.account.check(accountKey), ip?.check(context.ip ?? '')]);
+      if (accountState.locked || ipState?.locked) {
+        const unavailable = accountState.unavailable ?? ipState?.unavailable ?? false;
+        return failure(unavailable ? 'lockout_unavailable' : 'locked', { lock: accountState.locked ? 'account' : 'ip' });
       }
+      const { ok } = await hasher.verify(user.password_hash, current);
+      if (!ok) {
+        const [afterAccount, afterIp] = await Promise.all([lockouts.account.fail(accountKey), ip?.fail(context.ip ?? '')]);
+        const started = afterAccount.started ?? afterIp?.started ?? false;
+        return failure(started ? 'invalid_now_locked' : 'wrong_password', started ? { cause: 'wrong_password', lock: afterAccount.started ? 'account' : 'ip' } : {});
+      }
+      await lockouts.account.clear(accountKey);
       const problem = await hasher.screen(next);
       if (problem) return { ok: false, reason: hasher.describe(problem).replace(/^The password/, 'The new password') };
       await users.setPassword(userId, await hasher.hash(next));

@@ -153,7 +153,7 @@ describe('account page', function () {
     await accountSignIn(phone, user.email, user.password);
     const form = formOf(html, '/password');
     const wrong = await laptop.submit(form.action, { csrf: form.csrf, current_password: 'not-it', new_password: 'a new long passphrase', confirm_password: 'a new long passphrase', sign_out_others: 'yes' });
-    expect(await wrong.response.text()).to.contain('The current password is not right.');
+    expect(await wrong.response.text()).to.contain('The current password is not right');
     const ok = await laptop.submit(form.action, { csrf: form.csrf, current_password: user.password, new_password: 'a new long passphrase', confirm_password: 'a new long passphrase', sign_out_others: 'yes' });
     expect(ok.url.searchParams.get('notice')).to.contain('Other devices and apps were signed out');
     expect(await servers.deps.oidcAdapter('Session').find(sessionId(phone))).to.equal(undefined);
