@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { normalizeEmail } from '../shared/email.ts';
 import type { RoleStore } from '../store/roles.ts';
 import type { UserRow, UserStore } from '../store/users.ts';
 import type { AuditService } from './audit.ts';
@@ -24,11 +25,13 @@ const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,255}$/;
 /** One answer for a wrong and a locked current password (account page), as the login gives one. */
 export const CURRENT_PASSWORD_REFUSED = 'The current password is not right, or there were too many attempts. Wait a while before trying again.';
 
-/** The password budget's key for an account: its email as the login spells it. */
-const lockoutKeyOf = (email: string): string => email.trim().toLowerCase();
+/** The password budget's key for an account: its normalised email, as stored and looked up (R7). */
+const lockoutKeyOf = (email: string): string => normalizeEmail(email);
 
+/** Checked on the normalised address, so full-width `＠` counts as `@`. */
 export function isPlausibleEmail(email: string): boolean {
-  return email.length <= 320 && EMAIL.test(email);
+  const normalized = normalizeEmail(email);
+  return email.length <= 320 && normalized.length <= 320 && EMAIL.test(normalized);
 }
 
 /** Standard OIDC claims for an account, filtered by the provider according to the granted scopes. */
@@ -63,7 +66,7 @@ export function createAccountService(deps: {
         passwordHash = await hasher.hash(input.password);
       }
       const user = await knex.transaction(async (trx) => {
-        const created = await users.insert({ email: input.email, name: input.name, passwordHash }, trx);
+        const created = await users.insert({ email: input.email.trim(), name: input.name, passwordHash }, trx);
         await roles.assign(created.id, input.roles?.length ? input.roles : ['user'], trx);
         return created;
       });

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { normalizeEmail } from '../shared/email.ts';
 import type { UserRow } from './users.ts';
 
 export type DirectoryEntry = Pick<UserRow, 'id' | 'email' | 'email_verified' | 'name' | 'disabled' | 'created_at' | 'updated_at'>;
@@ -8,8 +9,8 @@ export type UserCursor = { createdAt: Date; id: string };
 
 const COLUMNS = ['id', 'email', 'email_verified', 'name', 'disabled', 'created_at', 'updated_at'] as const;
 
-/** Escapes LIKE wildcards so a prefix filter matches literally. */
-const likePrefix = (prefix: string): string => `${prefix.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+/** Escapes LIKE wildcards so a prefix filter matches literally (on the normalised address). */
+const likePrefix = (prefix: string): string => `${normalizeEmail(prefix).replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 
 /** User listing and administration for the admin API and GDPR erasure (never password hashes). */
 export function createUserDirectory(knex: Knex) {
@@ -22,7 +23,7 @@ export function createUserDirectory(knex: Knex) {
           { column: 'id', order: 'asc' },
         ])
         .limit(options.limit);
-      if (options.emailPrefix) void query.whereRaw(`lower(email) LIKE ? ESCAPE '\\'`, [likePrefix(options.emailPrefix)]);
+      if (options.emailPrefix) void query.whereRaw(`email_normalized LIKE ? ESCAPE '\\'`, [likePrefix(options.emailPrefix)]);
       if (options.after) void query.whereRaw('(created_at, id) > (?, ?)', [options.after.createdAt, options.after.id]);
       return query;
     },

@@ -1,8 +1,12 @@
 import type { Knex } from 'knex';
+import { normalizeEmail } from '../shared/email.ts';
 
 export type UserRow = {
   id: string;
+  /** As the user or operator typed it (shown back to them). */
   email: string;
+  /** normalizeEmail(email): the account's identity, unique (R7). */
+  email_normalized: string;
   email_verified: boolean;
   name: string | null;
   password_hash: string | null;
@@ -30,6 +34,7 @@ export function createUserStore(knex: Knex) {
         const [row] = await trx<UserRow>('users')
           .insert({
             email: user.email,
+            email_normalized: normalizeEmail(user.email),
             name: user.name ?? null,
             password_hash: user.passwordHash,
             email_verified: user.emailVerified ?? false,
@@ -49,8 +54,9 @@ export function createUserStore(knex: Knex) {
       return knex<UserRow>('users').where({ id }).first();
     },
 
+    /** Any spelling of the address: the same normalisation as storage and the lockout key. */
     async findByEmail(email: string): Promise<UserRow | undefined> {
-      return knex<UserRow>('users').whereRaw('lower(email) = lower(?)', [email]).first();
+      return knex<UserRow>('users').where({ email_normalized: normalizeEmail(email) }).first();
     },
 
     async updatePasswordHash(id: string, passwordHash: string): Promise<void> {
