@@ -17,7 +17,7 @@ import { createCsrfTokens } from './koa-csrf.ts';
 import { createProvider } from './provider.ts';
 import { createReplayStore } from '../store/dpop-replay.ts';
 import { createDevicePages } from './routes/device.ts';
-import { accountRoutes, attachAccountIndex, withGrantIndex } from './routes/account.ts';
+import { accountRoutes, attachAccountIndex, withAccountIndex } from './routes/account.ts';
 import { interactionRoutes } from './routes/interaction.ts';
 import { sessionTtl } from './session-lifetime.ts';
 import { notFoundPage, render, serveStatic } from './views.ts';
@@ -45,7 +45,7 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
     config,
     logger,
     accounts: deps.accounts,
-    adapter: withGrantIndex(withAtomicReplayDetection(withDevicePollPacing(withRegistrationProvenance(deps.oidcAdapter, deps.stores.clients), once), once), deps.accountIndex),
+    adapter: withAccountIndex(withAtomicReplayDetection(withDevicePollPacing(withRegistrationProvenance(deps.oidcAdapter, deps.stores.clients), once), once), deps.accountIndex),
     jwks: await deps.keys.privateJwks(),
     cookieKeys,
     devicePages,

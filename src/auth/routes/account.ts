@@ -34,29 +34,37 @@ function field(ctx: Context, name: string, max: number): string {
 }
 
 /**
- * Grants are indexed inside their save, before the provider answers: "sign out everywhere" and a
- * password change revoke the grants they find in the index, so a grant must never exist
- * unindexed, not even for the moment an event listener would take (under load an app connected
- * just before "sign out everywhere" kept its refresh token). An index write that fails fails the
- * save (fail closed).
+ * Sessions and grants are indexed inside their save, before the provider answers: "sign out
+ * everywhere" and a password change end the sessions and revoke the grants they find in the
+ * index, so neither may exist unindexed, not even for the moment an event listener would take
+ * (under load a session or an app connected just before "sign out everywhere" survived it, R8).
+ * The row is written after the provider's own write, so a failed index write fails the save
+ * (fail closed) and a concurrent "sign out everywhere" that missed the row still leaves the
+ * model findable by the next one. Destroying a session or grant removes its row the same way.
  */
-export function withGrantIndex(adapter: (model: string) => Adapter, index: AccountIndexStore): (model: string) => Adapter {
+export function withAccountIndex(adapter: (model: string) => Adapter, index: AccountIndexStore): (model: string) => Adapter {
   return (model) => {
     const inner = adapter(model);
-    if (model !== 'Grant') return inner;
+    if (model !== 'Grant' && model !== 'Session') return inner;
+    const kind = model;
     return {
       ...inner,
       async upsert(id, payload, expiresIn) {
         await inner.upsert(id, payload, expiresIn);
         const { accountId, clientId } = payload as { accountId?: unknown; clientId?: unknown };
+        // A session before its login has no account yet: nothing to index.
         if (typeof accountId !== 'string') return;
         await index.put({
-          kind: 'Grant',
+          kind,
           id,
           accountId,
-          clientId: typeof clientId === 'string' ? clientId : undefined,
+          clientId: kind === 'Grant' && typeof clientId === 'string' ? clientId : undefined,
           expiresAt: expiresIn !== undefined && expiresIn > 0 ? new Date(Date.now() + expiresIn * 1000) : undefined,
         });
+      },
+      async destroy(id) {
+        await inner.destroy(id);
+        await index.remove(kind, id);
       },
     };
   };
@@ -65,25 +73,19 @@ export function withGrantIndex(adapter: (model: string) => Adapter, index: Accou
 type Model = { jti: string; accountId?: string; clientId?: string; grantId?: string; exp?: number };
 
 /**
- * Keeps the account → sessions/grants index in step with the provider's own model events
- * (oidc-provider has no per-account index) for sessions, and the last use of grants; failures are
- * logged, never thrown at the provider. Grants themselves are indexed by withGrantIndex.
+ * The last use of grants, from the provider's access-token events ("last used" on the account
+ * page): best effort, failures are logged, never thrown at the provider. Sessions and grants
+ * themselves are indexed by withAccountIndex.
  */
 export function attachAccountIndex(provider: Provider, index: AccountIndexStore, logger: Logger): void {
   // The typed overloads list only some events; model events are plain EventEmitter events.
   const on = (event: string, listener: (model: Model) => void) => (provider as unknown as { on(e: string, l: (m: Model) => void): void }).on(event, listener);
-  const safe = (work: () => Promise<void>) => {
-    work().catch((error: unknown) => {
-      logger.warn({ err: error }, 'account session/grant index update failed');
+  const touch = (t: Model) => {
+    if (!t.grantId) return;
+    index.touch('Grant', t.grantId).catch((error: unknown) => {
+      logger.warn({ err: error }, 'grant last-use update failed');
     });
   };
-  const expiry = (m: Model) => (m.exp ? new Date(m.exp * 1000) : undefined);
-  on('session.saved', (s) => {
-    if (s.accountId) { const accountId = s.accountId; safe(() => index.put({ kind: 'Session', id: s.jti, accountId, expiresAt: expiry(s) })); }
-  });
-  on('session.destroyed', (s) => { safe(() => index.remove('Session', s.jti)); });
-  on('grant.destroyed', (g) => { safe(() => index.remove('Grant', g.jti)); });
-  const touch = (t: Model) => { if (t.grantId) { const grantId = t.grantId; safe(() => index.touch('Grant', grantId)); } };
   on('access_token.saved', touch);
   on('access_token.issued', touch);
 }

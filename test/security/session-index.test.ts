@@ -1,0 +1,99 @@
+import { expect } from 'chai';
+import { Browserless, formOf } from '../helpers/browserless.ts';
+import { createTestUser } from '../helpers/factories.ts';
+import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
+
+/**
+ * R8 (issue 19), sessions index: "sign out everywhere" ends the sessions it finds in
+ * account_oidc_index. A session indexed by an event listener after its save (fire and forget)
+ * could answer the browser before its index row existed, and survive a "sign out everywhere"
+ * made right after the sign-in. Sessions are now indexed inside their save, as grants are.
+ */
+for (const storage of ['redis', 'postgres'] as StorageMode[]) {
+  describe(`R8: sessions are indexed inside their save (${storage})`, function () {
+    let servers: TestServers;
+
+    before(async function () {
+      servers = await startTestServers({ storage });
+    });
+
+    after(async function () {
+      await servers.stop();
+    });
+
+    const sessionOf = (browser: Browserless): string => browser.jar.cookies.get('portcullis.session;/')?.value ?? '';
+
+    /** The account page's login up to (not including) the resume request that saves the session. */
+    async function upToResume(email: string, password: string): Promise<{ browser: Browserless; resume: URL }> {
+      const browser = new Browserless(servers.issuer);
+      const first = await browser.follow('/account');
+      const login = formOf(await first.response.text(), '/login');
+      const posted = await browser.request(login.action, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: servers.issuer },
+        body: new URLSearchParams({ csrf: login.csrf, email, password }).toString(),
+      });
+      expect(posted.status).to.equal(303);
+      return { browser, resume: new URL(posted.headers.get('Location') ?? '', servers.issuer) };
+    }
+
+    /** Polls `condition` every 10 ms until it holds or `ms` pass; whether it held. */
+    async function within(ms: number, condition: () => boolean | Promise<boolean>): Promise<boolean> {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        if (await condition()) return true;
+        if (Date.now() > deadline) return false;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    }
+
+    it('R8 a session is indexed before its sign-in answers: "sign out everywhere" right after ends it, even while the index write waits', async function () {
+      const user = await createTestUser(servers.deps);
+      const { browser, resume } = await upToResume(user.email, user.password);
+      // Hold the user's row: the index insert (its foreign key) waits; nothing else in the resume does.
+      const lock = await servers.deps.knex.transaction();
+      let signedOut = false;
+      let answered = false;
+      let resumed: Promise<Response> | undefined;
+      try {
+        await lock.raw('SELECT id FROM users WHERE id = ? FOR UPDATE', [user.id]);
+        resumed = browser.request(resume).then((response) => {
+          answered = true;
+          return response;
+        });
+        // Asked outside the transaction: activity statistics are a snapshot within one.
+        const waiting = () => servers.deps.knex.raw<{ rows: { n: number }[] }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).then((r) => (r.rows[0]?.n ?? 0) > 0);
+        expect(await within(10_000, waiting), 'the index write reached the lock').to.equal(true);
+        // A listener-indexed session answers now, unindexed; the user signs out everywhere at once.
+        if (await within(2000, () => answered)) {
+          await resumed;
+          await servers.deps.accountSessions.signOutEverywhere(user.id);
+          signedOut = true;
+        }
+      } finally {
+        await lock.commit();
+      }
+      // Indexed inside its save, the sign-in answers only now, and is signed out after that.
+      await resumed;
+      if (!signedOut) await servers.deps.accountSessions.signOutEverywhere(user.id);
+      expect(sessionOf(browser)).to.not.equal('');
+      expect(await servers.deps.oidcAdapter('Session').find(sessionOf(browser))).to.equal(undefined);
+    });
+
+    it('R8 ten concurrent sign-ins, each followed at once by "sign out everywhere": no session survives', async function () {
+      const user = await createTestUser(servers.deps);
+      const browsers = await Promise.all(
+        Array.from({ length: 10 }, async () => {
+          const { browser, resume } = await upToResume(user.email, user.password);
+          await browser.request(resume);
+          await servers.deps.accountSessions.signOutEverywhere(user.id);
+          return browser;
+        }),
+      );
+      for (const browser of browsers) {
+        expect(sessionOf(browser)).to.not.equal('');
+        expect(await servers.deps.oidcAdapter('Session').find(sessionOf(browser))).to.equal(undefined);
+      }
+    });
+  });
+}
