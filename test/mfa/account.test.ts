@@ -104,7 +104,7 @@ describe('account page', function () {
     expect(page).to.not.contain('Your account</strong>');
     const revoke = formOf(page, '/revoke');
     const { url } = await browser.submit(revoke.action, { csrf: revoke.csrf });
-    expect(url.searchParams.get('notice')).to.equal('Access removed.');
+    expect(url.searchParams.get('notice')).to.equal('grant-revoked');
     expect(await oauthErrorOf(() => client.refreshTokenGrant(rp.rp, refreshToken))).to.equal('invalid_grant');
     const after = await (await browser.follow('/account')).response.text();
     expect(after).to.contain('No applications have access');
@@ -155,9 +155,25 @@ describe('account page', function () {
     const wrong = await laptop.submit(form.action, { csrf: form.csrf, current_password: 'not-it', new_password: 'a new long passphrase', confirm_password: 'a new long passphrase', sign_out_others: 'yes' });
     expect(await wrong.response.text()).to.contain('The current password is not right');
     const ok = await laptop.submit(form.action, { csrf: form.csrf, current_password: user.password, new_password: 'a new long passphrase', confirm_password: 'a new long passphrase', sign_out_others: 'yes' });
-    expect(ok.url.searchParams.get('notice')).to.contain('Other devices and apps were signed out');
+    expect(ok.url.searchParams.get('notice')).to.equal('password-changed-signed-out');
+    expect(await ok.response.text()).to.contain('Other devices and apps were signed out');
     expect(await servers.deps.oidcAdapter('Session').find(sessionId(phone))).to.equal(undefined);
     expect(await servers.deps.oidcAdapter('Session').find(sessionId(laptop))).to.not.equal(undefined);
     expect(await servers.deps.accounts.authenticate(user.email, 'a new long passphrase')).to.not.equal(undefined);
+  });
+
+  it('R8 /account?notice= shows only known notices: an attacker\'s text shows nothing, a known code its own message', async function () {
+    const user = await createTestUser(servers.deps);
+    const browser = new Browserless(servers.issuer);
+    await accountSignIn(browser, user.email, user.password);
+    const page = async (notice: string) => (await browser.follow(`/account?notice=${encodeURIComponent(notice)}`)).response.text();
+    const lure = 'Your account is suspended. Call +1 555 0100 and read out your recovery codes.';
+    for (const notice of [lure, 'constructor', '__proto__', 'toString']) {
+      const html = await page(notice);
+      expect(html, notice).to.contain('Your account');
+      expect(html, notice).to.not.contain('class="notice"');
+    }
+    expect(await page(lure)).to.not.contain('Call +1 555');
+    expect(await page('grant-revoked')).to.match(/class="notice"[^>]*>Access removed\.</);
   });
 });

@@ -21,6 +21,27 @@ import { render } from '../views.ts';
 
 const STATE_COOKIE = 'portcullis.account-state';
 
+/**
+ * The confirmations the account page shows after a change (303 to /account?notice=<code>). Only
+ * these codes are shown, each as its own text: a link with ?notice=<any text> shows nothing, so
+ * nobody can make our page say their words (R8).
+ */
+const NOTICES = new Map([
+  ['password-changed', 'Your password was changed.'],
+  ['password-changed-signed-out', 'Your password was changed. Other devices and apps were signed out.'],
+  ['totp-already-on', 'An authenticator app is already set up.'],
+  ['totp-start-again', 'Start the setup again.'],
+  ['totp-on', 'Authenticator app turned on.'],
+  ['totp-removed', 'Authenticator app removed.'],
+  ['passkey-added', 'Passkey added.'],
+  ['passkey-renamed', 'Passkey renamed.'],
+  ['passkey-removed', 'Passkey removed.'],
+  ['grant-revoked', 'Access removed.'],
+  ['notice-dismissed', 'Notice dismissed.'],
+] as const);
+
+type NoticeCode = typeof NOTICES extends Map<infer K, string> ? K : never;
+
 type AccountSession = { id: string; accountId: string; loginTs: number; amr: string[]; acr: string };
 
 const accountProblem = (status: number, detail: string): Problem =>
@@ -182,9 +203,9 @@ export function accountRoutes(deps: {
   }
 
   const requestContext = (ctx: Context): RequestContext => ({ ip: ctx.ip, userAgent: ctx.get('User-Agent'), clientId: ACCOUNT_CLIENT_ID });
-  const done = (ctx: Context, notice: string): void => {
+  const done = (ctx: Context, notice: NoticeCode): void => {
     ctx.status = 303;
-    ctx.redirect(`/account?notice=${encodeURIComponent(notice)}`);
+    ctx.redirect(`/account?notice=${notice}`);
   };
 
   async function grantsOf(accountId: string) {
@@ -209,7 +230,8 @@ export function accountRoutes(deps: {
       grantsOf(user.id),
       reuseNotices(user.id),
     ]);
-    const notice = extra.notice ?? (typeof ctx.query.notice === 'string' ? ctx.query.notice.slice(0, 200) : undefined);
+    const code = ctx.query.notice;
+    const notice = extra.notice ?? (typeof code === 'string' ? NOTICES.get(code as NoticeCode) : undefined);
     render(ctx, 'account', {
       user: { email: user.email, name: user.name, hasPassword: user.password_hash !== null },
       signedInAt: new Date(session.loginTs * 1000),
@@ -282,13 +304,13 @@ export function accountRoutes(deps: {
     const result = await accounts.changePassword(user.id, field(ctx, 'current_password', 4096), next, requestContext(ctx));
     if (!result.ok) return showAccount(ctx, session, user, { error: result.reason });
     if (field(ctx, 'sign_out_others', 8) !== 'yes') {
-      done(ctx, 'Your password was changed.');
+      done(ctx, 'password-changed');
       return;
     }
     // ASVS 7.4.3 / T29: a new password ends the other sessions and the apps' tokens.
     const ended = await sessions.signOutEverywhere(user.id, session.id);
     await mfa.audit('sessions.revoked_all', user.id, requestContext(ctx), { ...ended, reason: 'password_changed', keptCurrent: true });
-    done(ctx, 'Your password was changed. Other devices and apps were signed out.');
+    done(ctx, 'password-changed-signed-out');
   }, { needs: 'session' });
 
   router.get('/totp', async function totpSetup(ctx) {
@@ -296,7 +318,7 @@ export function accountRoutes(deps: {
     if (!auth || !(await strongAndRecent(ctx, auth.session, auth.user))) return;
     const enrollment = await mfa.totp.begin(auth.user.id, auth.user.email);
     if (!enrollment) {
-      done(ctx, 'An authenticator app is already set up.');
+      done(ctx, 'totp-already-on');
       return;
     }
     render(ctx, 'account-totp', { totp: enrollment, csrf: csrf.issue(`account:${auth.session.id}`), action: '/account/totp' });
@@ -307,18 +329,18 @@ export function accountRoutes(deps: {
     if (!outcome.ok) {
       const enrollment = await mfa.totp.pending(user.id, user.email);
       if (!enrollment) {
-        done(ctx, 'Start the setup again.');
+        done(ctx, 'totp-start-again');
         return;
       }
       render(ctx, 'account-totp', { totp: enrollment, csrf: csrf.issue(`account:${_session.id}`), action: '/account/totp', error: outcome.locked ? 'Too many attempts. Wait a while before trying again.' : 'That code did not work. Check the app and try again.' });
       return;
     }
-    await showCodesIfFirst(ctx, user, 'Authenticator app turned on.');
+    await showCodesIfFirst(ctx, user, 'totp-on');
   }, { needs: 'recent-factor' });
 
   post('/totp/remove', async (ctx, _session, user) => {
     await mfa.removeTotp(user.id, requestContext(ctx));
-    done(ctx, 'Authenticator app removed.');
+    done(ctx, 'totp-removed');
   }, { needs: 'recent-factor' });
 
   post('/passkeys', async (ctx, session, user) => {
@@ -326,19 +348,19 @@ export function accountRoutes(deps: {
     const name = field(ctx, 'name', 64).trim() || 'Passkey';
     const result = response ? await mfa.finishRegistration({ binding: `account:${session.id}`, userId: user.id, response, name }, requestContext(ctx)) : undefined;
     if (!result?.ok) return showAccount(ctx, session, user, { error: result?.reason === 'duplicate_credential' ? 'This passkey is already registered.' : 'The passkey could not be added. Try again.' });
-    await showCodesIfFirst(ctx, user, 'Passkey added.');
+    await showCodesIfFirst(ctx, user, 'passkey-added');
   }, { needs: 'recent-factor' });
 
   post('/passkeys/:id/rename', async (ctx, _session, user) => {
     const name = field(ctx, 'name', 64).trim();
     if (!name) throw accountProblem(400, 'A passkey needs a name.');
     await mfa.renameWebAuthn(user.id, (ctx.params as { id: string }).id, name, requestContext(ctx));
-    done(ctx, 'Passkey renamed.');
+    done(ctx, 'passkey-renamed');
   }, { needs: 'session' });
 
   post('/passkeys/:id/remove', async (ctx, _session, user) => {
     await mfa.removeWebAuthn(user.id, (ctx.params as { id: string }).id, requestContext(ctx));
-    done(ctx, 'Passkey removed.');
+    done(ctx, 'passkey-removed');
   }, { needs: 'recent-factor' });
 
   post('/recovery-codes', async (ctx, _session, user) => {
@@ -353,13 +375,13 @@ export function accountRoutes(deps: {
     if (grant?.accountId !== user.id) throw accountProblem(404, 'This connection does not exist.');
     await sessions.revokeGrant(grantId);
     await mfa.audit('grant.revoked', user.id, requestContext(ctx), { grantId, clientId: grant.clientId });
-    done(ctx, 'Access removed.');
+    done(ctx, 'grant-revoked');
   }, { needs: 'session' });
 
   // "I've seen it": the reuse notice stays away until the next reuse.
   post('/notices/reuse/dismiss', async (ctx, _session, user) => {
     await mfa.audit(REUSE_NOTICE_DISMISSED_EVENT, user.id, requestContext(ctx));
-    done(ctx, 'Notice dismissed.');
+    done(ctx, 'notice-dismissed');
   }, { needs: 'session' });
 
   post('/sign-out-everywhere', async (ctx, session, user) => {
@@ -370,13 +392,13 @@ export function accountRoutes(deps: {
   }, { needs: 'recent' });
 
   /** The first second factor brings recovery codes, shown once. */
-  async function showCodesIfFirst(ctx: Context, user: UserRow, notice: string): Promise<void> {
+  async function showCodesIfFirst(ctx: Context, user: UserRow, notice: NoticeCode): Promise<void> {
     if ((await mfa.recovery.remaining(user.id)) > 0) {
       done(ctx, notice);
       return;
     }
     const codes = await mfa.regenerateRecoveryCodes(user.id, requestContext(ctx));
-    render(ctx, 'mfa-recovery-codes', { codes, notice, continueHref: '/account', continueLabel: 'Back to your account' });
+    render(ctx, 'mfa-recovery-codes', { codes, notice: NOTICES.get(notice), continueHref: '/account', continueLabel: 'Back to your account' });
   }
 
   return router;
