@@ -207,5 +207,20 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const codes = await submitForm(browser, back.html, '/account/recovery-codes');
       expect(codes.html).to.contain('Save your recovery codes');
     });
+
+    it('R1 account page: a password-only session cannot change the password of a user who has a second factor, even with the current one', async function () {
+      const user = await createTestUser(servers.deps);
+      const browser = new Browserless(servers.issuer);
+      const start = await browser.follow('/account');
+      const signedIn = await submitForm(browser, await start.response.text(), '/login', { email: user.email, password: user.password });
+      await turnOnTotp(user.id, user.email);
+      const form = formOf(signedIn.html, '/password');
+      const fields = { csrf: form.csrf, current_password: user.password, new_password: 'a new long passphrase', confirm_password: 'a new long passphrase', sign_out_others: 'yes' };
+      const answer = await browser.request(form.action, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: servers.issuer }, body: new URLSearchParams(fields).toString() });
+      expect(answer.status).to.equal(303);
+      const location = new URL(answer.headers.get('Location') ?? '', servers.issuer);
+      expect([location.pathname, location.searchParams.get('prompt')]).to.deep.equal(['/auth', 'login']);
+      expect(await servers.deps.accounts.authenticate(user.email, user.password)).to.not.equal(undefined);
+    });
   });
 }

@@ -188,18 +188,22 @@ export function accountRoutes(deps: {
   }
 
   /**
-   * Sign-in method changes (factors, recovery codes): a recent sign-in that passed one of the
-   * user's second factors when they have any (R1). A session from a password-only sign-in —
-   * made before the first factor was set up, or a stolen cookie — is sent to sign in again, and
-   * that sign-in asks for a factor.
+   * Whether the session's sign-in passed one of the user's second factors, or the user has none
+   * (R1). Otherwise off to sign in again (prompt=login), and that sign-in asks for a factor: a
+   * session from a password-only sign-in — made before the first factor was set up, or a stolen
+   * cookie — changes no credential of an account that has a second factor.
    */
-  async function strongAndRecent(ctx: Context, session: AccountSession, user: UserRow): Promise<boolean> {
-    if (!recent(ctx, session)) return false;
+  async function factorPassed(ctx: Context, session: AccountSession, user: UserRow): Promise<boolean> {
     if (acrRank(session.acr) >= acrRank(ACR.mfa)) return true;
     if ((await mfa.enrolled(user.id)).length === 0) return true;
     ctx.status = 303;
     startLogin(ctx, true);
     return false;
+  }
+
+  /** Sign-in method changes (factors, recovery codes): recent, and with a factor if the user has one. */
+  async function strongAndRecent(ctx: Context, session: AccountSession, user: UserRow): Promise<boolean> {
+    return recent(ctx, session) && (await factorPassed(ctx, session, user));
   }
 
   const requestContext = (ctx: Context): RequestContext => ({ ip: ctx.ip, userAgent: ctx.get('User-Agent'), clientId: ACCOUNT_CLIENT_ID });
@@ -283,21 +287,23 @@ export function accountRoutes(deps: {
   });
 
   /**
-   * What a change needs beyond the session: nothing, a recent sign-in, or (sign-in methods) a
-   * recent sign-in that passed a second factor if the user has one.
+   * What a change needs beyond the session: nothing, a recent sign-in, a sign-in that passed a
+   * second factor if the user has one, or (sign-in methods) both.
    */
-  type Needs = 'session' | 'recent' | 'recent-factor';
+  type Needs = 'session' | 'recent' | 'factor' | 'recent-factor';
   const post = (path: string, handler: (ctx: Context, session: AccountSession, user: UserRow) => Promise<void>, options: { needs: Needs }) => {
     router.post(path, rejectCrossSite(issuerOrigin), body, async (ctx) => {
       const auth = await signedIn(ctx);
       if (!auth) return;
       if (options.needs === 'recent' && !recent(ctx, auth.session)) return;
+      if (options.needs === 'factor' && !(await factorPassed(ctx, auth.session, auth.user))) return;
       if (options.needs === 'recent-factor' && !(await strongAndRecent(ctx, auth.session, auth.user))) return;
       await handler(ctx, auth.session, auth.user);
     });
   };
 
-  // The current password is the re-authentication here, so no recent sign-in is needed.
+  // The current password is the re-authentication here, so no recent sign-in is needed; but a
+  // session that never passed the user's second factor does not change their password (R1).
   post('/password', async (ctx, session, user) => {
     const next = field(ctx, 'new_password', 4096);
     if (next !== field(ctx, 'confirm_password', 4096)) return showAccount(ctx, session, user, { error: 'The new passwords do not match.' });
@@ -311,7 +317,7 @@ export function accountRoutes(deps: {
     const ended = await sessions.signOutEverywhere(user.id, session.id);
     await mfa.audit('sessions.revoked_all', user.id, requestContext(ctx), { ...ended, reason: 'password_changed', keptCurrent: true });
     done(ctx, 'password-changed-signed-out');
-  }, { needs: 'session' });
+  }, { needs: 'factor' });
 
   router.get('/totp', async function totpSetup(ctx) {
     const auth = await signedIn(ctx);

@@ -107,9 +107,10 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
         // factor passed in the session's own sign-in does not count (R1): a user who has one
         // passes it here again before anything is enrolled. A user who has none enrolls one only
         // after a recent sign-in, as on the account page; otherwise the password comes first.
+        // Nothing to ask ('done') never finishes a sign-in without a credential either.
         const pendingStepUp: Pending = { accountId: sessionAccount, amr: (details.session as { amr?: string[] }).amr ?? ['pwd'] };
         const decision = await decide(details, pendingStepUp);
-        if (decision.kind !== 'enroll' || (await recentSignIn(details))) {
+        if (decision.kind === 'challenge' || (decision.kind === 'enroll' && (await recentSignIn(details)))) {
           await savePending(ctx, pendingStepUp);
           return showSecondFactor(ctx, details, pendingStepUp);
         }
