@@ -14,7 +14,9 @@ import type { Knex } from 'knex';
 const normalise = (email: string): string => email.normalize('NFKC').trim().toLowerCase();
 
 export async function up(knex: Knex): Promise<void> {
-  const rows = await knex('users').select<{ id: string; email: string }[]>('id', 'email').orderBy([{ column: 'created_at' }, { column: 'id' }]);
+  const rows = await knex('users')
+    .select<{ id: string; email: string }[]>('id', 'email')
+    .orderBy([{ column: 'created_at' }, { column: 'id' }]);
   const byAddress = new Map<string, { id: string; email: string }[]>();
   for (const row of rows) {
     const key = normalise(row.email);
@@ -22,7 +24,9 @@ export async function up(knex: Knex): Promise<void> {
   }
   const collisions = [...byAddress.entries()].filter(([, accounts]) => accounts.length > 1);
   if (collisions.length > 0) {
-    const lines = collisions.map(([address, accounts]) => `  ${address}: ${accounts.map((a) => `${a.id} (${JSON.stringify(a.email)})`).join(', ')}`);
+    const lines = collisions.map(
+      ([address, accounts]) => `  ${address}: ${accounts.map((a) => `${a.id} (${JSON.stringify(a.email)})`).join(', ')}`,
+    );
     throw new Error(
       `Cannot normalise email addresses: these accounts would share one address. Change the email of all but one of each group ` +
         `(or erase the duplicates), then run the migration again. Nothing was changed.\n${lines.join('\n')}`,

@@ -18,7 +18,10 @@ import { isoCBOR } from '@simplewebauthn/server/helpers';
 export type SoftAuthenticator = {
   credentialId: string;
   register(options: PublicKeyCredentialCreationOptionsJSON): RegistrationResponseJSON;
-  assert(options: PublicKeyCredentialRequestOptionsJSON, change?: { counter?: number; userVerified?: boolean; badSignature?: boolean }): AuthenticationResponseJSON;
+  assert(
+    options: PublicKeyCredentialRequestOptionsJSON,
+    change?: { counter?: number; userVerified?: boolean; badSignature?: boolean },
+  ): AuthenticationResponseJSON;
 };
 
 const b64url = (data: Uint8Array | Buffer | string): string => Buffer.from(data).toString('base64url');
@@ -42,13 +45,15 @@ export function softAuthenticator({ origin }: { origin: string }): SoftAuthentic
   function coseKey(key: KeyObject): Uint8Array {
     const jwk = key.export({ format: 'jwk' });
     // COSE_Key for EC2 / P-256 / ES256 (RFC 9053): kty 2, alg -7, crv 1, x, y.
-    return isoCBOR.encode(new Map<number, number | Uint8Array>([
-      [1, 2],
-      [3, -7],
-      [-1, 1],
-      [-2, new Uint8Array(Buffer.from(jwk.x ?? '', 'base64url'))],
-      [-3, new Uint8Array(Buffer.from(jwk.y ?? '', 'base64url'))],
-    ]));
+    return isoCBOR.encode(
+      new Map<number, number | Uint8Array>([
+        [1, 2],
+        [3, -7],
+        [-1, 1],
+        [-2, new Uint8Array(Buffer.from(jwk.x ?? '', 'base64url'))],
+        [-3, new Uint8Array(Buffer.from(jwk.y ?? '', 'base64url'))],
+      ]),
+    );
   }
 
   return {
@@ -59,17 +64,31 @@ export function softAuthenticator({ origin }: { origin: string }): SoftAuthentic
       const rpId = options.rp.id ?? new URL(origin).hostname;
       const length = Buffer.alloc(2);
       length.writeUInt16BE(rawId.length);
-      const authData = Buffer.concat([rpIdHash(rpId), Buffer.from([flags(true, true)]), counterBytes(counter), Buffer.alloc(16), length, rawId, coseKey(publicKey)]);
-      const attestationObject = isoCBOR.encode(new Map<string, string | Uint8Array | Map<string, string>>([
-        ['fmt', 'none'],
-        ['attStmt', new Map<string, string>()],
-        ['authData', new Uint8Array(authData)],
-      ]));
+      const authData = Buffer.concat([
+        rpIdHash(rpId),
+        Buffer.from([flags(true, true)]),
+        counterBytes(counter),
+        Buffer.alloc(16),
+        length,
+        rawId,
+        coseKey(publicKey),
+      ]);
+      const attestationObject = isoCBOR.encode(
+        new Map<string, string | Uint8Array | Map<string, string>>([
+          ['fmt', 'none'],
+          ['attStmt', new Map<string, string>()],
+          ['authData', new Uint8Array(authData)],
+        ]),
+      );
       return {
         id: credentialId,
         rawId: credentialId,
         type: 'public-key',
-        response: { clientDataJSON: b64url(clientData('webauthn.create', options.challenge)), attestationObject: b64url(attestationObject), transports: ['internal'] },
+        response: {
+          clientDataJSON: b64url(clientData('webauthn.create', options.challenge)),
+          attestationObject: b64url(attestationObject),
+          transports: ['internal'],
+        },
         clientExtensionResults: {},
         authenticatorAttachment: 'platform',
       };
@@ -87,7 +106,12 @@ export function softAuthenticator({ origin }: { origin: string }): SoftAuthentic
         id: credentialId,
         rawId: credentialId,
         type: 'public-key',
-        response: { clientDataJSON: b64url(data), authenticatorData: b64url(authData), signature: b64url(signature), ...(userHandle ? { userHandle } : {}) },
+        response: {
+          clientDataJSON: b64url(data),
+          authenticatorData: b64url(authData),
+          signature: b64url(signature),
+          ...(userHandle ? { userHandle } : {}),
+        },
         clientExtensionResults: {},
         authenticatorAttachment: 'platform',
       };
@@ -99,11 +123,15 @@ export function softAuthenticator({ origin }: { origin: string }): SoftAuthentic
 function pageOptions(html: string): unknown {
   const raw = /data-options="([^"]*)"/.exec(html)?.[1];
   if (!raw) throw new Error('no WebAuthn options on this page');
-  return JSON.parse(raw.replaceAll('&quot;', '"').replaceAll('&#39;', "'").replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&'));
+  return JSON.parse(
+    raw.replaceAll('&quot;', '"').replaceAll('&#39;', "'").replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&'),
+  );
 }
 
 /** Registration options of an enrolment page. */
-export const creationOptionsOf = (html: string): PublicKeyCredentialCreationOptionsJSON => pageOptions(html) as PublicKeyCredentialCreationOptionsJSON;
+export const creationOptionsOf = (html: string): PublicKeyCredentialCreationOptionsJSON =>
+  pageOptions(html) as PublicKeyCredentialCreationOptionsJSON;
 
 /** Authentication options of a second-factor page. */
-export const requestOptionsOf = (html: string): PublicKeyCredentialRequestOptionsJSON => pageOptions(html) as PublicKeyCredentialRequestOptionsJSON;
+export const requestOptionsOf = (html: string): PublicKeyCredentialRequestOptionsJSON =>
+  pageOptions(html) as PublicKeyCredentialRequestOptionsJSON;

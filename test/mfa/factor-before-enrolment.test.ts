@@ -93,16 +93,23 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const soft = softAuthenticator({ origin: servers.issuer });
       let step = await submitForm(browser, page, '/mfa/totp', { code: await generate({ secret, epoch: now() + 30 }) });
       expect(step.html).to.contain('Create a passkey');
-      step = await submitForm(browser, step.html, '/enroll/webauthn', { response: JSON.stringify(soft.register(creationOptionsOf(step.html))), name: 'Soft key' });
+      step = await submitForm(browser, step.html, '/enroll/webauthn', {
+        response: JSON.stringify(soft.register(creationOptionsOf(step.html))),
+        name: 'Soft key',
+      });
       expect(step.html).to.contain('Save your recovery codes');
       step = await submitForm(browser, step.html, '/continue');
       // Enrolling is not signing in with the passkey: the passkey itself is asked for, with user verification.
       expect(step.url.origin).to.equal(servers.issuer);
       const options = requestOptionsOf(step.html);
       expect(options.userVerification).to.equal('required');
-      const presenceOnly = await submitForm(browser, step.html, '/mfa/webauthn', { response: JSON.stringify(soft.assert(options, { userVerified: false })) });
+      const presenceOnly = await submitForm(browser, step.html, '/mfa/webauthn', {
+        response: JSON.stringify(soft.assert(options, { userVerified: false })),
+      });
       expect(presenceOnly.html).to.contain('The passkey could not be used');
-      step = await submitForm(browser, presenceOnly.html, '/mfa/webauthn', { response: JSON.stringify(soft.assert(requestOptionsOf(presenceOnly.html))) });
+      step = await submitForm(browser, presenceOnly.html, '/mfa/webauthn', {
+        response: JSON.stringify(soft.assert(requestOptionsOf(presenceOnly.html))),
+      });
       if (step.url.origin === servers.issuer) step = await submitForm(browser, step.html, '/confirm');
       expect(step.url.href.startsWith(RP_REDIRECT)).to.equal(true);
       return rp.exchange(step.url, flow.verifier, flow.state);
@@ -129,7 +136,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const user = await createTestUser(servers.deps);
       const browser = new Browserless(servers.issuer);
       const first = await rp.authorizationUrl();
-      expect((await rp.exchange(await signInAndConsent(browser, first.url, user.email, user.password), first.verifier, first.state)).acr).to.equal(ACR.password);
+      expect(
+        (await rp.exchange(await signInAndConsent(browser, first.url, user.email, user.password), first.verifier, first.state)).acr,
+      ).to.equal(ACR.password);
       // TOTP is turned on meanwhile (on another device): this session never passed it.
       const secret = await turnOnTotp(user.id, user.email);
       const stepUp = await rp.authorizationUrl({ acr_values: ACR.passkey });
@@ -179,13 +188,22 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       // Everything else about sign-in methods now needs a sign-in that passed the app.
       expect((await browser.request('/account/passkeys/options')).status).to.equal(403);
       const soft = softAuthenticator({ origin: servers.issuer });
-      const forged = soft.register({ challenge: 'not-issued', rp: { name: 'Portcullis' }, user: { id: 'AAAA', name: 'x', displayName: 'x' }, pubKeyCredParams: [] });
+      const forged = soft.register({
+        challenge: 'not-issued',
+        rp: { name: 'Portcullis' },
+        user: { id: 'AAAA', name: 'x', displayName: 'x' },
+        pubKeyCredParams: [],
+      });
       for (const [path, fields] of [
         ['/account/passkeys', { response: JSON.stringify(forged), name: 'mine' }],
         ['/account/recovery-codes', {}],
         ['/account/totp/remove', {}],
       ] as const) {
-        const answer = await browser.request(path, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: servers.issuer }, body: new URLSearchParams({ csrf, ...fields }).toString() });
+        const answer = await browser.request(path, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: servers.issuer },
+          body: new URLSearchParams({ csrf, ...fields }).toString(),
+        });
         expect(answer.status, path).to.equal(303);
         const location = new URL(answer.headers.get('Location') ?? '', servers.issuer);
         expect([location.pathname, location.searchParams.get('prompt')], path).to.deep.equal(['/auth', 'login']);
@@ -201,7 +219,10 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const back = await submitForm(browser, challenge.html, '/mfa/totp', { code: await generate({ secret, epoch: now() + 30 }) });
       expect(back.url.pathname).to.equal('/account');
       const options = (await (await browser.request('/account/passkeys/options')).json()) as PublicKeyCredentialCreationOptionsJSON;
-      const added = await submitForm(browser, back.html, '/account/passkeys', { response: JSON.stringify(soft.register(options)), name: 'Soft key' });
+      const added = await submitForm(browser, back.html, '/account/passkeys', {
+        response: JSON.stringify(soft.register(options)),
+        name: 'Soft key',
+      });
       expect(added.url.searchParams.get('notice')).to.equal('passkey-added');
       expect(await servers.deps.mfa.webauthn.list(user.id)).to.have.length(1);
       const codes = await submitForm(browser, back.html, '/account/recovery-codes');
@@ -215,8 +236,18 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const signedIn = await submitForm(browser, await start.response.text(), '/login', { email: user.email, password: user.password });
       await turnOnTotp(user.id, user.email);
       const form = formOf(signedIn.html, '/password');
-      const fields = { csrf: form.csrf, current_password: user.password, new_password: 'a new long passphrase', confirm_password: 'a new long passphrase', sign_out_others: 'yes' };
-      const answer = await browser.request(form.action, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: servers.issuer }, body: new URLSearchParams(fields).toString() });
+      const fields = {
+        csrf: form.csrf,
+        current_password: user.password,
+        new_password: 'a new long passphrase',
+        confirm_password: 'a new long passphrase',
+        sign_out_others: 'yes',
+      };
+      const answer = await browser.request(form.action, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: servers.issuer },
+        body: new URLSearchParams(fields).toString(),
+      });
       expect(answer.status).to.equal(303);
       const location = new URL(answer.headers.get('Location') ?? '', servers.issuer);
       expect([location.pathname, location.searchParams.get('prompt')]).to.deep.equal(['/auth', 'login']);

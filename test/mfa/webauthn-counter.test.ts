@@ -31,8 +31,15 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const user = await createTestUser(servers.deps);
       const soft = softAuthenticator({ origin: servers.issuer });
       const binding = `setup:${user.id}`;
-      const options = await servers.deps.mfa.webauthn.registrationOptions({ binding, userId: user.id, email: user.email, displayName: user.email });
-      expect((await servers.deps.mfa.finishRegistration({ binding, userId: user.id, response: soft.register(options), name: 'Key' }, {})).ok).to.equal(true);
+      const options = await servers.deps.mfa.webauthn.registrationOptions({
+        binding,
+        userId: user.id,
+        email: user.email,
+        displayName: user.email,
+      });
+      expect(
+        (await servers.deps.mfa.finishRegistration({ binding, userId: user.id, response: soft.register(options), name: 'Key' }, {})).ok,
+      ).to.equal(true);
       return { user, soft };
     }
 
@@ -42,7 +49,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const flow = await rp.authorizationUrl();
       const { response, url } = await browser.follow(flow.url);
       const login = formOf(await response.text(), '/passkey');
-      const options = (await (await browser.request(`/interaction/${url.pathname.split('/')[2] ?? ''}/passkey/options`)).json()) as PublicKeyCredentialRequestOptionsJSON;
+      const options = (await (
+        await browser.request(`/interaction/${url.pathname.split('/')[2] ?? ''}/passkey/options`)
+      ).json()) as PublicKeyCredentialRequestOptionsJSON;
       let landed = await browser.submit(login.action, { csrf: login.csrf, response: JSON.stringify(soft.assert(options, change)) });
       if (landed.url.origin === servers.issuer && landed.response.status === 200) {
         const html = await landed.response.text();
@@ -54,7 +63,8 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     }
 
     const flagged = async (userId: string) => (await servers.deps.mfa.webauthn.list(userId))[0]?.flagged_at ?? null;
-    const regressions = (userId: string) => servers.deps.knex('audit_events').where({ actor_id: userId, type: 'mfa.webauthn.counter_regression' });
+    const regressions = (userId: string) =>
+      servers.deps.knex('audit_events').where({ actor_id: userId, type: 'mfa.webauthn.counter_regression' });
 
     it('R6 an assertion with a bad signature and a regressed counter is refused without flagging (blocking) the credential', async function () {
       const { user, soft } = await userWithPasskey();

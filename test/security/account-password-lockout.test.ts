@@ -32,16 +32,30 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     }
 
     const change = async (page: Awaited<ReturnType<typeof accountPage>>, current: string) => {
-      const { response, url } = await page.browser.submit(page.form.action, { csrf: page.form.csrf, current_password: current, new_password: 'a new long passphrase', confirm_password: 'a new long passphrase' });
+      const { response, url } = await page.browser.submit(page.form.action, {
+        csrf: page.form.csrf,
+        current_password: current,
+        new_password: 'a new long passphrase',
+        confirm_password: 'a new long passphrase',
+      });
       return { url, html: await response.text() };
     };
 
     const failureReasons = async (userId: string): Promise<string[]> =>
-      (await servers.deps.knex('audit_events').where({ actor_id: userId, type: 'password.changed', outcome: 'failure' }).orderBy('id').select<{ data: { reason: string } }[]>('data')).map((row) => row.data.reason);
+      (
+        await servers.deps
+          .knex('audit_events')
+          .where({ actor_id: userId, type: 'password.changed', outcome: 'failure' })
+          .orderBy('id')
+          .select<{ data: { reason: string } }[]>('data')
+      ).map((row) => row.data.reason);
 
     it('R5 wrong current passwords count toward the account lockout; then even the right one is refused with the generic message, and the login is locked too', async function () {
       const user = await createTestUser(servers.deps);
-      const changedAt = async () => (await servers.deps.knex('users').where({ id: user.id }).first<{ password_changed_at: Date }>('password_changed_at')).password_changed_at.getTime();
+      const changedAt = async () =>
+        (
+          await servers.deps.knex('users').where({ id: user.id }).first<{ password_changed_at: Date }>('password_changed_at')
+        ).password_changed_at.getTime();
       const before = await changedAt();
       const page = await accountPage(user.email, user.password);
       for (let i = 0; i < 3; i++) expect((await change(page, `wrong-${String(i)}`)).html).to.contain(GENERIC);

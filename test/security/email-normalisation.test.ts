@@ -110,7 +110,9 @@ describe('R7: the migration to normalised emails', function () {
 
   it('R7 the migration refuses to merge accounts that collide after normalisation, naming them, and changes nothing', async function () {
     const [first] = await knex('users').insert({ email: 'Carol@Example.test' }).returning<{ id: string }[]>('id');
-    const [second] = await knex('users').insert({ email: fullWidth('carol@example.test') }).returning<{ id: string }[]>('id');
+    const [second] = await knex('users')
+      .insert({ email: fullWidth('carol@example.test') })
+      .returning<{ id: string }[]>('id');
     const failure = await rejectionOf(() => knex.migrate.up(options));
     expect(failure).to.be.instanceOf(Error);
     const message = (failure as Error).message;
@@ -126,9 +128,14 @@ describe('R7: the migration to normalised emails', function () {
   it('R7 the migration fills email_normalized for existing rows and makes it unique', async function () {
     await knex('users').insert({ email: fullWidth('Dave') + '@Example.test' });
     await knex.migrate.up(options);
-    const rows = await knex('users').orderBy('email_normalized').select<{ email: string; email_normalized: string }[]>('email', 'email_normalized');
+    const rows = await knex('users')
+      .orderBy('email_normalized')
+      .select<{ email: string; email_normalized: string }[]>('email', 'email_normalized');
     expect(rows.map((r) => r.email_normalized)).to.deep.equal(['carol@example.test', 'dave@example.test']);
     expect(rows[0]?.email).to.equal('Carol@Example.test');
-    expect(await rejectionOf(() => knex('users').insert({ email: 'x', email_normalized: 'dave@example.test' }))).to.have.property('code', '23505');
+    expect(await rejectionOf(() => knex('users').insert({ email: 'x', email_normalized: 'dave@example.test' }))).to.have.property(
+      'code',
+      '23505',
+    );
   });
 });

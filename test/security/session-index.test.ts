@@ -62,7 +62,12 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
           return response;
         });
         // Asked outside the transaction: activity statistics are a snapshot within one.
-        const waiting = () => servers.deps.knex.raw<{ rows: { n: number }[] }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).then((r) => (r.rows[0]?.n ?? 0) > 0);
+        const waiting = () =>
+          servers.deps.knex
+            .raw<{ rows: { n: number }[] }>(
+              `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+            )
+            .then((r) => (r.rows[0]?.n ?? 0) > 0);
         expect(await within(10_000, waiting), 'the index write reached the lock').to.equal(true);
         // A listener-indexed session answers now, unindexed; the user signs out everywhere at once.
         if (await within(2000, () => answered)) {
