@@ -3,6 +3,8 @@ import { Command, Option } from 'commander';
 import { ConfigError, loadConfig } from './config/load.ts';
 import { createDeps, StartupError, type Deps } from './deps.ts';
 import { createLogger } from './shared/logger.ts';
+import type { Config } from './config/types.ts';
+import { createDatabase, type Database } from './store/db.ts';
 import { migrateLatest } from './store/migrate.ts';
 import { PasswordPolicyViolation } from './services/accounts.ts';
 import { describePasswordProblem } from './services/passwords.ts';
@@ -42,20 +44,24 @@ async function withDeps<T>(fn: (deps: Deps) => Promise<T>, options: { migrate?: 
   }
 }
 
+/** Runs a command with the database only (no MASTER_KEY, no Redis): migrations and backups. */
+async function withDatabase<T>(fn: (database: Database, config: Config) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const database = await createDatabase(config);
+  try {
+    return await fn(database, config);
+  } finally {
+    await database.close();
+  }
+}
+
 const program = new Command('portcullis').description('Portcullis administration').showHelpAfterError();
 
 program
   .command('migrate')
   .description('apply pending database migrations')
   .action(async () => {
-    const config = loadConfig();
-    const { createDatabase } = await import('./store/db.ts');
-    const database = await createDatabase(config);
-    try {
-      print({ applied: await migrateLatest(database.knex) });
-    } finally {
-      await database.close();
-    }
+    print({ applied: await withDatabase(({ knex }) => migrateLatest(knex)) });
   });
 
 const users = program.command('users').description('manage user accounts');
@@ -191,7 +197,7 @@ iat
 const keys = program.command('keys').description('signing keys (list, rotate, retire) and master key operations');
 registerSigningKeyCommands(keys, { withDeps, print });
 registerAuditCommands(program, { withDeps, print });
-registerBackupCommands(program, { withDeps, print });
+registerBackupCommands(program, { withDeps, withDatabase, print });
 keys
   .command('rotate-master')
   .description('re-seal every value sealed under MASTER_KEY with a new key, in one transaction; then switch MASTER_KEY and restart')

@@ -1,3 +1,4 @@
+import { constants } from 'node:buffer';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 
@@ -11,6 +12,13 @@ const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
 export class BackupFileError extends Error {}
+
+/**
+ * The most a backup may decompress to: the longest string V8 can hold, since the document is
+ * parsed as one JSON text (a larger one could not be restored anyway). Decompression stops
+ * there, so a small file that inflates to gigabytes is refused instead of exhausting memory.
+ */
+export const MAX_BACKUP_BYTES = constants.MAX_STRING_LENGTH;
 
 export function parseBackupKey(text: string): Buffer {
   const trimmed = text.trim();
@@ -27,17 +35,33 @@ export function sealBackup(document: unknown, key: Buffer): Buffer {
   return Buffer.concat([MAGIC, iv, body, cipher.getAuthTag()]);
 }
 
-export function openBackup(file: Buffer, key: Buffer): unknown {
+export function openBackup(file: Buffer, key: Buffer, options: { maxBytes?: number } = {}): unknown {
+  const maxBytes = options.maxBytes ?? MAX_BACKUP_BYTES;
   if (file.length < MAGIC.length + IV_BYTES + TAG_BYTES || !file.subarray(0, MAGIC.length).equals(MAGIC)) throw new BackupFileError('not a Portcullis backup file');
   const iv = file.subarray(MAGIC.length, MAGIC.length + IV_BYTES);
   const tag = file.subarray(file.length - TAG_BYTES);
   const decipher = createDecipheriv('aes-256-gcm', key, iv);
   decipher.setAAD(MAGIC);
   decipher.setAuthTag(tag);
+  let plain: Buffer;
   try {
-    const plain = Buffer.concat([decipher.update(file.subarray(MAGIC.length + IV_BYTES, file.length - TAG_BYTES)), decipher.final()]);
-    return JSON.parse(gunzipSync(plain).toString('utf8')) as unknown;
+    plain = Buffer.concat([decipher.update(file.subarray(MAGIC.length + IV_BYTES, file.length - TAG_BYTES)), decipher.final()]);
   } catch {
     throw new BackupFileError('the backup cannot be decrypted: wrong BACKUP_KEY, or the file is damaged');
+  }
+  // Authenticated from here on: only a holder of BACKUP_KEY made these bytes. Still bounded.
+  let json: Buffer;
+  try {
+    json = gunzipSync(plain, { maxOutputLength: maxBytes });
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new BackupFileError(`the backup expands to more than ${maxBytes} bytes, more than a restore can hold; refusing it (nothing was changed)`);
+    }
+    throw new BackupFileError('the backup decrypts but does not decompress (not made by `portcullis backup create`)');
+  }
+  try {
+    return JSON.parse(json.toString('utf8')) as unknown;
+  } catch {
+    throw new BackupFileError('the backup decrypts but is not a JSON document (not made by `portcullis backup create`)');
   }
 }

@@ -27,6 +27,9 @@ export type AuditEventRow = {
 
 export const GENESIS_HASH = '0'.repeat(64);
 
+/** Serialises writers of the chain (appends, and a restore merging its log): held until commit. */
+export const AUDIT_CHAIN_LOCK = "pg_advisory_xact_lock(hashtext('portcullis:audit'))";
+
 /** jsonb reorders keys, so hashes are computed over a key-sorted rendering. */
 function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
@@ -62,7 +65,7 @@ export function createAuditEventStore(knex: Knex) {
         // Under READ COMMITTED each statement takes its own snapshot, so the SELECT (started after
         // the lock was granted) sees every event committed by the previous holder of the lock.
         const results = await trx.raw<{ rows: { hash: string }[] }[]>(
-          `SELECT pg_advisory_xact_lock(hashtext('portcullis:audit')); SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1`,
+          `SELECT ${AUDIT_CHAIN_LOCK}; SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1`,
         );
         const prevHash = results[1]?.rows[0]?.hash ?? GENESIS_HASH;
         const row = {

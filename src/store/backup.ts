@@ -1,4 +1,8 @@
 import type { Knex } from 'knex';
+import { BackupFileError } from '../shared/backup-file.ts';
+import { verifyAuditChain } from './audit-chain.ts';
+import { AUDIT_CHAIN_LOCK } from './audit-events.ts';
+import { modelsKeptByRestore } from './oidc-adapter.ts';
 
 /**
  * Logical backup of Portcullis' tables. Rows are read inside one REPEATABLE READ, READ ONLY
@@ -6,27 +10,35 @@ import type { Knex } from 'knex';
  * `to_jsonb(row)`, and written back with `jsonb_populate_recordset`, so Postgres converts every
  * type both ways (timestamps, bytea, arrays, jsonb) without JavaScript in between.
  *
- * Flow state is left out on purpose: the oidc_payloads rows (sessions, codes, grants, tokens when
- * no Redis is configured) would resurrect consumed codes and revoked grants, like an old Redis
- * snapshot would. Only its durable registration access tokens are kept. Ephemeral counters
- * (EPHEMERAL below) are left out likewise.
+ * Tables fall in four groups (the rest are durable data, replaced exactly by a restore):
+ * SKIPPED and LIVE are neither exported nor touched by a restore, FLOW_STATE is exported empty
+ * and emptied by a restore, MERGED is exported and merged rather than replaced.
  */
+export type BackupTable = { name: string; rows: unknown[] };
 export type BackupDocument = {
   format: 'portcullis-backup';
   version: 1;
   created_at: string;
   migrations: string[];
-  tables: { name: string; rows: unknown[] }[];
+  tables: BackupTable[];
 };
 
+/** The migration bookkeeping: the schema must already match (see currentMigrations). */
 const SKIPPED = new Set(['knex_migrations', 'knex_migrations_lock']);
-const DURABLE_OIDC_MODELS = ['RegistrationAccessToken'];
 /**
- * Short-lived counters and caches, like flow state: brute-force lockout counters, DPoP proof jtis,
- * WebAuthn challenges. Exported empty, so a restore clears them rather than bringing back
- * counters and challenges from the backup's time.
+ * Live state, as in Redis, which a backup does not carry and a restore leaves where it is:
+ * brute-force counters and replay caches describe the present (resetting them would hand an
+ * attacker a fresh budget or reopen a replay), and oidc_payloads holds the flows, which a restore
+ * ends instead (endRestoredCredentials). Older backups list these tables; their rows are ignored.
  */
-const EPHEMERAL = new Set(['lockouts', 'dpop_proof_jtis', 'webauthn_challenges']);
+const LIVE = new Set(['oidc_payloads', 'lockouts', 'dpop_proof_jtis']);
+/**
+ * Flow state with foreign keys into the restored tables: exported empty, and a restore refills
+ * it with nothing, since the sessions and ceremonies it points at end with the restore.
+ */
+const FLOW_STATE = new Set(['account_oidc_index', 'webauthn_challenges']);
+/** Exported, and merged into the database's own rows by a restore, never replaced (mergeAuditLog). */
+const MERGED = new Set(['audit_events']);
 /** Tables whose rows mean "this database is in use". */
 const OWNER_TABLES = ['users', 'oauth_clients', 'signing_keys'];
 
@@ -59,18 +71,11 @@ async function insertionOrder(knex: Knex, names: string[]): Promise<string[]> {
 export async function exportTables(knex: Knex, onTable?: (name: string, rows: number) => void): Promise<BackupDocument> {
   return knex.transaction(
     async (trx) => {
-      const names = await insertionOrder(trx, await tableNames(trx));
+      const names = await insertionOrder(trx, (await tableNames(trx)).filter((name) => !LIVE.has(name)));
       const migrations = (await trx('knex_migrations').orderBy('id').select<{ name: string }[]>('name')).map((m) => m.name);
       const tables: BackupDocument['tables'] = [];
       for (const name of names) {
-        if (EPHEMERAL.has(name)) {
-          tables.push({ name, rows: [] });
-          onTable?.(name, 0);
-          continue;
-        }
-        const filter = name === 'oidc_payloads' ? `WHERE t.type IN (${DURABLE_OIDC_MODELS.map(() => '?').join(', ')})` : '';
-        const result = await trx.raw<{ rows: { row: unknown }[] }>(`SELECT to_jsonb(t) AS row FROM ?? AS t ${filter}`, [name, ...(filter ? DURABLE_OIDC_MODELS : [])]);
-        const rows = result.rows.map((r) => r.row);
+        const rows = FLOW_STATE.has(name) ? [] : (await trx.raw<{ rows: { row: unknown }[] }>(`SELECT to_jsonb(t) AS row FROM ?? AS t`, [name])).rows.map((r) => r.row);
         tables.push({ name, rows });
         onTable?.(name, rows.length);
       }
@@ -78,6 +83,23 @@ export async function exportTables(knex: Knex, onTable?: (name: string, rows: nu
     },
     { isolationLevel: 'repeatable read', readOnly: true },
   );
+}
+
+const isRow = (row: unknown): boolean => typeof row === 'object' && row !== null && !Array.isArray(row);
+
+/** The decrypted document, checked for shape before anything reads it (a BACKUP_KEY holder can write anything). */
+export function parseBackupDocument(value: unknown): BackupDocument {
+  const doc = value as Partial<BackupDocument> | null;
+  const wellFormed =
+    doc?.format === 'portcullis-backup' &&
+    doc.version === 1 &&
+    typeof doc.created_at === 'string' &&
+    Array.isArray(doc.migrations) &&
+    doc.migrations.every((m) => typeof m === 'string') &&
+    Array.isArray(doc.tables) &&
+    doc.tables.every((t: Partial<BackupTable> | null) => typeof t?.name === 'string' && Array.isArray(t.rows) && t.rows.every(isRow));
+  if (!wellFormed) throw new BackupFileError('the file decrypts, but is not a backup this release understands (nothing was changed)');
+  return doc as BackupDocument;
 }
 
 export async function isEmpty(knex: Knex): Promise<boolean> {
@@ -92,33 +114,130 @@ export async function currentMigrations(knex: Knex): Promise<string[]> {
 }
 
 /**
- * Replaces the contents of every backed-up table in one transaction; `verify` runs before the
- * commit (e.g. that the current MASTER_KEY opens what was restored) and may throw to roll back.
+ * The document must name every table the restore empties (or merges), once, and nothing this
+ * database lacks: a partial document would otherwise empty tables it cannot refill.
+ */
+function checkTables(document: BackupDocument, present: string[], required: string[]): void {
+  const named = new Set<string>();
+  for (const { name } of document.tables) {
+    if (named.has(name)) throw new BackupFileError(`the backup lists table ${JSON.stringify(name)} twice; refusing it (nothing was changed)`);
+    named.add(name);
+  }
+  const unknown = [...named].filter((name) => !present.includes(name));
+  if (unknown.length > 0) throw new BackupFileError(`the backup has tables this database lacks: ${unknown.map((n) => JSON.stringify(n)).join(', ')}; refusing it (nothing was changed)`);
+  const missing = required.filter((name) => !named.has(name));
+  if (missing.length > 0) throw new BackupFileError(`the backup lacks tables a restore replaces: ${missing.join(', ')}; refusing a partial backup (nothing was changed)`);
+}
+
+async function insertRows(trx: Knex.Transaction, name: string, rows: unknown[]): Promise<void> {
+  for (let i = 0; i < rows.length; i += 500) {
+    await trx.raw(`INSERT INTO ?? SELECT * FROM jsonb_populate_recordset(NULL::??, ?::jsonb)`, [name, name, JSON.stringify(rows.slice(i, i + 500))]);
+  }
+}
+
+/** Serial and identity columns continue after the rows now in the table. */
+async function resetSequences(trx: Knex.Transaction, name: string): Promise<void> {
+  const { rows: serials } = await trx.raw<{ rows: { column_name: string }[] }>(
+    `SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? AND (column_default LIKE 'nextval(%' OR is_identity = 'YES')`,
+    [name],
+  );
+  for (const { column_name: column } of serials) {
+    await trx.raw(`SELECT setval(pg_get_serial_sequence(?, ?), GREATEST((SELECT max(??) FROM ??), 1), (SELECT count(*) > 0 FROM ??))`, [name, column, column, name, name]);
+  }
+}
+
+export type AuditMerge = { kept_after_backup: number; restored_from_backup: number };
+type StoredEvent = { id: number | string; hash: string };
+
+/**
+ * A restore never loses an audit event. The backup's log and the database's are copies of one
+ * hash chain, and a hash names its event and every event before it, so comparing one hash tells
+ * whether one copy continues the other:
+ * - the database has no events (a new database): the backup's are restored;
+ * - the database holds the backup's last event (same id and hash): its log continues the
+ *   backup's and is kept as it is, with everything recorded since the backup;
+ * - the backup holds the database's last event: the backup's later events are added;
+ * - otherwise the histories diverge (another deployment's backup, or an altered log): refused.
+ * Whatever the case, the resulting chain must verify end to end, or the restore is refused.
+ */
+async function mergeAuditLog(trx: Knex.Transaction, rows: unknown[]): Promise<AuditMerge> {
+  const backup = (rows as StoredEvent[]).toSorted((a, b) => Number(a.id) - Number(b.id));
+  const last = await trx<StoredEvent>('audit_events').orderBy('id', 'desc').first('id', 'hash');
+  const backupLast = backup.at(-1);
+  const after = async (id: number | string) => Number((await trx('audit_events').where('id', '>', id).count<{ n: string }[]>('* as n'))[0]?.n ?? 0);
+  let added: StoredEvent[];
+  let kept = 0;
+  if (!last) {
+    added = backup;
+  } else if (!backupLast) {
+    added = [];
+    kept = await after(0);
+  } else if ((await trx<StoredEvent>('audit_events').where('id', backupLast.id).first('hash'))?.hash === backupLast.hash) {
+    added = [];
+    kept = await after(backupLast.id);
+  } else if (backup.find((event) => Number(event.id) === Number(last.id))?.hash === last.hash) {
+    added = backup.filter((event) => Number(event.id) > Number(last.id));
+  } else {
+    throw new BackupFileError(
+      `the audit log in the backup and the audit log in this database diverge (neither continues the other: another deployment's backup, or an altered log); a restore never drops audit events, so export this database's log (portcullis audit export) and restore into an empty database (nothing was changed)`,
+    );
+  }
+  await insertRows(trx, 'audit_events', added);
+  await resetSequences(trx, 'audit_events');
+  const chain = await verifyAuditChain(trx);
+  if (!chain.ok) {
+    throw new BackupFileError(
+      `the audit log would not verify after this restore (event ${chain.broken_at}: ${chain.reason}); check it with portcullis audit verify (nothing was changed)`,
+    );
+  }
+  return { kept_after_backup: kept, restored_from_backup: added.length };
+}
+
+/**
+ * Replaces the contents of every restored table in one transaction, merges the audit log, then
+ * runs `afterRefill` (what the restore ends, its own audit event); any throw rolls all of it back.
+ * Appends to the audit chain wait for the commit (its lock is held throughout), so the merged
+ * chain and the restore's own event link up.
  */
 export async function importTables(
   knex: Knex,
   document: BackupDocument,
-  options: { verify?: (trx: Knex.Transaction) => Promise<void>; onTable?: (name: string, rows: number) => void } = {},
-): Promise<void> {
-  await knex.transaction(async (trx) => {
-    const present = new Set(await tableNames(trx));
-    const unknown = document.tables.filter((t) => !present.has(t.name)).map((t) => t.name);
-    if (unknown.length > 0) throw new Error(`the backup has tables this database lacks: ${unknown.join(', ')}`);
-    await trx.raw(`TRUNCATE ${[...present].map((n) => `"${n}"`).join(', ')} RESTART IDENTITY CASCADE`);
-    for (const { name, rows } of document.tables) {
-      for (let i = 0; i < rows.length; i += 500) {
-        await trx.raw(`INSERT INTO ?? SELECT * FROM jsonb_populate_recordset(NULL::??, ?::jsonb)`, [name, name, JSON.stringify(rows.slice(i, i + 500))]);
-      }
-      // Serial and identity columns continue after the restored rows.
-      const { rows: serials } = await trx.raw<{ rows: { column_name: string }[] }>(
-        `SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? AND (column_default LIKE 'nextval(%' OR is_identity = 'YES')`,
-        [name],
-      );
-      for (const { column_name: column } of serials) {
-        await trx.raw(`SELECT setval(pg_get_serial_sequence(?, ?), GREATEST((SELECT max(??) FROM ??), 1), (SELECT count(*) > 0 FROM ??))`, [name, column, column, name, name]);
-      }
+  options: { afterRefill?: (trx: Knex.Transaction, merged: { audit: AuditMerge }) => Promise<void>; onTable?: (name: string, rows: number) => void } = {},
+): Promise<{ audit: AuditMerge }> {
+  return knex.transaction(async (trx) => {
+    await trx.raw(`SELECT ${AUDIT_CHAIN_LOCK}`);
+    const present = await tableNames(trx);
+    const replaced = present.filter((name) => !LIVE.has(name) && !MERGED.has(name));
+    checkTables(document, present, present.filter((name) => !LIVE.has(name)));
+    // No CASCADE: a table outside this list that points into it makes the TRUNCATE fail, never empties it.
+    await trx.raw(`TRUNCATE ${replaced.map((name) => `"${name}"`).join(', ')} RESTART IDENTITY`);
+    const rowsOf = new Map(document.tables.map((table) => [table.name, table.rows]));
+    for (const name of await insertionOrder(trx, replaced)) {
+      const rows = FLOW_STATE.has(name) ? [] : (rowsOf.get(name) ?? []);
+      await insertRows(trx, name, rows);
+      await resetSequences(trx, name);
       options.onTable?.(name, rows.length);
     }
-    await options.verify?.(trx);
+    const audit = await mergeAuditLog(trx, rowsOf.get('audit_events') ?? []);
+    options.onTable?.('audit_events', audit.restored_from_backup);
+    await options.afterRefill?.(trx, { audit });
+    return { audit };
   });
+}
+
+export type EndedInPostgres = { oidc_rows: number; initial_access_tokens_revoked: number; cookie_keys_retired: number };
+
+/**
+ * What a restore ends in Postgres, inside its transaction: every oidc-provider flow in
+ * oidc_payloads (sessions, interactions, grants, codes, tokens, registration access tokens; the
+ * replay cache stays), every initial access token (the backup predates revocations made since),
+ * and every cookie key, replaced by `newCookieKeySealed` so sessions signed before end wherever
+ * their state is.
+ */
+export async function endRestoredCredentials(trx: Knex.Transaction, newCookieKeySealed: string): Promise<EndedInPostgres> {
+  const oidcRows = await trx('oidc_payloads').whereNotIn('type', [...modelsKeptByRestore]).delete();
+  const revoked = await trx('initial_access_tokens').whereNull('revoked_at').update({ revoked_at: trx.fn.now() });
+  const retired = await trx('cookie_keys').whereNull('retired_at').update({ retired_at: trx.fn.now() });
+  await trx('cookie_keys').insert({ key_sealed: newCookieKeySealed });
+  return { oidc_rows: oidcRows, initial_access_tokens_revoked: revoked, cookie_keys_retired: retired };
 }

@@ -1,7 +1,8 @@
+import { Cluster, type Redis as IORedis } from 'ioredis';
 import type { Redis } from './redis.ts';
 import type { Adapter, AdapterPayload } from './oidc-adapter.ts';
 import type { RefreshGrace } from './oidc-adapter.ts';
-import { NO_GRACE, alreadyConsumed, graceApplies, grantSourceModels, grantableModels, hideConsumedWithinGrace } from './oidc-adapter.ts';
+import { NO_GRACE, alreadyConsumed, graceApplies, grantSourceModels, grantableModels, hideConsumedWithinGrace, modelsKeptByRestore } from './oidc-adapter.ts';
 
 // Marks a stored model consumed unless it already is: 1 = consumed now, 2 = was consumed but
 // reused within the grace window (ARGV[3] ms, ARGV[4] reuses; 0 = none), 0 = was consumed, -1 = gone.
@@ -33,6 +34,8 @@ function withConsumeCommand(redis: Redis): RedisWithConsume {
  * replay caches are single-key and spread over the Cluster. Standalone and Sentinel keep the
  * untagged names, so existing sessions and tokens survive an upgrade.
  */
+const namespaceOf = (client: Redis): string => (client.isCluster ? '{oidc}' : 'oidc');
+
 const keyspace = (ns: string) => ({
   modelKey: (model: string, id: string): string => `${ns}:${model}:${id}`,
   grantKey: (grantId: string): string => `${ns}:grant:${grantId}`,
@@ -48,7 +51,7 @@ const keyspace = (ns: string) => ({
  */
 export function createRedisAdapter(client: Redis, model: string, refreshGrace: RefreshGrace = NO_GRACE): Adapter {
   const redis = withConsumeCommand(client);
-  const { modelKey, grantKey, uidKey, userCodeKey } = keyspace(client.isCluster ? '{oidc}' : 'oidc');
+  const { modelKey, grantKey, uidKey, userCodeKey } = keyspace(namespaceOf(client));
   const grace = graceApplies(model, refreshGrace) ? refreshGrace : NO_GRACE;
 
   async function load(key: string | null): Promise<AdapterPayload | undefined> {
@@ -130,4 +133,33 @@ export function createRedisAdapter(client: Redis, model: string, refreshGrace: R
     },
   };
   return adapter;
+}
+
+/** Redis glob metacharacters in a literal part of a SCAN pattern. */
+const globLiteral = (text: string): string => text.replace(/[*?[\]\\]/g, '\\$&');
+
+/**
+ * Ends every session, interaction, grant, code and token this deployment holds in Redis (what
+ * `backup restore` does, so a restore ends the flows begun after the backup). Only keys under
+ * REDIS_KEY_PREFIX in the adapter's namespace are touched, never FLUSHDB: the Redis may be shared.
+ * SCAN runs on every primary (on a Cluster the {oidc} hash tag puts all of them in one slot, but
+ * which node holds it is the Cluster's business); each batch is deleted through the client, which
+ * adds the prefix back and routes by slot. Returns the number of keys deleted.
+ */
+export async function endOidcState(client: Redis): Promise<number> {
+  const prefix = client.options.keyPrefix ?? '';
+  const pattern = `${globLiteral(prefix)}${globLiteral(namespaceOf(client))}:*`;
+  const nodes: IORedis[] = client instanceof Cluster ? client.nodes('master') : [client];
+  let deleted = 0;
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      // SCAN answers full key names; commands through the client get the prefix added again.
+      const names = keys.map((key) => key.slice(prefix.length)).filter((name) => !modelsKeptByRestore.has(name.split(':')[1] ?? ''));
+      if (names.length > 0) deleted += await client.unlink(...names);
+    } while (cursor !== '0');
+  }
+  return deleted;
 }

@@ -23,6 +23,13 @@ export const grantSourceModels = new Set([
 ]);
 
 /**
+ * Models a restore leaves alone when it ends every flow (oidc-adapter-redis endOidcState, and
+ * oidc_payloads in store/backup.ts): the replay cache of client assertion jtis holds no grant,
+ * and emptying it would let a captured assertion be replayed.
+ */
+export const modelsKeptByRestore: ReadonlySet<string> = new Set(['ReplayDetection']);
+
+/**
  * oidc-provider checks `consumed` and then calls consume(): two concurrent redemptions can
  * both pass the check. Our adapters mark consumption atomically and, when they lose the race,
  * revoke the grant and answer with invalid_grant (RFC 6749 §4.1.2, RFC 9700 §4.14.2).

@@ -24,7 +24,8 @@ async function contents(knex: Knex, table: string): Promise<string[]> {
  * `portcullis backup create` / `restore` round trip through real CLI processes: a populated
  * database (users, TOTP and recovery codes, clients, signing keys, encrypted records, audit
  * chain) restored into a fresh database is identical table by table, except cookie keys (rotated,
- * so every session ends) and oidc flow state (never backed up).
+ * so every session ends), initial access tokens (revoked), oidc flow state (never backed up) and
+ * the audit log (continued with the restore's own event).
  */
 describe('encrypted backup and restore', function () {
   this.timeout(120_000);
@@ -72,10 +73,11 @@ describe('encrypted backup and restore', function () {
     await deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret }));
     const recoveryCodes = await deps.mfa.regenerateRecoveryCodes(user.id, {});
     const registered = await createTestClient(deps);
+    await deps.stores.initialAccessTokens.create({ note: 'made before the backup' });
     await deps.keys.ensureSigningKeys();
     await deps.keys.cookieKeys();
     const record = await deps.api.records.create({ userId: user.id }, { type: 'note', label: 'backup me', data: { text: 'survives' } });
-    // A brute-force counter (the Postgres lockout sentinel): ephemeral, never restored.
+    // A brute-force counter (the Postgres lockout sentinel): live state, never in a backup.
     await source('lockouts').insert({ key: 'lockout:password:backup-test', failures: 3, level: 1, expires_at: new Date(Date.now() + 3_600_000) });
 
     const file = join(dir, 'portcullis.backup');
@@ -101,19 +103,31 @@ describe('encrypted backup and restore', function () {
     expect(restored.code, restored.stderr).to.equal(0);
     expect(JSON.parse(restored.stdout)).to.include({ cookie_keys_rotated: true });
 
-    // Table by table identical, except cookie keys, flow state and ephemeral counters (empty).
-    for (const table of ['lockouts', 'dpop_proof_jtis', 'webauthn_challenges']) expect(await contents(target, table), table).to.deep.equal([]);
+    // Table by table identical, except cookie keys, flow state and live counters (empty: not in the backup).
+    for (const table of ['lockouts', 'dpop_proof_jtis', 'webauthn_challenges', 'account_oidc_index', 'oidc_payloads']) expect(await contents(target, table), table).to.deep.equal([]);
     // (Other suites share the source database and leave counters of their own there.)
     expect(await source('lockouts').where({ key: 'lockout:password:backup-test' })).to.have.length(1);
     const { rows: tables } = await source.raw<{ rows: { table_name: string }[] }>(
-      `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name NOT IN ('knex_migrations', 'knex_migrations_lock', 'cookie_keys', 'oidc_payloads', 'lockouts', 'dpop_proof_jtis', 'webauthn_challenges')`,
+      `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name NOT IN ('knex_migrations', 'knex_migrations_lock', 'cookie_keys', 'oidc_payloads', 'lockouts', 'dpop_proof_jtis', 'webauthn_challenges', 'account_oidc_index', 'initial_access_tokens', 'audit_events')`,
     );
-    expect(tables.map((t) => t.table_name)).to.include.members(['users', 'oauth_clients', 'signing_keys', 'records', 'audit_events']);
+    expect(tables.map((t) => t.table_name)).to.include.members(['users', 'oauth_clients', 'signing_keys', 'records']);
     for (const { table_name: table } of tables) {
       const rows = await contents(source, table);
-      if (['users', 'oauth_clients', 'signing_keys', 'records', 'audit_events'].includes(table)) expect(rows, table).to.not.be.empty;
+      if (['users', 'oauth_clients', 'signing_keys', 'records'].includes(table)) expect(rows, table).to.not.be.empty;
       expect(await contents(target, table), table).to.deep.equal(rows);
     }
+    // The audit chain: the source's events up to the backup, then the restore's own event.
+    const chain = async (knex: Knex) => (await knex('audit_events').orderBy('id').select<{ type: string; hash: string }[]>('type', 'hash')).map((e) => `${e.type} ${e.hash}`);
+    const sourceChain = await chain(source);
+    const backedUp = sourceChain.slice(0, sourceChain.findLastIndex((e) => e.startsWith('backup.created ')));
+    expect(backedUp).to.not.be.empty;
+    const targetChain = await chain(target);
+    expect(targetChain.slice(0, -1)).to.deep.equal(backedUp);
+    expect(targetChain.at(-1)).to.match(/^backup\.restored /);
+    // Initial access tokens come back revoked (the backup predates revocations made since).
+    const unrevoked = (rows: string[]) => rows.map((row) => ({ ...(JSON.parse(row) as Record<string, unknown>), revoked_at: null })).map((row) => JSON.stringify(row)).sort();
+    expect(unrevoked(await contents(target, 'initial_access_tokens'))).to.deep.equal(unrevoked(await contents(source, 'initial_access_tokens')));
+    expect(await target('initial_access_tokens').whereNull('revoked_at').pluck('id')).to.deep.equal([]);
 
     // Cookie keys: the restored ones are retired, one new key signs (every session ended).
     const cookieKeys = await target('cookie_keys').orderBy('id').select<{ id: number; retired_at: Date | null }[]>('id', 'retired_at');

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import * as client from 'openid-client';
-import { createRedisAdapter } from '../../src/store/oidc-adapter-redis.ts';
+import { createRedisAdapter, endOidcState } from '../../src/store/oidc-adapter-redis.ts';
 import { checkEvictionPolicy } from '../../src/store/redis-checks.ts';
 import { createRedis, type Redis } from '../../src/store/redis.ts';
 import { createRp, signedInUser } from '../helpers/api.ts';
@@ -114,6 +114,41 @@ describe('Redis Cluster (REDIS_CLUSTER_NODES)', function () {
     await tokens.revokeByGrantId(grantId);
     expect(await tokens.find('at-1')).to.equal(undefined);
     expect(await createRedisAdapter(redis, 'RefreshToken').find('rt-1')).to.equal(undefined);
+  });
+
+  it('S4 a restore ends the oidc state on the Cluster: every {oidc} key under the prefix goes; replay caches, other keys and other prefixes stay', async function () {
+    const own = createRedis({ redisClusterNodes: cluster.nodes, redisKeyPrefix: `${testEnv.redisKeyPrefix}cluster-s4:` });
+    const neighbour = createRedis({ redisClusterNodes: cluster.nodes, redisKeyPrefix: `${testEnv.redisKeyPrefix}cluster-s4-neighbour:` });
+    if (!own || !neighbour) throw new Error('no Redis client');
+    try {
+      const grantId = 'grant-s4';
+      await createRedisAdapter(own, 'Session').upsert('session-s4', { jti: 'session-s4', uid: 'uid-s4', accountId: 'account-s4' }, 60);
+      await createRedisAdapter(own, 'Grant').upsert(grantId, { jti: grantId, accountId: 'account-s4' }, 60);
+      await createRedisAdapter(own, 'AccessToken').upsert('at-s4', { jti: 'at-s4', grantId }, 60);
+      await createRedisAdapter(own, 'RefreshToken').upsert('rt-s4', { jti: 'rt-s4', grantId }, 60);
+      await createRedisAdapter(own, 'DeviceCode').upsert('dc-s4', { jti: 'dc-s4', userCode: 'BCDF-GHJK' }, 60);
+      await createRedisAdapter(own, 'ReplayDetection').upsert('jti-s4', { jti: 'jti-s4' }, 60);
+      await own.set('lockout:password:s4', '3');
+      await createRedisAdapter(neighbour, 'Session').upsert('session-s4', { jti: 'session-s4', accountId: 'someone-else' }, 60);
+
+      // Session, its uid pointer, Grant, AccessToken, RefreshToken, the grant's token set, DeviceCode and its user code pointer.
+      expect(await endOidcState(own)).to.equal(8);
+      expect(await createRedisAdapter(own, 'Session').find('session-s4')).to.equal(undefined);
+      expect(await createRedisAdapter(own, 'Session').findByUid('uid-s4')).to.equal(undefined);
+      expect(await createRedisAdapter(own, 'Grant').find(grantId)).to.equal(undefined);
+      expect(await createRedisAdapter(own, 'RefreshToken').find('rt-s4')).to.equal(undefined);
+      expect(await createRedisAdapter(own, 'DeviceCode').findByUserCode('BCDF-GHJK')).to.equal(undefined);
+      const left = cluster.nodes.flatMap((node) =>
+        redisCli('-p', node.split(':')[1] ?? '', '--scan', '--pattern', `${testEnv.redisKeyPrefix}cluster-s4:*`).split('\n').filter(Boolean),
+      );
+      expect(left.sort()).to.deep.equal([`${testEnv.redisKeyPrefix}cluster-s4:lockout:password:s4`, `${testEnv.redisKeyPrefix}cluster-s4:{oidc}:ReplayDetection:jti-s4`]);
+      expect(await createRedisAdapter(neighbour, 'Session').find('session-s4')).to.deep.include({ accountId: 'someone-else' });
+      // Nothing left to end: a second pass deletes nothing.
+      expect(await endOidcState(own)).to.equal(0);
+    } finally {
+      own.disconnect();
+      neighbour.disconnect();
+    }
   });
 
   adapterContract('redis cluster', (model) => createRedisAdapter(redis, model));

@@ -1,0 +1,124 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Knex } from 'knex';
+import { BackupFileError, openBackup, sealBackup } from '../shared/backup-file.ts';
+import { DecryptionError, type CryptoBox } from '../shared/crypto-box.ts';
+import { createAuditEventStore } from '../store/audit-events.ts';
+import {
+  currentMigrations,
+  endRestoredCredentials,
+  exportTables,
+  importTables,
+  isEmpty,
+  parseBackupDocument,
+  type AuditMerge,
+  type BackupDocument,
+  type EndedInPostgres,
+} from '../store/backup.ts';
+import { endOidcState } from '../store/oidc-adapter-redis.ts';
+import type { Redis } from '../store/redis.ts';
+import { SEALED_COLUMNS } from '../store/sealed-columns.ts';
+
+export type OnTable = (name: string, rows: number) => void;
+
+const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
+const summary = (doc: BackupDocument) => Object.fromEntries(doc.tables.map((t) => [t.name, t.rows.length]));
+
+/**
+ * `backup create`: one snapshot of the durable tables, sealed under BACKUP_KEY. Needs the database
+ * and BACKUP_KEY only, never MASTER_KEY: whoever runs backups cannot open what is sealed inside.
+ */
+export async function createBackup(knex: Knex, key: Buffer, onTable?: OnTable) {
+  const document = await exportTables(knex, onTable);
+  const sealed = sealBackup(document, key);
+  return { sealed, sha256: sha256(sealed), takenAt: document.created_at, migrations: document.migrations.length, tables: summary(document) };
+}
+
+export type CreatedBackup = Awaited<ReturnType<typeof createBackup>>;
+
+/** Recorded once the file is written (after the snapshot, so the backup never holds its own event). */
+export async function recordBackupCreated(knex: Knex, backup: CreatedBackup): Promise<void> {
+  await createAuditEventStore(knex).append({
+    type: 'backup.created',
+    data: { sha256: backup.sha256, bytes: backup.sealed.length, taken_at: backup.takenAt, tables: Object.keys(backup.tables).length },
+  });
+}
+
+/**
+ * Every value sealed under MASTER_KEY in the document must open with the current key, checked
+ * before anything changes: a backup taken under another key (or with one altered value) would
+ * otherwise restore data that can never be read again.
+ */
+function checkSealedValues(document: BackupDocument, box: CryptoBox): number {
+  let opened = 0;
+  for (const spec of SEALED_COLUMNS) {
+    const rows = (document.tables.find((t) => t.name === spec.table)?.rows ?? []) as Record<string, unknown>[];
+    for (const row of rows) {
+      const sealed = row[spec.column];
+      if (sealed === null || sealed === undefined) continue;
+      const rowKey = row[spec.key];
+      const keyValue = typeof rowKey === 'string' || typeof rowKey === 'number' ? String(rowKey) : '';
+      try {
+        // Anything but a string (an altered document) fails as a malformed envelope.
+        box.open(typeof sealed === 'string' ? sealed : '', spec.aad(keyValue));
+        opened += 1;
+      } catch (error) {
+        if (!(error instanceof DecryptionError)) throw error;
+        throw new BackupFileError(
+          `the backup holds values this MASTER_KEY cannot open (${spec.table}.${spec.column} of ${keyValue}: ${error.message}); start with the MASTER_KEY the backup was taken with (nothing was changed)`,
+        );
+      }
+    }
+  }
+  return opened;
+}
+
+export type RestoreReport = {
+  restored: Record<string, number>;
+  taken_at: string;
+  sha256: string;
+  sealed_values_checked: number;
+  audit: AuditMerge;
+  ended: EndedInPostgres & { redis_keys: number | 'no Redis configured for this command' };
+};
+
+/**
+ * `backup restore`: checks everything it can before changing anything (decryption, size, shape,
+ * schema, every sealed value), then in one transaction replaces the durable tables, merges the
+ * audit log, ends every credential the backup's time cannot vouch for, ends the flows in Redis
+ * (last, so a failure there rolls the restore back) and appends `backup.restored` to the chain.
+ */
+export async function restoreBackup(
+  deps: { knex: Knex; box: CryptoBox; redis: Redis | undefined },
+  file: Buffer,
+  key: Buffer,
+  options: { force?: boolean | undefined; onTable?: OnTable | undefined } = {},
+): Promise<RestoreReport> {
+  const { knex, box, redis } = deps;
+  const document = parseBackupDocument(openBackup(file, key));
+  const migrations = await currentMigrations(knex);
+  if (JSON.stringify(migrations) !== JSON.stringify(document.migrations)) {
+    throw new BackupFileError(
+      `the backup was taken at schema ${document.migrations.at(-1) ?? '(none)'} but this database is at ${migrations.at(-1) ?? '(none)'}; restore with the release that made it, then upgrade (nothing was changed)`,
+    );
+  }
+  if (!options.force && !(await isEmpty(knex))) throw new BackupFileError('the database is not empty (users, clients or keys exist); use --force to replace its contents');
+  const sealedValues = checkSealedValues(document, box);
+  const digest = sha256(file);
+  let ended: RestoreReport['ended'] | undefined;
+  const { audit } = await importTables(knex, document, {
+    ...(options.onTable ? { onTable: options.onTable } : {}),
+    async afterRefill(trx, merged) {
+      // (Steps that re-apply changes made since the backup belong here, after the refill.)
+      const inPostgres = await endRestoredCredentials(trx, box.seal(randomBytes(32).toString('base64url'), 'cookie-key'));
+      // Redis cannot join the transaction: emptied last, so any failure before leaves it untouched.
+      const redisKeys = redis ? await endOidcState(redis) : 'no Redis configured for this command';
+      ended = { ...inPostgres, redis_keys: redisKeys };
+      await createAuditEventStore(trx).append({
+        type: 'backup.restored',
+        data: { sha256: digest, taken_at: document.created_at, audit: merged.audit, ended },
+      });
+    },
+  });
+  if (!ended) throw new Error('the restore ended without its final step');
+  return { restored: summary(document), taken_at: document.created_at, sha256: digest, sealed_values_checked: sealedValues, audit, ended };
+}
