@@ -240,6 +240,20 @@ describe('docker/compose.yaml', function () {
     }
   });
 
+  it('S8 keeps the backups apart from MASTER_KEY: the backup service has BACKUP_KEY and the database URL only, and no other service mounts the backups', function () {
+    const backup = services.backup as Service;
+    expect(secretsOf(backup).sort()).to.deep.equal(['backup_key', 'database_url']);
+    expect(Object.keys(environmentOf(backup)).filter((name) => looksSecret(name.replace(/_FILE$/, ''))).sort()).to.deep.equal(['BACKUP_KEY_FILE', 'DATABASE_URL_FILE']);
+    const backupVolume = (backup.volumes ?? []).map((volume) => volume.split(':')[0]);
+    expect(backupVolume).to.deep.equal(['backups']);
+    for (const [name, service] of Object.entries(services)) {
+      if (name === 'backup') continue;
+      expect((service.volumes ?? []).map((volume) => volume.split(':')[0]), name).to.not.include('backups');
+      // Whoever holds MASTER_KEY holds neither the backup key nor the backups.
+      if (secretsOf(service).includes('master_key')) expect(secretsOf(service), name).to.not.include('backup_key');
+    }
+  });
+
   it('keeps the secret files out of git', function () {
     expect(read('docker/secrets/.gitignore').split('\n')).to.include.members(['*', '!.gitignore']);
   });
