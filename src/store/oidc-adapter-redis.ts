@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { Cluster, type Redis as IORedis } from 'ioredis';
 import type { Redis } from './redis.ts';
 import type { Adapter, AdapterPayload } from './oidc-adapter.ts';
@@ -149,7 +150,10 @@ const globLiteral = (text: string): string => text.replace(/[*?[\]\\]/g, '\\$&')
 export async function endOidcState(client: Redis): Promise<number> {
   const prefix = client.options.keyPrefix ?? '';
   const pattern = `${globLiteral(prefix)}${globLiteral(namespaceOf(client))}:*`;
+  // A Cluster client knows its primaries once connected: an empty list would end nothing, silently.
+  if (client instanceof Cluster && client.status !== 'ready') await once(client, 'ready', { signal: AbortSignal.timeout(30_000) });
   const nodes: IORedis[] = client instanceof Cluster ? client.nodes('master') : [client];
+  if (nodes.length === 0) throw new Error('no Redis Cluster primary is known: cannot end the sessions and tokens held there');
   let deleted = 0;
   for (const node of nodes) {
     let cursor = '0';

@@ -131,8 +131,15 @@ describe('Redis Cluster (REDIS_CLUSTER_NODES)', function () {
       await own.set('lockout:password:s4', '3');
       await createRedisAdapter(neighbour, 'Session').upsert('session-s4', { jti: 'session-s4', accountId: 'someone-else' }, 60);
 
-      // Session, its uid pointer, Grant, AccessToken, RefreshToken, the grant's token set, DeviceCode and its user code pointer.
-      expect(await endOidcState(own)).to.equal(8);
+      // Session, its uid pointer, Grant, AccessToken, RefreshToken, the grant's token set, DeviceCode and its user code pointer;
+      // through a client just made, as in the CLI (it learns the primaries only once connected).
+      const restoring = createRedis({ redisClusterNodes: cluster.nodes, redisKeyPrefix: `${testEnv.redisKeyPrefix}cluster-s4:` });
+      if (!restoring) throw new Error('no Redis client');
+      try {
+        expect(await endOidcState(restoring)).to.equal(8);
+      } finally {
+        restoring.disconnect();
+      }
       expect(await createRedisAdapter(own, 'Session').find('session-s4')).to.equal(undefined);
       expect(await createRedisAdapter(own, 'Session').findByUid('uid-s4')).to.equal(undefined);
       expect(await createRedisAdapter(own, 'Grant').find(grantId)).to.equal(undefined);
