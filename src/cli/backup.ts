@@ -64,6 +64,11 @@ export function registerBackupCommands(
           ...report,
           cookie_keys_rotated: true,
           next: [
+            ...(report.recorded === false
+              ? [
+                  'WARNING: this database never recorded making this file (no backup.created event with its sha256): it comes from another deployment, an older release, or whoever holds BACKUP_KEY; make sure you know where it came from',
+                ]
+              : []),
             typeof report.ended.redis_keys === 'number'
               ? `ended the flows in Redis (keys under REDIS_KEY_PREFIX ${JSON.stringify(deps.config.redisKeyPrefix)}) and in Postgres`
               : 'REDIS_URL is not set for this command: if the servers use Redis, their sessions and tokens were NOT ended; run the restore again with their REDIS_URL and REDIS_KEY_PREFIX',

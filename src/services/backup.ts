@@ -9,6 +9,7 @@ import {
   exportTables,
   importTables,
   isEmpty,
+  isRecordedBackup,
   parseBackupDocument,
   type AuditMerge,
   type BackupDocument,
@@ -76,6 +77,8 @@ export type RestoreReport = {
   restored: Record<string, number>;
   taken_at: string;
   sha256: string;
+  /** Made by this deployment's `backup create` (its audit log says so); null for a new database. */
+  recorded: boolean | null;
   sealed_values_checked: number;
   audit: AuditMerge;
   ended: EndedInPostgres & { redis_keys: number | 'no Redis configured for this command' };
@@ -104,6 +107,8 @@ export async function restoreBackup(
   if (!options.force && !(await isEmpty(knex))) throw new BackupFileError('the database is not empty (users, clients or keys exist); use --force to replace its contents');
   const sealedValues = checkSealedValues(document, box);
   const digest = sha256(file);
+  // BACKUP_KEY alone can make a file a restore accepts: say when this deployment never made this one.
+  const recorded = await isRecordedBackup(knex, digest);
   let ended: RestoreReport['ended'] | undefined;
   const { audit } = await importTables(knex, document, {
     ...(options.onTable ? { onTable: options.onTable } : {}),
@@ -115,10 +120,10 @@ export async function restoreBackup(
       ended = { ...inPostgres, redis_keys: redisKeys };
       await createAuditEventStore(trx).append({
         type: 'backup.restored',
-        data: { sha256: digest, taken_at: document.created_at, audit: merged.audit, ended },
+        data: { sha256: digest, recorded, taken_at: document.created_at, audit: merged.audit, ended },
       });
     },
   });
   if (!ended) throw new Error('the restore ended without its final step');
-  return { restored: summary(document), taken_at: document.created_at, sha256: digest, sealed_values_checked: sealedValues, audit, ended };
+  return { restored: summary(document), taken_at: document.created_at, sha256: digest, recorded, sealed_values_checked: sealedValues, audit, ended };
 }

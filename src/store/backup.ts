@@ -114,6 +114,15 @@ export async function currentMigrations(knex: Knex): Promise<string[]> {
 }
 
 /**
+ * Whether this database's audit log records making a backup with this SHA-256 (`backup.created`);
+ * null when the log is empty (a new database has no history to check against).
+ */
+export async function isRecordedBackup(knex: Knex, sha256: string): Promise<boolean | null> {
+  if (!(await knex('audit_events').first(knex.raw('1')))) return null;
+  return (await knex('audit_events').where({ type: 'backup.created' }).whereRaw(`data->>'sha256' = ?`, [sha256]).first(knex.raw('1'))) !== undefined;
+}
+
+/**
  * The document must name every table the restore empties (or merges), once, and nothing this
  * database lacks: a partial document would otherwise empty tables it cannot refill.
  */

@@ -112,6 +112,23 @@ describe('backup hygiene (S8)', function () {
     expect(await verifyAuditChain(deps.knex)).to.include({ ok: true });
   });
 
+  it('S8 a restore says whether this database recorded making the file: a file made with BACKUP_KEY alone is flagged', async function () {
+    const recorded = await createBackup();
+    const made = await cli(['backup', 'restore', recorded, '--force']);
+    expect(made.code, made.stderr).to.equal(0);
+    expect(JSON.parse(made.stdout)).to.include({ recorded: true });
+    expect((await events()).at(-1)?.data).to.include({ recorded: true });
+
+    // The same content, sealed by someone holding BACKUP_KEY rather than by backup create.
+    const unrecorded = await tamperedBackup(() => undefined);
+    const foreign = await cli(['backup', 'restore', unrecorded, '--force']);
+    expect(foreign.code, foreign.stderr).to.equal(0);
+    const report = JSON.parse(foreign.stdout) as { recorded: boolean; next: string[] };
+    expect(report.recorded).to.equal(false);
+    expect(report.next[0]).to.match(/^WARNING: this database never recorded making this file/);
+    expect((await events()).at(-1)?.data).to.include({ recorded: false });
+  });
+
   it('S8 restore --force keeps the audit events recorded after the backup; the chain verifies', async function () {
     const file = await createBackup();
     for (let i = 0; i < 3; i++) await deps.audit.record({ type: 'test.after_backup', data: { i } });
