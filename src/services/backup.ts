@@ -17,7 +17,7 @@ import {
 } from '../store/backup.ts';
 import { endOidcState } from '../store/oidc-adapter-redis.ts';
 import type { Redis } from '../store/redis.ts';
-import { SEALED_COLUMNS } from '../store/sealed-columns.ts';
+import { SEALED_COLUMNS, type SealedColumn } from '../store/sealed-columns.ts';
 
 export type OnTable = (name: string, rows: number) => void;
 
@@ -49,9 +49,10 @@ export async function recordBackupCreated(knex: Knex, backup: CreatedBackup): Pr
  * before anything changes: a backup taken under another key (or with one altered value) would
  * otherwise restore data that can never be read again.
  */
-function checkSealedValues(document: BackupDocument, box: CryptoBox): number {
+function checkSealedValues(document: BackupDocument, boxFor: (spec: SealedColumn) => CryptoBox): number {
   let opened = 0;
   for (const spec of SEALED_COLUMNS) {
+    const box = boxFor(spec);
     const rows = (document.tables.find((t) => t.name === spec.table)?.rows ?? []) as Record<string, unknown>[];
     for (const row of rows) {
       const sealed = row[spec.column];
@@ -105,15 +106,16 @@ export async function restoreBackup(
     );
   }
   if (!options.force && !(await isEmpty(knex))) throw new BackupFileError('the database is not empty (users, clients or keys exist); use --force to replace its contents');
-  const sealedValues = checkSealedValues(document, box);
+  // One key seals every column today; a column sealed by another key family names its own box here.
+  const sealedValues = checkSealedValues(document, () => box);
   const digest = sha256(file);
   // BACKUP_KEY alone can make a file a restore accepts: say when this deployment never made this one.
   const recorded = await isRecordedBackup(knex, digest);
   let ended: RestoreReport['ended'] | undefined;
-  const { audit } = await importTables(knex, document, {
+  const { audit, restored } = await importTables(knex, document, {
     ...(options.onTable ? { onTable: options.onTable } : {}),
     async afterRefill(trx, merged) {
-      // (Steps that re-apply changes made since the backup belong here, after the refill.)
+      // Re-applying what happened since the backup (e.g. the erasure journal, issue 20 S5) belongs here, after the refill.
       const inPostgres = await endRestoredCredentials(trx, box.seal(randomBytes(32).toString('base64url'), 'cookie-key'));
       // Redis cannot join the transaction: emptied last, so any failure before leaves it untouched.
       const redisKeys = redis ? await endOidcState(redis) : 'no Redis configured for this command';
@@ -125,5 +127,5 @@ export async function restoreBackup(
     },
   });
   if (!ended) throw new Error('the restore ended without its final step');
-  return { restored: summary(document), taken_at: document.created_at, sha256: digest, recorded, sealed_values_checked: sealedValues, audit, ended };
+  return { restored, taken_at: document.created_at, sha256: digest, recorded, sealed_values_checked: sealedValues, audit, ended };
 }

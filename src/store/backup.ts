@@ -212,7 +212,7 @@ export async function importTables(
   knex: Knex,
   document: BackupDocument,
   options: { afterRefill?: (trx: Knex.Transaction, merged: { audit: AuditMerge }) => Promise<void>; onTable?: (name: string, rows: number) => void } = {},
-): Promise<{ audit: AuditMerge }> {
+): Promise<{ audit: AuditMerge; restored: Record<string, number> }> {
   return knex.transaction(async (trx) => {
     await trx.raw(`SELECT ${AUDIT_CHAIN_LOCK}`);
     const present = await tableNames(trx);
@@ -221,16 +221,19 @@ export async function importTables(
     // No CASCADE: a table outside this list that points into it makes the TRUNCATE fail, never empties it.
     await trx.raw(`TRUNCATE ${replaced.map((name) => `"${name}"`).join(', ')} RESTART IDENTITY`);
     const rowsOf = new Map(document.tables.map((table) => [table.name, table.rows]));
+    const restored: Record<string, number> = {};
     for (const name of await insertionOrder(trx, replaced)) {
       const rows = FLOW_STATE.has(name) ? [] : (rowsOf.get(name) ?? []);
       await insertRows(trx, name, rows);
       await resetSequences(trx, name);
+      restored[name] = rows.length;
       options.onTable?.(name, rows.length);
     }
     const audit = await mergeAuditLog(trx, rowsOf.get('audit_events') ?? []);
+    restored.audit_events = audit.restored_from_backup;
     options.onTable?.('audit_events', audit.restored_from_backup);
     await options.afterRefill?.(trx, { audit });
-    return { audit };
+    return { audit, restored };
   });
 }
 
