@@ -74,6 +74,16 @@ function checkSealedValues(document: BackupDocument, boxFor: (spec: SealedColumn
   return opened;
 }
 
+/** A row the database refuses (a wrong type, a broken constraint) fails the one transaction: said in one line. */
+async function rolledBackOnFailure<T>(restore: Promise<T>): Promise<T> {
+  try {
+    return await restore;
+  } catch (error) {
+    if (error instanceof BackupFileError) throw error;
+    throw new BackupFileError(`the restore failed and its transaction was rolled back (nothing was changed in Postgres): ${(error as Error).message}`, { cause: error });
+  }
+}
+
 export type RestoreReport = {
   restored: Record<string, number>;
   taken_at: string;
@@ -112,7 +122,7 @@ export async function restoreBackup(
   // BACKUP_KEY alone can make a file a restore accepts: say when this deployment never made this one.
   const recorded = await isRecordedBackup(knex, digest);
   let ended: RestoreReport['ended'] | undefined;
-  const { audit, restored } = await importTables(knex, document, {
+  const { audit, restored } = await rolledBackOnFailure(importTables(knex, document, {
     ...(options.onTable ? { onTable: options.onTable } : {}),
     async afterRefill(trx, merged) {
       // Re-applying what happened since the backup (e.g. the erasure journal, issue 20 S5) belongs here, after the refill.
@@ -125,7 +135,7 @@ export async function restoreBackup(
         data: { sha256: digest, recorded, taken_at: document.created_at, audit: merged.audit, ended },
       });
     },
-  });
+  }));
   if (!ended) throw new Error('the restore ended without its final step');
   return { restored, taken_at: document.created_at, sha256: digest, recorded, sealed_values_checked: sealedValues, audit, ended };
 }

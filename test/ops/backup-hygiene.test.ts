@@ -193,6 +193,19 @@ describe('backup hygiene (S8)', function () {
     expect(await snapshot(deps.knex)).to.deep.equal(before);
   });
 
+  it('S8 a row the database refuses rolls the whole restore back (one transaction), with a one-line error', async function () {
+    const before = await snapshot(deps.knex);
+    // Refused by Postgres only after every earlier table was emptied and refilled.
+    const file = await tamperedBackup((doc) => {
+      doc.tables.find((t) => t.name === 'record_shares')?.rows.push({ record_id: 'not-a-uuid', user_id: 'not-a-uuid' });
+    });
+    const refused = await cli(['backup', 'restore', file, '--force']);
+    expect(refused.code).to.equal(1);
+    expect(refused.stderr).to.match(/^error: the restore failed and its transaction was rolled back \(nothing was changed in Postgres\): .*uuid/);
+    expect(refused.stderr.trim().split('\n')).to.have.length(1);
+    expect(await snapshot(deps.knex)).to.deep.equal(before);
+  });
+
   it('S8 a backup holding any value sealed under another MASTER_KEY is refused before anything changes', async function () {
     const other = createMasterBox(randomBytes(32));
     // Not the first signing key (the only value checked before): a user's wrapped data key.
