@@ -1,6 +1,7 @@
 import type { Context, Middleware, Next } from 'koa';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Config } from '../config/types.ts';
+import { ipBudgetKey } from '../shared/ip-budget.ts';
 import { parseOverrides, tooManyRequests } from '../shared/koa-rate-limit.ts';
 import type { AuthState } from './koa-bearer-auth.ts';
 
@@ -38,7 +39,8 @@ export function apiRateLimits(config: Config): { perIp: Middleware; perClient: (
   return {
     async perIp(ctx, next) {
       // Mounted on the /v1/ chain only (src/api/app.ts): health and metadata are not counted.
-      if (ipBudget) await spend(ctx, ipBudget, ctx.ip);
+      // An IPv6 /64 is one client (R3).
+      if (ipBudget) await spend(ctx, ipBudget, ipBudgetKey(ctx.ip));
       await next();
     },
     async perClient(ctx, next) {

@@ -5,7 +5,7 @@ import { health, type Readiness } from '../shared/health.ts';
 import { problemHandler } from '../shared/koa-problem-handler.ts';
 import { requestLogger } from '../shared/koa-request-logger.ts';
 import { securityHeaders } from '../shared/koa-security-headers.ts';
-import { rateLimits } from '../shared/koa-rate-limit.ts';
+import { createRateLimits } from '../shared/koa-rate-limit.ts';
 import { attachClientGovernance, withRegistrationProvenance } from './client-governance.ts';
 import { withAtomicReplayDetection } from './atomic-replay.ts';
 import { cacheableMetadata } from './cacheable-metadata.ts';
@@ -22,6 +22,8 @@ import { interactionRoutes } from './routes/interaction.ts';
 import { sessionTtl } from './session-lifetime.ts';
 import { notFoundPage, render, serveStatic } from './views.ts';
 import { allowedMethods } from '../shared/koa-allowed-methods.ts';
+import { canonicalRequest } from './koa-canonical-request.ts';
+import { bucketOfProviderRoute, nameProviderRoute, providerRouteIn, providerRouteOf } from './provider-routes.ts';
 
 export type AuthApp = { app: Koa; provider: Provider };
 
@@ -62,6 +64,8 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
 
   const app = new Koa({ proxy: config.trustProxy });
   app.keys = [...cookieKeys];
+  // First: the client address per TRUST_PROXY, then host, scheme and target from ISSUER (R2).
+  app.use(canonicalRequest({ issuer: config.issuer }));
   app.use(requestLogger({ logger, trustProxy: config.trustProxy }));
   app.use(securityHeaders({ https: config.issuer.startsWith('https://') }));
   app.use(health({ knex: deps.knex, redis: deps.redis, readiness }));
@@ -74,9 +78,17 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
       },
     }),
   );
-  // Per-IP and per-client request limits, before our login routes and the provider (T34 partial).
-  app.use(rateLimits({ config, redis: deps.redis, logger }));
-  const interactions = interactionRoutes({ provider, accounts: deps.accounts, mfa: deps.mfa, csrf, issuerOrigin, recentAuthSeconds: config.ttl.recentAuth });
+  // The provider's own name for the request (its matcher: any case, one trailing slash), so every
+  // guard in front of it is keyed on the route and not on the path's spelling (R3).
+  app.use(nameProviderRoute(providerRouteOf(provider)));
+  // Per-IP and per-client request limits: every provider route spends a bucket (R11, T34); our
+  // sign-in form spends the login bucket as middleware of its own route.
+  const limits = createRateLimits({ config, redis: deps.redis, logger });
+  app.use(limits.byBucket((ctx) => {
+    const route = providerRouteIn(ctx);
+    return route === undefined ? undefined : bucketOfProviderRoute(route);
+  }));
+  const interactions = interactionRoutes({ provider, accounts: deps.accounts, mfa: deps.mfa, csrf, issuerOrigin, recentAuthSeconds: config.ttl.recentAuth, loginLimit: limits.bucket('login') });
   app.use(interactions.routes());
   app.use(allowedMethods(interactions));
   attachAccountIndex(provider, deps.accountIndex, logger);

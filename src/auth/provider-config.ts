@@ -134,7 +134,8 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
       Grant: config.ttl.grant,
       DeviceCode: config.clients.deviceCodeTtl,
     },
-    interactions: { policy: buildInteractionPolicy(), url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    // Absolute, from ISSUER (R2): an emitted URL never depends on the request.
+    interactions: { policy: buildInteractionPolicy(), url: (_ctx, interaction) => new URL(`/interaction/${interaction.uid}`, config.issuer).href },
     // The account page's own first-party client (static: not in the database, not editable).
     clients: [accountClientMetadata(config.issuer)],
     // `require_mfa: true` makes every sign-in to the client pass a second factor (acr loa:2).
@@ -214,7 +215,7 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
       rpInitiatedLogout: {
         enabled: true,
         logoutSource(ctx, form) {
-          htmlPage(ctx, renderView('logout', { host: ctx.host, form, clientName: ctx.oidc.client?.clientName }));
+          htmlPage(ctx, renderView('logout', { host: new URL(config.issuer).host, form, clientName: ctx.oidc.client?.clientName }));
         },
         postLogoutSuccessSource(ctx) {
           htmlPage(ctx, renderView('logged-out', { clientName: ctx.oidc.client?.clientName }));

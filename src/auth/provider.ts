@@ -4,6 +4,7 @@ import type { Logger } from '../shared/logger.ts';
 import { buildProviderConfiguration, type ProviderConfigDeps } from './provider-config.ts';
 import { assertProductionProvider } from '../config/production-checks.ts';
 import { storageFailsClosed } from './storage-unavailable.ts';
+import { providerCanonicalRequest } from './koa-canonical-request.ts';
 
 /** Creates the provider and forwards its error events to our logs. */
 export function createProvider(deps: ProviderConfigDeps & { config: Config; logger: Logger }): Provider {
@@ -11,7 +12,10 @@ export function createProvider(deps: ProviderConfigDeps & { config: Config; logg
   // T43: in production, refuse a development-grade provider configuration.
   assertProductionProvider(deps.config, configuration);
   const provider = new Provider(deps.config.issuer, configuration);
-  provider.proxy = deps.config.trustProxy;
+  // Never from the request's forwarding headers: host, scheme and client address are pinned by
+  // the auth app's edge (koa-canonical-request.ts), first of the provider's middleware (R2).
+  provider.proxy = false;
+  provider.use(providerCanonicalRequest({ issuer: deps.config.issuer }));
   provider.on('server_error', (ctx, error) => {
     deps.logger.error({ err: error, path: ctx.path }, 'oidc-provider server error');
   });

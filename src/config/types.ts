@@ -58,6 +58,8 @@ export type Config = Readonly<{
     tokenPerClientOverrides: readonly string[];
     registrationPerIp: number;
     loginPerIp: number;
+    browserPerIp: number;
+    metadataPerIp: number;
     /** Resource API limits, counted per instance in memory. */
     apiPerIp: number;
     apiPerClient: number;

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Config } from '../config/types.ts';
+import { ipBudgetKey } from '../shared/ip-budget.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Redis } from '../store/redis.ts';
 
@@ -137,8 +138,16 @@ const keyOf = (budget: LockoutBudget, id: string): string => `lockout:${budget.n
  * The lockout sentinel for one budget, shared by every instance through Redis (or Postgres
  * without Redis). Whenever the store fails the answer is "locked" (fail closed, SECURITY.md §0.9).
  */
-export function createLockout({ redis, knex, logger, budget }: { redis?: Redis | undefined; knex: Knex; logger: Logger; budget: LockoutBudget }) {
+export function createLockout({ redis, knex, logger, budget, groupKey = (id) => id }: {
+  redis?: Redis | undefined;
+  knex: Knex;
+  logger: Logger;
+  budget: LockoutBudget;
+  /** Maps an id to the key that spends the budget (per-IP budgets: ipBudgetKey, an IPv6 /64 is one client). */
+  groupKey?: (id: string) => string;
+}) {
   const store = redis ? redisStore(redis) : postgresStore(knex);
+  const keyFor = (id: string): string => keyOf(budget, groupKey(id));
   const stateOf = ({ failures, lockedUntilMs, nowMs }: Stored & { nowMs: number }): LockoutState => {
     const remainingMs = Math.max(0, lockedUntilMs - nowMs);
     return { locked: remainingMs > 0, retryAfterSeconds: Math.ceil(remainingMs / 1000), failures };
@@ -152,7 +161,7 @@ export function createLockout({ redis, knex, logger, budget }: { redis?: Redis |
     /** Whether `id` is locked now; call before checking the secret. */
     async check(id: string): Promise<LockoutState> {
       try {
-        return stateOf(await store.get(keyOf(budget, id)));
+        return stateOf(await store.get(keyFor(id)));
       } catch (error) {
         return unavailable(error);
       }
@@ -160,7 +169,7 @@ export function createLockout({ redis, knex, logger, budget }: { redis?: Redis |
     /** Counts one failure for `id`; the state after it (locked when this failure started a lock). */
     async fail(id: string): Promise<LockoutState> {
       try {
-        const after = await store.fail(keyOf(budget, id), budget);
+        const after = await store.fail(keyFor(id), budget);
         return { ...stateOf(after), ...(after.started ? { started: true as const } : {}) };
       } catch (error) {
         return unavailable(error);
@@ -168,7 +177,7 @@ export function createLockout({ redis, knex, logger, budget }: { redis?: Redis |
     },
     /** A success forgets the failures. A store error here only leaves the count in place. */
     async clear(id: string): Promise<void> {
-      await store.clear(keyOf(budget, id)).catch((error: unknown) => {
+      await store.clear(keyFor(id)).catch((error: unknown) => {
         logger.warn({ err: error, budget: budget.name }, 'clearing lockout failures failed');
       });
     },
@@ -181,12 +190,14 @@ export type Lockout = ReturnType<typeof createLockout>;
 export function createLockouts({ config, redis, knex, logger }: { config: Config; redis?: Redis | undefined; knex: Knex; logger: Logger }) {
   const { lockout, clients } = config;
   const make = (budget: LockoutBudget): Lockout => createLockout({ redis, knex, logger, budget });
+  // Budgets keyed by client address: an IPv6 /64 is one client, an IPv4-mapped address is IPv4 (R3).
+  const perAddress = (budget: LockoutBudget): Lockout => createLockout({ redis, knex, logger, budget, groupKey: ipBudgetKey });
   const cap = lockout.maxSeconds;
   return {
     password: make({ name: 'password', maxFailures: lockout.passwordMaxFailures, baseSeconds: lockout.baseSeconds, maxSeconds: cap, windowSeconds: lockout.windowSeconds }),
     passwordIp:
       lockout.passwordIpMaxFailures > 0
-        ? make({ name: 'password-ip', maxFailures: lockout.passwordIpMaxFailures, baseSeconds: lockout.baseSeconds, maxSeconds: cap, windowSeconds: lockout.windowSeconds })
+        ? perAddress({ name: 'password-ip', maxFailures: lockout.passwordIpMaxFailures, baseSeconds: lockout.baseSeconds, maxSeconds: cap, windowSeconds: lockout.windowSeconds })
         : undefined,
     secondFactor: make({
       name: 'second-factor',
@@ -195,7 +206,7 @@ export function createLockouts({ config, redis, knex, logger }: { config: Config
       maxSeconds: cap,
       windowSeconds: lockout.secondFactorSeconds,
     }),
-    deviceUserCode: make({
+    deviceUserCode: perAddress({
       name: 'device-user-code',
       maxFailures: clients.userCodeAttempts,
       baseSeconds: clients.userCodeLockoutSeconds,

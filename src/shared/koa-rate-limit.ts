@@ -3,46 +3,52 @@ import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAb
 import type { Config } from '../config/types.ts';
 import type { Redis } from '../store/redis.ts';
 import type { Logger } from './logger.ts';
+import { ipBudgetKey } from './ip-budget.ts';
+import { handOver, PROVIDER_BODY_LIMIT, readBodyAhead } from './read-body-ahead.ts';
 import { Problem, problemType } from './problem.ts';
 
-/** Largest form body we read ahead to find a client_id (oidc-provider's own limit is 56 KiB). */
-const PEEK_LIMIT = 56 * 1024;
+/**
+ * The request budgets. token: the back-channel endpoints (per IP and per client); registration:
+ * RFC 7591/7592; login: our sign-in form; browser: the provider's front-channel pages;
+ * metadata: discovery, JWKS, userinfo and CORS preflights.
+ */
+export type BucketName = 'token' | 'registration' | 'login' | 'browser' | 'metadata';
 
 type Bucket = {
-  name: string;
+  name: BucketName;
   perIp: number;
   perClient: number;
   /** Per-client quotas replacing perClient for those client_ids (0 = no limit). */
   clientOverrides?: ReadonlyMap<string, number>;
-  matches: (ctx: Context) => boolean;
+};
+
+export type RateLimits = {
+  /**
+   * In front of everything: counts the request in the bucket bucketOf names (none: not counted).
+   * On the auth server bucketOf is keyed on oidc-provider's own route name, never on the path's
+   * spelling (R3).
+   */
+  byBucket(bucketOf: (ctx: Context) => BucketName | undefined): Middleware;
+  /** Route middleware for our own routes: whatever spelling the router accepted, it is counted. */
+  bucket(name: BucketName): Middleware;
 };
 
 /**
- * Rate limits per client and per IP on the endpoints oidc-provider leaves unprotected ("does not
- * implement resource limits"): /token, /token/introspection, /device/auth, /reg, and our login
- * POSTs. The IP is ctx.ip: the socket address, or X-Forwarded-For only when TRUST_PROXY is set
- * (BCP §4.13, T34). The client is the Basic-auth user or the form's client_id, read ahead and
- * handed to oidc-provider as req.body. Over the limit: 429 with Retry-After and RateLimit-*
- * headers. When the limiter's store fails, requests are refused with 503 (fail closed, T45).
+ * Rate limits per IP and per client on every endpoint (oidc-provider "does not implement resource
+ * limits"). The IP is ctx.ip (the socket address, or X-Forwarded-For only when TRUST_PROXY is
+ * set: BCP §4.13, T34), grouped by ipBudgetKey (an IPv6 /64 is one client, R3). The client is the
+ * Basic-auth user or the form's client_id, read ahead and handed to oidc-provider as req.body.
+ * Over the limit: 429 with Retry-After and RateLimit-* headers. When the limiter's store fails,
+ * requests are refused with 503 (fail closed, T45).
  */
-export function rateLimits({ config, redis, logger }: { config: Config; redis: Redis | undefined; logger: Logger }): Middleware {
+export function createRateLimits({ config, redis, logger }: { config: Config; redis: Redis | undefined; logger: Logger }): RateLimits {
   const limits = config.rateLimits;
-  const base = new URL(config.issuer).pathname.replace(/\/$/, '');
   const buckets: Bucket[] = [
-    {
-      name: 'token',
-      perIp: limits.tokenPerIp,
-      perClient: limits.tokenPerClient,
-      clientOverrides: parseOverrides(limits.tokenPerClientOverrides),
-      matches: (ctx) => ctx.path === `${base}/token` || ctx.path === `${base}/token/introspection` || ctx.path === `${base}/device/auth`,
-    },
-    {
-      name: 'registration',
-      perIp: limits.registrationPerIp,
-      perClient: 0,
-      matches: (ctx) => ctx.path === `${base}/reg` || ctx.path.startsWith(`${base}/reg/`),
-    },
-    { name: 'login', perIp: limits.loginPerIp, perClient: 0, matches: (ctx) => /^\/interaction\/[^/]+\/login$/.test(ctx.path) },
+    { name: 'token', perIp: limits.tokenPerIp, perClient: limits.tokenPerClient, clientOverrides: parseOverrides(limits.tokenPerClientOverrides) },
+    { name: 'registration', perIp: limits.registrationPerIp, perClient: 0 },
+    { name: 'login', perIp: limits.loginPerIp, perClient: 0 },
+    { name: 'browser', perIp: limits.browserPerIp, perClient: 0 },
+    { name: 'metadata', perIp: limits.metadataPerIp, perClient: 0 },
   ];
   const limiterFor = (name: string, points: number): RateLimiterAbstract | undefined => {
     if (points <= 0) return undefined;
@@ -55,17 +61,22 @@ export function rateLimits({ config, redis, logger }: { config: Config; redis: R
     const limiter = limiterFor(name, points);
     return limiter && { limiter, points };
   };
-  const active = buckets.map((bucket) => {
-    // Overrides count under the same keys as the default, so changing a quota keeps the window.
-    const overrides = new Map([...(bucket.clientOverrides ?? [])].map(([id, points]) => [id, limitOf(`${bucket.name}:client`, points)]));
-    const client = limitOf(`${bucket.name}:client`, bucket.perClient);
-    return {
-      ...bucket,
-      ip: limiterFor(`${bucket.name}:ip`, bucket.perIp),
-      countsClients: client !== undefined || [...overrides.values()].some(Boolean),
-      clientLimit: (clientId: string): Limit | undefined => (overrides.has(clientId) ? overrides.get(clientId) : client),
-    };
-  });
+  const active = new Map(
+    buckets.map((bucket) => {
+      // Overrides count under the same keys as the default, so changing a quota keeps the window.
+      const overrides = new Map([...(bucket.clientOverrides ?? [])].map(([id, points]) => [id, limitOf(`${bucket.name}:client`, points)]));
+      const client = limitOf(`${bucket.name}:client`, bucket.perClient);
+      return [
+        bucket.name,
+        {
+          ...bucket,
+          ip: limiterFor(`${bucket.name}:ip`, bucket.perIp),
+          countsClients: client !== undefined || [...overrides.values()].some(Boolean),
+          clientLimit: (clientId: string): Limit | undefined => (overrides.has(clientId) ? overrides.get(clientId) : client),
+        },
+      ] as const;
+    }),
+  );
 
   let lastLogged = 0;
   const consume = async (ctx: Context, limiter: RateLimiterAbstract, key: string, points: number): Promise<void> => {
@@ -91,19 +102,31 @@ export function rateLimits({ config, redis, logger }: { config: Config; redis: R
     ctx.set('RateLimit-Reset', String(Math.max(0, Math.ceil(state.msBeforeNext / 1000))));
   };
 
-  return async function rateLimitMiddleware(ctx, next): Promise<void> {
-    const bucket = ctx.method === 'POST' ? active.find((b) => b.matches(ctx)) : undefined;
-    if (!bucket) {
-      await next();
-      return;
-    }
-    if (bucket.ip) await consume(ctx, bucket.ip, `ip:${ctx.ip}`, bucket.perIp);
+  const spend = async (ctx: Context, name: BucketName): Promise<void> => {
+    const bucket = active.get(name);
+    if (!bucket) return;
+    if (bucket.ip) await consume(ctx, bucket.ip, `ip:${ipBudgetKey(ctx.ip)}`, bucket.perIp);
     if (bucket.countsClients) {
       const clientId = basicClientId(ctx) ?? (await peekFormClientId(ctx));
       const limit = clientId ? bucket.clientLimit(clientId) : undefined;
       if (limit) await consume(ctx, limit.limiter, `client:${clientId}`, limit.points);
     }
-    await next();
+  };
+
+  return {
+    byBucket(bucketOf) {
+      return async function rateLimitMiddleware(ctx, next): Promise<void> {
+        const name = bucketOf(ctx);
+        if (name) await spend(ctx, name);
+        await next();
+      };
+    },
+    bucket(name) {
+      return async function routeRateLimit(ctx, next): Promise<void> {
+        await spend(ctx, name);
+        await next();
+      };
+    },
   };
 }
 
@@ -148,21 +171,12 @@ function basicClientId(ctx: Context): string | undefined {
  * buffer is left on req.body, which oidc-provider parses instead of the stream.
  */
 async function peekFormClientId(ctx: Context): Promise<string | undefined> {
-  const length = Number(ctx.get('content-length'));
-  if (!ctx.is('application/x-www-form-urlencoded') || !Number.isInteger(length) || length <= 0 || length > PEEK_LIMIT || !ctx.req.readable)
-    return undefined;
-  const chunks: Buffer[] = [];
-  let received = 0;
-  for await (const chunk of ctx.req.iterator({ destroyOnReturn: false })) {
-    const buffer = chunk as Buffer;
-    received += buffer.length;
-    chunks.push(buffer);
-    if (received > length) break;
-  }
-  if (received !== length)
-    throw new Problem({ status: 400, type: problemType('bad-request'), title: 'Request body does not match its Content-Length' });
-  const body = Buffer.concat(chunks);
-  (ctx.req as typeof ctx.req & { body?: Buffer }).body = body;
+  if (!ctx.is('application/x-www-form-urlencoded')) return undefined;
+  const body = await readBodyAhead(ctx.req, PROVIDER_BODY_LIMIT);
+  if (body === 'skipped') return undefined;
+  if (body === 'mismatch') throw new Problem({ status: 400, type: problemType('bad-request'), title: 'Request body does not match its Content-Length' });
+  if (body === 'too-large') throw new Problem({ status: 413, type: problemType('payload-too-large'), title: 'Request body too large' });
+  handOver(ctx.req, body);
   const form = new URLSearchParams(body.toString('utf8'));
   const clientId = form.get('client_id');
   if (clientId) return clientId;

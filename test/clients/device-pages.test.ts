@@ -4,6 +4,7 @@ import { expect } from 'chai';
 import Koa from 'koa';
 import { Redis } from 'ioredis';
 import knexFactory from 'knex';
+import { nameProviderRoute } from '../../src/auth/provider-routes.ts';
 import { createDevicePages } from '../../src/auth/routes/device.ts';
 import type { AccountService } from '../../src/services/accounts.ts';
 import type { AuditService } from '../../src/services/audit.ts';
@@ -40,6 +41,8 @@ describe('device code entry guard', function () {
   async function serve(lockout: Lockout): Promise<string> {
     const pages = createDevicePages({ lockout, audit: {} as AuditService, accounts: {} as AccountService, logger });
     const app = new Koa();
+    // The auth app names the provider's route in front of the guard (src/auth/provider-routes.ts).
+    app.use(nameProviderRoute((_method, path) => (path === '/device' ? { name: 'code_verification', params: {} } : undefined)));
     app.use(pages.guard);
     app.use((ctx) => {
       ctx.body = `reached the provider: ${ctx.url}`;

@@ -25,6 +25,8 @@ export function testConfigEnv(options: { storage?: StorageMode; env?: Record<str
     RATE_LIMIT_TOKEN_PER_CLIENT: '0',
     RATE_LIMIT_REGISTRATION_PER_IP: '0',
     RATE_LIMIT_LOGIN_PER_IP: '0',
+    RATE_LIMIT_BROWSER_PER_IP: '0',
+    RATE_LIMIT_METADATA_PER_IP: '0',
     RATE_LIMIT_API_PER_IP: '0',
     RATE_LIMIT_API_PER_CLIENT: '0',
     // Likewise the per-IP wrong-password lockout (the per-account one stays on: tests use fresh users).

@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import Koa from 'koa';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../../src/config/load.ts';
-import { rateLimits } from '../../src/shared/koa-rate-limit.ts';
+import { createRateLimits } from '../../src/shared/koa-rate-limit.ts';
 import { problemHandler } from '../../src/shared/koa-problem-handler.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { createTestClient } from '../helpers/factories.ts';
@@ -228,7 +228,7 @@ describe('rate limits on token, introspection, device, registration and login en
     const app = new Koa();
     let reached = false;
     app.use(problemHandler({ logger }));
-    app.use(rateLimits({ config, redis: broken, logger }));
+    app.use(createRateLimits({ config, redis: broken, logger }).byBucket(() => 'token'));
     app.use((ctx) => {
       reached = true;
       ctx.body = 'passed';

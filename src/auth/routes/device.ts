@@ -5,11 +5,12 @@ import type { AccountService } from '../../services/accounts.ts';
 import type { AuditService } from '../../services/audit.ts';
 import type { Lockout } from '../../services/lockout.ts';
 import type { Logger } from '../../shared/logger.ts';
+import { providerRouteIn } from '../provider-routes.ts';
 import { describeScopes } from '../scopes.ts';
 import { renderView, type ViewName } from '../views.ts';
 
-/** oidc-provider's route for the user-code pages (routes.code_verification). */
-export const DEVICE_PATH = '/device';
+/** oidc-provider's route name for the user-code pages (routes.code_verification, /device). */
+const CODE_VERIFICATION = 'code_verification';
 
 type DeviceCodeEntity = { clientId?: string; iat?: number; deviceInfo?: { ip?: string; ua?: string }; params?: { scope?: string } };
 
@@ -84,13 +85,15 @@ export function createDevicePages({ lockout, audit, accounts, logger }: {
      * closed when the limiter's store is down.
      */
     guard: async function deviceGuard(ctx, next) {
-      if (ctx.path !== DEVICE_PATH) {
+      // Keyed on the provider's route name (app.ts nameProviderRoute), so /DEVICE, /device/ and
+      // every other spelling the provider serves is guarded too (R3).
+      if (providerRouteIn(ctx) !== CODE_VERIFICATION) {
         await next();
         return;
       }
-      if (ctx.method === 'GET' && typeof ctx.query.user_code === 'string') {
+      if ((ctx.method === 'GET' || ctx.method === 'HEAD') && typeof ctx.query.user_code === 'string') {
         prefill.set(ctx.req, ctx.query.user_code.replace(/[^A-Za-z0-9-]/g, '').slice(0, 32));
-        ctx.req.url = DEVICE_PATH;
+        ctx.querystring = '';
       } else if (ctx.method === 'POST') {
         const state = await lockout.check(ctx.ip);
         if (state.unavailable) {

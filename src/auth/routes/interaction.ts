@@ -1,6 +1,6 @@
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
-import type { Context } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { AccountService } from '../../services/accounts.ts';
 import type { MfaService } from '../../services/mfa.ts';
@@ -31,7 +31,7 @@ function field(ctx: Context, name: string, max: number): string {
  * reloads the interaction from its cookie, checks that the URL's uid is that interaction and
  * that the step is the one expected now, so steps cannot be skipped or replayed (T31, T32).
  */
-export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin, recentAuthSeconds }: {
+export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin, recentAuthSeconds, loginLimit }: {
   provider: Provider;
   accounts: AccountService;
   mfa: MfaService;
@@ -39,6 +39,8 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
   issuerOrigin: string;
   /** How recent a session's sign-in must be for a step-up to enroll a first factor (RECENT_AUTH_SECONDS). */
   recentAuthSeconds: number;
+  /** The login bucket's rate limit, as middleware of the route itself: any spelling the router accepts is counted (R3). */
+  loginLimit: Middleware;
 }): Router {
   const router = new Router({ prefix: '/interaction' });
   const body = bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' });
@@ -148,7 +150,7 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
     throw interactionProblem('This sign-in step is not supported.');
   });
 
-  router.post('/:uid/login', ...guard, async function submitLogin(ctx) {
+  router.post('/:uid/login', loginLimit, ...guard, async function submitLogin(ctx) {
     const details = await load(ctx, 'login');
     if (pendingOf(details)) throw interactionProblem('This step is not expected now.');
     const email = field(ctx, 'email', 320).trim();
