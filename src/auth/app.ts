@@ -8,6 +8,7 @@ import { securityHeaders } from '../shared/koa-security-headers.ts';
 import { createRateLimits } from '../shared/koa-rate-limit.ts';
 import { attachClientGovernance, withRegistrationProvenance } from './client-governance.ts';
 import { withAtomicReplayDetection } from './atomic-replay.ts';
+import { releaseFailedClaims, withRegistrationTokenClaim } from './registration-token-claim.ts';
 import { cacheableMetadata } from './cacheable-metadata.ts';
 import { auditRefreshReuse, recentRefreshReuse } from './refresh-reuse.ts';
 import { detectConstantChallenges } from './constant-challenge.ts';
@@ -47,13 +48,14 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
     config,
     logger,
     accounts: deps.accounts,
-    adapter: withAccountIndex(withAtomicReplayDetection(withDevicePollPacing(withRegistrationProvenance(deps.oidcAdapter, deps.stores.clients), once), once), deps.accountIndex),
+    adapter: withAccountIndex(withAtomicReplayDetection(withDevicePollPacing(withRegistrationTokenClaim(withRegistrationProvenance(deps.oidcAdapter, deps.stores.clients), once), once), once), deps.accountIndex),
     jwks: await deps.keys.privateJwks(),
     cookieKeys,
     devicePages,
   });
   auditRefreshReuse(provider, { audit: deps.audit, once, logger, ttlSeconds: config.ttl.refreshToken });
   detectConstantChallenges(provider, { audit: deps.audit, once, logger });
+  releaseFailedClaims(provider, once);
   attachClientGovernance(provider, { clients: deps.stores.clients, initialAccessTokens: deps.stores.initialAccessTokens, audit: deps.audit, logger });
   // Below the rotated-key publication delay, so a cached JWKS always has the next signing key.
   cacheableMetadata(provider, { maxAgeSeconds: Math.min(300, config.signingKeys.activateAfterSeconds) });

@@ -1,13 +1,25 @@
 import Provider, { type KoaContextWithOIDC } from 'oidc-provider';
+import type { Context } from 'koa';
 import type { AuditService } from '../services/audit.ts';
 import { isHashedSecret, verifyClientSecret } from '../shared/client-secret.ts';
 import type { Logger } from '../shared/logger.ts';
+import { handOver, PROVIDER_BODY_LIMIT, readBodyAhead } from '../shared/read-body-ahead.ts';
 import type { ClientStore } from '../store/clients.ts';
 import type { InitialAccessTokenStore } from '../store/initial-access-tokens.ts';
 import type { Adapter } from '../store/oidc-adapter.ts';
+import { providerRouteOf } from './provider-routes.ts';
 
 /** The request being served by oidc-provider (its AsyncLocalStorage), if any. */
 const currentContext = (): KoaContextWithOIDC | undefined => (Provider as unknown as { ctx?: KoaContextWithOIDC }).ctx;
+
+function parseJsonObject(raw: Buffer): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(raw.toString('utf8'));
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Wraps the adapter factory so a client stored by the registration endpoint records which
@@ -52,6 +64,34 @@ export function attachClientGovernance(
   clientPrototype.compareClientSecret = function compareClientSecret(this: { clientSecret?: string }, actual: string): boolean {
     return verifyClientSecret(this.clientSecret, actual);
   };
+  // RFC 7592 §2.2: an update carries the client's full metadata, including its current secret.
+  // oidc-provider compares that with the stored value, which is our hash, so the real secret was
+  // refused (and the hash accepted). The body is read ahead: the exact current secret is taken out
+  // (the provider then keeps the stored one), the stored hash is replaced by a value that never
+  // matches, and anything else is left for the provider to refuse (R11).
+  const routeOf = providerRouteOf(provider);
+  provider.use(async function acceptEchoedClientSecret(ctx, next) {
+    await adjustEchoedSecret(ctx);
+    await next();
+  });
+  async function adjustEchoedSecret(ctx: Context): Promise<void> {
+    const route = routeOf(ctx.method, ctx.path);
+    if (route?.name !== 'client_update' || !ctx.is('application/json')) return;
+    // Anything but a body read whole is left to the provider, which refuses it with invalid_request.
+    const raw = await readBodyAhead(ctx.req, PROVIDER_BODY_LIMIT);
+    if (typeof raw === 'string') return;
+    handOver(ctx.req, raw);
+    const body = parseJsonObject(raw);
+    const presented = body?.client_secret;
+    if (!body || typeof presented !== 'string') return;
+    const stored = (await provider.Client.find(route.params.clientId ?? ''))?.clientSecret;
+    if (!stored || !isHashedSecret(stored)) return;
+    if (verifyClientSecret(stored, presented)) delete body.client_secret;
+    else if (presented === stored) body.client_secret = '';
+    else return;
+    handOver(ctx.req, Buffer.from(JSON.stringify(body)));
+  }
+
   provider.use(async function hideSecretHashes(ctx, next) {
     await next();
     const body = ctx.body as { client_secret?: unknown } | undefined;

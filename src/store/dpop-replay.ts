@@ -6,6 +6,8 @@ import type { Redis } from './redis.ts';
 export type ReplayStore = {
   /** True the first time a key is seen within ttlSeconds; false for a replay. Throws when the store is down. */
   firstUse(key: string, ttlSeconds: number): Promise<boolean>;
+  /** Forgets a key, so its next firstUse is first again (a claim given back). */
+  release(key: string): Promise<void>;
 };
 
 const digest = (key: string): string => createHash('sha256').update(key, 'utf8').digest('base64url');
@@ -16,6 +18,9 @@ export function createReplayStore({ redis, knex }: { redis: Redis | undefined; k
     return {
       async firstUse(key, ttlSeconds) {
         return (await redis.set(`once:${digest(key)}`, '1', 'EX', ttlSeconds, 'NX')) === 'OK';
+      },
+      async release(key) {
+        await redis.del(`once:${digest(key)}`);
       },
     };
   }
@@ -30,6 +35,9 @@ export function createReplayStore({ redis, knex }: { redis: Redis | undefined; k
         .where('dpop_proof_jtis.expires_at', '<', knex.fn.now())
         .returning('jti_hash');
       return rows.length > 0;
+    },
+    async release(key) {
+      await knex('dpop_proof_jtis').where({ jti_hash: digest(key) }).delete();
     },
   };
 }
