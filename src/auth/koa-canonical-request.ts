@@ -5,7 +5,16 @@ import type { Context, Middleware } from 'koa';
  * Headers by which a client or a proxy can name a host, a scheme or an address. Read at most once,
  * at the edge (the address, per TRUST_PROXY), then removed: nothing further in can trust them.
  */
-const FORWARDING_HEADERS = ['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-ssl', 'x-real-ip'];
+const FORWARDING_HEADERS = [
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-forwarded-port',
+  'x-forwarded-prefix',
+  'x-forwarded-ssl',
+  'x-real-ip',
+];
 
 /** The client address the edge decided on, for the provider's own context of the same request. */
 const clientAddresses = new WeakMap<IncomingMessage, string>();

@@ -57,7 +57,9 @@ export type ProviderRouteOf = (method: string, path: string) => ProviderRouteMat
 export function providerRouteOf(provider: Provider): ProviderRouteOf {
   const router = instance(provider)?.router;
   if (typeof router?.match !== 'function') {
-    throw new Error('oidc-provider internals moved: weak_cache(provider).router.match is gone (package.json pins the version this was written for)');
+    throw new Error(
+      'oidc-provider internals moved: weak_cache(provider).router.match is gone (package.json pins the version this was written for)',
+    );
   }
   return (method, path) => {
     const match = router.match(method, path);

@@ -44,7 +44,12 @@ export type RateLimits = {
 export function createRateLimits({ config, redis, logger }: { config: Config; redis: Redis | undefined; logger: Logger }): RateLimits {
   const limits = config.rateLimits;
   const buckets: Bucket[] = [
-    { name: 'token', perIp: limits.tokenPerIp, perClient: limits.tokenPerClient, clientOverrides: parseOverrides(limits.tokenPerClientOverrides) },
+    {
+      name: 'token',
+      perIp: limits.tokenPerIp,
+      perClient: limits.tokenPerClient,
+      clientOverrides: parseOverrides(limits.tokenPerClientOverrides),
+    },
     { name: 'registration', perIp: limits.registrationPerIp, perClient: 0 },
     { name: 'login', perIp: limits.loginPerIp, perClient: 0 },
     { name: 'browser', perIp: limits.browserPerIp, perClient: 0 },
@@ -174,7 +179,8 @@ async function peekFormClientId(ctx: Context): Promise<string | undefined> {
   if (!ctx.is('application/x-www-form-urlencoded')) return undefined;
   const body = await readBodyAhead(ctx.req, PROVIDER_BODY_LIMIT);
   if (body === 'skipped') return undefined;
-  if (body === 'mismatch') throw new Problem({ status: 400, type: problemType('bad-request'), title: 'Request body does not match its Content-Length' });
+  if (body === 'mismatch')
+    throw new Problem({ status: 400, type: problemType('bad-request'), title: 'Request body does not match its Content-Length' });
   if (body === 'too-large') throw new Problem({ status: 413, type: problemType('payload-too-large'), title: 'Request body too large' });
   handOver(ctx.req, body);
   const form = new URLSearchParams(body.toString('utf8'));

@@ -37,7 +37,9 @@ export function createReplayStore({ redis, knex }: { redis: Redis | undefined; k
       return rows.length > 0;
     },
     async release(key) {
-      await knex('dpop_proof_jtis').where({ jti_hash: digest(key) }).delete();
+      await knex('dpop_proof_jtis')
+        .where({ jti_hash: digest(key) })
+        .delete();
     },
   };
 }

@@ -13,9 +13,14 @@ const METHODS = ['get', 'post', 'put', 'delete', 'options'] as const;
  * Starts the servers while recording every route oidc-provider's router registers: the list
  * comes from the provider itself (its own register calls), not from our bucket table.
  */
-async function startRecordingRoutes(options: Parameters<typeof startTestServers>[0]): Promise<{ servers: TestServers; routes: Registered[] }> {
+async function startRecordingRoutes(
+  options: Parameters<typeof startTestServers>[0],
+): Promise<{ servers: TestServers; routes: Registered[] }> {
   const routes: Registered[] = [];
-  const prototype = Router.prototype as unknown as Record<(typeof METHODS)[number], (this: Router, name: string, path: string, ...middleware: unknown[]) => Router>;
+  const prototype = Router.prototype as unknown as Record<
+    (typeof METHODS)[number],
+    (this: Router, name: string, path: string, ...middleware: unknown[]) => Router
+  >;
   const originals = METHODS.map((method) => [method, prototype[method]] as const);
   for (const [method, original] of originals) {
     prototype[method] = function record(this: Router, name: string, path: string, ...middleware: unknown[]): Router {
@@ -41,8 +46,15 @@ describe('R11 every oidc-provider endpoint belongs to a rate-limit bucket', func
 
   it('R11 every bucket has a per-IP limit by default (RATE_LIMIT_*_PER_IP)', function () {
     const defaults = loadConfig({}).rateLimits;
-    const perIp = { token: defaults.tokenPerIp, registration: defaults.registrationPerIp, login: defaults.loginPerIp, browser: defaults.browserPerIp, metadata: defaults.metadataPerIp };
-    for (const [bucket, points] of Object.entries(perIp)) expect(points, `default per-IP limit of the ${bucket} bucket`).to.be.greaterThan(0);
+    const perIp = {
+      token: defaults.tokenPerIp,
+      registration: defaults.registrationPerIp,
+      login: defaults.loginPerIp,
+      browser: defaults.browserPerIp,
+      metadata: defaults.metadataPerIp,
+    };
+    for (const [bucket, points] of Object.entries(perIp))
+      expect(points, `default per-IP limit of the ${bucket} bucket`).to.be.greaterThan(0);
   });
 
   for (const storage of ['redis', 'postgres'] as StorageMode[]) {
@@ -61,7 +73,14 @@ describe('R11 every oidc-provider endpoint belongs to a rate-limit bucket', func
       });
       try {
         const names = new Set(routes.map((r) => r.name));
-        expect(names, 'the recording saw the provider register its routes').to.include.members(['token', 'authorization', 'discovery', 'pushed_authorization_request', 'revocation', 'client_update']);
+        expect(names, 'the recording saw the provider register its routes').to.include.members([
+          'token',
+          'authorization',
+          'discovery',
+          'pushed_authorization_request',
+          'revocation',
+          'client_update',
+        ]);
         const unlisted = [...names].filter((name) => !(name in PROVIDER_ROUTE_BUCKETS) && !name.startsWith('cors.'));
         expect(unlisted, 'provider routes missing from PROVIDER_ROUTE_BUCKETS (src/auth/provider-routes.ts)').to.deep.equal([]);
         let address = 1;
@@ -73,7 +92,12 @@ describe('R11 every oidc-provider endpoint belongs to a rate-limit bucket', func
             rawRequest(servers.issuer, {
               method: route.method,
               target,
-              headers: { 'X-Forwarded-For': from, 'Content-Type': 'application/x-www-form-urlencoded', Origin: 'https://rp.example.test', 'Access-Control-Request-Method': 'POST' },
+              headers: {
+                'X-Forwarded-For': from,
+                'Content-Type': 'application/x-www-form-urlencoded',
+                Origin: 'https://rp.example.test',
+                'Access-Control-Request-Method': 'POST',
+              },
               body: '',
             });
           const first = await send();

@@ -14,21 +14,61 @@ let clientSeq = 0;
 const anyClient = (): string => `spelling-client-${++clientSeq}`;
 
 const TOKEN_VARIANTS: Variant[] = [
-  ...['/token', '/TOKEN', '/Token/', '/token/'].map((target) => ({ method: 'POST', target, get body() { return { grant_type: 'client_credentials', client_id: anyClient() }; } })),
-  ...['/token/introspection', '/TOKEN/INTROSPECTION', '/token/Introspection/'].map((target) => ({ method: 'POST', target, get body() { return { token: 'x', client_id: anyClient() }; } })),
-  ...['/token/revocation', '/TOKEN/REVOCATION/'].map((target) => ({ method: 'POST', target, get body() { return { token: 'x', client_id: anyClient() }; } })),
-  ...['/device/auth', '/DEVICE/AUTH/', '/Device/Auth'].map((target) => ({ method: 'POST', target, get body() { return { client_id: anyClient() }; } })),
-  ...['/request', '/REQUEST/'].map((target) => ({ method: 'POST', target, get body() { return { client_id: anyClient(), response_type: 'code' }; } })),
+  ...['/token', '/TOKEN', '/Token/', '/token/'].map((target) => ({
+    method: 'POST',
+    target,
+    get body() {
+      return { grant_type: 'client_credentials', client_id: anyClient() };
+    },
+  })),
+  ...['/token/introspection', '/TOKEN/INTROSPECTION', '/token/Introspection/'].map((target) => ({
+    method: 'POST',
+    target,
+    get body() {
+      return { token: 'x', client_id: anyClient() };
+    },
+  })),
+  ...['/token/revocation', '/TOKEN/REVOCATION/'].map((target) => ({
+    method: 'POST',
+    target,
+    get body() {
+      return { token: 'x', client_id: anyClient() };
+    },
+  })),
+  ...['/device/auth', '/DEVICE/AUTH/', '/Device/Auth'].map((target) => ({
+    method: 'POST',
+    target,
+    get body() {
+      return { client_id: anyClient() };
+    },
+  })),
+  ...['/request', '/REQUEST/'].map((target) => ({
+    method: 'POST',
+    target,
+    get body() {
+      return { client_id: anyClient(), response_type: 'code' };
+    },
+  })),
 ];
 
 const REGISTRATION_VARIANTS: Variant[] = [
   ...['/reg', '/REG', '/reg/'].map((target) => ({ method: 'POST', target, body: {}, headers: { 'Content-Type': 'application/json' } })),
   ...['/reg/some-client', '/REG/some-client/', '/reg/some-%63lient'].map((target) => ({ method: 'GET', target })),
-  ...['/reg/some-client', '/Reg/some-client/'].map((target) => ({ method: 'PUT', target, body: {}, headers: { 'Content-Type': 'application/json' } })),
+  ...['/reg/some-client', '/Reg/some-client/'].map((target) => ({
+    method: 'PUT',
+    target,
+    body: {},
+    headers: { 'Content-Type': 'application/json' },
+  })),
   ...['/reg/some-client', '/REG/SOME-CLIENT/'].map((target) => ({ method: 'DELETE', target })),
 ];
 
-const LOGIN_VARIANTS: Variant[] = ['/interaction/uid1/login', '/interaction/uid1/LOGIN', '/INTERACTION/uid1/login/', '/interaction/u%69d1/Login'].map((target) => ({
+const LOGIN_VARIANTS: Variant[] = [
+  '/interaction/uid1/login',
+  '/interaction/uid1/LOGIN',
+  '/INTERACTION/uid1/login/',
+  '/interaction/u%69d1/Login',
+].map((target) => ({
   method: 'POST',
   target,
   body: { email: 'a@example.test', password: 'whatever-password' },
@@ -47,7 +87,10 @@ describe('R3 guards keyed on route names, not on the path spelling; IPv6 /64 bud
 
   it('R3 the provider route lookup uses oidc-provider internals that are still where the pinned version keeps them', async function () {
     const { privateKey } = await generateKeyPair('ES256', { extractable: true });
-    const provider = new Provider('http://127.0.0.1:1', { jwks: { keys: [{ ...(await exportJWK(privateKey)), alg: 'ES256', use: 'sig' }] }, features: { devInteractions: { enabled: false } } });
+    const provider = new Provider('http://127.0.0.1:1', {
+      jwks: { keys: [{ ...(await exportJWK(privateKey)), alg: 'ES256', use: 'sig' }] },
+      features: { devInteractions: { enabled: false } },
+    });
     expect(typeof instance(provider)?.router?.match, 'weak_cache(provider).router.match').to.equal('function');
     const routeOf = (method: string, path: string) => providerRouteOf(provider)(method, path)?.name;
     expect(routeOf('POST', '/token')).to.equal('token');
@@ -58,7 +101,9 @@ describe('R3 guards keyed on route names, not on the path spelling; IPv6 /64 bud
     expect(routeOf('GET', '/token')).to.equal(undefined);
     expect(routeOf('POST', '//token')).to.equal(undefined);
     expect(() => providerRouteOf(Object.create(Provider.prototype) as Provider)).to.throw(/oidc-provider internals moved/);
-    const pinned = (JSON.parse(await import('node:fs').then((fs) => fs.readFileSync('package.json', 'utf8'))) as { dependencies: Record<string, string> }).dependencies['oidc-provider'];
+    const pinned = (
+      JSON.parse(await import('node:fs').then((fs) => fs.readFileSync('package.json', 'utf8'))) as { dependencies: Record<string, string> }
+    ).dependencies['oidc-provider'];
     expect(pinned, 'oidc-provider is pinned to an exact version while we read its internals').to.match(/^\d+\.\d+\.\d+$/);
   });
 
@@ -149,7 +194,12 @@ describe('R3 guards keyed on route names, not on the path spelling; IPv6 /64 bud
           rawRequest(servers.issuer, {
             method: 'POST',
             target,
-            headers: { 'X-Forwarded-For': address, Cookie: cookie, 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'text/html' },
+            headers: {
+              'X-Forwarded-For': address,
+              Cookie: cookie,
+              'Content-Type': 'application/x-www-form-urlencoded',
+              Accept: 'text/html',
+            },
             body: formBody({ xsrf, user_code: 'BCDF-GHJK' }),
           });
         for (let i = 0; i < 2; i++) {
@@ -164,7 +214,10 @@ describe('R3 guards keyed on route names, not on the path spelling; IPv6 /64 bud
           expect(locked.body, target).to.include('Too many wrong codes');
         }
         for (const target of ['/device?user_code=BCDF-GHJK', '/DEVICE?user_code=BCDF-GHJK', '/device/?user_code=BCDF-GHJK']) {
-          const prefilled = await rawRequest(servers.issuer, { target, headers: { 'X-Forwarded-For': '198.51.100.5', Accept: 'text/html' } });
+          const prefilled = await rawRequest(servers.issuer, {
+            target,
+            headers: { 'X-Forwarded-For': '198.51.100.5', Accept: 'text/html' },
+          });
           expect(prefilled.status, target).to.equal(200);
           expect(prefilled.body, target).to.include('value="BCDF-GHJK"');
           expect(prefilled.body, `${target} is not the provider's auto-submitting form`).not.to.include('forms[0].submit()');
@@ -195,7 +248,8 @@ describe('R3 guards keyed on route names, not on the path spelling; IPv6 /64 bud
       });
 
       it('R3 two IPv6 addresses in one /64 share a per-IP budget (rate limit, device lockout, password lockout, API); another /64 does not; IPv4-mapped counts as IPv4', async function () {
-        const spend = (from: string) => send({ method: 'POST', target: '/token', body: { grant_type: 'client_credentials', client_id: anyClient() } }, from);
+        const spend = (from: string) =>
+          send({ method: 'POST', target: '/token', body: { grant_type: 'client_credentials', client_id: anyClient() } }, from);
         for (let i = 1; i <= TOKEN_VARIANTS.length; i++) expect((await spend(`2001:db8:aa:1::${i.toString(16)}`)).status).to.equal(401);
         expect((await spend('2001:db8:aa:1:ffff:ffff:ffff:1')).status, 'same /64').to.equal(429);
         expect((await spend('2001:db8:aa:2::1')).status, 'another /64').to.equal(401);

@@ -47,13 +47,23 @@ describe('R10/R11 RFC 7592 registration management', function () {
       }
 
       const put = async (uri: string, rat: string, body: Record<string, unknown>): Promise<Reply> =>
-        json(await fetch(uri, { method: 'PUT', headers: { Authorization: `Bearer ${rat}`, 'Content-Type': 'application/json' }, body: JSON.stringify(body) }));
+        json(
+          await fetch(uri, {
+            method: 'PUT',
+            headers: { Authorization: `Bearer ${rat}`, 'Content-Type': 'application/json' },
+            body: JSON.stringify(body),
+          }),
+        );
 
-      const read = async (uri: string, rat: string): Promise<Reply> => json(await fetch(uri, { headers: { Authorization: `Bearer ${rat}` } }));
+      const read = async (uri: string, rat: string): Promise<Reply> =>
+        json(await fetch(uri, { headers: { Authorization: `Bearer ${rat}` } }));
 
       /** The registration access tokens stored for a client (always in Postgres: they are configuration). */
       async function storedTokens(clientId: string): Promise<number> {
-        const rows = await servers.deps.knex('oidc_payloads').where({ type: 'RegistrationAccessToken' }).whereRaw("payload->>'clientId' = ?", [clientId]);
+        const rows = await servers.deps
+          .knex('oidc_payloads')
+          .where({ type: 'RegistrationAccessToken' })
+          .whereRaw("payload->>'clientId' = ?", [clientId]);
         return rows.length;
       }
 
@@ -118,7 +128,8 @@ describe('R10/R11 RFC 7592 registration management', function () {
         expect(await introspectWith(clientId, secret), 'the secret is unchanged').to.equal(200);
         let token = echoed.body.registration_access_token as string;
 
-        const hash = (await servers.deps.knex('oauth_clients').where({ client_id: clientId }).first<{ secret_hash: string }>('secret_hash')).secret_hash;
+        const hash = (await servers.deps.knex('oauth_clients').where({ client_id: clientId }).first<{ secret_hash: string }>('secret_hash'))
+          .secret_hash;
         expect(hash).to.match(/^\$sha256\$/);
         for (const other of [`${secret}x`, secret.slice(1), secret.toUpperCase(), '', hash, 42]) {
           const refused = await put(uri, token, { client_id: clientId, ...web, client_secret: other, client_name: 'Refused' });
