@@ -19,6 +19,7 @@ import { createDatabase, type Database } from './store/db.ts';
 import { migrateLatest, pendingMigrations } from './store/migrate.ts';
 import { createPostgresAdapter, sweepExpiredOidcPayloads } from './store/oidc-adapter-postgres.ts';
 import { createRedisAdapter } from './store/oidc-adapter-redis.ts';
+import { createOidcStateKeys, sealedAdapter } from './store/oidc-adapter-sealed.ts';
 import { timedAdapter, type Adapter, type AdapterTimings } from './store/oidc-adapter.ts';
 import { createRedis, type Redis } from './store/redis.ts';
 import { createRoleStore } from './store/roles.ts';
@@ -42,9 +43,10 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       const pending = await pendingMigrations(knex);
       if (pending.length > 0) throw new StartupError(`the database schema is behind by ${pending.length} migration(s); run: portcullis migrate`);
     }
-    const box = createMasterBox(
-      await resolveKey({ name: 'MASTER_KEY', value: config.masterKey, fileName: 'master.key' }, { dataDir: config.dataDir, embedded: database.embedded, logger }),
-    );
+    const masterKey = await resolveKey({ name: 'MASTER_KEY', value: config.masterKey, fileName: 'master.key' }, { dataDir: config.dataDir, embedded: database.embedded, logger });
+    const box = createMasterBox(masterKey);
+    // Sessions, codes and tokens are stored by keyed hash and sealed (src/store/oidc-adapter-sealed.ts).
+    const oidcKeys = createOidcStateKeys(masterKey);
     const redis: Redis | undefined = createRedis(config, logger);
 
     const stores = {
@@ -65,10 +67,18 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
     const accounts = createAccountService({ knex, users: stores.users, roles: stores.roles, hasher, audit, lockouts: { account: lockouts.password, ip: lockouts.passwordIp } });
     const keys = createKeyService({ store: stores.keys, box });
     const mfa = createMfa({ knex, redis, box, audit, logger, issuer: config.issuer, lockout: lockouts.secondFactor });
-    const accountIndex = createAccountIndexStore(knex);
-    const accountSessions = createAccountSessions({ index: accountIndex, oidcAdapter: (model) => oidcAdapter(model) });
+    // The index names sessions by their storage key, never by the cookie value.
+    const accountIndex = createAccountIndexStore(knex, { sessionKey: oidcKeys.storageKey });
+    const accountSessions = createAccountSessions({ index: accountIndex, oidcAdapter: (model) => oidcAdapter(model), storedOidcAdapter: (model) => backendAdapter(model) });
     // The adapter is defined below; the API's GDPR service only calls it per request.
-    const api = createApiServices({ knex, box, users: stores.users, roles: stores.roles, audit, oauthState: { index: accountIndex, adapter: (model) => oidcAdapter(model) } });
+    const api = createApiServices({
+      knex,
+      box,
+      users: stores.users,
+      roles: stores.roles,
+      audit,
+      oauthState: { index: accountIndex, adapter: (model) => oidcAdapter(model), storedAdapter: (model) => backendAdapter(model) },
+    });
 
     /** Set by the servers when metrics are on: every adapter the factory makes is then timed. */
     let adapterTimings: AdapterTimings | undefined;
@@ -98,8 +108,11 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       // Registration credentials are configuration too: Postgres, and stored hashed.
       if (model === 'InitialAccessToken') return createInitialAccessTokenAdapter(stores.initialAccessTokens, { grantableScopes: IAT_GRANTABLE_SCOPES });
       if (model === 'RegistrationAccessToken') return hashedIdAdapter(createPostgresAdapter(knex, model));
-      return redis ? createRedisAdapter(redis, model, config.refreshReuseGrace) : createPostgresAdapter(knex, model, config.refreshReuseGrace);
+      return sealedAdapter(backendAdapter(model), model, oidcKeys);
     };
+    /** Redis or Postgres, addressed by storage keys (the account index's session rows are storage keys). */
+    const backendAdapter = (model: string): Adapter =>
+      redis ? createRedisAdapter(redis, model, config.refreshReuseGrace) : createPostgresAdapter(knex, model, config.refreshReuseGrace);
 
     let sweeper: NodeJS.Timeout | undefined;
     if (!redis) {
@@ -132,6 +145,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       accountIndex,
       accountSessions,
       oidcAdapter,
+      storedOidcAdapter: backendAdapter,
       timeAdapters(timings: AdapterTimings) {
         adapterTimings = timings;
       },

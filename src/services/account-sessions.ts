@@ -6,9 +6,19 @@ const GRANT_MODELS = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'Devic
 
 /**
  * Ending an account's provider sessions and grants — the "sign out everywhere" oidc-provider
- * leaves to the host — through the provider's own adapters and our account index.
+ * leaves to the host — through the provider's own adapters and our account index. The index
+ * names sessions by storage key (S10), so they are ended through `storedOidcAdapter`, the storage
+ * adapter addressed by storage keys.
  */
-export function createAccountSessions({ index, oidcAdapter }: { index: AccountIndexStore; oidcAdapter: (model: string) => Adapter }) {
+export function createAccountSessions({
+  index,
+  oidcAdapter,
+  storedOidcAdapter,
+}: {
+  index: AccountIndexStore;
+  oidcAdapter: (model: string) => Adapter;
+  storedOidcAdapter: (model: string) => Adapter;
+}) {
   async function revokeGrant(grantId: string): Promise<void> {
     for (const model of GRANT_MODELS) await oidcAdapter(model).revokeByGrantId(grantId);
     await oidcAdapter('Grant').destroy(grantId);
@@ -22,10 +32,11 @@ export function createAccountSessions({ index, oidcAdapter }: { index: AccountIn
     async signOutEverywhere(accountId: string, keep?: string): Promise<{ sessions: number; grants: number }> {
       const grants = await index.list(accountId, 'Grant');
       for (const row of grants) await revokeGrant(row.id);
-      const sessions = (await index.list(accountId, 'Session')).filter((row) => row.id !== keep);
+      const kept = keep === undefined ? undefined : index.keyOf('Session', keep);
+      const sessions = (await index.list(accountId, 'Session')).filter((row) => row.id !== kept);
       for (const row of sessions) {
-        await oidcAdapter('Session').destroy(row.id);
-        await index.remove('Session', row.id);
+        await storedOidcAdapter('Session').destroy(row.id);
+        await index.removeRow('Session', row.id);
       }
       return { sessions: sessions.length, grants: grants.length };
     },

@@ -12,7 +12,8 @@ import type { Actor } from './records.ts';
 import type { Vault } from './vault.ts';
 
 /** The authorization server's state for an account: which sessions and grants it has, and their storage. */
-export type OAuthState = { index: AccountIndexStore; adapter: (model: string) => Adapter };
+/** The index's session rows are storage keys (S10): `storedAdapter` ends them. */
+export type OAuthState = { index: AccountIndexStore; adapter: (model: string) => Adapter; storedAdapter: (model: string) => Adapter };
 
 type GrantPayload = { accountId?: string; clientId?: string; openid?: { scope?: string }; resources?: Record<string, string | undefined> };
 
@@ -84,7 +85,7 @@ export function createGdprService(deps: {
       await oauthState.adapter('Grant').destroy(row.id);
     }
     const sessions = await oauthState.index.list(userId, 'Session');
-    for (const row of sessions) await oauthState.adapter('Session').destroy(row.id);
+    for (const row of sessions) await oauthState.storedAdapter('Session').destroy(row.id);
     return { sessions: sessions.length, grants: grants.length };
   }
 

@@ -11,31 +11,47 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /**
  * Which provider sessions and grants belong to an account. oidc-provider keeps no such index;
  * it is fed from the provider's model events and read by the account page.
+ *
+ * A session's id is its cookie value, so a Session row carries the session's storage key
+ * (`sessionKey`, the keyed hash the oidc adapter stores it under: S10) and never the id itself:
+ * a dump or backup of this table holds no session anyone can resume. Methods take the ids the
+ * provider knows; a row's own id (list) is the storage key, for the storage adapter and removeRow.
+ * Grant ids are kept as they are: no endpoint accepts a grant id as a credential.
  */
-export function createAccountIndexStore(knex: Knex) {
+export function createAccountIndexStore(knex: Knex, options: { sessionKey: (sessionId: string) => string }) {
+  const keyOf = (kind: IndexKind, id: string): string => (kind === 'Session' ? options.sessionKey(id) : id);
   // "Last used" is shown to the user to the minute, so one write per entry per minute and process
   // is enough: every access token issued (each refresh) touched Postgres before.
   const touched = new Map<string, number>();
   return {
+    /** The id of the row that indexes this session or grant. */
+    keyOf,
+
     async put(entry: { kind: IndexKind; id: string; accountId: string; clientId?: string | undefined; expiresAt?: Date | undefined }): Promise<void> {
       if (!UUID.test(entry.accountId)) return;
       await knex('account_oidc_index')
-        .insert({ kind: entry.kind, id: entry.id, account_id: entry.accountId, client_id: entry.clientId ?? null, expires_at: entry.expiresAt ?? null })
+        .insert({ kind: entry.kind, id: keyOf(entry.kind, entry.id), account_id: entry.accountId, client_id: entry.clientId ?? null, expires_at: entry.expiresAt ?? null })
         .onConflict(['kind', 'id'])
         .merge(['account_id', 'client_id', 'expires_at']);
     },
 
     async touch(kind: IndexKind, id: string): Promise<void> {
-      const key = `${kind}:${id}`;
+      const row = keyOf(kind, id);
+      const key = `${kind}:${row}`;
       const now = Date.now();
       if ((touched.get(key) ?? 0) > now - TOUCH_INTERVAL_MS) return;
       if (touched.size >= 10_000) touched.clear();
       touched.set(key, now);
-      await knex('account_oidc_index').where({ kind, id }).update({ last_used_at: knex.fn.now() });
+      await knex('account_oidc_index').where({ kind, id: row }).update({ last_used_at: knex.fn.now() });
     },
 
     async remove(kind: IndexKind, id: string): Promise<void> {
-      await knex('account_oidc_index').where({ kind, id }).delete();
+      await knex('account_oidc_index').where({ kind, id: keyOf(kind, id) }).delete();
+    },
+
+    /** Removes a row by its own id, as list() returned it. */
+    async removeRow(kind: IndexKind, rowId: string): Promise<void> {
+      await knex('account_oidc_index').where({ kind, id: rowId }).delete();
     },
 
     async list(accountId: string, kind: IndexKind): Promise<IndexRow[]> {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -5,6 +6,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import * as client from 'openid-client';
 import { createRedisAdapter, endOidcState } from '../../src/store/oidc-adapter-redis.ts';
+import { createOidcStateKeys, sealedAdapter } from '../../src/store/oidc-adapter-sealed.ts';
 import { checkEvictionPolicy } from '../../src/store/redis-checks.ts';
 import { createRedis, type Redis } from '../../src/store/redis.ts';
 import { createRp, signedInUser } from '../helpers/api.ts';
@@ -159,6 +161,9 @@ describe('Redis Cluster (REDIS_CLUSTER_NODES)', function () {
   });
 
   adapterContract('redis cluster', (model) => createRedisAdapter(redis, model));
+
+  const keys = createOidcStateKeys(randomBytes(32));
+  adapterContract('redis cluster, sealed', (model) => sealedAdapter(createRedisAdapter(redis, model), model, keys));
 
   describe('the servers on the Cluster', function () {
     let servers: TestServers;

@@ -2,12 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { withAccountIndex } from '../../src/auth/routes/account.ts';
 import { createAccountIndexStore } from '../../src/store/account-index.ts';
+import { createOidcStateKeys } from '../../src/store/oidc-adapter-sealed.ts';
 import { createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
 /** The account page's index of provider grants: "last used" without a write per token (issue 8). */
 describe('account grant index', function () {
   let servers: TestServers;
+  const { storageKey: sessionKey } = createOidcStateKeys(randomBytes(32));
 
   before(async function () {
     servers = await startTestServers();
@@ -18,7 +20,7 @@ describe('account grant index', function () {
   });
 
   it('touch writes last_used_at at most once a minute per grant and process', async function () {
-    const index = createAccountIndexStore(servers.deps.knex);
+    const index = createAccountIndexStore(servers.deps.knex, { sessionKey });
     const user = await createTestUser(servers.deps);
     const id = randomBytes(16).toString('base64url');
     const lastUsed = async () =>
@@ -32,7 +34,7 @@ describe('account grant index', function () {
     await index.touch('Grant', id);
     expect(await lastUsed()).to.equal(null);
     // Another process (a fresh store) writes at once.
-    await createAccountIndexStore(servers.deps.knex).touch('Grant', id);
+    await createAccountIndexStore(servers.deps.knex, { sessionKey }).touch('Grant', id);
     expect(await lastUsed()).to.be.an.instanceOf(Date);
   });
 

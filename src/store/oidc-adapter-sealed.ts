@@ -1,0 +1,107 @@
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
+import { createCryptoBox, type CryptoBox } from '../shared/crypto-box.ts';
+import { deriveKey } from '../shared/derive-key.ts';
+import type { Adapter, AdapterPayload } from './oidc-adapter.ts';
+
+/** HKDF labels: one subkey of MASTER_KEY names stored oidc state, another seals it. */
+const STORAGE_KEY_PURPOSE = 'oidc-state storage key v1';
+const SEAL_PURPOSE = 'oidc-state seal v1';
+
+/**
+ * Keys for oidc-provider state at rest. storageKey(value) is the keyed hash (HMAC-SHA-256) under
+ * which a token, code, session, interaction, grant or user code is stored: deterministic, so a
+ * lookup by the presented value is one hash and one read, and useless without the key, so a copy
+ * of the store cannot be replayed or searched offline (an 8-letter user code has 35 bits; an
+ * unkeyed hash of it falls to a brute force in seconds). The payloads are sealed (AES-256-GCM).
+ */
+export type OidcStateKeys = {
+  readonly storageKey: (value: string) => string;
+  readonly box: CryptoBox;
+};
+
+export function createOidcStateKeys(masterKey: Buffer): OidcStateKeys {
+  const hmacKey: KeyObject = createSecretKey(deriveKey(masterKey, STORAGE_KEY_PURPOSE));
+  return {
+    storageKey: (value) => createHmac('sha256', hmacKey).update(value, 'utf8').digest('base64url'),
+    box: createCryptoBox(deriveKey(masterKey, SEAL_PURPOSE), 'o1'),
+  };
+}
+
+/** What the storage adapters hold: index fields as storage keys, the payload itself sealed. */
+type StoredPayload = {
+  /** The envelope of { i: id, p: payload } (payload without `consumed`). */
+  sealed?: string;
+  /** Kept readable: the erasure of an account deletes its rows by it (user-directory removeOidcState). */
+  accountId?: string;
+  grantId?: string;
+  uid?: string;
+  userCode?: string;
+  /** The storage adapters own consumption (an atomic mark, a grace window); they read and hide it here. */
+  consumed?: unknown;
+};
+
+type Sealed = { i: string; p: AdapterPayload };
+
+/**
+ * oidc-provider's adapter for one model, stored by keyed hash and sealed (S10): the storage
+ * adapter below (Redis or Postgres) only ever sees storage keys — for the id, grantId, uid and
+ * userCode, which are what it indexes — and a sealed payload. Nothing it holds is a value the
+ * token, userinfo, account, authorization or device endpoints accept, and no personal data
+ * (deviceInfo's IP and user agent, login hints, claims) is readable in Redis.
+ *
+ * The seal binds the payload to its model (associated data) and to its own id (inside), so a
+ * sealed payload copied under another key is refused: someone who can write to Redis cannot
+ * move another user's session under a session id they hold.
+ */
+export function sealedAdapter(inner: Adapter, model: string, keys: OidcStateKeys): Adapter {
+  const { storageKey, box } = keys;
+  const aad = `oidc:${model}`;
+
+  /** The payload and the id it was saved under; undefined when absent or not sealed by this key. */
+  function open(stored: unknown): Sealed | undefined {
+    const { sealed, consumed } = (stored ?? {}) as StoredPayload;
+    if (typeof sealed !== 'string') return undefined;
+    let opened: Sealed;
+    try {
+      opened = JSON.parse(box.open(sealed, aad).toString('utf8')) as Sealed;
+    } catch {
+      // Tampered with, or sealed under another MASTER_KEY: as good as absent (fail closed).
+      return undefined;
+    }
+    return consumed === undefined ? opened : { i: opened.i, p: { ...opened.p, consumed } };
+  }
+
+  return {
+    async upsert(id, payload, expiresIn) {
+      const rest: AdapterPayload = { ...payload };
+      const consumed: unknown = rest.consumed;
+      delete rest.consumed;
+      const stored: StoredPayload = { sealed: box.seal(JSON.stringify({ i: id, p: rest } satisfies Sealed), aad) };
+      if (typeof payload.accountId === 'string') stored.accountId = payload.accountId;
+      if (typeof payload.grantId === 'string') stored.grantId = storageKey(payload.grantId);
+      if (typeof payload.uid === 'string') stored.uid = storageKey(payload.uid);
+      if (typeof payload.userCode === 'string') stored.userCode = storageKey(payload.userCode);
+      if (consumed !== undefined) stored.consumed = consumed;
+      await inner.upsert(storageKey(id), stored, expiresIn);
+    },
+
+    async find(id) {
+      const found = open(await inner.find(storageKey(id)));
+      return found?.i === id ? found.p : undefined;
+    },
+
+    async findByUid(uid) {
+      const found = open(await inner.findByUid(storageKey(uid)));
+      return found?.p.uid === uid ? found.p : undefined;
+    },
+
+    async findByUserCode(userCode) {
+      const found = open(await inner.findByUserCode(storageKey(userCode)));
+      return found?.p.userCode === userCode ? found.p : undefined;
+    },
+
+    consume: (id) => inner.consume(storageKey(id)),
+    destroy: (id) => inner.destroy(storageKey(id)),
+    revokeByGrantId: (grantId) => inner.revokeByGrantId(storageKey(grantId)),
+  };
+}
