@@ -438,6 +438,7 @@ async function main(): Promise<void> {
       growthLevels: settings.growthLevels,
       log,
       authPid: auth.pid,
+      masterKey: ours.env.MASTER_KEY ?? '',
       remeasure: async () => {
         const s = subjects.filter((x) => x.role === 'ours' && (x.scenario === '1' || x.scenario === '3'));
         const out: { scenario: string; cpuUs: number; rps: number; p99Ms: number; errors: number }[] = [];

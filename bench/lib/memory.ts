@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { createRedisAdapter } from '../../src/store/oidc-adapter-redis.ts';
+import { createOidcStateKeys, sealedAdapter, unsealStoredPayload } from '../../src/store/oidc-adapter-sealed.ts';
 import type { AdapterPayload } from '../../src/store/oidc-adapter.ts';
 import { rssBytes } from './proc.ts';
 
@@ -73,6 +74,8 @@ export async function measureMemory(options: {
   grants: number;
   growthLevels: number[];
   authPid: number;
+  /** The Portcullis server's MASTER_KEY (base64): its oidc state is sealed under a key derived from it. */
+  masterKey: string;
   log: (message: string) => void;
   remeasure: () => Promise<GrowthPoint['results']>;
 }): Promise<MemoryReport> {
@@ -83,20 +86,27 @@ export async function measureMemory(options: {
     const floor = await modelStats(plain, options.floorPrefix);
 
     // Templates: one refresh token with its grant and session.
+    // Stored by keyed hash with sealed payloads (S10): opened with the server's MASTER_KEY.
+    const keys = createOidcStateKeys(Buffer.from(options.masterKey, 'base64'));
+    const opened = async (model: string, storageKey: string | null | undefined): Promise<AdapterPayload | undefined> => {
+      if (!storageKey) return undefined;
+      const stored = JSON.parse((await plain.hget(`${options.oursPrefix}oidc:${model}:${storageKey}`, 'payload')) ?? '{}') as unknown;
+      return unsealStoredPayload(keys, model, stored);
+    };
     const tokenKeys = (await plain.keys(`${options.oursPrefix}oidc:RefreshToken:*`)).slice(0, 1);
     const tokenKey = tokenKeys[0];
     if (!tokenKey) throw new Error('no refresh token in Redis to clone (run scenario 2 first)');
-    const token = JSON.parse((await plain.hget(tokenKey, 'payload')) ?? '{}') as AdapterPayload & { grantId: string; sessionUid?: string };
-    const grant = JSON.parse((await plain.hget(`${options.oursPrefix}oidc:Grant:${token.grantId}`, 'payload')) ?? '{}') as AdapterPayload;
-    const sessionId = token.sessionUid ? await plain.get(`${options.oursPrefix}oidc:uid:${token.sessionUid}`) : null;
-    const session = sessionId ? (JSON.parse((await plain.hget(`${options.oursPrefix}oidc:Session:${sessionId}`, 'payload')) ?? '{}') as AdapterPayload) : undefined;
+    const token = ((await opened('RefreshToken', tokenKey.split(':').at(-1))) ?? {}) as AdapterPayload & { grantId: string; sessionUid?: string };
+    const grant = (await opened('Grant', token.grantId ? keys.storageKey(token.grantId) : undefined)) ?? {};
+    const sessionId = token.sessionUid ? await plain.get(`${options.oursPrefix}oidc:uid:${keys.storageKey(token.sessionUid)}`) : null;
+    const session = await opened('Session', sessionId);
     const templates = [
       { model: 'Session', payload: session, ttl: 1209600 },
       { model: 'Grant', payload: grant, ttl: 1209600 },
       { model: 'RefreshToken', payload: token, ttl: 1209600 },
     ].filter((t) => t.payload?.jti);
     const oldIds = [token.jti, token.grantId, token.sessionUid, sessionId, session?.jti].filter((x): x is string => typeof x === 'string' && x.length > 0);
-    const adapters = new Map(templates.map((t) => [t.model, createRedisAdapter(prefixed, t.model)]));
+    const adapters = new Map(templates.map((t) => [t.model, sealedAdapter(createRedisAdapter(prefixed, t.model), t.model, keys)]));
 
     let lastGrantId = '';
     const writeSet = async (): Promise<void> => {
@@ -128,7 +138,7 @@ export async function measureMemory(options: {
       point.results = await options.remeasure();
       growth.push(point);
     }
-    const grantIndex = lastGrantId ? Number(await plain.call('MEMORY', 'USAGE', `${options.oursPrefix}oidc:grant:${lastGrantId}`, 'SAMPLES', '0')) : 0;
+    const grantIndex = lastGrantId ? Number(await plain.call('MEMORY', 'USAGE', `${options.oursPrefix}oidc:grant:${keys.storageKey(lastGrantId)}`, 'SAMPLES', '0')) : 0;
     return {
       ours,
       floor,

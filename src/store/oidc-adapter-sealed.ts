@@ -42,6 +42,21 @@ type StoredPayload = {
 
 type Sealed = { i: string; p: AdapterPayload };
 
+/** The sealed part of a stored payload, opened: { i: id, p: payload }, or undefined (absent, not ours, tampered with). */
+function openSealed(keys: OidcStateKeys, model: string, stored: unknown): Sealed | undefined {
+  const { sealed } = (stored ?? {}) as StoredPayload;
+  if (typeof sealed !== 'string') return undefined;
+  try {
+    return JSON.parse(keys.box.open(sealed, `oidc:${model}`).toString('utf8')) as Sealed;
+  } catch {
+    // Tampered with, or sealed under another MASTER_KEY: as good as absent (fail closed).
+    return undefined;
+  }
+}
+
+/** The payload inside a value the storage adapter holds (for tools that read the store directly, e.g. bench/). */
+export const unsealStoredPayload = (keys: OidcStateKeys, model: string, stored: unknown): AdapterPayload | undefined => openSealed(keys, model, stored)?.p;
+
 /**
  * oidc-provider's adapter for one model, stored by keyed hash and sealed (S10): the storage
  * adapter below (Redis or Postgres) only ever sees storage keys — for the id, grantId, uid and
@@ -57,18 +72,11 @@ export function sealedAdapter(inner: Adapter, model: string, keys: OidcStateKeys
   const { storageKey, box } = keys;
   const aad = `oidc:${model}`;
 
-  /** The payload and the id it was saved under; undefined when absent or not sealed by this key. */
+  /** The payload (with the storage adapter's consumed mark) and the id it was saved under. */
   function open(stored: unknown): Sealed | undefined {
-    const { sealed, consumed } = (stored ?? {}) as StoredPayload;
-    if (typeof sealed !== 'string') return undefined;
-    let opened: Sealed;
-    try {
-      opened = JSON.parse(box.open(sealed, aad).toString('utf8')) as Sealed;
-    } catch {
-      // Tampered with, or sealed under another MASTER_KEY: as good as absent (fail closed).
-      return undefined;
-    }
-    return consumed === undefined ? opened : { i: opened.i, p: { ...opened.p, consumed } };
+    const opened = openSealed(keys, model, stored);
+    const { consumed } = (stored ?? {}) as StoredPayload;
+    return opened === undefined || consumed === undefined ? opened : { i: opened.i, p: { ...opened.p, consumed } };
   }
 
   return {
