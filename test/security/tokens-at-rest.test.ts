@@ -199,6 +199,17 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       };
       const dump = texts.join('\n');
       const leaked = Object.entries(real).filter(([, value]) => dump.includes(value)).map(([name]) => name);
+      // Nor anywhere else in the database (a stolen backup): every table, every column, as text.
+      const tables = await deps.knex.raw<{ rows: { name: string }[] }>(
+        `SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'`,
+      );
+      expect(tables.rows.length).to.be.greaterThan(10);
+      for (const { name: table } of tables.rows) {
+        for (const [name, value] of Object.entries(real)) {
+          const hit = await deps.knex.raw<{ rows: unknown[] }>('SELECT 1 FROM ?? AS t WHERE strpos(to_jsonb(t)::text, ?) > 0 LIMIT 1', [table, value]);
+          if (hit.rows.length > 0) leaked.push(`${name} in ${table}`);
+        }
+      }
 
       const basic = `Basic ${Buffer.from(`${encodeURIComponent(web.client_id)}:${encodeURIComponent(web.client_secret ?? '')}`).toString('base64')}`;
       const token = async (body: Record<string, string>) =>
