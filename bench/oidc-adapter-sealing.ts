@@ -22,17 +22,52 @@ const now = Math.floor(Date.now() / 1000);
 /** Payloads shaped like oidc-provider's (fields and sizes as a code + PKCE sign-in leaves them). */
 const payloads: Record<string, () => AdapterPayload> = {
   Session: () => ({
-    iat: now, exp: now + 3600, uid: id(), acr: 'urn:portcullis:loa:1', amr: ['pwd'], accountId: '5f0c6c4e-7a53-4a43-9d5f-3b1c7f0f9a11', loginTs: now,
-    authorizations: { 'client-0123456789abcdef': { sid: id(), grantId: id(), persistsLogout: false } }, jti: id(), kind: 'Session',
+    iat: now,
+    exp: now + 3600,
+    uid: id(),
+    acr: 'urn:portcullis:loa:1',
+    amr: ['pwd'],
+    accountId: '5f0c6c4e-7a53-4a43-9d5f-3b1c7f0f9a11',
+    loginTs: now,
+    authorizations: { 'client-0123456789abcdef': { sid: id(), grantId: id(), persistsLogout: false } },
+    jti: id(),
+    kind: 'Session',
   }),
   RefreshToken: () => ({
-    iat: now, exp: now + 1_209_600, accountId: '5f0c6c4e-7a53-4a43-9d5f-3b1c7f0f9a11', acr: 'urn:portcullis:loa:1', amr: ['pwd'], authTime: now,
-    claims: {}, nonce: id(), scope: 'openid offline_access email profile records:read', sid: id(), sessionUid: id(), expiresWithSession: false,
-    grantId: id(), gty: 'authorization_code', rotations: 0, iiat: now, jti: id(), kind: 'RefreshToken', clientId: 'client-0123456789abcdef',
+    iat: now,
+    exp: now + 1_209_600,
+    accountId: '5f0c6c4e-7a53-4a43-9d5f-3b1c7f0f9a11',
+    acr: 'urn:portcullis:loa:1',
+    amr: ['pwd'],
+    authTime: now,
+    claims: {},
+    nonce: id(),
+    scope: 'openid offline_access email profile records:read',
+    sid: id(),
+    sessionUid: id(),
+    expiresWithSession: false,
+    grantId: id(),
+    gty: 'authorization_code',
+    rotations: 0,
+    iiat: now,
+    jti: id(),
+    kind: 'RefreshToken',
+    clientId: 'client-0123456789abcdef',
   }),
   AccessToken: () => ({
-    iat: now, exp: now + 600, accountId: '5f0c6c4e-7a53-4a43-9d5f-3b1c7f0f9a11', claims: {}, grantId: id(), gty: 'refresh_token', scope: 'openid email',
-    sessionUid: id(), expiresWithSession: false, extra: {}, jti: id(), kind: 'AccessToken', clientId: 'client-0123456789abcdef',
+    iat: now,
+    exp: now + 600,
+    accountId: '5f0c6c4e-7a53-4a43-9d5f-3b1c7f0f9a11',
+    claims: {},
+    grantId: id(),
+    gty: 'refresh_token',
+    scope: 'openid email',
+    sessionUid: id(),
+    expiresWithSession: false,
+    extra: {},
+    jti: id(),
+    kind: 'AccessToken',
+    clientId: 'client-0123456789abcdef',
   }),
 };
 
@@ -62,7 +97,9 @@ async function cpuPerCall(count: number, call: (i: number) => Promise<unknown>):
 const keys = createOidcStateKeys(randomBytes(32));
 const rows: string[] = [];
 const report = (what: string, model: string, plain: number | undefined, sealed: number) =>
-  rows.push(`| ${what} | ${model} | ${plain === undefined ? '—' : plain.toFixed(1)} | ${sealed.toFixed(1)} | ${plain === undefined ? sealed.toFixed(1) : (sealed - plain).toFixed(1)} |`);
+  rows.push(
+    `| ${what} | ${model} | ${plain === undefined ? '—' : plain.toFixed(1)} | ${sealed.toFixed(1)} | ${plain === undefined ? sealed.toFixed(1) : (sealed - plain).toFixed(1)} |`,
+  );
 
 const N = Number(process.env.BENCH_CALLS ?? 50_000);
 const hmacOnly = await cpuPerCall(N, () => Promise.resolve(keys.storageKey(id())));

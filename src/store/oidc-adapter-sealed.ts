@@ -55,7 +55,8 @@ function openSealed(keys: OidcStateKeys, model: string, stored: unknown): Sealed
 }
 
 /** The payload inside a value the storage adapter holds (for tools that read the store directly, e.g. bench/). */
-export const unsealStoredPayload = (keys: OidcStateKeys, model: string, stored: unknown): AdapterPayload | undefined => openSealed(keys, model, stored)?.p;
+export const unsealStoredPayload = (keys: OidcStateKeys, model: string, stored: unknown): AdapterPayload | undefined =>
+  openSealed(keys, model, stored)?.p;
 
 /**
  * oidc-provider's adapter for one model, stored by keyed hash and sealed (S10): the storage

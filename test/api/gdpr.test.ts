@@ -109,7 +109,8 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const sessions = await servers.deps.accountIndex.list(frank.id, 'Session');
       expect(grants.length).to.be.at.least(1);
       expect(sessions.length).to.be.at.least(1);
-      const live = async () => (await Promise.all(sessions.map((row) => servers.deps.storedOidcAdapter('Session').find(row.id)))).filter(Boolean).length;
+      const live = async () =>
+        (await Promise.all(sessions.map((row) => servers.deps.storedOidcAdapter('Session').find(row.id)))).filter(Boolean).length;
       expect(await live()).to.be.at.least(1);
 
       const erased = await call(servers, 'DELETE', '/v1/me', frank.token);

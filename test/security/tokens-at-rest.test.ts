@@ -88,7 +88,9 @@ function allowForm(html: string): { action: string; fields: Record<string, strin
   for (const match of html.matchAll(/<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/g)) {
     const body = match[2] ?? '';
     if (/<button[^>]*>\s*Allow\s*<\/button>/.test(body)) {
-      const fields = Object.fromEntries([...body.matchAll(/<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']));
+      const fields = Object.fromEntries(
+        [...body.matchAll(/<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']),
+      );
       return { action: (match[1] ?? '').replaceAll('&amp;', '&'), fields };
     }
   }
@@ -122,7 +124,10 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       } finally {
         await fresh.destroy();
       }
-      servers = await startTestServers({ storage, env: { DATABASE_URL: databaseUrl, ...(storage === 'redis' ? { REDIS_KEY_PREFIX: redisPrefix } : {}) } });
+      servers = await startTestServers({
+        storage,
+        env: { DATABASE_URL: databaseUrl, ...(storage === 'redis' ? { REDIS_KEY_PREFIX: redisPrefix } : {}) },
+      });
     });
 
     after(async function () {
@@ -137,7 +142,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
       // A full sign-in: code + PKCE with offline_access, refresh, userinfo (opaque access tokens).
       const web = await createTestClient(deps, { scope: 'openid offline_access profile email' });
-      const rp = await client.discovery(new URL(issuer), web.client_id, web.client_secret, undefined, { execute: [client.allowInsecureRequests] });
+      const rp = await client.discovery(new URL(issuer), web.client_id, web.client_secret, undefined, {
+        execute: [client.allowInsecureRequests],
+      });
       const browser = new Browserless(issuer);
       const first = await authorizationRequest(rp, { scope: 'openid offline_access email', prompt: 'consent' });
       const callback = await signIn(browser, first.url, user);
@@ -162,7 +169,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
         post_logout_redirect_uris: [],
         scope: 'openid offline_access',
       });
-      const device = await client.discovery(new URL(issuer), tv.client_id, undefined, client.None(), { execute: [client.allowInsecureRequests] });
+      const device = await client.discovery(new URL(issuer), tv.client_id, undefined, client.None(), {
+        execute: [client.allowInsecureRequests],
+      });
       const started: DeviceStart = await client.initiateDeviceAuthorization(device, { scope: 'openid offline_access' });
       const tvBrowser = new Browserless(issuer);
       const entered = await tvBrowser.follow(started.verification_uri_complete ?? '');
@@ -171,12 +180,17 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const allow = allowForm(confirm);
       const loginPage = await tvBrowser.submit(allow.action, allow.fields);
       const login = formOf(await loginPage.response.text(), '/login');
-      expect(await (await tvBrowser.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password })).response.text()).to.include('Device connected');
+      expect(
+        await (await tvBrowser.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password })).response.text(),
+      ).to.include('Device connected');
       const deviceTokens = await client.pollDeviceAuthorizationGrant(device, { ...started, interval: 0.01 });
       const pending: DeviceStart = await client.initiateDeviceAuthorization(device, { scope: 'openid' });
 
       // The copy: every key, field, value and JSON string of the store and the account index.
-      const texts = [...(storage === 'redis' ? await redisCopy(testEnv.redisUrl, redisPrefix) : []), ...(await postgresCopy(servers.deps.knex))];
+      const texts = [
+        ...(storage === 'redis' ? await redisCopy(testEnv.redisUrl, redisPrefix) : []),
+        ...(await postgresCopy(servers.deps.knex)),
+      ];
       const candidates = new Set<string>();
       for (const text of texts) addStored(text, candidates);
       const tried = [...candidates].filter((value) => value.length >= 6 && value.length <= 4096);
@@ -198,7 +212,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
         pendingUserCode: pending.user_code.replace('-', ''),
       };
       const dump = texts.join('\n');
-      const leaked = Object.entries(real).filter(([, value]) => dump.includes(value)).map(([name]) => name);
+      const leaked = Object.entries(real)
+        .filter(([, value]) => dump.includes(value))
+        .map(([name]) => name);
       // Nor anywhere else in the database (a stolen backup): every table, every column, as text.
       const tables = await deps.knex.raw<{ rows: { name: string }[] }>(
         `SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'`,
@@ -206,16 +222,24 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(tables.rows.length).to.be.greaterThan(10);
       for (const { name: table } of tables.rows) {
         for (const [name, value] of Object.entries(real)) {
-          const hit = await deps.knex.raw<{ rows: unknown[] }>('SELECT 1 FROM ?? AS t WHERE strpos(to_jsonb(t)::text, ?) > 0 LIMIT 1', [table, value]);
+          const hit = await deps.knex.raw<{ rows: unknown[] }>('SELECT 1 FROM ?? AS t WHERE strpos(to_jsonb(t)::text, ?) > 0 LIMIT 1', [
+            table,
+            value,
+          ]);
           if (hit.rows.length > 0) leaked.push(`${name} in ${table}`);
         }
       }
 
       const basic = `Basic ${Buffer.from(`${encodeURIComponent(web.client_id)}:${encodeURIComponent(web.client_secret ?? '')}`).toString('base64')}`;
       const token = async (body: Record<string, string>) =>
-        fetch(`${issuer}/token`, { method: 'POST', headers: { Authorization: basic, 'Content-Type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body) });
+        fetch(`${issuer}/token`, {
+          method: 'POST',
+          headers: { Authorization: basic, 'Content-Type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams(body),
+        });
       const cookieKey = (servers.config.cookieKeys ?? (await deps.keys.cookieKeys()))[0] ?? '';
-      const sessionCookie = (value: string) => `${SESSION_COOKIE}=${value}; ${SESSION_COOKIE}.sig=${cookieSignature(cookieKey, SESSION_COOKIE, value)}`;
+      const sessionCookie = (value: string) =>
+        `${SESSION_COOKIE}=${value}; ${SESSION_COOKIE}.sig=${cookieSignature(cookieKey, SESSION_COOKIE, value)}`;
       const silent = authorizationRequest(rp, { scope: 'openid', prompt: 'none' });
 
       const accepted: string[] = [];
@@ -232,7 +256,8 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
         if (code.status === 200) accepted.push(`authorization code: ${value}`);
         if (userinfo.status === 200) accepted.push(`bearer: ${value}`);
         if (account.status === 200) accepted.push(`session cookie on /account: ${value}`);
-        if (new URL(auth.headers.get('Location') ?? '/', issuer).searchParams.has('code')) accepted.push(`session cookie on /auth: ${value}`);
+        if (new URL(auth.headers.get('Location') ?? '/', issuer).searchParams.has('code'))
+          accepted.push(`session cookie on /auth: ${value}`);
         await Promise.all([refresh, code, userinfo, account, auth].map((response) => response.body?.cancel() ?? Promise.resolve()));
       };
       for (let i = 0; i < tried.length; i += 8) await Promise.all(tried.slice(i, i + 8).map(check));
@@ -249,7 +274,12 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect({ leaked, accepted }).to.deep.equal({ leaked: [], accepted: [] });
 
       // Control: the real credentials still work.
-      const redeemed = await token({ grant_type: 'authorization_code', code: liveCode, redirect_uri: RP_REDIRECT, code_verifier: live.verifier });
+      const redeemed = await token({
+        grant_type: 'authorization_code',
+        code: liveCode,
+        redirect_uri: RP_REDIRECT,
+        code_verifier: live.verifier,
+      });
       expect(redeemed.status, await redeemed.clone().text()).to.equal(200);
       const again = await client.refreshTokenGrant(rp, refreshed.refresh_token ?? '');
       expect((await client.fetchUserInfo(rp, again.access_token, sub)).email).to.equal(user.email);

@@ -82,7 +82,14 @@ describe('oidc-provider adapters', function () {
       it(`S10 stores nothing of the id, uid, user code or payload in the clear (${name})`, async function () {
         const [id, uid, grantId] = [newId(), newId(), newId()];
         const userCode = 'BCDFGHJK';
-        const payload = { jti: id, uid, grantId, userCode, accountId: '5f0c6c4e-7a53-4a43-9d5f-3b1c7f0f9a11', deviceInfo: { ip: '203.0.113.7', ua: 'TV/1.0' } };
+        const payload = {
+          jti: id,
+          uid,
+          grantId,
+          userCode,
+          accountId: '5f0c6c4e-7a53-4a43-9d5f-3b1c7f0f9a11',
+          deviceInfo: { ip: '203.0.113.7', ua: 'TV/1.0' },
+        };
         await sealedAdapter(backend('DeviceCode'), 'DeviceCode', keys).upsert(id, payload, 60);
         const stored = await backend('DeviceCode').find(keys.storageKey(id));
         const text = JSON.stringify(stored);
