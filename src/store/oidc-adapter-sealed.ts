@@ -1,5 +1,5 @@
-import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
-import { createCryptoBox, type CryptoBox } from '../shared/crypto-box.ts';
+import { createHmac, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
+import { createCryptoBox } from '../shared/crypto-box.ts';
 import { deriveKey } from '../shared/derive-key.ts';
 import type { Adapter, AdapterPayload } from './oidc-adapter.ts';
 
@@ -7,23 +7,40 @@ import type { Adapter, AdapterPayload } from './oidc-adapter.ts';
 const STORAGE_KEY_PURPOSE = 'oidc-state storage key v1';
 const SEAL_PURPOSE = 'oidc-state seal v1';
 
+/** 128 random bits per seal, as 32 hex characters (the envelope's key id). */
+const SALT = /^[0-9a-f]{32}$/;
+
 /**
  * Keys for oidc-provider state at rest. storageKey(value) is the keyed hash (HMAC-SHA-256) under
  * which a token, code, session, interaction, grant or user code is stored: deterministic, so a
  * lookup by the presented value is one hash and one read, and useless without the key, so a copy
  * of the store cannot be replayed or searched offline (an 8-letter user code has 35 bits; an
- * unkeyed hash of it falls to a brute force in seconds). The payloads are sealed (AES-256-GCM).
+ * unkeyed hash of it falls to a brute force in seconds).
+ *
+ * seal/open: AES-256-GCM under a key of its own for every seal, HMAC(seal key, random 128-bit
+ * salt), the salt named in the envelope as its key id. One long-lived GCM key with random 96-bit
+ * IVs is good for about 2^32 seals (NIST SP 800-38D); this store seals on every session touch and
+ * token save of every instance, which passes that within weeks at a few thousand writes a second.
  */
 export type OidcStateKeys = {
   readonly storageKey: (value: string) => string;
-  readonly box: CryptoBox;
+  readonly seal: (plaintext: string, associatedData: string) => string;
+  /** Throws when the envelope is not one of ours or does not authenticate. */
+  readonly open: (envelope: string, associatedData: string) => Buffer;
 };
 
 export function createOidcStateKeys(masterKey: Buffer): OidcStateKeys {
   const hmacKey: KeyObject = createSecretKey(deriveKey(masterKey, STORAGE_KEY_PURPOSE));
+  const sealKey: KeyObject = createSecretKey(deriveKey(masterKey, SEAL_PURPOSE));
+  const boxFor = (salt: string) => createCryptoBox(createHmac('sha256', sealKey).update(salt).digest(), salt);
   return {
     storageKey: (value) => createHmac('sha256', hmacKey).update(value, 'utf8').digest('base64url'),
-    box: createCryptoBox(deriveKey(masterKey, SEAL_PURPOSE), 'o1'),
+    seal: (plaintext, associatedData) => boxFor(randomBytes(16).toString('hex')).seal(plaintext, associatedData),
+    open(envelope, associatedData) {
+      const salt = envelope.split('.', 3)[1] ?? '';
+      if (!SALT.test(salt)) throw new Error('not an oidc state envelope');
+      return boxFor(salt).open(envelope, associatedData);
+    },
   };
 }
 
@@ -47,7 +64,7 @@ function openSealed(keys: OidcStateKeys, model: string, stored: unknown): Sealed
   const { sealed } = (stored ?? {}) as StoredPayload;
   if (typeof sealed !== 'string') return undefined;
   try {
-    return JSON.parse(keys.box.open(sealed, `oidc:${model}`).toString('utf8')) as Sealed;
+    return JSON.parse(keys.open(sealed, `oidc:${model}`).toString('utf8')) as Sealed;
   } catch {
     // Tampered with, or sealed under another MASTER_KEY: as good as absent (fail closed).
     return undefined;
@@ -70,7 +87,7 @@ export const unsealStoredPayload = (keys: OidcStateKeys, model: string, stored: 
  * move another user's session under a session id they hold.
  */
 export function sealedAdapter(inner: Adapter, model: string, keys: OidcStateKeys): Adapter {
-  const { storageKey, box } = keys;
+  const { storageKey, seal } = keys;
   const aad = `oidc:${model}`;
 
   /** The payload (with the storage adapter's consumed mark) and the id it was saved under. */
@@ -85,7 +102,7 @@ export function sealedAdapter(inner: Adapter, model: string, keys: OidcStateKeys
       const rest: AdapterPayload = { ...payload };
       const consumed: unknown = rest.consumed;
       delete rest.consumed;
-      const stored: StoredPayload = { sealed: box.seal(JSON.stringify({ i: id, p: rest } satisfies Sealed), aad) };
+      const stored: StoredPayload = { sealed: seal(JSON.stringify({ i: id, p: rest } satisfies Sealed), aad) };
       if (typeof payload.accountId === 'string') stored.accountId = payload.accountId;
       if (typeof payload.grantId === 'string') stored.grantId = storageKey(payload.grantId);
       if (typeof payload.uid === 'string') stored.uid = storageKey(payload.uid);

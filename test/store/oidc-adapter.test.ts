@@ -78,6 +78,18 @@ describe('oidc-provider adapters', function () {
       redis: (model: string) => createRedisAdapter(redis, model),
     };
 
+    it('S10 every seal has a key of its own (HMAC of a random salt named in the envelope), so GCM nonces never pile up under one key', function () {
+      const envelopes = Array.from({ length: 50 }, () => keys.seal('{"same":"payload"}', 'oidc:Session'));
+      const salts = envelopes.map((envelope) => envelope.split('.')[1]);
+      expect(new Set(salts).size).to.equal(50);
+      for (const salt of salts) expect(salt).to.match(/^[0-9a-f]{32}$/);
+      for (const envelope of envelopes) expect(keys.open(envelope, 'oidc:Session').toString()).to.equal('{"same":"payload"}');
+      // The salt is authenticated: an envelope re-labelled with another salt does not open.
+      const [version, , iv, body] = envelopes[0]!.split('.');
+      expect(() => keys.open([version, salts[1], iv, body].join('.'), 'oidc:Session')).to.throw();
+      expect(() => keys.open(envelopes[0]!, 'oidc:AccessToken')).to.throw();
+    });
+
     for (const [name, backend] of Object.entries(backends)) {
       it(`S10 stores nothing of the id, uid, user code or payload in the clear (${name})`, async function () {
         const [id, uid, grantId] = [newId(), newId(), newId()];
@@ -124,7 +136,7 @@ describe('oidc-provider adapters', function () {
         const other = createOidcStateKeys(randomBytes(32));
         expect(await sealedAdapter(backend('RefreshToken'), 'RefreshToken', other).find(id)).to.equal(undefined);
         // Even a lookup that lands on the row (same storage key) cannot open it.
-        const misKeyed = sealedAdapter(backend('RefreshToken'), 'RefreshToken', { storageKey: keys.storageKey, box: other.box });
+        const misKeyed = sealedAdapter(backend('RefreshToken'), 'RefreshToken', { ...other, storageKey: keys.storageKey });
         expect(await misKeyed.find(id)).to.equal(undefined);
       });
     }
