@@ -46,7 +46,7 @@ export function createOidcStateKeys(masterKey: Buffer): OidcStateKeys {
 
 /** What the storage adapters hold: index fields as storage keys, the payload itself sealed. */
 type StoredPayload = {
-  /** The envelope of { i: id, p: payload } (payload without `consumed`). */
+  /** The envelope of the payload (with its id as jti, without `consumed`). */
   sealed?: string;
   /** Kept readable: the erasure of an account deletes its rows by it (user-directory removeOidcState). */
   accountId?: string;
@@ -57,14 +57,12 @@ type StoredPayload = {
   consumed?: unknown;
 };
 
-type Sealed = { i: string; p: AdapterPayload };
-
-/** The sealed part of a stored payload, opened: { i: id, p: payload }, or undefined (absent, not ours, tampered with). */
-function openSealed(keys: OidcStateKeys, model: string, stored: unknown): Sealed | undefined {
+/** The sealed payload of a stored value, or undefined (absent, not ours, tampered with). */
+function openSealed(keys: OidcStateKeys, model: string, stored: unknown): AdapterPayload | undefined {
   const { sealed } = (stored ?? {}) as StoredPayload;
   if (typeof sealed !== 'string') return undefined;
   try {
-    return JSON.parse(keys.open(sealed, `oidc:${model}`).toString('utf8')) as Sealed;
+    return JSON.parse(keys.open(sealed, `oidc:${model}`).toString('utf8')) as AdapterPayload;
   } catch {
     // Tampered with, or sealed under another MASTER_KEY: as good as absent (fail closed).
     return undefined;
@@ -73,7 +71,7 @@ function openSealed(keys: OidcStateKeys, model: string, stored: unknown): Sealed
 
 /** The payload inside a value the storage adapter holds (for tools that read the store directly, e.g. bench/). */
 export const unsealStoredPayload = (keys: OidcStateKeys, model: string, stored: unknown): AdapterPayload | undefined =>
-  openSealed(keys, model, stored)?.p;
+  openSealed(keys, model, stored);
 
 /**
  * oidc-provider's adapter for one model, stored by keyed hash and sealed (S10): the storage
@@ -82,27 +80,30 @@ export const unsealStoredPayload = (keys: OidcStateKeys, model: string, stored: 
  * token, userinfo, account, authorization or device endpoints accept, and no personal data
  * (deviceInfo's IP and user agent, login hints, claims) is readable in Redis.
  *
- * The seal binds the payload to its model (associated data) and to its own id (inside), so a
- * sealed payload copied under another key is refused: someone who can write to Redis cannot
- * move another user's session under a session id they hold.
+ * The seal binds the payload to its model (associated data), and every lookup checks that the
+ * payload names what was looked up (its jti, uid or userCode, inside the seal), so a sealed
+ * payload copied under another key is refused: someone who can write to Redis cannot move another
+ * user's session under a session id they hold. oidc-provider's payloads always carry their id as
+ * jti; one without it gets it here.
  */
 export function sealedAdapter(inner: Adapter, model: string, keys: OidcStateKeys): Adapter {
   const { storageKey, seal } = keys;
   const aad = `oidc:${model}`;
 
-  /** The payload (with the storage adapter's consumed mark) and the id it was saved under. */
-  function open(stored: unknown): Sealed | undefined {
+  /** The payload, with the storage adapter's consumed mark. */
+  function open(stored: unknown): AdapterPayload | undefined {
     const opened = openSealed(keys, model, stored);
     const { consumed } = (stored ?? {}) as StoredPayload;
-    return opened === undefined || consumed === undefined ? opened : { i: opened.i, p: { ...opened.p, consumed } };
+    return opened === undefined || consumed === undefined ? opened : { ...opened, consumed };
   }
 
   return {
     async upsert(id, payload, expiresIn) {
-      const rest: AdapterPayload = { ...payload };
+      if (payload.jti !== undefined && payload.jti !== id) throw new TypeError(`${model} payload jti does not match its id`);
+      const rest: AdapterPayload = { ...payload, jti: id };
       const consumed: unknown = rest.consumed;
       delete rest.consumed;
-      const stored: StoredPayload = { sealed: seal(JSON.stringify({ i: id, p: rest } satisfies Sealed), aad) };
+      const stored: StoredPayload = { sealed: seal(JSON.stringify(rest), aad) };
       if (typeof payload.accountId === 'string') stored.accountId = payload.accountId;
       if (typeof payload.grantId === 'string') stored.grantId = storageKey(payload.grantId);
       if (typeof payload.uid === 'string') stored.uid = storageKey(payload.uid);
@@ -113,17 +114,17 @@ export function sealedAdapter(inner: Adapter, model: string, keys: OidcStateKeys
 
     async find(id) {
       const found = open(await inner.find(storageKey(id)));
-      return found?.i === id ? found.p : undefined;
+      return found?.jti === id ? found : undefined;
     },
 
     async findByUid(uid) {
       const found = open(await inner.findByUid(storageKey(uid)));
-      return found?.p.uid === uid ? found.p : undefined;
+      return found?.uid === uid ? found : undefined;
     },
 
     async findByUserCode(userCode) {
       const found = open(await inner.findByUserCode(storageKey(userCode)));
-      return found?.p.userCode === userCode ? found.p : undefined;
+      return found?.userCode === userCode ? found : undefined;
     },
 
     consume: (id) => inner.consume(storageKey(id)),
