@@ -11,7 +11,7 @@ import { createHibpCheck, createPasswordHasher } from './services/passwords.ts';
 import { resolveKey, StartupError } from './shared/dev-keys.ts';
 import { createLogger, type Logger } from './shared/logger.ts';
 import { createMasterBox } from './shared/master-key.ts';
-import { createAuditEventStore } from './store/audit-events.ts';
+import { type AuditEventStore, createAuditEventStore } from './store/audit-events.ts';
 import { createClientStore } from './store/clients.ts';
 import { createInitialAccessTokenStore } from './store/initial-access-tokens.ts';
 import { createInitialAccessTokenAdapter, hashedIdAdapter } from './store/oidc-adapter-registration.ts';
@@ -31,6 +31,22 @@ export { StartupError };
 
 export type DepsOptions = { logger?: Logger; migrate?: boolean };
 
+/**
+ * Before the first event of this process: refuse an AUDIT_KEY other than the one the newest
+ * events were chained under (a second key would fork the chain into parts no single key
+ * verifies), and anchor events written before keyed chaining with a keyed event after them.
+ */
+async function prepareAuditChain(store: AuditEventStore, logger: Logger): Promise<void> {
+  const newest = await store.newestKeyId();
+  if (newest !== undefined && newest !== store.keyId) {
+    throw new StartupError(
+      `AUDIT_KEY is not the key the audit log was written with (its newest events name key ${newest}, the configured AUDIT_KEY is ${store.keyId}); start with the key the log was written with`,
+    );
+  }
+  const anchor = await store.anchorLegacyChain();
+  if (anchor) logger.warn({ event: anchor.id, ...anchor.data }, 'audit log: events written before keyed chaining are now anchored by a keyed event');
+}
+
 export async function createDeps(config: Config, options: DepsOptions = {}) {
   const logger = options.logger ?? createLogger(config);
   const database: Database = await createDatabase(config);
@@ -47,13 +63,18 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
     const box = createMasterBox(masterKey);
     // Sessions, codes and tokens are stored by keyed hash and sealed (src/store/oidc-adapter-sealed.ts).
     const oidcKeys = createOidcStateKeys(masterKey);
+    // The audit chain's HMAC key is its own secret, not derived from MASTER_KEY: the API writes
+    // audit events and must not hold MASTER_KEY (S3).
+    const auditKey = await resolveKey({ name: 'AUDIT_KEY', value: config.auditKey, fileName: 'audit.key' }, { dataDir: config.dataDir, embedded: database.embedded, logger });
+    const auditStore = createAuditEventStore(knex, auditKey);
+    await prepareAuditChain(auditStore, logger);
     const redis: Redis | undefined = createRedis(config, logger);
 
     const stores = {
       users: createUserStore(knex),
       roles: createRoleStore(knex),
       keys: createKeyStore(knex),
-      audit: createAuditEventStore(knex),
+      audit: auditStore,
       clients: createClientStore(knex, box),
       initialAccessTokens: createInitialAccessTokenStore(knex),
     };
@@ -134,6 +155,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       knex,
       redis,
       box,
+      auditKey,
       stores,
       audit,
       hasher,

@@ -9,7 +9,7 @@ async function writeLine(line: string): Promise<void> {
 }
 
 /**
- * `portcullis audit verify`: walk the hash chain, report the first broken link (exit 1).
+ * `portcullis audit verify`: walk the HMAC chain under AUDIT_KEY, report the first broken link (exit 1).
  * `portcullis audit export [--since ISO]`: JSON lines for a SIEM, oldest first.
  */
 export function registerAuditCommands(
@@ -19,9 +19,9 @@ export function registerAuditCommands(
   const audit = program.command('audit').description('tamper-evident audit log: verify the hash chain, export for a SIEM');
   audit
     .command('verify')
-    .description('recompute every event hash and link; prints a report, exits 1 at the first broken link')
+    .description('recompute every event HMAC (under AUDIT_KEY) and link; prints a report, exits 1 at the first broken link')
     .action(async () => {
-      const report = await withDeps((deps) => verifyAuditChain(deps.knex));
+      const report = await withDeps((deps) => verifyAuditChain(deps.knex, deps.auditKey));
       print(report);
       if (!report.ok) {
         process.stderr.write(`error: audit chain broken at event ${report.broken_at}: ${report.reason}\n`);

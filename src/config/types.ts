@@ -29,6 +29,7 @@ export type Config = Readonly<{
   dataDir: string;
   masterKey?: string;
   backupKey?: string;
+  auditKey?: string;
   cookieKeys?: readonly string[];
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   nodeEnv: 'development' | 'production' | 'test';

@@ -20,6 +20,7 @@ export const redactPaths = [
   '*.id_token',
   '*.id_token_hint',
   '*.masterKey',
+  '*.auditKey',
   '*.cookieKeys',
   '*.databaseUrl',
   '*.redisUrl',

@@ -1,5 +1,16 @@
-import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
+import {
+  auditKeyId,
+  type ChainedFields,
+  GENESIS_HASH,
+  KEYED_CHAIN,
+  keyedHash,
+  LEGACY_CHAIN,
+  personalDigest,
+  pseudonymisedTag,
+} from './audit-mac.ts';
+
+export { GENESIS_HASH };
 
 export type AuditEventInput = {
   type: string;
@@ -11,82 +22,113 @@ export type AuditEventInput = {
   data?: Record<string, unknown>;
 };
 
-export type AuditEventRow = {
+export type AuditEventRow = ChainedFields & {
   id: number;
-  occurred_at: Date;
-  type: string;
-  outcome: string;
-  actor_id: string | null;
-  client_id: string | null;
-  ip: string | null;
-  user_agent: string | null;
-  data: Record<string, unknown>;
+  /** 1: legacy unkeyed sha256 link; 2: HMAC under AUDIT_KEY (audit-mac.ts). */
+  chain: number;
+  key_id: string | null;
+  ip_digest: string | null;
+  user_agent_digest: string | null;
+  /** Set when an erasure removed ip and user_agent (the proof that a key holder did it). */
+  pseudonymised_tag: string | null;
   prev_hash: string;
   hash: string;
 };
 
-export const GENESIS_HASH = '0'.repeat(64);
-
 /** Serialises writers of the chain (appends, and a restore merging its log): held until commit. */
 export const AUDIT_CHAIN_LOCK = "pg_advisory_xact_lock(hashtext('portcullis:audit'))";
 
-/** jsonb reorders keys, so hashes are computed over a key-sorted rendering. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+/** Written once, by the first process of this release, after the last unkeyed event. */
+export const CHAIN_KEYED_EVENT = 'audit.chain_keyed';
+
+/**
+ * The append-only, HMAC-chained audit table. `key` is AUDIT_KEY: every process that writes
+ * events holds it (auth, API, CLI); MASTER_KEY is not involved.
+ */
+export function createAuditEventStore(knex: Knex, key: Buffer) {
+  const keyId = auditKeyId(key);
+
+  /** Lock, then read the last row, in one round trip: two statements in one simple query. */
+  async function lockedHead(trx: Knex.Transaction): Promise<{ hash: string; chain: number } | undefined> {
+    // Under READ COMMITTED each statement takes its own snapshot, so the SELECT (started after
+    // the lock was granted) sees every event committed by the previous holder of the lock.
+    const results = await trx.raw<{ rows: { hash: string; chain: number }[] }[]>(
+      `SELECT ${AUDIT_CHAIN_LOCK}; SELECT hash, chain FROM audit_events ORDER BY id DESC LIMIT 1`,
+    );
+    return results[1]?.rows[0];
   }
-  return JSON.stringify(value ?? null);
-}
 
-export function hashEvent(prevHash: string, row: Omit<AuditEventRow, 'id' | 'prev_hash' | 'hash'>): string {
-  const body = canonical([
-    row.occurred_at.toISOString(),
-    row.type,
-    row.outcome,
-    row.actor_id,
-    row.client_id,
-    row.ip,
-    row.user_agent,
-    row.data,
-  ]);
-  return createHash('sha256').update(prevHash).update(body).digest('hex');
-}
+  async function insertAfter(trx: Knex.Transaction, prevHash: string, event: AuditEventInput): Promise<AuditEventRow> {
+    const row: ChainedFields = {
+      occurred_at: new Date(),
+      type: event.type,
+      outcome: event.outcome ?? 'success',
+      actor_id: event.actorId ?? null,
+      client_id: event.clientId ?? null,
+      ip: event.ip ?? null,
+      // Cut on code points so no half surrogate pair is stored (it would not hash the same).
+      user_agent: event.userAgent === undefined ? null : Array.from(event.userAgent).slice(0, 512).join(''),
+      // Hash exactly what jsonb will hold (Dates become strings, undefined disappears).
+      data: JSON.parse(JSON.stringify(event.data ?? {})) as Record<string, unknown>,
+    };
+    const link = {
+      key_id: keyId,
+      prev_hash: prevHash,
+      ip_digest: personalDigest(key, prevHash, 'ip', row.ip),
+      user_agent_digest: personalDigest(key, prevHash, 'user_agent', row.user_agent),
+    };
+    const hash = keyedHash(key, link, row);
+    const [inserted] = await trx<AuditEventRow>('audit_events')
+      .insert({ ...row, ...link, chain: KEYED_CHAIN, data: JSON.stringify(row.data) as unknown as Record<string, unknown>, hash })
+      .returning('*');
+    if (!inserted) throw new Error('audit insert returned no row');
+    return inserted;
+  }
 
-export function createAuditEventStore(knex: Knex) {
   return {
+    keyId,
+
     /** Appends one event to the chain; the advisory lock orders concurrent writers. */
     async append(event: AuditEventInput): Promise<AuditEventRow> {
+      return knex.transaction(async (trx) => insertAfter(trx, (await lockedHead(trx))?.hash ?? GENESIS_HASH, event));
+    },
+
+    /**
+     * When the newest event is an unkeyed one (written before this release), appends an event
+     * that names it: from then on the unkeyed prefix is vouched for by a keyed link, and verify
+     * accepts unkeyed events only before it. Returns the anchor, or undefined when none was needed.
+     */
+    async anchorLegacyChain(): Promise<AuditEventRow | undefined> {
       return knex.transaction(async (trx) => {
-        // Lock, then read the last hash, in one round trip: two statements in one simple query.
-        // Under READ COMMITTED each statement takes its own snapshot, so the SELECT (started after
-        // the lock was granted) sees every event committed by the previous holder of the lock.
-        const results = await trx.raw<{ rows: { hash: string }[] }[]>(
-          `SELECT ${AUDIT_CHAIN_LOCK}; SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1`,
-        );
-        const prevHash = results[1]?.rows[0]?.hash ?? GENESIS_HASH;
-        const row = {
-          occurred_at: new Date(),
-          type: event.type,
-          outcome: event.outcome ?? 'success',
-          actor_id: event.actorId ?? null,
-          client_id: event.clientId ?? null,
-          ip: event.ip ?? null,
-          // Cut on code points so no half surrogate pair is stored (it would not hash the same).
-          user_agent: event.userAgent === undefined ? null : Array.from(event.userAgent).slice(0, 512).join(''),
-          // Hash exactly what jsonb will hold (Dates become strings, undefined disappears).
-          data: JSON.parse(JSON.stringify(event.data ?? {})) as Record<string, unknown>,
-        };
-        const hash = hashEvent(prevHash, row);
-        const [inserted] = await trx<AuditEventRow>('audit_events')
-          .insert({ ...row, data: JSON.stringify(row.data) as unknown as Record<string, unknown>, prev_hash: prevHash, hash })
-          .returning('*');
-        if (!inserted) throw new Error('audit insert returned no row');
-        return inserted;
+        const head = await lockedHead(trx);
+        if (head?.chain !== LEGACY_CHAIN) return undefined;
+        const count = await trx('audit_events').where('chain', LEGACY_CHAIN).count<{ count: string | number }[]>({ count: '*' });
+        return insertAfter(trx, head.hash, { type: CHAIN_KEYED_EVENT, data: { legacy_events: Number(count[0]?.count ?? 0), legacy_head: head.hash, key_id: keyId } });
       });
+    },
+
+    /** The key id of the newest keyed event (undefined before the first one). */
+    async newestKeyId(): Promise<string | undefined> {
+      const row = await knex<AuditEventRow>('audit_events').where('chain', KEYED_CHAIN).orderBy('id', 'desc').first('key_id');
+      return row?.key_id ?? undefined;
+    },
+
+    /**
+     * Erasure (S5): removes the clear IP addresses and user agents of the user's events. The chain
+     * covers only their keyed digests, so it still verifies; each changed row gets a tag proving
+     * that a key holder removed them. Returns the number of rows changed.
+     */
+    async pseudonymise(actorId: string, trx: Knex | Knex.Transaction = knex): Promise<number> {
+      const rows = await trx<AuditEventRow>('audit_events')
+        .where('actor_id', actorId)
+        .andWhere((q) => void q.whereNotNull('ip').orWhereNotNull('user_agent'))
+        .select('id', 'occurred_at', 'type', 'outcome', 'actor_id', 'client_id', 'data', 'hash');
+      for (const row of rows) {
+        await trx('audit_events')
+          .where('id', row.id)
+          .update({ ip: null, user_agent: null, pseudonymised_tag: pseudonymisedTag(key, row.hash, row) });
+      }
+      return rows.length;
     },
 
     async list(filter: { actorId?: string; type?: string; limit?: number } = {}): Promise<AuditEventRow[]> {

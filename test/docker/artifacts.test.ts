@@ -153,7 +153,7 @@ describe('docker/compose.yaml', function () {
     for (const name of appServices) {
       const service = services[name] as Service;
       const env = environmentOf(service);
-      for (const variable of ['MASTER_KEY', 'DATABASE_URL', 'REDIS_URL']) {
+      for (const variable of ['MASTER_KEY', 'AUDIT_KEY', 'DATABASE_URL', 'REDIS_URL']) {
         expect(env, `${name} ${variable}`).to.have.property(`${variable}_FILE`);
         expect(env, `${name} ${variable}`).to.not.have.property(variable);
       }

@@ -207,8 +207,8 @@ describe('docker/helm/portcullis', function () {
     }
   });
 
-  it('takes MASTER_KEY, DATABASE_URL, REDIS_URL and COOKIE_KEYS from the Secret named in values.yaml, never literally', function () {
-    const expected = { MASTER_KEY: 'masterKey', DATABASE_URL: 'databaseUrl', REDIS_URL: 'redisUrl', COOKIE_KEYS: 'cookieKeys' };
+  it('takes MASTER_KEY, AUDIT_KEY, DATABASE_URL, REDIS_URL and COOKIE_KEYS from the Secret named in values.yaml, never literally', function () {
+    const expected = { MASTER_KEY: 'masterKey', AUDIT_KEY: 'auditKey', DATABASE_URL: 'databaseUrl', REDIS_URL: 'redisUrl', COOKIE_KEYS: 'cookieKeys' };
     for (const name of components) {
       const [container] = podOf(named(manifests, 'Deployment', `rel-${name}`)).spec.containers;
       for (const [variable, key] of Object.entries(expected)) {

@@ -9,6 +9,7 @@ import { testConfigEnv } from '../helpers/servers.ts';
 import { testEnv } from '../setup.ts';
 
 const rollback = new Error('rollback');
+const auditKey = Buffer.from(testEnv.auditKey, 'base64');
 /** Runs fn in a transaction that is always rolled back: tampering stays invisible to other suites. */
 async function inRolledBackTransaction(knex: Knex, fn: (trx: Knex.Transaction) => Promise<void>): Promise<void> {
   await knex
@@ -40,52 +41,52 @@ describe('tamper-evident audit log: verify and export', function () {
     });
 
     it('reports an intact chain, while 20 other events are appended concurrently', async function () {
-      const store = createAuditEventStore(knex);
+      const store = createAuditEventStore(knex, auditKey);
       await store.append({ type: `${marker}.seed` });
       const [report] = await Promise.all([
-        verifyAuditChain(knex, { batchSize: 7 }),
+        verifyAuditChain(knex, auditKey, { batchSize: 7 }),
         ...Array.from({ length: 20 }, (_, i) => store.append({ type: `${marker}.concurrent`, data: { i } })),
       ]);
       expect(report.ok, JSON.stringify(report)).to.equal(true);
-      const again = await verifyAuditChain(knex, { batchSize: 7 });
+      const again = await verifyAuditChain(knex, auditKey, { batchSize: 7 });
       expect(again.ok).to.equal(true);
       expect(again.events).to.be.at.least(21);
     });
 
     it('names an edited event as the first broken link', async function () {
-      const store = createAuditEventStore(knex);
+      const store = createAuditEventStore(knex, auditKey);
       const target = await store.append({ type: `${marker}.role.granted`, actorId: 'admin-1', data: { role: 'viewer' } });
       await store.append({ type: `${marker}.after` });
       await inRolledBackTransaction(knex, async (trx) => {
         await trx('audit_events')
           .where('id', target.id)
           .update({ data: JSON.stringify({ role: 'admin' }) });
-        const report = await verifyAuditChain(trx, { batchSize: 5 });
+        const report = await verifyAuditChain(trx, auditKey, { batchSize: 5 });
         expect(report).to.include({ ok: false, broken_at: eventId(target.id) });
         expect(report.ok ? '' : report.reason).to.include('modified');
       });
-      expect((await verifyAuditChain(knex)).ok, 'restored after the rollback').to.equal(true);
+      expect((await verifyAuditChain(knex, auditKey)).ok, 'restored after the rollback').to.equal(true);
     });
 
     it('names the event after a deleted one, and a rewritten hash breaks the next link', async function () {
-      const store = createAuditEventStore(knex);
+      const store = createAuditEventStore(knex, auditKey);
       const victim = await store.append({ type: `${marker}.victim` });
       const next = await store.append({ type: `${marker}.next` });
       await inRolledBackTransaction(knex, async (trx) => {
         await trx('audit_events').where('id', victim.id).delete();
-        const report = await verifyAuditChain(trx);
+        const report = await verifyAuditChain(trx, auditKey);
         expect(report).to.include({ ok: false, broken_at: eventId(next.id) });
         expect(report.ok ? '' : report.reason).to.include('deleted or inserted');
       });
       // An attacker who edits an event and recomputes its hash still breaks the link after it.
       await inRolledBackTransaction(knex, async (trx) => {
-        const { hashEvent } = await import('../../src/store/audit-events.ts');
+        const { keyedHash } = await import('../../src/store/audit-mac.ts');
         const row = (await trx<AuditEventRow>('audit_events').where('id', victim.id).first())!;
         const forged = { ...row, actor_id: 'someone-else' };
         await trx('audit_events')
           .where('id', victim.id)
-          .update({ actor_id: 'someone-else', hash: hashEvent(row.prev_hash, forged) });
-        const report = await verifyAuditChain(trx);
+          .update({ actor_id: 'someone-else', hash: keyedHash(auditKey, { ...forged, key_id: forged.key_id ?? '' }, forged) });
+        const report = await verifyAuditChain(trx, auditKey);
         expect(report).to.include({ ok: false, broken_at: eventId(next.id) });
       });
     });
@@ -113,7 +114,7 @@ describe('tamper-evident audit log: verify and export', function () {
       await admin.raw(`CREATE DATABASE "${name}"`);
       knex = knexFactory({ client: 'pg', connection: databaseUrl, pool: { min: 0, max: 2 } });
       await migrateLatest(knex);
-      const store = createAuditEventStore(knex);
+      const store = createAuditEventStore(knex, auditKey);
       rows.push(await store.append({ type: 'login.password', actorId: 'user-1', ip: '203.0.113.9', userAgent: 'test-agent' }));
       rows.push(await store.append({ type: 'role.granted', actorId: 'admin-1', data: { role: 'viewer', userId: 'user-1' } }));
       await new Promise((r) => setTimeout(r, 20));

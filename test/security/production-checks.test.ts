@@ -77,6 +77,15 @@ describe('T43 production assertions at boot', function () {
     expect(existsSync(join(dataDir, 'master.key')), 'no dev key generated').to.equal(false);
   });
 
+  it('R8 refuses the development audit key (AUDIT_KEY unset) and generates nothing into DATA_DIR', async function () {
+    const result = await runMain(productionEnv({ AUDIT_KEY: undefined, DATABASE_URL: undefined, REDIS_URL: undefined }));
+    expect(result.code).to.equal(1);
+    const lines = refusal(result.stderr);
+    expect(lines, result.stderr).to.have.length(1);
+    expect(lines[0]).to.include('AUDIT_KEY (or AUDIT_KEY_FILE) must be set');
+    expect(existsSync(join(dataDir, 'audit.key')), 'no dev key generated').to.equal(false);
+  });
+
   it('T43 refuses oidc-provider debug output (DEBUG) in production', async function () {
     const result = await runMain(productionEnv({ DEBUG: 'oidc-provider:*' }));
     expect(result.code).to.equal(1);

@@ -1,13 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import knexFactory, { type Knex } from 'knex';
-import { type AuditEventRow, createAuditEventStore, GENESIS_HASH, hashEvent } from '../../src/store/audit-events.ts';
+import { type AuditEventRow, createAuditEventStore, GENESIS_HASH } from '../../src/store/audit-events.ts';
+import { keyedHash, personalDigest } from '../../src/store/audit-mac.ts';
 import { testEnv } from '../setup.ts';
 
 /**
- * The audit log is hash-chained: hash = sha256(prev_hash || canonical event). Other suites may
- * append to the same table, so the checks work on the table as stored, not on counts.
+ * The audit log is HMAC-chained under AUDIT_KEY: hash = HMAC(key, prev_hash, event with keyed
+ * digests of ip and user agent). Other suites may append to the same table, so the checks work on
+ * the table as stored, not on counts.
  */
+const key = Buffer.from(testEnv.auditKey, 'base64');
+const hashEvent = (row: AuditEventRow): string => keyedHash(key, { ...row, key_id: row.key_id ?? '' }, row);
+
 describe('audit event hash chain', function () {
   let knex: Knex;
   let store: ReturnType<typeof createAuditEventStore>;
@@ -15,7 +20,7 @@ describe('audit event hash chain', function () {
 
   before(function () {
     knex = knexFactory({ client: 'pg', connection: testEnv.databaseUrl, pool: { min: 0, max: 10 } });
-    store = createAuditEventStore(knex);
+    store = createAuditEventStore(knex, key);
   });
 
   after(async function () {
@@ -47,7 +52,7 @@ describe('audit event hash chain', function () {
     expect(rows[0]!.prev_hash).to.equal(GENESIS_HASH);
     rows.forEach((row, i) => {
       if (i > 0) expect(row.prev_hash, `prev_hash of row ${row.id}`).to.equal(rows[i - 1]!.hash);
-      expect(hashEvent(row.prev_hash, row), `hash of row ${row.id}`).to.equal(row.hash);
+      expect(hashEvent(row), `hash of row ${row.id}`).to.equal(row.hash);
     });
     expect(new Set(rows.map((r) => r.prev_hash)).size, 'no two rows share a predecessor').to.equal(rows.length);
   }
@@ -69,7 +74,7 @@ describe('audit event hash chain', function () {
     appended.push(await store.append({ type: `${marker}.logout` }));
     appended.push(await store.append({ type: `${marker}.token`, data: { scope: 'openid', n: 1.5 } }));
 
-    for (const row of appended) expect(hashEvent(row.prev_hash, row)).to.equal(row.hash);
+    for (const row of appended) expect(hashEvent(row)).to.equal(row.hash);
     expect(appended[0]!.user_agent).to.have.length(512);
     expect(appended[1]!.outcome).to.equal('success');
 
@@ -77,7 +82,7 @@ describe('audit event hash chain', function () {
     expect(stored.map((r) => r.hash)).to.deep.equal(appended.map((r) => r.hash));
     for (const row of stored) {
       // Read back from Postgres (jsonb, timestamptz) the hash still verifies.
-      expect(hashEvent(row.prev_hash, row)).to.equal(row.hash);
+      expect(hashEvent(row)).to.equal(row.hash);
       const previous = await knex<AuditEventRow>('audit_events').where('id', '<', row.id).orderBy('id', 'desc').first();
       expect(row.prev_hash).to.equal(previous?.hash ?? GENESIS_HASH);
     }
@@ -103,13 +108,13 @@ describe('audit event hash chain', function () {
         .update({ data: JSON.stringify({ role: 'admin', userId: 'user-9' }) });
       const edited = await trx<AuditEventRow>('audit_events').where('id', target.id).first();
       expect(edited!.data).to.deep.equal({ role: 'admin', userId: 'user-9' });
-      expect(hashEvent(edited!.prev_hash, edited!)).not.to.equal(edited!.hash);
+      expect(hashEvent(edited!)).not.to.equal(edited!.hash);
 
       await trx('audit_events')
         .where('id', target.id)
         .update({ data: JSON.stringify(target.data), actor_id: 'someone-else' });
       const reattributed = await trx<AuditEventRow>('audit_events').where('id', target.id).first();
-      expect(hashEvent(reattributed!.prev_hash, reattributed!)).not.to.equal(reattributed!.hash);
+      expect(hashEvent(reattributed!)).not.to.equal(reattributed!.hash);
 
       await trx('audit_events').where('id', target.id).delete();
       const rows = await allRows(trx);
@@ -124,11 +129,13 @@ describe('audit event hash chain', function () {
   // agent must not be cut inside a surrogate pair (Postgres would store U+FFFD).
   it('an event holding a Date, or a user agent cut inside a surrogate pair, verifies as stored', async function () {
     const outcome = await rolledBack(async (trx) => {
-      const isolated = createAuditEventStore(trx);
+      const isolated = createAuditEventStore(trx, key);
       const withDate = await isolated.append({ type: `${marker}.dated`, data: { at: new Date('2026-01-02T03:04:05.000Z') } });
-      expect(hashEvent(withDate.prev_hash, withDate)).to.equal(withDate.hash);
+      expect(hashEvent(withDate)).to.equal(withDate.hash);
       const withEmoji = await isolated.append({ type: `${marker}.ua`, userAgent: `${'a'.repeat(511)}\u{1F600}` });
-      expect(hashEvent(withEmoji.prev_hash, withEmoji)).to.equal(withEmoji.hash);
+      expect(hashEvent(withEmoji)).to.equal(withEmoji.hash);
+      // The digest in the chain is the digest of the user agent as Postgres stored it.
+      expect(personalDigest(key, withEmoji.prev_hash, 'user_agent', withEmoji.user_agent)).to.equal(withEmoji.user_agent_digest);
     });
     expect(outcome).to.equal('rolled back');
   });
