@@ -114,6 +114,12 @@ export const components: Record<string, JsonSchema> = {
     data: { type: 'object' },
     hash: { type: 'string', pattern: '^[0-9a-f]{64}$' },
   }),
+  /** In an export: an event of someone else that names the caller (R9). */
+  AuditMention: closed({
+    type: { type: 'string' },
+    occurred_at: dateTime,
+    object_id: { type: 'string' },
+  }),
   AuditPage: closed({ items: { type: 'array', items: ref('AuditEvent') }, next_cursor: { type: ['string', 'null'] } }),
   Export: closed({
     format: { const: 'portcullis-export/1' },
@@ -165,7 +171,8 @@ export const components: Record<string, JsonSchema> = {
         expires_at: { type: ['string', 'null'], format: 'date-time' },
       }),
     },
-    audit_trail: { type: 'array', items: ref('AuditEvent') },
+    // The caller's own events whole; other people's events that name the caller as mentions.
+    audit_trail: { type: 'array', items: { oneOf: [ref('AuditEvent'), ref('AuditMention')] } },
   }),
   Health: { type: 'object', properties: { status: { type: 'string' } } },
 };

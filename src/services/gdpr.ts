@@ -33,6 +33,25 @@ export const presentAuditEvent = (row: AuditEventRow) => ({
   hash: row.hash,
 });
 
+/** Event data naming an address or a user agent (e.g. a reported device's): possibly another person's. */
+const OTHER_PERSONAL_KEY = /(^|_)(ip|user_agent)$/;
+
+/** The caller's own event, whole, less data fields that may describe someone else's device. */
+const presentOwnEvent = (row: AuditEventRow) => {
+  const event = presentAuditEvent(row);
+  return { ...event, data: Object.fromEntries(Object.entries(event.data).filter(([key]) => !OTHER_PERSONAL_KEY.test(key))) };
+};
+
+/**
+ * Someone else's event that names the caller (a share with them, an admin's change to their
+ * account): what happened, when, and to what; never who did it, from where or with which app (R9).
+ */
+const presentMention = (row: AuditEventRow, userId: string) => ({
+  type: row.type,
+  occurred_at: row.occurred_at.toISOString(),
+  object_id: typeof row.data.record_id === 'string' ? row.data.record_id : userId,
+});
+
 /**
  * GDPR rights of access (Art. 15/20: one machine-readable export) and erasure (Art. 17).
  *
@@ -137,7 +156,7 @@ export function createGdprService(deps: {
           last_used_at: iso(row.last_used_at),
           expires_at: iso(row.expires_at),
         })),
-        audit_trail: (await auditSearch.trailOf(userId)).map(presentAuditEvent),
+        audit_trail: (await auditSearch.trailOf(userId)).map((row) => (row.actor_id === userId ? presentOwnEvent(row) : presentMention(row, userId))),
       };
       await audit.record({ type: 'account.exported', actorId: userId, clientId: actor.clientId, ip: actor.ip });
       return document;

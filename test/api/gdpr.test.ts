@@ -21,7 +21,7 @@ type Export = {
   shares: { granted: { record_id: string; user_id: string }[]; received: { record_id: string; owner_id: string }[] };
   consents: { grant_id: string; client_id: string; scopes: string[]; resources: string[] }[];
   sessions: { created_at: string }[];
-  audit_trail: { type: string; actor_id: string | null }[];
+  audit_trail: Record<string, unknown>[];
 };
 
 /** The test client holds the account scopes (an operator granted them); tokens get them only when asked. */
@@ -35,7 +35,8 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     let conforms: Awaited<ReturnType<typeof openApiChecker>>;
 
     before(async function () {
-      servers = await startTestServers({ storage });
+      // Behind a trusted proxy, so each person below can come from an address of their own.
+      servers = await startTestServers({ storage, env: { TRUST_PROXY: 'true' } });
       rp = await createRp(servers, { scope: ACCOUNT_CLIENT_SCOPE });
       conforms = await openApiChecker(servers);
     });
@@ -82,14 +83,44 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(JSON.stringify(doc.sessions)).to.not.match(/"(id|jti|session_id)"/);
       const types = doc.audit_trail.map((e) => e.type);
       expect(types).to.include.members(['user.created', 'login.password', 'record.created', 'record.shared']);
-      // Erin's share with Dana names Dana, so it is part of Dana's trail too.
-      expect(doc.audit_trail.some((e) => e.type === 'record.shared' && e.actor_id === erin.id)).to.equal(true);
+      // Erin's share with Dana names Dana, so it is part of Dana's trail too (as type, time and record).
+      expect(doc.audit_trail.some((e) => e.type === 'record.shared' && e.object_id === fromErin)).to.equal(true);
 
       // R4: the data scopes are not enough; the export has its own scope.
       const noScope = await signedInUser(servers, rp, { scopes: 'records:read records:write' });
       const denied = await call(servers, 'GET', '/v1/me/export', noScope.token);
       expect(denied.status).to.equal(403);
       expect(denied.headers.get('WWW-Authenticate')).to.include('scope="account:export"');
+    });
+
+    it('R9 the export shows events of other people about the caller as type, time and object id only: never their id, address, user agent or app', async function () {
+      const from = (ip: string, agent: string) => ({ 'X-Forwarded-For': ip, 'User-Agent': agent });
+      const dana = await signedInUser(servers, rp, { scopes: 'records:read records:write account:export' });
+      const erin = await signedInUser(servers, rp);
+      const adminRp = await createRp(servers, { scope: 'openid offline_access records:read records:write admin' });
+      const admin = await signedInUser(servers, adminRp, { roles: ['admin'], scopes: 'records:read records:write admin' });
+      // Erin shares a record with Dana; an admin changes Dana's roles. Each from an address of their own.
+      const created = await call(servers, 'POST', '/v1/records', erin.token, { type: 'note', label: 'For Dana', data: {} }, from('198.51.100.23', 'erin-agent/1.0'));
+      const erinRecord = (created.body as { id: string }).id;
+      expect((await call(servers, 'POST', `/v1/records/${erinRecord}/shares`, erin.token, { userId: dana.id }, from('198.51.100.23', 'erin-agent/1.0'))).status).to.equal(201);
+      const patched = await call(servers, 'PATCH', `/v1/admin/users/${dana.id}`, admin.token, { roles: ['user', 'auditor'] }, from('198.51.100.99', 'admin-agent/2.0'));
+      expect(patched.status, patched.text).to.equal(200);
+      // Dana's own action, from her own address.
+      await call(servers, 'POST', '/v1/records', dana.token, { type: 'note', label: 'Mine', data: {} }, from('203.0.113.5', 'dana-agent/3.0'));
+
+      const res = await call(servers, 'GET', '/v1/me/export', dana.token, undefined, from('203.0.113.5', 'dana-agent/3.0'));
+      expect(res.status, res.text).to.equal(200);
+      conforms('GET', '/v1/me/export', res);
+      const trail = (res.body as Export).audit_trail;
+      const shared = trail.find((e) => e.type === 'record.shared');
+      const updated = trail.find((e) => e.type === 'user.updated');
+      expect(shared).to.deep.equal({ type: 'record.shared', occurred_at: shared?.occurred_at, object_id: erinRecord });
+      expect(updated).to.deep.equal({ type: 'user.updated', occurred_at: updated?.occurred_at, object_id: dana.id });
+      expect(Number.isNaN(Date.parse(String(shared?.occurred_at)))).to.equal(false);
+      const text = JSON.stringify(trail);
+      for (const other of [erin.id, admin.id, '198.51.100.23', '198.51.100.99', 'erin-agent', 'admin-agent']) expect(text, other).to.not.include(other);
+      // Her own events stay whole: her address is hers.
+      expect(trail.some((e) => e.type === 'record.created' && e.actor_id === dana.id && e.ip === '203.0.113.5')).to.equal(true);
     });
 
     it('erases the account: data key shredded, records and shares gone, tokens dead, audit chain intact', async function () {
