@@ -98,6 +98,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       users: stores.users,
       roles: stores.roles,
       audit,
+      auditEvents: stores.audit,
       oauthState: { index: accountIndex, adapter: (model) => oidcAdapter(model), storedAdapter: (model) => backendAdapter(model) },
     });
 

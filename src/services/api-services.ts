@@ -1,12 +1,15 @@
 import type { Knex } from 'knex';
 import type { CryptoBox } from '../shared/crypto-box.ts';
+import type { AuditEventStore } from '../store/audit-events.ts';
 import { createAuditSearch } from '../store/audit-search.ts';
 import { createDataKeyStore } from '../store/data-keys.ts';
+import { createErasureJournal } from '../store/erasure-journal.ts';
 import { createRecordStore } from '../store/records.ts';
 import type { RoleStore } from '../store/roles.ts';
 import { createUserDirectory } from '../store/user-directory.ts';
 import type { UserStore } from '../store/users.ts';
 import type { AuditService } from './audit.ts';
+import { createErasure } from './erasure.ts';
 import type { OAuthState } from './gdpr.ts';
 import { createGdprService } from './gdpr.ts';
 import { createRbacService } from './rbac.ts';
@@ -21,21 +24,25 @@ export function createApiServices(deps: {
   users: UserStore;
   roles: RoleStore;
   audit: AuditService;
+  auditEvents: AuditEventStore;
   oauthState: OAuthState;
 }) {
-  const { knex, box, users, roles, audit, oauthState } = deps;
+  const { knex, box, users, roles, audit, auditEvents, oauthState } = deps;
   const stores = {
     records: createRecordStore(knex),
     dataKeys: createDataKeyStore(knex),
     directory: createUserDirectory(knex),
     auditSearch: createAuditSearch(knex),
+    erasureJournal: createErasureJournal(knex),
   };
+  const erasure = createErasure({ dataKeys: stores.dataKeys, directory: stores.directory, journal: stores.erasureJournal, auditEvents });
   const rbac = createRbacService({ roles, users });
   const vault = createVault({ box, dataKeys: stores.dataKeys });
   return {
     stores,
     rbac,
     vault,
+    erasure,
     records: createRecordService({ knex, records: stores.records, users, vault, audit }),
     gdpr: createGdprService({
       knex,
@@ -46,6 +53,7 @@ export function createApiServices(deps: {
       vault,
       rbac,
       audit,
+      erasure,
       oauthState,
     }),
     userAdmin: createUserAdminService({ knex, directory: stores.directory, roles, rbac, audit }),

@@ -7,6 +7,7 @@ import type { RecordStore } from '../store/records.ts';
 import type { RoleStore } from '../store/roles.ts';
 import type { UserDirectory } from '../store/user-directory.ts';
 import type { AuditService } from './audit.ts';
+import type { Erasure } from './erasure.ts';
 import type { RbacService } from './rbac.ts';
 import type { Actor } from './records.ts';
 import type { Vault } from './vault.ts';
@@ -58,10 +59,11 @@ const presentMention = (row: AuditEventRow, userId: string) => ({
  * Erasure ends the account's sessions and revokes its grants and tokens, then deletes the
  * account row, so everything keyed to it cascades away (roles, records, shares, data key, MFA
  * factors, passkeys); the data key is deleted first and explicitly, so any copy of
- * the ciphertext (backups, replicas, logs) is crypto-shredded. The hash-chained audit log is not
- * rewritten: rewriting would break the chain. Its rows keep the account's random UUID, which
- * after erasure is a pseudonym nothing in the system links back to a person, and the erasure
- * itself is appended as `account.erased`.
+ * the ciphertext (backups, replicas, logs) is crypto-shredded (erasure.ts). The audit log keeps
+ * its rows and its chain: they keep the account's random UUID, which after erasure is a pseudonym
+ * nothing in the system links back to a person, and lose their clear IP addresses and user
+ * agents (the chain covers only keyed digests of those). The erasure is journalled, so a restore
+ * of an older backup erases the account again (S5), and appended as `account.erased`.
  */
 export function createGdprService(deps: {
   knex: Knex;
@@ -72,9 +74,10 @@ export function createGdprService(deps: {
   vault: Vault;
   rbac: RbacService;
   audit: AuditService;
+  erasure: Erasure;
   oauthState: OAuthState;
 }) {
-  const { knex, directory, roles, records, auditSearch, vault, rbac, audit, oauthState } = deps;
+  const { knex, directory, roles, records, auditSearch, vault, rbac, audit, erasure, oauthState } = deps;
 
   /** Consents (grants) the user gave to clients, with the scopes granted, from the account index. */
   async function consentsOf(userId: string) {
@@ -169,16 +172,15 @@ export function createGdprService(deps: {
       const revoked = await revokeOAuthState(userId);
       const summary = await knex.transaction(async (trx) => {
         const recordCount = (await records.listOwned(userId, trx)).length;
-        const shredded = await vault.shred(userId, trx);
-        const oidcState = await directory.removeOidcState(userId, trx);
-        const removed = await directory.remove(userId, trx);
-        return removed
+        const erased = await erasure.eraseRows(userId, trx);
+        return erased.removed
           ? {
               records: recordCount,
-              data_key_shredded: shredded,
+              data_key_shredded: erased.dataKeyShredded,
               sessions_ended: revoked.sessions,
               grants_revoked: revoked.grants,
-              oidc_rows_removed: oidcState,
+              oidc_rows_removed: erased.oidcRowsRemoved,
+              audit_events_pseudonymised: erased.auditEventsPseudonymised,
             }
           : undefined;
       });

@@ -70,8 +70,9 @@ export async function startTestServers(options: { storage?: StorageMode; env?: R
     throw error;
   });
   return {
-    issuer,
-    apiUrl,
+    // As configured: a test may pin the addresses (ISSUER, API_URL) to restart on the same ones.
+    issuer: config.issuer,
+    apiUrl: config.apiUrl,
     config,
     deps,
     running,

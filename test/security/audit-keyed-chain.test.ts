@@ -178,4 +178,40 @@ describe('R8 keyed audit chain (portcullis audit verify on a dedicated database)
     expect(broken.code).to.equal(1);
     expect(broken.stderr).to.include(`audit chain broken at event ${rows[3]!.id}`);
   });
+  it('S5 pseudonymisation keeps the chain verifying; a clear address removed without AUDIT_KEY (not by an erasure) is named', async function () {
+    const rows = await seed();
+    const store = createAuditEventStore(knex, key);
+    const { verifyAuditChain } = await import('../../src/store/audit-chain.ts');
+    expect(await store.pseudonymise('user-1')).to.equal(2);
+    const after = await knex<AuditEventRow>('audit_events').where('actor_id', 'user-1').orderBy('id');
+    expect(after.map((r) => [r.ip, r.user_agent])).to.deep.equal([[null, null], [null, null], [null, null]]);
+    expect((await verifyAuditChain(knex, key)).ok).to.equal(true);
+    // Someone without the key hides the admin's address the same way: no tag, so verify names it.
+    await knex('audit_events').where('id', rows[1]!.id).update({ ip: null });
+    const report = await verifyAuditChain(knex, key);
+    expect(report).to.deep.include({ ok: false, broken_at: eventId(rows[1]!.id) });
+    expect(report.ok ? '' : report.reason).to.include('removed without AUDIT_KEY');
+    // Nor can a tag be moved from a pseudonymised row to another one.
+    await knex('audit_events').where('id', rows[1]!.id).update({ pseudonymised_tag: after[0]!.pseudonymised_tag });
+    expect(await verifyAuditChain(knex, key)).to.deep.include({ ok: false, broken_at: eventId(rows[1]!.id) });
+  });
+
+  it('S5 events written before keyed chaining can be pseudonymised too, and the rest of such an event stays protected', async function () {
+    let prev = '0'.repeat(64);
+    const legacy: AuditEventRow[] = [];
+    for (const [i, actor] of ['user-8', 'user-9'].entries()) {
+      const row = { occurred_at: new Date(Date.now() - 60_000 + i), type: 'login.password', outcome: 'success', actor_id: actor, client_id: null, ip: `192.0.2.${i + 1}`, user_agent: 'old/1', data: {} };
+      const hash = unkeyedHash(prev, row);
+      const [inserted] = await knex<AuditEventRow>('audit_events').insert({ ...row, data: '{}' as unknown as Record<string, unknown>, prev_hash: prev, hash }).returning('*');
+      legacy.push(inserted!);
+      prev = hash;
+    }
+    const store = createAuditEventStore(knex, key);
+    await store.anchorLegacyChain();
+    expect(await store.pseudonymise('user-8')).to.equal(1);
+    const { verifyAuditChain } = await import('../../src/store/audit-chain.ts');
+    expect(await verifyAuditChain(knex, key)).to.deep.include({ ok: true, legacy_events: 2 });
+    await knex('audit_events').where('id', legacy[0]!.id).update({ type: 'login.totp' });
+    expect(await verifyAuditChain(knex, key)).to.deep.include({ ok: false, broken_at: eventId(legacy[0]!.id) });
+  });
 });

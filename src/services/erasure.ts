@@ -1,0 +1,42 @@
+import type { Knex } from 'knex';
+import type { AuditEventStore } from '../store/audit-events.ts';
+import type { DataKeyStore } from '../store/data-keys.ts';
+import type { ErasureJournal } from '../store/erasure-journal.ts';
+import type { UserDirectory } from '../store/user-directory.ts';
+
+/**
+ * What an erasure does to the database, in the caller's transaction, and again after a restore
+ * (S5). The data key goes first and explicitly (crypto-shredding every copy of the ciphertext),
+ * then the account row, whose foreign keys take roles, records, shares, MFA factors and passkeys
+ * with it; the addresses and user agents of its audit events are pseudonymised; the erasure is
+ * journalled. Everything here needs only AUDIT_KEY (for the pseudonymisation tags), so a
+ * restore can re-apply it without unwrapping anything.
+ */
+export function createErasure(deps: { dataKeys: DataKeyStore; directory: UserDirectory; journal: ErasureJournal; auditEvents: AuditEventStore }) {
+  const { dataKeys, directory, journal, auditEvents } = deps;
+
+  async function eraseRows(userId: string, trx: Knex.Transaction) {
+    const dataKeyShredded = await dataKeys.remove(userId, trx);
+    const oidcRowsRemoved = await directory.removeOidcState(userId, trx);
+    const removed = await directory.remove(userId, trx);
+    const auditEventsPseudonymised = await auditEvents.pseudonymise(userId, trx);
+    await journal.add(userId, trx);
+    return { removed, dataKeyShredded, oidcRowsRemoved, auditEventsPseudonymised };
+  }
+
+  return {
+    eraseRows,
+
+    /**
+     * After a restore: erases again every journalled account of which the restored rows brought
+     * something back, and pseudonymises their audit events again. Returns how many.
+     */
+    async reapply(trx: Knex.Transaction): Promise<number> {
+      const undone = await journal.undone(trx);
+      for (const userId of undone) await eraseRows(userId, trx);
+      return undone.length;
+    },
+  };
+}
+
+export type Erasure = ReturnType<typeof createErasure>;
