@@ -13,6 +13,7 @@ import { cacheableMetadata } from './cacheable-metadata.ts';
 import { auditRefreshReuse, recentRefreshReuse } from './refresh-reuse.ts';
 import { detectConstantChallenges } from './constant-challenge.ts';
 import { createAuditSearch } from '../store/audit-search.ts';
+import { accessHistory } from '../services/access-history.ts';
 import { withDevicePollPacing } from './device-polling.ts';
 import { createCsrfTokens } from './koa-csrf.ts';
 import { createProvider } from './provider.ts';
@@ -94,7 +95,7 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
   app.use(interactions.routes());
   app.use(allowedMethods(interactions));
   attachAccountIndex(provider, deps.accountIndex, logger);
-  const account = accountRoutes({ provider, accounts: deps.accounts, mfa: deps.mfa, index: deps.accountIndex, sessions: deps.accountSessions, oidcAdapter: deps.oidcAdapter, csrf, issuer: config.issuer, recentAuthSeconds: config.ttl.recentAuth, sessionLifetime: sessionTtl({ idleSeconds: config.ttl.sessionIdle, maxSeconds: config.ttl.sessionMax }), reuseNotices: (userId) => recentRefreshReuse(auditSearch, userId) });
+  const account = accountRoutes({ provider, accounts: deps.accounts, mfa: deps.mfa, index: deps.accountIndex, sessions: deps.accountSessions, oidcAdapter: deps.oidcAdapter, csrf, issuer: config.issuer, recentAuthSeconds: config.ttl.recentAuth, sessionLifetime: sessionTtl({ idleSeconds: config.ttl.sessionIdle, maxSeconds: config.ttl.sessionMax }), reuseNotices: (userId) => recentRefreshReuse(auditSearch, userId), accessHistory: (userId) => accessHistory(auditSearch, userId) });
   app.use(account.routes());
   app.use(allowedMethods(account));
   app.use(devicePages.guard);

@@ -2,8 +2,9 @@ import type { AuditEventInput, AuditEventStore } from '../store/audit-events.ts'
 import type { Logger } from '../shared/logger.ts';
 
 /**
- * Security events go to the hash-chained audit table. Writing them must not break the flow
- * that triggered them when it already succeeded, so failures are logged loudly instead.
+ * Security events go to the HMAC-chained audit table. Writing them must not break the flow
+ * that triggered them when it already succeeded, so failures are logged loudly instead (unless
+ * the event is `required`).
  */
 export function createAuditService({ store, logger }: { store: AuditEventStore; logger: Logger }) {
   const observers: ((event: AuditEventInput) => void)[] = [];
@@ -13,7 +14,11 @@ export function createAuditService({ store, logger }: { store: AuditEventStore; 
       observers.push(observer);
     },
 
-    async record(event: AuditEventInput): Promise<void> {
+    /**
+     * `required`: the caller's answer depends on the event being stored (a disclosure of someone
+     * else's data, S11): a failed write is thrown, so nothing is disclosed unrecorded.
+     */
+    async record(event: AuditEventInput, options: { required?: boolean } = {}): Promise<void> {
       for (const observer of observers) {
         try {
           observer(event);
@@ -25,6 +30,7 @@ export function createAuditService({ store, logger }: { store: AuditEventStore; 
         await store.append(event);
       } catch (error) {
         logger.error({ err: error, auditType: event.type }, 'audit event could not be written');
+        if (options.required) throw error;
       }
     },
   };

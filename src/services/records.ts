@@ -24,6 +24,9 @@ export type RecordView = {
 
 export type Actor = { userId: string; clientId?: string | undefined; ip?: string | undefined };
 
+/** A read of records by someone other than their owner (S11); `data.owner_ids` finds them per owner. */
+export const RECORD_ACCESSED_EVENT = 'record.accessed';
+
 const recordNotFound = (): Problem => notFound('No record with this id is available to you.');
 
 /**
@@ -83,15 +86,42 @@ export function createRecordService(deps: { knex: Knex; records: RecordStore; us
   const record = (actor: Actor, type: string, data: Record<string, unknown>) =>
     audit.record({ type, actorId: actor.userId, clientId: actor.clientId, ip: actor.ip, data });
 
+  /**
+   * S11: records read by someone other than their owner, one event per request however many
+   * records it shows (a listing is one event). Owners' own reads are not disclosures and are not
+   * logged. Stored before the answer leaves: an access that cannot be recorded is refused.
+   */
+  async function recordAccess(actor: Actor, via: 'get' | 'list', rows: readonly RecordRow[]): Promise<void> {
+    const disclosed = rows.filter((row) => row.owner_id !== actor.userId);
+    if (disclosed.length === 0) return;
+    await audit.record(
+      {
+        type: RECORD_ACCESSED_EVENT,
+        actorId: actor.userId,
+        clientId: actor.clientId,
+        ip: actor.ip,
+        data: {
+          via,
+          records: disclosed.map((row) => ({ id: row.id, owner_id: row.owner_id, type: row.type })),
+          owner_ids: [...new Set(disclosed.map((row) => row.owner_id))],
+        },
+      },
+      { required: true },
+    );
+  }
+
   return {
-    async list(userId: string, options: { limit: number; cursor?: string | undefined; type?: RecordType | undefined }) {
+    async list(actor: Actor, options: { limit: number; cursor?: string | undefined; type?: RecordType | undefined }) {
+      const userId = actor.userId;
       const after = options.cursor ? decodeCursor(options.cursor) : undefined;
       const rows = await records.listVisible(userId, { limit: options.limit + 1, after, type: options.type });
       const page = rows.slice(0, options.limit);
       const last = page.at(-1);
       const keys = keyCache();
+      const items = await Promise.all(page.map((row) => present(row, userId, undefined, keys)));
+      await recordAccess(actor, 'list', page);
       return {
-        items: await Promise.all(page.map((row) => present(row, userId, undefined, keys))),
+        items,
         next_cursor: rows.length > options.limit && last ? encodeCursor({ createdAt: last.created_at, id: last.id }) : null,
       };
     },
@@ -107,10 +137,13 @@ export function createRecordService(deps: { knex: Knex; records: RecordStore; us
       return present(row, actor.userId, []);
     },
 
-    async get(userId: string, id: string): Promise<RecordView> {
+    async get(actor: Actor, id: string): Promise<RecordView> {
+      const userId = actor.userId;
       const row = await readable(userId, id);
       const shares = row.owner_id === userId ? (await records.sharesOf([id])).map((s) => s.user_id) : undefined;
-      return present(row, userId, shares);
+      const view = await present(row, userId, shares);
+      await recordAccess(actor, 'get', [row]);
+      return view;
     },
 
     async update(

@@ -24,6 +24,18 @@ export function createAuditSearch(knex: Knex) {
       return query;
     },
 
+    /**
+     * Reads of the owner's records by others (S11, `record.accessed`), newest first. Found through
+     * `data.owner_ids` (a GIN index on it for these events only).
+     */
+    async accessesOf(ownerId: string, limit: number): Promise<AuditEventRow[]> {
+      return knex<AuditEventRow>('audit_events')
+        .where('type', 'record.accessed')
+        .whereRaw(`data->'owner_ids' @> ?::jsonb`, [JSON.stringify([ownerId])])
+        .orderBy('id', 'desc')
+        .limit(limit);
+    },
+
     /** Every event about one user: as actor, or named in the event data (e.g. a share with them). */
     async trailOf(userId: string): Promise<AuditEventRow[]> {
       return knex<AuditEventRow>('audit_events')

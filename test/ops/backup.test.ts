@@ -141,7 +141,7 @@ describe('encrypted backup and restore', function () {
     const restoredDeps = await createDeps(restoredConfig, { logger: createLogger(restoredConfig) });
     try {
       expect((await restoredDeps.accounts.authenticate(user.email, user.password))?.id).to.equal(user.id);
-      expect((await restoredDeps.api.records.get(user.id, record.id)).data).to.deep.equal({ text: 'survives' });
+      expect((await restoredDeps.api.records.get({ userId: user.id }, record.id)).data).to.deep.equal({ text: 'survives' });
       expect(await restoredDeps.mfa.enrolled(user.id)).to.include('totp');
       expect(await restoredDeps.mfa.recovery.use(user.id, recoveryCodes[0]!)).to.equal(true);
       expect(await restoredDeps.stores.clients.find(registered.client_id, 0)).to.not.equal(undefined);

@@ -16,13 +16,14 @@ export function recordRoutes({ records }: { records: RecordService }): AnyRoute[
       method: 'get',
       path: '/v1/records',
       summary: 'Records you own or that are shared with you, newest first (cursor pagination)',
+      description: 'Records of other owners in the page are shown to their owners as read (one audit event per request).',
       tags: ['records'],
       scopes: ['records:read'],
       permission: 'records:read',
       query: requests.listRecordsQuery,
       responses: { 200: { description: 'One page of records; pass `next_cursor` as `cursor` for the next.', schema: 'RecordPage' } },
-      async handler({ query, auth }) {
-        return { body: await records.list(auth.token.sub, query) };
+      async handler({ query, auth, ctx }) {
+        return { body: await records.list(actorOf(auth, ctx.ip), query) };
       },
     }),
     defineRoute<Record<string, never>, Record<string, never>, RecordBody>({
@@ -45,14 +46,15 @@ export function recordRoutes({ records }: { records: RecordService }): AnyRoute[
       method: 'get',
       path: '/v1/records/{id}',
       summary: 'Read one record you own or that is shared with you',
+      description: "A read of someone else's record is shown to its owner (an audit event, in the owner's access history).",
       tags: ['records'],
       scopes: ['records:read'],
       permission: 'records:read',
       params: requests.idParams,
       problems: [404],
       responses: { 200: { description: 'The record; `shared_with` is shown to the owner only.', schema: 'Record' } },
-      async handler({ params, auth }) {
-        return { body: await records.get(auth.token.sub, params.id) };
+      async handler({ params, auth, ctx }) {
+        return { body: await records.get(actorOf(auth, ctx.ip), params.id) };
       },
     }),
     defineRoute<IdParams, Record<string, never>, Partial<RecordBody>>({

@@ -3,6 +3,7 @@ import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
+import type { RecordAccess } from '../../services/access-history.ts';
 import type { AccountSessions } from '../../services/account-sessions.ts';
 import type { AccountService, RequestContext } from '../../services/accounts.ts';
 import type { MfaService } from '../../services/mfa.ts';
@@ -132,8 +133,10 @@ export function accountRoutes(deps: {
   sessionLifetime: (session: { loginTs?: number | undefined }) => number;
   /** Recent refresh token reuse (apps we signed out to be safe), shown as a security notice. */
   reuseNotices: (userId: string) => Promise<ReuseNotice[]>;
+  /** Reads of the user's records by others (S11). */
+  accessHistory: (userId: string) => Promise<RecordAccess[]>;
 }): Router {
-  const { provider, accounts, mfa, index, sessions, oidcAdapter, csrf, issuer, reuseNotices, recentAuthSeconds, sessionLifetime } = deps;
+  const { provider, accounts, mfa, index, sessions, oidcAdapter, csrf, issuer, reuseNotices, accessHistory, recentAuthSeconds, sessionLifetime } = deps;
   const issuerOrigin = new URL(issuer).origin;
   const router = new Router({ prefix: '/account' });
   const body = bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' });
@@ -226,13 +229,26 @@ export function accountRoutes(deps: {
     return grants;
   }
 
+  /** The access history with each app's name (the client id when the app is gone). */
+  async function accessesOf(accountId: string) {
+    const names = new Map<string, Promise<string>>();
+    const appName = (clientId: string | null): Promise<string> => {
+      if (!clientId) return Promise.resolve('an unnamed app');
+      let name = names.get(clientId);
+      if (!name) names.set(clientId, (name = provider.Client.find(clientId).then((c) => c?.clientName ?? clientId)));
+      return name;
+    };
+    return Promise.all((await accessHistory(accountId)).map(async (a) => ({ ...a, app: await appName(a.clientId) })));
+  }
+
   async function showAccount(ctx: Context, session: AccountSession, user: UserRow, extra: { error?: string; notice?: string } = {}): Promise<void> {
-    const [totp, passkeys, codesLeft, grants, reuse] = await Promise.all([
+    const [totp, passkeys, codesLeft, grants, reuse, accesses] = await Promise.all([
       mfa.totp.status(user.id),
       mfa.webauthn.list(user.id),
       mfa.recovery.remaining(user.id),
       grantsOf(user.id),
       reuseNotices(user.id),
+      accessesOf(user.id),
     ]);
     const code = ctx.query.notice;
     const notice = extra.notice ?? (typeof code === 'string' ? NOTICES.get(code as NoticeCode) : undefined);
@@ -245,6 +261,7 @@ export function accountRoutes(deps: {
       hasFactor: totp.enabled || passkeys.length > 0,
       grants,
       reuse,
+      accesses,
       csrf: csrf.issue(`account:${session.id}`),
       notice,
       error: extra.error,
