@@ -37,10 +37,20 @@ export const presentAuditEvent = (row: AuditEventRow) => ({
 /** Event data naming an address or a user agent (e.g. a reported device's): possibly another person's. */
 const OTHER_PERSONAL_KEY = /(^|_)(ip|user_agent)$/;
 
-/** The caller's own event, whole, less data fields that may describe someone else's device. */
+/**
+ * The caller's own event, whole, less what may describe someone else: data fields naming another
+ * device's address or user agent, and the address and user agent of a failure (a wrong password
+ * or code against the account, a replayed token: often not the caller at all).
+ */
 const presentOwnEvent = (row: AuditEventRow) => {
   const event = presentAuditEvent(row);
-  return { ...event, data: Object.fromEntries(Object.entries(event.data).filter(([key]) => !OTHER_PERSONAL_KEY.test(key))) };
+  const failure = row.outcome === 'failure';
+  return {
+    ...event,
+    ip: failure ? null : event.ip,
+    user_agent: failure ? null : event.user_agent,
+    data: Object.fromEntries(Object.entries(event.data).filter(([key]) => !OTHER_PERSONAL_KEY.test(key))),
+  };
 };
 
 /**
@@ -62,7 +72,7 @@ const presentMention = (row: AuditEventRow, userId: string) => ({
  * the ciphertext (backups, replicas, logs) is crypto-shredded (erasure.ts). The audit log keeps
  * its rows and its chain: they keep the account's random UUID, which after erasure is a pseudonym
  * nothing in the system links back to a person, and lose their clear IP addresses and user
- * agents (the chain covers only keyed digests of those). The erasure is journalled, so a restore
+ * agents (the chain covers only commitments to those). The erasure is journalled, so a restore
  * of an older backup erases the account again (S5), and appended as `account.erased`.
  */
 export function createGdprService(deps: {

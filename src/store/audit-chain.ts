@@ -47,7 +47,7 @@ function rowProblem(key: Buffer, keyId: string, row: AuditEventRow): { reason: s
       removed ||= digest !== null;
       continue;
     }
-    const expected = personalDigest(key, row.prev_hash, field, clear);
+    const expected = personalDigest(key, row.personal_nonce, field, clear);
     if (expected !== digest) return { reason: modified, expected: expected ?? '', found: String(digest) };
   }
   if (removed) {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
 import {
   auditKeyId,
@@ -29,6 +30,8 @@ export type AuditEventRow = ChainedFields & {
   key_id: string | null;
   ip_digest: string | null;
   user_agent_digest: string | null;
+  /** The random nonce of the two digests; deleted with the clear values by an erasure. */
+  personal_nonce: string | null;
   /** Set when an erasure removed ip and user_agent (the proof that a key holder did it). */
   pseudonymised_tag: string | null;
   prev_hash: string;
@@ -71,15 +74,16 @@ export function createAuditEventStore(knex: Knex, key: Buffer) {
       // Hash exactly what jsonb will hold (Dates become strings, undefined disappears).
       data: JSON.parse(JSON.stringify(event.data ?? {})) as Record<string, unknown>,
     };
+    const nonce = row.ip === null && row.user_agent === null ? null : randomBytes(16).toString('hex');
     const link = {
       key_id: keyId,
       prev_hash: prevHash,
-      ip_digest: personalDigest(key, prevHash, 'ip', row.ip),
-      user_agent_digest: personalDigest(key, prevHash, 'user_agent', row.user_agent),
+      ip_digest: personalDigest(key, nonce, 'ip', row.ip),
+      user_agent_digest: personalDigest(key, nonce, 'user_agent', row.user_agent),
     };
     const hash = keyedHash(key, link, row);
     const [inserted] = await trx<AuditEventRow>('audit_events')
-      .insert({ ...row, ...link, chain: KEYED_CHAIN, data: JSON.stringify(row.data) as unknown as Record<string, unknown>, hash })
+      .insert({ ...row, ...link, personal_nonce: nonce, chain: KEYED_CHAIN, data: JSON.stringify(row.data) as unknown as Record<string, unknown>, hash })
       .returning('*');
     if (!inserted) throw new Error('audit insert returned no row');
     return inserted;
@@ -114,19 +118,19 @@ export function createAuditEventStore(knex: Knex, key: Buffer) {
     },
 
     /**
-     * Erasure (S5): removes the clear IP addresses and user agents of the user's events. The chain
-     * covers only their keyed digests, so it still verifies; each changed row gets a tag proving
-     * that a key holder removed them. Returns the number of rows changed.
+     * Erasure (S5): removes the clear IP addresses and user agents of the user's events, and the
+     * nonces of their digests. The chain covers only the digests, so it still verifies; each
+     * changed row gets a tag proving that a key holder removed them. Returns the rows changed.
      */
     async pseudonymise(actorId: string, trx: Knex | Knex.Transaction = knex): Promise<number> {
       const rows = await trx<AuditEventRow>('audit_events')
         .where('actor_id', actorId)
-        .andWhere((q) => void q.whereNotNull('ip').orWhereNotNull('user_agent'))
+        .andWhere((q) => void q.whereNotNull('ip').orWhereNotNull('user_agent').orWhereNotNull('personal_nonce'))
         .select('id', 'occurred_at', 'type', 'outcome', 'actor_id', 'client_id', 'data', 'hash');
       for (const row of rows) {
         await trx('audit_events')
           .where('id', row.id)
-          .update({ ip: null, user_agent: null, pseudonymised_tag: pseudonymisedTag(key, row.hash, row) });
+          .update({ ip: null, user_agent: null, personal_nonce: null, pseudonymised_tag: pseudonymisedTag(key, row.hash, row) });
       }
       return rows.length;
     },

@@ -3,8 +3,9 @@ import { createHash, createHmac } from 'node:crypto';
 /**
  * The audit log's integrity functions. Since chain version 2 every link is an HMAC-SHA256 under
  * AUDIT_KEY, so whoever can write the table but lacks the key cannot rebuild the chain after an
- * edit. Personal fields (IP address, user agent) enter the HMAC only as keyed digests, so an
- * erasure can remove the clear values later and the chain still verifies (S5).
+ * edit. Personal fields (IP address, user agent) enter the HMAC only as commitments (a keyed
+ * digest with a random nonce), so an erasure can remove the clear values and the nonce later and
+ * the chain still verifies (S5).
  */
 
 /** Rows written before keyed chaining (sha256 over the clear row, no key). */
@@ -59,12 +60,14 @@ export function legacyHash(prevHash: string, row: ChainedFields): string {
 }
 
 /**
- * The keyed digest of one personal value. Salted with the row's predecessor, so the same address
- * gives unrelated digests on different rows: after erasure nothing links the user's rows to
- * other rows from the same address (a pseudonym per row, not per person).
+ * The commitment to one personal value that the chain covers instead of the value: an HMAC over
+ * the value and a random per-row nonce. While the nonce is stored it binds the clear value (no
+ * other value gives the same digest); an erasure deletes the value and the nonce, and from then on
+ * not even a holder of AUDIT_KEY can find the address by trying every IPv4 address, and nothing
+ * links the row to other rows from the same address.
  */
-export function personalDigest(key: Buffer, prevHash: string, field: PersonalField, value: string | null): string | null {
-  return value === null ? null : hmac(key, [`portcullis-audit/2:${field}`, prevHash, value]);
+export function personalDigest(key: Buffer, nonce: string | null, field: PersonalField, value: string | null): string | null {
+  return value === null || nonce === null ? null : hmac(key, [`portcullis-audit/2:${field}`, nonce, value]);
 }
 
 export type KeyedLink = { key_id: string; prev_hash: string; ip_digest: string | null; user_agent_digest: string | null };

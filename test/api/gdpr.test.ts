@@ -107,6 +107,8 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(patched.status, patched.text).to.equal(200);
       // Dana's own action, from her own address.
       await call(servers, 'POST', '/v1/records', dana.token, { type: 'note', label: 'Mine', data: {} }, from('203.0.113.5', 'dana-agent/3.0'));
+      // Someone guessing Dana's password: the failure is Dana's event, the address is not hers.
+      expect(await servers.deps.accounts.authenticate(dana.email, 'not-her-password', { ip: '198.51.100.66', userAgent: 'guesser/1.0' })).to.equal(undefined);
 
       const res = await call(servers, 'GET', '/v1/me/export', dana.token, undefined, from('203.0.113.5', 'dana-agent/3.0'));
       expect(res.status, res.text).to.equal(200);
@@ -118,7 +120,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(updated).to.deep.equal({ type: 'user.updated', occurred_at: updated?.occurred_at, object_id: dana.id });
       expect(Number.isNaN(Date.parse(String(shared?.occurred_at)))).to.equal(false);
       const text = JSON.stringify(trail);
-      for (const other of [erin.id, admin.id, '198.51.100.23', '198.51.100.99', 'erin-agent', 'admin-agent']) expect(text, other).to.not.include(other);
+      for (const other of [erin.id, admin.id, '198.51.100.23', '198.51.100.99', 'erin-agent', 'admin-agent', '198.51.100.66', 'guesser']) expect(text, other).to.not.include(other);
+      // The failed sign-in itself is there, without where it came from.
+      expect(trail.some((e) => e.type === 'login.password' && e.outcome === 'failure' && e.ip === null && e.user_agent === null)).to.equal(true);
       // Her own events stay whole: her address is hers.
       expect(trail.some((e) => e.type === 'record.created' && e.actor_id === dana.id && e.ip === '203.0.113.5')).to.equal(true);
     });

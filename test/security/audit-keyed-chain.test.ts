@@ -184,7 +184,7 @@ describe('R8 keyed audit chain (portcullis audit verify on a dedicated database)
     const { verifyAuditChain } = await import('../../src/store/audit-chain.ts');
     expect(await store.pseudonymise('user-1')).to.equal(2);
     const after = await knex<AuditEventRow>('audit_events').where('actor_id', 'user-1').orderBy('id');
-    expect(after.map((r) => [r.ip, r.user_agent])).to.deep.equal([[null, null], [null, null], [null, null]]);
+    expect(after.map((r) => [r.ip, r.user_agent, r.personal_nonce])).to.deep.equal([[null, null, null], [null, null, null], [null, null, null]]);
     expect((await verifyAuditChain(knex, key)).ok).to.equal(true);
     // Someone without the key hides the admin's address the same way: no tag, so verify names it.
     await knex('audit_events').where('id', rows[1]!.id).update({ ip: null });

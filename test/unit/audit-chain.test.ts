@@ -135,7 +135,7 @@ describe('audit event hash chain', function () {
       const withEmoji = await isolated.append({ type: `${marker}.ua`, userAgent: `${'a'.repeat(511)}\u{1F600}` });
       expect(hashEvent(withEmoji)).to.equal(withEmoji.hash);
       // The digest in the chain is the digest of the user agent as Postgres stored it.
-      expect(personalDigest(key, withEmoji.prev_hash, 'user_agent', withEmoji.user_agent)).to.equal(withEmoji.user_agent_digest);
+      expect(personalDigest(key, withEmoji.personal_nonce, 'user_agent', withEmoji.user_agent)).to.equal(withEmoji.user_agent_digest);
     });
     expect(outcome).to.equal('rolled back');
   });
