@@ -36,12 +36,12 @@ export function productionSettingProblems(config: Config, env: NodeJS.ProcessEnv
   // Without MASTER_KEY the embedded mode generates a development key into DATA_DIR.
   if (!config.masterKey)
     problems.push('MASTER_KEY (or MASTER_KEY_FILE) must be set; the key generated into DATA_DIR is for development only');
-  // Whoever can rewrite the API's JWKS answer in transit can mint tokens the API accepts (S7).
-  if (config.jwksUrl && !config.jwksUrl.startsWith('https://') && !isLoopbackUrl(config.jwksUrl))
-    problems.push(`JWKS_URL must be https (or http on loopback): the API trusts the keys it fetches (got ${config.jwksUrl})`);
   // Likewise the audit chain's HMAC key: a generated one lives beside the database it protects.
   if (!config.auditKey)
     problems.push('AUDIT_KEY (or AUDIT_KEY_FILE) must be set; the key generated into DATA_DIR is for development only');
+  // Whoever can rewrite the API's JWKS answer in transit can mint tokens the API accepts (S7).
+  if (config.jwksUrl && !config.jwksUrl.startsWith('https://') && !isLoopbackUrl(config.jwksUrl))
+    problems.push(`JWKS_URL must be https (or http on loopback): the API trusts the keys it fetches (got ${config.jwksUrl})`);
   // oidc-provider's debug output logs tokens and request parameters.
   if (env.DEBUG && /oidc-provider|\*/.test(env.DEBUG)) problems.push('DEBUG must not enable oidc-provider debug output');
   return problems;
