@@ -505,7 +505,7 @@ describe('docker/nginx.conf and the internal network (S7, S9, R2)', function () 
       TLS_KEY_FILE: '/run/secrets/api_tls_key',
     });
     // The production checks accept compose's API settings and refuse the old plain-http URL.
-    const production = { NODE_ENV: 'production', ISSUER: 'https://localhost:8443', API_URL: 'https://localhost:9443', MASTER_KEY: 'A'.repeat(43) + '=', DATABASE_URL: 'postgres://db/x' };
+    const production = { NODE_ENV: 'production', ISSUER: 'https://localhost:8443', API_URL: 'https://localhost:9443', MASTER_KEY: 'A'.repeat(43) + '=', AUDIT_KEY: 'B'.repeat(43) + '=', DATABASE_URL: 'postgres://db/x' };
     expect(productionSettingProblems(loadConfig({ ...production, JWKS_URL: api.JWKS_URL }))).to.deep.equal([]);
     expect(productionSettingProblems(loadConfig({ ...production, JWKS_URL: 'http://auth:3000/jwks' })).join()).to.include('JWKS_URL');
     const conf = uncommented(rendered.conf);

@@ -337,7 +337,7 @@ describe('docker/helm/portcullis', function () {
     const fromApi = ingressRules.find((rule) => rule.from?.some((peer) => peer.podSelector?.matchLabels?.['app.kubernetes.io/component'] === 'api'));
     expect(fromApi?.ports).to.deep.equal([{ port: values.components.auth?.internalPort }]);
     // The production checks accept the JWKS_URL the chart sets.
-    const production = { NODE_ENV: 'production', ISSUER: String(defaults.issuer), API_URL: String(defaults.apiUrl), MASTER_KEY: `${'A'.repeat(43)}=`, DATABASE_URL: 'postgres://db/x' };
+    const production = { NODE_ENV: 'production', ISSUER: String(defaults.issuer), API_URL: String(defaults.apiUrl), MASTER_KEY: `${'A'.repeat(43)}=`, AUDIT_KEY: `${'B'.repeat(43)}=`, DATABASE_URL: 'postgres://db/x' };
     expect(productionSettingProblems(loadConfig({ ...production, JWKS_URL: envOf(api).JWKS_URL ?? '' }))).to.deep.equal([]);
 
     // internalTls off: plain http on the pod network, and the API fetches ISSUER/jwks (https) instead.
