@@ -56,10 +56,11 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
     it('S5 backup → erase → restore: the user stays erased (no sign-in, records and data key gone, API 401/404), addresses pseudonymised, audit verify passes', async function () {
       servers = await startTestServers({ storage, env });
-      const rp = await createRp(servers);
+      // The client may hold the erasure scope (an operator granted it); Frank's token asks for it.
+      const rp = await createRp(servers, { scope: 'openid offline_access profile email records:read records:write account:erase' });
       const { issuer, apiUrl } = servers;
       const sameAddresses = { ISSUER: issuer, AUTH_PORT: new URL(issuer).port, API_URL: apiUrl, API_PORT: new URL(apiUrl).port };
-      const frank = await signedInUser(servers, rp);
+      const frank = await signedInUser(servers, rp, { scopes: 'records:read records:write account:erase' });
       const gina = await signedInUser(servers, rp);
       const phone = { 'X-Forwarded-For': '203.0.113.77', 'User-Agent': 'frank-phone/1.0' };
       const created = await call(servers, 'POST', '/v1/records', frank.token, { type: 'medical', label: 'Diagnosis', data: { x: 1 } }, phone);
