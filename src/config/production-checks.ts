@@ -37,8 +37,7 @@ export function productionSettingProblems(config: Config, env: NodeJS.ProcessEnv
   if (!config.masterKey)
     problems.push('MASTER_KEY (or MASTER_KEY_FILE) must be set; the key generated into DATA_DIR is for development only');
   // Likewise the audit chain's HMAC key: a generated one lives beside the database it protects.
-  if (!config.auditKey)
-    problems.push('AUDIT_KEY (or AUDIT_KEY_FILE) must be set; the key generated into DATA_DIR is for development only');
+  if (!config.auditKey) problems.push('AUDIT_KEY (or AUDIT_KEY_FILE) must be set; the key generated into DATA_DIR is for development only');
   // Whoever can rewrite the API's JWKS answer in transit can mint tokens the API accepts (S7).
   if (config.jwksUrl && !config.jwksUrl.startsWith('https://') && !isLoopbackUrl(config.jwksUrl))
     problems.push(`JWKS_URL must be https (or http on loopback): the API trusts the keys it fetches (got ${config.jwksUrl})`);

@@ -31,6 +31,14 @@ export async function accessHistory(search: AuditSearchStore, ownerId: string, l
     const data = row.data as AccessData;
     const records = (Array.isArray(data.records) ? data.records : []).filter(isAccessedRecord).filter((r) => r.owner_id === ownerId);
     if (records.length === 0) return [];
-    return [{ at: row.occurred_at, readerId: row.actor_id, clientId: row.client_id, via: typeof data.via === 'string' ? data.via : 'get', records: records.map((r) => ({ id: r.id, type: r.type })) }];
+    return [
+      {
+        at: row.occurred_at,
+        readerId: row.actor_id,
+        clientId: row.client_id,
+        via: typeof data.via === 'string' ? data.via : 'get',
+        records: records.map((r) => ({ id: r.id, type: r.type })),
+      },
+    ];
   });
 }

@@ -12,7 +12,12 @@ import type { UserDirectory } from '../store/user-directory.ts';
  * journalled. Everything here needs only AUDIT_KEY (for the pseudonymisation tags), so a
  * restore can re-apply it without unwrapping anything.
  */
-export function createErasure(deps: { dataKeys: DataKeyStore; directory: UserDirectory; journal: ErasureJournal; auditEvents: AuditEventStore }) {
+export function createErasure(deps: {
+  dataKeys: DataKeyStore;
+  directory: UserDirectory;
+  journal: ErasureJournal;
+  auditEvents: AuditEventStore;
+}) {
   const { dataKeys, directory, journal, auditEvents } = deps;
 
   async function eraseRows(userId: string, trx: Knex.Transaction) {

@@ -169,7 +169,9 @@ export function createGdprService(deps: {
           last_used_at: iso(row.last_used_at),
           expires_at: iso(row.expires_at),
         })),
-        audit_trail: (await auditSearch.trailOf(userId)).map((row) => (row.actor_id === userId ? presentOwnEvent(row) : presentMention(row, userId))),
+        audit_trail: (await auditSearch.trailOf(userId)).map((row) =>
+          row.actor_id === userId ? presentOwnEvent(row) : presentMention(row, userId),
+        ),
       };
       await audit.record({ type: 'account.exported', actorId: userId, clientId: actor.clientId, ip: actor.ip });
       return document;

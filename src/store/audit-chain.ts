@@ -26,7 +26,8 @@ function rowProblem(key: Buffer, keyId: string, row: AuditEventRow): { reason: s
     if (row.pseudonymised_tag !== null) {
       // The legacy hash covers the clear values an erasure removed; the tag vouches for the rest.
       const tag = pseudonymisedTag(key, row.hash, row);
-      if (row.ip !== null || row.user_agent !== null || tag !== row.pseudonymised_tag) return { reason: modified, expected: tag, found: row.pseudonymised_tag };
+      if (row.ip !== null || row.user_agent !== null || tag !== row.pseudonymised_tag)
+        return { reason: modified, expected: tag, found: row.pseudonymised_tag };
       return undefined;
     }
     const recomputed = legacyHash(row.prev_hash, row);
@@ -54,7 +55,11 @@ function rowProblem(key: Buffer, keyId: string, row: AuditEventRow): { reason: s
     // Clear values may only vanish through an erasure, which holds the key and leaves a tag.
     const tag = pseudonymisedTag(key, row.hash, row);
     if (tag !== row.pseudonymised_tag) {
-      return { reason: 'a personal field (ip, user agent) was removed without AUDIT_KEY (not by an erasure)', expected: tag, found: String(row.pseudonymised_tag) };
+      return {
+        reason: 'a personal field (ip, user agent) was removed without AUDIT_KEY (not by an erasure)',
+        expected: tag,
+        found: String(row.pseudonymised_tag),
+      };
     }
   }
   const recomputed = keyedHash(key, { ...row, key_id: keyId }, row);
@@ -72,7 +77,11 @@ function rowProblem(key: Buffer, keyId: string, row: AuditEventRow): { reason: s
  * Reports the first broken link: an edited event (its hash no longer matches its content), or a
  * deleted or inserted one (the next event's prev_hash no longer names its predecessor).
  */
-export async function verifyAuditChain(knex: Knex | Knex.Transaction, key: Buffer, options: { batchSize?: number } = {}): Promise<ChainReport> {
+export async function verifyAuditChain(
+  knex: Knex | Knex.Transaction,
+  key: Buffer,
+  options: { batchSize?: number } = {},
+): Promise<ChainReport> {
   const batchSize = options.batchSize ?? 1000;
   const keyId = auditKeyId(key);
   const bound = await knex('audit_events').max<{ max: number | string | null }>('id as max').first();
@@ -84,7 +93,8 @@ export async function verifyAuditChain(knex: Knex | Knex.Transaction, key: Buffe
   let events = 0;
   let legacyEvents = 0;
   let keyedEvents = 0;
-  if (lastId === null) return { ok: true, events: 0, legacy_events: 0, key_id: keyId, first_id: null, last_id: null, last_hash: GENESIS_HASH };
+  if (lastId === null)
+    return { ok: true, events: 0, legacy_events: 0, key_id: keyId, first_id: null, last_id: null, last_hash: GENESIS_HASH };
   for (;;) {
     const rows = await knex<AuditEventRow>('audit_events')
       .where('id', '>', afterId)
@@ -95,10 +105,22 @@ export async function verifyAuditChain(knex: Knex | Knex.Transaction, key: Buffe
     for (const row of rows) {
       const id = eventId(row.id);
       firstId ??= id;
-      const broken = (reason: string, expected: string, found: string): ChainReport => ({ ok: false, events, broken_at: id, reason, expected, found });
-      if (row.chain !== KEYED_CHAIN && row.chain !== LEGACY_CHAIN) return broken('unknown chain version', `${LEGACY_CHAIN} or ${KEYED_CHAIN}`, String(row.chain));
+      const broken = (reason: string, expected: string, found: string): ChainReport => ({
+        ok: false,
+        events,
+        broken_at: id,
+        reason,
+        expected,
+        found,
+      });
+      if (row.chain !== KEYED_CHAIN && row.chain !== LEGACY_CHAIN)
+        return broken('unknown chain version', `${LEGACY_CHAIN} or ${KEYED_CHAIN}`, String(row.chain));
       if (row.chain === LEGACY_CHAIN && keyedEvents > 0) {
-        return broken('an unkeyed event after keyed ones (unkeyed events are accepted only before the first keyed event)', String(KEYED_CHAIN), String(row.chain));
+        return broken(
+          'an unkeyed event after keyed ones (unkeyed events are accepted only before the first keyed event)',
+          String(KEYED_CHAIN),
+          String(row.chain),
+        );
       }
       if (row.prev_hash !== expectedPrev) {
         const reason =
@@ -124,7 +146,8 @@ export async function verifyAuditChain(knex: Knex | Knex.Transaction, key: Buffe
       ok: false,
       events,
       broken_at: firstLegacyId ?? 0,
-      reason: 'unkeyed events with no keyed event after them: nothing vouches for them (every process of this release anchors them at start)',
+      reason:
+        'unkeyed events with no keyed event after them: nothing vouches for them (every process of this release anchors them at start)',
       expected: String(KEYED_CHAIN),
       found: String(LEGACY_CHAIN),
     };
@@ -147,7 +170,10 @@ function redact(value: unknown): unknown {
 }
 
 /** A stored event as exported: `time` instead of `occurred_at`, data redacted. */
-export type ExportedEvent = Pick<AuditEventRow, 'id' | 'type' | 'outcome' | 'actor_id' | 'client_id' | 'ip' | 'user_agent' | 'prev_hash' | 'hash'> & {
+export type ExportedEvent = Pick<
+  AuditEventRow,
+  'id' | 'type' | 'outcome' | 'actor_id' | 'client_id' | 'ip' | 'user_agent' | 'prev_hash' | 'hash'
+> & {
   time: string;
   data: unknown;
 };

@@ -55,7 +55,16 @@ export function auditKeyId(key: Buffer): string {
 
 /** Chain version 1: sha256(prev_hash || canonical clear row), no key (kept to verify old rows). */
 export function legacyHash(prevHash: string, row: ChainedFields): string {
-  const body = canonical([row.occurred_at.toISOString(), row.type, row.outcome, row.actor_id, row.client_id, row.ip, row.user_agent, row.data]);
+  const body = canonical([
+    row.occurred_at.toISOString(),
+    row.type,
+    row.outcome,
+    row.actor_id,
+    row.client_id,
+    row.ip,
+    row.user_agent,
+    row.data,
+  ]);
   return createHash('sha256').update(prevHash).update(body).digest('hex');
 }
 
@@ -95,5 +104,14 @@ export function keyedHash(key: Buffer, link: KeyedLink, row: ChainedFields): str
  * legacy rows, whose hash covers the clear values, it is also what vouches for the rest of the row.
  */
 export function pseudonymisedTag(key: Buffer, hash: string, row: Omit<ChainedFields, PersonalField>): string {
-  return hmac(key, ['portcullis-audit/pseudonymised', hash, row.occurred_at.toISOString(), row.type, row.outcome, row.actor_id, row.client_id, row.data]);
+  return hmac(key, [
+    'portcullis-audit/pseudonymised',
+    hash,
+    row.occurred_at.toISOString(),
+    row.type,
+    row.outcome,
+    row.actor_id,
+    row.client_id,
+    row.data,
+  ]);
 }

@@ -100,15 +100,49 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const adminRp = await createRp(servers, { scope: 'openid offline_access records:read records:write admin' });
       const admin = await signedInUser(servers, adminRp, { roles: ['admin'], scopes: 'records:read records:write admin' });
       // Erin shares a record with Dana; an admin changes Dana's roles. Each from an address of their own.
-      const created = await call(servers, 'POST', '/v1/records', erin.token, { type: 'note', label: 'For Dana', data: {} }, from('198.51.100.23', 'erin-agent/1.0'));
+      const created = await call(
+        servers,
+        'POST',
+        '/v1/records',
+        erin.token,
+        { type: 'note', label: 'For Dana', data: {} },
+        from('198.51.100.23', 'erin-agent/1.0'),
+      );
       const erinRecord = (created.body as { id: string }).id;
-      expect((await call(servers, 'POST', `/v1/records/${erinRecord}/shares`, erin.token, { userId: dana.id }, from('198.51.100.23', 'erin-agent/1.0'))).status).to.equal(201);
-      const patched = await call(servers, 'PATCH', `/v1/admin/users/${dana.id}`, admin.token, { roles: ['user', 'auditor'] }, from('198.51.100.99', 'admin-agent/2.0'));
+      expect(
+        (
+          await call(
+            servers,
+            'POST',
+            `/v1/records/${erinRecord}/shares`,
+            erin.token,
+            { userId: dana.id },
+            from('198.51.100.23', 'erin-agent/1.0'),
+          )
+        ).status,
+      ).to.equal(201);
+      const patched = await call(
+        servers,
+        'PATCH',
+        `/v1/admin/users/${dana.id}`,
+        admin.token,
+        { roles: ['user', 'auditor'] },
+        from('198.51.100.99', 'admin-agent/2.0'),
+      );
       expect(patched.status, patched.text).to.equal(200);
       // Dana's own action, from her own address.
-      await call(servers, 'POST', '/v1/records', dana.token, { type: 'note', label: 'Mine', data: {} }, from('203.0.113.5', 'dana-agent/3.0'));
+      await call(
+        servers,
+        'POST',
+        '/v1/records',
+        dana.token,
+        { type: 'note', label: 'Mine', data: {} },
+        from('203.0.113.5', 'dana-agent/3.0'),
+      );
       // Someone guessing Dana's password: the failure is Dana's event, the address is not hers.
-      expect(await servers.deps.accounts.authenticate(dana.email, 'not-her-password', { ip: '198.51.100.66', userAgent: 'guesser/1.0' })).to.equal(undefined);
+      expect(
+        await servers.deps.accounts.authenticate(dana.email, 'not-her-password', { ip: '198.51.100.66', userAgent: 'guesser/1.0' }),
+      ).to.equal(undefined);
 
       const res = await call(servers, 'GET', '/v1/me/export', dana.token, undefined, from('203.0.113.5', 'dana-agent/3.0'));
       expect(res.status, res.text).to.equal(200);
@@ -120,9 +154,12 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(updated).to.deep.equal({ type: 'user.updated', occurred_at: updated?.occurred_at, object_id: dana.id });
       expect(Number.isNaN(Date.parse(String(shared?.occurred_at)))).to.equal(false);
       const text = JSON.stringify(trail);
-      for (const other of [erin.id, admin.id, '198.51.100.23', '198.51.100.99', 'erin-agent', 'admin-agent', '198.51.100.66', 'guesser']) expect(text, other).to.not.include(other);
+      for (const other of [erin.id, admin.id, '198.51.100.23', '198.51.100.99', 'erin-agent', 'admin-agent', '198.51.100.66', 'guesser'])
+        expect(text, other).to.not.include(other);
       // The failed sign-in itself is there, without where it came from.
-      expect(trail.some((e) => e.type === 'login.password' && e.outcome === 'failure' && e.ip === null && e.user_agent === null)).to.equal(true);
+      expect(trail.some((e) => e.type === 'login.password' && e.outcome === 'failure' && e.ip === null && e.user_agent === null)).to.equal(
+        true,
+      );
       // Her own events stay whole: her address is hers.
       expect(trail.some((e) => e.type === 'record.created' && e.actor_id === dana.id && e.ip === '203.0.113.5')).to.equal(true);
     });

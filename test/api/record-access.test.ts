@@ -59,7 +59,11 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
       const events = await accessEvents(reader.id);
       expect(events).to.have.length(1);
-      expect(events[0]!.data).to.deep.equal({ via: 'get', records: [{ id: recordId, owner_id: owner.id, type: 'medical' }], owner_ids: [owner.id] });
+      expect(events[0]!.data).to.deep.equal({
+        via: 'get',
+        records: [{ id: recordId, owner_id: owner.id, type: 'medical' }],
+        owner_ids: [owner.id],
+      });
 
       const html = await accountPage(owner);
       const section = /<section[^>]*aria-labelledby="h-access"[\s\S]*?<\/section>/.exec(html)?.[0] ?? '';

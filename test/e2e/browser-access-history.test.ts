@@ -40,7 +40,9 @@ describe('browser: the access history on the account page (Chromium)', function 
     const entries = section.locator('li');
     expect(await entries.count()).to.equal(2);
     expect(await entries.nth(0).innerText()).to.match(new RegExp(`Account ${reader.id} read 2 of your records in a list`));
-    expect(await entries.nth(1).innerText()).to.include(`read your medical record: ${lab.id}`).and.include('through Acme Health');
+    expect(await entries.nth(1).innerText())
+      .to.include(`read your medical record: ${lab.id}`)
+      .and.include('through Acme Health');
     expect(await section.innerText()).to.not.include('198.51.100.7');
     await section.screenshot({ path: new URL('11-account-access-history.png', dir).pathname });
     await section.screenshot({ path: '/tmp/c-access-history.png' });

@@ -63,7 +63,14 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const frank = await signedInUser(servers, rp, { scopes: 'records:read records:write account:erase' });
       const gina = await signedInUser(servers, rp);
       const phone = { 'X-Forwarded-For': '203.0.113.77', 'User-Agent': 'frank-phone/1.0' };
-      const created = await call(servers, 'POST', '/v1/records', frank.token, { type: 'medical', label: 'Diagnosis', data: { x: 1 } }, phone);
+      const created = await call(
+        servers,
+        'POST',
+        '/v1/records',
+        frank.token,
+        { type: 'medical', label: 'Diagnosis', data: { x: 1 } },
+        phone,
+      );
       expect(created.status).to.equal(201);
       const recordId = (created.body as { id: string }).id;
       expect((await call(servers, 'POST', `/v1/records/${recordId}/shares`, frank.token, { userId: gina.id }, phone)).status).to.equal(201);
@@ -78,9 +85,18 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       // Pseudonymised: the clear address and user agent are gone, the keyed chain still verifies.
       const afterErasure = await knex<AuditEventRow>('audit_events').where('actor_id', frank.id);
       expect(afterErasure.length).to.be.greaterThan(3);
-      expect(afterErasure.filter((r) => r.ip !== null || r.user_agent !== null), 'clear ip or user agent left').to.deep.equal([]);
-      expect(afterErasure.filter((r) => r.personal_nonce !== null), 'digest nonces left (they would let a key holder find the address)').to.deep.equal([]);
-      expect(afterErasure.some((r) => r.ip_digest !== null && r.user_agent_digest !== null), 'digests stay').to.equal(true);
+      expect(
+        afterErasure.filter((r) => r.ip !== null || r.user_agent !== null),
+        'clear ip or user agent left',
+      ).to.deep.equal([]);
+      expect(
+        afterErasure.filter((r) => r.personal_nonce !== null),
+        'digest nonces left (they would let a key holder find the address)',
+      ).to.deep.equal([]);
+      expect(
+        afterErasure.some((r) => r.ip_digest !== null && r.user_agent_digest !== null),
+        'digests stay',
+      ).to.equal(true);
       expect(await knex('audit_events').where('ip', '203.0.113.77').orWhere('user_agent', 'frank-phone/1.0').first()).to.equal(undefined);
       const chain = await verifyAuditChain(knex, servers.deps.auditKey);
       expect(chain.ok, JSON.stringify(chain)).to.equal(true);
@@ -99,7 +115,10 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(await knex('record_shares').where({ record_id: recordId }).first()).to.equal(undefined);
       const restoredRows = await knex<AuditEventRow>('audit_events').where('actor_id', frank.id);
       expect(restoredRows.length).to.be.greaterThan(3);
-      expect(restoredRows.filter((r) => r.ip !== null || r.user_agent !== null || r.personal_nonce !== null), 'clear ip, user agent or nonce back from the backup').to.deep.equal([]);
+      expect(
+        restoredRows.filter((r) => r.ip !== null || r.user_agent !== null || r.personal_nonce !== null),
+        'clear ip, user agent or nonce back from the backup',
+      ).to.deep.equal([]);
       expect((await cli('audit', 'verify')).code, 'the restored chain verifies').to.equal(0);
       expect(JSON.parse(restored.stdout)).to.deep.include({ erasures_reapplied: 1 });
 

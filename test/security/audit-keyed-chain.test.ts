@@ -26,7 +26,9 @@ type ClearRow = Pick<AuditEventRow, 'occurred_at' | 'type' | 'outcome' | 'actor_
 const unkeyedHash = (prev: string, row: ClearRow): string =>
   createHash('sha256')
     .update(prev)
-    .update(canonical([row.occurred_at.toISOString(), row.type, row.outcome, row.actor_id, row.client_id, row.ip, row.user_agent, row.data]))
+    .update(
+      canonical([row.occurred_at.toISOString(), row.type, row.outcome, row.actor_id, row.client_id, row.ip, row.user_agent, row.data]),
+    )
     .digest('hex');
 
 /**
@@ -63,7 +65,8 @@ describe('R8 keyed audit chain (portcullis audit verify on a dedicated database)
   let admin: Knex;
   let knex: Knex;
   const key = Buffer.from(testEnv.auditKey, 'base64');
-  const cli = (env: Record<string, string> = {}) => runNode(['src/cli.ts', 'audit', 'verify'], { ...testConfigEnv({ storage: 'postgres' }), DATABASE_URL: databaseUrl, ...env });
+  const cli = (env: Record<string, string> = {}) =>
+    runNode(['src/cli.ts', 'audit', 'verify'], { ...testConfigEnv({ storage: 'postgres' }), DATABASE_URL: databaseUrl, ...env });
 
   beforeEach(async function () {
     admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
@@ -82,7 +85,12 @@ describe('R8 keyed audit chain (portcullis audit verify on a dedicated database)
     const store = createAuditEventStore(knex, key);
     return [
       await store.append({ type: 'login.password', actorId: 'user-1', ip: '203.0.113.9', userAgent: 'agent/1' }),
-      await store.append({ type: 'user.updated', actorId: 'admin-1', ip: '203.0.113.10', data: { user_id: 'user-1', roles: { from: ['user'], to: ['user', 'admin'] } } }),
+      await store.append({
+        type: 'user.updated',
+        actorId: 'admin-1',
+        ip: '203.0.113.10',
+        data: { user_id: 'user-1', roles: { from: ['user'], to: ['user', 'admin'] } },
+      }),
       await store.append({ type: 'record.created', actorId: 'user-1', ip: '203.0.113.9', data: { record_id: 'r1' } }),
       await store.append({ type: 'password.changed', actorId: 'user-1' }),
     ];
@@ -105,7 +113,9 @@ describe('R8 keyed audit chain (portcullis audit verify on a dedicated database)
   it('R8 keyed events relabelled as unkeyed ones and rebuilt without the key are refused', async function () {
     const rows = await seed();
     // Relabel from the second event on: unkeyed events are never accepted after a keyed one.
-    await knex('audit_events').where('id', rows[2]!.id).update({ data: JSON.stringify({ record_id: 'r-forged' }) });
+    await knex('audit_events')
+      .where('id', rows[2]!.id)
+      .update({ data: JSON.stringify({ record_id: 'r-forged' }) });
     await rebuildWithoutKey(knex, eventId(rows[1]!.id), { relabel: true });
     const tail = await cli();
     expect(tail.code, tail.stdout).to.equal(1);
@@ -123,7 +133,9 @@ describe('R8 keyed audit chain (portcullis audit verify on a dedicated database)
     await seed();
     const wrong = await cli({ AUDIT_KEY: randomBytes(32).toString('base64') });
     expect(wrong.code).to.equal(1);
-    expect(wrong.stderr.trim()).to.match(/^error: AUDIT_KEY is not the key the audit log was written with \(its newest events name key a-[0-9a-f]{12}, the configured AUDIT_KEY is a-[0-9a-f]{12}\); start with the key the log was written with$/);
+    expect(wrong.stderr.trim()).to.match(
+      /^error: AUDIT_KEY is not the key the audit log was written with \(its newest events name key a-[0-9a-f]{12}, the configured AUDIT_KEY is a-[0-9a-f]{12}\); start with the key the log was written with$/,
+    );
     expect((await cli()).code, 'the right key still verifies').to.equal(0);
   });
 
@@ -141,9 +153,20 @@ describe('R8 keyed audit chain (portcullis audit verify on a dedicated database)
     let prev = '0'.repeat(64);
     const legacy: AuditEventRow[] = [];
     for (const [i, type] of ['user.created', 'login.password', 'record.created'].entries()) {
-      const row = { occurred_at: new Date(Date.now() - 60_000 + i), type, outcome: 'success', actor_id: 'user-7', client_id: null, ip: '192.0.2.7', user_agent: 'old/1', data: { n: i } };
+      const row = {
+        occurred_at: new Date(Date.now() - 60_000 + i),
+        type,
+        outcome: 'success',
+        actor_id: 'user-7',
+        client_id: null,
+        ip: '192.0.2.7',
+        user_agent: 'old/1',
+        data: { n: i },
+      };
       const hash = unkeyedHash(prev, row);
-      const [inserted] = await knex<AuditEventRow>('audit_events').insert({ ...row, data: JSON.stringify(row.data) as unknown as Record<string, unknown>, prev_hash: prev, hash }).returning('*');
+      const [inserted] = await knex<AuditEventRow>('audit_events')
+        .insert({ ...row, data: JSON.stringify(row.data) as unknown as Record<string, unknown>, prev_hash: prev, hash })
+        .returning('*');
       legacy.push(inserted!);
       prev = hash;
     }
@@ -184,7 +207,11 @@ describe('R8 keyed audit chain (portcullis audit verify on a dedicated database)
     const { verifyAuditChain } = await import('../../src/store/audit-chain.ts');
     expect(await store.pseudonymise('user-1')).to.equal(2);
     const after = await knex<AuditEventRow>('audit_events').where('actor_id', 'user-1').orderBy('id');
-    expect(after.map((r) => [r.ip, r.user_agent, r.personal_nonce])).to.deep.equal([[null, null, null], [null, null, null], [null, null, null]]);
+    expect(after.map((r) => [r.ip, r.user_agent, r.personal_nonce])).to.deep.equal([
+      [null, null, null],
+      [null, null, null],
+      [null, null, null],
+    ]);
     expect((await verifyAuditChain(knex, key)).ok).to.equal(true);
     // Someone without the key hides the admin's address the same way: no tag, so verify names it.
     await knex('audit_events').where('id', rows[1]!.id).update({ ip: null });
@@ -200,9 +227,20 @@ describe('R8 keyed audit chain (portcullis audit verify on a dedicated database)
     let prev = '0'.repeat(64);
     const legacy: AuditEventRow[] = [];
     for (const [i, actor] of ['user-8', 'user-9'].entries()) {
-      const row = { occurred_at: new Date(Date.now() - 60_000 + i), type: 'login.password', outcome: 'success', actor_id: actor, client_id: null, ip: `192.0.2.${i + 1}`, user_agent: 'old/1', data: {} };
+      const row = {
+        occurred_at: new Date(Date.now() - 60_000 + i),
+        type: 'login.password',
+        outcome: 'success',
+        actor_id: actor,
+        client_id: null,
+        ip: `192.0.2.${i + 1}`,
+        user_agent: 'old/1',
+        data: {},
+      };
       const hash = unkeyedHash(prev, row);
-      const [inserted] = await knex<AuditEventRow>('audit_events').insert({ ...row, data: '{}' as unknown as Record<string, unknown>, prev_hash: prev, hash }).returning('*');
+      const [inserted] = await knex<AuditEventRow>('audit_events')
+        .insert({ ...row, data: '{}' as unknown as Record<string, unknown>, prev_hash: prev, hash })
+        .returning('*');
       legacy.push(inserted!);
       prev = hash;
     }
