@@ -36,7 +36,7 @@ export type DepsOptions = { logger?: Logger; migrate?: boolean };
  * events were chained under (a second key would fork the chain into parts no single key
  * verifies), and anchor events written before keyed chaining with a keyed event after them.
  */
-async function prepareAuditChain(store: AuditEventStore, logger: Logger): Promise<void> {
+export async function prepareAuditChain(store: AuditEventStore, logger: Logger): Promise<void> {
   const newest = await store.newestKeyId();
   if (newest !== undefined && newest !== store.keyId) {
     throw new StartupError(

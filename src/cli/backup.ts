@@ -1,7 +1,10 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { Config } from '../config/types.ts';
-import type { Deps } from '../deps.ts';
+import { prepareAuditChain, type Deps } from '../deps.ts';
+import { resolveKey } from '../shared/dev-keys.ts';
+import { createLogger } from '../shared/logger.ts';
+import { createAuditEventStore } from '../store/audit-events.ts';
 import { createBackup, recordBackupCreated, restoreBackup } from '../services/backup.ts';
 import { BackupFileError, parseBackupKey } from '../shared/backup-file.ts';
 import type { Database } from '../store/db.ts';
@@ -35,14 +38,19 @@ export function registerBackupCommands(
   const backup = program.command('backup').description('encrypted logical backups of the Postgres data (AES-256-GCM under BACKUP_KEY)');
   backup
     .command('create')
-    .description('write a consistent backup of every Portcullis table (one snapshot) to FILE; needs BACKUP_KEY, not MASTER_KEY')
+    .description('write a consistent backup of every Portcullis table (one snapshot) to FILE; needs BACKUP_KEY and AUDIT_KEY, not MASTER_KEY')
     .requiredOption('--out <file>', 'where to write the backup (must not exist; created 0600)')
     .action(async (opts: { out: string }) => {
-      const result = await withDatabase(async ({ knex }, config) => {
-        const made = await createBackup(knex, keyOf(config), progress('backing up'));
+      const result = await withDatabase(async ({ knex, embedded }, config) => {
+        const backupKey = keyOf(config);
+        // The file is recorded in the audit chain, keyed by AUDIT_KEY (never MASTER_KEY).
+        const logger = createLogger({ logLevel: 'warn' });
+        const auditKey = await resolveKey({ name: 'AUDIT_KEY', value: config.auditKey, fileName: 'audit.key' }, { dataDir: config.dataDir, embedded, logger });
+        await prepareAuditChain(createAuditEventStore(knex, auditKey), logger);
+        const made = await createBackup(knex, backupKey, progress('backing up'));
         await writeFile(opts.out, made.sealed, { mode: 0o600, flag: 'wx' });
         try {
-          await recordBackupCreated(knex, made);
+          await recordBackupCreated(knex, auditKey, made);
         } catch (error) {
           // Every backup file in existence is in the audit log: no event, no file.
           await rm(opts.out, { force: true });
@@ -59,7 +67,7 @@ export function registerBackupCommands(
     .option('--force', 'replace the contents of a database that is not empty (the audit log is kept and continued, never replaced)')
     .action(async (file: string, opts: { force?: boolean }) => {
       const result = await withDeps(async (deps) => {
-        const report = await restoreBackup(deps, await readFile(file), keyOf(deps.config), { force: opts.force, onTable: progress('restoring') });
+        const report = await restoreBackup({ ...deps, erasure: deps.api.erasure }, await readFile(file), keyOf(deps.config), { force: opts.force, onTable: progress('restoring') });
         return {
           ...report,
           cookie_keys_rotated: true,

@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import { BackupFileError, openBackup, sealBackup } from '../shared/backup-file.ts';
 import { DecryptionError, type CryptoBox } from '../shared/crypto-box.ts';
 import { createAuditEventStore } from '../store/audit-events.ts';
+import type { Erasure } from './erasure.ts';
 import {
   currentMigrations,
   endRestoredCredentials,
@@ -37,8 +38,8 @@ export async function createBackup(knex: Knex, key: Buffer, onTable?: OnTable) {
 export type CreatedBackup = Awaited<ReturnType<typeof createBackup>>;
 
 /** Recorded once the file is written (after the snapshot, so the backup never holds its own event). */
-export async function recordBackupCreated(knex: Knex, backup: CreatedBackup): Promise<void> {
-  await createAuditEventStore(knex).append({
+export async function recordBackupCreated(knex: Knex, auditKey: Buffer, backup: CreatedBackup): Promise<void> {
+  await createAuditEventStore(knex, auditKey).append({
     type: 'backup.created',
     data: { sha256: backup.sha256, bytes: backup.sealed.length, taken_at: backup.takenAt, tables: Object.keys(backup.tables).length },
   });
@@ -93,6 +94,8 @@ export type RestoreReport = {
   sealed_values_checked: number;
   audit: AuditMerge;
   ended: EndedInPostgres & { redis_keys: number | 'no Redis configured for this command' };
+  /** Journalled erasures the restored rows had undone, erased again (S5). */
+  erasures_reapplied: number;
 };
 
 /**
@@ -102,12 +105,12 @@ export type RestoreReport = {
  * (last, so a failure there rolls the restore back) and appends `backup.restored` to the chain.
  */
 export async function restoreBackup(
-  deps: { knex: Knex; box: CryptoBox; redis: Redis | undefined },
+  deps: { knex: Knex; box: CryptoBox; redis: Redis | undefined; auditKey: Buffer; erasure: Erasure },
   file: Buffer,
   key: Buffer,
   options: { force?: boolean | undefined; onTable?: OnTable | undefined } = {},
 ): Promise<RestoreReport> {
-  const { knex, box, redis } = deps;
+  const { knex, box, redis, auditKey, erasure } = deps;
   const document = parseBackupDocument(openBackup(file, key));
   const migrations = await currentMigrations(knex);
   if (JSON.stringify(migrations) !== JSON.stringify(document.migrations)) {
@@ -122,20 +125,23 @@ export async function restoreBackup(
   // BACKUP_KEY alone can make a file a restore accepts: say when this deployment never made this one.
   const recorded = await isRecordedBackup(knex, digest);
   let ended: RestoreReport['ended'] | undefined;
+  let erasuresReapplied = 0;
   const { audit, restored } = await rolledBackOnFailure(importTables(knex, document, {
+    auditKey,
     ...(options.onTable ? { onTable: options.onTable } : {}),
     async afterRefill(trx, merged) {
-      // Re-applying what happened since the backup (e.g. the erasure journal, issue 20 S5) belongs here, after the refill.
+      // Accounts erased after the backup was taken stay erased (S5: the journal was merged).
+      erasuresReapplied = await erasure.reapply(trx);
       const inPostgres = await endRestoredCredentials(trx, box.seal(randomBytes(32).toString('base64url'), 'cookie-key'));
       // Redis cannot join the transaction: emptied last, so any failure before leaves it untouched.
       const redisKeys = redis ? await endOidcState(redis) : 'no Redis configured for this command';
       ended = { ...inPostgres, redis_keys: redisKeys };
-      await createAuditEventStore(trx).append({
+      await createAuditEventStore(trx, auditKey).append({
         type: 'backup.restored',
-        data: { sha256: digest, recorded, taken_at: document.created_at, audit: merged.audit, ended },
+        data: { sha256: digest, recorded, taken_at: document.created_at, audit: merged.audit, ended, erasures_reapplied: erasuresReapplied },
       });
     },
   }));
   if (!ended) throw new Error('the restore ended without its final step');
-  return { restored, taken_at: document.created_at, sha256: digest, recorded, sealed_values_checked: sealedValues, audit, ended };
+  return { restored, taken_at: document.created_at, sha256: digest, recorded, sealed_values_checked: sealedValues, audit, ended, erasures_reapplied: erasuresReapplied };
 }

@@ -37,8 +37,12 @@ const LIVE = new Set(['oidc_payloads', 'lockouts', 'dpop_proof_jtis']);
  * it with nothing, since the sessions and ceremonies it points at end with the restore.
  */
 const FLOW_STATE = new Set(['account_oidc_index', 'webauthn_challenges']);
-/** Exported, and merged into the database's own rows by a restore, never replaced (mergeAuditLog). */
-const MERGED = new Set(['audit_events']);
+/**
+ * Exported, and merged into the database's own rows by a restore, never replaced: the audit log
+ * (mergeAuditLog), and the erasure journal, which must outlive every backup taken before an
+ * erasure so the restore can erase those accounts again (S5; mergeErasureJournal).
+ */
+const MERGED = new Set(['audit_events', 'erasure_journal']);
 /** Tables whose rows mean "this database is in use". */
 const OWNER_TABLES = ['users', 'oauth_clients', 'signing_keys'];
 
@@ -138,9 +142,10 @@ function checkTables(document: BackupDocument, present: string[], required: stri
   if (missing.length > 0) throw new BackupFileError(`the backup lacks tables a restore replaces: ${missing.join(', ')}; refusing a partial backup (nothing was changed)`);
 }
 
-async function insertRows(trx: Knex.Transaction, name: string, rows: unknown[]): Promise<void> {
+async function insertRows(trx: Knex.Transaction, name: string, rows: unknown[], options: { keepExisting?: boolean } = {}): Promise<void> {
+  const merge = options.keepExisting ? ' ON CONFLICT DO NOTHING' : '';
   for (let i = 0; i < rows.length; i += 500) {
-    await trx.raw(`INSERT INTO ?? SELECT * FROM jsonb_populate_recordset(NULL::??, ?::jsonb)`, [name, name, JSON.stringify(rows.slice(i, i + 500))]);
+    await trx.raw(`INSERT INTO ?? SELECT * FROM jsonb_populate_recordset(NULL::??, ?::jsonb)${merge}`, [name, name, JSON.stringify(rows.slice(i, i + 500))]);
   }
 }
 
@@ -169,7 +174,7 @@ type StoredEvent = { id: number | string; hash: string };
  * - otherwise the histories diverge (another deployment's backup, or an altered log): refused.
  * Whatever the case, the resulting chain must verify end to end, or the restore is refused.
  */
-async function mergeAuditLog(trx: Knex.Transaction, rows: unknown[]): Promise<AuditMerge> {
+async function mergeAuditLog(trx: Knex.Transaction, rows: unknown[], auditKey: Buffer): Promise<AuditMerge> {
   const backup = (rows as StoredEvent[]).toSorted((a, b) => Number(a.id) - Number(b.id));
   const last = await trx<StoredEvent>('audit_events').orderBy('id', 'desc').first('id', 'hash');
   const backupLast = backup.at(-1);
@@ -193,7 +198,7 @@ async function mergeAuditLog(trx: Knex.Transaction, rows: unknown[]): Promise<Au
   }
   await insertRows(trx, 'audit_events', added);
   await resetSequences(trx, 'audit_events');
-  const chain = await verifyAuditChain(trx);
+  const chain = await verifyAuditChain(trx, auditKey);
   if (!chain.ok) {
     throw new BackupFileError(
       `the audit log would not verify after this restore (event ${chain.broken_at}: ${chain.reason}); check it with portcullis audit verify (nothing was changed)`,
@@ -211,7 +216,12 @@ async function mergeAuditLog(trx: Knex.Transaction, rows: unknown[]): Promise<Au
 export async function importTables(
   knex: Knex,
   document: BackupDocument,
-  options: { afterRefill?: (trx: Knex.Transaction, merged: { audit: AuditMerge }) => Promise<void>; onTable?: (name: string, rows: number) => void } = {},
+  options: {
+    /** AUDIT_KEY: the merged audit chain must verify under it. */
+    auditKey: Buffer;
+    afterRefill?: (trx: Knex.Transaction, merged: { audit: AuditMerge }) => Promise<void>;
+    onTable?: (name: string, rows: number) => void;
+  },
 ): Promise<{ audit: AuditMerge; restored: Record<string, number> }> {
   return knex.transaction(async (trx) => {
     await trx.raw(`SELECT ${AUDIT_CHAIN_LOCK}`);
@@ -229,7 +239,11 @@ export async function importTables(
       restored[name] = rows.length;
       options.onTable?.(name, rows.length);
     }
-    const audit = await mergeAuditLog(trx, rowsOf.get('audit_events') ?? []);
+    // The journal keeps its rows and gains the backup's; afterRefill erases again what they name.
+    const journal = rowsOf.get('erasure_journal') ?? [];
+    await insertRows(trx, 'erasure_journal', journal, { keepExisting: true });
+    options.onTable?.('erasure_journal', journal.length);
+    const audit = await mergeAuditLog(trx, rowsOf.get('audit_events') ?? [], options.auditKey);
     restored.audit_events = audit.restored_from_backup;
     options.onTable?.('audit_events', audit.restored_from_backup);
     await options.afterRefill?.(trx, { audit });

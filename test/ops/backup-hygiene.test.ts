@@ -10,7 +10,8 @@ import { BackupFileError, openBackup, parseBackupKey, sealBackup } from '../../s
 import { createLogger } from '../../src/shared/logger.ts';
 import { createMasterBox } from '../../src/shared/master-key.ts';
 import { verifyAuditChain } from '../../src/store/audit-chain.ts';
-import { hashEvent, type AuditEventRow } from '../../src/store/audit-events.ts';
+import type { AuditEventRow } from '../../src/store/audit-events.ts';
+import { keyedHash } from '../../src/store/audit-mac.ts';
 import { exportTables, type BackupDocument } from '../../src/store/backup.ts';
 import { createTestUser } from '../helpers/factories.ts';
 import { runNode } from '../helpers/process.ts';
@@ -109,7 +110,7 @@ describe('backup hygiene (S8)', function () {
     expect(last?.data).to.include({ sha256: digest });
     // The backup.created event was written after the snapshot, so the kept log still has it.
     expect(beforeLast).to.deep.include({ type: 'backup.created' });
-    expect(await verifyAuditChain(deps.knex)).to.include({ ok: true });
+    expect(await verifyAuditChain(deps.knex, deps.auditKey)).to.include({ ok: true });
   });
 
   it('S8 a restore says whether this database recorded making the file: a file made with BACKUP_KEY alone is flagged', async function () {
@@ -142,7 +143,7 @@ describe('backup hygiene (S8)', function () {
     // Every event that existed before the restore is still there, unchanged, then the restore's own.
     expect(now.slice(0, recorded.length)).to.deep.equal(recorded);
     expect(now.slice(recorded.length).map((e) => e.type)).to.deep.equal(['backup.restored']);
-    expect(await verifyAuditChain(deps.knex)).to.include({ ok: true });
+    expect(await verifyAuditChain(deps.knex, deps.auditKey)).to.include({ ok: true });
   });
 
   it('S8 a restore refuses a backup whose audit log this database does not continue, and changes nothing', async function () {
@@ -155,7 +156,8 @@ describe('backup hygiene (S8)', function () {
       for (const [index, row] of rows.entries()) {
         if (index === 0) row.data = { ...row.data, rewritten: true };
         row.prev_hash = prev;
-        row.hash = hashEvent(prev, { ...row, occurred_at: new Date(row.occurred_at) });
+        // Even rebuilt with AUDIT_KEY itself: a history this database does not continue is refused.
+        row.hash = keyedHash(deps.auditKey, { ...row, key_id: row.key_id ?? '' }, { ...row, occurred_at: new Date(row.occurred_at) });
         prev = row.hash;
       }
     });
