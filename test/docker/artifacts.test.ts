@@ -242,8 +242,9 @@ describe('docker/compose.yaml', function () {
 
   it('S8 keeps the backups apart from MASTER_KEY: the backup service has BACKUP_KEY and the database URL only, and no other service mounts the backups', function () {
     const backup = services.backup as Service;
-    expect(secretsOf(backup).sort()).to.deep.equal(['backup_key', 'database_url']);
-    expect(Object.keys(environmentOf(backup)).filter((name) => looksSecret(name.replace(/_FILE$/, ''))).sort()).to.deep.equal(['BACKUP_KEY_FILE', 'DATABASE_URL_FILE']);
+    // (and AUDIT_KEY: `backup create` records the file in the keyed audit chain, R8)
+    expect(secretsOf(backup).sort()).to.deep.equal(['audit_key', 'backup_key', 'database_url']);
+    expect(Object.keys(environmentOf(backup)).filter((name) => looksSecret(name.replace(/_FILE$/, ''))).sort()).to.deep.equal(['AUDIT_KEY_FILE', 'BACKUP_KEY_FILE', 'DATABASE_URL_FILE']);
     const backupVolume = (backup.volumes ?? []).map((volume) => volume.split(':')[0]);
     expect(backupVolume).to.deep.equal(['backups']);
     for (const [name, service] of Object.entries(services)) {
