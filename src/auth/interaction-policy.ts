@@ -7,6 +7,9 @@ const { base, Check } = interactionPolicy;
 /** The reason our check adds to the login prompt; the interaction routes read it. */
 export const STEP_UP_REASON = 'mfa_step_up';
 
+/** The error of every login check (OIDC Core §3.1.2.6): the End-User must authenticate. */
+const LOGIN_REQUIRED = 'login_required';
+
 /** The consent prompt's details key listing the scopes confirmed on every request. */
 export const CONFIRM_EVERY_TIME_DETAIL = 'confirmEveryTime';
 
@@ -38,11 +41,16 @@ export function buildInteractionPolicy() {
   const policy = base();
   const login = policy.get('login');
   if (!login) throw new Error('the base interaction policy has no login prompt');
-  // A session whose account is gone (disabled or erased: findAccount says undefined) satisfies
+  // Checks added after the prompt is built get no error code from it (the provider then answers
+  // prompt=none with interaction_required): each names login_required itself, the answer OIDC
+  // Core §3.1.2.6 gives when the End-User must authenticate (R13).
+  //
+  // A session whose account is gone (disabled or erased), or whose sign-in is older than the
+  // account's "sessions not valid before" time (findAccount says undefined for both), satisfies
   // the base `no_session` check, and the consent checks then fail on the missing grant (500).
   // Asking for a login instead ends the session's use; the disabled account cannot sign in (T28).
   login.checks.add(
-    new Check('account_unavailable', 'End-User authentication is required', (ctx) =>
+    new Check('account_unavailable', 'End-User authentication is required', LOGIN_REQUIRED, (ctx) =>
       ctx.oidc.session?.accountId && !ctx.oidc.account ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT,
     ),
   );
@@ -50,6 +58,7 @@ export function buildInteractionPolicy() {
     new Check(
       STEP_UP_REASON,
       'a stronger authentication is required',
+      LOGIN_REQUIRED,
       (ctx) => {
         const { session } = ctx.oidc;
         if (!session?.accountId) return Check.NO_NEED_TO_PROMPT;
