@@ -40,20 +40,37 @@ export async function matchTotp(secret: string | Uint8Array, code: string, optio
 
 export type TotpEnrollment = { secret: string; uri: string; qrSvg: string };
 
+/**
+ * The authenticator app. A pending (unconfirmed) secret belongs to the flow that began it — the
+ * sign-in's interaction uid, or the account page's session — and only that flow shows it again
+ * or confirms it (R13): a secret begun by someone else who knows the password is never offered
+ * to, or confirmed by, the account's owner in another flow.
+ */
 export function createTotpService({ store, box, issuerName }: { store: MfaStore; box: CryptoBox; issuerName: string }) {
-  async function secretOf(userId: string): Promise<{ secret: string; lastStep: number; confirmed: boolean } | undefined> {
+  type Current = { secret: string; sealed: string; lastStep: number; confirmed: boolean; binding: string | null };
+
+  async function secretOf(userId: string): Promise<Current | undefined> {
     const row = await store.findTotp(userId);
     if (!row) return undefined;
-    return { secret: box.open(row.secret_sealed, aad(userId)).toString('utf8'), lastStep: Number(row.last_step), confirmed: row.confirmed_at !== null };
+    return {
+      secret: box.open(row.secret_sealed, aad(userId)).toString('utf8'),
+      sealed: row.secret_sealed,
+      lastStep: Number(row.last_step),
+      confirmed: row.confirmed_at !== null,
+      binding: row.pending_binding,
+    };
   }
 
-  async function check(userId: string, input: string, confirm: boolean): Promise<boolean> {
+  /** A sign-in code (no binding) for the confirmed secret, or an enrolment code for `binding`'s pending one. */
+  async function check(userId: string, input: string, binding?: string): Promise<boolean> {
     const code = normalizeTotpCode(input);
     const current = code ? await secretOf(userId) : undefined;
-    if (!code || !current || current.confirmed === confirm) return false;
+    if (!code || !current) return false;
+    if (binding === undefined ? !current.confirmed : current.confirmed || current.binding !== binding) return false;
     const step = await matchTotp(current.secret, code, { afterStep: current.lastStep });
     // The conditional UPDATE is the real replay guard: a concurrent twin loses here.
-    return step !== undefined && (await store.acceptTotpStep(userId, step, confirm));
+    const pending = binding === undefined ? undefined : { binding, secretSealed: current.sealed };
+    return step !== undefined && (await store.acceptTotpStep(userId, step, pending));
   }
 
   return {
@@ -70,26 +87,30 @@ export function createTotpService({ store, box, issuerName }: { store: MfaStore;
     },
 
     /**
-     * Starts (or restarts) enrollment: a fresh 160-bit secret, stored sealed and unconfirmed.
-     * Returns undefined when an app is already set up (remove it first).
+     * Starts (or restarts) enrollment in the flow `binding`: a fresh 160-bit secret, stored
+     * sealed and unconfirmed, replacing any pending one. Returns undefined when an app is
+     * already set up (remove it first).
      */
-    async begin(userId: string, label: string): Promise<TotpEnrollment | undefined> {
+    async begin(userId: string, label: string, binding: string): Promise<TotpEnrollment | undefined> {
       const secret = generateSecret({ length: 20 });
-      if (!(await store.putPendingTotp(userId, box.seal(secret, aad(userId))))) return undefined;
+      if (!(await store.putPendingTotp(userId, box.seal(secret, aad(userId)), binding))) return undefined;
       return present(secret, label);
     },
 
-    /** The pending enrollment again (e.g. after a wrong code), so the QR code stays the same. */
-    async pending(userId: string, label: string): Promise<TotpEnrollment | undefined> {
+    /**
+     * This flow's pending enrollment again (e.g. after a wrong code), so the QR code stays the
+     * same; nothing when the pending secret was begun in another flow.
+     */
+    async pending(userId: string, label: string, binding: string): Promise<TotpEnrollment | undefined> {
       const current = await secretOf(userId);
-      return current && !current.confirmed ? present(current.secret, label) : undefined;
+      return current && !current.confirmed && current.binding === binding ? present(current.secret, label) : undefined;
     },
 
-    /** Enrollment completes only with a valid code from the app. */
-    confirm: (userId: string, code: string) => check(userId, code, true),
+    /** Enrollment completes only with a valid code from the app, in the flow that began it. */
+    confirm: (userId: string, code: string, binding: string) => check(userId, code, binding),
 
     /** A sign-in code: valid, within ±1 step, and not used before in its step. */
-    verify: (userId: string, code: string) => check(userId, code, false),
+    verify: (userId: string, code: string) => check(userId, code),
 
     remove: (userId: string) => store.removeTotp(userId),
   };

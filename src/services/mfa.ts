@@ -162,8 +162,9 @@ export function createMfaService(deps: {
       return result;
     },
 
-    async confirmTotp(userId: string, code: string, context: RequestContext): Promise<SecondFactorOutcome> {
-      return guarded(userId, 'totp', context, () => totp.confirm(userId, code), { enrollment: true }).then(async (outcome) => {
+    /** Confirms the pending secret the flow `binding` began (an interaction uid, or `account:<session id>`). */
+    async confirmTotp(userId: string, code: string, binding: string, context: RequestContext): Promise<SecondFactorOutcome> {
+      return guarded(userId, 'totp', context, () => totp.confirm(userId, code, binding), { enrollment: true }).then(async (outcome) => {
         if (outcome.ok) await event('mfa.totp.enrolled', userId, context, 'success');
         return outcome;
       });

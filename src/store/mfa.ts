@@ -6,6 +6,8 @@ export type TotpRow = {
   last_step: string | number;
   confirmed_at: Date | null;
   last_used_at: Date | null;
+  /** The flow an unconfirmed secret belongs to (interaction uid or account session); null once confirmed. */
+  pending_binding: string | null;
   created_at: Date;
 };
 
@@ -18,10 +20,13 @@ export function createMfaStore(knex: Knex) {
       return knex<TotpRow>('mfa_totp').where({ user_id: userId }).first();
     },
 
-    /** A new, unconfirmed secret replaces any unconfirmed one; a confirmed one is kept. */
-    async putPendingTotp(userId: string, secretSealed: string): Promise<boolean> {
+    /**
+     * A new, unconfirmed secret for the flow `binding` replaces any unconfirmed one (of any flow,
+     * which can then no longer confirm it); a confirmed one is kept.
+     */
+    async putPendingTotp(userId: string, secretSealed: string, binding: string): Promise<boolean> {
       const rows = await knex('mfa_totp')
-        .insert({ user_id: userId, secret_sealed: secretSealed, last_step: 0, confirmed_at: null })
+        .insert({ user_id: userId, secret_sealed: secretSealed, last_step: 0, confirmed_at: null, pending_binding: binding })
         .onConflict('user_id')
         .merge()
         .where('mfa_totp.confirmed_at', null)
@@ -32,15 +37,19 @@ export function createMfaStore(knex: Knex) {
     /**
      * Records an accepted code atomically: only one request can move last_step past a given
      * step, so the same code cannot be used twice (RFC 6238 §5.2), even concurrently.
+     * Enrolment (`pending`) confirms exactly the secret the code was checked against, and only
+     * for the flow it was begun in: a secret replaced meanwhile (by this flow or another) is not
+     * confirmed.
      */
-    async acceptTotpStep(userId: string, step: number, confirm: boolean): Promise<boolean> {
-      // Enrollment confirms a pending secret; sign-in codes count only for a confirmed one.
-      const updated = await knex('mfa_totp')
-        .where({ user_id: userId })
-        .andWhere('last_step', '<', step)
-        .andWhereRaw(confirm ? 'confirmed_at IS NULL' : 'confirmed_at IS NOT NULL')
-        .update({ last_step: step, last_used_at: knex.fn.now(), ...(confirm ? { confirmed_at: knex.fn.now() } : {}) });
-      return updated === 1;
+    async acceptTotpStep(userId: string, step: number, pending?: { binding: string; secretSealed: string }): Promise<boolean> {
+      const query = knex('mfa_totp').where({ user_id: userId }).andWhere('last_step', '<', step);
+      if (pending) {
+        void query.whereNull('confirmed_at').andWhere({ pending_binding: pending.binding, secret_sealed: pending.secretSealed });
+        return (await query.update({ last_step: step, last_used_at: knex.fn.now(), confirmed_at: knex.fn.now(), pending_binding: null })) === 1;
+      }
+      // Sign-in codes count only for a confirmed secret.
+      void query.whereNotNull('confirmed_at');
+      return (await query.update({ last_step: step, last_used_at: knex.fn.now() })) === 1;
     },
 
     async removeTotp(userId: string): Promise<boolean> {

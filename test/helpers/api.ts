@@ -24,9 +24,9 @@ export async function createRp(servers: TestServers, metadata: Record<string, un
  * roles such as admin and auditor must pass a second factor at sign-in.
  */
 export async function enrollTotp(servers: TestServers, user: TestUser): Promise<string> {
-  const enrollment = await servers.deps.mfa.totp.begin(user.id, user.email);
+  const enrollment = await servers.deps.mfa.totp.begin(user.id, user.email, 'test');
   if (!enrollment) throw new Error('TOTP enrollment did not start');
-  if (!(await servers.deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret }))))
+  if (!(await servers.deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret }), 'test')))
     throw new Error('TOTP enrollment failed');
   return enrollment.secret;
 }

@@ -71,7 +71,7 @@ describe('account page', function () {
     const browser = new Browserless(servers.issuer);
     const html = await accountSignIn(browser, user.email, user.password);
     const csrf = formOf(html, '/sign-out-everywhere').csrf;
-    await servers.deps.mfa.totp.begin(user.id, user.email);
+    await servers.deps.mfa.totp.begin(user.id, user.email, 'test');
     await ageSession(browser, 3600);
     const response = await browser.request('/account/totp/remove', { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: servers.issuer }, body: new URLSearchParams({ csrf }).toString() });
     expect(response.status).to.equal(303);

@@ -22,9 +22,9 @@ describe('portcullis CLI: MFA', function () {
 
   it('users reset-mfa removes the factors and recovery codes and is audited', async function () {
     const user = await createTestUser(deps);
-    const enrollment = await deps.mfa.totp.begin(user.id, user.email);
+    const enrollment = await deps.mfa.totp.begin(user.id, user.email, 'test');
     if (!enrollment) throw new Error('no enrollment');
-    await deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret }));
+    await deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret }), 'test');
     await deps.mfa.recovery.regenerate(user.id);
     const result = await cli(['users', 'reset-mfa', '--email', user.email]);
     expect(result.code, result.stderr).to.equal(0);

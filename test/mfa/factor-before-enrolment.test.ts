@@ -33,9 +33,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
     /** Turns TOTP on for `userId` with a code of the previous step, so this step and the next are free. */
     async function turnOnTotp(userId: string, email: string): Promise<string> {
-      const enrollment = await servers.deps.mfa.totp.begin(userId, email);
+      const enrollment = await servers.deps.mfa.totp.begin(userId, email, 'test');
       if (!enrollment) throw new Error('no enrollment');
-      expect(await servers.deps.mfa.totp.confirm(userId, await generate({ secret: enrollment.secret, epoch: now() - 30 }))).to.equal(true);
+      expect(await servers.deps.mfa.totp.confirm(userId, await generate({ secret: enrollment.secret, epoch: now() - 30 }), 'test')).to.equal(true);
       return enrollment.secret;
     }
 

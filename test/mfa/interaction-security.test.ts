@@ -30,9 +30,9 @@ describe('interaction: second factor security', function () {
 
   async function userWithTotp() {
     const user = await createTestUser(servers.deps);
-    const enrollment = await servers.deps.mfa.totp.begin(user.id, user.email);
+    const enrollment = await servers.deps.mfa.totp.begin(user.id, user.email, 'test');
     if (!enrollment) throw new Error('no enrollment');
-    await servers.deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret }));
+    await servers.deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret }), 'test');
     return { ...user, secret: enrollment.secret };
   }
 

@@ -25,9 +25,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
     it(`locks after ${MFA_MAX_FAILURES} wrong codes, then refuses even the right one (T35)`, async function () {
       const user = await createTestUser(deps);
-      const enrollment = await deps.mfa.totp.begin(user.id, user.email);
+      const enrollment = await deps.mfa.totp.begin(user.id, user.email, 'test');
       if (!enrollment) throw new Error('no enrollment');
-      await deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret }));
+      await deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret }), 'test');
       const right = await generate({ secret: enrollment.secret, epoch: Math.floor(Date.now() / 1000) + 30 });
       const wrong = right === '000000' ? '111111' : '000000';
       const outcomes = [];

@@ -62,7 +62,7 @@ describe('TOTP (RFC 6238)', function () {
 
     it('seals a 160-bit secret and confirms enrollment only with a valid code', async function () {
       const user = await createTestUser(deps);
-      const enrollment = await deps.mfa.totp.begin(user.id, user.email);
+      const enrollment = await deps.mfa.totp.begin(user.id, user.email, 'test');
       if (!enrollment) throw new Error('no enrollment');
       expect(enrollment.secret).to.match(/^[A-Z2-7]{32}$/);
       expect(enrollment.uri).to.match(/^otpauth:\/\/totp\//);
@@ -70,18 +70,18 @@ describe('TOTP (RFC 6238)', function () {
       const row = await deps.knex('mfa_totp').where({ user_id: user.id }).first<{ secret_sealed: string }>();
       expect(row.secret_sealed).to.not.contain(enrollment.secret);
       expect(await deps.mfa.totp.enabled(user.id)).to.equal(false);
-      expect(await deps.mfa.totp.confirm(user.id, '000000')).to.equal((await generate({ secret: enrollment.secret })) === '000000');
-      expect(await deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret }))).to.equal(true);
+      expect(await deps.mfa.totp.confirm(user.id, '000000', 'test')).to.equal((await generate({ secret: enrollment.secret })) === '000000');
+      expect(await deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret }), 'test')).to.equal(true);
       expect(await deps.mfa.totp.enabled(user.id)).to.equal(true);
       // An enabled app is not replaced by starting again.
-      expect(await deps.mfa.totp.begin(user.id, user.email)).to.equal(undefined);
+      expect(await deps.mfa.totp.begin(user.id, user.email, 'test')).to.equal(undefined);
     });
 
     it('accepts a code once even when it arrives ten times at once (T35)', async function () {
       const user = await createTestUser(deps);
-      const enrollment = await deps.mfa.totp.begin(user.id, user.email);
+      const enrollment = await deps.mfa.totp.begin(user.id, user.email, 'test');
       if (!enrollment) throw new Error('no enrollment');
-      await deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret }));
+      await deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret }), 'test');
       const next = await generate({ secret: enrollment.secret, epoch: Math.floor(Date.now() / 1000) + 30 });
       const results = await Promise.all(Array.from({ length: 10 }, () => deps.mfa.totp.verify(user.id, next)));
       expect(results.filter(Boolean)).to.have.length(1);
@@ -91,13 +91,13 @@ describe('TOTP (RFC 6238)', function () {
     it('a sealed secret cannot be moved to another user (AAD binds it)', async function () {
       const a = await createTestUser(deps);
       const b = await createTestUser(deps);
-      await deps.mfa.totp.begin(a.id, a.email);
-      await deps.mfa.totp.begin(b.id, b.email);
+      await deps.mfa.totp.begin(a.id, a.email, 'test');
+      await deps.mfa.totp.begin(b.id, b.email, 'test');
       const sealed = (await deps.knex('mfa_totp').where({ user_id: a.id }).first<{ secret_sealed: string }>()).secret_sealed;
       await deps.knex('mfa_totp').where({ user_id: b.id }).update({ secret_sealed: sealed });
       let failed = false;
       await deps.mfa.totp.verify(b.id, '123456').catch(() => { failed = true; });
-      await deps.mfa.totp.pending(b.id, b.email).catch(() => { failed = true; });
+      await deps.mfa.totp.pending(b.id, b.email, 'test').catch(() => { failed = true; });
       expect(failed).to.equal(true);
     });
   });

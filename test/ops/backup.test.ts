@@ -68,9 +68,9 @@ describe('encrypted backup and restore', function () {
 
   it('round-trips users, MFA credentials, clients, keys, records and the audit chain', async function () {
     const user = await createTestUser(deps);
-    const enrollment = await deps.mfa.totp.begin(user.id, user.email);
+    const enrollment = await deps.mfa.totp.begin(user.id, user.email, 'test');
     if (!enrollment) throw new Error('TOTP enrollment did not start');
-    await deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret }));
+    await deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret }), 'test');
     const recoveryCodes = await deps.mfa.regenerateRecoveryCodes(user.id, {});
     const registered = await createTestClient(deps);
     await deps.stores.initialAccessTokens.create({ note: 'made before the backup' });

@@ -123,9 +123,9 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
 
   it('shares the second-factor lockout: failures on A and B add up, the right code is then refused on either', async function () {
     const mfaUser = await createTestUser(deps);
-    const enrollment = await deps.mfa.totp.begin(mfaUser.id, mfaUser.email);
+    const enrollment = await deps.mfa.totp.begin(mfaUser.id, mfaUser.email, 'test');
     if (!enrollment) throw new Error('no TOTP enrollment');
-    await deps.mfa.totp.confirm(mfaUser.id, await generate({ secret: enrollment.secret }));
+    await deps.mfa.totp.confirm(mfaUser.id, await generate({ secret: enrollment.secret }), 'test');
     const { url } = await authorizationRequest(rp);
     const browser = new Browserless(issuer);
     lb.pin('A');

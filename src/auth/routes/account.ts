@@ -209,6 +209,9 @@ export function accountRoutes(deps: {
     return recent(ctx, session) && (await factorPassed(ctx, session, user));
   }
 
+  /** The flow a TOTP setup on this page belongs to: the session, as for passkey ceremonies. */
+  const totpBinding = (session: AccountSession): string => `account:${session.id}`;
+
   const requestContext = (ctx: Context): RequestContext => ({ ip: ctx.ip, userAgent: ctx.get('User-Agent'), clientId: ACCOUNT_CLIENT_ID });
   const done = (ctx: Context, notice: NoticeCode): void => {
     ctx.status = 303;
@@ -339,7 +342,8 @@ export function accountRoutes(deps: {
   router.get('/totp', async function totpSetup(ctx) {
     const auth = await signedIn(ctx);
     if (!auth || !(await strongAndRecent(ctx, auth.session, auth.user))) return;
-    const enrollment = await mfa.totp.begin(auth.user.id, auth.user.email);
+    // The secret belongs to this session's setup: a sign-in elsewhere neither sees nor confirms it (R13).
+    const enrollment = await mfa.totp.begin(auth.user.id, auth.user.email, totpBinding(auth.session));
     if (!enrollment) {
       done(ctx, 'totp-already-on');
       return;
@@ -347,15 +351,15 @@ export function accountRoutes(deps: {
     render(ctx, 'account-totp', { totp: enrollment, csrf: csrf.issue(`account:${auth.session.id}`), action: '/account/totp' });
   });
 
-  post('/totp', async (ctx, _session, user) => {
-    const outcome = await mfa.confirmTotp(user.id, field(ctx, 'code', 32), requestContext(ctx));
+  post('/totp', async (ctx, session, user) => {
+    const outcome = await mfa.confirmTotp(user.id, field(ctx, 'code', 32), totpBinding(session), requestContext(ctx));
     if (!outcome.ok) {
-      const enrollment = await mfa.totp.pending(user.id, user.email);
+      const enrollment = await mfa.totp.pending(user.id, user.email, totpBinding(session));
       if (!enrollment) {
         done(ctx, 'totp-start-again');
         return;
       }
-      render(ctx, 'account-totp', { totp: enrollment, csrf: csrf.issue(`account:${_session.id}`), action: '/account/totp', error: outcome.locked ? 'Too many attempts. Wait a while before trying again.' : 'That code did not work. Check the app and try again.' });
+      render(ctx, 'account-totp', { totp: enrollment, csrf: csrf.issue(`account:${session.id}`), action: '/account/totp', error: outcome.locked ? 'Too many attempts. Wait a while before trying again.' : 'That code did not work. Check the app and try again.' });
       return;
     }
     await showCodesIfFirst(ctx, user, 'totp-on');

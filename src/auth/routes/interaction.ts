@@ -219,7 +219,7 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
     const { details, pending } = await loadPending(ctx);
     const decision = await decide(details, pending);
     if (decision.kind !== 'enroll' || !decision.factors.includes('totp')) throw interactionProblem('This step is not expected now.');
-    const outcome = await mfa.confirmTotp(pending.accountId, field(ctx, 'code', 32), requestContext(ctx, details));
+    const outcome = await mfa.confirmTotp(pending.accountId, field(ctx, 'code', 32), details.uid, requestContext(ctx, details));
     if (!outcome.ok) return showSecondFactor(ctx, details, pending, { error: outcome.locked ? LOCKED_ERROR : GENERIC_CODE_ERROR, method: 'totp' });
     // A first factor counts as passed once confirmed with its code; after a factor passed here,
     // that factor stays what the sign-in proved.

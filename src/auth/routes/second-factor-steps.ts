@@ -153,8 +153,9 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
   async function showEnrollment(ctx: Context, details: InteractionDetails, pending: Pending, account: UserRow, factors: string[], extra: { error?: string; method?: string } = {}): Promise<void> {
     const requested = typeof ctx.query.method === 'string' ? ctx.query.method : extra.method;
     const method = factors.find((f) => f === requested) ?? factors[0];
+    // The secret belongs to this interaction: one begun elsewhere is never shown here (R13).
     const totp = method === 'totp'
-      ? ((await mfa.totp.pending(pending.accountId, account.email)) ?? (await mfa.totp.begin(pending.accountId, account.email)))
+      ? ((await mfa.totp.pending(pending.accountId, account.email, details.uid)) ?? (await mfa.totp.begin(pending.accountId, account.email, details.uid)))
       : undefined;
     const registration = method === 'webauthn'
       ? JSON.stringify(await mfa.webauthn.registrationOptions({ binding: details.uid, userId: account.id, email: account.email, displayName: account.name ?? account.email }))

@@ -1,0 +1,103 @@
+import { expect } from 'chai';
+import { generate } from 'otplib';
+import { Browserless, formOf } from '../helpers/browserless.ts';
+import { createTestClient, createTestUser } from '../helpers/factories.ts';
+import { authorizationRequestTo } from '../helpers/oidc.ts';
+import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
+
+/**
+ * R13 (the review's further findings), shared pending TOTP secret: enrolment at sign-in showed
+ * the pending secret of the account whichever flow had started it. Someone who knows the
+ * password of an account without a factor could start an enrolment, keep the secret, and let the
+ * owner confirm it later (or read the secret the owner was just setting up on the account page):
+ * the owner's "second factor" would then be known to them. A pending secret now belongs to the
+ * flow that began it (the interaction, or the account page's session).
+ */
+for (const storage of ['redis', 'postgres'] as StorageMode[]) {
+  describe(`R13: a pending TOTP secret belongs to the flow that began it (${storage})`, function () {
+    let servers: TestServers;
+    let mfaClient: string;
+
+    before(async function () {
+      servers = await startTestServers({ storage });
+      // Every sign-in to this client passes a second factor: a user with none enrols one.
+      mfaClient = (await createTestClient(servers.deps, { require_mfa: true })).client_id;
+    });
+
+    after(async function () {
+      await servers.stop();
+    });
+
+    const now = () => Math.floor(Date.now() / 1000);
+    const secretIn = (html: string): string => (/id="totp-secret">([^<]+)</.exec(html)?.[1] ?? '').replace(/\s/g, '');
+
+    /** Password step of a sign-in to the MFA client: the enrolment page with its secret. */
+    async function enrolmentAfterPassword(email: string, password: string) {
+      const browser = new Browserless(servers.issuer);
+      const first = await browser.follow(authorizationRequestTo(servers.issuer, mfaClient).url);
+      const login = formOf(await first.response.text(), '/login');
+      const { response } = await browser.submit(login.action, { csrf: login.csrf, email, password });
+      const html = await response.text();
+      expect(html).to.contain('Set up two-step sign-in');
+      const secret = secretIn(html);
+      expect(secret).to.match(/^[A-Z2-7]{32}$/);
+      return { browser, html, secret };
+    }
+
+    /** A later sign-in with the password and a code made from `secret`: did the code pass? */
+    async function codeSignsIn(email: string, password: string, secret: string): Promise<boolean> {
+      const browser = new Browserless(servers.issuer);
+      const first = await browser.follow(authorizationRequestTo(servers.issuer, mfaClient).url);
+      const login = formOf(await first.response.text(), '/login');
+      const { response } = await browser.submit(login.action, { csrf: login.csrf, email, password });
+      const html = await response.text();
+      expect(html).to.contain('Code from your authenticator app');
+      const form = formOf(html, '/mfa/totp');
+      // The next step's code: the owner's enrolment used this one.
+      const after = await browser.submit(form.action, { csrf: form.csrf, code: await generate({ secret, epoch: now() + 30 }) });
+      return !(await after.response.text()).includes('That code did not work');
+    }
+
+    it('R13 sign-in: the owner enrolling in their own sign-in gets a new secret, not the one an attacker began in theirs', async function () {
+      const user = await createTestUser(servers.deps);
+      const attacker = await enrolmentAfterPassword(user.email, user.password);
+      const owner = await enrolmentAfterPassword(user.email, user.password);
+      expect(owner.secret).to.not.equal(attacker.secret);
+
+      // The owner confirms their own secret; the attacker's never becomes the account's.
+      const form = formOf(owner.html, '/enroll/totp');
+      const confirmed = await owner.browser.submit(form.action, { csrf: form.csrf, code: await generate({ secret: owner.secret }) });
+      expect(await confirmed.response.text()).to.contain('Save your recovery codes');
+      const planted = formOf(attacker.html, '/enroll/totp');
+      const refused = await attacker.browser.submit(planted.action, { csrf: planted.csrf, code: await generate({ secret: attacker.secret }) });
+      expect(await refused.response.text()).to.not.contain('Save your recovery codes');
+      expect(await codeSignsIn(user.email, user.password, attacker.secret)).to.equal(false);
+      expect(await codeSignsIn(user.email, user.password, owner.secret)).to.equal(true);
+    });
+
+    it("R13 account page: a sign-in elsewhere neither shows nor confirms the secret the owner is setting up, and the owner's retry never shows the other flow's secret", async function () {
+      const user = await createTestUser(servers.deps);
+      const owner = new Browserless(servers.issuer);
+      const start = await owner.follow('/account');
+      const login = formOf(await start.response.text(), '/login');
+      const signedIn = await owner.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password });
+      expect(signedIn.url.pathname).to.equal('/account');
+      const setup = await (await owner.follow('/account/totp')).response.text();
+      const ownerSecret = secretIn(setup);
+      expect(ownerSecret).to.match(/^[A-Z2-7]{32}$/);
+
+      // Meanwhile someone with the password signs in to the MFA client: a secret of their own.
+      const attacker = await enrolmentAfterPassword(user.email, user.password);
+      expect(attacker.secret).to.not.equal(ownerSecret);
+
+      // The owner's next try (a typo, then the right code) never shows the attacker's secret.
+      const retry = await owner.submit('/account/totp', { csrf: formOf(setup, '/account/totp').csrf, code: '000000' });
+      const retryHtml = await retry.response.text();
+      expect(retryHtml).to.not.contain(attacker.secret.replace(/(.{4})/g, '$1 ').trim());
+      // The attacker's own code confirms nothing on the account page's flow either.
+      const planted = await owner.submit('/account/totp', { csrf: formOf(setup, '/account/totp').csrf, code: await generate({ secret: attacker.secret }) });
+      expect(await planted.response.text()).to.not.contain('Save your recovery codes');
+      expect(await servers.deps.mfa.totp.enabled(user.id)).to.equal(false);
+    });
+  });
+}
