@@ -90,7 +90,12 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
     const mfa = createMfa({ knex, redis, box, audit, logger, issuer: config.issuer, lockout: lockouts.secondFactor });
     // The index names sessions by their storage key, never by the cookie value.
     const accountIndex = createAccountIndexStore(knex, { sessionKey: oidcKeys.storageKey });
-    const accountSessions = createAccountSessions({ index: accountIndex, oidcAdapter: (model) => oidcAdapter(model), storedOidcAdapter: (model) => backendAdapter(model) });
+    const accountSessions = createAccountSessions({
+      index: accountIndex,
+      oidcAdapter: (model) => oidcAdapter(model),
+      storedOidcAdapter: (model) => backendAdapter(model),
+      users: stores.users,
+    });
     // The adapter is defined below; the API's GDPR service only calls it per request.
     const api = createApiServices({
       knex,

@@ -13,6 +13,7 @@ import { accountClientMetadata } from './account-client.ts';
 import { ACR } from '../services/mfa-policy.ts';
 import { buildInteractionPolicy } from './interaction-policy.ts';
 import { sessionTtl } from './session-lifetime.ts';
+import { signInCounts, type SignIn } from '../services/session-validity.ts';
 
 /** Authentication context class values (documented in docs/mfa.md; defined with the MFA policy). */
 export { ACR };
@@ -45,6 +46,20 @@ function registrationPolicy(ctx: KoaContextWithOIDC, properties: Record<string, 
     if (error instanceof ClientPolicyError) throw new errors.InvalidClientMetadata(error.message);
     throw error;
   }
+}
+
+/**
+ * The sign-in findAccount is asked about: a token that records one (codes, device codes and
+ * refresh tokens carry authTime and sessionUid; access tokens do not, and die with their grant),
+ * or else the request's session (authorization, resume, device confirmation).
+ */
+function signInOf(ctx: KoaContextWithOIDC, token: unknown): SignIn | undefined {
+  if (token) {
+    const { authTime, sessionUid } = token as { authTime?: unknown; sessionUid?: unknown };
+    return typeof authTime === 'number' ? { loginTs: authTime, sessionUid: typeof sessionUid === 'string' ? sessionUid : undefined } : undefined;
+  }
+  const session = (ctx.oidc as { session?: { loginTs?: number; uid?: string } } | undefined)?.session;
+  return session ? { loginTs: session.loginTs, sessionUid: session.uid } : undefined;
 }
 
 const htmlPage = (ctx: KoaContextWithOIDC, body: string, status?: number): void => {
@@ -84,9 +99,18 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
       long: cookieBase,
       short: cookieBase,
     },
-    async findAccount(_ctx, sub) {
+    /**
+     * Only an active account, and only for a sign-in that still counts (R8, R13): the session's
+     * at /auth (and the device flow), the code's, device code's or refresh token's authTime at
+     * /token. A sign-in older than the account's "sessions not valid before" time is treated as
+     * no sign-in at all: the login prompt again (prompt=none: login_required), invalid_grant at
+     * /token. The cutoff comes with the account row read here anyway, so this costs no query.
+     */
+    async findAccount(ctx, sub, token) {
       const user = await accounts.findActive(sub);
       if (!user) return undefined;
+      const signIn = signInOf(ctx, token);
+      if (signIn && !signInCounts(user, signIn)) return undefined;
       return { accountId: user.id, claims: () => accountClaims(user) };
     },
     claims: {

@@ -1,5 +1,6 @@
 import type { AccountIndexStore } from '../store/account-index.ts';
 import type { Adapter } from '../store/oidc-adapter.ts';
+import type { UserStore } from '../store/users.ts';
 
 /** Token models that hang off a grant (oidc-provider's revokeByGrantId contract). */
 const GRANT_MODELS = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest'];
@@ -14,10 +15,12 @@ export function createAccountSessions({
   index,
   oidcAdapter,
   storedOidcAdapter,
+  users,
 }: {
   index: AccountIndexStore;
   oidcAdapter: (model: string) => Adapter;
   storedOidcAdapter: (model: string) => Adapter;
+  users: Pick<UserStore, 'endSessionsBefore'>;
 }) {
   async function revokeGrant(grantId: string): Promise<void> {
     for (const model of GRANT_MODELS) await oidcAdapter(model).revokeByGrantId(grantId);
@@ -28,11 +31,17 @@ export function createAccountSessions({
   return {
     revokeGrant,
 
-    /** Ends every session of the account but `keep`, and revokes all its grants and tokens. */
-    async signOutEverywhere(accountId: string, keep?: string): Promise<{ sessions: number; grants: number }> {
+    /**
+     * Ends every session of the account but `keep` (its id and uid), and revokes all its grants
+     * and tokens. First the account's "sessions not valid before" time moves to now: a request
+     * still running with one of these sessions saves it again as it ends (oidc-provider does),
+     * and that copy is then worth nothing (R8, R13). The deletions below only tidy up.
+     */
+    async signOutEverywhere(accountId: string, keep?: { id: string; uid: string }): Promise<{ sessions: number; grants: number }> {
+      await users.endSessionsBefore(accountId, new Date(), keep?.uid ?? null);
       const grants = await index.list(accountId, 'Grant');
       for (const row of grants) await revokeGrant(row.id);
-      const kept = keep === undefined ? undefined : index.keyOf('Session', keep);
+      const kept = keep === undefined ? undefined : index.keyOf('Session', keep.id);
       const sessions = (await index.list(accountId, 'Session')).filter((row) => row.id !== kept);
       for (const row of sessions) {
         await storedOidcAdapter('Session').destroy(row.id);

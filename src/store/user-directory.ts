@@ -35,8 +35,13 @@ export function createUserDirectory(knex: Knex) {
         .first();
     },
 
+    /**
+     * Disabling also ends every sign-in made so far (sessions_not_before, R13): enabling the
+     * account again brings back none of its sessions, codes or refresh tokens.
+     */
     async setDisabled(id: string, disabled: boolean, trx: Knex = knex): Promise<void> {
-      await trx('users').where({ id }).update({ disabled, updated_at: trx.fn.now() });
+      const ended = disabled ? { sessions_not_before: new Date(), sessions_not_before_keep: null } : {};
+      await trx('users').where({ id }).update({ disabled, ...ended, updated_at: trx.fn.now() });
     },
 
     /** Roles of many users in one query (for listings). */

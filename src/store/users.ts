@@ -12,6 +12,10 @@ export type UserRow = {
   password_hash: string | null;
   disabled: boolean;
   password_changed_at: Date | null;
+  /** Sign-ins before this instant no longer count (src/services/session-validity.ts). */
+  sessions_not_before: Date | null;
+  /** The session uid kept when sessions_not_before was set (the one that changed the password). */
+  sessions_not_before_keep: string | null;
   created_at: Date;
   updated_at: Date;
 };
@@ -67,6 +71,15 @@ export function createUserStore(knex: Knex) {
     /** A new password chosen by the user: password_changed_at moves. */
     async setPassword(id: string, passwordHash: string): Promise<void> {
       await knex('users').where({ id }).update({ password_hash: passwordHash, password_changed_at: knex.fn.now(), updated_at: knex.fn.now() });
+    },
+
+    /**
+     * Ends every sign-in of the account made before now, except the session `keepSessionUid`
+     * (src/services/session-validity.ts). The time is this process's clock, the clock that
+     * dates sign-ins (oidc-provider's loginTs).
+     */
+    async endSessionsBefore(id: string, at: Date, keepSessionUid: string | null, trx: Knex = knex): Promise<void> {
+      await trx('users').where({ id }).update({ sessions_not_before: at, sessions_not_before_keep: keepSessionUid });
     },
 
     async count(): Promise<number> {

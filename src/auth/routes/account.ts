@@ -17,6 +17,7 @@ import type { UserRow } from '../../store/users.ts';
 import { ACCOUNT_CLIENT_ID } from '../account-client.ts';
 import { rejectCrossSite, type CsrfTokens } from '../koa-csrf.ts';
 import { REUSE_NOTICE_DISMISSED_EVENT, type ReuseNotice } from '../refresh-reuse.ts';
+import { signInCounts } from '../../services/session-validity.ts';
 import { describeScopes } from '../scopes.ts';
 import { render } from '../views.ts';
 
@@ -43,7 +44,7 @@ const NOTICES = new Map([
 
 type NoticeCode = typeof NOTICES extends Map<infer K, string> ? K : never;
 
-type AccountSession = { id: string; accountId: string; loginTs: number; amr: string[]; acr: string };
+type AccountSession = { id: string; uid: string; accountId: string; loginTs: number; amr: string[]; acr: string };
 
 const accountProblem = (status: number, detail: string): Problem =>
   new Problem({ status, type: problemType('account'), title: 'This change cannot be made', detail });
@@ -142,16 +143,24 @@ export function accountRoutes(deps: {
   const body = bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' });
   const secureCookies = issuer.startsWith('https://');
 
-  async function currentSession(ctx: Context): Promise<AccountSession | undefined> {
+  /**
+   * The browser's provider session and its active account, when its sign-in still counts: a
+   * session from before the account's last "sign out everywhere" (or password change, MFA
+   * reset, disabling) is no session here either, even if a request in flight wrote it back (R8,
+   * R13); it is neither used nor saved again.
+   */
+  async function currentSession(ctx: Context): Promise<{ session: AccountSession; user: UserRow } | undefined> {
     const session = await provider.Session.get(ctx);
     if (!session.accountId || !session.loginTs) return undefined;
+    const user = await accounts.findActive(session.accountId);
+    if (!user || !signInCounts(user, { loginTs: session.loginTs, sessionUid: session.uid })) return undefined;
     // Using the account page is activity too (ASVS 7.3.1): save the session with a fresh
     // lifetime and move the cookie's Expires with it, as the provider's own routes do.
     await session.save(sessionLifetime(session));
     if (session.exp) {
       ctx.cookies.set(provider.cookieName('session'), session.jti, { httpOnly: true, sameSite: 'lax', secure: secureCookies, signed: true, expires: new Date(session.exp * 1000) });
     }
-    return { id: session.jti, accountId: session.accountId, loginTs: session.loginTs, amr: session.amr ?? [], acr: session.acr ?? '' };
+    return { session: { id: session.jti, uid: session.uid, accountId: session.accountId, loginTs: session.loginTs, amr: session.amr ?? [], acr: session.acr ?? '' }, user };
   }
 
   const startLogin = (ctx: Context, reauth: boolean): void => {
@@ -171,15 +180,14 @@ export function accountRoutes(deps: {
 
   /** Signed in, with the account loaded; otherwise off to sign in. */
   async function signedIn(ctx: Context): Promise<{ session: AccountSession; user: UserRow } | undefined> {
-    const session = await currentSession(ctx);
-    const user = session ? await accounts.findActive(session.accountId) : undefined;
-    if (!session || !user) {
+    const current = await currentSession(ctx);
+    if (!current) {
       if (ctx.method === 'GET') startLogin(ctx, false);
       else throw accountProblem(401, 'Your session has ended. Sign in again.');
       return undefined;
     }
-    if (ctx.method === 'POST') csrf.verify(`account:${session.id}`, field(ctx, 'csrf', 128));
-    return { session, user };
+    if (ctx.method === 'POST') csrf.verify(`account:${current.session.id}`, field(ctx, 'csrf', 128));
+    return current;
   }
 
   /** Sensitive changes: a recent sign-in, else a fresh one (ASVS 7.5.1). */
@@ -278,9 +286,9 @@ export function accountRoutes(deps: {
 
   // Registration options for "Add a passkey", fetched by the page's script when it is used.
   router.get('/passkeys/options', async function passkeyOptions(ctx) {
-    const session = await currentSession(ctx);
-    const user = session ? await accounts.findActive(session.accountId) : undefined;
-    if (!session || !user) throw accountProblem(401, 'Your session has ended. Sign in again.');
+    const current = await currentSession(ctx);
+    if (!current) throw accountProblem(401, 'Your session has ended. Sign in again.');
+    const { session, user } = current;
     // No ceremony for a session that could not finish it (R1); the POST checks again.
     if (acrRank(session.acr) < acrRank(ACR.mfa) && (await mfa.enrolled(user.id)).length > 0) {
       throw accountProblem(403, 'Sign in again with your second step to add a passkey.');
@@ -334,7 +342,7 @@ export function accountRoutes(deps: {
       return;
     }
     // ASVS 7.4.3 / T29: a new password ends the other sessions and the apps' tokens.
-    const ended = await sessions.signOutEverywhere(user.id, session.id);
+    const ended = await sessions.signOutEverywhere(user.id, { id: session.id, uid: session.uid });
     await mfa.audit('sessions.revoked_all', user.id, requestContext(ctx), { ...ended, reason: 'password_changed', keptCurrent: true });
     done(ctx, 'password-changed-signed-out');
   }, { needs: 'factor' });

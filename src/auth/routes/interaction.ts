@@ -5,6 +5,7 @@ import type Provider from 'oidc-provider';
 import type { AccountService } from '../../services/accounts.ts';
 import type { MfaService } from '../../services/mfa.ts';
 import { authenticationContext, type LoginMethod } from '../../services/mfa-policy.ts';
+import { signInCounts } from '../../services/session-validity.ts';
 import { parseAuthenticationJson, parseRegistrationJson } from '../../services/webauthn.ts';
 import { ACCOUNT_CLIENT_ID } from '../account-client.ts';
 import { CONFIRM_EVERY_TIME_DETAIL, STEP_UP_REASON } from '../interaction-policy.ts';
@@ -67,11 +68,18 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
 
   const { requestContext, clientOf, decide, savePending, finish, withPassed, proceed, showSecondFactor, afterEnrollment } = secondFactorSteps({ provider, accounts, mfa, csrf });
 
-  /** Whether the browser's session signed in (password or passkey) within recentAuthSeconds. */
-  async function recentSignIn(details: InteractionDetails): Promise<boolean> {
-    const sessionId = (details.session as { cookie?: string } | undefined)?.cookie;
-    const session = sessionId ? await provider.Session.find(sessionId) : undefined;
-    return session?.loginTs !== undefined && Math.floor(Date.now() / 1000) - session.loginTs <= recentAuthSeconds;
+  /**
+   * The browser's session as it is stored now (the interaction holds only a copy), when it is
+   * still signed in to the interaction's account and its sign-in still counts: a session from
+   * before the account's last "sign out everywhere" neither steps up nor consents (R13).
+   */
+  async function liveSession(details: InteractionDetails): Promise<{ accountId: string; loginTs: number; uid: string; amr: string[] } | undefined> {
+    const copy = details.session as { accountId?: string; cookie?: string } | undefined;
+    const session = copy?.cookie ? await provider.Session.find(copy.cookie) : undefined;
+    if (!session?.accountId || session.accountId !== copy?.accountId || session.loginTs === undefined) return undefined;
+    const account = await accounts.findActive(session.accountId);
+    if (!account || !signInCounts(account, { loginTs: session.loginTs, sessionUid: session.uid })) return undefined;
+    return { accountId: session.accountId, loginTs: session.loginTs, uid: session.uid, amr: session.amr ?? ['pwd'] };
   }
 
   const redirectToStep = (ctx: Context, uid: string, query = ''): void => {
@@ -102,17 +110,19 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
         return;
       }
       if (pending) return showSecondFactor(ctx, details, pending);
-      const sessionAccount = details.session?.accountId;
       const onlyStepUp = details.prompt.reasons.length > 0 && details.prompt.reasons.every((r) => r === STEP_UP_REASON || r.startsWith('essential_acr'));
-      if (sessionAccount && onlyStepUp) {
+      const session = onlyStepUp ? await liveSession(details) : undefined;
+      if (session) {
         // Step-up (Keycloak-style): the session stands, only the missing factor is asked. A
         // factor passed in the session's own sign-in does not count (R1): a user who has one
         // passes it here again before anything is enrolled. A user who has none enrolls one only
         // after a recent sign-in, as on the account page; otherwise the password comes first.
         // Nothing to ask ('done') never finishes a sign-in without a credential either.
-        const pendingStepUp: Pending = { accountId: sessionAccount, amr: (details.session as { amr?: string[] }).amr ?? ['pwd'] };
+        // The step-up belongs to the session's sign-in: that is its start (and its auth_time).
+        const pendingStepUp: Pending = { accountId: session.accountId, amr: session.amr, startedAtMs: session.loginTs * 1000, sessionUid: session.uid };
         const decision = await decide(details, pendingStepUp);
-        if (decision.kind === 'challenge' || (decision.kind === 'enroll' && (await recentSignIn(details)))) {
+        const recent = Math.floor(Date.now() / 1000) - session.loginTs <= recentAuthSeconds;
+        if (decision.kind === 'challenge' || (decision.kind === 'enroll' && recent)) {
           await savePending(ctx, pendingStepUp);
           return showSecondFactor(ctx, details, pendingStepUp);
         }
@@ -120,8 +130,9 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
       return showLogin(ctx, details);
     }
     if (details.prompt.name === 'consent') {
-      const accountId = details.session?.accountId;
-      if (details.params.client_id === ACCOUNT_CLIENT_ID && accountId) {
+      const accountId = (await liveSession(details))?.accountId;
+      if (!accountId) throw interactionProblem('Your session has ended. Start again.');
+      if (details.params.client_id === ACCOUNT_CLIENT_ID) {
         // The account page is first party: signing in to it needs no consent screen.
         return grantAndFinish(ctx, details, accountId);
       }
@@ -136,7 +147,7 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
         ...Object.values(missing.missingResourceScopes ?? {}).flat(),
         ...(missing[CONFIRM_EVERY_TIME_DETAIL] ?? []),
       ];
-      const account = accountId ? await accounts.findActive(accountId) : undefined;
+      const account = await accounts.findActive(accountId);
       render(ctx, 'consent', {
         clientName: (await clientOf(details)).name,
         email: account?.email ?? '',
@@ -156,11 +167,13 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
     const email = field(ctx, 'email', 320).trim();
     // The password is used exactly as typed: no trimming (ASVS 6.2.8).
     const password = field(ctx, 'password', 4096);
+    // Taken before the check: a password change that completes meanwhile ends this sign-in too.
+    const startedAtMs = Date.now();
     const user = email && password ? await accounts.authenticate(email, password, requestContext(ctx, details)) : undefined;
     if (!user) return showLogin(ctx, details, { email, error: GENERIC_LOGIN_ERROR });
-    const pending: Pending = { accountId: user.id, amr: ['pwd'] };
+    const pending: Pending = { accountId: user.id, amr: ['pwd'], startedAtMs };
     const decision = await decide(details, pending);
-    if (decision.kind === 'done') return finish(ctx, user.id, authenticationContext({ first: 'password' }));
+    if (decision.kind === 'done') return finish(ctx, user.id, authenticationContext({ first: 'password' }), pending);
     await savePending(ctx, pending);
     redirectToStep(ctx, details.uid);
   });
@@ -178,11 +191,12 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
     const details = await load(ctx, 'login');
     if (pendingOf(details)) throw interactionProblem('This step is not expected now.');
     const response = parseAuthenticationJson(field(ctx, 'response', 16_384));
+    const startedAtMs = Date.now();
     const result = response ? await mfa.passwordless(details.uid, response, requestContext(ctx, details)) : undefined;
     if (!result?.ok) return showLogin(ctx, details, { error: GENERIC_PASSKEY_ERROR });
     const account = await accounts.findActive(result.userId);
     if (!account) return showLogin(ctx, details, { error: GENERIC_PASSKEY_ERROR });
-    await finish(ctx, account.id, authenticationContext({ first: 'passkey', deviceType: result.deviceType, userVerified: result.userVerified }));
+    await finish(ctx, account.id, authenticationContext({ first: 'passkey', deviceType: result.deviceType, userVerified: result.userVerified }), { startedAtMs });
   });
 
   router.post('/:uid/mfa/:method', ...guard, async function submitSecondFactor(ctx) {
@@ -266,8 +280,8 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
 
   router.post('/:uid/confirm', ...guard, async function submitConsent(ctx) {
     const details = await load(ctx, 'consent');
-    const accountId = details.session?.accountId;
-    if (!accountId) throw interactionProblem('Sign in first.');
+    const accountId = (await liveSession(details))?.accountId;
+    if (!accountId) throw interactionProblem('Your session has ended. Start again.');
     await grantAndFinish(ctx, details, accountId);
   });
 

@@ -3,6 +3,7 @@ import type Provider from 'oidc-provider';
 import type { AccountService, RequestContext } from '../../services/accounts.ts';
 import type { MfaService } from '../../services/mfa.ts';
 import { acrRank, authenticationContext, decideSecondFactor, requiredRank, type MfaDecision } from '../../services/mfa-policy.ts';
+import { signInTime } from '../../services/session-validity.ts';
 import type { UserRow } from '../../store/users.ts';
 import { Problem, problemType } from '../../shared/problem.ts';
 import type { CsrfTokens } from '../koa-csrf.ts';
@@ -16,7 +17,7 @@ export type InteractionDetails = Awaited<ReturnType<Provider['interactionDetails
  * comes from here, not from anything the browser sends (SECURITY.md §1.4). It is not a login
  * result, so resuming the authorization early logs nobody in (T32).
  */
-export type Pending = {
+export type Pending = SignInStart & {
   accountId: string;
   /** What already passed before the second factor (e.g. ['pwd'], or the session's amr on step-up). */
   amr: string[];
@@ -28,6 +29,13 @@ export type Pending = {
   /** Recovery codes were just shown once: only "continue" is expected now. */
   codesShown?: boolean;
 };
+
+/**
+ * When this sign-in's first step passed: the password or passkey check (epoch ms, taken before
+ * the check), or on step-up the session's own sign-in and that session's uid. It dates the
+ * sign-in (auth_time) and decides whether the sign-in still counts when it finishes (R13).
+ */
+export type SignInStart = { startedAtMs: number; sessionUid?: string | undefined };
 
 export const interactionProblem = (detail: string): Problem =>
   new Problem({ status: 400, type: problemType('interaction'), title: 'This sign-in request cannot continue', detail });
@@ -87,11 +95,23 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
   const savePending = (ctx: Context, pending: Pending) =>
     provider.interactionResult(ctx.req, ctx.res, { portcullis: pending }, { mergeWithLastSubmission: false });
 
-  async function finish(ctx: Context, accountId: string, result: { amr: string[]; acr: string }): Promise<void> {
+  /**
+   * Ends the login prompt. The sign-in is dated by its first step (`ts`, the ID token's
+   * auth_time), not by when the browser comes back to the provider: a sign-in whose password was
+   * checked before the account's sessions were ended (sign out everywhere, a password change that
+   * signed out the others, an MFA reset) does not count however late it resumes (R13), and one
+   * that began before that moment is refused here already.
+   */
+  async function finish(ctx: Context, accountId: string, result: { amr: string[]; acr: string }, start: SignInStart): Promise<void> {
+    const account = await accounts.findActive(accountId);
+    if (!account) throw interactionProblem('This account cannot sign in.');
+    const time = typeof start.startedAtMs === 'number' ? signInTime(account, start.startedAtMs, { sessionUid: start.sessionUid }) : undefined;
+    if (!time) throw interactionProblem('Your sessions were ended while you were signing in. Start again.');
+    if (time.waitMs > 0) await new Promise((resolve) => setTimeout(resolve, time.waitMs));
     await provider.interactionFinished(
       ctx.req,
       ctx.res,
-      { login: { accountId, amr: result.amr, acr: result.acr, remember: true } },
+      { login: { accountId, amr: result.amr, acr: result.acr, remember: true, ts: time.ts } },
       { mergeWithLastSubmission: false },
     );
   }
@@ -114,7 +134,7 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
   /** After a step: finish when the policy is met, otherwise remember it and show the next step. */
   async function proceed(ctx: Context, details: InteractionDetails, pending: Pending): Promise<void> {
     const decision = await decide(details, pending);
-    if (decision.kind === 'done') return finish(ctx, pending.accountId, resultOf(pending));
+    if (decision.kind === 'done') return finish(ctx, pending.accountId, resultOf(pending), pending);
     await savePending(ctx, pending);
     ctx.status = 303;
     ctx.redirect(`/interaction/${details.uid}`);
@@ -128,7 +148,7 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
     if (decision.kind === 'enroll') return showEnrollment(ctx, details, pending, account, decision.factors, extra);
     if (decision.kind === 'done') {
       // What passed is enough (or factors were removed meanwhile and nothing requires one).
-      return finish(ctx, pending.accountId, resultOf(pending));
+      return finish(ctx, pending.accountId, resultOf(pending), pending);
     }
     const methods = [...decision.factors, ...(decision.recovery ? (['recovery'] as const) : [])];
     const requested = typeof ctx.query.method === 'string' ? ctx.query.method : extra.method;

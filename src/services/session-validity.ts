@@ -1,0 +1,55 @@
+/**
+ * "Sessions not valid before": the per-account time before which no sign-in counts any more.
+ * Ending sessions by deleting them cannot win against a request already in flight, which
+ * oidc-provider lets save the session again as it ends (R8, R13); comparing each sign-in's time
+ * with this one can. Set by sign out everywhere, a password change that signs out the other
+ * devices, an MFA reset and disabling the account; read with the account row every sign-in
+ * check already loads (no extra query on the authorization path).
+ *
+ * Sign-in times are whole epoch seconds (oidc-provider's loginTs, a token's authTime), so a
+ * sign-in in the same second as the cutoff cannot be placed before or after it: it does not
+ * count. A sign-in that really came after the cutoff in that second finishes a moment later
+ * (signInTime), so its auth_time is the next second and it counts.
+ */
+
+/** The account columns this reads (src/store/users.ts UserRow). */
+export type SessionCutoff = {
+  /** Sign-ins before this instant no longer count; null: none has been ended. */
+  sessions_not_before: Date | null;
+  /** The session (oidc-provider Session uid) kept when the cutoff was set, e.g. the one that changed the password. */
+  sessions_not_before_keep: string | null;
+};
+
+/** A sign-in as the provider keeps it: a session's loginTs and uid, or a code's or refresh token's authTime and sessionUid. */
+export type SignIn = { loginTs?: number | undefined; sessionUid?: string | undefined };
+
+/** The first whole second whose sign-ins count, or undefined when every sign-in does. */
+export function firstCountingSecond(account: SessionCutoff): number | undefined {
+  const cutoff = account.sessions_not_before;
+  return cutoff ? Math.floor(cutoff.getTime() / 1000) + 1 : undefined;
+}
+
+/** Whether a sign-in still stands for this account. A sign-in without a time never does once a cutoff exists. */
+export function signInCounts(account: SessionCutoff, signIn: SignIn): boolean {
+  const first = firstCountingSecond(account);
+  if (first === undefined) return true;
+  if (signIn.sessionUid !== undefined && signIn.sessionUid === account.sessions_not_before_keep) return true;
+  return signIn.loginTs !== undefined && signIn.loginTs >= first;
+}
+
+/**
+ * The auth_time (epoch seconds) for a sign-in whose first step passed at `startedAtMs` (for a
+ * step-up: the session's own sign-in, `sessionUid` its session), and how long to wait before
+ * finishing it so that auth_time is not in the future; undefined when the sign-in began before
+ * the account's cutoff (it must start again).
+ */
+export function signInTime(account: SessionCutoff, startedAtMs: number, options: { sessionUid?: string | undefined; nowMs?: number } = {}): { ts: number; waitMs: number } | undefined {
+  const ts = Math.floor(startedAtMs / 1000);
+  const cutoff = account.sessions_not_before;
+  const first = firstCountingSecond(account);
+  if (!cutoff || first === undefined || ts >= first) return { ts, waitMs: 0 };
+  if (options.sessionUid !== undefined && options.sessionUid === account.sessions_not_before_keep) return { ts, waitMs: 0 };
+  if (startedAtMs < cutoff.getTime()) return undefined;
+  // After the cutoff, but within its second: the sign-in is dated the next second.
+  return { ts: first, waitMs: Math.max(0, first * 1000 - (options.nowMs ?? Date.now())) };
+}

@@ -1,0 +1,189 @@
+import { expect } from 'chai';
+import * as client from 'openid-client';
+import type { Deps } from '../../src/deps.ts';
+import { userTokens } from '../helpers/api.ts';
+import { Browserless, formOf, signInAndConsent } from '../helpers/browserless.ts';
+import { createTestClient, createTestUser } from '../helpers/factories.ts';
+import { authorizationRequestTo, RP_REDIRECT } from '../helpers/oidc.ts';
+import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
+
+/**
+ * R8 (sessions after "sign out everywhere") and R13: oidc-provider saves a session again at the
+ * end of every request that used it, so a request that was already running when "sign out
+ * everywhere" ended the session wrote it back afterwards — indexed again, and alive. Deleting
+ * sessions cannot win that race; a per-account "sessions not valid before" time can: a session
+ * (or a code or refresh token) whose sign-in is older than it is treated as absent wherever it is
+ * read. Sign out everywhere, a password change that signs out the others, an MFA reset and
+ * disabling the account set it.
+ */
+for (const storage of ['redis', 'postgres'] as StorageMode[]) {
+  describe(`R8/R13: sessions not valid before the account's last "sign out everywhere" (${storage})`, function () {
+    let servers: TestServers;
+    let clientId: string;
+    let rp: client.Configuration;
+
+    before(async function () {
+      servers = await startTestServers({ storage });
+      const registered = await createTestClient(servers.deps);
+      clientId = registered.client_id;
+      rp = await client.discovery(new URL(servers.issuer), clientId, registered.client_secret, undefined, { execute: [client.allowInsecureRequests] });
+    });
+
+    after(async function () {
+      await servers.stop();
+    });
+
+    const sessionOf = (browser: Browserless): string => browser.jar.cookies.get('portcullis.session;/')?.value ?? '';
+
+    /** What a prompt=none request for the client comes back with: "code" or the error. */
+    async function silently(browser: Browserless): Promise<string> {
+      const { url } = await browser.follow(authorizationRequestTo(servers.issuer, clientId, { prompt: 'none' }).url);
+      expect(url.href.startsWith(RP_REDIRECT), `stayed on ${url.pathname}`).to.equal(true);
+      return url.searchParams.get('code') ? 'code' : (url.searchParams.get('error') ?? 'nothing');
+    }
+
+    /** GET /account: the page (200) or a redirect to sign in. */
+    async function accountPage(browser: Browserless): Promise<{ status: number; signIn: boolean }> {
+      const response = await browser.request('/account');
+      const location = response.headers.get('Location');
+      return { status: response.status, signIn: location !== null && new URL(location, servers.issuer).pathname === '/auth' };
+    }
+
+    async function signedIn() {
+      const user = await createTestUser(servers.deps);
+      const browser = new Browserless(servers.issuer);
+      const callback = await signInAndConsent(browser, authorizationRequestTo(servers.issuer, clientId).url, user.email, user.password);
+      expect(callback.searchParams.get('code')).to.be.a('string');
+      return { user, browser };
+    }
+
+    /**
+     * Holds the next account lookup for `userId` after it has read the account (as a slow
+     * database would): the request that made it is then in flight, past its account check.
+     */
+    function holdNextLookup(deps: Deps, userId: string) {
+      const { accounts } = deps;
+      const real = accounts.findActive.bind(accounts);
+      let release: () => void = () => undefined;
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let reached = false;
+      accounts.findActive = async (id: string) => {
+        const user = await real(id);
+        if (id === userId && !reached) {
+          reached = true;
+          await released;
+        }
+        return user;
+      };
+      return {
+        reached: () => reached,
+        release() {
+          accounts.findActive = real;
+          release();
+        },
+      };
+    }
+
+    async function within(ms: number, condition: () => boolean): Promise<boolean> {
+      const deadline = Date.now() + ms;
+      while (!condition()) {
+        if (Date.now() > deadline) return false;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      return true;
+    }
+
+    it('R8 a request in flight during "sign out everywhere" saves its session again, and that session no longer works: the account page asks to sign in, prompt=none gets login_required', async function () {
+      const { user, browser } = await signedIn();
+      const session = sessionOf(browser);
+      const hold = holdNextLookup(servers.deps, user.id);
+      let inFlight: Promise<Response> | undefined;
+      try {
+        inFlight = browser.request(authorizationRequestTo(servers.issuer, clientId, { prompt: 'none' }).url);
+        expect(await within(10_000, hold.reached), 'the request reached its account lookup').to.equal(true);
+        await servers.deps.accountSessions.signOutEverywhere(user.id);
+        expect(await servers.deps.oidcAdapter('Session').find(session)).to.equal(undefined);
+      } finally {
+        hold.release();
+      }
+      await inFlight;
+      // The request that was running wrote the session back as it ended: the race is real.
+      expect(await servers.deps.oidcAdapter('Session').find(session), 'the in-flight request saved the session again').to.not.equal(undefined);
+      expect(sessionOf(browser)).to.equal(session);
+
+      expect(await accountPage(browser)).to.deep.equal({ status: 302, signIn: true });
+      expect(await silently(browser)).to.equal('login_required');
+      // Signing in again (at once, often within the same second) gives a session that works.
+      const again = await signInAndConsent(browser, authorizationRequestTo(servers.issuer, clientId).url, user.email, user.password);
+      expect(again.searchParams.get('code')).to.be.a('string');
+      expect(await silently(browser)).to.equal('code');
+      expect((await accountPage(browser)).status).to.equal(200);
+    });
+
+    it('R13 a sign-in whose password was checked before the password change cannot finish after it', async function () {
+      const user = await createTestUser(servers.deps);
+      const owner = new Browserless(servers.issuer);
+      const start = await owner.follow('/account');
+      const login = formOf(await start.response.text(), '/login');
+      const signedInPage = await owner.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password });
+      expect(signedInPage.url.pathname).to.equal('/account');
+      const accountHtml = await signedInPage.response.text();
+
+      // Someone with the old password passes the password step, and waits before following the redirect.
+      const attacker = new Browserless(servers.issuer);
+      const page = await attacker.follow(authorizationRequestTo(servers.issuer, clientId).url);
+      const form = formOf(await page.response.text(), '/login');
+      const posted = await attacker.request(form.action, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: servers.issuer },
+        body: new URLSearchParams({ csrf: form.csrf, email: user.email, password: user.password }).toString(),
+      });
+      expect(posted.status).to.equal(303);
+      const resume = new URL(posted.headers.get('Location') ?? '', servers.issuer);
+      expect(resume.pathname.startsWith('/auth/')).to.equal(true);
+
+      // The owner changes the password and signs the others out; only then does the attacker resume.
+      const change = formOf(accountHtml, '/password');
+      const changed = await owner.submit(change.action, {
+        csrf: change.csrf,
+        current_password: user.password,
+        new_password: 'a brand new long passphrase',
+        confirm_password: 'a brand new long passphrase',
+        sign_out_others: 'yes',
+      });
+      expect(changed.url.searchParams.get('notice')).to.equal('password-changed-signed-out');
+      // Resumed in a later second than the change, so only the sign-in's own time can tell.
+      const changedIn = Math.floor(Date.now() / 1000);
+      expect(await within(2000, () => Math.floor(Date.now() / 1000) > changedIn)).to.equal(true);
+      // The resumed sign-in is no sign-in: the login page again, not the app's consent page.
+      const resumed = await attacker.follow(resume);
+      expect(await resumed.response.text()).to.contain('name="password"');
+      expect(await silently(attacker)).to.equal('login_required');
+      // The owner's own session is the one kept.
+      expect((await accountPage(owner)).status).to.equal(200);
+    });
+
+    it('R13 disabling an account ends its sessions and refresh tokens for good: enabling it again revives none', async function () {
+      const user = await createTestUser(servers.deps);
+      const browser = new Browserless(servers.issuer);
+      const tokens = await userTokens(servers, rp, user, '', undefined, { browser });
+      const refreshToken = tokens.refresh_token ?? '';
+      expect(refreshToken).to.not.equal('');
+      expect(await silently(browser)).to.equal('code');
+
+      const admin = { userId: '00000000-0000-4000-8000-000000000000', clientId: 'test' };
+      await servers.deps.api.userAdmin.update(admin, user.id, { disabled: true });
+      expect(await silently(browser)).to.equal('login_required');
+      await servers.deps.api.userAdmin.update(admin, user.id, { disabled: false });
+
+      expect(await silently(browser)).to.equal('login_required');
+      const refreshed = await client.refreshTokenGrant(rp, refreshToken, { resource: servers.apiUrl }).then(
+        () => 'refreshed',
+        (error: unknown) => (error as { error?: string }).error ?? String(error),
+      );
+      expect(refreshed).to.equal('invalid_grant');
+    });
+  });
+}
