@@ -97,3 +97,20 @@ export function authenticationContext(method: LoginMethod): { amr: string[]; acr
   }
   return { amr: ['pwd', 'otp', 'mfa'], acr: ACR.mfa };
 }
+
+/**
+ * One more step of a sign-in (a second factor, or a passkey on a passkey-level request) added to
+ * what the sign-in had passed before it (`before`: the password step, or on step-up the session's
+ * own sign-in). The result describes the whole sign-in, which keeps its first step's time as
+ * auth_time (docs/mfa.md, "Step-up"): amr lists every method used in it — `pwd` only when a
+ * password was one of them (a step's own context assumes a password first) — and the acr is the
+ * stronger of the two.
+ */
+export function addStep(before: { amr: readonly string[]; acr: string }, step: { amr: readonly string[]; acr: string }): { amr: string[]; acr: string } {
+  const earlier = before.amr.filter((a) => a !== 'mfa');
+  const added = step.amr.filter((a) => a !== 'pwd' || earlier.includes('pwd'));
+  const amr = [...new Set([...earlier, ...added])];
+  // `mfa` closes the list, as in authenticationContext.
+  const ordered = [...amr.filter((a) => a !== 'mfa'), ...(amr.includes('mfa') ? ['mfa'] : [])];
+  return { amr: ordered, acr: acrRank(step.acr) >= acrRank(before.acr) ? step.acr : before.acr };
+}

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ACR, acrRank, authenticationContext, decideSecondFactor, requiredRank } from '../../src/services/mfa-policy.ts';
+import { ACR, acrRank, addStep, authenticationContext, decideSecondFactor, requiredRank } from '../../src/services/mfa-policy.ts';
 
 describe('MFA policy decisions', function () {
   const base = { enrolled: [] as ('totp' | 'webauthn')[], recoveryCodesLeft: 0, roleRequiresMfa: false, requiredRank: 0 };
@@ -77,5 +77,17 @@ describe('MFA policy decisions', function () {
     expect(authenticationContext({ first: 'password', second: 'webauthn', deviceType: 'multiDevice', userVerified: true })).to.deep.equal({ amr: ['pwd', 'swk', 'user', 'mfa'], acr: ACR.passkey });
     expect(authenticationContext({ first: 'passkey', deviceType: 'multiDevice', userVerified: true })).to.deep.equal({ amr: ['swk', 'user', 'mfa'], acr: ACR.passkey });
     expect(authenticationContext({ first: 'passkey', deviceType: 'singleDevice', userVerified: false }).acr).to.equal(ACR.password);
+  });
+
+  it('R13 addStep: a step joins the methods the sign-in used before it; pwd only when a password was one of them; the stronger acr', function () {
+    const totp = authenticationContext({ first: 'password', second: 'totp' });
+    const passkey = authenticationContext({ first: 'password', second: 'webauthn', deviceType: 'singleDevice', userVerified: true });
+    expect(addStep({ amr: ['pwd'], acr: '' }, totp)).to.deep.equal({ amr: ['pwd', 'otp', 'mfa'], acr: ACR.mfa });
+    expect(addStep({ amr: ['pwd'], acr: ACR.password }, totp)).to.deep.equal({ amr: ['pwd', 'otp', 'mfa'], acr: ACR.mfa });
+    expect(addStep(totp, passkey)).to.deep.equal({ amr: ['pwd', 'otp', 'hwk', 'user', 'mfa'], acr: ACR.passkey });
+    // A sign-in that typed no password never gets pwd from a step's context.
+    expect(addStep({ amr: ['swk'], acr: ACR.password }, totp)).to.deep.equal({ amr: ['swk', 'otp', 'mfa'], acr: ACR.mfa });
+    // A weaker step never lowers the acr.
+    expect(addStep(passkey, totp).acr).to.equal(ACR.passkey);
   });
 });

@@ -2,7 +2,7 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { AccountService, RequestContext } from '../../services/accounts.ts';
 import type { MfaService } from '../../services/mfa.ts';
-import { acrRank, authenticationContext, decideSecondFactor, requiredRank, type MfaDecision } from '../../services/mfa-policy.ts';
+import { acrRank, addStep, authenticationContext, decideSecondFactor, requiredRank, type MfaDecision } from '../../services/mfa-policy.ts';
 import { signInTime } from '../../services/session-validity.ts';
 import type { UserRow } from '../../store/users.ts';
 import { Problem, problemType } from '../../shared/problem.ts';
@@ -117,13 +117,11 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
   }
 
   /**
-   * One more step passed: its amr joins what passed before (on step-up the earlier methods, e.g.
-   * a passkey, still count; pwd comes from the first step), and the acr is the stronger one.
+   * One more step passed: it joins what passed before in this sign-in (on step-up the session's
+   * own sign-in, e.g. its password), and the sign-in keeps its first step's time (addStep).
    */
   function withPassed(pending: Pending, result: { amr: string[]; acr: string }): Pending {
-    const before = pending.passed ?? { amr: pending.amr.filter((a) => a !== 'mfa'), acr: '' };
-    const acr = acrRank(result.acr) >= acrRank(before.acr) ? result.acr : before.acr;
-    return { ...pending, passed: { amr: [...new Set([...before.amr.filter((a) => a !== 'mfa'), ...result.amr])], acr } };
+    return { ...pending, passed: addStep(pending.passed ?? { amr: pending.amr, acr: '' }, result) };
   }
 
   /** The login result to finish with: what passed, or the password alone when nothing had to. */

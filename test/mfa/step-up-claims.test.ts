@@ -1,0 +1,76 @@
+import { expect } from 'chai';
+import { generate } from 'otplib';
+import { ACR } from '../../src/services/mfa-policy.ts';
+import { relyingParty } from '../helpers/browser.ts';
+import { Browserless, formOf, signInAndConsent } from '../helpers/browserless.ts';
+import { createTestClient, createTestUser } from '../helpers/factories.ts';
+import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
+
+/**
+ * R13 (the review's further findings), step-up claims: after a step-up the ID token said
+ * auth_time = the step-up, with amr ["pwd", "otp", "mfa"], as if the password had been typed
+ * then; it was typed at the earlier sign-in. OIDC Core §2: auth_time is "the time when the
+ * End-User authentication occurred", amr the methods "used in the authentication". A step-up
+ * completes the session's sign-in rather than starting a new one, so the token keeps that
+ * sign-in's auth_time, and its amr/acr describe everything that sign-in has passed
+ * (docs/mfa.md, "Step-up"). A relying party asking for a recent sign-in (max_age) gets a full one.
+ */
+for (const storage of ['redis', 'postgres'] as StorageMode[]) {
+  describe(`R13: what the ID token says after a step-up (${storage})`, function () {
+    let servers: TestServers;
+    let rp: Awaited<ReturnType<typeof relyingParty>>;
+
+    before(async function () {
+      servers = await startTestServers({ storage });
+      const registered = await createTestClient(servers.deps);
+      rp = await relyingParty(servers.issuer, registered.client_id, registered.client_secret);
+    });
+
+    after(async function () {
+      await servers.stop();
+    });
+
+    const now = () => Math.floor(Date.now() / 1000);
+
+    async function nextSecondAfter(second: number): Promise<void> {
+      const deadline = Date.now() + 3000;
+      while (now() <= second) {
+        if (Date.now() > deadline) throw new Error('the clock did not move');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    }
+
+    it('R13 step-up with the app code: auth_time stays at the password sign-in, amr and acr describe password and code', async function () {
+      const user = await createTestUser(servers.deps);
+      const browser = new Browserless(servers.issuer);
+      const first = await rp.authorizationUrl();
+      const signIn = await rp.exchange(await signInAndConsent(browser, first.url, user.email, user.password), first.verifier, first.state);
+      expect(signIn.acr).to.equal(ACR.password);
+      expect(signIn.amr).to.deep.equal(['pwd']);
+      const signedInAt = signIn.auth_time ?? 0;
+      expect(signedInAt).to.be.greaterThan(0);
+
+      // The app is set up elsewhere meanwhile; the session signed in with the password alone.
+      const enrollment = await servers.deps.mfa.totp.begin(user.id, user.email, 'test');
+      if (!enrollment) throw new Error('no enrollment');
+      expect(await servers.deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret, epoch: now() - 30 }), 'test')).to.equal(true);
+      await nextSecondAfter(signedInAt);
+
+      const stepUp = await rp.authorizationUrl({ acr_values: ACR.mfa });
+      const challenge = await browser.follow(stepUp.url);
+      const html = await challenge.response.text();
+      expect(html).to.contain('Code from your authenticator app');
+      const form = formOf(html, '/mfa/totp');
+      const { url } = await browser.submit(form.action, { csrf: form.csrf, code: await generate({ secret: enrollment.secret, epoch: now() + 30 }) });
+      const claims = await rp.exchange(url, stepUp.verifier, stepUp.state);
+      expect(claims.acr).to.equal(ACR.mfa);
+      expect(claims.amr).to.have.members(['pwd', 'otp', 'mfa']);
+      expect(claims.auth_time, 'the password was typed at the first sign-in').to.equal(signedInAt);
+
+      // A recent sign-in is asked for with max_age: that is a full one, with a new auth_time.
+      const fresh = await rp.authorizationUrl({ max_age: '0' });
+      const page = await browser.follow(fresh.url);
+      expect(await page.response.text()).to.contain('name="password"');
+    });
+  });
+}
