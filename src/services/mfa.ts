@@ -4,6 +4,7 @@ import type { CryptoBox } from '../shared/crypto-box.ts';
 import type { Logger } from '../shared/logger.ts';
 import { createMfaStore, type MfaStore } from '../store/mfa.ts';
 import { createWebAuthnCredentialStore } from '../store/webauthn-credentials.ts';
+import { createReplayStore } from '../store/dpop-replay.ts';
 import type { Redis } from '../store/redis.ts';
 import type { RequestContext } from './accounts.ts';
 import type { AuditService } from './audit.ts';
@@ -218,6 +219,8 @@ export function createMfa(deps: {
     webauthn: createWebAuthnService({
       credentials: createWebAuthnCredentialStore(deps.knex),
       store,
+      box: deps.box,
+      once: createReplayStore({ redis: deps.redis, knex: deps.knex }),
       rpId: issuer.hostname,
       rpName: 'Portcullis',
       origin: issuer.origin,

@@ -9,6 +9,9 @@ import {
   type PublicKeyCredentialRequestOptionsJSON,
   type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
+import { randomBytes } from 'node:crypto';
+import type { CryptoBox } from '../shared/crypto-box.ts';
+import type { ReplayStore } from '../store/dpop-replay.ts';
 import type { MfaStore } from '../store/mfa.ts';
 import { DuplicateCredentialError, type WebAuthnCredentialRow, type WebAuthnCredentialStore } from '../store/webauthn-credentials.ts';
 
@@ -44,17 +47,55 @@ function parseCredentialJson(input: string): { id: string } | undefined {
   }
 }
 
+/** The challenge the authenticator signed, from the answer's clientDataJSON (checked again by the library). */
+function signedChallenge(response: AuthenticationResponseJSON): string | undefined {
+  try {
+    const data = JSON.parse(Buffer.from(response.response.clientDataJSON, 'base64url').toString('utf8')) as { challenge?: unknown };
+    return typeof data.challenge === 'string' ? data.challenge : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export const parseRegistrationJson = (input: string): RegistrationResponseJSON | undefined => parseCredentialJson(input) as RegistrationResponseJSON | undefined;
 export const parseAuthenticationJson = (input: string): AuthenticationResponseJSON | undefined => parseCredentialJson(input) as AuthenticationResponseJSON | undefined;
 
-export function createWebAuthnService({ credentials, store, rpId, rpName, origin }: {
+export function createWebAuthnService({ credentials, store, box, once, rpId, rpName, origin }: {
   credentials: WebAuthnCredentialStore;
   store: MfaStore;
+  /** Seals passwordless challenges (the challenge carries its own binding and expiry). */
+  box: CryptoBox;
+  /** Claims a passwordless challenge's single use once its answer verified. */
+  once: ReplayStore;
   rpId: string;
   rpName: string;
   origin: string;
 }) {
   const toDescriptor = (c: WebAuthnCredentialRow) => ({ id: c.id, transports: c.transports as AuthenticatorTransport[] });
+
+  /**
+   * Passwordless challenges are asked for by anyone who opens a sign-in request, so they are not
+   * stored (R13: one row per anonymous request was unbounded): the challenge is 16 random bytes
+   * and an expiry, sealed under the master key with the interaction and purpose as associated
+   * data. It opens only for that interaction, before it expires; its single use is claimed once
+   * an answer verified (verifyAuthentication). The other ceremonies (second factor, passkey
+   * registration) follow a password or a session and keep one stored row per binding and purpose.
+   */
+  const sealedAad = (binding: string): string => `webauthn:passwordless:${binding}`;
+  /** The sealed envelope; its UTF-8 bytes are the challenge (the options carry them base64url-encoded, as always). */
+  function sealChallenge(binding: string): string {
+    return box.seal(JSON.stringify({ n: randomBytes(16).toString('base64url'), e: Math.floor(Date.now() / 1000) + CHALLENGE_TTL_SECONDS }), sealedAad(binding));
+  }
+  /** The seconds the sealed challenge has left for this binding, or undefined when it is not one of ours, another's, or expired. */
+  function openChallenge(binding: string, challenge: string): number | undefined {
+    try {
+      const { e } = JSON.parse(box.open(Buffer.from(challenge, 'base64url').toString('utf8'), sealedAad(binding)).toString('utf8')) as { e?: unknown };
+      const left = typeof e === 'number' ? e - Math.floor(Date.now() / 1000) : 0;
+      return left > 0 ? left : undefined;
+    } catch {
+      return undefined;
+    }
+  }
 
   return {
     list: (userId: string) => credentials.listByUser(userId),
@@ -127,13 +168,15 @@ export function createWebAuthnService({ credentials, store, rpId, rpName, origin
      */
     async authenticationOptions(input: { binding: string; purpose: 'passwordless' | 'second-factor'; userId?: string | undefined; userVerification?: boolean }): Promise<PublicKeyCredentialRequestOptionsJSON> {
       const allow = input.purpose === 'second-factor' && input.userId ? (await credentials.listByUser(input.userId)).map(toDescriptor) : [];
+      const passwordless = input.purpose === 'passwordless';
       const options = await generateAuthenticationOptions({
         rpID: rpId,
         timeout: TIMEOUT_MS,
         allowCredentials: allow,
-        userVerification: input.purpose === 'passwordless' || input.userVerification ? 'required' : 'preferred',
+        userVerification: passwordless || input.userVerification ? 'required' : 'preferred',
+        ...(passwordless ? { challenge: sealChallenge(input.binding) } : {}),
       });
-      await store.putChallenge({ binding: input.binding, purpose: input.purpose, challenge: options.challenge, userId: input.userId, ttlSeconds: CHALLENGE_TTL_SECONDS });
+      if (!passwordless) await store.putChallenge({ binding: input.binding, purpose: input.purpose, challenge: options.challenge, userId: input.userId, ttlSeconds: CHALLENGE_TTL_SECONDS });
       return options;
     },
 
@@ -151,8 +194,19 @@ export function createWebAuthnService({ credentials, store, rpId, rpName, origin
       /** Second factor at passkey level: the authenticator must have verified the user. */
       requireUserVerification?: boolean;
     }): Promise<WebAuthnResult> {
-      const stored = await store.takeChallenge(input.binding, input.purpose);
-      if (!stored || (input.expectedUserId && stored.userId !== input.expectedUserId)) return { ok: false, reason: 'no_challenge', userId: input.expectedUserId };
+      let expectedChallenge: string;
+      /** Passwordless: the sealed challenge's remaining lifetime (its single use is claimed after verification). */
+      let claimFor: number | undefined;
+      if (input.purpose === 'passwordless') {
+        const challenge = signedChallenge(input.response);
+        claimFor = challenge === undefined ? undefined : openChallenge(input.binding, challenge);
+        if (challenge === undefined || claimFor === undefined) return { ok: false, reason: 'no_challenge', userId: input.expectedUserId };
+        expectedChallenge = challenge;
+      } else {
+        const stored = await store.takeChallenge(input.binding, input.purpose);
+        if (!stored || (input.expectedUserId && stored.userId !== input.expectedUserId)) return { ok: false, reason: 'no_challenge', userId: input.expectedUserId };
+        expectedChallenge = stored.challenge;
+      }
       const credential = await credentials.find(input.response.id);
       if (!credential) return { ok: false, reason: 'unknown_credential', userId: input.expectedUserId };
       const base = { userId: credential.user_id, credentialId: credential.id };
@@ -169,7 +223,7 @@ export function createWebAuthnService({ credentials, store, rpId, rpName, origin
       try {
         verification = await verifyAuthenticationResponse({
           response: input.response,
-          expectedChallenge: stored.challenge,
+          expectedChallenge,
           expectedOrigin: origin,
           expectedRPID: rpId,
           expectedType: 'webauthn.get',
@@ -183,6 +237,9 @@ export function createWebAuthnService({ credentials, store, rpId, rpName, origin
         return { ok: false, reason: 'verification_failed', ...base };
       }
       if (!verification.verified) return { ok: false, reason: 'verification_failed', ...base };
+      // A sealed challenge is used once: the first verified answer claims it (a counter of 0, as
+      // many passkeys keep, would not tell a replay apart).
+      if (claimFor !== undefined && !(await once.firstUse(`webauthn:${expectedChallenge}`, claimFor))) return { ok: false, reason: 'no_challenge', ...base };
       const info = verification.authenticationInfo;
       // W3C WebAuthn §7.2, the signature-counter step: a counter that does not move forward (when either side is
       // non-zero) from a genuinely signed assertion means a possible cloned authenticator: block

@@ -88,8 +88,8 @@ export function createMfaStore(knex: Knex) {
         })
         .onConflict(['binding', 'purpose'])
         .merge();
-      // Expired challenges of everyone are swept opportunistically.
-      await knex('webauthn_challenges').where('expires_at', '<', new Date(Date.now() - 3600_000)).delete();
+      // Expired challenges of everyone are swept as new ones are written (takeChallenge refuses them anyway).
+      await knex('webauthn_challenges').where('expires_at', '<', new Date()).delete();
     },
 
     /** Takes the challenge out (single use); expired or unknown ones yield nothing. */
