@@ -7,9 +7,9 @@
  * check already loads (no extra query on the authorization path).
  *
  * Sign-in times are whole epoch seconds (oidc-provider's loginTs, a token's authTime), so a
- * sign-in in the same second as the cutoff cannot be placed before or after it: it does not
- * count. A sign-in that really came after the cutoff in that second finishes a moment later
- * (signInTime), so its auth_time is the next second and it counts.
+ * sign-in dated in the same second as the cutoff cannot be placed before or after it: it does
+ * not count. A sign-in that really began after the cutoff and finishes within that second waits
+ * for the next one and is dated then (signInTime), so it counts.
  */
 
 /** The account columns this reads (src/store/users.ts UserRow). */
@@ -38,18 +38,24 @@ export function signInCounts(account: SessionCutoff, signIn: SignIn): boolean {
 }
 
 /**
- * The auth_time (epoch seconds) for a sign-in whose first step passed at `startedAtMs` (for a
- * step-up: the session's own sign-in, `sessionUid` its session), and how long to wait before
- * finishing it so that auth_time is not in the future; undefined when the sign-in began before
- * the account's cutoff (it must start again).
+ * The auth_time (epoch seconds) of a sign-in finishing now, dated `datedAtMs` (when it
+ * completes; a step-up keeps its session's sign-in time), and how long to wait before finishing
+ * it so that auth_time is not in the future. Undefined when its first step (`startedAtMs`, the
+ * password or passkey check) came before the account's cutoff — unless it steps up the session
+ * kept then (`sessionUid`): it must start again.
  */
-export function signInTime(account: SessionCutoff, startedAtMs: number, options: { sessionUid?: string | undefined; nowMs?: number } = {}): { ts: number; waitMs: number } | undefined {
-  const ts = Math.floor(startedAtMs / 1000);
+export function signInTime(
+  account: SessionCutoff,
+  signIn: { startedAtMs: number; datedAtMs: number; sessionUid?: string | undefined },
+  nowMs: number = Date.now(),
+): { ts: number; waitMs: number } | undefined {
+  const ts = Math.floor(signIn.datedAtMs / 1000);
   const cutoff = account.sessions_not_before;
   const first = firstCountingSecond(account);
-  if (!cutoff || first === undefined || ts >= first) return { ts, waitMs: 0 };
-  if (options.sessionUid !== undefined && options.sessionUid === account.sessions_not_before_keep) return { ts, waitMs: 0 };
-  if (startedAtMs < cutoff.getTime()) return undefined;
+  if (!cutoff || first === undefined) return { ts, waitMs: 0 };
+  if (signIn.sessionUid !== undefined && signIn.sessionUid === account.sessions_not_before_keep) return { ts, waitMs: 0 };
+  if (signIn.startedAtMs < cutoff.getTime()) return undefined;
+  if (ts >= first) return { ts, waitMs: 0 };
   // After the cutoff, but within its second: the sign-in is dated the next second.
-  return { ts: first, waitMs: Math.max(0, first * 1000 - (options.nowMs ?? Date.now())) };
+  return { ts: first, waitMs: Math.max(0, first * 1000 - nowMs) };
 }

@@ -72,5 +72,30 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const page = await browser.follow(fresh.url);
       expect(await page.response.text()).to.contain('name="password"');
     });
+
+    it('R13 step-up with max_age: a step-up that would end with an auth_time older than max_age is refused, never issued', async function () {
+      const user = await createTestUser(servers.deps);
+      const browser = new Browserless(servers.issuer);
+      const first = await rp.authorizationUrl();
+      const signIn = await rp.exchange(await signInAndConsent(browser, first.url, user.email, user.password), first.verifier, first.state);
+      const signedInAt = signIn.auth_time ?? 0;
+      const enrollment = await servers.deps.mfa.totp.begin(user.id, user.email, 'test');
+      if (!enrollment) throw new Error('no enrollment');
+      expect(await servers.deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret, epoch: now() - 30 }), 'test')).to.equal(true);
+
+      // max_age is met when the step-up starts (the provider checks it then) …
+      const maxAge = now() - signedInAt + 1;
+      const stepUp = await rp.authorizationUrl({ acr_values: ACR.mfa, max_age: String(maxAge) });
+      const challenge = await browser.follow(stepUp.url);
+      const html = await challenge.response.text();
+      expect(html).to.contain('Code from your authenticator app');
+      // … but not any more when the code arrives.
+      await nextSecondAfter(signedInAt + maxAge);
+      const form = formOf(html, '/mfa/totp');
+      const { response, url } = await browser.submit(form.action, { csrf: form.csrf, code: await generate({ secret: enrollment.secret, epoch: now() + 30 }) });
+      expect(url.searchParams.get('code'), 'no code with a stale auth_time').to.equal(null);
+      expect(response.status).to.equal(400);
+      expect(await response.text()).to.contain('took longer than the application allows');
+    });
   });
 }

@@ -122,7 +122,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect((await accountPage(browser)).status).to.equal(200);
     });
 
-    it('R13 a sign-in whose password was checked before the password change cannot finish after it', async function () {
+    it('R13 a sign-in whose old password was checked before the password change does not become a session when it resumes after it', async function () {
       const user = await createTestUser(servers.deps);
       const owner = new Browserless(servers.issuer);
       const start = await owner.follow('/account');

@@ -19,15 +19,17 @@ describe('R13 sessions not valid before (src/services/session-validity.ts)', fun
     expect(signInCounts(cutoff(at, 'kept'), { loginTs: 1_600_000_000, sessionUid: 'other' })).to.equal(false);
   });
 
-  it('R13 signInTime: a sign-in begun before the cutoff is refused; one begun after it in the same second is dated the next second, once that has come', function () {
+  it('R13 signInTime: a sign-in begun before the cutoff is refused; one begun after it and finishing within its second is dated the next second, once that has come', function () {
     const at = 1_700_000_000_400;
-    expect(signInTime(cutoff(null), 1_700_000_000_100)).to.deep.equal({ ts: 1_700_000_000, waitMs: 0 });
-    expect(signInTime(cutoff(at), 1_700_000_000_399)).to.equal(undefined);
-    expect(signInTime(cutoff(at), 1_700_000_000_500, { nowMs: 1_700_000_000_700 })).to.deep.equal({ ts: 1_700_000_001, waitMs: 300 });
-    expect(signInTime(cutoff(at), 1_700_000_000_500, { nowMs: 1_700_000_001_200 })).to.deep.equal({ ts: 1_700_000_001, waitMs: 0 });
-    expect(signInTime(cutoff(at), 1_700_000_002_000)).to.deep.equal({ ts: 1_700_000_002, waitMs: 0 });
-    // A step-up of the session that was kept (it changed the password) keeps its sign-in time.
-    expect(signInTime(cutoff(at, 'kept'), 1_600_000_000_000, { sessionUid: 'kept' })).to.deep.equal({ ts: 1_600_000_000, waitMs: 0 });
-    expect(signInTime(cutoff(at, 'kept'), 1_600_000_000_000, { sessionUid: 'other' })).to.equal(undefined);
+    const sign = (startedAtMs: number, datedAtMs = startedAtMs, sessionUid?: string) => ({ startedAtMs, datedAtMs, sessionUid });
+    expect(signInTime(cutoff(null), sign(1_700_000_000_100, 1_700_000_000_900))).to.deep.equal({ ts: 1_700_000_000, waitMs: 0 });
+    // Password checked before the cutoff: refused however late it finishes.
+    expect(signInTime(cutoff(at), sign(1_700_000_000_399, 1_700_000_009_000))).to.equal(undefined);
+    expect(signInTime(cutoff(at), sign(1_700_000_000_500, 1_700_000_000_700), 1_700_000_000_700)).to.deep.equal({ ts: 1_700_000_001, waitMs: 300 });
+    expect(signInTime(cutoff(at), sign(1_700_000_000_500, 1_700_000_000_700), 1_700_000_001_200)).to.deep.equal({ ts: 1_700_000_001, waitMs: 0 });
+    expect(signInTime(cutoff(at), sign(1_700_000_000_500, 1_700_000_002_000))).to.deep.equal({ ts: 1_700_000_002, waitMs: 0 });
+    // A step-up of the session kept at the cutoff (it changed the password) keeps its sign-in time.
+    expect(signInTime(cutoff(at, 'kept'), sign(1_600_000_000_000, 1_600_000_000_000, 'kept'))).to.deep.equal({ ts: 1_600_000_000, waitMs: 0 });
+    expect(signInTime(cutoff(at, 'kept'), sign(1_600_000_000_000, 1_600_000_000_000, 'other'))).to.equal(undefined);
   });
 });

@@ -173,7 +173,7 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
     if (!user) return showLogin(ctx, details, { email, error: GENERIC_LOGIN_ERROR });
     const pending: Pending = { accountId: user.id, amr: ['pwd'], startedAtMs };
     const decision = await decide(details, pending);
-    if (decision.kind === 'done') return finish(ctx, user.id, authenticationContext({ first: 'password' }), pending);
+    if (decision.kind === 'done') return finish(ctx, details, user.id, authenticationContext({ first: 'password' }), pending);
     await savePending(ctx, pending);
     redirectToStep(ctx, details.uid);
   });
@@ -196,7 +196,7 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
     if (!result?.ok) return showLogin(ctx, details, { error: GENERIC_PASSKEY_ERROR });
     const account = await accounts.findActive(result.userId);
     if (!account) return showLogin(ctx, details, { error: GENERIC_PASSKEY_ERROR });
-    await finish(ctx, account.id, authenticationContext({ first: 'passkey', deviceType: result.deviceType, userVerified: result.userVerified }), { startedAtMs });
+    await finish(ctx, details, account.id, authenticationContext({ first: 'passkey', deviceType: result.deviceType, userVerified: result.userVerified }), { startedAtMs });
   });
 
   router.post('/:uid/mfa/:method', ...guard, async function submitSecondFactor(ctx) {

@@ -32,8 +32,8 @@ export type Pending = SignInStart & {
 
 /**
  * When this sign-in's first step passed: the password or passkey check (epoch ms, taken before
- * the check), or on step-up the session's own sign-in and that session's uid. It dates the
- * sign-in (auth_time) and decides whether the sign-in still counts when it finishes (R13).
+ * the check), or on step-up the session's own sign-in and that session's uid. A sign-in begun
+ * before the account's sessions were ended does not finish (R13); a step-up is dated by it.
  */
 export type SignInStart = { startedAtMs: number; sessionUid?: string | undefined };
 
@@ -96,17 +96,27 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
     provider.interactionResult(ctx.req, ctx.res, { portcullis: pending }, { mergeWithLastSubmission: false });
 
   /**
-   * Ends the login prompt. The sign-in is dated by its first step (`ts`, the ID token's
-   * auth_time), not by when the browser comes back to the provider: a sign-in whose password was
-   * checked before the account's sessions were ended (sign out everywhere, a password change that
-   * signed out the others, an MFA reset) does not count however late it resumes (R13), and one
-   * that began before that moment is refused here already.
+   * Ends the login prompt, dating the sign-in (`ts`, the ID token's auth_time) here rather than
+   * when the browser comes back to the provider (R13): a sign-in finished before the account's
+   * sessions were ended (sign out everywhere, a password change that signed out the others, an
+   * MFA reset) stays older than that however late it resumes, and one whose first step came
+   * before it does not finish at all. A full sign-in is dated when it completes; a step-up
+   * completes the session's sign-in and keeps its time (docs/mfa.md, "Step-up"), so the request's
+   * max_age, checked by the provider against that time when the step-up began, is checked again.
    */
-  async function finish(ctx: Context, accountId: string, result: { amr: string[]; acr: string }, start: SignInStart): Promise<void> {
+  async function finish(ctx: Context, details: InteractionDetails, accountId: string, result: { amr: string[]; acr: string }, start: SignInStart): Promise<void> {
     const account = await accounts.findActive(accountId);
     if (!account) throw interactionProblem('This account cannot sign in.');
-    const time = typeof start.startedAtMs === 'number' ? signInTime(account, start.startedAtMs, { sessionUid: start.sessionUid }) : undefined;
+    const now = Date.now();
+    const stepUp = start.sessionUid !== undefined;
+    const time = typeof start.startedAtMs === 'number'
+      ? signInTime(account, { startedAtMs: start.startedAtMs, datedAtMs: stepUp ? start.startedAtMs : now, sessionUid: start.sessionUid }, now)
+      : undefined;
     if (!time) throw interactionProblem('Your sessions were ended while you were signing in. Start again.');
+    const maxAge = Number(details.params.max_age);
+    if (details.params.max_age !== undefined && Number.isInteger(maxAge) && Math.floor(now / 1000) - time.ts > maxAge) {
+      throw interactionProblem('This sign-in took longer than the application allows. Go back to it and start again.');
+    }
     if (time.waitMs > 0) await new Promise((resolve) => setTimeout(resolve, time.waitMs));
     await provider.interactionFinished(
       ctx.req,
@@ -132,7 +142,7 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
   /** After a step: finish when the policy is met, otherwise remember it and show the next step. */
   async function proceed(ctx: Context, details: InteractionDetails, pending: Pending): Promise<void> {
     const decision = await decide(details, pending);
-    if (decision.kind === 'done') return finish(ctx, pending.accountId, resultOf(pending), pending);
+    if (decision.kind === 'done') return finish(ctx, details, pending.accountId, resultOf(pending), pending);
     await savePending(ctx, pending);
     ctx.status = 303;
     ctx.redirect(`/interaction/${details.uid}`);
@@ -146,7 +156,7 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
     if (decision.kind === 'enroll') return showEnrollment(ctx, details, pending, account, decision.factors, extra);
     if (decision.kind === 'done') {
       // What passed is enough (or factors were removed meanwhile and nothing requires one).
-      return finish(ctx, pending.accountId, resultOf(pending), pending);
+      return finish(ctx, details, pending.accountId, resultOf(pending), pending);
     }
     const methods = [...decision.factors, ...(decision.recovery ? (['recovery'] as const) : [])];
     const requested = typeof ctx.query.method === 'string' ? ctx.query.method : extra.method;
