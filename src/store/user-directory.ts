@@ -41,7 +41,9 @@ export function createUserDirectory(knex: Knex) {
      */
     async setDisabled(id: string, disabled: boolean, trx: Knex = knex): Promise<void> {
       const ended = disabled ? { sessions_not_before: new Date(), sessions_not_before_keep: null } : {};
-      await trx('users').where({ id }).update({ disabled, ...ended, updated_at: trx.fn.now() });
+      await trx('users')
+        .where({ id })
+        .update({ disabled, ...ended, updated_at: trx.fn.now() });
     },
 
     /** Roles of many users in one query (for listings). */

@@ -35,7 +35,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     async function turnOnTotp(userId: string, email: string): Promise<string> {
       const enrollment = await servers.deps.mfa.totp.begin(userId, email, 'test');
       if (!enrollment) throw new Error('no enrollment');
-      expect(await servers.deps.mfa.totp.confirm(userId, await generate({ secret: enrollment.secret, epoch: now() - 30 }), 'test')).to.equal(true);
+      expect(
+        await servers.deps.mfa.totp.confirm(userId, await generate({ secret: enrollment.secret, epoch: now() - 30 }), 'test'),
+      ).to.equal(true);
       return enrollment.secret;
     }
 

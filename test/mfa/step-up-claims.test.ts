@@ -53,7 +53,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       // The app is set up elsewhere meanwhile; the session signed in with the password alone.
       const enrollment = await servers.deps.mfa.totp.begin(user.id, user.email, 'test');
       if (!enrollment) throw new Error('no enrollment');
-      expect(await servers.deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret, epoch: now() - 30 }), 'test')).to.equal(true);
+      expect(
+        await servers.deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret, epoch: now() - 30 }), 'test'),
+      ).to.equal(true);
       await nextSecondAfter(signedInAt);
 
       const stepUp = await rp.authorizationUrl({ acr_values: ACR.mfa });
@@ -61,7 +63,10 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const html = await challenge.response.text();
       expect(html).to.contain('Code from your authenticator app');
       const form = formOf(html, '/mfa/totp');
-      const { url } = await browser.submit(form.action, { csrf: form.csrf, code: await generate({ secret: enrollment.secret, epoch: now() + 30 }) });
+      const { url } = await browser.submit(form.action, {
+        csrf: form.csrf,
+        code: await generate({ secret: enrollment.secret, epoch: now() + 30 }),
+      });
       const claims = await rp.exchange(url, stepUp.verifier, stepUp.state);
       expect(claims.acr).to.equal(ACR.mfa);
       expect(claims.amr).to.have.members(['pwd', 'otp', 'mfa']);
@@ -81,7 +86,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const signedInAt = signIn.auth_time ?? 0;
       const enrollment = await servers.deps.mfa.totp.begin(user.id, user.email, 'test');
       if (!enrollment) throw new Error('no enrollment');
-      expect(await servers.deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret, epoch: now() - 30 }), 'test')).to.equal(true);
+      expect(
+        await servers.deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret, epoch: now() - 30 }), 'test'),
+      ).to.equal(true);
 
       // max_age is met when the step-up starts (the provider checks it then) …
       const maxAge = now() - signedInAt + 1;
@@ -92,7 +99,10 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       // … but not any more when the code arrives.
       await nextSecondAfter(signedInAt + maxAge);
       const form = formOf(html, '/mfa/totp');
-      const { response, url } = await browser.submit(form.action, { csrf: form.csrf, code: await generate({ secret: enrollment.secret, epoch: now() + 30 }) });
+      const { response, url } = await browser.submit(form.action, {
+        csrf: form.csrf,
+        code: await generate({ secret: enrollment.secret, epoch: now() + 30 }),
+      });
       expect(url.searchParams.get('code'), 'no code with a stale auth_time').to.equal(null);
       expect(response.status).to.equal(400);
       expect(await response.text()).to.contain('took longer than the application allows');

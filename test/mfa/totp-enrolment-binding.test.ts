@@ -69,7 +69,10 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const confirmed = await owner.browser.submit(form.action, { csrf: form.csrf, code: await generate({ secret: owner.secret }) });
       expect(await confirmed.response.text()).to.contain('Save your recovery codes');
       const planted = formOf(attacker.html, '/enroll/totp');
-      const refused = await attacker.browser.submit(planted.action, { csrf: planted.csrf, code: await generate({ secret: attacker.secret }) });
+      const refused = await attacker.browser.submit(planted.action, {
+        csrf: planted.csrf,
+        code: await generate({ secret: attacker.secret }),
+      });
       expect(await refused.response.text()).to.not.contain('Save your recovery codes');
       expect(await codeSignsIn(user.email, user.password, attacker.secret)).to.equal(false);
       expect(await codeSignsIn(user.email, user.password, owner.secret)).to.equal(true);
@@ -95,7 +98,10 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const retryHtml = await retry.response.text();
       expect(retryHtml).to.not.contain(attacker.secret.replace(/(.{4})/g, '$1 ').trim());
       // The attacker's own code confirms nothing on the account page's flow either.
-      const planted = await owner.submit('/account/totp', { csrf: formOf(setup, '/account/totp').csrf, code: await generate({ secret: attacker.secret }) });
+      const planted = await owner.submit('/account/totp', {
+        csrf: formOf(setup, '/account/totp').csrf,
+        code: await generate({ secret: attacker.secret }),
+      });
       expect(await planted.response.text()).to.not.contain('Save your recovery codes');
       expect(await servers.deps.mfa.totp.enabled(user.id)).to.equal(false);
     });

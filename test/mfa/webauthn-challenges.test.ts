@@ -28,7 +28,8 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       await servers.stop();
     });
 
-    const rows = async (): Promise<number> => Number((await servers.deps.knex('webauthn_challenges').count<{ n: string }[]>({ n: '*' }))[0]?.n ?? 0);
+    const rows = async (): Promise<number> =>
+      Number((await servers.deps.knex('webauthn_challenges').count<{ n: string }[]>({ n: '*' }))[0]?.n ?? 0);
 
     /** A new sign-in request (its interaction cookie only, no page rendered) and its passkey options. */
     async function anonymousOptions(): Promise<PublicKeyCredentialRequestOptionsJSON> {
@@ -51,14 +52,24 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const user = await createTestUser(servers.deps);
       const soft = softAuthenticator({ origin: servers.issuer });
       const binding = `setup:${user.id}`;
-      const registration = await servers.deps.mfa.webauthn.registrationOptions({ binding, userId: user.id, email: user.email, displayName: user.email });
-      expect((await servers.deps.mfa.finishRegistration({ binding, userId: user.id, response: soft.register(registration), name: 'Key' }, {})).ok).to.equal(true);
+      const registration = await servers.deps.mfa.webauthn.registrationOptions({
+        binding,
+        userId: user.id,
+        email: user.email,
+        displayName: user.email,
+      });
+      expect(
+        (await servers.deps.mfa.finishRegistration({ binding, userId: user.id, response: soft.register(registration), name: 'Key' }, {}))
+          .ok,
+      ).to.equal(true);
 
       const browser = new Browserless(servers.issuer);
       const first = await browser.follow(authorizationRequestTo(servers.issuer, clientId).url);
       const login = formOf(await first.response.text(), '/passkey');
       const uid = first.url.pathname.split('/')[2] ?? '';
-      const options = (await (await browser.request(`/interaction/${uid}/passkey/options`)).json()) as PublicKeyCredentialRequestOptionsJSON;
+      const options = (await (
+        await browser.request(`/interaction/${uid}/passkey/options`)
+      ).json()) as PublicKeyCredentialRequestOptionsJSON;
       // Counter 0, as many passkeys keep: the counter cannot tell a replay apart, the challenge must.
       const answer = JSON.stringify(soft.assert(options, { counter: 0 }));
       const post = (target: Browserless, action: string, csrf: string) =>
@@ -89,15 +100,27 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const user = await createTestUser(servers.deps);
       const soft = softAuthenticator({ origin: servers.issuer });
       const binding = `setup:${user.id}`;
-      const registration = await servers.deps.mfa.webauthn.registrationOptions({ binding, userId: user.id, email: user.email, displayName: user.email });
-      expect((await servers.deps.mfa.finishRegistration({ binding, userId: user.id, response: soft.register(registration), name: 'Key' }, {})).ok).to.equal(true);
+      const registration = await servers.deps.mfa.webauthn.registrationOptions({
+        binding,
+        userId: user.id,
+        email: user.email,
+        displayName: user.email,
+      });
+      expect(
+        (await servers.deps.mfa.finishRegistration({ binding, userId: user.id, response: soft.register(registration), name: 'Key' }, {}))
+          .ok,
+      ).to.equal(true);
       const browser = new Browserless(servers.issuer);
       const first = await browser.follow(authorizationRequestTo(servers.issuer, clientId).url);
       const login = formOf(await first.response.text(), '/login');
       const { url } = await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password });
       const uid = url.pathname.split('/')[2] ?? '';
       for (let batch = 0; batch < 50; batch++) {
-        await Promise.all(Array.from({ length: 20 }, async () => expect((await browser.request(`/interaction/${uid}?method=webauthn`)).status).to.equal(200)));
+        await Promise.all(
+          Array.from({ length: 20 }, async () =>
+            expect((await browser.request(`/interaction/${uid}?method=webauthn`)).status).to.equal(200),
+          ),
+        );
       }
       expect(await servers.deps.knex('webauthn_challenges').where({ binding: uid })).to.have.length(1);
     });

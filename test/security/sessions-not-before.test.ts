@@ -26,7 +26,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       servers = await startTestServers({ storage });
       const registered = await createTestClient(servers.deps);
       clientId = registered.client_id;
-      rp = await client.discovery(new URL(servers.issuer), clientId, registered.client_secret, undefined, { execute: [client.allowInsecureRequests] });
+      rp = await client.discovery(new URL(servers.issuer), clientId, registered.client_secret, undefined, {
+        execute: [client.allowInsecureRequests],
+      });
     });
 
     after(async function () {
@@ -110,7 +112,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       }
       await inFlight;
       // The request that was running wrote the session back as it ended: the race is real.
-      expect(await servers.deps.oidcAdapter('Session').find(session), 'the in-flight request saved the session again').to.not.equal(undefined);
+      expect(await servers.deps.oidcAdapter('Session').find(session), 'the in-flight request saved the session again').to.not.equal(
+        undefined,
+      );
       expect(sessionOf(browser)).to.equal(session);
 
       expect(await accountPage(browser)).to.deep.equal({ status: 302, signIn: true });

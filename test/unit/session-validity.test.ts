@@ -3,7 +3,10 @@ import { firstCountingSecond, signInCounts, signInTime } from '../../src/service
 
 /** R8/R13: "sessions not valid before", on whole-second sign-in times. */
 describe('R13 sessions not valid before (src/services/session-validity.ts)', function () {
-  const cutoff = (ms: number | null, keep: string | null = null) => ({ sessions_not_before: ms === null ? null : new Date(ms), sessions_not_before_keep: keep });
+  const cutoff = (ms: number | null, keep: string | null = null) => ({
+    sessions_not_before: ms === null ? null : new Date(ms),
+    sessions_not_before_keep: keep,
+  });
 
   it('R13 signInCounts: without a cutoff every sign-in counts; with one only sign-ins from the next whole second, and the kept session', function () {
     expect(signInCounts(cutoff(null), {})).to.equal(true);
@@ -25,11 +28,20 @@ describe('R13 sessions not valid before (src/services/session-validity.ts)', fun
     expect(signInTime(cutoff(null), sign(1_700_000_000_100, 1_700_000_000_900))).to.deep.equal({ ts: 1_700_000_000, waitMs: 0 });
     // Password checked before the cutoff: refused however late it finishes.
     expect(signInTime(cutoff(at), sign(1_700_000_000_399, 1_700_000_009_000))).to.equal(undefined);
-    expect(signInTime(cutoff(at), sign(1_700_000_000_500, 1_700_000_000_700), 1_700_000_000_700)).to.deep.equal({ ts: 1_700_000_001, waitMs: 300 });
-    expect(signInTime(cutoff(at), sign(1_700_000_000_500, 1_700_000_000_700), 1_700_000_001_200)).to.deep.equal({ ts: 1_700_000_001, waitMs: 0 });
+    expect(signInTime(cutoff(at), sign(1_700_000_000_500, 1_700_000_000_700), 1_700_000_000_700)).to.deep.equal({
+      ts: 1_700_000_001,
+      waitMs: 300,
+    });
+    expect(signInTime(cutoff(at), sign(1_700_000_000_500, 1_700_000_000_700), 1_700_000_001_200)).to.deep.equal({
+      ts: 1_700_000_001,
+      waitMs: 0,
+    });
     expect(signInTime(cutoff(at), sign(1_700_000_000_500, 1_700_000_002_000))).to.deep.equal({ ts: 1_700_000_002, waitMs: 0 });
     // A step-up of the session kept at the cutoff (it changed the password) keeps its sign-in time.
-    expect(signInTime(cutoff(at, 'kept'), sign(1_600_000_000_000, 1_600_000_000_000, 'kept'))).to.deep.equal({ ts: 1_600_000_000, waitMs: 0 });
+    expect(signInTime(cutoff(at, 'kept'), sign(1_600_000_000_000, 1_600_000_000_000, 'kept'))).to.deep.equal({
+      ts: 1_600_000_000,
+      waitMs: 0,
+    });
     expect(signInTime(cutoff(at, 'kept'), sign(1_600_000_000_000, 1_600_000_000_000, 'other'))).to.equal(undefined);
   });
 });
