@@ -105,6 +105,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       audit,
       auditEvents: stores.audit,
       oauthState: { index: accountIndex, adapter: (model) => oidcAdapter(model), storedAdapter: (model) => backendAdapter(model) },
+      shareLimits: config.shares,
     });
 
     /** Set by the servers when metrics are on: every adapter the factory makes is then timed. */

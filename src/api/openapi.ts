@@ -93,6 +93,7 @@ export function buildOpenApiDocument(
     tags: [
       { name: 'me', description: 'The caller' },
       { name: 'records', description: 'Encrypted personal-data vault' },
+      { name: 'shares', description: 'Offers of records from other users: accept or decline' },
       { name: 'gdpr', description: 'Data export and erasure' },
       { name: 'admin', description: 'User and audit administration' },
       { name: 'operations', description: 'Probes and metadata' },

@@ -29,6 +29,7 @@ const closed = (properties: Record<string, unknown>, required: string[] = Object
 export const requests = {
   idParams: closed({ id: uuid }),
   shareParams: closed({ id: uuid, userId: uuid }),
+  offerParams: closed({ recordId: uuid }),
   listRecordsQuery: closed({ limit, cursor, type: recordType }, []),
   createRecordBody: closed({ type: recordType, label, data: recordData }),
   updateRecordBody: { ...closed({ type: recordType, label, data: recordData }, []), minProperties: 1 },
@@ -83,14 +84,42 @@ export const components: Record<string, JsonSchema> = {
       data: { type: 'object' },
       owner_id: uuid,
       access: { type: 'string', enum: ['owner', 'shared'] },
-      shared_with: { type: 'array', items: uuid, description: 'Only shown to the owner.' },
+      shared_with: { type: 'array', items: uuid, description: 'Only shown to the owner: who accepted a share and can read the record.' },
+      offered_to: {
+        type: 'array',
+        items: uuid,
+        description:
+          'Only shown to the owner: offers not accepted (yet). A declined offer is shown here too; an id that is no account stays here.',
+      },
       created_at: dateTime,
       updated_at: dateTime,
     },
     ['id', 'type', 'label', 'data', 'owner_id', 'access', 'created_at', 'updated_at'],
   ),
   RecordPage: closed({ items: { type: 'array', items: ref('Record') }, next_cursor: { type: ['string', 'null'] } }),
-  Share: closed({ record_id: uuid, user_id: uuid }),
+  Share: closed({
+    record_id: uuid,
+    user_id: uuid,
+    state: {
+      type: 'string',
+      enum: ['offered', 'accepted'],
+      description: 'offered: waiting for the recipient to accept (or declined, which is not announced).',
+    },
+  }),
+  IncomingOffer: closed({
+    record_id: uuid,
+    record_type: recordType,
+    from: closed({ id: uuid, email: { type: 'string' } }),
+    offered_at: dateTime,
+  }),
+  IncomingOfferList: closed({ items: { type: 'array', items: ref('IncomingOffer') } }),
+  ReceivedShare: closed({
+    record_id: uuid,
+    record_type: recordType,
+    from: closed({ id: uuid, email: { type: 'string' } }),
+    shared_at: dateTime,
+  }),
+  ReceivedShareList: closed({ items: { type: 'array', items: ref('ReceivedShare') } }),
   AdminUser: closed({
     id: uuid,
     email: { type: 'string' },
@@ -150,6 +179,11 @@ export const components: Record<string, JsonSchema> = {
     shares: closed({
       granted: { type: 'array', items: closed({ record_id: uuid, user_id: uuid, created_at: dateTime }) },
       received: { type: 'array', items: closed({ record_id: uuid, owner_id: uuid, created_at: dateTime }) },
+      offered: { type: 'array', items: closed({ record_id: uuid, user_id: uuid, created_at: dateTime }) },
+      offers_received: {
+        type: 'array',
+        items: closed({ record_id: uuid, owner_id: uuid, state: { type: 'string', enum: ['offered', 'declined'] }, created_at: dateTime }),
+      },
     }),
     consents: {
       type: 'array',

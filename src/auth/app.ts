@@ -14,6 +14,7 @@ import { auditRefreshReuse, recentRefreshReuse } from './refresh-reuse.ts';
 import { detectConstantChallenges } from './constant-challenge.ts';
 import { createAuditSearch } from '../store/audit-search.ts';
 import { accessHistory } from '../services/access-history.ts';
+import type { Actor } from '../services/records.ts';
 import { withDevicePollPacing } from './device-polling.ts';
 import { createCsrfTokens } from './koa-csrf.ts';
 import { createProvider } from './provider.ts';
@@ -95,7 +96,15 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
   app.use(interactions.routes());
   app.use(allowedMethods(interactions));
   attachAccountIndex(provider, deps.accountIndex, logger);
-  const account = accountRoutes({ provider, accounts: deps.accounts, mfa: deps.mfa, index: deps.accountIndex, sessions: deps.accountSessions, oidcAdapter: deps.oidcAdapter, csrf, issuer: config.issuer, recentAuthSeconds: config.ttl.recentAuth, sessionLifetime: sessionTtl({ idleSeconds: config.ttl.sessionIdle, maxSeconds: config.ttl.sessionMax }), reuseNotices: (userId) => recentRefreshReuse(auditSearch, userId), accessHistory: (userId) => accessHistory(auditSearch, userId) });
+  const { records } = deps.api;
+  const shareOffers = {
+    incoming: (actor: Actor) => records.incomingOffers(actor),
+    accept: (actor: Actor, recordId: string) => records.acceptOffer(actor, recordId),
+    decline: (actor: Actor, recordId: string) => records.declineOffer(actor, recordId),
+    received: (actor: Actor) => records.receivedShares(actor),
+    leave: (actor: Actor, recordId: string) => records.leaveShare(actor, recordId),
+  };
+  const account = accountRoutes({ provider, accounts: deps.accounts, mfa: deps.mfa, index: deps.accountIndex, sessions: deps.accountSessions, oidcAdapter: deps.oidcAdapter, csrf, issuer: config.issuer, recentAuthSeconds: config.ttl.recentAuth, sessionLifetime: sessionTtl({ idleSeconds: config.ttl.sessionIdle, maxSeconds: config.ttl.sessionMax }), reuseNotices: (userId) => recentRefreshReuse(auditSearch, userId), accessHistory: (userId) => accessHistory(auditSearch, userId), offers: shareOffers });
   app.use(account.routes());
   app.use(allowedMethods(account));
   app.use(devicePages.guard);

@@ -68,6 +68,8 @@ export type Config = Readonly<{
     apiPerClientOverrides: readonly string[];
   }>;
   clients: Readonly<{ idleDisableDays: number; deviceCodeTtl: number; userCodeAttempts: number; userCodeLockoutSeconds: number }>;
+  /** Record share offers (R13): how many may wait, and how long a decline holds off the sharer. */
+  shares: Readonly<{ pendingPerSharer: number; pendingPerRecipient: number; declineCooldownDays: number }>;
   lockout: Readonly<{
     passwordMaxFailures: number;
     passwordIpMaxFailures: number;

@@ -5,6 +5,7 @@ import { createAuditSearch } from '../store/audit-search.ts';
 import { createDataKeyStore } from '../store/data-keys.ts';
 import { createErasureJournal } from '../store/erasure-journal.ts';
 import { createRecordStore } from '../store/records.ts';
+import { createShareOfferStore } from '../store/share-offers.ts';
 import type { RoleStore } from '../store/roles.ts';
 import { createUserDirectory } from '../store/user-directory.ts';
 import type { UserStore } from '../store/users.ts';
@@ -13,7 +14,7 @@ import { createErasure } from './erasure.ts';
 import type { OAuthState } from './gdpr.ts';
 import { createGdprService } from './gdpr.ts';
 import { createRbacService } from './rbac.ts';
-import { createRecordService } from './records.ts';
+import { createRecordService, type ShareLimits } from './records.ts';
 import { createUserAdminService } from './user-admin.ts';
 import { createVault } from './vault.ts';
 
@@ -26,16 +27,24 @@ export function createApiServices(deps: {
   audit: AuditService;
   auditEvents: AuditEventStore;
   oauthState: OAuthState;
+  shareLimits: ShareLimits;
 }) {
-  const { knex, box, users, roles, audit, auditEvents, oauthState } = deps;
+  const { knex, box, users, roles, audit, auditEvents, oauthState, shareLimits } = deps;
   const stores = {
     records: createRecordStore(knex),
+    shareOffers: createShareOfferStore(knex),
     dataKeys: createDataKeyStore(knex),
     directory: createUserDirectory(knex),
     auditSearch: createAuditSearch(knex),
     erasureJournal: createErasureJournal(knex),
   };
-  const erasure = createErasure({ dataKeys: stores.dataKeys, directory: stores.directory, journal: stores.erasureJournal, auditEvents });
+  const erasure = createErasure({
+    dataKeys: stores.dataKeys,
+    directory: stores.directory,
+    journal: stores.erasureJournal,
+    auditEvents,
+    offers: stores.shareOffers,
+  });
   const rbac = createRbacService({ roles, users });
   const vault = createVault({ box, dataKeys: stores.dataKeys });
   return {
@@ -43,12 +52,13 @@ export function createApiServices(deps: {
     rbac,
     vault,
     erasure,
-    records: createRecordService({ knex, records: stores.records, users, vault, audit }),
+    records: createRecordService({ knex, records: stores.records, offers: stores.shareOffers, vault, audit, limits: shareLimits }),
     gdpr: createGdprService({
       knex,
       directory: stores.directory,
       roles,
       records: stores.records,
+      offers: stores.shareOffers,
       auditSearch: stores.auditSearch,
       vault,
       rbac,

@@ -2,13 +2,15 @@ import type { Knex } from 'knex';
 import type { AuditEventStore } from '../store/audit-events.ts';
 import type { DataKeyStore } from '../store/data-keys.ts';
 import type { ErasureJournal } from '../store/erasure-journal.ts';
+import type { ShareOfferStore } from '../store/share-offers.ts';
 import type { UserDirectory } from '../store/user-directory.ts';
 
 /**
  * What an erasure does to the database, in the caller's transaction, and again after a restore
  * (S5). The data key goes first and explicitly (crypto-shredding every copy of the ciphertext),
  * then the account row, whose foreign keys take roles, records, shares, MFA factors and passkeys
- * with it; the addresses and user agents of its audit events are pseudonymised; the erasure is
+ * with it, and the share offers made to the account (their recipient id has no foreign key:
+ * offers to ids that are no account are stored too, R13); the addresses and user agents of its audit events are pseudonymised; the erasure is
  * journalled. Everything here needs only AUDIT_KEY (for the pseudonymisation tags), so a
  * restore can re-apply it without unwrapping anything.
  */
@@ -17,13 +19,15 @@ export function createErasure(deps: {
   directory: UserDirectory;
   journal: ErasureJournal;
   auditEvents: AuditEventStore;
+  offers: ShareOfferStore;
 }) {
-  const { dataKeys, directory, journal, auditEvents } = deps;
+  const { dataKeys, directory, journal, auditEvents, offers } = deps;
 
   async function eraseRows(userId: string, trx: Knex.Transaction) {
     const dataKeyShredded = await dataKeys.remove(userId, trx);
     const oidcRowsRemoved = await directory.removeOidcState(userId, trx);
     const removed = await directory.remove(userId, trx);
+    await offers.removeAllTo(userId, trx);
     const auditEventsPseudonymised = await auditEvents.pseudonymise(userId, trx);
     await journal.add(userId, trx);
     return { removed, dataKeyShredded, oidcRowsRemoved, auditEventsPseudonymised };

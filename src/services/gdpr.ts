@@ -5,6 +5,7 @@ import type { AuditEventRow } from '../store/audit-events.ts';
 import type { AuditSearchStore } from '../store/audit-search.ts';
 import type { RecordStore } from '../store/records.ts';
 import type { RoleStore } from '../store/roles.ts';
+import type { ShareOfferStore } from '../store/share-offers.ts';
 import type { UserDirectory } from '../store/user-directory.ts';
 import type { AuditService } from './audit.ts';
 import type { Erasure } from './erasure.ts';
@@ -80,6 +81,7 @@ export function createGdprService(deps: {
   directory: UserDirectory;
   roles: RoleStore;
   records: RecordStore;
+  offers: ShareOfferStore;
   auditSearch: AuditSearchStore;
   vault: Vault;
   rbac: RbacService;
@@ -87,7 +89,7 @@ export function createGdprService(deps: {
   erasure: Erasure;
   oauthState: OAuthState;
 }) {
-  const { knex, directory, roles, records, auditSearch, vault, rbac, audit, erasure, oauthState } = deps;
+  const { knex, directory, roles, records, offers, auditSearch, vault, rbac, audit, erasure, oauthState } = deps;
 
   /** Consents (grants) the user gave to clients, with the scopes granted, from the account index. */
   async function consentsOf(userId: string) {
@@ -130,6 +132,8 @@ export function createGdprService(deps: {
       const key = owned.length > 0 ? await vault.keyOf(userId) : undefined;
       const shares = await records.sharesOf(owned.map((r) => r.id));
       const received = await records.sharedWith(userId);
+      const offered = await offers.ofRecords(owned.map((r) => r.id));
+      const offersReceived = await offers.receivedBy(userId);
       const document = {
         format: 'portcullis-export/1',
         exported_at: new Date().toISOString(),
@@ -161,6 +165,14 @@ export function createGdprService(deps: {
         shares: {
           granted: shares.map((s) => ({ record_id: s.record_id, user_id: s.user_id, created_at: s.created_at.toISOString() })),
           received: received.map((s) => ({ record_id: s.record_id, owner_id: s.owner_id, created_at: s.created_at.toISOString() })),
+          // Offers not accepted (R13). The sharer's side does not say which were declined.
+          offered: offered.map((o) => ({ record_id: o.record_id, user_id: o.recipient_id, created_at: o.created_at.toISOString() })),
+          offers_received: offersReceived.map((o) => ({
+            record_id: o.record_id,
+            owner_id: o.sharer_id,
+            state: o.state,
+            created_at: o.created_at.toISOString(),
+          })),
         },
         consents: await consentsOf(userId),
         // Session ids are bearer secrets (the session cookie): only their times are exported.

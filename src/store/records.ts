@@ -17,7 +17,10 @@ export type ShareRow = { record_id: string; user_id: string; created_at: Date };
 /** Keyset position in the (created_at desc, id desc) order of a listing. */
 export type RecordCursor = { createdAt: Date; id: string };
 
-/** The vault tables (records, record_shares); payloads arrive and leave sealed. */
+/**
+ * The vault tables (records, record_shares); payloads arrive and leave sealed. A record_shares
+ * row is an accepted share (read access); offers wait in record_share_offers (share-offers.ts).
+ */
 export function createRecordStore(knex: Knex) {
   return {
     async insert(row: Omit<RecordRow, 'created_at' | 'updated_at'>, trx: Knex = knex): Promise<RecordRow> {
@@ -65,8 +68,8 @@ export function createRecordStore(knex: Knex) {
       return trx<RecordRow>('records').where({ owner_id: ownerId }).orderBy('created_at');
     },
 
-    async isSharedWith(recordId: string, userId: string): Promise<boolean> {
-      return (await knex('record_shares').where({ record_id: recordId, user_id: userId }).first()) !== undefined;
+    async isSharedWith(recordId: string, userId: string, trx: Knex = knex): Promise<boolean> {
+      return (await trx('record_shares').where({ record_id: recordId, user_id: userId }).first()) !== undefined;
     },
 
     async sharesOf(recordIds: readonly string[]): Promise<ShareRow[]> {
@@ -83,9 +86,24 @@ export function createRecordStore(knex: Knex) {
         .select<(ShareRow & { owner_id: string })[]>('s.record_id', 's.user_id', 's.created_at', 'r.owner_id');
     },
 
-    /** True when newly shared, false when it already was. */
-    async addShare(recordId: string, userId: string): Promise<boolean> {
-      const rows = await knex('record_shares')
+    /** Accepted shares of the user with each record's type and owner, newest first (no payload). */
+    async receivedShares(
+      userId: string,
+    ): Promise<{ record_id: string; record_type: RecordType; owner_id: string; owner_email: string; created_at: Date }[]> {
+      return knex('record_shares as s')
+        .join('records as r', 'r.id', 's.record_id')
+        .join('users as u', 'u.id', 'r.owner_id')
+        .where('s.user_id', userId)
+        .orderBy([
+          { column: 's.created_at', order: 'desc' },
+          { column: 's.record_id', order: 'desc' },
+        ])
+        .select('s.record_id', 'r.type as record_type', 'r.owner_id', 'u.email as owner_email', 's.created_at');
+    },
+
+    /** True when newly shared, false when it already was. Only for an accepted offer (R13). */
+    async addShare(recordId: string, userId: string, trx: Knex = knex): Promise<boolean> {
+      const rows = await trx('record_shares')
         .insert({ record_id: recordId, user_id: userId })
         .onConflict(['record_id', 'user_id'])
         .ignore()
@@ -93,8 +111,8 @@ export function createRecordStore(knex: Knex) {
       return rows.length > 0;
     },
 
-    async removeShare(recordId: string, userId: string): Promise<boolean> {
-      return (await knex('record_shares').where({ record_id: recordId, user_id: userId }).delete()) > 0;
+    async removeShare(recordId: string, userId: string, trx: Knex = knex): Promise<boolean> {
+      return (await trx('record_shares').where({ record_id: recordId, user_id: userId }).delete()) > 0;
     },
   };
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import * as client from 'openid-client';
 import { requireRecentAuthentication } from '../../src/api/routes/gdpr.ts';
@@ -18,7 +19,12 @@ type Export = {
   roles: string[];
   permissions: string[];
   records: { id: string; label: string; data: Record<string, unknown> }[];
-  shares: { granted: { record_id: string; user_id: string }[]; received: { record_id: string; owner_id: string }[] };
+  shares: {
+    granted: { record_id: string; user_id: string }[];
+    received: { record_id: string; owner_id: string }[];
+    offered: { record_id: string; user_id: string }[];
+    offers_received: { record_id: string; owner_id: string; state: string }[];
+  };
   consents: { grant_id: string; client_id: string; scopes: string[]; resources: string[] }[];
   sessions: { created_at: string }[];
   audit_trail: Record<string, unknown>[];
@@ -56,8 +62,15 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const r1 = await create(dana.token, 'Tax ID', { id: 'TX-99' });
       const r2 = await create(dana.token, 'Diary', { text: 'dear diary' });
       expect((await call(servers, 'POST', `/v1/records/${r1}/shares`, dana.token, { userId: erin.id })).status).to.equal(201);
+      expect((await call(servers, 'POST', `/v1/shares/incoming/${r1}/accept`, erin.token)).status).to.equal(204);
       const fromErin = await create(erin.token, 'Shared with Dana', { x: 1 });
       expect((await call(servers, 'POST', `/v1/records/${fromErin}/shares`, erin.token, { userId: dana.id })).status).to.equal(201);
+      expect((await call(servers, 'POST', `/v1/shares/incoming/${fromErin}/accept`, dana.token)).status).to.equal(204);
+      // Offers not accepted are exported too (R13): Dana's to an id that is no account, Erin's waiting for Dana.
+      const nobody = randomUUID();
+      expect((await call(servers, 'POST', `/v1/records/${r2}/shares`, dana.token, { userId: nobody })).status).to.equal(201);
+      const waiting = await create(erin.token, 'Waiting for Dana', { x: 2 });
+      expect((await call(servers, 'POST', `/v1/records/${waiting}/shares`, erin.token, { userId: dana.id })).status).to.equal(201);
 
       const res = await call(servers, 'GET', '/v1/me/export', dana.token);
       expect(res.status, res.text).to.equal(200);
@@ -74,6 +87,8 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       ]);
       expect(doc.shares.granted.map((s) => [s.record_id, s.user_id])).to.deep.equal([[r1, erin.id]]);
       expect(doc.shares.received.map((s) => [s.record_id, s.owner_id])).to.deep.equal([[fromErin, erin.id]]);
+      expect(doc.shares.offered.map((s) => [s.record_id, s.user_id])).to.deep.equal([[r2, nobody]]);
+      expect(doc.shares.offers_received.map((s) => [s.record_id, s.owner_id, s.state])).to.deep.equal([[waiting, erin.id, 'offered']]);
       // Consents: the grant Dana gave the test client when signing in, with its API scopes.
       const rpClientId = rp.clientMetadata().client_id;
       const consent = doc.consents.find((c) => c.client_id === rpClientId);
@@ -170,6 +185,8 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const recordId = await create(frank.token, 'Medical file', { diagnosis: 'secret' });
       const ginaRecord = await create(gina.token, 'For Frank', { y: 2 });
       expect((await call(servers, 'POST', `/v1/records/${ginaRecord}/shares`, gina.token, { userId: frank.id })).status).to.equal(201);
+      expect((await call(servers, 'POST', `/v1/shares/incoming/${ginaRecord}/accept`, frank.token)).status).to.equal(204);
+      expect(await servers.deps.knex('record_shares').where({ user_id: frank.id }).first()).to.not.equal(undefined);
       const { knex } = servers.deps;
       const ciphertext = (await knex('records').where({ id: recordId }).first<{ payload_sealed: string }>()).payload_sealed;
       const auditBefore = await knex('audit_events').count<{ count: string }[]>({ count: '*' });

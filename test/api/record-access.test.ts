@@ -35,8 +35,10 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(res.status).to.equal(201);
       return (res.body as { id: string }).id;
     };
-    const share = async (token: string, recordId: string, userId: string) => {
-      expect((await call(servers, 'POST', `/v1/records/${recordId}/shares`, token, { userId })).status).to.equal(201);
+    /** Offers the record and has the recipient accept it (R13: reads before that are impossible). */
+    const share = async (token: string, recordId: string, recipient: { id: string; token: string }) => {
+      expect((await call(servers, 'POST', `/v1/records/${recordId}/shares`, token, { userId: recipient.id })).status).to.equal(201);
+      expect((await call(servers, 'POST', `/v1/shares/incoming/${recordId}/accept`, recipient.token)).status).to.equal(204);
     };
 
     /** Signs in to /account through the provider's login page; returns the account page HTML. */
@@ -53,7 +55,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const owner = await signedInUser(servers, rp);
       const reader = await signedInUser(servers, rp);
       const recordId = await create(owner.token, 'Blood test', 'medical');
-      await share(owner.token, recordId, reader.id);
+      await share(owner.token, recordId, reader);
       const read = await call(servers, 'GET', `/v1/records/${recordId}`, reader.token, undefined, readerHeaders);
       expect(read.status).to.equal(200);
 
@@ -83,8 +85,8 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const ids: string[] = [];
       for (let i = 0; i < 4; i++) ids.push(await create(owner.token, `Owner record ${i}`));
       const othersRecord = await create(other.token, 'Other owner record');
-      for (const id of ids) await share(owner.token, id, reader.id);
-      await share(other.token, othersRecord, reader.id);
+      for (const id of ids) await share(owner.token, id, reader);
+      await share(other.token, othersRecord, reader);
 
       const listing = await call(servers, 'GET', '/v1/records?limit=10', reader.token, undefined, readerHeaders);
       expect(listing.status).to.equal(200);

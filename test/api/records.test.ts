@@ -128,11 +128,14 @@ describe('resource API: records vault', function () {
     const record = await create(alice.token, { type: 'identity', label: 'Passport', data: { number: 'X1234567' } });
     const shared = await call(servers, 'POST', `/v1/records/${record.id}/shares`, alice.token, { userId: bob.id });
     expect(shared.status, shared.text).to.equal(201);
-    expect(shared.body).to.deep.equal({ record_id: record.id, user_id: bob.id });
+    expect(shared.body).to.deep.equal({ record_id: record.id, user_id: bob.id, state: 'offered' });
     conforms('POST', '/v1/records/{id}/shares', shared);
     const again = await call(servers, 'POST', `/v1/records/${record.id}/shares`, alice.token, { userId: bob.id });
     expect(again.status).to.equal(200);
     conforms('POST', '/v1/records/{id}/shares', again);
+    // A share is an offer until Bob accepts it (R13).
+    expect((await call(servers, 'GET', `/v1/records/${record.id}`, bob.token)).status).to.equal(404);
+    expect((await call(servers, 'POST', `/v1/shares/incoming/${record.id}/accept`, bob.token)).status).to.equal(204);
 
     const asBob = await call(servers, 'GET', `/v1/records/${record.id}`, bob.token);
     expect(asBob.status).to.equal(200);
@@ -141,6 +144,7 @@ describe('resource API: records vault', function () {
     conforms('GET', '/v1/records/{id}', asBob);
     const ownerView = (await call(servers, 'GET', `/v1/records/${record.id}`, alice.token)).body as RecordBody;
     expect(ownerView.shared_with).to.deep.equal([bob.id]);
+    expect(ownerView).to.have.property('offered_to').that.deep.equals([]);
     const bobList = (await call(servers, 'GET', '/v1/records?limit=100', bob.token)).body as Page;
     expect(bobList.items.map((r) => r.id)).to.include(record.id);
 
@@ -163,13 +167,13 @@ describe('resource API: records vault', function () {
     expect((await call(servers, 'DELETE', `/v1/records/${record.id}/shares/${bob.id}`, alice.token)).status).to.equal(404);
   });
 
-  it('refuses shares with yourself and with unknown users', async function () {
+  it('refuses shares with yourself; an unknown user id gets an offer like any other (R13)', async function () {
     const record = await create(alice.token);
     const self = await call(servers, 'POST', `/v1/records/${record.id}/shares`, alice.token, { userId: alice.id });
     expect(self.status).to.equal(422);
     conforms('POST', '/v1/records/{id}/shares', self);
     const nobody = await call(servers, 'POST', `/v1/records/${record.id}/shares`, alice.token, { userId: randomUUID() });
-    expect(nobody.status).to.equal(404);
+    expect(nobody.status).to.equal(201);
   });
 
   it('pages with an opaque cursor, newest first, without gaps or repeats', async function () {

@@ -26,7 +26,10 @@ describe('browser: the access history on the account page (Chromium)', function 
     const { records } = servers.deps.api;
     const lab = await records.create({ userId: owner.id }, { type: 'medical', label: 'Lab results', data: {} });
     const scan = await records.create({ userId: owner.id }, { type: 'document', label: 'Passport scan', data: {} });
-    for (const record of [lab, scan]) await records.share({ userId: owner.id }, record.id, reader.id);
+    for (const record of [lab, scan]) {
+      await records.share({ userId: owner.id }, record.id, reader.id);
+      await records.acceptOffer({ userId: reader.id }, record.id);
+    }
     const readerActor = { userId: reader.id, clientId: app.client_id, ip: '198.51.100.7' };
     await records.get(readerActor, lab.id);
     await records.list(readerActor, { limit: 10 });

@@ -74,6 +74,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(created.status).to.equal(201);
       const recordId = (created.body as { id: string }).id;
       expect((await call(servers, 'POST', `/v1/records/${recordId}/shares`, frank.token, { userId: gina.id }, phone)).status).to.equal(201);
+      expect((await call(servers, 'POST', `/v1/shares/incoming/${recordId}/accept`, gina.token)).status).to.equal(204);
       // A sign-in from Frank's phone, as the interaction records it.
       await servers.deps.audit.record({ type: 'login.password', actorId: frank.id, ip: '203.0.113.77', userAgent: 'frank-phone/1.0' });
 

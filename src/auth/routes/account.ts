@@ -7,6 +7,7 @@ import type { RecordAccess } from '../../services/access-history.ts';
 import type { AccountSessions } from '../../services/account-sessions.ts';
 import type { AccountService, RequestContext } from '../../services/accounts.ts';
 import type { MfaService } from '../../services/mfa.ts';
+import type { Actor, IncomingOffer, ReceivedShare } from '../../services/records.ts';
 import { ACR, acrRank } from '../../services/mfa-policy.ts';
 import { parseRegistrationJson } from '../../services/webauthn.ts';
 import type { Logger } from '../../shared/logger.ts';
@@ -22,6 +23,7 @@ import { describeScopes } from '../scopes.ts';
 import { render } from '../views.ts';
 
 const STATE_COOKIE = 'portcullis.account-state';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * The confirmations the account page shows after a change (303 to /account?notice=<code>). Only
@@ -40,6 +42,9 @@ const NOTICES = new Map([
   ['passkey-removed', 'Passkey removed.'],
   ['grant-revoked', 'Access removed.'],
   ['notice-dismissed', 'Notice dismissed.'],
+  ['offer-accepted', 'The record was added to your records.'],
+  ['offer-declined', 'Offer declined. The person who offered it is not told.'],
+  ['share-left', 'The record was removed from your records.'],
 ] as const);
 
 type NoticeCode = typeof NOTICES extends Map<infer K, string> ? K : never;
@@ -136,8 +141,17 @@ export function accountRoutes(deps: {
   reuseNotices: (userId: string) => Promise<ReuseNotice[]>;
   /** Reads of the user's records by others (S11). */
   accessHistory: (userId: string) => Promise<RecordAccess[]>;
+  /** Records other users offered to share with the user (R13): listed, accepted, declined. */
+  offers: {
+    incoming: (actor: Actor) => Promise<IncomingOffer[]>;
+    accept: (actor: Actor, recordId: string) => Promise<void>;
+    decline: (actor: Actor, recordId: string) => Promise<void>;
+    /** Shares the user accepted, and leaving one. */
+    received: (actor: Actor) => Promise<ReceivedShare[]>;
+    leave: (actor: Actor, recordId: string) => Promise<void>;
+  };
 }): Router {
-  const { provider, accounts, mfa, index, sessions, oidcAdapter, csrf, issuer, reuseNotices, accessHistory, recentAuthSeconds, sessionLifetime } = deps;
+  const { provider, accounts, mfa, index, sessions, oidcAdapter, csrf, issuer, reuseNotices, accessHistory, offers, recentAuthSeconds, sessionLifetime } = deps;
   const issuerOrigin = new URL(issuer).origin;
   const router = new Router({ prefix: '/account' });
   const body = bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' });
@@ -221,6 +235,13 @@ export function accountRoutes(deps: {
   const totpBinding = (session: AccountSession): string => `account:${session.id}`;
 
   const requestContext = (ctx: Context): RequestContext => ({ ip: ctx.ip, userAgent: ctx.get('User-Agent'), clientId: ACCOUNT_CLIENT_ID });
+  const offerActor = (ctx: Context, user: UserRow): Actor => ({ userId: user.id, clientId: ACCOUNT_CLIENT_ID, ip: ctx.ip });
+  /** A record id from the path; anything else is an offer or share that does not exist. */
+  const offeredRecordId = (ctx: Context): string => {
+    const id = (ctx.params as { recordId: string }).recordId;
+    if (!UUID.test(id)) throw accountProblem(404, 'No offer or share of this record is waiting for you.');
+    return id;
+  };
   const done = (ctx: Context, notice: NoticeCode): void => {
     ctx.status = 303;
     ctx.redirect(`/account?notice=${notice}`);
@@ -253,13 +274,15 @@ export function accountRoutes(deps: {
   }
 
   async function showAccount(ctx: Context, session: AccountSession, user: UserRow, extra: { error?: string; notice?: string } = {}): Promise<void> {
-    const [totp, passkeys, codesLeft, grants, reuse, accesses] = await Promise.all([
+    const [totp, passkeys, codesLeft, grants, reuse, accesses, incoming, received] = await Promise.all([
       mfa.totp.status(user.id),
       mfa.webauthn.list(user.id),
       mfa.recovery.remaining(user.id),
       grantsOf(user.id),
       reuseNotices(user.id),
       accessesOf(user.id),
+      offers.incoming(offerActor(ctx, user)),
+      offers.received(offerActor(ctx, user)),
     ]);
     const code = ctx.query.notice;
     const notice = extra.notice ?? (typeof code === 'string' ? NOTICES.get(code as NoticeCode) : undefined);
@@ -273,6 +296,8 @@ export function accountRoutes(deps: {
       grants,
       reuse,
       accesses,
+      offers: incoming,
+      received,
       csrf: csrf.issue(`account:${session.id}`),
       notice,
       error: extra.error,
@@ -411,6 +436,23 @@ export function accountRoutes(deps: {
     await sessions.revokeGrant(grantId);
     await mfa.audit('grant.revoked', user.id, requestContext(ctx), { grantId, clientId: grant.clientId });
     done(ctx, 'grant-revoked');
+  }, { needs: 'session' });
+
+  // Offers of records (R13): accepting adds the record to the user's records, read only.
+  post('/offers/:recordId/accept', async (ctx, _session, user) => {
+    await offers.accept(offerActor(ctx, user), offeredRecordId(ctx));
+    done(ctx, 'offer-accepted');
+  }, { needs: 'session' });
+
+  post('/offers/:recordId/decline', async (ctx, _session, user) => {
+    await offers.decline(offerActor(ctx, user), offeredRecordId(ctx));
+    done(ctx, 'offer-declined');
+  }, { needs: 'session' });
+
+  // Leaving a share the user accepted: its owner no longer sees the user's listings.
+  post('/shared-with-me/:recordId/leave', async (ctx, _session, user) => {
+    await offers.leave(offerActor(ctx, user), offeredRecordId(ctx));
+    done(ctx, 'share-left');
   }, { needs: 'session' });
 
   // "I've seen it": the reuse notice stays away until the next reuse.
