@@ -200,7 +200,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(await incoming(recipient)).to.have.length(1);
     });
 
-    it('R13 a declined offer never reaches the recipient, still looks pending to the sharer, and holds off that sharer’s next offers for the cooldown', async function () {
+    it("R13 a declined offer never reaches the recipient, still looks pending to the sharer, and holds off that sharer's next offers for the cooldown", async function () {
       const sharer = await signedInUser(servers, rp);
       const recipient = await signedInUser(servers, rp);
       const first = await create(sharer, 'First try');
