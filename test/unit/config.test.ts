@@ -132,6 +132,30 @@ describe('config loading', function () {
     });
   }
 
+  // R13: the interaction and account routes are mounted at /interaction and /account, URLs are
+  // built with new URL('/…', ISSUER) and oidc-provider's own URLs use an empty mount path, so an
+  // issuer with a path would emit URLs outside it; the API's routes are /v1/… at its root.
+  it('R13 refuses a path in ISSUER and API_URL, in one line naming the variable; an origin is accepted', function () {
+    for (const [name, value] of [
+      ['ISSUER', 'https://id.example.com/auth'],
+      ['ISSUER', 'https://id.example.com/auth/'],
+      ['ISSUER', 'http://localhost:3000/a/b'],
+      ['ISSUER', 'https://id.example.com\\auth'],
+      ['API_URL', 'https://api.example.com/v1'],
+      ['API_URL', 'http://127.0.0.1:4000/api'],
+    ] as const) {
+      const error = configErrorOf({ [name]: value });
+      expect(error.problems, `${name}=${value}`).to.have.length(1);
+      expect(error.problems[0], `${name}=${value}`).to.match(new RegExp(`^${name}: .*without a path`));
+      expect(error.problems[0]).not.to.include('\n');
+    }
+    expect(loadConfig({ ISSUER: 'https://id.example.com', API_URL: 'https://api.example.com:8443' })).to.include({
+      issuer: 'https://id.example.com',
+      apiUrl: 'https://api.example.com:8443',
+    });
+    expect(loadConfig({ ISSUER: 'http://[::1]:3000' }).issuer).to.equal('http://[::1]:3000');
+  });
+
   it('reads MASTER_KEY_FILE, trimming the trailing newline', function () {
     const file = join(dir, 'master-key');
     writeFileSync(file, `  ${masterKey}\n`);
