@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import type { AuditService } from '../services/audit.ts';
 import { isHashedSecret, verifyClientSecret } from '../shared/client-secret.ts';
 import type { Logger } from '../shared/logger.ts';
-import { handOver, PROVIDER_BODY_LIMIT, readBodyAhead } from '../shared/read-body-ahead.ts';
+import { PROVIDER_BODY_LIMIT, readBodyAhead, replaceBodyAhead } from '../shared/read-body-ahead.ts';
 import type { ClientStore } from '../store/clients.ts';
 import type { InitialAccessTokenStore } from '../store/initial-access-tokens.ts';
 import type { Adapter } from '../store/oidc-adapter.ts';
@@ -80,7 +80,6 @@ export function attachClientGovernance(
     // Anything but a body read whole is left to the provider, which refuses it with invalid_request.
     const raw = await readBodyAhead(ctx.req, PROVIDER_BODY_LIMIT);
     if (typeof raw === 'string') return;
-    handOver(ctx.req, raw);
     const body = parseJsonObject(raw);
     const presented = body?.client_secret;
     if (!body || typeof presented !== 'string') return;
@@ -89,7 +88,7 @@ export function attachClientGovernance(
     if (verifyClientSecret(stored, presented)) delete body.client_secret;
     else if (presented === stored) body.client_secret = '';
     else return;
-    handOver(ctx.req, Buffer.from(JSON.stringify(body)));
+    replaceBodyAhead(ctx.req, Buffer.from(JSON.stringify(body)));
   }
 
   provider.use(async function hideSecretHashes(ctx, next) {

@@ -4,7 +4,7 @@ import type { Config } from '../config/types.ts';
 import type { Redis } from '../store/redis.ts';
 import type { Logger } from './logger.ts';
 import { ipBudgetKey } from './ip-budget.ts';
-import { handOver, PROVIDER_BODY_LIMIT, readBodyAhead } from './read-body-ahead.ts';
+import { PROVIDER_BODY_LIMIT, readBodyAhead } from './read-body-ahead.ts';
 import { Problem, problemType } from './problem.ts';
 
 /**
@@ -37,7 +37,7 @@ export type RateLimits = {
  * Rate limits per IP and per client on every endpoint (oidc-provider "does not implement resource
  * limits"). The IP is ctx.ip (the socket address, or X-Forwarded-For only when TRUST_PROXY is
  * set: BCP §4.13, T34), grouped by ipBudgetKey (an IPv6 /64 is one client, R3). The client is the
- * Basic-auth user or the form's client_id, read ahead and handed to oidc-provider as req.body.
+ * Basic-auth user or the form's client_id, read ahead and put back into the request stream.
  * Over the limit: 429 with Retry-After and RateLimit-* headers. When the limiter's store fails,
  * requests are refused with 503 (fail closed, T45).
  */
@@ -173,7 +173,7 @@ function basicClientId(ctx: Context): string | undefined {
 /**
  * Reads a small urlencoded body ahead to find client_id (public clients, client_secret_post) or
  * the iss of a client_assertion (private_key_jwt; unverified, used only as a counter key). The
- * buffer is left on req.body, which oidc-provider parses instead of the stream.
+ * bytes are put back into the request stream, where oidc-provider reads them.
  */
 async function peekFormClientId(ctx: Context): Promise<string | undefined> {
   if (!ctx.is('application/x-www-form-urlencoded')) return undefined;
@@ -182,7 +182,6 @@ async function peekFormClientId(ctx: Context): Promise<string | undefined> {
   if (body === 'mismatch')
     throw new Problem({ status: 400, type: problemType('bad-request'), title: 'Request body does not match its Content-Length' });
   if (body === 'too-large') throw new Problem({ status: 413, type: problemType('payload-too-large'), title: 'Request body too large' });
-  handOver(ctx.req, body);
   const form = new URLSearchParams(body.toString('utf8'));
   const clientId = form.get('client_id');
   if (clientId) return clientId;
