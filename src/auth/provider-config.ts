@@ -40,7 +40,7 @@ function registrationPolicy(ctx: KoaContextWithOIDC, properties: Record<string, 
   const policies = new Set(iat ? (iat.policies ?? []) : (rat?.policies ?? []));
   const operatorGranted = new Set(IAT_GRANTABLE_SCOPES.filter((scope) => policies.has(grantPolicy(scope))));
   try {
-    applyClientPolicy(properties, { operatorGranted });
+    applyClientPolicy(properties, { operatorGranted, byOperator: false });
   } catch (error) {
     // InvalidClientMetadata answers invalid_redirect_uri when the description starts with "redirect_uris".
     if (error instanceof ClientPolicyError) throw new errors.InvalidClientMetadata(error.message);
@@ -163,22 +163,26 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
     // The account page's own first-party client (static: not in the database, not editable).
     clients: [accountClientMetadata(config.issuer)],
     // `require_mfa: true` makes every sign-in to the client pass a second factor (acr loa:2).
+    // `introspect_any_token: true` (operator-only, applyClientPolicy) lets a resource server
+    // introspect every client's tokens.
     extraClientMetadata: {
-      properties: ['require_mfa'],
+      properties: ['require_mfa', 'introspect_any_token'],
       validator(_ctx, key, value) {
-        if (key === 'require_mfa' && value !== undefined && typeof value !== 'boolean') throw new errors.InvalidClientMetadata('require_mfa must be a boolean');
+        if ((key === 'require_mfa' || key === 'introspect_any_token') && value !== undefined && typeof value !== 'boolean')
+          throw new errors.InvalidClientMetadata(`${key} must be a boolean`);
       },
     },
     features: {
       devInteractions: { enabled: false },
       introspection: {
         enabled: true,
-        // RFC 7662 §4: only confidential clients, about their own tokens; clients an operator
-        // granted `admin` (never self-registered) may introspect any token, e.g. a resource server.
+        // RFC 7662 §4: only confidential clients, about their own tokens; a resource server an
+        // operator flagged `introspect_any_token` (never a client itself, R13) about any token.
+        // Holding `admin` is no such trust: it only lets a client ask users for admin tokens.
         // oidc-provider does not look up the account here: a disabled user's token is inactive (T28).
         async allowedPolicy(_ctx, client, token) {
           if (client.clientAuthMethod === 'none') return false;
-          if (token.clientId !== client.clientId && !(client.scope ?? '').split(' ').includes('admin')) return false;
+          if (token.clientId !== client.clientId && client.metadata().introspect_any_token !== true) return false;
           const accountId = token.kind === 'ClientCredentials' ? undefined : token.accountId;
           return !accountId || (await accounts.findActive(accountId)) !== undefined;
         },

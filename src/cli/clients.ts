@@ -27,7 +27,7 @@ export async function createClient(deps: Deps, input: unknown): Promise<Record<s
     if (assigned in metadata) throw new ClientMetadataError('invalid_client_metadata', `${assigned} is assigned by the server`);
   }
   try {
-    applyClientPolicy(metadata, { operatorGranted: new Set(OPERATOR_SCOPES) });
+    applyClientPolicy(metadata, { operatorGranted: new Set(OPERATOR_SCOPES), byOperator: true });
   } catch (error) {
     if (error instanceof ClientPolicyError) throw new ClientMetadataError(error.error, error.message);
     throw error;

@@ -83,7 +83,19 @@ export type PolicyOptions = {
    * those the initial access token allows for the registration endpoint. Never a default.
    */
   operatorGranted: ReadonlySet<string>;
+  /**
+   * An operator registers this client (`portcullis clients create`): it may carry the
+   * operator-only properties (OPERATOR_PROPERTIES). Never true for a client registering or
+   * updating itself (RFC 7591, RFC 7592).
+   */
+  byOperator: boolean;
 };
+
+/**
+ * Client properties only an operator sets. `introspect_any_token`: a resource server trusted to
+ * introspect every client's tokens (RFC 7662 §4), apart from any scope it may ask users for.
+ */
+export const OPERATOR_PROPERTIES = ['introspect_any_token'] as const;
 
 const redirectError = (field: string, uri: string, why: string): ClientPolicyError =>
   new ClientPolicyError(
@@ -226,6 +238,16 @@ export function applyClientPolicy(metadata: Record<string, unknown>, options: Po
   }
   if (isPublic && (metadata.jwks !== undefined || metadata.jwks_uri !== undefined)) {
     throw new ClientPolicyError('invalid_client_metadata', 'a public client (token_endpoint_auth_method none) must not register keys');
+  }
+
+  for (const property of OPERATOR_PROPERTIES) {
+    const value = metadata[property];
+    if (value === undefined) continue;
+    if (typeof value !== 'boolean') throw new ClientPolicyError('invalid_client_metadata', `${property} must be a boolean`);
+    if (value && !options.byOperator)
+      throw new ClientPolicyError('invalid_client_metadata', `${property} is set by an operator only (portcullis clients create); ask an administrator`);
+    if (value && isPublic)
+      throw new ClientPolicyError('invalid_client_metadata', `${property} needs a confidential client (introspection needs client authentication)`);
   }
 
   const scope = metadata.scope ?? DEFAULT_CLIENT_SCOPE;
