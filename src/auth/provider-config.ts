@@ -12,6 +12,7 @@ import { renderView } from './views.ts';
 import { accountClientMetadata } from './account-client.ts';
 import { ACR } from '../services/mfa-policy.ts';
 import { buildInteractionPolicy } from './interaction-policy.ts';
+import { splitOpenIdScopes, withoutResource } from './api-scope-grants.ts';
 import { sessionTtl } from './session-lifetime.ts';
 import { signInCounts, type SignIn } from '../services/session-validity.ts';
 
@@ -217,7 +218,13 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
       userinfo: { enabled: true },
       resourceIndicators: {
         enabled: true,
-        defaultResource: (_ctx, _client, oneOf) => oneOf ?? undefined,
+        // No resource named: API scopes are dropped (authorization, PAR, device) or refused
+        // (client_credentials), never granted as OpenID scopes (R13, api-scope-grants.ts).
+        defaultResource(ctx, _client, oneOf) {
+          if (oneOf) return oneOf;
+          withoutResource(ctx, config.apiUrl);
+          return undefined;
+        },
         useGrantedResource: () => false,
         getResourceServerInfo(ctx, resourceIndicator, client) {
           if (resourceIndicator !== config.apiUrl) throw new errors.InvalidTarget();
@@ -264,9 +271,11 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
       if (!deviceRoute || !ctx.oidc.deviceCode || !account || !client) return existing;
       const grant = existing ?? new ctx.oidc.provider.Grant({ accountId: account.accountId, clientId: client.clientId });
       const requested = ctx.oidc.requestParamScopes;
-      // API scopes are in the provider's scope list too (provider-config scopes), as on the consent page.
-      const oidcScopes = [...ctx.oidc.requestParamOIDCScopes];
-      if (oidcScopes.length > 0) grant.addOIDCScope(oidcScopes.join(' '));
+      // API scopes are in the provider's scope list too (provider-config scopes): they are granted
+      // for the API resource below, never as OpenID scopes (R13), as on the consent page.
+      const { granted, rejected } = splitOpenIdScopes(ctx.oidc.requestParamOIDCScopes);
+      if (granted.length > 0) grant.addOIDCScope(granted.join(' '));
+      if (rejected.length > 0) grant.rejectOIDCScope(rejected.join(' '));
       for (const [indicator, server] of Object.entries(ctx.oidc.resourceServers ?? {})) {
         const allowed = new Set(server.scope.split(' '));
         const scopes = [...requested].filter((scope) => allowed.has(scope));

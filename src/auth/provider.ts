@@ -5,6 +5,7 @@ import { buildProviderConfiguration, type ProviderConfigDeps } from './provider-
 import { assertProductionProvider } from '../config/production-checks.ts';
 import { storageFailsClosed } from './storage-unavailable.ts';
 import { providerCanonicalRequest } from './koa-canonical-request.ts';
+import { keepApiScopesOutOfOpenIdGrants } from './api-scope-grants.ts';
 
 /** Creates the provider and forwards its error events to our logs. */
 export function createProvider(deps: ProviderConfigDeps & { config: Config; logger: Logger }): Provider {
@@ -15,6 +16,8 @@ export function createProvider(deps: ProviderConfigDeps & { config: Config; logg
   // Never from the request's forwarding headers: host, scheme and client address are pinned by
   // the auth app's edge (koa-canonical-request.ts), first of the provider's middleware (R2).
   provider.proxy = false;
+  // API scopes are granted for the API resource only, never read from a grant's OpenID part (R13).
+  keepApiScopesOutOfOpenIdGrants(provider);
   provider.use(providerCanonicalRequest({ issuer: deps.config.issuer }));
   provider.on('server_error', (ctx, error) => {
     deps.logger.error({ err: error, path: ctx.path }, 'oidc-provider server error');

@@ -4,6 +4,13 @@ export const OIDC_SCOPES = ['openid', 'offline_access', 'profile', 'email'] as c
 /** Scopes of the resource API (audience API_URL); they appear in its JWT access tokens. */
 export const API_SCOPES = ['records:read', 'records:write', 'account:export', 'account:erase', 'admin'] as const;
 
+/**
+ * Whether a scope belongs to the API. API scopes are granted only for the API resource (aud =
+ * API_URL), never as OpenID scopes of a grant (R13): oidc-provider treats every listed scope as
+ * an OpenID scope when no resource is named.
+ */
+export const isApiScope = (scope: string): boolean => (API_SCOPES as readonly string[]).includes(scope);
+
 /** API scopes a client holds when its registration names none: the everyday data scopes. */
 export const DEFAULT_API_SCOPES: readonly string[] = ['records:read', 'records:write'];
 

@@ -247,7 +247,7 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
           'Content-Type': 'application/x-www-form-urlencoded',
           Authorization: `Basic ${Buffer.from(`${clientId}:${created.body.client_secret as string}`).toString('base64')}`,
         },
-        body: new URLSearchParams({ grant_type: 'client_credentials', scope }),
+        body: new URLSearchParams({ grant_type: 'client_credentials', scope, resource: servers.apiUrl }),
       });
       return { status: response.status, body: (await response.json()) as Record<string, unknown> };
     };
@@ -326,7 +326,7 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
         fetch(`${idle.issuer}/token`, {
           method: 'POST',
           headers: { 'Content-Type': 'application/x-www-form-urlencoded', Authorization: `Basic ${Buffer.from(`${body.client_id}:${body.client_secret}`).toString('base64')}` },
-          body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'records:read' }),
+          body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'records:read', resource: idle.apiUrl }),
         });
       expect((await grant()).status).to.equal(200);
       // The token endpoint notes last use in the background; wait for it so it cannot land after

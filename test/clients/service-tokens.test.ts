@@ -81,8 +81,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     });
 
     it('introspection: active for a live token, inactive for unknown, revoked or foreign ones', async function () {
-      // Without a resource the client_credentials token is opaque, so the server can revoke it.
-      const { access_token: opaque } = await client.clientCredentialsGrant(service, { scope: 'records:read' });
+      // Without a resource the client_credentials token is opaque, so the server can revoke it (and
+      // carries no API scope: those are granted for the API resource only, R13).
+      const { access_token: opaque } = await client.clientCredentialsGrant(service);
       const active = await client.tokenIntrospection(service, opaque);
       expect(active).to.include({ active: true, client_id: serviceId, token_type: 'Bearer' });
       expect((await client.tokenIntrospection(service, 'not-a-token')).active).to.equal(false);

@@ -40,7 +40,7 @@ describe('client changes reach every instance at once (LISTEN/NOTIFY)', function
           'Content-Type': 'application/x-www-form-urlencoded',
           Authorization: `Basic ${Buffer.from(`${registered.client_id}:${registered.client_secret!}`).toString('base64')}`,
         },
-        body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'records:read' }),
+        body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'records:read', resource: on.apiUrl }),
       });
       const body = (await response.json()) as { error?: string };
       return { status: response.status, error: body.error };

@@ -11,6 +11,7 @@ import { ACCOUNT_CLIENT_ID } from '../account-client.ts';
 import { CONFIRM_EVERY_TIME_DETAIL, STEP_UP_REASON } from '../interaction-policy.ts';
 import { rejectCrossSite, type CsrfTokens } from '../koa-csrf.ts';
 import { describeScopes } from '../scopes.ts';
+import { splitOpenIdScopes } from '../api-scope-grants.ts';
 import { render } from '../views.ts';
 import { interactionProblem, pendingOf, secondFactorSteps, type InteractionDetails, type Pending } from './second-factor-steps.ts';
 
@@ -143,7 +144,8 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
       };
       // What the grant lacks, plus what is confirmed every time although the grant holds it (account:erase).
       const scopes = [
-        ...(missing.missingOIDCScope ?? []),
+        // API scopes among the OpenID ones are never granted as such (R13): shown only for the API resource.
+        ...splitOpenIdScopes(missing.missingOIDCScope ?? []).granted,
         ...Object.values(missing.missingResourceScopes ?? {}).flat(),
         ...(missing[CONFIRM_EVERY_TIME_DETAIL] ?? []),
       ];
@@ -269,7 +271,10 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
     };
     const grant = (details.grantId ? await provider.Grant.find(details.grantId) : undefined)
       ?? new provider.Grant({ accountId, clientId: String(details.params.client_id) });
-    if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+    // API scopes are granted for the API resource only, never as OpenID scopes (R13).
+    const { granted, rejected } = splitOpenIdScopes(missing.missingOIDCScope ?? []);
+    if (granted.length > 0) grant.addOIDCScope(granted.join(' '));
+    if (rejected.length > 0) grant.rejectOIDCScope(rejected.join(' '));
     if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
     for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
       grant.addResourceScope(indicator, scopes.join(' '));
