@@ -116,8 +116,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const refresh = (await servers.deps.oidcAdapter('RefreshToken').find(tokens.refresh_token ?? '')) as { grantId: string } | undefined;
       expect(refresh?.grantId).to.be.a('string');
       const grants = servers.deps.oidcAdapter('Grant');
-      const grant = (await grants.find(refresh?.grantId ?? '')) as { exp: number; openid: { scope: string } };
+      const grant = (await grants.find(refresh?.grantId ?? '')) as { exp: number; openid: { scope: string }; rejected?: unknown };
       grant.openid.scope = `${grant.openid.scope} records:read account:erase`;
+      delete grant.rejected;
       await grants.upsert(refresh?.grantId ?? '', grant, grant.exp - Math.floor(Date.now() / 1000));
 
       const refreshed = await client.refreshTokenGrant(rp, tokens.refresh_token ?? '');
