@@ -133,7 +133,13 @@ export async function startServers(deps: Deps, roles: readonly Role[]): Promise<
       };
       servers.auth = await listen(handleAuth, config.authPort, config.host, tls);
       const internalTls = config.authInternalPort > 0 ? internalTlsOptions(config) : undefined;
-      if (internalTls) internalServer = await listen(handleAuth, config.authInternalPort, config.host, internalTls);
+      // The mTLS listener is for the API's direct calls and is never behind a proxy: whatever
+      // TRUST_PROXY says, a caller there cannot name another address (R13).
+      const handleInternal = (req: IncomingMessage, res: ServerResponse) => {
+        Reflect.deleteProperty(req.headers, 'x-forwarded-for');
+        handleAuth(req, res);
+      };
+      if (internalTls) internalServer = await listen(handleInternal, config.authInternalPort, config.host, internalTls);
     }
     if (roles.includes('api')) {
       const app = buildApiApp(deps, readiness, metrics.bearer);

@@ -16,13 +16,21 @@ import { apiRoutes } from './routes/index.ts';
 import { protectedResourceMetadata } from './routes/protected-resource.ts';
 import { createReplayStore } from '../store/dpop-replay.ts';
 import { apiInternalFetch } from '../shared/tls.ts';
+import { clientAddressOf } from '../shared/client-address.ts';
 
 /** The resource API: JSON only, problem+json errors, bearer JWTs for the API_URL audience. */
 export function buildApiApp(deps: Deps, readiness: Readiness, observe?: BearerObserver): Koa {
   const { config, logger } = deps;
-  const app = new Koa({ proxy: config.trustProxy });
+  // Koa's own proxy mode believes any caller's X-Forwarded-For: the client address comes from
+  // the proxies TRUST_PROXY names (R13), decided once, first.
+  const app = new Koa({ proxy: false });
   const allowed = new Set(config.corsOrigins);
-  app.use(requestLogger({ logger, trustProxy: config.trustProxy }));
+  const clientAddress = clientAddressOf(config.trustProxy);
+  app.use(async function clientAddressMiddleware(ctx, next) {
+    ctx.request.ip = clientAddress.of(ctx.req);
+    await next();
+  });
+  app.use(requestLogger({ logger, trustsPeer: clientAddress.fromTrustedProxy }));
   app.use(apiSecurityHeaders({ https: config.apiUrl.startsWith('https://') }));
   app.use(
     cors({

@@ -26,6 +26,7 @@ import { sessionTtl } from './session-lifetime.ts';
 import { notFoundPage, render, serveStatic } from './views.ts';
 import { allowedMethods } from '../shared/koa-allowed-methods.ts';
 import { canonicalRequest } from './koa-canonical-request.ts';
+import { clientAddressOf } from '../shared/client-address.ts';
 import { bucketOfProviderRoute, nameProviderRoute, providerRouteIn, providerRouteOf } from './provider-routes.ts';
 
 export type AuthApp = { app: Koa; provider: Provider };
@@ -66,11 +67,13 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
   const auditSearch = createAuditSearch(deps.knex);
   const issuerOrigin = new URL(config.issuer).origin;
 
-  const app = new Koa({ proxy: config.trustProxy });
+  // Koa's own proxy mode believes any caller's X-Forwarded-For: the edge decides instead (R13).
+  const app = new Koa({ proxy: false });
   app.keys = [...cookieKeys];
-  // First: the client address per TRUST_PROXY, then host, scheme and target from ISSUER (R2).
-  app.use(canonicalRequest({ issuer: config.issuer }));
-  app.use(requestLogger({ logger, trustProxy: config.trustProxy }));
+  const clientAddress = clientAddressOf(config.trustProxy);
+  // First: the client address from the proxies TRUST_PROXY names (R13), then host, scheme and target from ISSUER (R2).
+  app.use(canonicalRequest({ issuer: config.issuer, clientAddress }));
+  app.use(requestLogger({ logger, trustsPeer: clientAddress.fromTrustedProxy }));
   app.use(securityHeaders({ https: config.issuer.startsWith('https://') }));
   app.use(health({ knex: deps.knex, redis: deps.redis, readiness }));
   app.use(serveStatic);

@@ -1,9 +1,11 @@
 import type { IncomingMessage } from 'node:http';
 import type { Context, Middleware } from 'koa';
+import type { ClientAddress } from '../shared/client-address.ts';
 
 /**
  * Headers by which a client or a proxy can name a host, a scheme or an address. Read at most once,
- * at the edge (the address, per TRUST_PROXY), then removed: nothing further in can trust them.
+ * at the edge (the address, from the proxies TRUST_PROXY names), then removed: nothing further in
+ * can trust them.
  */
 const FORWARDING_HEADERS = [
   'forwarded',
@@ -49,8 +51,8 @@ function pinToIssuer(ctx: Context, issuer: URL, address: string): void {
 /**
  * The first middleware of the auth app (R2, docs/security.md "The edges between our middleware and
  * oidc-provider"). Every URL the server emits is built from ISSUER, whatever Host,
- * X-Forwarded-Host or the request target name: the client address is decided here (ctx.ip: the
- * socket, or X-Forwarded-For only with TRUST_PROXY), then the request is rewritten to the
+ * X-Forwarded-Host or the request target name: the client address is decided here (the socket,
+ * or X-Forwarded-For as far as the proxies TRUST_PROXY names say, R13), then the request is rewritten to the
  * issuer's host in origin-form with the forwarding headers removed, and host, protocol and ip
  * are pinned on our context and (providerCanonicalRequest) on oidc-provider's.
  *
@@ -58,10 +60,10 @@ function pinToIssuer(ctx: Context, issuer: URL, address: string): void {
  * on the name, and internal callers reach us by other names (the API's JWKS_URL
  * http://auth:3000/jwks, health checks by address, the mTLS listener).
  */
-export function canonicalRequest({ issuer }: { issuer: string }): Middleware {
+export function canonicalRequest({ issuer, clientAddress }: { issuer: string; clientAddress: ClientAddress }): Middleware {
   const url = new URL(issuer);
   return async function canonicalRequestMiddleware(ctx, next) {
-    const address = ctx.ip;
+    const address = clientAddress.of(ctx.req);
     const target = originForm(ctx.req.url ?? '/');
     if (target !== ctx.req.url) {
       ctx.req.url = target;

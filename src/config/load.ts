@@ -3,6 +3,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ErrorObject } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { Config } from './types.ts';
+import { trustProxyProblem } from '../shared/client-address.ts';
 
 type SchemaNode = {
   type?: string;
@@ -116,7 +117,7 @@ function describe(error: ErrorObject): string {
   return `${name}: ${expected}`;
 }
 
-/** Settings that only make sense together (a certificate without its key serves nothing). */
+/** Settings that only make sense together (a certificate without its key serves nothing), and TRUST_PROXY's addresses. */
 function crossFieldProblems(config: Config): string[] {
   const problems: string[] = [];
   const pairs = [
@@ -127,6 +128,8 @@ function crossFieldProblems(config: Config): string[] {
     if (config[a] && !config[b]) problems.push(`${bEnv}: must be set together with ${aEnv}`);
     if (config[b] && !config[a]) problems.push(`${aEnv}: must be set together with ${bEnv}`);
   }
+  const trustProxy = trustProxyProblem(config.trustProxy);
+  if (trustProxy) problems.push(`TRUST_PROXY: ${trustProxy}`);
   if (config.authInternalPort > 0 && !(config.tlsCertFile && config.tlsClientCaFile)) {
     problems.push('AUTH_INTERNAL_PORT: needs TLS_CERT_FILE, TLS_KEY_FILE and TLS_CLIENT_CA_FILE (the internal listener is mTLS only)');
   }

@@ -1,6 +1,7 @@
 import { isIPv4 } from 'node:net';
 import type { Configuration } from 'oidc-provider';
 import type { Config } from './types.ts';
+import { trustsEveryone } from '../shared/client-address.ts';
 
 /**
  * Production assertions (SECURITY.md §0.2, T43). oidc-provider leaves misconfiguration and its
@@ -41,6 +42,10 @@ export function productionSettingProblems(config: Config, env: NodeJS.ProcessEnv
   // Whoever can rewrite the API's JWKS answer in transit can mint tokens the API accepts (S7).
   if (config.jwksUrl && !config.jwksUrl.startsWith('https://') && !isLoopbackUrl(config.jwksUrl))
     problems.push(`JWKS_URL must be https (or http on loopback): the API trusts the keys it fetches (got ${config.jwksUrl})`);
+  // Anyone reaching the port (a container on the proxy's network, the internal listener) could
+  // choose its address and dodge every per-IP limit and lockout (R13).
+  if (trustsEveryone(config.trustProxy))
+    problems.push("TRUST_PROXY=true trusts X-Forwarded-For from any caller; name the proxies' addresses or CIDRs instead (e.g. TRUST_PROXY=10.0.0.0/8)");
   // oidc-provider's debug output logs tokens and request parameters.
   if (env.DEBUG && /oidc-provider|\*/.test(env.DEBUG)) problems.push('DEBUG must not enable oidc-provider debug output');
   return problems;

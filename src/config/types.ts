@@ -33,7 +33,8 @@ export type Config = Readonly<{
   cookieKeys?: readonly string[];
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   nodeEnv: 'development' | 'production' | 'test';
-  trustProxy: boolean;
+  /** TRUST_PROXY as written: ["false"], ["true"], or the trusted proxies (src/shared/client-address.ts). */
+  trustProxy: readonly string[];
   corsOrigins: readonly string[];
   ttl: Readonly<{
     accessToken: number;

@@ -35,8 +35,8 @@ export type RateLimits = {
 
 /**
  * Rate limits per IP and per client on every endpoint (oidc-provider "does not implement resource
- * limits"). The IP is ctx.ip (the socket address, or X-Forwarded-For only when TRUST_PROXY is
- * set: BCP §4.13, T34), grouped by ipBudgetKey (an IPv6 /64 is one client, R3). The client is the
+ * limits"). The IP is ctx.ip (the socket address, or X-Forwarded-For as far as the proxies
+ * TRUST_PROXY names say: BCP §4.13, T34, R13), grouped by ipBudgetKey (an IPv6 /64 is one client, R3). The client is the
  * Basic-auth user or the form's client_id, read ahead and put back into the request stream.
  * Over the limit: 429 with Retry-After and RateLimit-* headers. When the limiter's store fails,
  * requests are refused with 503 (fail closed, T45).

@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { Middleware } from 'koa';
 import type { Logger } from './logger.ts';
 
@@ -12,13 +13,14 @@ export const currentRequestId = (): string | undefined => requestIds.getStore();
 
 /**
  * One structured line per request with a request id (echoed as X-Request-Id). An incoming id is
- * kept only behind a trusted proxy, so clients cannot forge log correlation.
+ * kept only from a trusted proxy (trustsPeer: the socket peer is one TRUST_PROXY names), so
+ * clients cannot forge log correlation.
  */
-export function requestLogger({ logger, trustProxy }: { logger: Logger; trustProxy: boolean }): Middleware {
+export function requestLogger({ logger, trustsPeer }: { logger: Logger; trustsPeer: (req: IncomingMessage) => boolean }): Middleware {
   return async function requestLoggerMiddleware(ctx, next) {
     const incoming = ctx.get('X-Request-Id');
     const valid = incoming !== '' && REQUEST_ID.test(incoming);
-    const id = trustProxy && valid ? incoming : randomUUID();
+    const id = valid && trustsPeer(ctx.req) ? incoming : randomUUID();
     // Untrusted, a well-formed caller id is still logged beside ours (the API's JWKS fetch sends
     // its request's id), under its own name so it cannot pass for ours.
     const callerReqId = valid && id !== incoming ? incoming : undefined;

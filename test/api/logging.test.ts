@@ -42,7 +42,7 @@ describe('request log level', function () {
       },
     });
     const app = new Koa();
-    app.use(requestLogger({ logger: pino({ level }, sink), trustProxy: false }));
+    app.use(requestLogger({ logger: pino({ level }, sink), trustsPeer: () => false }));
     app.use((ctx) => {
       ctx.status = Number(ctx.path.slice(1));
       ctx.body = {};
@@ -96,13 +96,13 @@ describe('X-Request-Id propagation', function () {
     const authLog = capture();
     const auth = new Koa();
     // The auth server is not behind a trusted proxy here: the caller's id is logged beside its own.
-    auth.use(requestLogger({ logger: authLog.logger, trustProxy: false }));
+    auth.use(requestLogger({ logger: authLog.logger, trustsPeer: () => false }));
     auth.use((ctx) => {
       ctx.body = { keys: [jwk] };
     });
     const authServer = await serve(auth);
     const api = new Koa();
-    api.use(requestLogger({ logger: capture().logger, trustProxy: true }));
+    api.use(requestLogger({ logger: capture().logger, trustsPeer: () => true }));
     api.use(bearerAuth({ issuer: authServer.url, audience: 'https://api.example.test', jwksUrl: `${authServer.url}/jwks` }));
     api.use((ctx) => {
       ctx.body = { ok: true };

@@ -39,14 +39,14 @@ type Service = {
   init?: boolean;
   ports?: (string | number | Record<string, unknown>)[];
   deploy?: { replicas?: number };
-  networks?: string[];
+  networks?: string[] | Record<string, { ipv4_address?: string } | null>;
   volumes?: string[];
   profiles?: string[];
   stop_grace_period?: string;
 };
 type Compose = {
   services: Record<string, Service>;
-  networks?: Record<string, { internal?: boolean } | null>;
+  networks?: Record<string, { internal?: boolean; ipam?: { config?: Record<string, string>[] } } | null>;
   secrets?: Record<string, { file?: string; environment?: string; external?: boolean }>;
 };
 
@@ -193,7 +193,10 @@ describe('docker/compose.yaml', function () {
     }
     expect(dependencyConditions(services.nginx as Service)).to.include({ auth: 'service_healthy', api: 'service_healthy', 'tls-cert': 'service_completed_successfully' });
     // nginx reaches the app only; Postgres and Redis sit on an internal network with the app.
-    expect(services.nginx?.networks).to.deep.equal(['edge']);
+    // nginx has a fixed address on the edge network, the only one TRUST_PROXY names (R13).
+    expect(services.nginx?.networks).to.deep.equal({ edge: { ipv4_address: '${PORTCULLIS_NGINX_ADDRESS:-172.30.250.250}' } });
+    const edge = compose.networks?.edge?.ipam?.config?.[0];
+    expect(edge).to.deep.equal({ subnet: '${PORTCULLIS_EDGE_SUBNET:-172.30.250.0/24}', ip_range: '${PORTCULLIS_EDGE_DYNAMIC_RANGE:-172.30.250.0/25}' });
     for (const name of ['postgres', 'redis']) expect(services[name]?.networks, name).to.deep.equal(['backend']);
     for (const name of appServices) expect(services[name]?.networks, name).to.have.members(['edge', 'backend']);
     expect(compose.networks?.backend?.internal).to.equal(true);
@@ -222,7 +225,7 @@ describe('docker/compose.yaml', function () {
     }
     for (const name of appServices) {
       const env = environmentOf(services[name] as Service);
-      expect(env, name).to.include({ TRUST_PROXY: 'true', METRICS_PORT: '9464' });
+      expect(env, name).to.include({ TRUST_PROXY: '${PORTCULLIS_NGINX_ADDRESS:-172.30.250.250}', METRICS_PORT: '9464' });
       expect(env.ISSUER, name).to.match(/^\$\{PORTCULLIS_ISSUER:-https:\/\//);
       // Docker's stop timeout must cover the app's own drain deadline (delay + timeout + 5 s).
       const budget = Number(env.SHUTDOWN_DELAY) + Number(env.SHUTDOWN_TIMEOUT) + 5;

@@ -304,6 +304,18 @@ describe('docker/helm/portcullis', function () {
   };
   const envOf = (container: Container): Record<string, string | undefined> => Object.fromEntries(container.env.map((e) => [e.name, e.value]));
 
+  it('R13 TRUST_PROXY names the gateway\'s address range, never true, and production accepts it', function () {
+    const production = { NODE_ENV: 'production', ISSUER: String(defaults.issuer), API_URL: String(defaults.apiUrl), MASTER_KEY: `${'A'.repeat(43)}=`, DATABASE_URL: 'postgres://db/x' };
+    for (const name of components) {
+      const trustProxy = envOf(containerOf(manifests, name)).TRUST_PROXY ?? '';
+      expect(trustProxy, name).to.equal('10.0.0.0/8');
+      expect(productionSettingProblems(loadConfig({ ...production, TRUST_PROXY: trustProxy })), name).to.deep.equal([]);
+    }
+    // Set to true, the app would refuse to start in production.
+    const careless = envOf(containerOf(render({ trustProxy: 'true' }), 'auth')).TRUST_PROXY ?? '';
+    expect(productionSettingProblems(loadConfig({ ...production, TRUST_PROXY: careless })).join(' ')).to.include('TRUST_PROXY=true');
+  });
+
   it('S7 every pod serves HTTPS, and the API fetches the JWKS from the auth pods\' mTLS-only listener with its certificate', function () {
     const tlsDir = '/etc/portcullis/tls';
     const auth = containerOf(manifests, 'auth');

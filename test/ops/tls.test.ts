@@ -138,6 +138,43 @@ describe('TLS termination and mTLS from the API to the auth server', function ()
     expect((await trusting(`${issuer}/jwks`, {})).status).to.equal(200);
   });
 
+  it('R13 the internal listener ignores X-Forwarded-For, even from an address TRUST_PROXY names', async function () {
+    const [authPort, internalPort] = [await freePort(), await freePort()];
+    const config = loadConfig({
+      ...testConfigEnv(),
+      ISSUER: `https://localhost:${authPort}`,
+      AUTH_PORT: String(authPort),
+      HOST: '127.0.0.1',
+      TLS_CERT_FILE: pki.serverCert,
+      TLS_KEY_FILE: pki.serverKey,
+      TLS_CLIENT_CA_FILE: pki.ca,
+      AUTH_INTERNAL_PORT: String(internalPort),
+      // Loopback is "the proxy" here, and the API calls the internal listener from loopback too.
+      TRUST_PROXY: 'loopback',
+      RATE_LIMIT_METADATA_PER_IP: '2',
+    });
+    const ownDeps = await createDeps(config, { logger: createLogger(config) });
+    const own = await startServers(ownDeps, ['auth']).catch(async (error: unknown) => {
+      await ownDeps.close();
+      throw error;
+    });
+    try {
+      const withCert = agentFetch(new Agent({ ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey) }));
+      const jwks = async (fetcher: TlsFetch, base: string, client: string) => (await fetcher(`${base}/jwks`, { headers: { 'X-Forwarded-For': client } })).status;
+      // The public listener: loopback is a trusted proxy, so each forwarded client has its own budget.
+      const viaProxy = [];
+      for (let i = 1; i <= 3; i++) viaProxy.push(await jwks(trusting, `https://127.0.0.1:${authPort}`, `203.0.113.${i}`));
+      expect(viaProxy).to.deep.equal([200, 200, 200]);
+      // The internal listener: the caller's own address, whatever it forwards.
+      const internal = [];
+      for (let i = 1; i <= 3; i++) internal.push(await jwks(withCert, `https://127.0.0.1:${internalPort}`, `198.51.100.${i}`));
+      expect(internal).to.deep.equal([200, 200, 429]);
+    } finally {
+      await own.stop(1000);
+      await ownDeps.close();
+    }
+  });
+
   it('refuses to boot with only one of a certificate/key pair, naming the missing variable', function () {
     const problemsOf = (env: Record<string, string>): string[] => {
       try {

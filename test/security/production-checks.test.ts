@@ -112,6 +112,17 @@ describe('T43 production assertions at boot', function () {
     }
   });
 
+  it('R13 refuses TRUST_PROXY=true in production (any caller could choose its address); named proxies start', async function () {
+    const result = await runMain(productionEnv({ TRUST_PROXY: 'true' }));
+    expect(result.code).to.equal(1);
+    const lines = refusal(result.stderr);
+    expect(lines, result.stderr).to.have.length(1);
+    expect(lines[0]).to.include('TRUST_PROXY=true trusts X-Forwarded-For from any caller').and.to.include('TRUST_PROXY=10.0.0.0/8');
+    for (const named of ['10.0.0.0/8', '172.16.0.0/12,127.0.0.1', 'false']) {
+      expect(productionSettingProblems(loadConfig(productionEnv({ TRUST_PROXY: named }))), named).to.deep.equal([]);
+    }
+  });
+
   it('T43 the settings checks apply to production only', function () {
     const development = loadConfig({ ...testConfigEnv(), NODE_ENV: 'development', ISSUER: 'http://localhost:3000', MASTER_KEY: '' });
     expect(productionSettingProblems(development, { DEBUG: 'oidc-provider:*' })).to.deep.equal([]);

@@ -37,8 +37,8 @@ describe('config loading', function () {
       dataDir: './data',
       logLevel: 'info',
       nodeEnv: 'development',
-      trustProxy: false,
     });
+    expect(config.trustProxy).to.deep.equal(['false']);
     expect(config.corsOrigins).to.deep.equal([]);
     expect(config.ttl.authorizationCode).to.equal(60);
     expect(config.argon2).to.deep.equal({ memoryKiB: 19456, timeCost: 2, parallelism: 1 });
@@ -71,7 +71,7 @@ describe('config loading', function () {
     expect(config.issuer).to.equal('https://id.example.com');
     expect(config.authPort).to.equal(8443);
     expect(config.apiPort).to.equal(0);
-    expect(config.trustProxy).to.equal(true);
+    expect(config.trustProxy).to.deep.equal(['true']);
     expect(config.corsOrigins).to.deep.equal(['https://a.example.com', 'https://b.example.com']);
     expect(config.cookieKeys).to.deep.equal([`${cookieKey}2`, `${cookieKey}1`]);
     expect(config.ttl.accessToken).to.equal(300);
@@ -84,7 +84,7 @@ describe('config loading', function () {
       nodeEnv: 'production',
       masterKey,
     });
-    expect(loadConfig({ TRUST_PROXY: 'false' }).trustProxy).to.equal(false);
+    expect(loadConfig({ TRUST_PROXY: 'false' }).trustProxy).to.deep.equal(['false']);
   });
 
   it('reports every bad value on its own line, naming the variable', function () {
@@ -154,6 +154,16 @@ describe('config loading', function () {
       apiUrl: 'https://api.example.com:8443',
     });
     expect(loadConfig({ ISSUER: 'http://[::1]:3000' }).issuer).to.equal('http://[::1]:3000');
+  });
+
+  it('R13 TRUST_PROXY takes false, true, or the proxies (addresses, CIDRs, loopback/linklocal/uniquelocal); anything else is refused naming it', function () {
+    expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1,::1,fd00::/8,loopback' }).trustProxy).to.deep.equal(['10.0.0.0/8', '127.0.0.1', '::1', 'fd00::/8', 'loopback']);
+    expect(loadConfig({ TRUST_PROXY: 'uniquelocal,linklocal' }).trustProxy).to.deep.equal(['uniquelocal', 'linklocal']);
+    for (const value of ['maybe', '10.0.0.0/33', '10.0.0.300', 'true,10.0.0.0/8', 'false,127.0.0.1', '2', 'nginx', ',']) {
+      const error = configErrorOf({ TRUST_PROXY: value });
+      expect(error.problems, value).to.have.length(1);
+      expect(error.problems[0], value).to.match(/^TRUST_PROXY: \S/);
+    }
   });
 
   it('reads MASTER_KEY_FILE, trimming the trailing newline', function () {
