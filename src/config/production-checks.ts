@@ -45,7 +45,9 @@ export function productionSettingProblems(config: Config, env: NodeJS.ProcessEnv
   // Anyone reaching the port (a container on the proxy's network, the internal listener) could
   // choose its address and dodge every per-IP limit and lockout (R13).
   if (trustsEveryone(config.trustProxy))
-    problems.push("TRUST_PROXY=true trusts X-Forwarded-For from any caller; name the proxies' addresses or CIDRs instead (e.g. TRUST_PROXY=10.0.0.0/8)");
+    problems.push(
+      "TRUST_PROXY=true trusts X-Forwarded-For from any caller; name the proxies' addresses or CIDRs instead (e.g. TRUST_PROXY=10.0.0.0/8)",
+    );
   // oidc-provider's debug output logs tokens and request parameters.
   if (env.DEBUG && /oidc-provider|\*/.test(env.DEBUG)) problems.push('DEBUG must not enable oidc-provider debug output');
   return problems;

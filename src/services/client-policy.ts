@@ -245,9 +245,15 @@ export function applyClientPolicy(metadata: Record<string, unknown>, options: Po
     if (value === undefined) continue;
     if (typeof value !== 'boolean') throw new ClientPolicyError('invalid_client_metadata', `${property} must be a boolean`);
     if (value && !options.byOperator)
-      throw new ClientPolicyError('invalid_client_metadata', `${property} is set by an operator only (portcullis clients create); ask an administrator`);
+      throw new ClientPolicyError(
+        'invalid_client_metadata',
+        `${property} is set by an operator only (portcullis clients create); ask an administrator`,
+      );
     if (value && isPublic)
-      throw new ClientPolicyError('invalid_client_metadata', `${property} needs a confidential client (introspection needs client authentication)`);
+      throw new ClientPolicyError(
+        'invalid_client_metadata',
+        `${property} needs a confidential client (introspection needs client authentication)`,
+      );
   }
 
   const scope = metadata.scope ?? DEFAULT_CLIENT_SCOPE;

@@ -47,13 +47,15 @@ function writtenAsAddress(entry: string): boolean {
 
 /** Why a TRUST_PROXY list is not valid, or undefined: for the configuration's one-line problems. */
 export function trustProxyProblem(trustProxy: readonly string[]): string | undefined {
-  const expected = "expected false, true, or the proxies' addresses and CIDRs (10.0.0.0/8, 127.0.0.1, ::1) or loopback, linklocal, uniquelocal";
+  const expected =
+    "expected false, true, or the proxies' addresses and CIDRs (10.0.0.0/8, 127.0.0.1, ::1) or loopback, linklocal, uniquelocal";
   if (trustProxy.length > 1 && trustProxy.some((entry) => entry === 'true' || entry === 'false')) {
     return 'true and false stand alone; otherwise list the proxies (addresses, CIDRs, loopback, linklocal, uniquelocal)';
   }
   const special = trustProxy.length === 1 && (trustProxy[0] === 'true' || trustProxy[0] === 'false');
   for (const entry of special ? [] : trustProxy) {
-    if (/^\d+$/.test(entry)) return `${entry} looks like a hop count, which would trust whoever connects; name the proxies instead (${expected})`;
+    if (/^\d+$/.test(entry))
+      return `${entry} looks like a hop count, which would trust whoever connects; name the proxies instead (${expected})`;
     if (!NAMED_RANGES.has(entry) && !writtenAsAddress(entry)) return `${entry} is not an address or CIDR; ${expected}`;
   }
   try {

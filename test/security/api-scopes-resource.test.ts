@@ -11,7 +11,8 @@ const WITH_ACCOUNT_SCOPES = 'openid offline_access profile email records:read re
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 const isJwt = (token: string) => token.split('.').length === 3;
-const claimsOf = (jwt: string): Record<string, unknown> => JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as Record<string, unknown>;
+const claimsOf = (jwt: string): Record<string, unknown> =>
+  JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as Record<string, unknown>;
 
 /**
  * R13 (issue 19, adversarial review of R4): API scopes listed as provider scopes were treated
@@ -65,7 +66,10 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(consentPage).to.include('Stay connected');
       expect(consentPage).not.to.include('Permanently delete');
       expect(consentPage).not.to.include('Download a copy');
-      const tokens = await client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: request.verifier, expectedState: request.state });
+      const tokens = await client.authorizationCodeGrant(rp, callback, {
+        pkceCodeVerifier: request.verifier,
+        expectedState: request.state,
+      });
       expect(tokens.scope).to.equal('openid offline_access');
       expect(isJwt(tokens.access_token)).to.equal(false);
       const introspected = await introspect(tokens.access_token);
@@ -76,8 +80,14 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(refreshed.scope).to.equal('openid offline_access');
       expect((await introspect(refreshed.access_token)).scope).to.equal('openid offline_access');
       // Nothing was granted to widen into.
-      expect(await oauthErrorOf(() => client.refreshTokenGrant(rp, refreshed.refresh_token ?? '', { scope: 'openid account:erase' }))).to.equal('invalid_scope');
-      expect(await oauthErrorOf(() => client.refreshTokenGrant(rp, refreshed.refresh_token ?? '', { scope: 'account:erase', resource: servers.apiUrl }))).to.equal('invalid_scope');
+      expect(
+        await oauthErrorOf(() => client.refreshTokenGrant(rp, refreshed.refresh_token ?? '', { scope: 'openid account:erase' })),
+      ).to.equal('invalid_scope');
+      expect(
+        await oauthErrorOf(() =>
+          client.refreshTokenGrant(rp, refreshed.refresh_token ?? '', { scope: 'account:erase', resource: servers.apiUrl }),
+        ),
+      ).to.equal('invalid_scope');
 
       // Only API scopes and no resource: nothing would be granted, so it is refused before any sign-in.
       const only = await authorizationRequest(rp, { scope: 'account:erase records:read' });
@@ -88,10 +98,17 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     });
 
     it('R13 granted for the API at /auth: a token request without resource gets an opaque token without them; with resource a JWT with them (code and refresh)', async function () {
-      const request = await authorizationRequest(rp, { scope: 'openid offline_access records:read account:export', resource: servers.apiUrl, prompt: 'consent' });
+      const request = await authorizationRequest(rp, {
+        scope: 'openid offline_access records:read account:export',
+        resource: servers.apiUrl,
+        prompt: 'consent',
+      });
       const { callback, consentPage } = await consentTo(request.url);
       expect(consentPage).to.include('Download a copy').and.to.include('Read your records');
-      const opaque = await client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: request.verifier, expectedState: request.state });
+      const opaque = await client.authorizationCodeGrant(rp, callback, {
+        pkceCodeVerifier: request.verifier,
+        expectedState: request.state,
+      });
       expect(isJwt(opaque.access_token)).to.equal(false);
       expect(opaque.scope).to.equal('openid offline_access');
       expect((await introspect(opaque.access_token)).scope).to.equal('openid offline_access');
@@ -109,9 +126,18 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     });
 
     it('R13 a grant stored before this rule, holding API scopes as OpenID scopes, gives no opaque token with them', async function () {
-      const request = await authorizationRequest(rp, { scope: 'openid offline_access records:read', resource: servers.apiUrl, prompt: 'consent' });
+      const request = await authorizationRequest(rp, {
+        scope: 'openid offline_access records:read',
+        resource: servers.apiUrl,
+        prompt: 'consent',
+      });
       const { callback } = await consentTo(request.url);
-      const tokens = await client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: request.verifier, expectedState: request.state }, { resource: servers.apiUrl });
+      const tokens = await client.authorizationCodeGrant(
+        rp,
+        callback,
+        { pkceCodeVerifier: request.verifier, expectedState: request.state },
+        { resource: servers.apiUrl },
+      );
       // What the old consent route stored: the API scopes in the grant's OpenID part as well.
       const refresh = (await servers.deps.oidcAdapter('RefreshToken').find(tokens.refresh_token ?? '')) as { grantId: string } | undefined;
       expect(refresh?.grantId).to.be.a('string');
@@ -136,7 +162,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
         post_logout_redirect_uris: [],
         scope: 'openid offline_access records:read',
       });
-      const device = await client.discovery(new URL(servers.issuer), registered.client_id, undefined, client.None(), { execute: [client.allowInsecureRequests] });
+      const device = await client.discovery(new URL(servers.issuer), registered.client_id, undefined, client.None(), {
+        execute: [client.allowInsecureRequests],
+      });
       const started = await client.initiateDeviceAuthorization(device, { scope: 'openid offline_access records:read' });
       const user = await createTestUser(servers.deps);
       const browser = new Browserless(servers.issuer);
@@ -147,10 +175,17 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(confirm).not.to.include('Read your records');
       const allow = /<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/g;
       const forms = [...confirm.matchAll(allow)].find((m) => /Allow<\/button>/.test(m[2] ?? ''));
-      const fields = Object.fromEntries([...(forms?.[2] ?? '').matchAll(/<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']));
+      const fields = Object.fromEntries(
+        [...(forms?.[2] ?? '').matchAll(/<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"/g)].map((m) => [
+          m[1] ?? '',
+          m[2] ?? '',
+        ]),
+      );
       const allowed = await browser.submit((forms?.[1] ?? '').replaceAll('&amp;', '&'), fields);
       const login = formOf(await allowed.response.text(), '/login');
-      const done = await (await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password })).response.text();
+      const done = await (
+        await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password })
+      ).response.text();
       expect(done).to.include('Device connected');
 
       const tokens = await client.pollDeviceAuthorizationGrant(device, { ...started, interval: 0.01 });
@@ -169,7 +204,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
         response_types: [],
         scope: 'records:read account:erase',
       });
-      const service = await client.discovery(new URL(servers.issuer), registered.client_id, registered.client_secret, undefined, { execute: [client.allowInsecureRequests] });
+      const service = await client.discovery(new URL(servers.issuer), registered.client_id, registered.client_secret, undefined, {
+        execute: [client.allowInsecureRequests],
+      });
       for (const scope of ['account:erase', 'records:read', 'records:read account:erase']) {
         const error = (await rejectionOf(() => client.clientCredentialsGrant(service, { scope }))) as client.ResponseBodyError | undefined;
         expect(error?.error, scope).to.equal('invalid_scope');
@@ -178,7 +215,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const plain = await client.clientCredentialsGrant(service);
       expect(isJwt(plain.access_token)).to.equal(false);
       expect(plain.scope).to.equal(undefined);
-      expect(await client.tokenIntrospection(service, plain.access_token)).to.include({ active: true }).and.not.to.have.property('scope');
+      expect(await client.tokenIntrospection(service, plain.access_token))
+        .to.include({ active: true })
+        .and.not.to.have.property('scope');
       const jwt = await client.clientCredentialsGrant(service, { scope: 'records:read', resource: servers.apiUrl });
       expect(claimsOf(jwt.access_token)).to.include({ aud: servers.apiUrl, scope: 'records:read' });
     });

@@ -7,7 +7,8 @@ import { startTestServers, type StorageMode, type TestServers } from '../helpers
 type Registered = { client_id: string; client_secret?: string };
 
 const service = { grant_types: ['client_credentials'], redirect_uris: [], post_logout_redirect_uris: [], response_types: [] };
-const basic = (c: Registered) => `Basic ${Buffer.from(`${encodeURIComponent(c.client_id)}:${encodeURIComponent(c.client_secret ?? '')}`).toString('base64')}`;
+const basic = (c: Registered) =>
+  `Basic ${Buffer.from(`${encodeURIComponent(c.client_id)}:${encodeURIComponent(c.client_secret ?? '')}`).toString('base64')}`;
 
 /**
  * R13 (issue 19, adversarial review): any confidential client holding `admin` could introspect
@@ -50,13 +51,13 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       return (await response.json()) as { active: boolean; client_id?: string };
     };
 
-    it('R13 a client holding the admin scope cannot introspect another client\'s token; the owner can', async function () {
+    it("R13 a client holding the admin scope cannot introspect another client's token; the owner can", async function () {
       expect(await introspect(owner)).to.include({ active: true, client_id: owner.client_id });
       const adminConsole = await createTestClient(servers.deps, { scope: 'openid profile email records:read admin' });
       expect(await introspect(adminConsole)).to.deep.equal({ active: false });
     });
 
-    it('R13 a client an operator flagged introspect_any_token introspects any client\'s token', async function () {
+    it("R13 a client an operator flagged introspect_any_token introspects any client's token", async function () {
       const resourceServer = await createTestClient(servers.deps, { ...service, scope: 'records:read', introspect_any_token: true });
       expect(resourceServer.introspect_any_token).to.equal(true);
       expect(await introspect(resourceServer)).to.include({ active: true, client_id: owner.client_id });
@@ -77,8 +78,15 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     });
 
     it('R13 a self-registered client cannot set introspect_any_token, at registration (RFC 7591) or by update (RFC 7592)', async function () {
-      const web = { client_name: 'Partner', redirect_uris: ['https://rp.example.test/cb'], grant_types: ['authorization_code', 'client_credentials'] };
-      const { token: iat } = await servers.deps.stores.initialAccessTokens.create({ note: 'R13', allowedScopes: ['account:export', 'account:erase'] });
+      const web = {
+        client_name: 'Partner',
+        redirect_uris: ['https://rp.example.test/cb'],
+        grant_types: ['authorization_code', 'client_credentials'],
+      };
+      const { token: iat } = await servers.deps.stores.initialAccessTokens.create({
+        note: 'R13',
+        allowedScopes: ['account:export', 'account:erase'],
+      });
       const register = (metadata: Record<string, unknown>) =>
         fetch(`${servers.issuer}/reg`, {
           method: 'POST',
@@ -87,7 +95,10 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
         });
       const refused = await register({ ...web, introspect_any_token: true });
       expect(refused.status).to.equal(400);
-      expect(await refused.json()).to.include({ error: 'invalid_client_metadata' }).and.to.have.property('error_description').that.includes('introspect_any_token');
+      expect(await refused.json())
+        .to.include({ error: 'invalid_client_metadata' })
+        .and.to.have.property('error_description')
+        .that.includes('introspect_any_token');
 
       const created = (await (await register(web)).json()) as Record<string, string>;
       expect(created).not.to.have.property('introspect_any_token');
@@ -99,7 +110,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(update.status).to.equal(400);
       expect(await update.json()).to.include({ error: 'invalid_client_metadata' });
       // Its tokens stay its own.
-      expect(await introspect({ client_id: created.client_id ?? '', client_secret: created.client_secret ?? '' })).to.deep.equal({ active: false });
+      expect(await introspect({ client_id: created.client_id ?? '', client_secret: created.client_secret ?? '' })).to.deep.equal({
+        active: false,
+      });
     });
   });
 }

@@ -37,7 +37,9 @@ describe('R13 key files in DATA_DIR: only our own, private ones are used', funct
     await chmod(path, 0o644);
     const error = await rejectionOf(resolve);
     expect(error).to.be.instanceOf(StartupError);
-    expect((error as Error).message).to.include(path).and.to.include(`chmod 600 ${path}`);
+    expect((error as Error).message)
+      .to.include(path)
+      .and.to.include(`chmod 600 ${path}`);
     expect((error as Error).message).not.to.include('\n');
     // Nothing is overwritten: what the operator sees is what was planted.
     expect((await readFile(path, 'utf8')).trim()).to.equal(planted.toString('base64'));
@@ -53,7 +55,9 @@ describe('R13 key files in DATA_DIR: only our own, private ones are used', funct
     await chown(path, 65534, 65534);
     const error = await rejectionOf(resolve);
     expect(error).to.be.instanceOf(StartupError);
-    expect((error as Error).message).to.include(path).and.to.include('uid 65534');
+    expect((error as Error).message)
+      .to.include(path)
+      .and.to.include('uid 65534');
     expect((error as Error).message).to.include(`chown 0 ${path}`);
   });
 

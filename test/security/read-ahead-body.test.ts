@@ -7,7 +7,12 @@ import { startTestServers, type StorageMode, type TestServers } from '../helpers
 type Registered = { client_id: string; client_secret?: string };
 
 /** A client_credentials request with client_secret_post: the client_id the token bucket reads ahead is in the body. */
-const tokenRequest = (origin: string, client: Registered, form: Record<string, string>, options: { chunked?: boolean; contentType?: string } = {}): Promise<RawReply> =>
+const tokenRequest = (
+  origin: string,
+  client: Registered,
+  form: Record<string, string>,
+  options: { chunked?: boolean; contentType?: string } = {},
+): Promise<RawReply> =>
   rawRequest(origin, {
     method: 'POST',
     target: '/token',
@@ -19,7 +24,14 @@ const tokenRequest = (origin: string, client: Registered, form: Record<string, s
 /** What a token answer says, without the parts that differ between two issued tokens. */
 const shapeOf = (reply: RawReply) => {
   const body = JSON.parse(reply.body) as Record<string, unknown>;
-  return { status: reply.status, error: body.error, error_description: body.error_description, scope: body.scope, token_type: body.token_type, issued: typeof body.access_token === 'string' };
+  return {
+    status: reply.status,
+    error: body.error,
+    error_description: body.error_description,
+    scope: body.scope,
+    token_type: body.token_type,
+    issued: typeof body.access_token === 'string',
+  };
 };
 
 /**
@@ -95,7 +107,13 @@ describe('R13 bodies read ahead of oidc-provider', function () {
         // Same database: the per-client limit makes the token bucket read every body ahead; without it nothing is.
         peeking = await startTestServers({ storage, env: { RATE_LIMIT_TOKEN_PER_CLIENT: '1000' } });
         plain = await startTestServers({ storage });
-        const metadata = { grant_types: ['client_credentials'], redirect_uris: [], post_logout_redirect_uris: [], response_types: [], token_endpoint_auth_method: 'client_secret_post' };
+        const metadata = {
+          grant_types: ['client_credentials'],
+          redirect_uris: [],
+          post_logout_redirect_uris: [],
+          response_types: [],
+          token_endpoint_auth_method: 'client_secret_post',
+        };
         peekingClient = await createTestClient(peeking.deps, metadata);
         plainClient = await createTestClient(plain.deps, metadata);
       });
@@ -108,7 +126,10 @@ describe('R13 bodies read ahead of oidc-provider', function () {
         const cases: { form: (apiUrl: string) => Record<string, string>; chunked?: boolean; contentType?: string }[] = [
           { form: (apiUrl) => ({ scope: 'records:read', resource: apiUrl }) },
           { form: (apiUrl) => ({ scope: 'records:read records:write', resource: apiUrl }), chunked: true },
-          { form: (apiUrl) => ({ scope: 'records:read', resource: apiUrl }), contentType: 'application/x-www-form-urlencoded; charset=utf-8' },
+          {
+            form: (apiUrl) => ({ scope: 'records:read', resource: apiUrl }),
+            contentType: 'application/x-www-form-urlencoded; charset=utf-8',
+          },
           { form: (apiUrl) => ({ scope: 'records:read admin', resource: apiUrl }) },
           { form: () => ({ scope: 'records:read', resource: 'https://elsewhere.example.test' }) },
         ];

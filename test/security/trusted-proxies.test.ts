@@ -23,7 +23,12 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     before(async function () {
       servers = await startTestServers({
         storage,
-        env: { TRUST_PROXY: `${PROXY},10.0.0.0/8`, RATE_LIMIT_REGISTRATION_PER_IP: '2', RATE_LIMIT_API_PER_IP: '2', RATE_LIMIT_WINDOW_SECONDS: '60' },
+        env: {
+          TRUST_PROXY: `${PROXY},10.0.0.0/8`,
+          RATE_LIMIT_REGISTRATION_PER_IP: '2',
+          RATE_LIMIT_API_PER_IP: '2',
+          RATE_LIMIT_WINDOW_SECONDS: '60',
+        },
       });
     });
     after(async function () {
@@ -39,7 +44,11 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
         from,
       });
     const callApi = (from: string, forwardedFor?: string, headers: Record<string, string> = {}): Promise<RawReply> =>
-      rawRequest(servers.apiUrl, { target: '/v1/me', headers: { ...(forwardedFor ? { 'X-Forwarded-For': forwardedFor } : {}), ...headers }, from });
+      rawRequest(servers.apiUrl, {
+        target: '/v1/me',
+        headers: { ...(forwardedFor ? { 'X-Forwarded-For': forwardedFor } : {}), ...headers },
+        from,
+      });
 
     it('R13 a direct caller not in TRUST_PROXY cannot spoof: a rotating X-Forwarded-For still spends its own socket address (auth and API)', async function () {
       const statuses = [];
@@ -54,14 +63,18 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(api).to.deep.equal([401, 401, 429]);
     });
 
-    it('R13 the trusted proxy\'s X-Forwarded-For is honoured: each client behind it has its own budget (auth and API)', async function () {
+    it("R13 the trusted proxy's X-Forwarded-For is honoured: each client behind it has its own budget (auth and API)", async function () {
       const client = (n: number) => `192.0.2.${n}`;
       expect((await register(PROXY, client(1))).status).not.to.equal(429);
       expect((await register(PROXY, client(1))).status).not.to.equal(429);
       expect((await register(PROXY, client(1))).status).to.equal(429);
       expect((await register(PROXY, client(2))).status, 'another client behind the proxy').not.to.equal(429);
 
-      expect([(await callApi(PROXY, client(1))).status, (await callApi(PROXY, client(1))).status, (await callApi(PROXY, client(1))).status]).to.deep.equal([401, 401, 429]);
+      expect([
+        (await callApi(PROXY, client(1))).status,
+        (await callApi(PROXY, client(1))).status,
+        (await callApi(PROXY, client(1))).status,
+      ]).to.deep.equal([401, 401, 429]);
       expect((await callApi(PROXY, client(2))).status).to.equal(401);
     });
 
@@ -70,7 +83,8 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       // client, then an inner proxy (10.0.0.0/8) its own hop.
       const real = '192.0.2.77';
       const statuses = [];
-      for (const spoofed of ['198.51.100.10', '198.51.100.11', '198.51.100.12']) statuses.push((await register(PROXY, `${spoofed}, ${real}, 10.1.2.3`)).status);
+      for (const spoofed of ['198.51.100.10', '198.51.100.11', '198.51.100.12'])
+        statuses.push((await register(PROXY, `${spoofed}, ${real}, 10.1.2.3`)).status);
       expect(statuses.slice(0, 2)).not.to.include(429);
       expect(statuses[2], 'one client, whatever it put first').to.equal(429);
 
@@ -83,13 +97,16 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const deadline = Date.now() + 5000;
       let event: { ip: string } | undefined;
       while (!event && Date.now() < deadline) {
-        event = await servers.deps.knex('audit_events').where({ type: 'client.registered', client_id: clientId }).first<{ ip: string } | undefined>('ip');
+        event = await servers.deps
+          .knex('audit_events')
+          .where({ type: 'client.registered', client_id: clientId })
+          .first<{ ip: string } | undefined>('ip');
         if (!event) await new Promise((resolve) => setTimeout(resolve, 20));
       }
       expect(event?.ip).to.equal('192.0.2.78');
     });
 
-    it('R13 X-Request-Id is kept only from a trusted proxy; a direct caller\'s is replaced (auth and API)', async function () {
+    it("R13 X-Request-Id is kept only from a trusted proxy; a direct caller's is replaced (auth and API)", async function () {
       for (const origin of [servers.issuer, servers.apiUrl]) {
         const fromProxy = await rawRequest(origin, { target: '/healthz', headers: { 'X-Request-Id': 'proxy-id-1' }, from: PROXY });
         expect(fromProxy.headers['x-request-id'], origin).to.equal('proxy-id-1');

@@ -3,7 +3,10 @@ import { expect } from 'chai';
 import { clientAddressOf } from '../../src/shared/client-address.ts';
 
 const request = (socket: string, forwardedFor?: string): IncomingMessage =>
-  ({ headers: forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor }, socket: { remoteAddress: socket } }) as unknown as IncomingMessage;
+  ({
+    headers: forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor },
+    socket: { remoteAddress: socket },
+  }) as unknown as IncomingMessage;
 
 /** R13: the client address from the proxies TRUST_PROXY names (src/shared/client-address.ts). */
 describe('R13 client address from X-Forwarded-For of trusted proxies only', function () {
