@@ -305,7 +305,14 @@ describe('docker/helm/portcullis', function () {
   const envOf = (container: Container): Record<string, string | undefined> => Object.fromEntries(container.env.map((e) => [e.name, e.value]));
 
   it('R13 TRUST_PROXY names the gateway\'s address range, never true, and production accepts it', function () {
-    const production = { NODE_ENV: 'production', ISSUER: String(defaults.issuer), API_URL: String(defaults.apiUrl), MASTER_KEY: `${'A'.repeat(43)}=`, DATABASE_URL: 'postgres://db/x' };
+    const production = {
+      NODE_ENV: 'production',
+      ISSUER: String(defaults.issuer),
+      API_URL: String(defaults.apiUrl),
+      MASTER_KEY: `${'A'.repeat(43)}=`,
+      AUDIT_KEY: `${'B'.repeat(43)}=`,
+      DATABASE_URL: 'postgres://db/x',
+    };
     for (const name of components) {
       const trustProxy = envOf(containerOf(manifests, name)).TRUST_PROXY ?? '';
       expect(trustProxy, name).to.equal('10.0.0.0/8');
