@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
+import packageJson from '../package.json' with { type: 'json' };
 import { ConfigError, loadConfig } from './config/load.ts';
 import { createDeps, StartupError, type Deps } from './deps.ts';
 import { createLogger } from './shared/logger.ts';
@@ -55,7 +56,10 @@ async function withDatabase<T>(fn: (database: Database, config: Config) => Promi
   }
 }
 
-const program = new Command('portcullis').description('Portcullis administration').showHelpAfterError();
+const program = new Command('portcullis')
+  .description('Portcullis administration')
+  .version(packageJson.version, '-V, --version', 'print the Portcullis version')
+  .showHelpAfterError();
 
 program
   .command('migrate')
