@@ -1,4 +1,6 @@
 import { expect } from 'chai';
+import { createTestClient } from '../helpers/factories.ts';
+import { headerOf, socketRequest } from '../helpers/raw-socket.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
 /**
@@ -53,5 +55,31 @@ describe('405 Method Not Allowed on our routes', function () {
     expect((await call(servers.issuer, 'GET', '/token')).status).to.equal(404);
     expect((await call(servers.issuer, 'DELETE', '/no-such-page')).status).to.equal(404);
     expect((await call(servers.issuer, 'PROPFIND', '/jwks')).status).to.not.equal(501);
+  });
+
+  // Found by the R12 fuzz pass: koa-router answers a method it implements nowhere with 501, a
+  // server error any client could raise (and that logs at error level) on a path that exists.
+  it('R12 a method no route implements (TRACE, PROPFIND, SEARCH) on a path of ours is 405 with Allow, never 501', async function () {
+    // The API routes only after the token check: a client credentials token gets the request there.
+    const { client_id: id, client_secret: secret } = await createTestClient(servers.deps, { grant_types: ['client_credentials'], redirect_uris: [], post_logout_redirect_uris: [] });
+    const tokenResponse = await fetch(`${servers.issuer}/token`, {
+      method: 'POST',
+      headers: { Authorization: `Basic ${Buffer.from(`${id}:${secret ?? ''}`).toString('base64')}` },
+      body: new URLSearchParams({ grant_type: 'client_credentials', resource: servers.apiUrl, scope: 'records:read' }),
+    });
+    const { access_token: token } = (await tokenResponse.json()) as { access_token: string };
+    for (const [base, path, allow] of [
+      [servers.issuer, '/account/totp', 'GET'],
+      [servers.issuer, '/interaction/some-uid/confirm', 'POST'],
+      [servers.apiUrl, '/v1/records', 'GET'],
+    ] as const) {
+      const url = new URL(base);
+      for (const method of ['TRACE', 'PROPFIND', 'SEARCH']) {
+        const response = await socketRequest(Number(url.port), { method, target: path, headers: [['Host', url.host], ['Accept', 'application/json'], ['Authorization', `Bearer ${token}`]] });
+        expect(response.status, `${method} ${path}`).to.equal(405);
+        expect(headerOf(response, 'Allow'), `${method} ${path}`).to.include(allow);
+        expect(headerOf(response, 'Content-Type')).to.match(/^application\/problem\+json/);
+      }
+    }
   });
 });
