@@ -176,6 +176,34 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect((await rawPoll(servers, clientId, device.device_code)).body.error).to.be.oneOf(['authorization_pending', 'slow_down']);
     });
 
+    // Found by the R12 fuzz pass: oidc-provider's error handler puts a fresh form secret on the
+    // request's session and then persists it, which throws for a session never stored (500).
+    it(`R12 a code form sent without a session goes back to the code page, never a 500 (${storage})`, async function () {
+      const device = await start();
+      // A bare POST (the session cookie expired, or the form came from another browser).
+      const bare = await fetch(`${servers.issuer}/device`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'text/html' },
+        body: new URLSearchParams({ user_code: device.user_code, xsrf: 'stale', confirm: 'yes' }),
+        redirect: 'manual',
+      });
+      expect(bare.status).to.equal(303);
+      const location = new URL(bare.headers.get('Location') ?? '', servers.issuer);
+      expect(location.pathname).to.equal('/device');
+      expect(location.searchParams.get('user_code')).to.equal(device.user_code);
+      // The way back works: the code page, with the code filled in, on a session of its own.
+      const browser = new Browserless(servers.issuer);
+      const { response } = await browser.follow(location);
+      expect(response.status).to.equal(200);
+      expect(await response.text()).to.include(device.user_code);
+      // The same for the resume route with an unknown or stale id.
+      const resume = await fetch(`${servers.issuer}/device/stale-resume-id`, { headers: { Accept: 'text/html' }, redirect: 'manual' });
+      expect(resume.status).to.equal(303);
+      expect(new URL(resume.headers.get('Location') ?? '', servers.issuer).pathname).to.equal('/device');
+      // Nothing was approved on the way.
+      expect((await rawPoll(servers, clientId, device.device_code)).body.error).to.be.oneOf(['authorization_pending', 'slow_down']);
+    });
+
     it('T23: a client without the device grant can neither start nor redeem one', async function () {
       const web = await createTestClient(servers.deps, { token_endpoint_auth_method: 'none' });
       const response = await fetch(`${servers.issuer}/device/auth`, {

@@ -110,6 +110,19 @@ export function createDevicePages({ lockout, audit, accounts, logger }: {
     } satisfies Middleware,
 
     async userCodeInputSource(ctx: KoaContextWithOIDC, _form: string, out?: ErrorOut, err?: Error): Promise<void> {
+      const session = ctx.oidc.session;
+      if (out && session && typeof session.exp !== 'number') {
+        // An error on a request without a stored session (the cookie expired, a bare POST, a
+        // stale resume link): oidc-provider's error handler has put a fresh form secret on this
+        // never-saved session and would persist it afterwards, which throws (a 500, found by the
+        // R12 fuzz pass). The secret could not be checked anyway without a cookie: drop it and
+        // send the browser to the code page, whose GET stores a session, with the code kept.
+        (session as typeof session & { touched: boolean }).touched = false;
+        const typed = typeof ctx.oidc.params?.user_code === 'string' ? ctx.oidc.params.user_code.replace(/[^A-Za-z0-9-]/g, '').slice(0, 32) : '';
+        ctx.status = 303;
+        ctx.redirect(ctx.oidc.urlFor('code_verification', typed ? { query: { user_code: typed } } : {}));
+        return;
+      }
       const entered = (err as { userCode?: string } | undefined)?.userCode ?? '';
       const denied = err?.name === 'AbortedError' || out?.error === 'access_denied';
       if (!denied) {
