@@ -1,5 +1,4 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
@@ -16,6 +15,7 @@ import type { AccountIndexStore } from '../../store/account-index.ts';
 import type { Adapter } from '../../store/oidc-adapter.ts';
 import type { UserRow } from '../../store/users.ts';
 import { ACCOUNT_CLIENT_ID } from '../account-client.ts';
+import { formBody } from '../koa-form-body.ts';
 import { rejectCrossSite, type CsrfTokens } from '../koa-csrf.ts';
 import { REUSE_NOTICE_DISMISSED_EVENT, type ReuseNotice } from '../refresh-reuse.ts';
 import { signInCounts } from '../../services/session-validity.ts';
@@ -154,7 +154,7 @@ export function accountRoutes(deps: {
   const { provider, accounts, mfa, index, sessions, oidcAdapter, csrf, issuer, reuseNotices, accessHistory, offers, recentAuthSeconds, sessionLifetime } = deps;
   const issuerOrigin = new URL(issuer).origin;
   const router = new Router({ prefix: '/account' });
-  const body = bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' });
+  const body = formBody();
   const secureCookies = issuer.startsWith('https://');
 
   /**

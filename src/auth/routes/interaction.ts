@@ -1,4 +1,3 @@
-import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
@@ -9,6 +8,7 @@ import { signInCounts } from '../../services/session-validity.ts';
 import { parseAuthenticationJson, parseRegistrationJson } from '../../services/webauthn.ts';
 import { ACCOUNT_CLIENT_ID } from '../account-client.ts';
 import { CONFIRM_EVERY_TIME_DETAIL, STEP_UP_REASON } from '../interaction-policy.ts';
+import { formBody } from '../koa-form-body.ts';
 import { rejectCrossSite, type CsrfTokens } from '../koa-csrf.ts';
 import { describeScopes } from '../scopes.ts';
 import { splitOpenIdScopes } from '../api-scope-grants.ts';
@@ -45,7 +45,7 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
   loginLimit: Middleware;
 }): Router {
   const router = new Router({ prefix: '/interaction' });
-  const body = bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' });
+  const body = formBody();
   const guard = [rejectCrossSite(issuerOrigin), body];
 
   async function load(ctx: Context, expectedPrompt?: string): Promise<InteractionDetails> {
