@@ -120,7 +120,8 @@ export function createDevicePages({ lockout, audit, accounts, logger }: {
         (session as typeof session & { touched: boolean }).touched = false;
         const typed = typeof ctx.oidc.params?.user_code === 'string' ? ctx.oidc.params.user_code.replace(/[^A-Za-z0-9-]/g, '').slice(0, 32) : '';
         ctx.status = 303;
-        ctx.redirect(ctx.oidc.urlFor('code_verification', typed ? { query: { user_code: typed } } : {}));
+        // A path, not ctx.oidc.urlFor: that one is built from the request's Host.
+        ctx.redirect(ctx.oidc.provider.pathFor('code_verification', typed ? { query: { user_code: typed } } : {}));
         return;
       }
       const entered = (err as { userCode?: string } | undefined)?.userCode ?? '';
