@@ -2,7 +2,7 @@ import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { expect } from 'chai';
 import { probe, startInstance, stopInstance, type Instance } from '../helpers/cluster.ts';
 import { freePort } from '../helpers/servers.ts';
-import { headerOf, rawRequest } from '../helpers/raw-http.ts';
+import { headerOf, socketRequest } from '../helpers/raw-socket.ts';
 
 /**
  * Found by the R12 fuzz pass: our form routes (interaction and account pages) inflated any
@@ -39,10 +39,15 @@ describe('R12 compressed form bodies on the sign-in and account pages', function
     ];
     for (const target of ['/interaction/some-uid/login', '/account/password']) {
       for (const [coding, body] of bodies) {
-        const response = await rawRequest(instance.port, {
+        const response = await socketRequest(instance.port, {
           method: 'POST',
           target,
-          headers: [['Host', `127.0.0.1:${instance.port}`], ['Accept', 'application/json'], ['Content-Type', 'application/x-www-form-urlencoded'], ['Content-Encoding', coding]],
+          headers: [
+            ['Host', `127.0.0.1:${instance.port}`],
+            ['Accept', 'application/json'],
+            ['Content-Type', 'application/x-www-form-urlencoded'],
+            ['Content-Encoding', coding],
+          ],
           body,
         });
         expect(response.status, `${coding} ${target}`).to.equal(415);
