@@ -32,7 +32,7 @@ import { startTestServers, type StorageMode, type TestServers } from '../helpers
  * Knobs (environment):
  *   FUZZ_SEED           the seed (default 1912); a failure prints it with fast-check's path
  *   FUZZ_RUNS           requests per storage mode (default 4000); setting it lifts the time cap
- *   FUZZ_TIME_LIMIT_MS  time cap per storage mode (default 30 s; the run stops there, green)
+ *   FUZZ_TIME_LIMIT_MS  time cap per storage mode (default 25 s; the run stops there, green)
  *   FUZZ_SHRINK=1       shrink a failure to a smaller request (slower)
  *   FUZZ_KEEP_GOING=1   list every distinct problem instead of stopping at the first
  *   FUZZ_STATS=1|2      print statuses per route (2: with the start of each body)
@@ -40,7 +40,7 @@ import { startTestServers, type StorageMode, type TestServers } from '../helpers
  */
 const SEED = process.env.FUZZ_SEED === undefined ? 1912 : Number(process.env.FUZZ_SEED);
 const RUNS = Number(process.env.FUZZ_RUNS ?? 4000);
-const TIME_LIMIT_MS = Number(process.env.FUZZ_TIME_LIMIT_MS ?? (process.env.FUZZ_RUNS ? 3_600_000 : 30_000));
+const TIME_LIMIT_MS = Number(process.env.FUZZ_TIME_LIMIT_MS ?? (process.env.FUZZ_RUNS ? 3_600_000 : 25_000));
 const KEEP_GOING = process.env.FUZZ_KEEP_GOING === '1';
 const STATS = process.env.FUZZ_STATS;
 const TRACE = process.env.FUZZ_TRACE;
@@ -473,12 +473,14 @@ describe('R12 DAST: fuzzing every HTTP route of both servers', function () {
               `add FUZZ_SHRINK=1 to shrink)\n${shown}\n${(last?.problems ?? []).join('\n')}\n${details.errorInstance instanceof Error ? details.errorInstance.message : ''}`,
           );
         }
-        // Every route was aimed at (at the default seed and run count).
-        if (details.numRuns >= RUNS)
+        // Every route was aimed at. The route sequence is fixed by the seed; after 1500 requests a
+        // route missed by uniform choice among ~70 is beyond chance, so a time-capped run checks too.
+        if (details.numRuns >= Math.min(RUNS, 1500)) {
           expect(
             ALL_ROUTES.filter((r) => !hits.has(`${r.server} ${r.path}`)).map((r) => r.path),
             'routes the fuzzer never tried',
           ).to.deep.equal([]);
+        }
       });
 
       it(`R12 both servers still serve normal requests after the fuzz pass (${storage})`, async function () {
