@@ -70,14 +70,15 @@ const htmlPage = (ctx: KoaContextWithOIDC, body: string, status?: number): void 
   ctx.body = body;
 };
 
-const friendlyErrors: Record<string, string> = {
+// A Map, like every table looked up with text from outside (R12).
+const friendlyErrors = new Map<string, string>(Object.entries({
   invalid_redirect_uri: 'The application sent you here with a return address it has not registered.',
   invalid_client: 'The application that sent you here is not known to this server.',
   invalid_request: 'The request from the application was not valid.',
   session_not_found: 'Your sign-in session has expired or was opened in another browser.',
   access_denied: 'The request was refused.',
   temporarily_unavailable: 'The service is briefly unavailable. Please try again in a moment.',
-};
+}));
 
 /**
  * The one place that knows oidc-provider's configuration shape. Secure defaults per
@@ -290,7 +291,7 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
         ctx,
         renderView('error', {
           heading: 'Something went wrong',
-          message: friendlyErrors[code] ?? 'The request could not be completed.',
+          message: friendlyErrors.get(code) ?? 'The request could not be completed.',
           code,
           description: out.error_description,
         }),

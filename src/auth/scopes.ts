@@ -37,23 +37,26 @@ export type ScopeDescription = {
   warning?: string;
 };
 
-const descriptions: Record<string, Omit<ScopeDescription, 'name'>> = {
-  openid: { text: 'Confirm who you are' },
-  profile: { text: 'See your name' },
-  email: { text: 'See your email address' },
-  offline_access: { text: 'Stay connected when you are not using it' },
-  'records:read': { text: 'Read your records' },
-  'records:write': { text: 'Create, change and delete your records' },
-  'account:export': {
-    text: 'Download a copy of all your data: your profile, records, sharing and account activity',
-    warning: 'All your data',
-  },
-  'account:erase': { text: 'Permanently delete your account and all your records', warning: 'Cannot be undone' },
-  admin: { text: 'Administer Portcullis with your privileges', warning: 'Administrator access' },
-};
+// A Map: scope names come from requests, and an object would answer "constructor" (R12).
+const descriptions = new Map<string, Omit<ScopeDescription, 'name'>>(
+  Object.entries({
+    openid: { text: 'Confirm who you are' },
+    profile: { text: 'See your name' },
+    email: { text: 'See your email address' },
+    offline_access: { text: 'Stay connected when you are not using it' },
+    'records:read': { text: 'Read your records' },
+    'records:write': { text: 'Create, change and delete your records' },
+    'account:export': {
+      text: 'Download a copy of all your data: your profile, records, sharing and account activity',
+      warning: 'All your data',
+    },
+    'account:erase': { text: 'Permanently delete your account and all your records', warning: 'Cannot be undone' },
+    admin: { text: 'Administer Portcullis with your privileges', warning: 'Administrator access' },
+  }),
+);
 
 export function describeScope(name: string): ScopeDescription {
-  return { name, ...(descriptions[name] ?? { text: name }) };
+  return { name, ...(descriptions.get(name) ?? { text: name }) };
 }
 
 /** Scopes with a warning, the most harmful first. */

@@ -11,11 +11,19 @@ export type SecondFactor = Exclude<Factor, 'recovery'>;
 
 // Order of assurance: a passkey sign-in (possession + user verification, phishing-resistant)
 // satisfies a request for loa:2; password + TOTP does not satisfy a request for passkey.
-const RANK: Record<string, number> = { [ACR.password]: 1, [ACR.mfa]: 2, [ACR.passkey]: 3 };
+// A Map: the acr text comes from the request, and an object would answer "constructor" (R12).
+const RANK = new Map<string, number>([
+  [ACR.password, 1],
+  [ACR.mfa, 2],
+  [ACR.passkey, 3],
+]);
 
 export function acrRank(acr: string | undefined): number {
-  return acr ? (RANK[acr] ?? 0) : 0;
+  return acr ? (RANK.get(acr) ?? 0) : 0;
 }
+
+const MFA_RANK = acrRank(ACR.mfa);
+const PASSKEY_RANK = acrRank(ACR.passkey);
 
 /**
  * The lowest rank that satisfies the request: acr_values are alternatives (any one will do),
@@ -24,7 +32,7 @@ export function acrRank(acr: string | undefined): number {
 export function requiredRank(input: { requestedAcrs?: readonly string[] | undefined; clientRequiresMfa?: boolean | undefined }): number {
   const known = (input.requestedAcrs ?? []).map(acrRank).filter((r) => r > 0);
   const requested = known.length > 0 ? Math.min(...known) : 0;
-  return Math.max(requested, input.clientRequiresMfa ? RANK[ACR.mfa] as number : 0);
+  return Math.max(requested, input.clientRequiresMfa ? MFA_RANK : 0);
 }
 
 export type MfaDecision =
@@ -32,8 +40,6 @@ export type MfaDecision =
   | { kind: 'challenge'; factors: SecondFactor[]; recovery: boolean; userVerification: boolean }
   | { kind: 'enroll'; factors: SecondFactor[] };
 
-const MFA_RANK = RANK[ACR.mfa] as number;
-const PASSKEY_RANK = RANK[ACR.passkey] as number;
 
 /**
  * The next step of a sign-in after the password (or of a step-up), from what the account has and
