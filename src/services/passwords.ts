@@ -18,6 +18,7 @@ let commonPasswords: ReadonlySet<string> | undefined;
 export function commonPasswordList(): ReadonlySet<string> {
   if (!commonPasswords) {
     const path = createRequire(import.meta.url).resolve('@zxcvbn-ts/language-common/src/passwords.json');
+    // eslint-disable-next-line security/detect-non-literal-fs-filename -- a data file of an installed package, found by module resolution
     const list = JSON.parse(readFileSync(path, 'utf8')) as string[];
     commonPasswords = new Set(list.map((entry) => entry.toLowerCase()));
   }

@@ -41,6 +41,7 @@ export function requestLogger({ logger, trustsPeer }: { logger: Logger; trustsPe
       if (logger.isLevelEnabled(level)) {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
         const line = { reqId: id, method: ctx.method, path: ctx.path, status, ms: Math.round(ms * 10) / 10 };
+        // eslint-disable-next-line security/detect-object-injection -- level is one of three literal pino levels chosen just above
         logger[level](callerReqId ? { ...line, callerReqId } : line, 'request');
       }
     }

@@ -12,6 +12,7 @@ export class TlsFileError extends Error {}
 
 function readPem(variable: string, path: string): Buffer {
   try {
+    // eslint-disable-next-line security/detect-non-literal-fs-filename -- a TLS_*_FILE path from operator configuration
     return readFileSync(path);
   } catch {
     throw new TlsFileError(`${variable}: cannot read ${path}`);

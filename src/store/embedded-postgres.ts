@@ -35,7 +35,9 @@ const urlFor = (socketDir: string): string => `postgres://postgres@/postgres?hos
  * may be one, to another disk).
  */
 async function privateDirectory(path: string, options: { followSymlink: boolean }): Promise<void> {
+  // eslint-disable-next-line security/detect-non-literal-fs-filename -- DATA_DIR (operator configuration) or a constant directory below it
   await mkdir(path, { recursive: true, mode: 0o700 });
+  // eslint-disable-next-line security/detect-non-literal-fs-filename -- as above: DATA_DIR or a constant directory below it
   const info = options.followSymlink ? await stat(path) : await lstat(path);
   if (!info.isDirectory()) throw new StartupError(`${path} must be a directory (not a symlink) for the embedded database`);
   const uid = process.getuid?.();
@@ -44,6 +46,7 @@ async function privateDirectory(path: string, options: { followSymlink: boolean 
       `${path} belongs to uid ${info.uid}, not to this process (uid ${uid}); run Portcullis and its CLI as the OS user that owns DATA_DIR`,
     );
   }
+  // eslint-disable-next-line security/detect-non-literal-fs-filename -- as above: DATA_DIR or a constant directory below it
   if ((info.mode & 0o077) !== 0) await chmod(path, 0o700);
 }
 
@@ -70,6 +73,7 @@ function processAlive(pid: number): boolean {
 
 async function runningOwner(lockPath: string, socketPath: string): Promise<boolean> {
   try {
+    // eslint-disable-next-line security/detect-non-literal-fs-filename -- the lock file at a constant name in DATA_DIR
     const lock = JSON.parse(await readFile(lockPath, 'utf8')) as LockFile;
     return lock.pid !== process.pid && processAlive(lock.pid) && (await socketAnswers(socketPath));
   } catch {
@@ -104,6 +108,7 @@ export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPo
     await db.close();
     throw error;
   }
+  // eslint-disable-next-line security/detect-non-literal-fs-filename -- the lock file at a constant name in DATA_DIR
   await writeFile(lockPath, JSON.stringify({ pid: process.pid, socket: socketPath } satisfies LockFile), { mode: 0o600 });
   return {
     url: urlFor(socketDir),

@@ -22,6 +22,7 @@ const LOCKED_ERROR = 'Too many attempts. Wait a while before trying again.';
 
 /** A single short string form field; anything else (arrays, huge values) is refused. */
 function field(ctx: Context, name: string, max: number): string {
+  // eslint-disable-next-line security/detect-object-injection -- name is one of our literal form field names; only the body is input
   const value = (ctx.request.body as Record<string, unknown> | undefined)?.[name];
   if (value === undefined || value === '') return '';
   if (typeof value !== 'string' || value.length > max) throw interactionProblem(`The field "${name}" is not valid.`);
@@ -147,6 +148,7 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
         // API scopes among the OpenID ones are never granted as such (R13): shown only for the API resource.
         ...splitOpenIdScopes(missing.missingOIDCScope ?? []).granted,
         ...Object.values(missing.missingResourceScopes ?? {}).flat(),
+        // eslint-disable-next-line security/detect-object-injection -- a constant key (interaction-policy.ts)
         ...(missing[CONFIRM_EVERY_TIME_DETAIL] ?? []),
       ];
       const account = await accounts.findActive(accountId);
