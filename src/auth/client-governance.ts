@@ -88,7 +88,15 @@ export function attachClientGovernance(
     if (verifyClientSecret(stored, presented)) delete body.client_secret;
     else if (presented === stored) body.client_secret = '';
     else return;
-    replaceBodyAhead(ctx.req, Buffer.from(JSON.stringify(body)));
+    // JSON.stringify throws (RangeError) on nesting JSON.parse accepted: such a body goes on as it
+    // came, and the provider refuses it like any other bad metadata (a 500 before; R12).
+    let rewritten: string;
+    try {
+      rewritten = JSON.stringify(body);
+    } catch {
+      return;
+    }
+    replaceBodyAhead(ctx.req, Buffer.from(rewritten));
   }
 
   provider.use(async function hideSecretHashes(ctx, next) {
