@@ -97,6 +97,20 @@ async function prepareCredentials(servers: TestServers): Promise<Credentials> {
     }),
   );
 
+  // A record the eraser offers to the user: an incoming offer for the user's token and account page.
+  const offered = await json(
+    await fetch(`${apiUrl}/v1/records`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${eraserTokens.access_token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ type: 'note', label: 'offered', data: { b: 2 } }),
+    }),
+  );
+  await fetch(`${apiUrl}/v1/records/${String(offered.id)}/shares`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${eraserTokens.access_token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ userId: user.id }),
+  });
+
   // Interactions left open at the login and at the consent step, each with its cookies and CSRF token.
   const interactions: { uid: string; cookie: string; csrf: string }[] = [];
   for (const stopAt of ['login', 'consent', 'login']) {
@@ -262,6 +276,9 @@ async function prepareCredentials(servers: TestServers): Promise<Credentials> {
     '/account/passkeys/:id/rename': { form: accountForm({ name: 'renamed' }) },
     '/account/passkeys/:id/remove': { form: accountForm() },
     '/account/grants/:id/revoke': { form: accountForm() },
+    '/account/offers/:recordId/accept': { form: accountForm() },
+    '/account/offers/:recordId/decline': { form: accountForm() },
+    '/account/shared-with-me/:recordId/leave': { form: accountForm() },
     '/account/notices/reuse/dismiss': { form: accountForm() },
     '/account/totp/remove': { form: accountForm() },
     '/account/recovery-codes': { form: accountForm() },
@@ -287,6 +304,7 @@ async function prepareCredentials(servers: TestServers): Promise<Credentials> {
           clientId: strings([registered.client_id, clientId, 'portcullis-account']),
           method: ['totp', 'webauthn', 'recovery'],
           id: strings([userTokenSet.refresh_token, bystander.id]),
+          recordId: strings([offered.id, record.id]),
         },
         bearer: strings([
           ...tokens,
@@ -308,6 +326,7 @@ async function prepareCredentials(servers: TestServers): Promise<Credentials> {
         params: {
           id: strings([record.id]),
           userId: strings([bystander.id, user.id]),
+          recordId: strings([offered.id, record.id]),
           '/v1/admin/users/:id id': strings([bystander.id, admin.id]),
         },
         bearer: strings([...tokens, userTokenSet.id_token, initialAccessToken]),
