@@ -19,14 +19,14 @@ import { isApiScope } from './scopes.ts';
  */
 export function withoutResource(ctx: KoaContextWithOIDC, apiUrl: string): void {
   const requested = typeof ctx.oidc.params?.scope === 'string' ? ctx.oidc.params.scope.split(' ') : [];
-  const api = requested.find(isApiScope);
-  if (api === undefined) return;
+  const apiScope = requested.find(isApiScope);
+  if (apiScope === undefined) return;
   if (ctx.oidc.params?.grant_type === 'client_credentials') {
-    throw new errors.InvalidScope(`${api} is a scope of the API: ask for it with resource=${apiUrl}`, api);
+    throw new errors.InvalidScope(`${apiScope} is a scope of the API: ask for it with resource=${apiUrl}`, apiScope);
   }
   const kept = requested.filter((scope) => !isApiScope(scope)).join(' ');
   // Nothing left to grant: refused now rather than after a sign-in that grants nothing.
-  if (!kept) throw new errors.InvalidScope(`${api} is a scope of the API: ask for it with resource=${apiUrl}`, api);
+  if (!kept) throw new errors.InvalidScope(`${apiScope} is a scope of the API: ask for it with resource=${apiUrl}`, apiScope);
   (ctx.oidc.params as { scope?: string }).scope = kept;
 }
 

@@ -254,6 +254,7 @@ export function applyClientPolicy(metadata: Record<string, unknown>, options: Po
   }
 
   for (const property of OPERATOR_PROPERTIES) {
+    // eslint-disable-next-line security/detect-object-injection -- property is one of the constant OPERATOR_PROPERTIES
     const value = metadata[property];
     if (value === undefined) continue;
     if (typeof value !== 'boolean') throw new ClientPolicyError('invalid_client_metadata', `${property} must be a boolean`);
