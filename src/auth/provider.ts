@@ -6,6 +6,7 @@ import { assertProductionProvider } from '../config/production-checks.ts';
 import { storageFailsClosed } from './storage-unavailable.ts';
 import { providerCanonicalRequest } from './koa-canonical-request.ts';
 import { keepApiScopesOutOfOpenIdGrants } from './api-scope-grants.ts';
+import { containProviderErrors } from './provider-errors.ts';
 
 /** Creates the provider and forwards its error events to our logs. */
 export function createProvider(deps: ProviderConfigDeps & { config: Config; logger: Logger }): Provider {
@@ -19,6 +20,8 @@ export function createProvider(deps: ProviderConfigDeps & { config: Config; logg
   // API scopes are granted for the API resource only, never read from a grant's OpenID part (R13).
   keepApiScopesOutOfOpenIdGrants(provider);
   provider.use(providerCanonicalRequest({ issuer: deps.config.issuer }));
+  // Outermost of all: an error escaping a route keeps our headers and reaches our logger.
+  containProviderErrors(provider, deps.logger);
   provider.on('server_error', (ctx, error) => {
     deps.logger.error({ err: error, path: ctx.path }, 'oidc-provider server error');
   });
