@@ -1,3 +1,4 @@
+import type Koa from 'koa';
 import type Provider from 'oidc-provider';
 import type { Logger } from '../shared/logger.ts';
 
@@ -12,7 +13,8 @@ type HttpishError = { status?: unknown; statusCode?: unknown; expose?: unknown; 
  */
 export function containProviderErrors(provider: Provider, logger: Logger): void {
   // A listener replaces Koa's default onerror, which would print to stderr.
-  provider.on('error', (error: unknown) => {
+  // Provider extends Koa; its types list only the provider's own events.
+  (provider as unknown as Koa).on('error', (error: unknown) => {
     // As Koa's own handler: client errors (expose) and 404s are not server faults.
     const { status, expose } = (error ?? {}) as HttpishError;
     if (expose === true || status === 404) return;

@@ -63,7 +63,7 @@ describe('errors escaping oidc-provider (R12)', function () {
     expect(page.headers['content-security-policy']).to.include("default-src 'self'");
     const client = await agent.get('/client-error').set('Accept', 'application/json');
     expect(client.status).to.equal(400);
-    expect(client.body.error).to.equal('invalid_request');
+    expect((client.body as { error: string }).error).to.equal('invalid_request');
     expect(client.text).to.not.include('bad request detail');
     expect(client.headers['x-content-type-options']).to.equal('nosniff');
   });
