@@ -87,7 +87,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
     const lockouts = createLockouts({ config, redis, knex, logger });
     const accounts = createAccountService({ knex, users: stores.users, roles: stores.roles, hasher, audit, lockouts: { account: lockouts.password, ip: lockouts.passwordIp } });
     const keys = createKeyService({ store: stores.keys, box });
-    const mfa = createMfa({ knex, redis, box, audit, logger, issuer: config.issuer, lockout: lockouts.secondFactor });
+    const mfa = createMfa({ knex, redis, box, audit, logger, issuer: config.issuer, lockout: lockouts.secondFactor, addressLockout: lockouts.passwordIp });
     // The index names sessions by their storage key, never by the cookie value.
     const accountIndex = createAccountIndexStore(knex, { sessionKey: oidcKeys.storageKey });
     const accountSessions = createAccountSessions({

@@ -17,6 +17,14 @@ import { createWebAuthnService, type WebAuthnResult, type WebAuthnService } from
 export type SecondFactorOutcome = { ok: true } | { ok: false; locked: boolean };
 
 /**
+ * Whose budget a failed attempt spends. A wrong code or recovery code is a guess at the account's
+ * secret: the account's budget. A passkey answer that does not verify guesses nothing (a
+ * signature cannot be guessed) and anyone can make one up for any credential id they once saw,
+ * so it spends the sender's address budget instead (R13): it never locks the account's owner out.
+ */
+type Spend = 'account' | 'address';
+
+/**
  * Second-factor lockout: the sentinel's second-factor budget (its own key space, separate from
  * the password), counted per account; a success clears it. When the counter store cannot
  * answer, the attempt is refused (fail closed, SECURITY.md §0.9).
@@ -42,16 +50,44 @@ export function createMfaService(deps: {
   recovery: RecoveryCodeService;
   webauthn: WebAuthnService;
   lockout: MfaLockout;
+  /**
+   * The per-address budget of failed sign-ins (LOCKOUT_PASSWORD_IP_MAX_FAILURES, keyed by
+   * ipBudgetKey: an IPv6 /64 is one client), spent by passkey answers that do not verify.
+   * Undefined when that budget is off.
+   */
+  addressLockout?: Lockout | undefined;
   audit: AuditService;
 }) {
-  const { store, totp, recovery, webauthn, lockout, audit } = deps;
+  const { store, totp, recovery, webauthn, lockout, addressLockout, audit } = deps;
+  /** The sender's address budget, when there is one and the request names an address. */
+  const addressOf = (context: RequestContext): string | undefined => (addressLockout && context.ip ? context.ip : undefined);
 
   const event = (type: string, userId: string | undefined, context: RequestContext, outcome?: 'success' | 'failure', data?: Record<string, unknown>) =>
     audit.record({ type, actorId: userId, ip: context.ip, userAgent: context.userAgent, clientId: context.clientId, ...(outcome ? { outcome } : {}), ...(data ? { data } : {}) });
 
-  async function guarded(userId: string, factor: string, context: RequestContext, attempt: () => Promise<boolean>, data?: Record<string, unknown>): Promise<SecondFactorOutcome> {
-    if (await lockout.isLocked(userId)) {
-      await event(`mfa.${factor}.used`, userId, context, 'failure', { reason: 'locked', ...data });
+  /** Whether the sender's address has spent its budget (fail closed when the store cannot say). */
+  async function addressLocked(context: RequestContext): Promise<boolean> {
+    const address = addressOf(context);
+    return address !== undefined && (await addressLockout?.check(address))?.locked === true;
+  }
+
+  /** Counts a failure on the sender's address; true when that failure locked it. */
+  async function spendAddress(context: RequestContext): Promise<boolean> {
+    const address = addressOf(context);
+    return address !== undefined && (await addressLockout?.fail(address))?.locked === true;
+  }
+
+  async function guarded(
+    userId: string,
+    factor: string,
+    context: RequestContext,
+    attempt: () => Promise<boolean>,
+    data?: Record<string, unknown>,
+    spend: Spend = 'account',
+  ): Promise<SecondFactorOutcome> {
+    const addressFirst = spend === 'address' && (await addressLocked(context));
+    if (addressFirst || (await lockout.isLocked(userId))) {
+      await event(`mfa.${factor}.used`, userId, context, 'failure', { reason: addressFirst ? 'address_locked' : 'locked', ...data });
       return { ok: false, locked: true };
     }
     if (await attempt()) {
@@ -59,7 +95,7 @@ export function createMfaService(deps: {
       await event(`mfa.${factor}.used`, userId, context, 'success', data);
       return { ok: true };
     }
-    const locked = await lockout.fail(userId);
+    const locked = spend === 'account' ? await lockout.fail(userId) : await spendAddress(context);
     await event(`mfa.${factor}.used`, userId, context, 'failure', { reason: locked ? 'invalid_now_locked' : 'invalid', ...data });
     return { ok: false, locked };
   }
@@ -127,7 +163,10 @@ export function createMfaService(deps: {
       return { ...outcome, remaining: outcome.ok ? await recovery.remaining(userId) : undefined };
     },
 
-    /** A WebAuthn assertion as second factor for `userId`, under the same lockout. */
+    /**
+     * A WebAuthn assertion as second factor for `userId`. The account's lock applies, but an
+     * answer that does not verify spends the sender's address budget, not the account's (R13).
+     */
     async verifyWebAuthn(userId: string, binding: string, response: AuthenticationResponseJSON | undefined, context: RequestContext, options: { requireUserVerification?: boolean } = {}): Promise<SecondFactorOutcome & { result?: WebAuthnResult }> {
       let result: WebAuthnResult | undefined;
       const outcome = await guarded(userId, 'webauthn', context, async () => {
@@ -135,12 +174,21 @@ export function createMfaService(deps: {
         result = await webauthn.verifyAuthentication({ binding, purpose: 'second-factor', response, expectedUserId: userId, requireUserVerification: options.requireUserVerification === true });
         if (!result.ok) await auditWebAuthnFailure(result, context);
         return result.ok;
-      });
+      }, undefined, 'address');
       return result ? { ...outcome, result } : outcome;
     },
 
-    /** Passwordless sign-in: the account comes from the credential. Lockout applies per account. */
+    /**
+     * Passwordless sign-in: the account comes from the credential. Only a verified answer meets
+     * the account's lock (a second factor locked by wrong codes stays locked). An answer that does
+     * not verify — made up by anyone who once saw the credential id, no password needed — spends
+     * the sender's address budget, never the account's (R13); a locked address tries no passkey.
+     */
     async passwordless(binding: string, response: AuthenticationResponseJSON, context: RequestContext): Promise<WebAuthnResult> {
+      if (await addressLocked(context)) {
+        await event('login.passkey', undefined, context, 'failure', { reason: 'address_locked' });
+        return { ok: false, reason: 'verification_failed' };
+      }
       const result = await webauthn.verifyAuthentication({ binding, purpose: 'passwordless', response });
       if (result.ok && (await lockout.isLocked(result.userId))) {
         await event('login.passkey', result.userId, context, 'failure', { reason: 'locked' });
@@ -151,7 +199,8 @@ export function createMfaService(deps: {
         await event('login.passkey', result.userId, context, 'success', { credentialId: result.credentialId });
       } else {
         await auditWebAuthnFailure(result, context, 'login.passkey');
-        if (result.userId && result.reason !== 'no_challenge') await lockout.fail(result.userId);
+        // An expired or foreign challenge says nothing about anyone; everything else counts.
+        if (result.reason !== 'no_challenge') await spendAddress(context);
       }
       return result;
     },
@@ -209,6 +258,8 @@ export function createMfa(deps: {
   logger: Logger;
   issuer: string;
   lockout: Lockout;
+  /** The per-address budget of failed sign-ins, when configured (R13: spent by passkey answers that do not verify). */
+  addressLockout?: Lockout | undefined;
 }) {
   const issuer = new URL(deps.issuer);
   const store = createMfaStore(deps.knex);
@@ -226,6 +277,7 @@ export function createMfa(deps: {
       origin: issuer.origin,
     }),
     lockout: createMfaLockout(deps.lockout),
+    addressLockout: deps.addressLockout,
     audit: deps.audit,
   });
 }

@@ -191,7 +191,8 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
     ctx.body = await mfa.webauthn.authenticationOptions({ binding: details.uid, purpose: 'passwordless' });
   });
 
-  router.post('/:uid/passkey', ...guard, async function submitPasskey(ctx) {
+  // The login bucket too: each answer costs a credential lookup and a signature check (R13).
+  router.post('/:uid/passkey', loginLimit, ...guard, async function submitPasskey(ctx) {
     const details = await load(ctx, 'login');
     if (pendingOf(details)) throw interactionProblem('This step is not expected now.');
     const response = parseAuthenticationJson(field(ctx, 'response', 16_384));
