@@ -49,7 +49,7 @@ describe('browser: MFA and passkeys (Chromium)', function () {
   const code = (secret: string, offsetSteps = 0) => generate({ secret, epoch: Math.floor(Date.now() / 1000) + offsetSteps * 30 });
 
   async function enrollTotpOnAccountPage(s: BrowserSession): Promise<{ secret: string; recoveryCodes: string[] }> {
-    await s.page.getByRole('link', { name: 'Set up an authenticator app' }).click();
+    await s.page.getByRole('button', { name: 'Set up an authenticator app' }).click();
     const secret = ((await s.page.locator('#totp-secret').textContent()) ?? '').replace(/\s/g, '');
     await s.page.getByLabel('Enter the 6-digit code the app shows').fill(await code(secret));
     await s.page.getByRole('button', { name: 'Verify and turn on' }).click();

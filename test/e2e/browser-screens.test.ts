@@ -111,7 +111,7 @@ describe('browser: MFA and account pages render accessibly (Chromium)', function
     try {
       await goto(other.page, `${servers.issuer}/account`);
       await passwordStep(other.page, plain.email, plain.password);
-      await other.page.getByRole('link', { name: 'Set up an authenticator app' }).click();
+      await other.page.getByRole('button', { name: 'Set up an authenticator app' }).click();
       await other.page.getByRole('heading', { name: 'Set up an authenticator app' }).waitFor();
       await shot(other.page, '12-account-totp-setup');
     } finally {

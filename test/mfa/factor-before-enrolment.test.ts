@@ -181,7 +181,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const signedIn = await submitForm(browser, await start.response.text(), '/login', { email: user.email, password: user.password });
       expect(signedIn.url.pathname).to.equal('/account');
       // The first factor needs no earlier one: the app is set up in this password-only session.
-      const setup = await (await browser.follow('/account/totp')).response.text();
+      const setup = (await submitForm(browser, signedIn.html, '/account/totp/begin', {})).html;
       const secret = (/id="totp-secret">([^<]+)</.exec(setup)?.[1] ?? '').replace(/\s/g, '');
       const enrolled = await submitForm(browser, setup, '/account/totp', { code: await generate({ secret }) });
       expect(enrolled.html).to.contain('Save your recovery codes');

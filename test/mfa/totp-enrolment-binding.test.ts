@@ -44,6 +44,24 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       return { browser, html, secret };
     }
 
+    /** "Set up an authenticator app" on the account page (a POST with the page's token): the setup page with its secret. */
+    async function beginOnAccountPage(browser: Browserless, accountHtml: string): Promise<string> {
+      const begin = formOf(accountHtml, '/account/totp/begin');
+      const { response, url } = await browser.submit(begin.action, { csrf: begin.csrf });
+      expect(url.pathname).to.equal('/account/totp');
+      return response.text();
+    }
+
+    /** The account page, signed in with the password (a recent sign-in, no factor yet). */
+    async function accountPageSignedIn(email: string, password: string) {
+      const browser = new Browserless(servers.issuer);
+      const start = await browser.follow('/account');
+      const login = formOf(await start.response.text(), '/login');
+      const signedIn = await browser.submit(login.action, { csrf: login.csrf, email, password });
+      expect(signedIn.url.pathname).to.equal('/account');
+      return { browser, html: await signedIn.response.text() };
+    }
+
     /** A later sign-in with the password and a code made from `secret`: did the code pass? */
     async function codeSignsIn(email: string, password: string, secret: string): Promise<boolean> {
       const browser = new Browserless(servers.issuer);
@@ -85,7 +103,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const login = formOf(await start.response.text(), '/login');
       const signedIn = await owner.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password });
       expect(signedIn.url.pathname).to.equal('/account');
-      const setup = await (await owner.follow('/account/totp')).response.text();
+      const setup = await beginOnAccountPage(owner, await signedIn.response.text());
       const ownerSecret = secretIn(setup);
       expect(ownerSecret).to.match(/^[A-Z2-7]{32}$/);
 
@@ -104,6 +122,42 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       });
       expect(await planted.response.text()).to.not.contain('Save your recovery codes');
       expect(await servers.deps.mfa.totp.enabled(user.id)).to.equal(false);
+    });
+
+    it('R13 account page: a cross-site GET /account/totp neither begins nor replaces a setup; only a same-site POST with the page\'s token begins one', async function () {
+      const user = await createTestUser(servers.deps);
+      const owner = await accountPageSignedIn(user.email, user.password);
+      const sessionId = owner.browser.jar.cookies.get('portcullis.session;/')?.value ?? '';
+      expect(sessionId).to.not.equal('');
+      // The owner has begun a setup on the account page and is scanning its QR code.
+      const began = await servers.deps.mfa.totp.begin(user.id, user.email, `account:${sessionId}`);
+      const ownerSecret = began?.secret ?? '';
+      expect(ownerSecret).to.match(/^[A-Z2-7]{32}$/);
+
+      // A link on another site opens the setup page in the owner's browser (SameSite=Lax sends the cookie).
+      const crossSite = { 'Sec-Fetch-Site': 'cross-site', 'Sec-Fetch-Mode': 'navigate', 'Sec-Fetch-Dest': 'document' };
+      const linked = await owner.browser.follow('/account/totp', { headers: crossSite });
+      expect(linked.url.pathname).to.equal('/account/totp');
+      expect(secretIn(await linked.response.text())).to.equal(ownerSecret);
+      // The owner's code still turns on the secret they scanned.
+      const setup = await (await owner.browser.follow('/account/totp')).response.text();
+      const confirmed = await owner.browser.submit('/account/totp', { csrf: formOf(setup, '/account/totp').csrf, code: await generate({ secret: ownerSecret }) });
+      expect(await confirmed.response.text()).to.contain('Save your recovery codes');
+      expect(await servers.deps.mfa.totp.enabled(user.id)).to.equal(true);
+
+      // Without a setup in progress the page only offers to begin one: a GET creates no secret.
+      const other = await createTestUser(servers.deps);
+      const fresh = await accountPageSignedIn(other.email, other.password);
+      const offered = await (await fresh.browser.follow('/account/totp', { headers: crossSite })).response.text();
+      expect(secretIn(offered)).to.equal('');
+      expect(offered).to.contain('action="/account/totp/begin"');
+      expect(await servers.deps.mfa.totp.pending(other.id, other.email, `account:${fresh.browser.jar.cookies.get('portcullis.session;/')?.value ?? ''}`)).to.equal(undefined);
+      // Beginning refuses a cross-site POST and a POST without the page's token.
+      const begin = formOf(fresh.html, '/account/totp/begin');
+      expect((await fresh.browser.submit(begin.action, { csrf: begin.csrf }, { 'Sec-Fetch-Site': 'cross-site', Origin: 'https://evil.example' })).response.status).to.equal(403);
+      expect((await fresh.browser.submit(begin.action, {})).response.status).to.equal(403);
+      // The page's own form begins it.
+      expect(secretIn(await beginOnAccountPage(fresh.browser, fresh.html))).to.match(/^[A-Z2-7]{32}$/);
     });
   });
 }

@@ -373,17 +373,34 @@ export function accountRoutes(deps: {
     done(ctx, 'password-changed-signed-out');
   }, { needs: 'factor' });
 
+  /**
+   * The setup in progress, if this session began one; otherwise a button that begins it. A GET
+   * never creates or replaces a secret: a top-level cross-site link (SameSite=Lax sends the
+   * session cookie with it) would otherwise replace the secret the owner is scanning, and their
+   * confirmation would then fail (R13). Beginning is a POST with the page's CSRF token.
+   */
   router.get('/totp', async function totpSetup(ctx) {
     const auth = await signedIn(ctx);
     if (!auth || !(await strongAndRecent(ctx, auth.session, auth.user))) return;
+    if (await mfa.totp.enabled(auth.user.id)) {
+      done(ctx, 'totp-already-on');
+      return;
+    }
     // The secret belongs to this session's setup: a sign-in elsewhere neither sees nor confirms it (R13).
-    const enrollment = await mfa.totp.begin(auth.user.id, auth.user.email, totpBinding(auth.session));
+    const enrollment = await mfa.totp.pending(auth.user.id, auth.user.email, totpBinding(auth.session));
+    render(ctx, 'account-totp', { totp: enrollment, csrf: csrf.issue(`account:${auth.session.id}`), action: '/account/totp', beginAction: '/account/totp/begin' });
+  });
+
+  // Begins (or starts over) this session's setup with a new secret, then shows it (POST → 303 → GET).
+  post('/totp/begin', async (ctx, session, user) => {
+    const enrollment = await mfa.totp.begin(user.id, user.email, totpBinding(session));
     if (!enrollment) {
       done(ctx, 'totp-already-on');
       return;
     }
-    render(ctx, 'account-totp', { totp: enrollment, csrf: csrf.issue(`account:${auth.session.id}`), action: '/account/totp' });
-  });
+    ctx.status = 303;
+    ctx.redirect('/account/totp');
+  }, { needs: 'recent-factor' });
 
   post('/totp', async (ctx, session, user) => {
     const outcome = await mfa.confirmTotp(user.id, field(ctx, 'code', 32), totpBinding(session), requestContext(ctx));
