@@ -167,6 +167,28 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(events[0]).to.include({ client_id: clientId });
     });
 
+    it('R13 the confirmation page names no account for a session from before the account\'s sessions were ended, and Allow then asks for the sign-in', async function () {
+      this.timeout(30_000);
+      const owner = await createTestUser(servers.deps);
+      const browser = new Browserless(servers.issuer);
+      // Signed in through a first device request: the browser now has a session.
+      const first = deviceForms(await enterCode(browser, await start())).get('Allow')!;
+      const login = formOf(await (await browser.submit(first.action, first.fields)).response.text(), '/login');
+      expect(await (await browser.submit(login.action, { csrf: login.csrf, email: owner.email, password: owner.password })).response.text()).to.include('Device connected');
+      expect(await enterCode(browser, await start())).to.include(owner.email);
+
+      // The account's sessions are ended while this one survives in the store (a request in
+      // flight wrote it back, R8): the time alone says it no longer counts.
+      await servers.deps.stores.users.endSessionsBefore(owner.id, new Date(), null);
+      const stale = await enterCode(browser, await start());
+      expect(stale).to.not.include(owner.email);
+      expect(stale).to.include('You will be asked to sign in');
+      const allow = deviceForms(stale).get('Allow')!;
+      const allowed = await browser.submit(allow.action, allow.fields);
+      expect(allowed.url.pathname).to.match(/^\/interaction\//);
+      expect(await allowed.response.text()).to.include('name="password"');
+    });
+
     it('refuses a cross-site (xsrf-less) code submission', async function () {
       const device = await start();
       const browser = new Browserless(servers.issuer);

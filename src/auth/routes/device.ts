@@ -4,6 +4,7 @@ import type { Client, ErrorOut, KoaContextWithOIDC } from 'oidc-provider';
 import type { AccountService } from '../../services/accounts.ts';
 import type { AuditService } from '../../services/audit.ts';
 import type { Lockout } from '../../services/lockout.ts';
+import { signInCounts } from '../../services/session-validity.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { providerRouteIn } from '../provider-routes.ts';
 import { describeScopes } from '../scopes.ts';
@@ -182,8 +183,13 @@ export function createDevicePages({ lockout, audit, accounts, logger }: {
       const code = ctx.oidc.entities.DeviceCode as DeviceCodeEntity | undefined;
       const requested = (code?.params?.scope ?? '').split(' ').filter(Boolean);
       const started = describeTime(code?.iat);
-      const accountId = ctx.oidc.session?.accountId;
-      const account = accountId ? await accounts.findActive(accountId) : undefined;
+      // Whose account this connects, only while the browser's sign-in still counts: a session from
+      // before the account's sessions were ended (sign out everywhere, a password change, an MFA
+      // reset, disabling) names nobody here, as it names nobody to the provider (R13). The page
+      // then says a sign-in comes next, which the provider asks for after Allow.
+      const session = ctx.oidc.session;
+      const found = session?.accountId ? await accounts.findActive(session.accountId) : undefined;
+      const account = found && session && signInCounts(found, { loginTs: session.loginTs, sessionUid: session.uid }) ? found : undefined;
       page(ctx, 'device-confirm', {
         action: ctx.oidc.urlFor('code_verification'),
         xsrf: xsrfOf(ctx),
