@@ -6,6 +6,7 @@ import { buildApiApp } from './api/app.ts';
 import { buildAuthApp } from './auth/app.ts';
 import { createReloadingApp, type ReloadingApp } from './auth/reloading-app.ts';
 import { createKeyRotation, rotationPolicyOf } from './services/key-rotation.ts';
+import { startRevocationSweep } from './services/account-sessions.ts';
 import type { Deps } from './deps.ts';
 import type { Readiness } from './shared/health.ts';
 import { createMetrics, listenMetrics, type Metrics } from './shared/metrics.ts';
@@ -88,6 +89,7 @@ export async function startServers(deps: Deps, roles: readonly Role[]): Promise<
   deps.timeAdapters(metrics.adapterTimings);
   let authApp: ReloadingApp | undefined;
   let clientChanges: ClientChangeWatch | undefined;
+  let revocationSweep: { stop(): Promise<void> } | undefined;
   let metricsServer: Server | undefined;
   const listening = () => [
     ...Object.values(servers),
@@ -128,6 +130,9 @@ export async function startServers(deps: Deps, roles: readonly Role[]): Promise<
         intervalMs: config.signingKeys.refreshSeconds * 1000,
         logger: deps.logger,
       });
+      // Accounts disabled through the API (which may not hold the oidc state's keys) have their
+      // sessions and grants ended here (R13).
+      revocationSweep = startRevocationSweep({ sessions: deps.accountSessions, logger: deps.logger });
       const handleAuth = (req: IncomingMessage, res: ServerResponse) => {
         authApp?.handle(req, res);
       };
@@ -151,6 +156,7 @@ export async function startServers(deps: Deps, roles: readonly Role[]): Promise<
     // A port taken or a bad certificate half-way through: what did start must not outlive the failure
     // (a listening socket and the key-refresh timer would keep the process alive, querying forever).
     authApp?.stop();
+    await revocationSweep?.stop();
     await clientChanges?.close();
     await Promise.all(listening().map((s) => close(s, 0)));
     throw error;
@@ -167,6 +173,7 @@ export async function startServers(deps: Deps, roles: readonly Role[]): Promise<
       authApp?.stop();
       if (delayMs > 0) await sleep(delayMs);
       await Promise.all([...Object.values(servers), ...(internalServer ? [internalServer] : [])].map((s) => close(s, graceMs)));
+      await revocationSweep?.stop();
       await clientChanges?.close();
       // Scrapes may continue through the drain; the metrics listener closes last.
       if (metricsServer) await close(metricsServer, 1000);

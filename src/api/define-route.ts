@@ -127,6 +127,10 @@ export function mountRoutes(routes: readonly AnyRoute[], { rbac }: { rbac: RbacS
       const isUser = token.sub !== token.client_id;
       const subject = isUser ? await rbac.subject(token.sub) : undefined;
       if (subject && !subject.active) throw invalidToken('The account of this token is disabled.');
+      // Issued before the account's sessions were ended (sign out everywhere, a password change
+      // that signed out the others, an MFA reset, disabling): its grant was revoked then, and it
+      // stays refused if the account is enabled again before it expires (R13).
+      if (subject && !subject.tokenCounts(token.iat)) throw invalidToken('This access token was issued before the account was signed out everywhere.');
       if (route.permission && !subject?.permissions.has(route.permission)) throw forbidden(route.permission);
       return { token, scopes, subject };
     };

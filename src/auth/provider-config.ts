@@ -51,11 +51,15 @@ function registrationPolicy(ctx: KoaContextWithOIDC, properties: Record<string, 
 
 /**
  * The sign-in findAccount is asked about: a token that records one (codes, device codes and
- * refresh tokens carry authTime and sessionUid; access tokens do not, and die with their grant),
+ * refresh tokens carry authTime and sessionUid; an access token counts by when it was issued),
  * or else the request's session (authorization, resume, device confirmation).
  */
 function signInOf(ctx: KoaContextWithOIDC, token: unknown): SignIn | undefined {
   if (token) {
+    const { kind, iat } = token as { kind?: unknown; iat?: unknown };
+    // An access token (userinfo) is dated by its issue: none issued before the cutoff counts,
+    // whichever session it came from (tokenCounts), so no session is named here (R13).
+    if (kind === 'AccessToken') return { loginTs: typeof iat === 'number' ? iat : undefined };
     const { authTime, sessionUid } = token as { authTime?: unknown; sessionUid?: unknown };
     return typeof authTime === 'number' ? { loginTs: authTime, sessionUid: typeof sessionUid === 'string' ? sessionUid : undefined } : undefined;
   }
@@ -181,12 +185,17 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
         // RFC 7662 §4: only confidential clients, about their own tokens; a resource server an
         // operator flagged `introspect_any_token` (never a client itself, R13) about any token.
         // Holding `admin` is no such trust: it only lets a client ask users for admin tokens.
-        // oidc-provider does not look up the account here: a disabled user's token is inactive (T28).
-        async allowedPolicy(_ctx, client, token) {
+        // oidc-provider does not look up the account here: a disabled user's token is inactive (T28),
+        // and so is one whose sign-in (or, for an access token, issue) is older than the account's
+        // sessions-not-before, whether or not its grant has been revoked yet (R13).
+        async allowedPolicy(ctx, client, token) {
           if (client.clientAuthMethod === 'none') return false;
           if (token.clientId !== client.clientId && client.metadata().introspect_any_token !== true) return false;
           const accountId = token.kind === 'ClientCredentials' ? undefined : token.accountId;
-          return !accountId || (await accounts.findActive(accountId)) !== undefined;
+          if (!accountId) return true;
+          const user = await accounts.findActive(accountId);
+          const signIn = signInOf(ctx, token);
+          return user !== undefined && (!signIn || signInCounts(user, signIn));
         },
       },
       // RFC 7009 §2.1: a client revokes only its own tokens (a public CLI may revoke its own

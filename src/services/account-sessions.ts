@@ -1,6 +1,7 @@
 import type { AccountIndexStore } from '../store/account-index.ts';
 import type { Adapter } from '../store/oidc-adapter.ts';
 import type { UserStore } from '../store/users.ts';
+import type { Logger } from '../shared/logger.ts';
 
 /** Token models that hang off a grant (oidc-provider's revokeByGrantId contract). */
 const GRANT_MODELS = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest'];
@@ -20,7 +21,7 @@ export function createAccountSessions({
   index: AccountIndexStore;
   oidcAdapter: (model: string) => Adapter;
   storedOidcAdapter: (model: string) => Adapter;
-  users: Pick<UserStore, 'endSessionsBefore'>;
+  users: Pick<UserStore, 'endSessionsBefore' | 'sessionsToRevoke' | 'sessionsRevoked'>;
 }) {
   async function revokeGrant(grantId: string): Promise<void> {
     for (const model of GRANT_MODELS) await oidcAdapter(model).revokeByGrantId(grantId);
@@ -28,8 +29,37 @@ export function createAccountSessions({
     await index.remove('Grant', grantId);
   }
 
+  /** Revokes every grant of the account with its tokens, and ends every session but the one stored under `keptRow`. */
+  async function endAll(accountId: string, keptRow?: string): Promise<{ sessions: number; grants: number }> {
+    const grants = await index.list(accountId, 'Grant');
+    for (const row of grants) await revokeGrant(row.id);
+    const sessions = (await index.list(accountId, 'Session')).filter((row) => row.id !== keptRow);
+    for (const row of sessions) {
+      await storedOidcAdapter('Session').destroy(row.id);
+      await index.removeRow('Session', row.id);
+    }
+    return { sessions: sessions.length, grants: grants.length };
+  }
+
   return {
     revokeGrant,
+
+    /**
+     * Ends the sessions and grants of accounts whose sessions-not-before moved without that
+     * (disabling an account in the admin API, which may not hold the oidc state's keys: issue 20,
+     * S3), and records each as done, so enabling the account again brings nothing back (R13).
+     * The cutoff alone already makes those sessions and tokens worthless wherever they are read;
+     * this removes them. Safe on every auth instance at once (ending twice ends nothing more); a
+     * failure leaves the account to the next run. Returns how many accounts were done.
+     */
+    async revokePending(limit = 100): Promise<number> {
+      const pending = await users.sessionsToRevoke(limit);
+      for (const { id, cutoff } of pending) {
+        await endAll(id);
+        await users.sessionsRevoked(id, cutoff);
+      }
+      return pending.length;
+    },
 
     /**
      * Ends every session of the account but `keep` (its id and uid), and revokes all its grants
@@ -39,17 +69,39 @@ export function createAccountSessions({
      */
     async signOutEverywhere(accountId: string, keep?: { id: string; uid: string }): Promise<{ sessions: number; grants: number }> {
       await users.endSessionsBefore(accountId, new Date(), keep?.uid ?? null);
-      const grants = await index.list(accountId, 'Grant');
-      for (const row of grants) await revokeGrant(row.id);
-      const kept = keep === undefined ? undefined : index.keyOf('Session', keep.id);
-      const sessions = (await index.list(accountId, 'Session')).filter((row) => row.id !== kept);
-      for (const row of sessions) {
-        await storedOidcAdapter('Session').destroy(row.id);
-        await index.removeRow('Session', row.id);
-      }
-      return { sessions: sessions.length, grants: grants.length };
+      return endAll(accountId, keep === undefined ? undefined : index.keyOf('Session', keep.id));
     },
   };
 }
 
 export type AccountSessions = ReturnType<typeof createAccountSessions>;
+
+/** How often each auth instance looks for accounts whose sessions are still to be ended (one indexed query). */
+export const REVOCATION_SWEEP_MS = 2_000;
+
+/**
+ * Runs revokePending every `intervalMs` on this instance until stopped. Failures are logged and
+ * retried on the next run; a run never overlaps the previous one.
+ */
+export function startRevocationSweep({ sessions, logger, intervalMs = REVOCATION_SWEEP_MS }: { sessions: AccountSessions; logger: Logger; intervalMs?: number }): { stop(): Promise<void> } {
+  let running: Promise<void> | undefined;
+  const timer = setInterval(() => {
+    running ??= sessions
+      .revokePending()
+      .then((done) => {
+        if (done > 0) logger.info({ accounts: done }, 'ended the sessions and grants of accounts disabled elsewhere');
+      })
+      .catch((error: unknown) => {
+        logger.warn({ err: error }, 'ending the sessions of disabled accounts failed; retrying on the next run');
+      })
+      .finally(() => {
+        running = undefined;
+      });
+  }, intervalMs).unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

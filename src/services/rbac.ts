@@ -1,8 +1,19 @@
 import type { RoleStore } from '../store/roles.ts';
 import type { UserStore } from '../store/users.ts';
+import { tokenCounts, type SessionCutoff } from './session-validity.ts';
 
-/** What the API knows about a token's user: whether the account is usable, its roles and permissions. */
-export type Subject = { id: string; active: boolean; roles: readonly string[]; permissions: ReadonlySet<string> };
+/**
+ * What the API knows about a token's user: whether the account is usable, its roles and
+ * permissions, and whether a token issued at a given time still counts (`tokenCounts`: none
+ * issued before the account's sessions-not-before, R13).
+ */
+export type Subject = {
+  id: string;
+  active: boolean;
+  roles: readonly string[];
+  permissions: ReadonlySet<string>;
+  tokenCounts: (iat: number | undefined) => boolean;
+};
 
 /**
  * Role-based access control over Postgres (roles → permissions). Lookups are cached in-process
@@ -14,9 +25,10 @@ export function createRbacService({ roles, users, ttlMs = 5_000 }: { roles: Role
 
   async function load(userId: string): Promise<Subject> {
     const user = await users.findById(userId);
-    if (!user) return { id: userId, active: false, roles: [], permissions: new Set() };
+    if (!user) return { id: userId, active: false, roles: [], permissions: new Set(), tokenCounts: () => false };
     const [roleNames, permissionNames] = await Promise.all([roles.rolesOf(userId), roles.permissionsOf(userId)]);
-    return { id: userId, active: !user.disabled, roles: roleNames, permissions: new Set(permissionNames) };
+    const cutoff: SessionCutoff = { sessions_not_before: user.sessions_not_before, sessions_not_before_keep: user.sessions_not_before_keep };
+    return { id: userId, active: !user.disabled, roles: roleNames, permissions: new Set(permissionNames), tokenCounts: (iat) => tokenCounts(cutoff, iat) };
   }
 
   return {

@@ -38,6 +38,19 @@ export function signInCounts(account: SessionCutoff, signIn: SignIn): boolean {
 }
 
 /**
+ * Whether an access token issued at `iat` (epoch seconds) still stands for this account. Every
+ * grant (and with it every access token) of the account was revoked when the cutoff was set, the
+ * kept session's too, so no token issued before it counts, kept or not; one issued in the
+ * cutoff's own second cannot be placed and does not count either. Checked where access tokens are
+ * read without their grant being looked up first, or in case the revocation has not run yet:
+ * userinfo and introspection (opaque tokens) and the API (JWTs) (R13).
+ */
+export function tokenCounts(account: SessionCutoff, iat: number | undefined): boolean {
+  const first = firstCountingSecond(account);
+  return first === undefined || (iat !== undefined && iat >= first);
+}
+
+/**
  * The auth_time (epoch seconds) of a sign-in finishing now, dated `datedAtMs` (when it
  * completes; a step-up keeps its session's sign-in time), and how long to wait before finishing
  * it so that auth_time is not in the future. Undefined when its first step (`startedAtMs`, the

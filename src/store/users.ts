@@ -16,6 +16,8 @@ export type UserRow = {
   sessions_not_before: Date | null;
   /** The session uid kept when sessions_not_before was set (the one that changed the password). */
   sessions_not_before_keep: string | null;
+  /** The sessions_not_before whose sessions and grants were ended; older than it: still to do (R13). */
+  sessions_revoked_through: Date | null;
   created_at: Date;
   updated_at: Date;
 };
@@ -79,7 +81,32 @@ export function createUserStore(knex: Knex) {
      * dates sign-ins (oidc-provider's loginTs).
      */
     async endSessionsBefore(id: string, at: Date, keepSessionUid: string | null, trx: Knex = knex): Promise<void> {
-      await trx('users').where({ id }).update({ sessions_not_before: at, sessions_not_before_keep: keepSessionUid });
+      // The caller ends the sessions and grants itself (sign out everywhere): nothing left to the sweep.
+      await trx('users').where({ id }).update({ sessions_not_before: at, sessions_not_before_keep: keepSessionUid, sessions_revoked_through: at });
+    },
+
+    /**
+     * Accounts whose sessions-not-before moved without their sessions and grants being ended
+     * yet (disabling, in the admin API), oldest change first; with the cutoff each was read at.
+     */
+    async sessionsToRevoke(limit: number): Promise<{ id: string; cutoff: Date }[]> {
+      const rows = await knex('users')
+        .whereNotNull('sessions_not_before')
+        .andWhere((q) => void q.whereNull('sessions_revoked_through').orWhereRaw('sessions_revoked_through < sessions_not_before'))
+        .orderBy('sessions_not_before')
+        .limit(limit)
+        .select<{ id: string; sessions_not_before: Date }[]>('id', 'sessions_not_before');
+      return rows.map((row) => ({ id: row.id, cutoff: row.sessions_not_before }));
+    },
+
+    /** Records that the sessions and grants before `cutoff` were ended; a newer cutoff set meanwhile stays to do. */
+    async sessionsRevoked(id: string, cutoff: Date): Promise<void> {
+      // The column keeps microseconds and `cutoff` (a Date) milliseconds: compare within the
+      // millisecond, and copy the stored value itself.
+      await knex('users')
+        .where({ id })
+        .andWhereRaw("sessions_not_before < ?::timestamptz + interval '1 millisecond'", [cutoff])
+        .update({ sessions_revoked_through: knex.ref('sessions_not_before') });
     },
 
     async count(): Promise<number> {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import * as client from 'openid-client';
-import { call, createRp, openApiChecker, signedInUser } from '../helpers/api.ts';
+import { call, createRp, openApiChecker, signedInUser, userTokens } from '../helpers/api.ts';
 import { createTestClient } from '../helpers/factories.ts';
 import { oauthErrorOf, rejectionOf } from '../helpers/rejections.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
@@ -64,7 +64,7 @@ describe('resource API: admin (users, audit) and client tokens', function () {
     conforms('GET', '/v1/admin/users/{id}', unknown);
   });
 
-  it('disables an account: its tokens stop working at once; enabling restores them', async function () {
+  it('disables an account: its tokens stop working at once, and enabling it again does not restore them (R13)', async function () {
     const target = await signedInUser(servers, rp);
     expect((await call(servers, 'GET', '/v1/records', target.token)).status).to.equal(200);
     const disabled = await call(servers, 'PATCH', `/v1/admin/users/${target.id}`, admin.token, { disabled: true });
@@ -77,7 +77,10 @@ describe('resource API: admin (users, audit) and client tokens', function () {
     // The authorization server refuses the refresh token of a disabled account too.
     expect(await oauthErrorOf(() => client.refreshTokenGrant(rp, target.refreshToken!))).to.equal('invalid_grant');
     await call(servers, 'PATCH', `/v1/admin/users/${target.id}`, admin.token, { disabled: false });
-    expect((await call(servers, 'GET', '/v1/records', target.token)).status).to.equal(200);
+    // Disabling ended every sign-in: the old token stays refused; the user signs in again.
+    expect((await call(servers, 'GET', '/v1/records', target.token)).status).to.equal(401);
+    const fresh = await userTokens(servers, rp, target, 'records:read records:write');
+    expect((await call(servers, 'GET', '/v1/records', fresh.access_token)).status).to.equal(200);
   });
 
   it('replaces roles; the change applies to the next request (cache invalidated)', async function () {

@@ -1,10 +1,10 @@
 import { expect } from 'chai';
 import * as client from 'openid-client';
 import type { Deps } from '../../src/deps.ts';
-import { userTokens } from '../helpers/api.ts';
+import { call, createRp, signedInUser, userTokens } from '../helpers/api.ts';
 import { Browserless, formOf, signInAndConsent } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
-import { authorizationRequestTo, RP_REDIRECT } from '../helpers/oidc.ts';
+import { authorizationRequest, authorizationRequestTo, RP_REDIRECT } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
 
 /**
@@ -188,6 +188,89 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
         (error: unknown) => (error as { error?: string }).error ?? String(error),
       );
       expect(refreshed).to.equal('invalid_grant');
+    });
+
+    /** An operator-registered client (it may hold `admin`); its users sign in through our pages. */
+    const ADMIN_CLIENT_SCOPE = 'openid offline_access profile email records:read admin';
+
+    /**
+     * A user signed in to `appRp` in `browser`, with the tokens an app holds: a JWT access token
+     * for the API and its refresh token, and an opaque access token for userinfo (no resource).
+     */
+    async function appTokens(appRp: client.Configuration) {
+      const user = await createTestUser(servers.deps);
+      const browser = new Browserless(servers.issuer);
+      const forApi = await userTokens(servers, appRp, user, 'records:read', undefined, { browser });
+      const flow = await authorizationRequest(appRp, { scope: 'openid email' });
+      const callback = await signInAndConsent(browser, flow.url, user.email, user.password);
+      const opaque = await client.authorizationCodeGrant(appRp, callback, { pkceCodeVerifier: flow.verifier, expectedState: flow.state });
+      expect(opaque.access_token.split('.')).to.have.length(1);
+      return { user, browser, jwt: forApi.access_token, refreshToken: forApi.refresh_token ?? '', opaque: opaque.access_token };
+    }
+
+    /** What each holder of an old credential gets now. */
+    async function whatStillWorks(appRp: client.Configuration, held: Awaited<ReturnType<typeof appTokens>>) {
+      const introspected = await client.tokenIntrospection(appRp, held.opaque);
+      const userinfo = await fetch(appRp.serverMetadata().userinfo_endpoint ?? '', { headers: { Authorization: `Bearer ${held.opaque}` } });
+      const api = await call(servers, 'GET', '/v1/me', held.jwt);
+      const refreshed = await client.refreshTokenGrant(appRp, held.refreshToken, { resource: servers.apiUrl }).then(
+        () => 'refreshed',
+        (error: unknown) => (error as { error?: string }).error ?? String(error),
+      );
+      return { introspection: introspected.active, userinfo: userinfo.status, api: api.status, refresh: refreshed, session: await silentlyTo(appRp, held.browser) };
+    }
+
+    /** prompt=none for `appRp` in the browser: "code" or the error. */
+    async function silentlyTo(appRp: client.Configuration, browser: Browserless): Promise<string> {
+      const { url } = await browser.follow((await authorizationRequest(appRp, { prompt: 'none', scope: 'openid' })).url);
+      expect(url.href.startsWith(RP_REDIRECT), `stayed on ${url.pathname}`).to.equal(true);
+      return url.searchParams.get('code') ? 'code' : (url.searchParams.get('error') ?? 'nothing');
+    }
+
+    const storedGrants = async (userId: string) => {
+      const rows = await servers.deps.accountIndex.list(userId, 'Grant');
+      const found = await Promise.all(rows.map((row) => servers.deps.oidcAdapter('Grant').find(row.id)));
+      return found.filter((grant) => grant !== undefined).length;
+    };
+
+    it('R13 tokens issued before the account\'s sessions-not-before are refused while their grant is still stored: introspection inactive, userinfo and the API 401', async function () {
+      const appRp = await createRp(servers, { scope: ADMIN_CLIENT_SCOPE });
+      const held = await appTokens(appRp);
+      expect((await client.tokenIntrospection(appRp, held.opaque)).active).to.equal(true);
+      expect((await call(servers, 'GET', '/v1/me', held.jwt)).status).to.equal(200);
+
+      // The cutoff moves, and nothing is deleted (a "sign out everywhere" whose deletions did not
+      // run, or a disable the auth server has not swept yet): the grants are all still stored.
+      await servers.deps.stores.users.endSessionsBefore(held.user.id, new Date(), null);
+      expect(await storedGrants(held.user.id)).to.equal(1);
+      // The API reads the account with a cache of a few seconds (src/services/rbac.ts): it refuses the JWT once that expires.
+      const deadline = Date.now() + 10_000;
+      while ((await call(servers, 'GET', '/v1/me', held.jwt)).status === 200 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await whatStillWorks(appRp, held)).to.deep.equal({ introspection: false, userinfo: 401, api: 401, refresh: 'invalid_grant', session: 'login_required' });
+    });
+
+    it('R13 disabling over the admin API: the auth server revokes every grant, and once the account is enabled again the old refresh token, opaque and JWT access tokens and session all stay dead', async function () {
+      const appRp = await createRp(servers, { scope: ADMIN_CLIENT_SCOPE });
+      const admin = await signedInUser(servers, appRp, { roles: ['admin'], scopes: 'admin' });
+      const held = await appTokens(appRp);
+      expect(await storedGrants(held.user.id)).to.equal(1);
+
+      const setDisabled = (disabled: boolean) => call(servers, 'PATCH', `/v1/admin/users/${held.user.id}`, admin.token, { disabled });
+      expect((await setDisabled(true)).status).to.equal(200);
+      // The auth server's sweep ends the account's sessions and grants (the API may not hold the keys to).
+      const swept = async () => (await storedGrants(held.user.id)) + (await servers.deps.accountIndex.list(held.user.id, 'Session')).length;
+      const deadline = Date.now() + 15_000;
+      while ((await swept()) > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await storedGrants(held.user.id)).to.equal(0);
+      expect(await servers.deps.accountIndex.list(held.user.id, 'Session')).to.have.length(0);
+      expect(await servers.deps.oidcAdapter('Session').find(held.browser.jar.cookies.get('portcullis.session;/')?.value ?? '')).to.equal(undefined);
+      expect((await setDisabled(false)).status).to.equal(200);
+
+      expect(await whatStillWorks(appRp, held)).to.deep.equal({ introspection: false, userinfo: 401, api: 401, refresh: 'invalid_grant', session: 'login_required' });
+      // A new sign-in works as usual.
+      const again = await signInAndConsent(held.browser, (await authorizationRequest(appRp, { scope: 'openid' })).url, held.user.email, held.user.password);
+      expect(again.searchParams.get('code')).to.be.a('string');
+      expect(await silentlyTo(appRp, held.browser)).to.equal('code');
     });
   });
 }

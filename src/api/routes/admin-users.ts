@@ -40,7 +40,7 @@ export function adminUserRoutes({ userAdmin }: { userAdmin: UserAdminService }):
       path: '/v1/admin/users/{id}',
       summary: 'Disable or enable an account, or replace its roles',
       description:
-        'A disabled account can no longer sign in, refresh tokens or use the API (its access tokens are refused within seconds). Disabling also ends every sign-in made so far: enabling the account again brings back none of its sessions or refresh tokens.',
+        'A disabled account can no longer sign in, refresh tokens or use the API (its access tokens are refused within seconds). Disabling also ends every sign-in made so far (the authorization server then revokes its sessions and grants): enabling the account again brings back none of its sessions, refresh tokens or access tokens.',
       tags: ['admin'],
       scopes: ['admin'],
       permission: 'users:write',
