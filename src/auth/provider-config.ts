@@ -13,6 +13,7 @@ import { accountClientMetadata } from './account-client.ts';
 import { ACR } from '../services/mfa-policy.ts';
 import { buildInteractionPolicy } from './interaction-policy.ts';
 import { splitOpenIdScopes, withoutResource } from './api-scope-grants.ts';
+import { assertClaimsParameter } from './claims-parameter.ts';
 import { sessionTtl } from './session-lifetime.ts';
 import { signInCounts, type SignIn } from '../services/session-validity.ts';
 
@@ -180,6 +181,9 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
     },
     features: {
       devInteractions: { enabled: false },
+      // OIDC Core §5.5: only the claims every ID token carries (sub, acr, amr, auth_time); an
+      // essential acr is met by the MFA policy (second-factor-steps.ts) or refused (claims-parameter.ts).
+      claimsParameter: { enabled: true, assertClaimsParameter: (ctx, claims) => assertClaimsParameter(ctx, claims) },
       introspection: {
         enabled: true,
         // RFC 7662 §4: only confidential clients, about their own tokens; a resource server an

@@ -120,3 +120,15 @@ export function addStep(before: { amr: readonly string[]; acr: string }, step: {
   const ordered = [...amr.filter((a) => a !== 'mfa'), ...(amr.includes('mfa') ? ['mfa'] : [])];
   return { amr: ordered, acr: acrRank(step.acr) >= acrRank(before.acr) ? step.acr : before.acr };
 }
+
+/**
+ * The acr to name for a sign-in that reached `achieved` when the request asked for `essential`
+ * acr values (OIDC Core §5.5.1.1: the acr returned must be one of them): the strongest requested
+ * value the sign-in meets, e.g. loa:2 for a passkey sign-in asked for loa:2 — a lower bound, as
+ * the policy ranks a passkey above a code. Without essential values (or none met) `achieved`.
+ */
+export function acrMeeting(essential: readonly string[], achieved: string): string {
+  const rank = acrRank(achieved);
+  const met = essential.filter((value) => acrRank(value) > 0 && acrRank(value) <= rank).sort((a, b) => acrRank(b) - acrRank(a));
+  return met[0] ?? achieved;
+}

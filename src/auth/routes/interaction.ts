@@ -3,7 +3,7 @@ import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { AccountService } from '../../services/accounts.ts';
 import type { MfaService } from '../../services/mfa.ts';
-import { authenticationContext, type LoginMethod } from '../../services/mfa-policy.ts';
+import { acrMeeting, authenticationContext, type LoginMethod } from '../../services/mfa-policy.ts';
 import { signInCounts } from '../../services/session-validity.ts';
 import { parseAuthenticationJson, parseRegistrationJson } from '../../services/webauthn.ts';
 import { ACCOUNT_CLIENT_ID } from '../account-client.ts';
@@ -13,7 +13,7 @@ import { rejectCrossSite, type CsrfTokens } from '../koa-csrf.ts';
 import { describeScopes } from '../scopes.ts';
 import { splitOpenIdScopes } from '../api-scope-grants.ts';
 import { render } from '../views.ts';
-import { interactionProblem, pendingOf, secondFactorSteps, type InteractionDetails, type Pending } from './second-factor-steps.ts';
+import { essentialAcrs, interactionProblem, pendingOf, secondFactorSteps, type InteractionDetails, type Pending } from './second-factor-steps.ts';
 
 const GENERIC_LOGIN_ERROR = 'The email or password is not right.';
 const GENERIC_CODE_ERROR = 'That code did not work. Check your app and try again.';
@@ -75,13 +75,13 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
    * still signed in to the interaction's account and its sign-in still counts: a session from
    * before the account's last "sign out everywhere" neither steps up nor consents (R13).
    */
-  async function liveSession(details: InteractionDetails): Promise<{ accountId: string; loginTs: number; uid: string; amr: string[] } | undefined> {
+  async function liveSession(details: InteractionDetails): Promise<{ accountId: string; loginTs: number; uid: string; amr: string[]; acr: string } | undefined> {
     const copy = details.session as { accountId?: string; cookie?: string } | undefined;
     const session = copy?.cookie ? await provider.Session.find(copy.cookie) : undefined;
     if (!session?.accountId || session.accountId !== copy?.accountId || session.loginTs === undefined) return undefined;
     const account = await accounts.findActive(session.accountId);
     if (!account || !signInCounts(account, { loginTs: session.loginTs, sessionUid: session.uid })) return undefined;
-    return { accountId: session.accountId, loginTs: session.loginTs, uid: session.uid, amr: session.amr ?? ['pwd'] };
+    return { accountId: session.accountId, loginTs: session.loginTs, uid: session.uid, amr: session.amr ?? ['pwd'], acr: session.acr ?? '' };
   }
 
   const redirectToStep = (ctx: Context, uid: string, query = ''): void => {
@@ -122,6 +122,13 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
         // Nothing to ask ('done') never finishes a sign-in without a credential either.
         // The step-up belongs to the session's sign-in: that is its start (and its auth_time).
         const pendingStepUp: Pending = { accountId: session.accountId, amr: session.amr, startedAtMs: session.loginTs * 1000, sessionUid: session.uid };
+        // Asked for an essential acr by name that the session's sign-in already meets (a passkey
+        // sign-in, asked for loa:2): oidc-provider matches names, the policy ranks. Nothing is
+        // asked; the same sign-in is named with the requested value (OIDC Core §5.5.1.1).
+        const onlyNamed = details.prompt.reasons.every((r) => r.startsWith('essential_acr'));
+        if (onlyNamed && acrMeeting(essentialAcrs(details), session.acr) !== session.acr) {
+          return finish(ctx, details, session.accountId, { amr: session.amr, acr: session.acr }, pendingStepUp);
+        }
         const decision = await decide(details, pendingStepUp);
         const recent = Math.floor(Date.now() / 1000) - session.loginTs <= recentAuthSeconds;
         if (decision.kind === 'challenge' || (decision.kind === 'enroll' && recent)) {

@@ -2,7 +2,8 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { AccountService, RequestContext } from '../../services/accounts.ts';
 import type { MfaService } from '../../services/mfa.ts';
-import { acrRank, addStep, authenticationContext, decideSecondFactor, requiredRank, type MfaDecision } from '../../services/mfa-policy.ts';
+import { acrMeeting, acrRank, addStep, authenticationContext, decideSecondFactor, requiredRank, type MfaDecision } from '../../services/mfa-policy.ts';
+import { essentialAcrValues } from '../claims-parameter.ts';
 import { signInTime } from '../../services/session-validity.ts';
 import type { UserRow } from '../../store/users.ts';
 import { Problem, problemType } from '../../shared/problem.ts';
@@ -55,6 +56,16 @@ export function requestedAcrs(details: InteractionDetails): string[] {
     }
   }
   return values;
+}
+
+/** The essential acr values of the stored request's `claims` (claims.id_token.acr with essential: true). */
+export function essentialAcrs(details: InteractionDetails): string[] {
+  if (typeof details.params.claims !== 'string') return [];
+  try {
+    return essentialAcrValues(JSON.parse(details.params.claims));
+  } catch {
+    return [];
+  }
 }
 
 /**
@@ -118,10 +129,12 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
       throw interactionProblem('This sign-in took longer than the application allows. Go back to it and start again.');
     }
     if (time.waitMs > 0) await new Promise((resolve) => setTimeout(resolve, time.waitMs));
+    // An essential acr is answered with one of its values (OIDC Core §5.5.1.1); the policy met it.
+    const acr = acrMeeting(essentialAcrs(details), result.acr);
     await provider.interactionFinished(
       ctx.req,
       ctx.res,
-      { login: { accountId, amr: result.amr, acr: result.acr, remember: true, ts: time.ts } },
+      { login: { accountId, amr: result.amr, acr, remember: true, ts: time.ts } },
       { mergeWithLastSubmission: false },
     );
   }

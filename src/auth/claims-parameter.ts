@@ -1,0 +1,51 @@
+import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+import { acrRank } from '../services/mfa-policy.ts';
+
+/**
+ * The claims a relying party may ask for through the `claims` request parameter (OIDC Core §5.5):
+ * those every ID token already carries with the `openid` scope. Anything else (email, name, …)
+ * comes with its scope, which the consent page names; asked for through `claims` it would be
+ * added to the grant without the consent page saying so (our consent page lists scopes), so it is
+ * dropped from the request — OIDC Core §5.5 lets a server leave out requested claims, essential
+ * ones included, except `acr` (§5.5.1.1), which we honour.
+ */
+export const REQUESTABLE_CLAIMS: ReadonlySet<string> = new Set(['sub', 'acr', 'amr', 'auth_time']);
+
+type ClaimRequest = { essential?: unknown; value?: unknown; values?: unknown } | null;
+type ClaimsParameter = { id_token?: Record<string, ClaimRequest>; userinfo?: Record<string, ClaimRequest> };
+
+/** The acr values asked for as essential in `claims.id_token.acr` (value or values), or none. */
+export function essentialAcrValues(claims: unknown): string[] {
+  const acr = (claims as ClaimsParameter | undefined)?.id_token?.acr;
+  if (!acr || acr.essential !== true) return [];
+  const values: unknown[] = Array.isArray(acr.values) ? acr.values : acr.value !== undefined ? [acr.value] : [];
+  return values.filter((v): v is string => typeof v === 'string');
+}
+
+/**
+ * oidc-provider's `claimsParameter.assertClaimsParameter`, after its own shape checks
+ * (`checkClaims`): keeps only REQUESTABLE_CLAIMS, by rewriting the request's `claims` (which the
+ * provider parses again, stores with the interaction, the device code and a pushed request, and
+ * every later step reads), and refuses an essential `acr` none of whose values we can meet with
+ * `unmet_authentication_requirements` (OpenID Connect Unmet Authentication Requirements 1.0;
+ * OIDC Core §5.5.1.1 treats it as a failed authentication). oidc-provider itself would ask for
+ * the login again and again: its essential_acr check never passes for a value nobody issues.
+ */
+export function assertClaimsParameter(ctx: KoaContextWithOIDC, claims: { id_token?: unknown; userinfo?: unknown }): void {
+  const kept: Record<string, Record<string, ClaimRequest>> = {};
+  for (const container of ['id_token', 'userinfo'] as const) {
+    const requested = claims[container];
+    if (requested === undefined) continue;
+    const members = Object.entries(requested as Record<string, unknown>);
+    for (const [name, value] of members) {
+      if (value !== null && (typeof value !== 'object' || Array.isArray(value))) throw new errors.InvalidRequest(`claims.${container} members must be null or objects`);
+      if (REQUESTABLE_CLAIMS.has(name)) (kept[container] ??= {})[name] = value as ClaimRequest;
+    }
+    kept[container] ??= {};
+  }
+  const essential = essentialAcrValues(kept);
+  if (essential.length > 0 && !essential.some((value) => acrRank(value) > 0)) {
+    throw new errors.UnmetAuthenticationRequirements('none of the essential acr values requested can be met');
+  }
+  (ctx.oidc.params as { claims?: string }).claims = JSON.stringify(kept);
+}
