@@ -10,7 +10,10 @@ export async function up(knex: Knex): Promise<void> {
   });
   // Cutoffs set before this column existed were revoked where they were set (sign out
   // everywhere, a password change, an MFA reset); only disabled accounts are left to the sweep.
-  await knex('users').whereNotNull('sessions_not_before').andWhere('disabled', false).update({ sessions_revoked_through: knex.ref('sessions_not_before') });
+  await knex('users')
+    .whereNotNull('sessions_not_before')
+    .andWhere('disabled', false)
+    .update({ sessions_revoked_through: knex.ref('sessions_not_before') });
   await knex.raw(
     `CREATE INDEX users_sessions_to_revoke ON users (id)
      WHERE sessions_not_before IS NOT NULL AND (sessions_revoked_through IS NULL OR sessions_revoked_through < sessions_not_before)`,

@@ -130,7 +130,8 @@ export function mountRoutes(routes: readonly AnyRoute[], { rbac }: { rbac: RbacS
       // Issued before the account's sessions were ended (sign out everywhere, a password change
       // that signed out the others, an MFA reset, disabling): its grant was revoked then, and it
       // stays refused if the account is enabled again before it expires (R13).
-      if (subject && !subject.tokenCounts(token.iat)) throw invalidToken('This access token was issued before the account was signed out everywhere.');
+      if (subject && !subject.tokenCounts(token.iat))
+        throw invalidToken('This access token was issued before the account was signed out everywhere.');
       if (route.permission && !subject?.permissions.has(route.permission)) throw forbidden(route.permission);
       return { token, scopes, subject };
     };

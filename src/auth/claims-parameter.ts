@@ -38,8 +38,9 @@ export function assertClaimsParameter(ctx: KoaContextWithOIDC, claims: { id_toke
     if (requested === undefined) continue;
     const members = Object.entries(requested as Record<string, unknown>);
     for (const [name, value] of members) {
-      if (value !== null && (typeof value !== 'object' || Array.isArray(value))) throw new errors.InvalidRequest(`claims.${container} members must be null or objects`);
-      if (REQUESTABLE_CLAIMS.has(name)) (kept[container] ??= {})[name] = value as ClaimRequest;
+      if (value !== null && (typeof value !== 'object' || Array.isArray(value)))
+        throw new errors.InvalidRequest(`claims.${container} members must be null or objects`);
+      if (REQUESTABLE_CLAIMS.has(name)) (kept[container] ??= {})[name] = value;
     }
     kept[container] ??= {};
   }

@@ -83,7 +83,15 @@ export const REVOCATION_SWEEP_MS = 2_000;
  * Runs revokePending every `intervalMs` on this instance until stopped. Failures are logged and
  * retried on the next run; a run never overlaps the previous one.
  */
-export function startRevocationSweep({ sessions, logger, intervalMs = REVOCATION_SWEEP_MS }: { sessions: AccountSessions; logger: Logger; intervalMs?: number }): { stop(): Promise<void> } {
+export function startRevocationSweep({
+  sessions,
+  logger,
+  intervalMs = REVOCATION_SWEEP_MS,
+}: {
+  sessions: AccountSessions;
+  logger: Logger;
+  intervalMs?: number;
+}): { stop(): Promise<void> } {
   let running: Promise<void> | undefined;
   const timer = setInterval(() => {
     running ??= sessions

@@ -27,8 +27,17 @@ export function createRbacService({ roles, users, ttlMs = 5_000 }: { roles: Role
     const user = await users.findById(userId);
     if (!user) return { id: userId, active: false, roles: [], permissions: new Set(), tokenCounts: () => false };
     const [roleNames, permissionNames] = await Promise.all([roles.rolesOf(userId), roles.permissionsOf(userId)]);
-    const cutoff: SessionCutoff = { sessions_not_before: user.sessions_not_before, sessions_not_before_keep: user.sessions_not_before_keep };
-    return { id: userId, active: !user.disabled, roles: roleNames, permissions: new Set(permissionNames), tokenCounts: (iat) => tokenCounts(cutoff, iat) };
+    const cutoff: SessionCutoff = {
+      sessions_not_before: user.sessions_not_before,
+      sessions_not_before_keep: user.sessions_not_before_keep,
+    };
+    return {
+      id: userId,
+      active: !user.disabled,
+      roles: roleNames,
+      permissions: new Set(permissionNames),
+      tokenCounts: (iat) => tokenCounts(cutoff, iat),
+    };
   }
 
   return {

@@ -30,14 +30,19 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     before(async function () {
       servers = await startTestServers({ storage });
       const registered = await createTestClient(servers.deps, { scope: 'openid profile email' });
-      rp = await client.discovery(new URL(servers.issuer), registered.client_id, registered.client_secret, undefined, { execute: [client.allowInsecureRequests] });
+      rp = await client.discovery(new URL(servers.issuer), registered.client_id, registered.client_secret, undefined, {
+        execute: [client.allowInsecureRequests],
+      });
     });
 
     after(async function () {
       await servers.stop();
     });
 
-    const page = async (landed: { response: Response; url: URL }) => ({ url: landed.url, html: landed.url.origin === servers.issuer ? await landed.response.text() : '' });
+    const page = async (landed: { response: Response; url: URL }) => ({
+      url: landed.url,
+      html: landed.url.origin === servers.issuer ? await landed.response.text() : '',
+    });
 
     /** Through consent (when asked) to the RP, then the code exchange: the ID token's claims. */
     async function toTokens(browser: Browserless, at: { url: URL; html: string }, flow: { verifier: string; state: string }) {
@@ -57,7 +62,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const flow = await authorizationRequest(rp, { scope: 'openid', claims: essentialAcr(ACR.mfa) });
       const first = await page(await browser.follow(flow.url));
       const login = formOf(first.html, '/login');
-      const afterPassword = await page(await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password }));
+      const afterPassword = await page(
+        await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password }),
+      );
       // The password is not enough: an authenticator app is set up before the sign-in completes.
       expect(afterPassword.html).to.contain('Set up two-step sign-in');
       const secret = (/id="totp-secret">([^<]+)</.exec(afterPassword.html)?.[1] ?? '').replace(/\s/g, '');
@@ -83,15 +90,28 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const user = await createTestUser(servers.deps);
       const soft = softAuthenticator({ origin: servers.issuer });
       const binding = `setup:${user.id}`;
-      const options = await servers.deps.mfa.webauthn.registrationOptions({ binding, userId: user.id, email: user.email, displayName: user.email });
-      expect((await servers.deps.mfa.finishRegistration({ binding, userId: user.id, response: soft.register(options), name: 'Key' }, {})).ok).to.equal(true);
+      const options = await servers.deps.mfa.webauthn.registrationOptions({
+        binding,
+        userId: user.id,
+        email: user.email,
+        displayName: user.email,
+      });
+      expect(
+        (await servers.deps.mfa.finishRegistration({ binding, userId: user.id, response: soft.register(options), name: 'Key' }, {})).ok,
+      ).to.equal(true);
       const browser = new Browserless(servers.issuer);
       // A passwordless sign-in: the session is loa:passkey.
       const flow = await authorizationRequest(rp, { scope: 'openid' });
       const first = await browser.follow(flow.url);
       const login = formOf(await first.response.text(), '/passkey');
-      const request = (await (await browser.request(`/interaction/${first.url.pathname.split('/')[2] ?? ''}/passkey/options`)).json()) as PublicKeyCredentialRequestOptionsJSON;
-      const signedIn = await toTokens(browser, await page(await browser.submit(login.action, { csrf: login.csrf, response: JSON.stringify(soft.assert(request)) })), flow);
+      const request = (await (
+        await browser.request(`/interaction/${first.url.pathname.split('/')[2] ?? ''}/passkey/options`)
+      ).json()) as PublicKeyCredentialRequestOptionsJSON;
+      const signedIn = await toTokens(
+        browser,
+        await page(await browser.submit(login.action, { csrf: login.csrf, response: JSON.stringify(soft.assert(request)) })),
+        flow,
+      );
       expect(signedIn.claims.acr).to.equal(ACR.passkey);
 
       const asked = await authorizationRequest(rp, { scope: 'openid', claims: essentialAcr(ACR.mfa) });
@@ -104,17 +124,24 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     it('R13 the claims parameter releases no claim beyond those every ID token carries: email asked for through it is neither in the ID token nor at userinfo', async function () {
       const user = await createTestUser(servers.deps);
       const browser = new Browserless(servers.issuer);
-      const claimsParam = JSON.stringify({ id_token: { email: { essential: true }, name: null, acr: null }, userinfo: { email: { essential: true }, email_verified: null } });
+      const claimsParam = JSON.stringify({
+        id_token: { email: { essential: true }, name: null, acr: null },
+        userinfo: { email: { essential: true }, email_verified: null },
+      });
       const flow = await authorizationRequest(rp, { scope: 'openid', claims: claimsParam });
       const first = await page(await browser.follow(flow.url));
       const login = formOf(first.html, '/login');
-      const afterPassword = await page(await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password }));
+      const afterPassword = await page(
+        await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password }),
+      );
       // The consent page names only what the scope brings: nothing about the email address.
       expect(afterPassword.html).to.not.match(/email/i);
       const { tokens, claims } = await toTokens(browser, afterPassword, flow);
       expect(claims).to.not.have.property('email');
       expect(claims).to.not.have.property('name');
-      const userinfo = (await (await fetch(rp.serverMetadata().userinfo_endpoint ?? '', { headers: { Authorization: `Bearer ${tokens.access_token}` } })).json()) as Record<string, unknown>;
+      const userinfo = (await (
+        await fetch(rp.serverMetadata().userinfo_endpoint ?? '', { headers: { Authorization: `Bearer ${tokens.access_token}` } })
+      ).json()) as Record<string, unknown>;
       expect(userinfo).to.deep.equal({ sub: user.id });
     });
   });

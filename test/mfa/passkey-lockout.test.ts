@@ -45,8 +45,15 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const user = await createTestUser(servers.deps);
       const soft = softAuthenticator({ origin: servers.issuer });
       const binding = `setup:${user.id}`;
-      const options = await servers.deps.mfa.webauthn.registrationOptions({ binding, userId: user.id, email: user.email, displayName: user.email });
-      expect((await servers.deps.mfa.finishRegistration({ binding, userId: user.id, response: soft.register(options), name: 'Key' }, {})).ok).to.equal(true);
+      const options = await servers.deps.mfa.webauthn.registrationOptions({
+        binding,
+        userId: user.id,
+        email: user.email,
+        displayName: user.email,
+      });
+      expect(
+        (await servers.deps.mfa.finishRegistration({ binding, userId: user.id, response: soft.register(options), name: 'Key' }, {})).ok,
+      ).to.equal(true);
       return { user, soft };
     }
 
@@ -61,7 +68,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const browser = new Browserless(servers.issuer);
       const { response, url } = await browser.follow((await rp.authorizationUrl()).url);
       const login = formOf(await response.text(), '/passkey');
-      const options = (await (await browser.request(`/interaction/${url.pathname.split('/')[2] ?? ''}/passkey/options`)).json()) as PublicKeyCredentialRequestOptionsJSON;
+      const options = (await (
+        await browser.request(`/interaction/${url.pathname.split('/')[2] ?? ''}/passkey/options`)
+      ).json()) as PublicKeyCredentialRequestOptionsJSON;
       return { browser, login, options };
     }
 
@@ -80,7 +89,10 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     /** The owner's own passkey sign-in from a fresh browser: true when it reached the RP. */
     async function ownerSignsIn(soft: SoftAuthenticator): Promise<boolean> {
       const page = await passkeyPage();
-      let landed = await page.browser.submit(page.login.action, { csrf: page.login.csrf, response: JSON.stringify(soft.assert(page.options)) });
+      let landed = await page.browser.submit(page.login.action, {
+        csrf: page.login.csrf,
+        response: JSON.stringify(soft.assert(page.options)),
+      });
       if (landed.url.origin === servers.issuer && landed.response.status === 200) {
         const html = await landed.response.text();
         if (!html.includes('/confirm')) return false;
@@ -90,7 +102,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       return landed.url.href.startsWith(RP_REDIRECT);
     }
 
-    it('R13 more unsigned passkey answers naming the victim\'s credential id than the second-factor budget allows leave the victim unlocked: their passkey still signs them in', async function () {
+    it("R13 more unsigned passkey answers naming the victim's credential id than the second-factor budget allows leave the victim unlocked: their passkey still signs them in", async function () {
       const { user, soft } = await userWithPasskey();
       expect(await ownerSignsIn(soft)).to.equal(true);
       for (let i = 0; i <= MFA_MAX_FAILURES; i++) {
@@ -125,7 +137,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(await servers.deps.mfa.lockout.isLocked(user.id)).to.equal(true);
     });
 
-    it('R13 unsigned passkey answers spend the sender\'s address budget: once it is spent that address signs in with no passkey, another address still does', async function () {
+    it("R13 unsigned passkey answers spend the sender's address budget: once it is spent that address signs in with no passkey, another address still does", async function () {
       const limited = await startTestServers({ storage, env: { LOCKOUT_PASSWORD_IP_MAX_FAILURES: '3' } });
       const saved = { servers, rp };
       try {

@@ -124,7 +124,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(await servers.deps.mfa.totp.enabled(user.id)).to.equal(false);
     });
 
-    it('R13 account page: a cross-site GET /account/totp neither begins nor replaces a setup; only a same-site POST with the page\'s token begins one', async function () {
+    it("R13 account page: a cross-site GET /account/totp neither begins nor replaces a setup; only a same-site POST with the page's token begins one", async function () {
       const user = await createTestUser(servers.deps);
       const owner = await accountPageSignedIn(user.email, user.password);
       const sessionId = owner.browser.jar.cookies.get('portcullis.session;/')?.value ?? '';
@@ -141,7 +141,10 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(secretIn(await linked.response.text())).to.equal(ownerSecret);
       // The owner's code still turns on the secret they scanned.
       const setup = await (await owner.browser.follow('/account/totp')).response.text();
-      const confirmed = await owner.browser.submit('/account/totp', { csrf: formOf(setup, '/account/totp').csrf, code: await generate({ secret: ownerSecret }) });
+      const confirmed = await owner.browser.submit('/account/totp', {
+        csrf: formOf(setup, '/account/totp').csrf,
+        code: await generate({ secret: ownerSecret }),
+      });
       expect(await confirmed.response.text()).to.contain('Save your recovery codes');
       expect(await servers.deps.mfa.totp.enabled(user.id)).to.equal(true);
 
@@ -151,10 +154,19 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const offered = await (await fresh.browser.follow('/account/totp', { headers: crossSite })).response.text();
       expect(secretIn(offered)).to.equal('');
       expect(offered).to.contain('action="/account/totp/begin"');
-      expect(await servers.deps.mfa.totp.pending(other.id, other.email, `account:${fresh.browser.jar.cookies.get('portcullis.session;/')?.value ?? ''}`)).to.equal(undefined);
+      expect(
+        await servers.deps.mfa.totp.pending(
+          other.id,
+          other.email,
+          `account:${fresh.browser.jar.cookies.get('portcullis.session;/')?.value ?? ''}`,
+        ),
+      ).to.equal(undefined);
       // Beginning refuses a cross-site POST and a POST without the page's token.
       const begin = formOf(fresh.html, '/account/totp/begin');
-      expect((await fresh.browser.submit(begin.action, { csrf: begin.csrf }, { 'Sec-Fetch-Site': 'cross-site', Origin: 'https://evil.example' })).response.status).to.equal(403);
+      expect(
+        (await fresh.browser.submit(begin.action, { csrf: begin.csrf }, { 'Sec-Fetch-Site': 'cross-site', Origin: 'https://evil.example' }))
+          .response.status,
+      ).to.equal(403);
       expect((await fresh.browser.submit(begin.action, {})).response.status).to.equal(403);
       // The page's own form begins it.
       expect(secretIn(await beginOnAccountPage(fresh.browser, fresh.html))).to.match(/^[A-Z2-7]{32}$/);

@@ -217,7 +217,13 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
         () => 'refreshed',
         (error: unknown) => (error as { error?: string }).error ?? String(error),
       );
-      return { introspection: introspected.active, userinfo: userinfo.status, api: api.status, refresh: refreshed, session: await silentlyTo(appRp, held.browser) };
+      return {
+        introspection: introspected.active,
+        userinfo: userinfo.status,
+        api: api.status,
+        refresh: refreshed,
+        session: await silentlyTo(appRp, held.browser),
+      };
     }
 
     /** prompt=none for `appRp` in the browser: "code" or the error. */
@@ -233,7 +239,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       return found.filter((grant) => grant !== undefined).length;
     };
 
-    it('R13 tokens issued before the account\'s sessions-not-before are refused while their grant is still stored: introspection inactive, userinfo and the API 401', async function () {
+    it("R13 tokens issued before the account's sessions-not-before are refused while their grant is still stored: introspection inactive, userinfo and the API 401", async function () {
       const appRp = await createRp(servers, { scope: ADMIN_CLIENT_SCOPE });
       const held = await appTokens(appRp);
       expect((await client.tokenIntrospection(appRp, held.opaque)).active).to.equal(true);
@@ -245,8 +251,15 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(await storedGrants(held.user.id)).to.equal(1);
       // The API reads the account with a cache of a few seconds (src/services/rbac.ts): it refuses the JWT once that expires.
       const deadline = Date.now() + 10_000;
-      while ((await call(servers, 'GET', '/v1/me', held.jwt)).status === 200 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(await whatStillWorks(appRp, held)).to.deep.equal({ introspection: false, userinfo: 401, api: 401, refresh: 'invalid_grant', session: 'login_required' });
+      while ((await call(servers, 'GET', '/v1/me', held.jwt)).status === 200 && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await whatStillWorks(appRp, held)).to.deep.equal({
+        introspection: false,
+        userinfo: 401,
+        api: 401,
+        refresh: 'invalid_grant',
+        session: 'login_required',
+      });
     });
 
     it('R13 disabling over the admin API: the auth server revokes every grant, and once the account is enabled again the old refresh token, opaque and JWT access tokens and session all stay dead', async function () {
@@ -263,12 +276,25 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       while ((await swept()) > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
       expect(await storedGrants(held.user.id)).to.equal(0);
       expect(await servers.deps.accountIndex.list(held.user.id, 'Session')).to.have.length(0);
-      expect(await servers.deps.oidcAdapter('Session').find(held.browser.jar.cookies.get('portcullis.session;/')?.value ?? '')).to.equal(undefined);
+      expect(await servers.deps.oidcAdapter('Session').find(held.browser.jar.cookies.get('portcullis.session;/')?.value ?? '')).to.equal(
+        undefined,
+      );
       expect((await setDisabled(false)).status).to.equal(200);
 
-      expect(await whatStillWorks(appRp, held)).to.deep.equal({ introspection: false, userinfo: 401, api: 401, refresh: 'invalid_grant', session: 'login_required' });
+      expect(await whatStillWorks(appRp, held)).to.deep.equal({
+        introspection: false,
+        userinfo: 401,
+        api: 401,
+        refresh: 'invalid_grant',
+        session: 'login_required',
+      });
       // A new sign-in works as usual.
-      const again = await signInAndConsent(held.browser, (await authorizationRequest(appRp, { scope: 'openid' })).url, held.user.email, held.user.password);
+      const again = await signInAndConsent(
+        held.browser,
+        (await authorizationRequest(appRp, { scope: 'openid' })).url,
+        held.user.email,
+        held.user.password,
+      );
       expect(again.searchParams.get('code')).to.be.a('string');
       expect(await silentlyTo(appRp, held.browser)).to.equal('code');
     });
