@@ -31,19 +31,22 @@ export function essentialAcrValues(claims: unknown): string[] {
  * OIDC Core §5.5.1.1 treats it as a failed authentication). oidc-provider itself would ask for
  * the login again and again: its essential_acr check never passes for a value nobody issues.
  */
-export function assertClaimsParameter(ctx: KoaContextWithOIDC, claims: { id_token?: unknown; userinfo?: unknown }): void {
-  const kept: Record<string, Record<string, ClaimRequest>> = {};
-  for (const container of ['id_token', 'userinfo'] as const) {
-    const requested = claims[container];
-    if (requested === undefined) continue;
-    const members = Object.entries(requested as Record<string, unknown>);
-    for (const [name, value] of members) {
-      if (value !== null && (typeof value !== 'object' || Array.isArray(value)))
-        throw new errors.InvalidRequest(`claims.${container} members must be null or objects`);
-      if (REQUESTABLE_CLAIMS.has(name)) (kept[container] ??= {})[name] = value;
-    }
-    kept[container] ??= {};
+/** One container's members (null or objects, as OIDC Core §5.5 says), keeping only REQUESTABLE_CLAIMS. */
+function requestable(container: string, requested: unknown): Record<string, ClaimRequest> {
+  const members = Object.entries(requested as Record<string, unknown>);
+  for (const [, value] of members) {
+    if (value !== null && (typeof value !== 'object' || Array.isArray(value)))
+      throw new errors.InvalidRequest(`claims.${container} members must be null or objects`);
   }
+  return Object.fromEntries(members.filter(([name]) => REQUESTABLE_CLAIMS.has(name))) as Record<string, ClaimRequest>;
+}
+
+export function assertClaimsParameter(ctx: KoaContextWithOIDC, claims: { id_token?: unknown; userinfo?: unknown }): void {
+  const { id_token: idToken, userinfo } = claims;
+  const kept: ClaimsParameter = {
+    ...(idToken === undefined ? {} : { id_token: requestable('id_token', idToken) }),
+    ...(userinfo === undefined ? {} : { userinfo: requestable('userinfo', userinfo) }),
+  };
   const essential = essentialAcrValues(kept);
   if (essential.length > 0 && !essential.some((value) => acrRank(value) > 0)) {
     throw new errors.UnmetAuthenticationRequirements('none of the essential acr values requested can be met');

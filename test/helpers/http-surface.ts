@@ -94,6 +94,7 @@ export const AUTH_ROUTES: readonly SurfaceRoute[] = [
   ours('account', ['POST'], '/account/password'),
   ours('account', ['GET', 'HEAD'], '/account/totp'),
   ours('account', ['POST'], '/account/totp'),
+  ours('account', ['POST'], '/account/totp/begin'),
   ours('account', ['POST'], '/account/totp/remove'),
   ours('account', ['POST'], '/account/passkeys'),
   ours('account', ['POST'], '/account/passkeys/:id/rename'),
