@@ -30,12 +30,17 @@ async function contents(knex: Knex, table: string): Promise<string[]> {
 describe('encrypted backup and restore', function () {
   this.timeout(120_000);
   const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const targetName = `${new URL(testEnv.databaseUrl).pathname.slice(1)}_restore`;
-  const targetUrl = (() => {
+  const databaseUrl = (name: string) => {
     const url = new URL(adminUrl);
-    url.pathname = `/${targetName}`;
+    url.pathname = `/${name}`;
     return url.toString();
-  })();
+  };
+  // Its own source database too: other suites seal rows in the run's database under keys of their
+  // own, and a backup refuses values its MASTER_KEY cannot open.
+  const sourceName = `${new URL(testEnv.databaseUrl).pathname.slice(1)}_backup_source`;
+  const sourceUrl = databaseUrl(sourceName);
+  const targetName = `${new URL(testEnv.databaseUrl).pathname.slice(1)}_restore`;
+  const targetUrl = databaseUrl(targetName);
   const backupKey = randomBytes(32).toString('base64');
   let dir: string;
   let deps: Deps;
@@ -46,12 +51,15 @@ describe('encrypted backup and restore', function () {
   before(async function () {
     dir = await mkdtemp(join(tmpdir(), 'portcullis-backup-'));
     admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
-    await admin.raw(`DROP DATABASE IF EXISTS "${targetName}" WITH (FORCE)`);
-    await admin.raw(`CREATE DATABASE "${targetName}"`);
+    for (const name of [sourceName, targetName]) {
+      await admin.raw(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await admin.raw(`CREATE DATABASE "${name}"`);
+    }
     target = knexFactory({ client: 'pg', connection: targetUrl, pool: { min: 0, max: 2 } });
     await migrateLatest(target);
-    source = knexFactory({ client: 'pg', connection: testEnv.databaseUrl, pool: { min: 0, max: 2 } });
-    const config = loadConfig(testConfigEnv());
+    source = knexFactory({ client: 'pg', connection: sourceUrl, pool: { min: 0, max: 2 } });
+    await migrateLatest(source);
+    const config = loadConfig(testConfigEnv({ env: { DATABASE_URL: sourceUrl } }));
     deps = await createDeps(config, { logger: createLogger(config) });
   });
 
@@ -59,12 +67,12 @@ describe('encrypted backup and restore', function () {
     await deps.close();
     await source.destroy();
     await target.destroy();
-    await admin.raw(`DROP DATABASE IF EXISTS "${targetName}" WITH (FORCE)`);
+    for (const name of [sourceName, targetName]) await admin.raw(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
     await admin.destroy();
     await rm(dir, { recursive: true, force: true });
   });
 
-  const cli = (args: string[], env: Record<string, string> = {}) => runNode(['src/cli.ts', ...args], { ...testConfigEnv(), BACKUP_KEY: backupKey, ...env });
+  const cli = (args: string[], env: Record<string, string> = {}) => runNode(['src/cli.ts', ...args], { ...testConfigEnv({ env: { DATABASE_URL: sourceUrl } }), BACKUP_KEY: backupKey, ...env });
 
   it('round-trips users, MFA credentials, clients, keys, records and the audit chain', async function () {
     const user = await createTestUser(deps);
@@ -105,7 +113,6 @@ describe('encrypted backup and restore', function () {
 
     // Table by table identical, except cookie keys, flow state and live counters (empty: not in the backup).
     for (const table of ['lockouts', 'dpop_proof_jtis', 'webauthn_challenges', 'account_oidc_index', 'oidc_payloads']) expect(await contents(target, table), table).to.deep.equal([]);
-    // (Other suites share the source database and leave counters of their own there.)
     expect(await source('lockouts').where({ key: 'lockout:password:backup-test' })).to.have.length(1);
     const { rows: tables } = await source.raw<{ rows: { table_name: string }[] }>(
       `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name NOT IN ('knex_migrations', 'knex_migrations_lock', 'cookie_keys', 'oidc_payloads', 'lockouts', 'dpop_proof_jtis', 'webauthn_challenges', 'account_oidc_index', 'initial_access_tokens', 'audit_events')`,
