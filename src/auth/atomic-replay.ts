@@ -7,7 +7,7 @@ const REMEMBER_SECONDS = 3600;
 /**
  * oidc-provider's ReplayDetection (client assertion and DPoP proof `jti`s at the authorization
  * server) is find-then-save, so concurrent requests with the same jti can all pass
- * (SECURITY.md §0.3, T24). Claiming the id atomically in the lookup (Redis SET NX / Postgres
+ * (docs/security.md T24). Claiming the id atomically in the lookup (Redis SET NX / Postgres
  * upsert) lets exactly one through; the provider's own save afterwards is harmless.
  */
 export function withAtomicReplayDetection(adapter: (model: string) => Adapter, once: ReplayStore): (model: string) => Adapter {

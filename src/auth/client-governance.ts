@@ -108,7 +108,7 @@ export function attachClientGovernance(
     }
   });
 
-  // RFC 6749 §5.2 (and SECURITY.md T23): a grant type the client is not registered for is
+  // RFC 6749 §5.2 (and docs/security.md T23): a grant type the client is not registered for is
   // `unauthorized_client`; oidc-provider says invalid_request. Same status (400), clearer code.
   provider.use(async function unauthorizedClientCode(ctx, next) {
     await next();

@@ -87,7 +87,7 @@ const friendlyErrors = new Map<string, string>(Object.entries({
 
 /**
  * The one place that knows oidc-provider's configuration shape. Secure defaults per
- * SECURITY.md: no dev interactions, PKCE for every client, code flow only, rotating refresh
+ * docs/security.md: no dev interactions, PKCE for every client, code flow only, rotating refresh
  * tokens, short JWT access tokens for the API audience.
  */
 export function buildProviderConfiguration({ config, accounts, adapter, jwks, cookieKeys, devicePages }: ProviderConfigDeps): Configuration {

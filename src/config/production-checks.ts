@@ -4,7 +4,7 @@ import type { Config } from './types.ts';
 import { trustsEveryone } from '../shared/client-address.ts';
 
 /**
- * Production assertions (SECURITY.md §0.2, T43). oidc-provider leaves misconfiguration and its
+ * Production assertions (docs/security.md T43). oidc-provider leaves misconfiguration and its
  * development-only features to us, so with NODE_ENV=production the server refuses to start unless
  * the settings below hold. Each problem is one short phrase; callers join them into one line.
  */

@@ -113,7 +113,7 @@ export function checkRedirectUri(field: string, uri: unknown, native: boolean): 
   if (typeof uri !== 'string' || uri.length === 0)
     throw new ClientPolicyError('invalid_client_metadata', `${field} must be an array of non-empty strings`);
   if (uri.length > 2000) throw redirectError(field, uri, 'is too long');
-  // Whitespace and control characters invite parser differentials (SECURITY.md T2).
+  // Whitespace and control characters invite parser differentials (docs/security.md T2).
   // eslint-disable-next-line no-control-regex -- the point: control characters in a redirect URI are refused
   if (/[\s\u0000-\u001f\u007f\\]/.test(uri)) throw redirectError(field, uri, 'contains whitespace, control characters or a backslash');
   if (uri.includes('*')) throw redirectError(field, uri, 'contains a wildcard; register every URI exactly');

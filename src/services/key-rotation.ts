@@ -4,7 +4,7 @@ import type { KeyStore, SigningKeyRow } from '../store/signing-keys.ts';
 import { generateSigningKey, SIGNING_ALGS, type SigningAlg } from './keys.ts';
 
 /**
- * Signing-key lifecycle (SECURITY.md §4.3, oidc-provider's rolling-deployment recipe):
+ * Signing-key lifecycle (docs/operations.md, signing keys; oidc-provider's rolling-deployment recipe):
  *   rotate  → a new key per algorithm in state `next`: published in JWKS, not signing;
  *   advance → after activateAfterSeconds (longer than any JWKS cache) it becomes `active` and,
  *             being the newest active key of its algorithm, signs; the previous key stays

@@ -136,7 +136,7 @@ const keyOf = (budget: LockoutBudget, id: string): string => `lockout:${budget.n
 
 /**
  * The lockout sentinel for one budget, shared by every instance through Redis (or Postgres
- * without Redis). Whenever the store fails the answer is "locked" (fail closed, SECURITY.md §0.9).
+ * without Redis). Whenever the store fails the answer is "locked" (fail closed, docs/security.md).
  */
 export function createLockout({ redis, knex, logger, budget, groupKey = (id) => id }: {
   redis?: Redis | undefined;

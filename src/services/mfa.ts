@@ -27,7 +27,7 @@ type Spend = 'account' | 'address';
 /**
  * Second-factor lockout: the sentinel's second-factor budget (its own key space, separate from
  * the password), counted per account; a success clears it. When the counter store cannot
- * answer, the attempt is refused (fail closed, SECURITY.md §0.9).
+ * answer, the attempt is refused (fail closed, docs/security.md).
  */
 export function createMfaLockout(lockout: Lockout) {
   return {

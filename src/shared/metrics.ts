@@ -7,7 +7,7 @@ import type { AuditEventInput } from '../store/audit-events.ts';
 import type { AdapterTimings } from '../store/oidc-adapter.ts';
 
 /**
- * Prometheus metrics (ECOSYSTEM.md §B.3): one registry per process, served on its own port
+ * Prometheus metrics (docs/operations.md, Metrics): one registry per process, served on its own port
  * (METRICS_PORT, bound to METRICS_HOST = 127.0.0.1 by default), never on the public ports.
  * Labels are bounded: route templates or oidc-provider route names, never raw paths.
  */

@@ -16,7 +16,7 @@ async function checkNode(redis: IORedis, node?: string): Promise<EvictionCheck> 
 }
 
 /**
- * SECURITY.md §4.1: Redis must never evict our keys. An evicted session is a logout, but an
+ * docs/security.md: Redis must never evict our keys. An evicted session is a logout, but an
  * evicted "code consumed" marker, replay-cache or revocation entry is a security bug. Reads
  * `maxmemory-policy`; managed services that disable CONFIG report verified = false. On a
  * Cluster every primary holds some of our keys, so each is read: the worst answer is returned,

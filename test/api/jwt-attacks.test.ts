@@ -6,7 +6,7 @@ import { createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
 /**
- * SECURITY.md T44 / ASVS V9: the API accepts only JWT access tokens that our issuer signed with
+ * docs/security.md T44 / ASVS V9: the API accepts only JWT access tokens that our issuer signed with
  * an asymmetric key from its JWKS, for this audience, of type at+jwt, within their lifetime, in
  * the Authorization header. Every forged variant below is refused with 401 invalid_token.
  */

@@ -6,7 +6,7 @@ import { authorizationRequest } from '../helpers/oidc.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
 /**
- * Our interaction pages (login, consent) against the attacks SECURITY.md lists for them:
+ * Our interaction pages (login, consent) against the attacks docs/security.md lists for them:
  * login CSRF, enumeration through messages, step skipping, and the page headers.
  */
 describe('login and consent pages', function () {

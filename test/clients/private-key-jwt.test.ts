@@ -8,7 +8,7 @@ import { startTestServers, type StorageMode, type TestServers } from '../helpers
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 /**
- * private_key_jwt client authentication (RFC 7523) for a service, with SECURITY.md T24:
+ * private_key_jwt client authentication (RFC 7523) for a service, with docs/security.md T24:
  * replayed assertions (sequential and concurrent), alg none, HS256 keyed with the public key,
  * wrong audience, expired, and missing jti are all invalid_client. Both storage modes, since
  * the replay guard is atomic in each.

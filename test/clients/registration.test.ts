@@ -7,7 +7,7 @@ import { startTestServers, testConfigEnv, type TestServers } from '../helpers/se
 const run = promisify(execFile);
 
 /**
- * RFC 7591 registration behind initial access tokens, our registration policy (SECURITY.md
+ * RFC 7591 registration behind initial access tokens, our registration policy (docs/security.md
  * T3/T4, B3, B16), RFC 7592 management with a rotating registration access token, and the
  * provenance/idle governance of registered clients.
  */

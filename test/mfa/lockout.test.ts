@@ -51,7 +51,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 }
 
 describe('second-factor lockout when its store fails', function () {
-  it('fails closed: a broken counter store means locked (SECURITY.md §0.9)', async function () {
+  it('fails closed: a broken counter store means locked', async function () {
     const broken = new Proxy({}, { get: () => () => Promise.reject(new Error('redis down')) }) as unknown as Redis;
     const config = loadConfig(testConfigEnv());
     const knex = knexFactory({ client: 'pg', connection: config.databaseUrl ?? '' });

@@ -7,7 +7,7 @@ import { authorizationRequest } from '../helpers/oidc.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
 /**
- * Cookie keys rotate like signing keys (SECURITY.md §4.3): the new key signs, older keys keep
+ * Cookie keys rotate like signing keys (docs/security.md): the new key signs, older keys keep
  * verifying, and the running server follows without a restart. A session cookie signed before the
  * rotation still works; once the old key is retired it no longer does.
  */

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { createKnex } from '../../src/store/db.ts';
 import { testEnv } from '../setup.ts';
 
-/** SECURITY.md §4.2: bounded pool, acquire timeout and statement timeout from the configuration. */
+/** docs/security.md: bounded pool, acquire timeout and statement timeout from the configuration. */
 describe('database pool limits', function () {
   it('cancels statements over DB_STATEMENT_TIMEOUT_MS and fails acquisitions over DB_ACQUIRE_TIMEOUT_MS', async function () {
     const knex = createKnex(testEnv.databaseUrl, { poolMax: 1, acquireTimeoutMs: 300, statementTimeoutMs: 200 });

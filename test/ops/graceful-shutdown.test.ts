@@ -7,7 +7,7 @@ import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { freePort, testConfigEnv } from '../helpers/servers.ts';
 
 /**
- * SECURITY.md §4.4 / T45: SIGTERM during an in-flight token request. A real `node src/main.ts`
+ * docs/security.md T45: SIGTERM during an in-flight token request. A real `node src/main.ts`
  * (Redis mode) gets SIGTERM while a POST /token is held open by a slow client body; readiness
  * turns 503 at once, the listener stops accepting after SHUTDOWN_DELAY, the held request still
  * completes 200, the code is consumed exactly once, and the process exits 0.

@@ -17,7 +17,7 @@ const readyz = async (url: string): Promise<{ status: number; body: ReadyBody }>
 };
 
 /**
- * /readyz on real processes (SECURITY.md §4.1, T45): Postgres, Redis, migrations and signing
+ * /readyz on real processes (docs/security.md T45): Postgres, Redis, migrations and signing
  * keys; 503 while a dependency is down and back to 200 without a restart; /healthz stays 200.
  * The boot check warns loudly when Redis may evict keys. A private redis-server is killed here,
  * never the shared one.

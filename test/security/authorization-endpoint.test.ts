@@ -23,11 +23,11 @@ async function labelled(label: string, check: () => unknown): Promise<void> {
 }
 
 /**
- * Negative tests for the authorization endpoint (SECURITY.md §5 T1–T14, T38, B9): every request
+ * Negative tests for the authorization endpoint (docs/security.md T1–T14, T38, B9): every request
  * goes to the real provider with a client registered through the CLI path; responses are read
  * with redirect: manual, so a refused request shows whether anything was sent to the client.
  */
-describe('authorization endpoint abuse (SECURITY.md T2–T14, T38, B9)', function () {
+describe('authorization endpoint abuse (docs/security.md T2–T14, T38, B9)', function () {
   this.timeout(60_000);
   let servers: TestServers;
   let web: { client_id: string; client_secret?: string };

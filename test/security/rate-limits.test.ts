@@ -45,7 +45,7 @@ const basic = (id: string, secret: string) =>
   `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 
 /**
- * Request rate limits (SECURITY.md §0.1: oidc-provider "does not implement resource limits"):
+ * Request rate limits (docs/security.md: oidc-provider "does not implement resource limits"):
  * per IP and per client on /token, /token/introspection, /device/auth, /reg and login POSTs;
  * 429 with Retry-After and RateLimit-* headers; the IP is the socket address (X-Forwarded-For
  * ignored without TRUST_PROXY, T34); a failing limiter store refuses requests (T45).

@@ -15,7 +15,7 @@ type App = { user: TestUser; clientId: string; secret: string; refreshToken: str
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
- * Refresh token rotation reuse (SECURITY.md T25, T26; issue #6): presenting a rotated refresh
+ * Refresh token rotation reuse (docs/security.md T25, T26; issue #6): presenting a rotated refresh
  * token again revokes the whole grant and is audited with client, IP and user agent; the user
  * sees a notice on the account page. The optional grace window is bounded in time and count.
  */

@@ -86,10 +86,10 @@ async function tokensFor(servers: TestServers, as: Registered, authorized: Autho
 }
 
 /**
- * SECURITY.md §5 "Token endpoint — codes & PKCE" and "Refresh tokens": each test drives the
+ * docs/security.md "Token endpoint — codes & PKCE" and "Refresh tokens": each test drives the
  * real authorization server (our configuration, Redis or Postgres storage) over HTTP.
  */
-describe('token endpoint abuse (SECURITY.md T16–T22, T27, T28)', function () {
+describe('token endpoint abuse (docs/security.md T16–T22, T27, T28)', function () {
   this.timeout(60_000);
   let servers: TestServers;
   let a: Registered;

@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import type { Adapter, AdapterPayload } from '../../src/store/oidc-adapter.ts';
 
 /**
- * The oidc-provider Adapter contract, run against every storage backend (STYLE.md "Tests").
+ * The oidc-provider Adapter contract, run against every storage backend.
  * Each case writes its own random ids, so backends may share a database or Redis prefix.
  */
 export type AdapterContractOptions = {

@@ -15,7 +15,7 @@ export type InteractionDetails = Awaited<ReturnType<Provider['interactionDetails
 /**
  * What the interaction remembers between the password and the second factor. It lives in the
  * provider's Interaction (bound to the interaction cookie), never in the form: the account
- * comes from here, not from anything the browser sends (SECURITY.md §1.4). It is not a login
+ * comes from here, not from anything the browser sends (docs/security.md). It is not a login
  * result, so resuming the authorization early logs nobody in (T32).
  */
 export type Pending = SignInStart & {
