@@ -1,8 +1,8 @@
 /**
  * Configuration docs generated from config/schema.json (through `settings` in src/config/load.ts).
  *
- *   node scripts/env-example.ts             write .env.example at the repository root
- *   node scripts/env-example.ts --check     exit 1 when .env.example is out of date
+ *   node scripts/env-example.ts             write .env.example and the README's configuration table
+ *   node scripts/env-example.ts --check     exit 1 when either is out of date
  *   node scripts/env-example.ts --markdown  print the README's configuration table
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { configSchema, settings, type Setting } from '../src/config/load.ts';
 
 export const envExamplePath = new URL('../.env.example', import.meta.url);
+export const readmePath = new URL('../README.md', import.meta.url);
 
 type SchemaNode = { properties?: Record<string, SchemaNode>; enum?: unknown[] };
 
@@ -77,28 +78,46 @@ export function renderMarkdown(list: readonly Setting[] = settings): string {
   return `${['| Variable | Default | Description |', '|---|---|---|', ...rows].join('\n')}\n`;
 }
 
+const TABLE_START = '<!-- config-table:start -->';
+const TABLE_END = '<!-- config-table:end -->';
+
+/** The README with the configuration table between its markers replaced by `table`. */
+export function withConfigTable(readme: string, table: string = renderMarkdown()): string {
+  const start = readme.indexOf(TABLE_START);
+  const end = readme.indexOf(TABLE_END);
+  if (start === -1 || end < start) throw new Error(`README.md lost its configuration table markers (${TABLE_START} … ${TABLE_END})`);
+  return `${readme.slice(0, start + TABLE_START.length)}\n${table.trim()}\n${readme.slice(end)}`;
+}
+
+function readOrEmpty(path: URL): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return ''; // missing counts as out of date
+  }
+}
+
 function main(): void {
   const { values } = parseArgs({ options: { markdown: { type: 'boolean' }, check: { type: 'boolean' } } });
   if (values.markdown) {
     process.stdout.write(renderMarkdown());
     return;
   }
-  const expected = renderEnvExample();
-  if (values.check) {
-    let current = '';
-    try {
-      current = readFileSync(envExamplePath, 'utf8');
-    } catch {
-      // missing counts as out of date
-    }
-    if (current !== expected) {
-      process.stderr.write('.env.example is out of date; run: npm run config:docs\n');
+  const readme = readFileSync(readmePath, 'utf8');
+  const files = [
+    { path: envExamplePath, name: '.env.example', current: readOrEmpty(envExamplePath), expected: renderEnvExample() },
+    { path: readmePath, name: "README.md's configuration table", current: readme, expected: withConfigTable(readme) },
+  ];
+  for (const file of files) {
+    if (file.current === file.expected) continue;
+    if (values.check) {
+      process.stderr.write(`${file.name} is out of date; run: npm run config:docs\n`);
       process.exitCode = 1;
+    } else {
+      writeFileSync(file.path, file.expected);
+      process.stderr.write(`wrote ${file.name}\n`);
     }
-    return;
   }
-  writeFileSync(envExamplePath, expected);
-  process.stderr.write('wrote .env.example\n');
 }
 
 if (import.meta.main) main();
