@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { RoleStore } from '../store/roles.ts';
 import type { UserStore } from '../store/users.ts';
 import { tokenCounts, type SessionCutoff } from './session-validity.ts';
@@ -21,7 +22,8 @@ export type Subject = {
  * admin API invalidate the entry at once (other instances converge within the TTL).
  */
 export function createRbacService({ roles, users, ttlMs = 5_000 }: { roles: RoleStore; users: UserStore; ttlMs?: number }) {
-  const cache = new Map<string, { expires: number; subject: Promise<Subject> }>();
+  // Bounded and expiring: a flood of distinct subjects evicts the least recently used, never grows memory.
+  const cache = new LRUCache<string, Promise<Subject>>({ max: 10_000, ttl: ttlMs });
 
   async function load(userId: string): Promise<Subject> {
     const user = await users.findById(userId);
@@ -42,12 +44,10 @@ export function createRbacService({ roles, users, ttlMs = 5_000 }: { roles: Role
 
   return {
     subject(userId: string): Promise<Subject> {
-      const now = Date.now();
       const hit = cache.get(userId);
-      if (hit && hit.expires > now) return hit.subject;
-      if (cache.size > 10_000) cache.clear();
+      if (hit) return hit;
       const subject = load(userId);
-      cache.set(userId, { expires: now + ttlMs, subject });
+      cache.set(userId, subject);
       // A failed lookup must not be cached.
       subject.catch(() => cache.delete(userId));
       return subject;

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { Knex } from 'knex';
 import { hashClientSecret, isHashedSecret } from '../shared/client-secret.ts';
 import type { CryptoBox } from '../shared/crypto-box.ts';
@@ -38,7 +39,8 @@ export type ClientStoreOptions = { cacheTtlMs?: number };
  * method needing the plain secret, is not offered, so sealing is for older rows only.
  */
 export function createClientStore(knex: Knex, box: CryptoBox, { cacheTtlMs = CLIENT_CACHE_TTL_MS }: ClientStoreOptions = {}) {
-  const cache = new Map<string, { metadata: ClientMetadata; expires: number }>();
+  // Oldest entries go first beyond CLIENT_CACHE_MAX; each expires after cacheTtlMs.
+  const cache = new LRUCache<string, ClientMetadata>({ max: CLIENT_CACHE_MAX, ttl: Math.max(cacheTtlMs, 1) });
   // Bumped by every write: a read that started before a write must not cache what it read.
   let generation = 0;
   const forget = (clientId: string): void => {
@@ -58,7 +60,9 @@ export function createClientStore(knex: Knex, box: CryptoBox, { cacheTtlMs = CLI
     ...row.metadata,
     client_id: row.client_id,
     ...(row.secret_hash ? { client_secret: row.secret_hash } : {}),
-    ...(row.secret_sealed && !row.secret_hash ? { client_secret: box.open(row.secret_sealed, `client:${row.client_id}`).toString('utf8') } : {}),
+    ...(row.secret_sealed && !row.secret_hash
+      ? { client_secret: box.open(row.secret_sealed, `client:${row.client_id}`).toString('utf8') }
+      : {}),
   });
   const secretColumns = (clientId: string, authMethod: unknown, secret: string | undefined) => {
     if (!secret) return { secret_sealed: null, secret_hash: null };
@@ -74,21 +78,19 @@ export function createClientStore(knex: Knex, box: CryptoBox, { cacheTtlMs = CLI
      */
     async find(clientId: string, idleDays = 0, onIdleDisabled?: () => Promise<void>): Promise<ClientMetadata | undefined> {
       const hit = cache.get(clientId);
-      if (hit && hit.expires > Date.now()) return hit.metadata;
-      if (hit) cache.delete(clientId);
+      if (hit) return hit;
       const started = generation;
       const row = await knex<ClientRow>('oauth_clients').where({ client_id: clientId, disabled: false }).first();
       if (!row) return undefined;
       if (idleDays > 0 && (row.last_used_at ?? row.created_at).getTime() < Date.now() - idleDays * 86_400_000) {
-        const changed = await knex('oauth_clients').where({ client_id: clientId, disabled: false }).update({ disabled: true, updated_at: knex.fn.now() });
+        const changed = await knex('oauth_clients')
+          .where({ client_id: clientId, disabled: false })
+          .update({ disabled: true, updated_at: knex.fn.now() });
         if (changed > 0) await onIdleDisabled?.();
         return undefined;
       }
       const metadata = unseal(row);
-      if (cacheTtlMs > 0 && started === generation) {
-        if (cache.size >= CLIENT_CACHE_MAX) cache.delete(cache.keys().next().value as string);
-        cache.set(clientId, { metadata, expires: Date.now() + cacheTtlMs });
-      }
+      if (cacheTtlMs > 0 && started === generation) cache.set(clientId, metadata);
       return metadata;
     },
 
@@ -147,13 +149,21 @@ export function createClientStore(knex: Knex, box: CryptoBox, { cacheTtlMs = CLI
 
     /** Every client without its secret, with provenance (and the note of the initial access token that made it). */
     async list(): Promise<
-      (ClientMetadata & { created_by: string | null; created_by_note?: string | null; disabled: boolean; created_at: Date; last_used_at: Date | null })[]
+      (ClientMetadata & {
+        created_by: string | null;
+        created_by_note?: string | null;
+        disabled: boolean;
+        created_at: Date;
+        last_used_at: Date | null;
+      })[]
     > {
       const rows = await knex<ClientRow>('oauth_clients').orderBy('created_at');
       const iatIds = [...new Set(rows.flatMap((row) => (row.created_by?.startsWith('iat:') ? [row.created_by.slice(4)] : [])))];
       const notes = new Map(
         iatIds.length > 0
-          ? (await knex('initial_access_tokens').whereIn('id', iatIds).select<{ id: string; note: string | null }[]>('id', 'note')).map((t) => [t.id, t.note])
+          ? (await knex('initial_access_tokens').whereIn('id', iatIds).select<{ id: string; note: string | null }[]>('id', 'note')).map(
+              (t) => [t.id, t.note],
+            )
           : [],
       );
       return rows.map((row) => {
