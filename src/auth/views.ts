@@ -5,21 +5,22 @@ import { fileURLToPath } from 'node:url';
 import { Eta } from 'eta';
 import type { Context, Next } from 'koa';
 import { notFound, toProblemJson } from '../shared/problem.ts';
+import type { ViewData, ViewName } from './view-data.ts';
 
 const viewsDir = fileURLToPath(new URL('../../views/', import.meta.url));
 
 // Compiled once and cached; autoEscape is on, so only `<%~` emits raw HTML.
 const eta = new Eta({ views: viewsDir, cache: true, autoEscape: true, autoTrim: false });
 
-export type ViewName = 'login' | 'consent' | 'logout' | 'logged-out' | 'error' | 'device-code' | 'device-confirm' | 'device-done'
-  | 'mfa' | 'mfa-enroll' | 'mfa-recovery-codes' | 'account' | 'account-totp';
+export type { ViewData, ViewName } from './view-data.ts';
 
-export function renderView(view: ViewName, data: Record<string, unknown>): string {
+/** The page's HTML; `data` has the fields its template reads (src/auth/view-data.ts). */
+export function renderView<V extends ViewName>(view: V, data: ViewData[V]): string {
   return eta.render(view, data);
 }
 
 /** Renders a page into the response: HTML, never cached (RFC 9700 §4.16 pages hold secrets). */
-export function render(ctx: Context, view: ViewName, data: Record<string, unknown>, status = 200): void {
+export function render<V extends ViewName>(ctx: Context, view: V, data: ViewData[V], status = 200): void {
   ctx.status = status;
   ctx.type = 'html';
   ctx.set('Cache-Control', 'no-store');

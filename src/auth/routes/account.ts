@@ -410,7 +410,7 @@ export function accountRoutes(deps: {
         done(ctx, 'totp-start-again');
         return;
       }
-      render(ctx, 'account-totp', { totp: enrollment, csrf: csrf.issue(`account:${session.id}`), action: '/account/totp', error: outcome.locked ? 'Too many attempts. Wait a while before trying again.' : 'That code did not work. Check the app and try again.' });
+      render(ctx, 'account-totp', { totp: enrollment, csrf: csrf.issue(`account:${session.id}`), action: '/account/totp', beginAction: '/account/totp/begin', error: outcome.locked ? 'Too many attempts. Wait a while before trying again.' : 'That code did not work. Check the app and try again.' });
       return;
     }
     await showCodesIfFirst(ctx, user, 'totp-on');

@@ -8,14 +8,14 @@ import { signInCounts } from '../../services/session-validity.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { providerRouteIn } from '../provider-routes.ts';
 import { describeScopes } from '../scopes.ts';
-import { renderView, type ViewName } from '../views.ts';
+import { renderView, type ViewData, type ViewName } from '../views.ts';
 
 /** oidc-provider's route name for the user-code pages (routes.code_verification, /device). */
 const CODE_VERIFICATION = 'code_verification';
 
 type DeviceCodeEntity = { clientId?: string; iat?: number; deviceInfo?: { ip?: string; ua?: string }; params?: { scope?: string } };
 
-const page = (ctx: Context | KoaContextWithOIDC, view: ViewName, data: Record<string, unknown>, status = 200): void => {
+const page = <V extends ViewName>(ctx: Context | KoaContextWithOIDC, view: V, data: ViewData[V], status = 200): void => {
   ctx.status = status;
   ctx.type = 'html';
   ctx.set('Cache-Control', 'no-store');

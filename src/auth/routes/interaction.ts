@@ -99,7 +99,6 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
       passkeyAction: `/interaction/${details.uid}/passkey`,
       passkeyOptionsUrl: `/interaction/${details.uid}/passkey/options`,
       abortAction: `/interaction/${details.uid}/abort`,
-      nonce: ctx.state.cspNonce as string,
     });
   }
 

@@ -1,0 +1,96 @@
+import type { ScopeDescription } from './scopes.ts';
+
+/**
+ * What each page template (views/<name>.eta) reads from `it`, so a misspelled or missing field
+ * fails the typecheck instead of rendering an empty string. Nested shapes list only the fields
+ * the template uses; callers may pass richer objects (a service's rows).
+ */
+
+/** A link to another second-factor method on the MFA pages. */
+type OtherMethod = { method: string; href: string };
+
+/** A TOTP secret being set up (views/totp-setup.eta). */
+type TotpSetup = { secret: string; qrSvg: string };
+
+type AccountPage = {
+  user: { email: string; name?: string | null; hasPassword: boolean };
+  signedInAt: Date;
+  totp: { enabled: boolean; confirmedAt?: Date | null | undefined; lastUsedAt?: Date | null | undefined };
+  passkeys: { id: string; name: string | null; created: Date; lastUsed: Date | null; synced: boolean; flagged: boolean }[];
+  codesLeft: number;
+  hasFactor: boolean;
+  grants: { id: string; clientName?: string | undefined; scopes: ScopeDescription[]; lastUsed?: Date | null | undefined }[];
+  reuse: { clientName: string; at: Date }[];
+  accesses: { at: Date; app: string | null; via: string; readerId: string | null; records: { id: string; type: string }[] }[];
+  offers: { record_id: string; record_type: string; from: { email: string }; offered_at: string }[];
+  received: { record_id: string; record_type: string; from: { email: string }; shared_at: string }[];
+  csrf: string;
+  notice?: string | undefined;
+  error?: string | undefined;
+};
+
+export type ViewData = {
+  login: {
+    clientName: string;
+    email: string;
+    error?: string | undefined;
+    csrf: string;
+    action: string;
+    passkeyAction: string;
+    passkeyOptionsUrl: string;
+    abortAction: string;
+  };
+  consent: { clientName: string; email: string; scopes: ScopeDescription[]; csrf: string; action: string; abortAction: string };
+  logout: { host: string; form: string; clientName?: string | undefined };
+  'logged-out': { clientName?: string | undefined };
+  error: { heading: string; message: string; code?: string | undefined; description?: string | undefined; home?: string | undefined };
+  'device-code': { action: string; xsrf: string; userCode?: string | undefined; error?: string | undefined };
+  'device-confirm': {
+    action: string;
+    xsrf: string;
+    userCode: string;
+    clientName: string;
+    logoUri?: string | undefined;
+    scopes: ScopeDescription[];
+    startedIso: string;
+    startedText: string;
+    ip: string;
+    userAgent: string;
+    email?: string | undefined;
+  };
+  'device-done': { heading: string; message: string; hint?: string | undefined };
+  mfa: {
+    clientName: string;
+    email: string;
+    method?: string | undefined;
+    others: OtherMethod[];
+    error?: string | undefined;
+    csrf: string;
+    action: string;
+    webauthnOptions: string;
+    abortAction: string;
+  };
+  'mfa-enroll': {
+    email: string;
+    method?: string | undefined;
+    others: OtherMethod[];
+    totp?: TotpSetup | undefined;
+    registration: string;
+    error?: string | undefined;
+    csrf: string;
+    action: string;
+    abortAction: string;
+  };
+  'mfa-recovery-codes': {
+    codes?: string[] | undefined;
+    notice?: string | undefined;
+    csrf?: string | undefined;
+    action?: string | undefined;
+    continueHref?: string | undefined;
+    continueLabel: string;
+  };
+  account: AccountPage;
+  'account-totp': { totp?: TotpSetup | undefined; csrf: string; action: string; beginAction: string; error?: string | undefined };
+};
+
+export type ViewName = keyof ViewData;
