@@ -12,7 +12,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { createRedisAdapter } from '../src/store/oidc-adapter-redis.ts';
+import { withReuseDetection } from '../src/auth/refresh-reuse.ts';
+import { createRedisStateStore } from '../src/store/oidc-adapter-redis.ts';
 import { createOidcStateKeys, sealedAdapter } from '../src/store/oidc-adapter-sealed.ts';
 import type { Adapter, AdapterPayload } from '../src/store/oidc-adapter.ts';
 
@@ -128,8 +129,8 @@ if (redisUrl) {
     for (const [model, make] of Object.entries(payloads)) {
       const samples = Array.from({ length: 1000 }, make);
       const ids = samples.map((p) => p.jti ?? '');
-      const plain = createRedisAdapter(redis, model);
-      const sealed = sealedAdapter(createRedisAdapter(redis, model), model, keys);
+      const plain = withReuseDetection((name) => createRedisStateStore(redis, name))(model);
+      const sealed = sealedAdapter(plain, model, keys);
       const plainUpsert = await cpuPerCall(R, (i) => plain.upsert(ids[i % 1000] ?? '', samples[i % 1000]!, 60));
       const sealedUpsert = await cpuPerCall(R, (i) => sealed.upsert(ids[i % 1000] ?? '', samples[i % 1000]!, 60));
       const plainFind = await cpuPerCall(R, (i) => plain.find(ids[i % 1000] ?? ''));

@@ -1,5 +1,4 @@
 import type { Config } from './config/types.ts';
-import { IAT_GRANTABLE_SCOPES } from './auth/scopes.ts';
 import { createAccountService } from './services/accounts.ts';
 import { createAuditService } from './services/audit.ts';
 import { createKeyService } from './services/keys.ts';
@@ -14,13 +13,11 @@ import { createMasterBox } from './shared/master-key.ts';
 import { type AuditEventStore, createAuditEventStore } from './store/audit-events.ts';
 import { createClientStore } from './store/clients.ts';
 import { createInitialAccessTokenStore } from './store/initial-access-tokens.ts';
-import { createInitialAccessTokenAdapter, hashedIdAdapter } from './store/oidc-adapter-registration.ts';
 import { createDatabase, type Database } from './store/db.ts';
 import { migrateLatest, pendingMigrations } from './store/migrate.ts';
-import { createPostgresAdapter, sweepExpiredOidcPayloads } from './store/oidc-adapter-postgres.ts';
-import { createRedisAdapter } from './store/oidc-adapter-redis.ts';
-import { createOidcStateKeys, sealedAdapter } from './store/oidc-adapter-sealed.ts';
-import { timedAdapter, type Adapter, type AdapterTimings } from './store/oidc-adapter.ts';
+import { sweepExpiredOidcPayloads } from './store/oidc-adapter-postgres.ts';
+import { createOidcStateKeys } from './store/oidc-adapter-sealed.ts';
+import { createOidcStorage } from './auth/oidc-storage.ts';
 import { createRedis, type Redis } from './store/redis.ts';
 import { createRoleStore } from './store/roles.ts';
 import { createKeyStore } from './store/signing-keys.ts';
@@ -108,39 +105,10 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       shareLimits: config.shares,
     });
 
-    /** Set by the servers when metrics are on: every adapter the factory makes is then timed. */
-    let adapterTimings: AdapterTimings | undefined;
-    /** oidc-provider's adapter factory (it caches one per model), timed when metrics are on. */
-    const oidcAdapter = (model: string): Adapter => {
-      const adapter = storageAdapter(model);
-      if (!adapterTimings) return adapter;
-      const durable = model === 'Client' || model === 'InitialAccessToken' || model === 'RegistrationAccessToken';
-      return timedAdapter(adapter, model, redis && !durable ? 'redis' : 'postgres', adapterTimings);
-    };
-    /** Clients are always durable; the rest in Redis or Postgres. */
-    const storageAdapter = (model: string): Adapter => {
-      if (model === 'Client') {
-        return {
-          find: (id: string) =>
-            stores.clients.find(id, config.clients.idleDisableDays, () =>
-              audit.record({ type: 'client.disabled', clientId: id, data: { reason: 'idle', idle_days: config.clients.idleDisableDays } }),
-            ),
-          upsert: (id: string, payload) => stores.clients.upsert({ ...(payload as Record<string, unknown>), client_id: id }),
-          destroy: (id: string) => stores.clients.remove(id),
-          consume: () => Promise.resolve(),
-          findByUid: () => Promise.resolve(undefined),
-          findByUserCode: () => Promise.resolve(undefined),
-          revokeByGrantId: () => Promise.resolve(),
-        };
-      }
-      // Registration credentials are configuration too: Postgres, and stored hashed.
-      if (model === 'InitialAccessToken') return createInitialAccessTokenAdapter(stores.initialAccessTokens, { grantableScopes: IAT_GRANTABLE_SCOPES });
-      if (model === 'RegistrationAccessToken') return hashedIdAdapter(createPostgresAdapter(knex, model));
-      return sealedAdapter(backendAdapter(model), model, oidcKeys);
-    };
-    /** Redis or Postgres, addressed by storage keys (the account index's session rows are storage keys). */
-    const backendAdapter = (model: string): Adapter =>
-      redis ? createRedisAdapter(redis, model, config.refreshReuseGrace) : createPostgresAdapter(knex, model, config.refreshReuseGrace);
+    // oidc-provider's storage, model by model, with every wrapper on the way: src/auth/oidc-storage.ts.
+    const oidcStorage = createOidcStorage({ config, knex, redis, keys: oidcKeys, clients: stores.clients, initialAccessTokens: stores.initialAccessTokens, audit, accountIndex, logger });
+    const oidcAdapter = oidcStorage.state;
+    const backendAdapter = oidcStorage.stored;
 
     let sweeper: NodeJS.Timeout | undefined;
     if (!redis) {
@@ -173,11 +141,9 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       mfa,
       accountIndex,
       accountSessions,
+      oidcStorage,
       oidcAdapter,
       storedOidcAdapter: backendAdapter,
-      timeAdapters(timings: AdapterTimings) {
-        adapterTimings = timings;
-      },
       async close() {
         if (sweeper) clearInterval(sweeper);
         if (redis) await redis.quit().catch(() => undefined);

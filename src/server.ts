@@ -86,7 +86,7 @@ export async function startServers(deps: Deps, roles: readonly Role[]): Promise<
   const metrics = createMetrics();
   deps.audit.observe((event) => metrics.observeAudit(event));
   // Before the auth app is built: the provider caches one adapter per model.
-  deps.timeAdapters(metrics.adapterTimings);
+  deps.oidcStorage.timeWith(metrics.adapterTimings);
   let authApp: ReloadingApp | undefined;
   let clientChanges: ClientChangeWatch | undefined;
   let revocationSweep: { stop(): Promise<void> } | undefined;

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import Provider, { type Configuration } from 'oidc-provider';
 import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
 import LRU from 'oidc-provider/lib/helpers/lru.js';
-import { createRedisAdapter } from '../../src/store/oidc-adapter-redis.ts';
+import { withReuseDetection } from '../../src/auth/refresh-reuse.ts';
+import { createRedisStateStore } from '../../src/store/oidc-adapter-redis.ts';
 import { createRedis } from '../../src/store/redis.ts';
 
 /**
@@ -28,7 +29,7 @@ const memoryStore = new LRU({ maxSize: 50_000_000 });
 const redis = storage === 'redis' ? createRedis({ redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0', redisKeyPrefix: process.env.REDIS_KEY_PREFIX ?? 'bench:floor:' }) : undefined;
 
 const configuration: Configuration = {
-  adapter: (name: string) => (redis ? createRedisAdapter(redis, name) : new MemoryAdapter(name, memoryStore)),
+  adapter: (name: string) => (redis ? withReuseDetection((model) => createRedisStateStore(redis, model))(name) : new MemoryAdapter(name, memoryStore)),
   jwks,
   clients,
   cookies: { keys: ['bench-floor-cookie-key-0123456789abcdef'], long: { signed: true, httpOnly: true, sameSite: 'lax' }, short: { signed: true, httpOnly: true, sameSite: 'lax' } },

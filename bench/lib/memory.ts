@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { createRedisAdapter } from '../../src/store/oidc-adapter-redis.ts';
+import { withReuseDetection } from '../../src/auth/refresh-reuse.ts';
+import { createRedisStateStore } from '../../src/store/oidc-adapter-redis.ts';
 import { createOidcStateKeys, sealedAdapter, unsealStoredPayload } from '../../src/store/oidc-adapter-sealed.ts';
 import type { AdapterPayload } from '../../src/store/oidc-adapter.ts';
 import { rssBytes } from './proc.ts';
@@ -106,7 +107,7 @@ export async function measureMemory(options: {
       { model: 'RefreshToken', payload: token, ttl: 1209600 },
     ].filter((t) => t.payload?.jti);
     const oldIds = [token.jti, token.grantId, token.sessionUid, sessionId, session?.jti].filter((x): x is string => typeof x === 'string' && x.length > 0);
-    const adapters = new Map(templates.map((t) => [t.model, sealedAdapter(createRedisAdapter(prefixed, t.model), t.model, keys)]));
+    const adapters = new Map(templates.map((t) => [t.model, sealedAdapter(withReuseDetection((model) => createRedisStateStore(prefixed, model))(t.model), t.model, keys)]));
 
     let lastGrantId = '';
     const writeSet = async (): Promise<void> => {

@@ -6,21 +6,20 @@ import { problemHandler } from '../shared/koa-problem-handler.ts';
 import { requestLogger } from '../shared/koa-request-logger.ts';
 import { securityHeaders } from '../shared/koa-security-headers.ts';
 import { createRateLimits } from '../shared/koa-rate-limit.ts';
-import { attachClientGovernance, withRegistrationProvenance } from './client-governance.ts';
-import { withAtomicReplayDetection } from './atomic-replay.ts';
-import { releaseFailedClaims, withRegistrationTokenClaim } from './registration-token-claim.ts';
+import { attachClientGovernance } from './client-governance.ts';
+import { releaseFailedClaims } from './registration-token-claim.ts';
 import { cacheableMetadata } from './cacheable-metadata.ts';
 import { auditRefreshReuse, recentRefreshReuse } from './refresh-reuse.ts';
 import { detectConstantChallenges } from './constant-challenge.ts';
 import { createAuditSearch } from '../store/audit-search.ts';
 import { accessHistory } from '../services/access-history.ts';
 import type { Actor } from '../services/records.ts';
-import { withDevicePollPacing } from './device-polling.ts';
 import { createCsrfTokens } from './koa-csrf.ts';
 import { createProvider } from './provider.ts';
 import { createReplayStore } from '../store/dpop-replay.ts';
 import { createDevicePages } from './routes/device.ts';
-import { accountRoutes, attachAccountIndex, withAccountIndex } from './routes/account.ts';
+import { accountRoutes } from './routes/account.ts';
+import { attachAccountIndex } from './account-index.ts';
 import { interactionRoutes } from './routes/interaction.ts';
 import { sessionTtl } from './session-lifetime.ts';
 import { notFoundPage, render, serveStatic } from './views.ts';
@@ -39,7 +38,7 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
   const { config, logger } = deps;
   await deps.keys.ensureSigningKeys();
   const cookieKeys = config.cookieKeys ?? (await deps.keys.cookieKeys());
-  // Atomic "first use" claims (Redis SET NX, or Postgres): device polling pace, assertion/proof jtis.
+  // Atomic "first use" claims (Redis SET NX, or Postgres) for the listeners below.
   const once = createReplayStore({ redis: deps.redis, knex: deps.knex });
   const devicePages = createDevicePages({
     lockout: deps.lockouts.deviceUserCode,
@@ -51,7 +50,8 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
     config,
     logger,
     accounts: deps.accounts,
-    adapter: withAccountIndex(withAtomicReplayDetection(withDevicePollPacing(withRegistrationTokenClaim(withRegistrationProvenance(deps.oidcAdapter, deps.stores.clients), once), once), once), deps.accountIndex),
+    // Every model's storage and wrappers: src/auth/oidc-storage.ts.
+    adapter: deps.oidcStorage.forProvider(),
     jwks: await deps.keys.privateJwks(),
     cookieKeys,
     devicePages,

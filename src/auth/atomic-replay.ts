@@ -10,17 +10,13 @@ const REMEMBER_SECONDS = 3600;
  * (docs/security.md T24). Claiming the id atomically in the lookup (Redis SET NX / Postgres
  * upsert) lets exactly one through; the provider's own save afterwards is harmless.
  */
-export function withAtomicReplayDetection(adapter: (model: string) => Adapter, once: ReplayStore): (model: string) => Adapter {
-  return (model) => {
-    const inner = adapter(model);
-    if (model !== 'ReplayDetection') return inner;
-    return {
-      ...inner,
-      async find(id) {
-        if (await once.firstUse(`replay-detection:${id}`, REMEMBER_SECONDS)) return inner.find(id);
-        const now = Math.floor(Date.now() / 1000);
-        return { jti: id, kind: 'ReplayDetection', iat: now, exp: now + REMEMBER_SECONDS };
-      },
-    };
+export function withAtomicReplayDetection(inner: Adapter, once: ReplayStore): Adapter {
+  return {
+    ...inner,
+    async find(id) {
+      if (await once.firstUse(`replay-detection:${id}`, REMEMBER_SECONDS)) return inner.find(id);
+      const now = Math.floor(Date.now() / 1000);
+      return { jti: id, kind: 'ReplayDetection', iat: now, exp: now + REMEMBER_SECONDS };
+    },
   };
 }

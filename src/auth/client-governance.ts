@@ -22,22 +22,18 @@ function parseJsonObject(raw: Buffer): Record<string, unknown> | undefined {
 }
 
 /**
- * Wraps the adapter factory so a client stored by the registration endpoint records which
- * initial access token made it (oauth_clients.created_by = "iat:<id>"), inside the same
- * request and before the response is sent.
+ * The Client adapter, so a client stored by the registration endpoint records which initial
+ * access token made it (oauth_clients.created_by = "iat:<id>"), inside the same request and
+ * before the response is sent.
  */
-export function withRegistrationProvenance(adapter: (model: string) => Adapter, clients: ClientStore): (model: string) => Adapter {
-  return (model) => {
-    const inner = adapter(model);
-    if (model !== 'Client') return inner;
-    return {
-      ...inner,
-      async upsert(id, payload, expiresIn) {
-        await inner.upsert(id, payload, expiresIn);
-        const iat = currentContext()?.oidc.entities.InitialAccessToken;
-        if (iat?.jti) await clients.setCreatedBy(id, `iat:${iat.jti}`);
-      },
-    };
+export function withRegistrationProvenance(inner: Adapter, clients: ClientStore): Adapter {
+  return {
+    ...inner,
+    async upsert(id, payload, expiresIn) {
+      await inner.upsert(id, payload, expiresIn);
+      const iat = currentContext()?.oidc.entities.InitialAccessToken;
+      if (iat?.jti) await clients.setCreatedBy(id, `iat:${iat.jti}`);
+    },
   };
 }
 
@@ -48,7 +44,12 @@ export function withRegistrationProvenance(adapter: (model: string) => Adapter, 
  */
 export function attachClientGovernance(
   provider: Provider,
-  { clients, initialAccessTokens, audit, logger }: { clients: ClientStore; initialAccessTokens: InitialAccessTokenStore; audit: AuditService; logger: Logger },
+  {
+    clients,
+    initialAccessTokens,
+    audit,
+    logger,
+  }: { clients: ClientStore; initialAccessTokens: InitialAccessTokenStore; audit: AuditService; logger: Logger },
 ): void {
   const lastTouch = new Map<string, number>();
   const background = (what: string, promise: Promise<unknown>): void => {
@@ -129,7 +130,10 @@ export function attachClientGovernance(
   });
   provider.on('registration_create.success', (ctx: KoaContextWithOIDC, client: { clientId: string }) => {
     const iat = ctx.oidc.entities.InitialAccessToken;
-    background('audit', audit.record({ type: 'client.registered', clientId: client.clientId, ...who(ctx), data: { initial_access_token: iat?.jti } }));
+    background(
+      'audit',
+      audit.record({ type: 'client.registered', clientId: client.clientId, ...who(ctx), data: { initial_access_token: iat?.jti } }),
+    );
   });
   provider.on('registration_update.success', (ctx: KoaContextWithOIDC, client: { clientId: string }) => {
     background('audit', audit.record({ type: 'client.updated', clientId: client.clientId, ...who(ctx) }));

@@ -11,19 +11,15 @@ export const DEVICE_POLL_INTERVAL = 5;
  * previous one is answered `slow_down` (atomically: Redis SET NX / Postgres upsert, shared by
  * every instance).
  */
-export function withDevicePollPacing(adapter: (model: string) => Adapter, pacing: ReplayStore): (model: string) => Adapter {
-  return (model) => {
-    const inner = adapter(model);
-    if (model !== 'DeviceCode') return inner;
-    return {
-      ...inner,
-      async find(id) {
-        const ctx = (Provider as unknown as { ctx?: KoaContextWithOIDC }).ctx;
-        if (ctx?.oidc.route === 'token' && !(await pacing.firstUse(`device-poll:${id}`, DEVICE_POLL_INTERVAL))) {
-          throw new errors.SlowDown();
-        }
-        return inner.find(id);
-      },
-    };
+export function withDevicePollPacing(inner: Adapter, pacing: ReplayStore): Adapter {
+  return {
+    ...inner,
+    async find(id) {
+      const ctx = (Provider as unknown as { ctx?: KoaContextWithOIDC }).ctx;
+      if (ctx?.oidc.route === 'token' && !(await pacing.firstUse(`device-poll:${id}`, DEVICE_POLL_INTERVAL))) {
+        throw new errors.SlowDown();
+      }
+      return inner.find(id);
+    },
   };
 }

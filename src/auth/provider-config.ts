@@ -23,6 +23,7 @@ export { ACR };
 export type ProviderConfigDeps = {
   config: Config;
   accounts: AccountService;
+  /** Every model's storage and wrappers (OidcStorage.forProvider, src/auth/oidc-storage.ts). */
   adapter: (model: string) => Adapter;
   jwks: NonNullable<Configuration['jwks']>;
   cookieKeys: readonly string[];

@@ -3,14 +3,13 @@ import type { Config } from '../config/types.ts';
 import type { Logger } from '../shared/logger.ts';
 import { buildProviderConfiguration, type ProviderConfigDeps } from './provider-config.ts';
 import { assertProductionProvider } from '../config/production-checks.ts';
-import { storageFailsClosed } from './storage-unavailable.ts';
 import { providerCanonicalRequest } from './koa-canonical-request.ts';
 import { keepApiScopesOutOfOpenIdGrants } from './api-scope-grants.ts';
 import { containProviderErrors } from './provider-errors.ts';
 
 /** Creates the provider and forwards its error events to our logs. */
 export function createProvider(deps: ProviderConfigDeps & { config: Config; logger: Logger }): Provider {
-  const configuration = buildProviderConfiguration({ ...deps, adapter: storageFailsClosed(deps.adapter, deps.logger) });
+  const configuration = buildProviderConfiguration(deps);
   // T43: in production, refuse a development-grade provider configuration.
   assertProductionProvider(deps.config, configuration);
   const provider = new Provider(deps.config.issuer, configuration);

@@ -23,22 +23,18 @@ const currentContext = (): KoaContextWithOIDC | undefined => (Provider as unknow
  * others find no token (401 invalid_token) before anything is written. A request that fails gives
  * its claim back (releaseFailedClaims), so a refused update leaves the token usable.
  */
-export function withRegistrationTokenClaim(adapter: (model: string) => Adapter, once: ReplayStore): (model: string) => Adapter {
-  return (model) => {
-    const inner = adapter(model);
-    if (model !== 'RegistrationAccessToken') return inner;
-    return {
-      ...inner,
-      async find(id) {
-        const found = await inner.find(id);
-        const ctx = currentContext();
-        // Only a token that exists is claimed: unknown ones write nothing.
-        if (!found || !ctx || !ENDING_ROUTES.has(ctx.oidc.route)) return found;
-        if (!(await once.firstUse(claimKey(id), CLAIM_SECONDS))) return undefined;
-        claims.set(ctx, id);
-        return found;
-      },
-    };
+export function withRegistrationTokenClaim(inner: Adapter, once: ReplayStore): Adapter {
+  return {
+    ...inner,
+    async find(id) {
+      const found = await inner.find(id);
+      const ctx = currentContext();
+      // Only a token that exists is claimed: unknown ones write nothing.
+      if (!found || !ctx || !ENDING_ROUTES.has(ctx.oidc.route)) return found;
+      if (!(await once.firstUse(claimKey(id), CLAIM_SECONDS))) return undefined;
+      claims.set(ctx, id);
+      return found;
+    },
   };
 }
 

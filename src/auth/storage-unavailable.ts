@@ -2,14 +2,6 @@ import { errors } from 'oidc-provider';
 import type { Logger } from '../shared/logger.ts';
 import type { Adapter } from '../store/oidc-adapter.ts';
 
-/**
- * Fail closed, and say so (T45): anything an adapter throws that is not a protocol error of its
- * own (InvalidGrant on a reused code, SlowDown, …) is the store failing — Redis or Postgres down
- * or timing out. oidc-provider would answer that with a 500 server_error; as
- * TemporarilyUnavailable it becomes 503 `temporarily_unavailable` (RFC 6749 §4.1.2.1), at the
- * token endpoint as well as on our interaction pages, and nothing is issued. The cause is
- * logged here (at most once a minute) because exposed errors are not logged by the provider.
- */
 /** temporarily_unavailable with HTTP 503 (the provider's own class answers 400) and still exposed. */
 class StoreUnavailable extends errors.TemporarilyUnavailable {
   constructor() {
@@ -19,7 +11,16 @@ class StoreUnavailable extends errors.TemporarilyUnavailable {
   }
 }
 
-export function storageFailsClosed(adapter: (model: string) => Adapter, logger: Logger): (model: string) => Adapter {
+/**
+ * Fail closed, and say so (T45): anything an adapter throws that is not a protocol error of its
+ * own (InvalidGrant on a reused code, SlowDown, …) is the store failing — Redis or Postgres down
+ * or timing out. oidc-provider would answer that with a 500 server_error; as
+ * TemporarilyUnavailable it becomes 503 `temporarily_unavailable` (RFC 6749 §4.1.2.1), at the
+ * token endpoint as well as on our interaction pages, and nothing is issued. The cause is
+ * logged here (at most once a minute) because exposed errors are not logged by the provider.
+ * Returns the wrapper; one log limit for every model it wraps.
+ */
+export function storageFailsClosed(logger: Logger): (inner: Adapter, model: string) => Adapter {
   let lastLogged = 0;
   const unavailable = (model: string, error: unknown): never => {
     if (error instanceof errors.OIDCProviderError) throw error;
@@ -29,8 +30,7 @@ export function storageFailsClosed(adapter: (model: string) => Adapter, logger: 
     }
     throw new StoreUnavailable();
   };
-  return (model) => {
-    const inner = adapter(model);
+  return (inner, model) => {
     const guarded: Record<string, unknown> = {};
     for (const [key, method] of Object.entries(inner)) {
       if (typeof method !== 'function') continue;

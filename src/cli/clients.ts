@@ -37,7 +37,7 @@ export async function createClient(deps: Deps, input: unknown): Promise<Record<s
     config: deps.config,
     logger: deps.logger,
     accounts: deps.accounts,
-    adapter: deps.oidcAdapter,
+    adapter: deps.oidcStorage.forProvider(),
     jwks: await deps.keys.privateJwks(),
     cookieKeys: ['cli-validation-only-not-used-for-cookies'],
   });

@@ -4,7 +4,7 @@ import type Provider from 'oidc-provider';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 import type { BearerObserver } from '../api/koa-bearer-auth.ts';
 import type { AuditEventInput } from '../store/audit-events.ts';
-import type { AdapterTimings } from '../store/oidc-adapter.ts';
+import type { AdapterTimings } from '../store/oidc-adapter-timed.ts';
 
 /**
  * Prometheus metrics (docs/operations.md, Metrics): one registry per process, served on its own port

@@ -1,16 +1,17 @@
 import type { Knex } from 'knex';
-import type { Adapter, AdapterPayload } from './oidc-adapter.ts';
-import type { RefreshGrace } from './oidc-adapter.ts';
-import { NO_GRACE, alreadyConsumed, graceApplies, grantSourceModels, grantableModels, hideConsumedWithinGrace } from './oidc-adapter.ts';
+import type { AdapterPayload, OidcStateStore } from './oidc-adapter.ts';
+import { grantableModels } from './oidc-adapter.ts';
 
 type Row = { payload: AdapterPayload; consumed_at: Date | null };
 
 const epoch = (date: Date): number => Math.floor(date.getTime() / 1000);
 
-/** oidc-provider state in one Postgres table (embedded mode, or no Redis configured). */
-export function createPostgresAdapter(knex: Knex, model: string, refreshGrace: RefreshGrace = NO_GRACE): Adapter {
+/**
+ * oidc-provider state in one Postgres table (embedded mode, or no Redis configured). consume() is
+ * the reuse rule's (src/auth/refresh-reuse.ts); this gives it the atomic mark (markConsumed).
+ */
+export function createPostgresStateStore(knex: Knex, model: string): OidcStateStore {
   const table = () => knex('oidc_payloads');
-  const grace = graceApplies(model, refreshGrace) ? refreshGrace : NO_GRACE;
   const live = (query: Knex.QueryBuilder) =>
     query.where('type', model).andWhere((q) => {
       void q.whereNull('expires_at').orWhere('expires_at', '>', knex.fn.now());
@@ -21,7 +22,7 @@ export function createPostgresAdapter(knex: Knex, model: string, refreshGrace: R
     return row.consumed_at ? { ...row.payload, consumed: epoch(row.consumed_at) } : row.payload;
   };
 
-  const adapter: Adapter = {
+  return {
     async upsert(id, payload, expiresIn) {
       await table()
         .insert({
@@ -38,9 +39,7 @@ export function createPostgresAdapter(knex: Knex, model: string, refreshGrace: R
     },
 
     async find(id) {
-      const row = await live(table().where('id', id)).first<Row | undefined>('payload', 'consumed_at');
-      if (grace === NO_GRACE) return toPayload(row);
-      return hideConsumedWithinGrace(toPayload(row), row?.consumed_at?.getTime(), grace);
+      return toPayload(await live(table().where('id', id)).first<Row | undefined>('payload', 'consumed_at'));
     },
 
     async findByUid(uid) {
@@ -51,11 +50,11 @@ export function createPostgresAdapter(knex: Knex, model: string, refreshGrace: R
       return toPayload(await live(table().where('user_code', userCode)).first<Row | undefined>('payload', 'consumed_at'));
     },
 
-    async consume(id) {
+    async markConsumed(id, grace) {
       // The conditional update is the atomic single-use guard.
       const updated = await table().where({ type: model, id }).whereNull('consumed_at').update({ consumed_at: knex.fn.now() });
-      if (updated === 1 || !grantSourceModels.has(model)) return;
-      if (grace !== NO_GRACE) {
+      if (updated === 1) return 'first';
+      if (grace.seconds > 0 && grace.count > 0) {
         // Counted in the row itself: concurrent UPDATEs of one row serialize and re-check the
         // WHERE, so no more than `count` reuses pass within the window.
         const reused = await table()
@@ -63,16 +62,19 @@ export function createPostgresAdapter(knex: Knex, model: string, refreshGrace: R
           .whereRaw('consumed_at >= clock_timestamp() - make_interval(secs => ?)', [grace.seconds])
           .whereRaw(`coalesce((payload->>'reuses')::int, 0) < ?`, [grace.count])
           .update({ payload: knex.raw(`jsonb_set(payload, '{reuses}', to_jsonb(coalesce((payload->>'reuses')::int, 0) + 1))`) });
-        if (reused === 1) return;
+        if (reused === 1) return 'grace';
       }
+      return 'refused';
+    },
+
+    async consumedAtMs(id) {
+      const row = await table().where({ type: model, id }).first<{ consumed_at: Date | null } | undefined>('consumed_at');
+      return row?.consumed_at?.getTime();
+    },
+
+    async grantIdOf(id) {
       const row = await table().where({ type: model, id }).first<{ grant_id: string | null } | undefined>('grant_id');
-      if (row?.grant_id) {
-        // The whole grant, as oidc-provider's own replay path does: a concurrent winner may
-        // still be saving its new tokens, and without the Grant they are worthless (T26).
-        await adapter.revokeByGrantId(row.grant_id);
-        await table().where({ type: 'Grant', id: row.grant_id }).delete();
-      }
-      throw alreadyConsumed(model);
+      return row?.grant_id ?? undefined;
     },
 
     async destroy(id) {
@@ -83,15 +85,11 @@ export function createPostgresAdapter(knex: Knex, model: string, refreshGrace: R
       await table().where('grant_id', grantId).delete();
     },
   };
-  return adapter;
 }
 
 /** Deletes expired rows; run periodically by the process that owns the adapter. */
 export async function sweepExpiredOidcPayloads(knex: Knex, batch = 5000): Promise<number> {
   return knex('oidc_payloads')
-    .whereIn(
-      ['type', 'id'],
-      knex('oidc_payloads').select('type', 'id').where('expires_at', '<', knex.fn.now()).limit(batch),
-    )
+    .whereIn(['type', 'id'], knex('oidc_payloads').select('type', 'id').where('expires_at', '<', knex.fn.now()).limit(batch))
     .delete();
 }

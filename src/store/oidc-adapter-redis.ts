@@ -1,9 +1,8 @@
 import { once } from 'node:events';
 import { Cluster, type Redis as IORedis } from 'ioredis';
 import type { Redis } from './redis.ts';
-import type { Adapter, AdapterPayload } from './oidc-adapter.ts';
-import type { RefreshGrace } from './oidc-adapter.ts';
-import { NO_GRACE, alreadyConsumed, graceApplies, grantSourceModels, grantableModels, hideConsumedWithinGrace, modelsKeptByRestore } from './oidc-adapter.ts';
+import type { AdapterPayload, ConsumeMark, OidcStateStore } from './oidc-adapter.ts';
+import { grantableModels, modelsKeptByRestore } from './oidc-adapter.ts';
 
 // Marks a stored model consumed unless it already is: 1 = consumed now, 2 = was consumed but
 // reused within the grace window (ARGV[3] ms, ARGV[4] reuses; 0 = none), 0 = was consumed, -1 = gone.
@@ -19,7 +18,9 @@ if tonumber(ARGV[3]) > 0 then
 end
 return 0`;
 
-type RedisWithConsume = Redis & { oidcConsume(key: string, nowSeconds: number, nowMs: number, graceMs: number, graceCount: number): Promise<number> };
+type RedisWithConsume = Redis & {
+  oidcConsume(key: string, nowSeconds: number, nowMs: number, graceMs: number, graceCount: number): Promise<number>;
+};
 
 function withConsumeCommand(redis: Redis): RedisWithConsume {
   if (!('oidcConsume' in redis)) redis.defineCommand('oidcConsume', { numberOfKeys: 1, lua: CONSUME_SCRIPT });
@@ -44,16 +45,22 @@ const keyspace = (ns: string) => ({
   userCodeKey: (userCode: string): string => `${ns}:userCode:${userCode}`,
 });
 
+/** CONSUME_SCRIPT's answers; -1 (gone) is a refusal too: a concurrent replay already revoked the grant. */
+const MARKS: ReadonlyMap<number, ConsumeMark> = new Map([
+  [1, 'first'],
+  [2, 'grace'],
+]);
+
 /**
  * oidc-provider state in Redis. Each model is a hash {payload, consumed} with the model's TTL;
  * a per-grant set lists the token keys so revokeByGrantId can remove them all; uid and
  * userCode pointer keys serve findByUid and findByUserCode. Keys carry REDIS_KEY_PREFIX (and,
- * on a Cluster, the {oidc} hash tag: see keyspace).
+ * on a Cluster, the {oidc} hash tag: see keyspace). consume() is the reuse rule's
+ * (src/auth/refresh-reuse.ts); this gives it the atomic mark (markConsumed, one Lua script).
  */
-export function createRedisAdapter(client: Redis, model: string, refreshGrace: RefreshGrace = NO_GRACE): Adapter {
+export function createRedisStateStore(client: Redis, model: string): OidcStateStore {
   const redis = withConsumeCommand(client);
   const { modelKey, grantKey, uidKey, userCodeKey } = keyspace(namespaceOf(client));
-  const grace = graceApplies(model, refreshGrace) ? refreshGrace : NO_GRACE;
 
   async function load(key: string | null): Promise<AdapterPayload | undefined> {
     if (!key) return undefined;
@@ -63,7 +70,7 @@ export function createRedisAdapter(client: Redis, model: string, refreshGrace: R
     return consumed ? { ...parsed, consumed: Number(consumed) } : parsed;
   }
 
-  const adapter: Adapter = {
+  return {
     async upsert(id, payload, expiresIn) {
       const key = modelKey(model, id);
       const tx = redis.multi();
@@ -86,10 +93,7 @@ export function createRedisAdapter(client: Redis, model: string, refreshGrace: R
     },
 
     async find(id) {
-      const key = modelKey(model, id);
-      if (grace === NO_GRACE) return load(key);
-      const [payload, consumedMs] = await Promise.all([load(key), redis.hget(key, 'consumed_ms')]);
-      return hideConsumedWithinGrace(payload, consumedMs ? Number(consumedMs) : undefined, grace);
+      return load(modelKey(model, id));
     },
 
     async findByUid(uid) {
@@ -102,20 +106,19 @@ export function createRedisAdapter(client: Redis, model: string, refreshGrace: R
       return id ? load(modelKey(model, id)) : undefined;
     },
 
-    async consume(id) {
+    async markConsumed(id, grace) {
       const now = Date.now();
       const result = await redis.oidcConsume(modelKey(model, id), Math.floor(now / 1000), now, grace.seconds * 1000, grace.count);
-      // -1: the key is gone, i.e. a concurrent replay already revoked the grant; refuse too.
-      if (result !== 1 && result !== 2 && grantSourceModels.has(model)) {
-        const payload = await load(modelKey(model, id));
-        if (payload?.grantId) {
-          // The whole grant, as oidc-provider's own replay path does: a concurrent winner may
-          // still be saving its new tokens, and without the Grant they are worthless (T26).
-          await adapter.revokeByGrantId(payload.grantId);
-          await redis.del(modelKey('Grant', payload.grantId));
-        }
-        throw alreadyConsumed(model);
-      }
+      return MARKS.get(result) ?? 'refused';
+    },
+
+    async consumedAtMs(id) {
+      const consumedMs = await redis.hget(modelKey(model, id), 'consumed_ms');
+      return consumedMs ? Number(consumedMs) : undefined;
+    },
+
+    async grantIdOf(id) {
+      return (await load(modelKey(model, id)))?.grantId;
     },
 
     async destroy(id) {
@@ -130,10 +133,12 @@ export function createRedisAdapter(client: Redis, model: string, refreshGrace: R
     async revokeByGrantId(grantId) {
       const grant = grantKey(grantId);
       const members = await redis.smembers(grant);
-      await redis.multi().del(...members, grant).exec();
+      await redis
+        .multi()
+        .del(...members, grant)
+        .exec();
     },
   };
-  return adapter;
 }
 
 /** Redis glob metacharacters in a literal part of a SCAN pattern. */

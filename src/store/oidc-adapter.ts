@@ -1,4 +1,3 @@
-import { errors } from 'oidc-provider';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 
 export type { Adapter, AdapterPayload };
@@ -13,15 +12,6 @@ export const grantableModels = new Set([
   'PreAuthorizedCode',
 ]);
 
-/** Models that are redeemed once; a second redemption is refused by the adapter itself. */
-export const grantSourceModels = new Set([
-  'AuthorizationCode',
-  'RefreshToken',
-  'DeviceCode',
-  'BackchannelAuthenticationRequest',
-  'PreAuthorizedCode',
-]);
-
 /**
  * Models a restore leaves alone when it ends every flow (oidc-adapter-redis endOidcState, and
  * oidc_payloads in store/backup.ts): the replay cache of client assertion jtis holds no grant,
@@ -29,69 +19,29 @@ export const grantSourceModels = new Set([
  */
 export const modelsKeptByRestore: ReadonlySet<string> = new Set(['ReplayDetection']);
 
-/**
- * oidc-provider checks `consumed` and then calls consume(): two concurrent redemptions can
- * both pass the check. Our adapters mark consumption atomically and, when they lose the race,
- * revoke the grant and answer with invalid_grant (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
- */
-export function alreadyConsumed(model: string): Error {
-  return new errors.InvalidGrant(`${model === 'RefreshToken' ? 'refresh token' : 'grant'} already used`);
-}
-
-/**
- * REFRESH_REUSE_GRACE_SECONDS / _COUNT: a rotated refresh token may be presented again `count`
- * more times within `seconds` of its first use (a client retrying after a lost response, or
- * two tabs racing), like Okta's "grace period for token rotation" and Hydra's
- * refresh_token_rotation_grace_period. Off (0) by default: then every reuse revokes the grant.
- */
+/** How long, and how often, a consumed value may pass again (the reuse rule: src/auth/refresh-reuse.ts). */
 export type RefreshGrace = Readonly<{ seconds: number; count: number }>;
 
 export const NO_GRACE: RefreshGrace = { seconds: 0, count: 0 };
 
-export const graceApplies = (model: string, grace: RefreshGrace): boolean => model === 'RefreshToken' && grace.seconds > 0 && grace.count > 0;
+/** What an atomic consumption mark found: consumed now, passed again within the grace, or refused. */
+export type ConsumeMark = 'first' | 'grace' | 'refused';
 
 /**
- * oidc-provider revokes the grant as soon as `find` returns a consumed refresh token, before our
- * consume() can decide. Within the grace window `find` therefore hides the consumed mark, and
- * consume() alone decides atomically (window and count); outside it the provider's own path runs.
+ * What a storage backend (Redis, or Postgres oidc_payloads) keeps for one model: oidc-provider's
+ * Adapter contract, with consume() left to the reuse rule (src/auth/refresh-reuse.ts), which
+ * decides on the atomic primitive below. find() shows a consumed value's `consumed` mark (epoch
+ * seconds); nothing here revokes or refuses anything by itself.
  */
-export function hideConsumedWithinGrace(payload: AdapterPayload | undefined, consumedAtMs: number | undefined, grace: RefreshGrace): AdapterPayload | undefined {
-  if (!payload?.consumed || consumedAtMs === undefined || Date.now() - consumedAtMs > grace.seconds * 1000) return payload;
-  const rest: AdapterPayload = { ...payload };
-  delete rest.consumed;
-  return rest;
-}
-
-export const ADAPTER_OPERATIONS = ['find', 'upsert', 'consume', 'destroy', 'revokeByGrantId', 'findByUserCode', 'findByUid'] as const;
-export type AdapterOperation = (typeof ADAPTER_OPERATIONS)[number];
-export type AdapterStorage = 'redis' | 'postgres';
-
-/** Gives the recorder (seconds) for one model, operation and storage; called once per wrapped adapter. */
-export type AdapterTimings = (model: string, operation: AdapterOperation, storage: AdapterStorage) => (seconds: number) => void;
-
-/**
- * Times every adapter operation (metrics: portcullis_adapter_operation_duration_seconds). The
- * recorders are looked up once here, so a call costs one hrtime pair and one observe.
- */
-export function timedAdapter(adapter: Adapter, model: string, storage: AdapterStorage, timings: AdapterTimings): Adapter {
-  const timed = <A extends unknown[], R>(operation: AdapterOperation, fn: (...args: A) => Promise<R>): ((...args: A) => Promise<R>) => {
-    const observe = timings(model, operation, storage);
-    return async (...args: A) => {
-      const start = process.hrtime.bigint();
-      try {
-        return await fn(...args);
-      } finally {
-        observe(Number(process.hrtime.bigint() - start) / 1e9);
-      }
-    };
-  };
-  return {
-    find: timed('find', adapter.find.bind(adapter)),
-    upsert: timed('upsert', adapter.upsert.bind(adapter)),
-    consume: timed('consume', adapter.consume.bind(adapter)),
-    destroy: timed('destroy', adapter.destroy.bind(adapter)),
-    revokeByGrantId: timed('revokeByGrantId', adapter.revokeByGrantId.bind(adapter)),
-    findByUserCode: timed('findByUserCode', adapter.findByUserCode.bind(adapter)),
-    findByUid: timed('findByUid', adapter.findByUid.bind(adapter)),
-  };
-}
+export type OidcStateStore = Omit<Adapter, 'consume'> & {
+  /**
+   * In one atomic step: marks `id` consumed unless it already is ('first'); lets an already
+   * consumed one pass again ('grace') only within `grace` — `seconds` after its first consumption,
+   * at most `count` times, counted in the same step; else 'refused' (also when `id` is gone).
+   */
+  markConsumed(id: string, grace: RefreshGrace): Promise<ConsumeMark>;
+  /** When `id` was first consumed, epoch ms; undefined when it is not consumed (or gone). */
+  consumedAtMs(id: string): Promise<number | undefined>;
+  /** The grant `id` belongs to, as stored (expired or not), so a refused reuse can revoke it. */
+  grantIdOf(id: string): Promise<string | undefined>;
+};

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import * as client from 'openid-client';
-import { createRedisAdapter, endOidcState } from '../../src/store/oidc-adapter-redis.ts';
+import { withReuseDetection } from '../../src/auth/refresh-reuse.ts';
+import { createRedisStateStore, endOidcState } from '../../src/store/oidc-adapter-redis.ts';
 import { createOidcStateKeys, sealedAdapter } from '../../src/store/oidc-adapter-sealed.ts';
 import { checkEvictionPolicy } from '../../src/store/redis-checks.ts';
 import { createRedis, type Redis } from '../../src/store/redis.ts';
@@ -14,6 +15,9 @@ import { until } from '../helpers/cluster.ts';
 import { freePort, startTestServers, type TestServers } from '../helpers/servers.ts';
 import { testEnv } from '../setup.ts';
 import { adapterContract } from '../store/oidc-adapter.contract.ts';
+
+/** The Redis storage backend, with consume() by the reuse rule (as the servers use it). */
+const createRedisAdapter = (redis: Redis, model: string) => withReuseDetection((name) => createRedisStateStore(redis, name))(model);
 
 type ClusterNode = { port: number; dir: string; process: ChildProcess; exited: Promise<void> };
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
-import { withAccountIndex } from '../../src/auth/routes/account.ts';
+import { withAccountIndex } from '../../src/auth/account-index.ts';
 import { createAccountIndexStore } from '../../src/store/account-index.ts';
 import { createOidcStateKeys } from '../../src/store/oidc-adapter-sealed.ts';
 import { createTestUser } from '../helpers/factories.ts';
@@ -40,7 +40,7 @@ describe('account grant index', function () {
 
   it('a grant is in the index when its save returns, so "sign out everywhere" right after finds it', async function () {
     const user = await createTestUser(servers.deps);
-    const grants = withAccountIndex(servers.deps.oidcAdapter, servers.deps.accountIndex)('Grant');
+    const grants = withAccountIndex(servers.deps.oidcAdapter('Grant'), 'Grant', servers.deps.accountIndex);
     const id = randomBytes(16).toString('base64url');
     await grants.upsert(id, { accountId: user.id, clientId: 'c1', kind: 'Grant' }, 600);
     // No wait: the index write is part of the save.

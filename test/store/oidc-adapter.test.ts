@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import knexFactory, { type Knex } from 'knex';
-import { createPostgresAdapter, sweepExpiredOidcPayloads } from '../../src/store/oidc-adapter-postgres.ts';
-import { createRedisAdapter } from '../../src/store/oidc-adapter-redis.ts';
+import { withReuseDetection } from '../../src/auth/refresh-reuse.ts';
+import { createPostgresStateStore, sweepExpiredOidcPayloads } from '../../src/store/oidc-adapter-postgres.ts';
+import { createRedisStateStore } from '../../src/store/oidc-adapter-redis.ts';
 import { createOidcStateKeys, sealedAdapter } from '../../src/store/oidc-adapter-sealed.ts';
 import { testEnv } from '../setup.ts';
 import { adapterContract } from './oidc-adapter.contract.ts';
@@ -21,6 +22,10 @@ describe('oidc-provider adapters', function () {
     await knex.destroy();
     redis.disconnect();
   });
+
+  // The storage backends, with consume() by the reuse rule over their atomic mark (as the servers use them).
+  const createPostgresAdapter = (db: Knex, model: string) => withReuseDetection((name) => createPostgresStateStore(db, name))(model);
+  const createRedisAdapter = (client: Redis, model: string) => withReuseDetection((name) => createRedisStateStore(client, name))(model);
 
   adapterContract('postgres', (model) => createPostgresAdapter(knex, model));
 
