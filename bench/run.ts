@@ -12,6 +12,7 @@ import { runList, runOpenLoop, type DriverResult } from './lib/driver.ts';
 import { Browserless, codeFlow, deviceCode, mintRefreshTokens, pool, tokenRequest } from './lib/flows.ts';
 import { measureMemory, type MemoryReport } from './lib/memory.ts';
 import { DEVICE_GRANT, preparePortcullis, REDIRECT_URI, REDIS_URL, type Portcullis } from './lib/portcullis.ts';
+import { loadServerSecret, SERVER_SECRETS } from '../src/store/server-secrets.ts';
 import { cpuMicros, hasCommand, machineDescription, pin, rssBytes } from './lib/proc.ts';
 import { renderReport, withBenchSection, type Row } from './lib/report.ts';
 import { freePort, repoRoot, startServer, type Server } from './lib/servers.ts';
@@ -438,7 +439,7 @@ async function main(): Promise<void> {
       growthLevels: settings.growthLevels,
       log,
       authPid: auth.pid,
-      masterKey: ours.env.MASTER_KEY ?? '',
+      oidcStateRoot: await loadServerSecret(ours.deps.knex, ours.deps.box, SERVER_SECRETS.oidcState),
       remeasure: async () => {
         const s = subjects.filter((x) => x.role === 'ours' && (x.scenario === '1' || x.scenario === '3'));
         const out: { scenario: string; cpuUs: number; rps: number; p99Ms: number; errors: number }[] = [];

@@ -13,7 +13,7 @@ import { DuplicateEmailError } from './store/users.ts';
 import { UnknownRoleError } from './store/roles.ts';
 import { ClientMetadataError, createClient } from './cli/clients.ts';
 import { IAT_GRANTABLE_SCOPES } from './auth/scopes.ts';
-import { MasterKeyInputError, readNewMasterKey, rotateMaster } from './cli/keys.ts';
+import { MasterKeyInputError, registerMasterKeyCommands } from './cli/keys.ts';
 import { KeyRotationError, registerSigningKeyCommands } from './cli/signing-keys.ts';
 import { registerAuditCommands } from './cli/audit.ts';
 import { BackupFileError, registerBackupCommands } from './cli/backup.ts';
@@ -202,14 +202,7 @@ const keys = program.command('keys').description('signing keys (list, rotate, re
 registerSigningKeyCommands(keys, { withDeps, print });
 registerAuditCommands(program, { withDeps, print });
 registerBackupCommands(program, { withDeps, withDatabase, print });
-keys
-  .command('rotate-master')
-  .description('re-seal every value sealed under MASTER_KEY with a new key, in one transaction; then switch MASTER_KEY and restart')
-  .option('--new-key-file <path>', 'file with the new key (base64 of 32 bytes, as in MASTER_KEY); default: standard input')
-  .action(async (opts: { newKeyFile?: string }) => {
-    const newKey = await readNewMasterKey(opts.newKeyFile);
-    print(await withDeps((deps) => rotateMaster(deps, newKey)));
-  });
+registerMasterKeyCommands(keys, { withDeps, print });
 
 program.parseAsync().catch((error: unknown) => {
   if (error instanceof ConfigError) {

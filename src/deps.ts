@@ -17,6 +17,7 @@ import { createDatabase, type Database } from './store/db.ts';
 import { migrateLatest, pendingMigrations } from './store/migrate.ts';
 import { sweepExpiredOidcPayloads } from './store/oidc-adapter-postgres.ts';
 import { createOidcStateKeys } from './store/oidc-adapter-sealed.ts';
+import { loadServerSecrets } from './store/server-secrets.ts';
 import { createOidcStorage } from './auth/oidc-storage.ts';
 import { createRedis, type Redis } from './store/redis.ts';
 import { createRoleStore } from './store/roles.ts';
@@ -57,9 +58,12 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       if (pending.length > 0) throw new StartupError(`the database schema is behind by ${pending.length} migration(s); run: portcullis migrate`);
     }
     const masterKey = await resolveKey({ name: 'MASTER_KEY', value: config.masterKey, fileName: 'master.key' }, { dataDir: config.dataDir, embedded: database.embedded, logger });
-    const box = createMasterBox(masterKey);
-    // Sessions, codes and tokens are stored by keyed hash and sealed (src/store/oidc-adapter-sealed.ts).
-    const oidcKeys = createOidcStateKeys(masterKey);
+    // Seals under MASTER_KEY; also opens under MASTER_KEY_PREVIOUS while a rotation is under way (S2).
+    const box = createMasterBox(masterKey, config.masterKeyPrevious ? [Buffer.from(config.masterKeyPrevious, 'base64')] : []);
+    const secrets = await loadServerSecrets(knex, box);
+    // Sessions, codes and tokens are stored by keyed hash and sealed (src/store/oidc-adapter-sealed.ts),
+    // under keys from a stored secret rather than from MASTER_KEY, so rotating MASTER_KEY keeps them.
+    const oidcKeys = createOidcStateKeys(secrets.oidcState);
     // The audit chain's HMAC key is its own secret, not derived from MASTER_KEY: the API writes
     // audit events and must not hold MASTER_KEY (S3).
     const auditKey = await resolveKey({ name: 'AUDIT_KEY', value: config.auditKey, fileName: 'audit.key' }, { dataDir: config.dataDir, embedded: database.embedded, logger });
@@ -84,7 +88,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
     const lockouts = createLockouts({ config, redis, knex, logger });
     const accounts = createAccountService({ knex, users: stores.users, roles: stores.roles, hasher, audit, lockouts: { account: lockouts.password, ip: lockouts.passwordIp } });
     const keys = createKeyService({ store: stores.keys, box });
-    const mfa = createMfa({ knex, redis, box, audit, logger, issuer: config.issuer, lockout: lockouts.secondFactor, addressLockout: lockouts.passwordIp });
+    const mfa = createMfa({ knex, redis, box, audit, logger, issuer: config.issuer, lockout: lockouts.secondFactor, addressLockout: lockouts.passwordIp, recoveryCodePepper: secrets.recoveryCodes });
     // The index names sessions by their storage key, never by the cookie value.
     const accountIndex = createAccountIndexStore(knex, { sessionKey: oidcKeys.storageKey });
     const accountSessions = createAccountSessions({

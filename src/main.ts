@@ -18,6 +18,13 @@ async function main(): Promise<void> {
   assertProductionSettings(config, process.env);
   const logger = createLogger(config);
   const deps = await createDeps(config, { logger });
+  if (deps.box.previousKeyIds.length > 0) {
+    // Only for a rotation: the old key must not stay configured (and so stay needed) for good.
+    logger.warn(
+      { current: deps.box.keyId, previous: deps.box.previousKeyIds },
+      'MASTER_KEY_PREVIOUS is set: values sealed under it still open. Once every instance runs with the new MASTER_KEY, run `portcullis keys reseal`, check `portcullis keys status`, then remove MASTER_KEY_PREVIOUS',
+    );
+  }
   if (deps.redis) {
     // ioredis reconnects by itself; log the outage once a minute instead of an unhandled-error line per retry.
     let lastLogged = 0;

@@ -110,6 +110,9 @@ export async function startServers(deps: Deps, roles: readonly Role[]): Promise<
         });
         await clientChanges.ready;
       }
+      // Recovery-code hashes an earlier release stored without a key are rekeyed (S6); a no-op once done.
+      const rekeyed = await deps.mfa.recovery.rekeyUnkeyed();
+      if (rekeyed > 0) deps.logger.info({ rekeyed }, 'recovery codes: unkeyed hashes rekeyed under the server pepper');
       readiness.checks = {
         ...readiness.checks,
         async signingKeys() {

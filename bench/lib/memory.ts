@@ -75,8 +75,8 @@ export async function measureMemory(options: {
   grants: number;
   growthLevels: number[];
   authPid: number;
-  /** The Portcullis server's MASTER_KEY (base64): its oidc state is sealed under a key derived from it. */
-  masterKey: string;
+  /** The Portcullis server's `oidc-state` server secret: its oidc state is sealed under keys derived from it. */
+  oidcStateRoot: Buffer;
   log: (message: string) => void;
   remeasure: () => Promise<GrowthPoint['results']>;
 }): Promise<MemoryReport> {
@@ -87,8 +87,8 @@ export async function measureMemory(options: {
     const floor = await modelStats(plain, options.floorPrefix);
 
     // Templates: one refresh token with its grant and session.
-    // Stored by keyed hash with sealed payloads (S10): opened with the server's MASTER_KEY.
-    const keys = createOidcStateKeys(Buffer.from(options.masterKey, 'base64'));
+    // Stored by keyed hash with sealed payloads (S10): opened with keys from the server's oidc-state secret.
+    const keys = createOidcStateKeys(options.oidcStateRoot);
     const opened = async (model: string, storageKey: string | null | undefined): Promise<AdapterPayload | undefined> => {
       if (!storageKey) return undefined;
       const stored = JSON.parse((await plain.hget(`${options.oursPrefix}oidc:${model}:${storageKey}`, 'payload')) ?? '{}') as unknown;

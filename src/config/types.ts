@@ -28,6 +28,7 @@ export type Config = Readonly<{
   redisClusterNodes: readonly string[];
   dataDir: string;
   masterKey?: string;
+  masterKeyPrevious?: string;
   backupKey?: string;
   auditKey?: string;
   cookieKeys?: readonly string[];

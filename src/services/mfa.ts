@@ -260,13 +260,15 @@ export function createMfa(deps: {
   lockout: Lockout;
   /** The per-address budget of failed sign-ins, when configured (R13: spent by passkey answers that do not verify). */
   addressLockout?: Lockout | undefined;
+  /** The key of the recovery-code hashes (server_secrets, S6). */
+  recoveryCodePepper: Buffer;
 }) {
   const issuer = new URL(deps.issuer);
   const store = createMfaStore(deps.knex);
   return createMfaService({
     store,
     totp: createTotpService({ store, box: deps.box, issuerName: 'Portcullis' }),
-    recovery: createRecoveryCodeService({ store }),
+    recovery: createRecoveryCodeService({ store, pepper: deps.recoveryCodePepper }),
     webauthn: createWebAuthnService({
       credentials: createWebAuthnCredentialStore(deps.knex),
       store,

@@ -21,6 +21,12 @@ export class DecryptionError extends Error {
   }
 }
 
+/** The key id an envelope names (`v1.<key id>.…`), or undefined when it is not an envelope of ours. */
+export function envelopeKeyId(envelope: string): string | undefined {
+  const [version, keyId] = envelope.split('.', 2);
+  return version === 'v1' ? keyId : undefined;
+}
+
 export function createCryptoBox(key: Buffer, keyId = 'm1'): CryptoBox {
   if (key.length !== 32) throw new Error('crypto box key must be 32 bytes');
   if (!/^[a-z0-9-]{1,32}$/.test(keyId)) throw new Error('crypto box key id must be short and url-safe');

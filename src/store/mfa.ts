@@ -11,7 +11,8 @@ export type TotpRow = {
   created_at: Date;
 };
 
-export type RecoveryCodeRow = { id: string; code_hash: Buffer };
+/** hash_version 1: unkeyed SHA-256 (earlier releases); 2: HMAC under the server's pepper (src/services/recovery-codes.ts). */
+export type RecoveryCodeRow = { id: string; code_hash: Buffer; hash_version: number };
 
 /** TOTP secrets, recovery code hashes, WebAuthn ceremony challenges and MFA-requiring roles. */
 export function createMfaStore(knex: Knex) {
@@ -57,7 +58,31 @@ export function createMfaStore(knex: Knex) {
     },
 
     async unusedRecoveryCodes(userId: string): Promise<RecoveryCodeRow[]> {
-      return knex('mfa_recovery_codes').where({ user_id: userId, used_at: null }).select<RecoveryCodeRow[]>('id', 'code_hash');
+      return knex('mfa_recovery_codes').where({ user_id: userId, used_at: null }).select<RecoveryCodeRow[]>('id', 'code_hash', 'hash_version');
+    },
+
+    /** Up to `limit` rows (used or not) still hashed the way `version` says, after `afterId`. */
+    async recoveryCodesOfVersion(version: number, limit: number, afterId = '0'): Promise<RecoveryCodeRow[]> {
+      return knex('mfa_recovery_codes')
+        .where({ hash_version: version })
+        .andWhere('id', '>', afterId)
+        .orderBy('id')
+        .limit(limit)
+        .select<RecoveryCodeRow[]>('id', 'code_hash', 'hash_version');
+    },
+
+    /** Rewrites one hash where the row still holds the one that was read (compare and set). */
+    async rehashRecoveryCode(row: RecoveryCodeRow, hash: Buffer, version: number): Promise<boolean> {
+      const updated = await knex('mfa_recovery_codes')
+        .where({ id: row.id, hash_version: row.hash_version, code_hash: row.code_hash })
+        .update({ code_hash: hash, hash_version: version });
+      return updated === 1;
+    },
+
+    /** Unused and used codes by hash version, for `keys status`. */
+    async recoveryCodeVersions(): Promise<Record<string, number>> {
+      const rows = await knex('mfa_recovery_codes').groupBy('hash_version').select<{ hash_version: number; count: string | number }[]>('hash_version', knex.raw('count(*) AS count'));
+      return Object.fromEntries(rows.map((row) => [String(row.hash_version), Number(row.count)]));
     },
 
     /** Single use, atomically: only the first concurrent request marks the code used. */
@@ -66,10 +91,10 @@ export function createMfaStore(knex: Knex) {
     },
 
     /** The new set replaces the old one in one transaction. */
-    async replaceRecoveryCodes(userId: string, hashes: readonly Buffer[]): Promise<void> {
+    async replaceRecoveryCodes(userId: string, hashes: readonly Buffer[], hashVersion: number): Promise<void> {
       await knex.transaction(async (trx) => {
         await trx('mfa_recovery_codes').where({ user_id: userId }).delete();
-        if (hashes.length > 0) await trx('mfa_recovery_codes').insert(hashes.map((code_hash) => ({ user_id: userId, code_hash })));
+        if (hashes.length > 0) await trx('mfa_recovery_codes').insert(hashes.map((code_hash) => ({ user_id: userId, code_hash, hash_version: hashVersion })));
       });
     },
 

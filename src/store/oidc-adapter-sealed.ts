@@ -3,7 +3,11 @@ import { createCryptoBox } from '../shared/crypto-box.ts';
 import { deriveKey } from '../shared/derive-key.ts';
 import type { Adapter, AdapterPayload } from './oidc-adapter.ts';
 
-/** HKDF labels: one subkey of MASTER_KEY names stored oidc state, another seals it. */
+/**
+ * HKDF labels: one subkey of the root names stored oidc state, another seals it. The root is the
+ * `oidc-state` server secret (src/store/server-secrets.ts): random, stored sealed under MASTER_KEY,
+ * so a MASTER_KEY rotation re-seals it and keeps every session and token (S2).
+ */
 const STORAGE_KEY_PURPOSE = 'oidc-state storage key v1';
 const SEAL_PURPOSE = 'oidc-state seal v1';
 
@@ -29,9 +33,9 @@ export type OidcStateKeys = {
   readonly open: (envelope: string, associatedData: string) => Buffer;
 };
 
-export function createOidcStateKeys(masterKey: Buffer): OidcStateKeys {
-  const hmacKey: KeyObject = createSecretKey(deriveKey(masterKey, STORAGE_KEY_PURPOSE));
-  const sealKey: KeyObject = createSecretKey(deriveKey(masterKey, SEAL_PURPOSE));
+export function createOidcStateKeys(root: Buffer): OidcStateKeys {
+  const hmacKey: KeyObject = createSecretKey(deriveKey(root, STORAGE_KEY_PURPOSE));
+  const sealKey: KeyObject = createSecretKey(deriveKey(root, SEAL_PURPOSE));
   const boxFor = (salt: string) => createCryptoBox(createHmac('sha256', sealKey).update(salt).digest(), salt);
   return {
     storageKey: (value) => createHmac('sha256', hmacKey).update(value, 'utf8').digest('base64url'),
@@ -64,7 +68,7 @@ function openSealed(keys: OidcStateKeys, model: string, stored: unknown): Adapte
   try {
     return JSON.parse(keys.open(sealed, `oidc:${model}`).toString('utf8')) as AdapterPayload;
   } catch {
-    // Tampered with, or sealed under another MASTER_KEY: as good as absent (fail closed).
+    // Tampered with, or sealed under another deployment's keys: as good as absent (fail closed).
     return undefined;
   }
 }

@@ -1,11 +1,13 @@
 import type { Knex } from 'knex';
+import { serverSecretAad } from './server-secrets.ts';
 
 /** A column holding values sealed under the master key, and the associated data of each row. */
 export type SealedColumn = { table: string; column: string; key: string; aad: (keyValue: string) => string };
 
 /**
  * Every master-key-sealed value in the database. A new sealed column must be added here, or
- * `portcullis keys rotate-master` leaves it behind (the rotation test lists the tables).
+ * `portcullis keys reseal` leaves it behind and it is lost with the old key (test/store/sealed-columns.test.ts
+ * compares this list with the schema).
  */
 export const SEALED_COLUMNS: readonly SealedColumn[] = [
   { table: 'signing_keys', column: 'private_jwk_sealed', key: 'kid', aad: (kid) => `signing-key:${kid}` },
@@ -13,25 +15,52 @@ export const SEALED_COLUMNS: readonly SealedColumn[] = [
   { table: 'oauth_clients', column: 'secret_sealed', key: 'client_id', aad: (id) => `client:${id}` },
   { table: 'user_data_keys', column: 'key_wrapped', key: 'user_id', aad: (id) => `data-key:${id}` },
   { table: 'mfa_totp', column: 'secret_sealed', key: 'user_id', aad: (id) => `totp:${id}` },
+  { table: 'server_secrets', column: 'secret_sealed', key: 'name', aad: serverSecretAad },
 ];
 
-/** Reads and rewrites sealed columns inside one transaction (for master-key rotation). */
-export function createSealedColumnStore(trx: Knex.Transaction) {
+/**
+ * Reads and rewrites sealed columns for `keys reseal` and `keys status`, while instances run:
+ * batches in key order, and a rewrite only where the row still holds the value that was read
+ * (compare and set), so a value changed meanwhile (a TOTP set up again) is never overwritten.
+ */
+export function createSealedColumnStore(knex: Knex) {
   return {
     async exists(spec: SealedColumn): Promise<boolean> {
-      return trx.schema.hasTable(spec.table);
+      return knex.schema.hasTable(spec.table);
     },
 
-    /** Rows with a value, locked against concurrent writers until the transaction ends. */
-    async rows(spec: SealedColumn): Promise<{ key: string; sealed: string }[]> {
-      const rows = await trx(spec.table).whereNotNull(spec.column).forUpdate().select<Record<string, unknown>[]>(spec.key, spec.column);
-      return rows.map((row) => ({ key: String(row[spec.key]), sealed: String(row[spec.column]) }));
+    /** Up to `limit` rows after `afterKey` (key order) whose value is not sealed under `keyId`. */
+    async notUnder(spec: SealedColumn, keyId: string, limit: number, afterKey?: string): Promise<{ key: string; sealed: string }[]> {
+      const query = knex(spec.table)
+        .whereNotNull(spec.column)
+        // Key ids are [a-z0-9-]: nothing in the pattern is a LIKE wildcard.
+        .andWhereNot(spec.column, 'like', `v1.${keyId}.%`)
+        .orderBy(spec.key)
+        .limit(limit)
+        .select<Record<string, unknown>[]>(spec.key, spec.column);
+      if (afterKey !== undefined) void query.andWhere(spec.key, '>', afterKey);
+      return (await query).map((row) => ({ key: String(row[spec.key]), sealed: String(row[spec.column]) }));
     },
 
-    async update(spec: SealedColumn, key: string, sealed: string): Promise<void> {
-      await trx(spec.table)
+    /** Writes `sealed` where the row still holds `was`; false when it changed or went meanwhile. */
+    async replace(spec: SealedColumn, key: string, was: string, sealed: string, trx: Knex = knex): Promise<boolean> {
+      const updated = await trx(spec.table)
         .where(spec.key, key)
+        .andWhere(spec.column, was)
         .update({ [spec.column]: sealed });
+      return updated === 1;
+    },
+
+    /** How many values each key id seals (the id an envelope names; '' for what is no envelope). */
+    async countByKeyId(spec: SealedColumn): Promise<Record<string, number>> {
+      const rows = await knex(spec.table)
+        .whereNotNull(spec.column)
+        .groupByRaw('1')
+        .select<{ key_id: string; count: string | number }[]>(
+          knex.raw(`split_part(??, '.', 2) AS key_id`, [spec.column]),
+          knex.raw('count(*) AS count'),
+        );
+      return Object.fromEntries(rows.map((row) => [row.key_id, Number(row.count)]));
     },
   };
 }

@@ -30,3 +30,37 @@ describe('master key box', function () {
     expect(() => createMasterBox(key).open(sealed, 'b')).to.throw(/authentication failed/);
   });
 });
+
+/** MASTER_KEY with MASTER_KEY_PREVIOUS (S2): seal under the current key, open under either. */
+describe('master key ring', function () {
+  const oldKey = randomBytes(32);
+  const newKey = randomBytes(32);
+
+  it('seals under MASTER_KEY only, and opens what MASTER_KEY_PREVIOUS sealed (also under the legacy id)', function () {
+    const ring = createMasterBox(newKey, [oldKey]);
+    expect(ring.keyId).to.equal(masterKeyId(newKey));
+    expect(ring.previousKeyIds).to.deep.equal([masterKeyId(oldKey)]);
+    const sealed = ring.seal('new', 'a');
+    expect(envelopeKeyId(sealed)).to.equal(masterKeyId(newKey));
+    expect(ring.isCurrent(sealed)).to.equal(true);
+    const old = createMasterBox(oldKey).seal('old', 'a');
+    expect(ring.isCurrent(old)).to.equal(false);
+    expect(ring.open(old, 'a').toString()).to.equal('old');
+    // The legacy id names no key: whichever key of the ring authenticates opens it.
+    expect(ring.open(createCryptoBox(oldKey, 'm1').seal('legacy old', 'a'), 'a').toString()).to.equal('legacy old');
+    expect(ring.open(createCryptoBox(newKey, 'm1').seal('legacy new', 'a'), 'a').toString()).to.equal('legacy new');
+    expect(() => ring.open(old, 'b')).to.throw(/authentication failed/);
+  });
+
+  it('names both configured keys when a value is sealed under neither', function () {
+    const other = randomBytes(32);
+    const sealed = createMasterBox(other).seal('x', 'a');
+    expect(() => createMasterBox(newKey, [oldKey]).open(sealed, 'a')).to.throw(
+      `cannot decrypt: sealed under key ${masterKeyId(other)}, not the configured MASTER_KEY (${masterKeyId(newKey)}) nor MASTER_KEY_PREVIOUS (${masterKeyId(oldKey)})`,
+    );
+  });
+
+  it('refuses MASTER_KEY_PREVIOUS equal to MASTER_KEY', function () {
+    expect(() => createMasterBox(newKey, [Buffer.from(newKey)])).to.throw('MASTER_KEY_PREVIOUS is the same key as MASTER_KEY');
+  });
+});
