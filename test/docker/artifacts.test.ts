@@ -258,6 +258,21 @@ describe('docker/compose.yaml', function () {
     }
   });
 
+  it('S2 the MASTER_KEY rotation override gives every service holding master_key the previous key as MASTER_KEY_PREVIOUS_FILE, and nothing else', function () {
+    const override = parse(read('docker/compose.rotate-master.yaml')) as Compose;
+    expect(override.secrets).to.deep.equal({ master_key_previous: { file: './secrets/master_key_previous' } });
+    const holders = Object.entries(services)
+      .filter(([, service]) => secretsOf(service).includes('master_key'))
+      .map(([name]) => name);
+    expect(Object.keys(override.services).sort()).to.deep.equal(holders.sort());
+    for (const [name, service] of Object.entries(override.services)) {
+      expect(environmentOf(service), name).to.deep.equal({ MASTER_KEY_PREVIOUS_FILE: '/run/secrets/master_key_previous' });
+      expect(secretsOf(service), name).to.deep.equal(['master_key_previous']);
+      expect(Object.keys(service).sort(), name).to.deep.equal(['environment', 'secrets']);
+    }
+    expect(read('docker/README.md')).to.include('compose.rotate-master.yaml');
+  });
+
   it('keeps the secret files out of git', function () {
     expect(read('docker/secrets/.gitignore').split('\n')).to.include.members(['*', '!.gitignore']);
   });

@@ -224,6 +224,14 @@ describe('docker/helm/portcullis', function () {
     expect(JSON.stringify(job)).to.include(`"secretKeyRef":{"name":"${values.secret.name}","key":"${values.secret.keys.databaseUrl}"}`);
   });
 
+  it('S2 takes MASTER_KEY_PREVIOUS from an optional key of the same Secret, so a rotation is a Secret change and a rollout restart', function () {
+    for (const name of components) {
+      const [container] = podOf(named(manifests, 'Deployment', `rel-${name}`)).spec.containers;
+      const entry = container?.env.find((e) => e.name === 'MASTER_KEY_PREVIOUS');
+      expect(entry?.valueFrom?.secretKeyRef, name).to.deep.equal({ name: values.secret.name, key: values.secret.keys.masterKeyPrevious, optional: true });
+    }
+  });
+
   it('exposes only the HTTP port through Services and the Ingress; the metrics port stays on the pods', function () {
     for (const name of components) {
       const service = named(manifests, 'Service', `rel-${name}`);
