@@ -3,6 +3,7 @@ import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.
 import addFormatsModule from 'ajv-formats';
 import type { Context, Middleware } from 'koa';
 import type { RbacService, Subject } from '../services/rbac.ts';
+import { jsonNestingExceeds, MAX_JSON_DEPTH } from '../shared/json-nesting.ts';
 import { badRequest, forbidden, insufficientScope, invalidToken, payloadTooLarge, Problem, problemType } from '../shared/problem.ts';
 import type { AccessTokenClaims, AuthState } from './koa-bearer-auth.ts';
 import type { JsonSchema } from './schemas.ts';
@@ -92,8 +93,14 @@ async function readJsonBody(ctx: Context, limit: number): Promise<unknown> {
     if (size > limit) throw payloadTooLarge(limit);
     chunks.push(chunk as Buffer);
   }
+  const raw = Buffer.concat(chunks);
+  // Before parsing: a value nested deeper than anything the routes take is refused (R15).
+  if (jsonNestingExceeds(raw))
+    throw badRequest(`The request body is nested more than ${MAX_JSON_DEPTH} levels deep.`, {
+      errors: [{ pointer: '/body', detail: `is nested more than ${MAX_JSON_DEPTH} levels deep` }],
+    });
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    return JSON.parse(raw.toString('utf8')) as unknown;
   } catch {
     throw badRequest('The request body is not valid JSON.');
   }

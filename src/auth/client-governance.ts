@@ -1,8 +1,9 @@
-import Provider, { type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Context } from 'koa';
 import type { AuditService } from '../services/audit.ts';
 import { isHashedSecret, verifyClientSecret } from '../shared/client-secret.ts';
 import type { Logger } from '../shared/logger.ts';
+import { jsonNestingExceeds, MAX_JSON_DEPTH } from '../shared/json-nesting.ts';
 import { PROVIDER_BODY_LIMIT, readBodyAhead, replaceBodyAhead } from '../shared/read-body-ahead.ts';
 import type { ClientStore } from '../store/clients.ts';
 import type { InitialAccessTokenStore } from '../store/initial-access-tokens.ts';
@@ -71,6 +72,17 @@ export function attachClientGovernance(
   // (the provider then keeps the stored one), the stored hash is replaced by a value that never
   // matches, and anything else is left for the provider to refuse (R11).
   const routeOf = providerRouteOf(provider);
+  // The JSON bodies the provider parses (RFC 7591 registration, RFC 7592 update) have the API's
+  // nesting limit (R15): refused before anything parses them. The body is put back for the provider.
+  provider.use(async function limitJsonNesting(ctx, next) {
+    const route = routeOf(ctx.method, ctx.path);
+    if ((route?.name === 'registration' || route?.name === 'client_update') && ctx.is('application/json')) {
+      const raw = await readBodyAhead(ctx.req, PROVIDER_BODY_LIMIT);
+      if (typeof raw !== 'string' && jsonNestingExceeds(raw))
+        throw new errors.InvalidClientMetadata(`the metadata is nested more than ${MAX_JSON_DEPTH} levels deep`);
+    }
+    await next();
+  });
   provider.use(async function acceptEchoedClientSecret(ctx, next) {
     await adjustEchoedSecret(ctx);
     await next();
