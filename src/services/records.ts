@@ -157,7 +157,7 @@ export function createRecordService(deps: {
   return {
     async list(actor: Actor, options: { limit: number; cursor?: string | undefined; type?: RecordType | undefined }) {
       const userId = actor.userId;
-      const after = options.cursor ? decodeCursor(options.cursor) : undefined;
+      const after = options.cursor ? decodeCursor('records', options.cursor) : undefined;
       const rows = await records.listVisible(userId, { limit: options.limit + 1, after, type: options.type });
       const page = rows.slice(0, options.limit);
       const last = page.at(-1);
@@ -166,7 +166,7 @@ export function createRecordService(deps: {
       await recordAccess(actor, 'list', page);
       return {
         items,
-        next_cursor: rows.length > options.limit && last ? encodeCursor({ createdAt: last.created_at, id: last.id }) : null,
+        next_cursor: rows.length > options.limit && last ? encodeCursor('records', { at: last.cursor_at, id: last.id }) : null,
       };
     },
 

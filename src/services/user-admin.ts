@@ -51,14 +51,14 @@ export function createUserAdminService(deps: {
     get,
 
     async list(options: { limit: number; cursor?: string | undefined; emailPrefix?: string | undefined }) {
-      const after = options.cursor ? decodeCursor(options.cursor) : undefined;
+      const after = options.cursor ? decodeCursor('users', options.cursor) : undefined;
       const rows = await directory.list({ limit: options.limit + 1, emailPrefix: options.emailPrefix, after });
       const page = rows.slice(0, options.limit);
       const last = page.at(-1);
       const roleMap = await directory.rolesOf(page.map((u) => u.id));
       return {
         items: page.map((u) => present(u, roleMap.get(u.id) ?? [])),
-        next_cursor: rows.length > options.limit && last ? encodeCursor({ createdAt: last.created_at, id: last.id }) : null,
+        next_cursor: rows.length > options.limit && last ? encodeCursor('users', { at: last.cursor_at, id: last.id }) : null,
       };
     },
 

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { CURSOR_AT_SQL, type KeysetCursor } from '../shared/cursor.ts';
 
 export const RECORD_TYPES = ['note', 'identity', 'financial', 'medical', 'document'] as const;
 export type RecordType = (typeof RECORD_TYPES)[number];
@@ -13,9 +14,6 @@ export type RecordRow = {
 };
 
 export type ShareRow = { record_id: string; user_id: string; created_at: Date };
-
-/** Keyset position in the (created_at desc, id desc) order of a listing. */
-export type RecordCursor = { createdAt: Date; id: string };
 
 /**
  * The vault tables (records, record_shares); payloads arrive and leave sealed. A record_shares
@@ -48,9 +46,10 @@ export function createRecordStore(knex: Knex) {
     /** Records the user owns or that are shared with them, newest first, after the cursor. */
     async listVisible(
       userId: string,
-      options: { limit: number; after?: RecordCursor | undefined; type?: RecordType | undefined },
-    ): Promise<RecordRow[]> {
+      options: { limit: number; after?: KeysetCursor | undefined; type?: RecordType | undefined },
+    ): Promise<(RecordRow & { cursor_at: string })[]> {
       const query = knex<RecordRow>('records')
+        .select('*', knex.raw(CURSOR_AT_SQL))
         .where((q) => {
           void q.where('owner_id', userId).orWhereIn('id', knex('record_shares').where('user_id', userId).select('record_id'));
         })
@@ -60,7 +59,7 @@ export function createRecordStore(knex: Knex) {
         ])
         .limit(options.limit);
       if (options.type) void query.where('type', options.type);
-      if (options.after) void query.whereRaw('(created_at, id) < (?, ?)', [options.after.createdAt, options.after.id]);
+      if (options.after) void query.whereRaw('(created_at, id) < (?::timestamptz, ?::uuid)', [options.after.at, options.after.id]);
       return query;
     },
 

@@ -1,11 +1,9 @@
 import type { Knex } from 'knex';
+import { CURSOR_AT_SQL, type KeysetCursor } from '../shared/cursor.ts';
 import { normalizeEmail } from '../shared/email.ts';
 import type { UserRow } from './users.ts';
 
 export type DirectoryEntry = Pick<UserRow, 'id' | 'email' | 'email_verified' | 'name' | 'disabled' | 'created_at' | 'updated_at'>;
-
-/** Keyset position in the (created_at, id) order of the user listing. */
-export type UserCursor = { createdAt: Date; id: string };
 
 const COLUMNS = ['id', 'email', 'email_verified', 'name', 'disabled', 'created_at', 'updated_at'] as const;
 
@@ -15,17 +13,22 @@ const likePrefix = (prefix: string): string => `${normalizeEmail(prefix).replace
 /** User listing and administration for the admin API and GDPR erasure (never password hashes). */
 export function createUserDirectory(knex: Knex) {
   return {
-    async list(options: { limit: number; emailPrefix?: string | undefined; after?: UserCursor | undefined }): Promise<DirectoryEntry[]> {
+    /** Oldest first, after the position; each row with its exact position (`cursor_at`). */
+    async list(options: {
+      limit: number;
+      emailPrefix?: string | undefined;
+      after?: KeysetCursor | undefined;
+    }): Promise<(DirectoryEntry & { cursor_at: string })[]> {
       const query = knex<UserRow>('users')
-        .select(...COLUMNS)
+        .select(...COLUMNS, knex.raw(CURSOR_AT_SQL))
         .orderBy([
           { column: 'created_at', order: 'asc' },
           { column: 'id', order: 'asc' },
         ])
         .limit(options.limit);
       if (options.emailPrefix) void query.whereRaw(`email_normalized LIKE ? ESCAPE '\\'`, [likePrefix(options.emailPrefix)]);
-      if (options.after) void query.whereRaw('(created_at, id) > (?, ?)', [options.after.createdAt, options.after.id]);
-      return query;
+      if (options.after) void query.whereRaw('(created_at, id) > (?::timestamptz, ?::uuid)', [options.after.at, options.after.id]);
+      return query as unknown as Promise<(DirectoryEntry & { cursor_at: string })[]>;
     },
 
     async find(id: string, trx: Knex = knex): Promise<DirectoryEntry | undefined> {
