@@ -4,6 +4,7 @@ import addFormatsModule from 'ajv-formats';
 import type { Context, Middleware } from 'koa';
 import type { RbacService, Subject } from '../services/rbac.ts';
 import { jsonNestingExceeds, MAX_JSON_DEPTH } from '../shared/json-nesting.ts';
+import { canonicalUuid, UUID_PATTERN } from '../shared/uuid.ts';
 import { badRequest, forbidden, insufficientScope, invalidToken, payloadTooLarge, Problem, problemType } from '../shared/problem.ts';
 import type { AccessTokenClaims, AuthState } from './koa-bearer-auth.ts';
 import type { JsonSchema } from './schemas.ts';
@@ -56,6 +57,30 @@ const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
 /** Bodies are taken as sent (no coercion); path and query strings are coerced to the declared types. */
 const bodyAjv = addFormats(new Ajv2020({ allErrors: true, strict: true, useDefaults: false }));
 const stringAjv = addFormats(new Ajv2020({ allErrors: true, strict: true, coerceTypes: true, useDefaults: true }));
+// ajv-formats' uuid also takes a `urn:uuid:` prefix; ours is the hyphenated form only (R15).
+for (const ajv of [bodyAjv, stringAjv]) ajv.addFormat('uuid', UUID_PATTERN);
+
+/**
+ * The top-level properties a schema declares as UUIDs. After validation their values are
+ * lowercased (src/shared/uuid.ts, R15): handlers compare ids as strings.
+ */
+function uuidProperties(schema: JsonSchema | undefined): string[] {
+  const properties = (schema?.properties ?? {}) as Record<string, { format?: unknown }>;
+  return Object.entries(properties)
+    .filter(([, property]) => property.format === 'uuid')
+    .map(([name]) => name);
+}
+
+function lowercaseUuids(value: unknown, names: readonly string[]): void {
+  if (names.length === 0 || typeof value !== 'object' || value === null) return;
+  const fields = value as Record<string, unknown>;
+  for (const name of names) {
+    // eslint-disable-next-line security/detect-object-injection -- name is a property the route's own schema declares
+    const text = fields[name];
+    // eslint-disable-next-line security/detect-object-injection -- as above
+    if (typeof text === 'string') fields[name] = canonicalUuid(text) ?? text;
+  }
+}
 
 function toErrors(part: string, errors: ErrorObject[] | null | undefined): { pointer: string; detail: string }[] {
   return (errors ?? []).slice(0, 20).map((e) => {
@@ -119,6 +144,8 @@ export function mountRoutes(routes: readonly AnyRoute[], { rbac }: { rbac: RbacS
     const checkQuery = validator(stringAjv, 'query', route.query);
     const checkBody = validator(bodyAjv, 'body', route.body);
     const maxBody = route.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    const paramUuids = uuidProperties(route.params);
+    const bodyUuids = uuidProperties(route.body);
 
     /** OAuth scopes: what the user allowed this client to do. */
     const checkScopes = ({ token, scopes }: AuthState): void => {
@@ -150,12 +177,14 @@ export function mountRoutes(routes: readonly AnyRoute[], { rbac }: { rbac: RbacS
       // Input validation, then the handler.
       const params = { ...(ctx.params as Record<string, string>) };
       checkParams(params);
+      lowercaseUuids(params, paramUuids);
       const query = { ...ctx.query };
       checkQuery(query);
       let body: unknown = undefined;
       if (route.body) {
         body = await readJsonBody(ctx, maxBody);
         checkBody(body);
+        lowercaseUuids(body, bodyUuids);
       }
       const result = await route.handler({ params, query, body, auth: routeAuth, ctx });
       ctx.set('Cache-Control', 'no-store');

@@ -1,4 +1,5 @@
 import { Problem, problemType } from './problem.ts';
+import { isCanonicalUuid } from './uuid.ts';
 
 /**
  * Keyset pagination position: the last row's creation time and id (ties broken by id). The time
@@ -15,7 +16,6 @@ export const CURSOR_AT_SQL = `to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD
 export type CursorListing = 'records' | 'users';
 
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
-const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Opaque to clients: base64url of [listing, ISO time, uuid]. */
 export const encodeCursor = (listing: CursorListing, c: KeysetCursor): string =>
@@ -47,7 +47,7 @@ export function decodeCursor(listing: CursorListing, cursor: string): KeysetCurs
   }
   if (!Array.isArray(parsed) || parsed.length !== 3) throw invalidCursor();
   const [from, time, id] = parsed as unknown[];
-  if (from !== listing || typeof time !== 'string' || !ISO_TIME.test(time) || typeof id !== 'string' || !CANONICAL_UUID.test(id))
+  if (from !== listing || typeof time !== 'string' || !ISO_TIME.test(time) || typeof id !== 'string' || !isCanonicalUuid(id))
     throw invalidCursor();
   // A real instant after 1970 (to the millisecond; the last three digits are microseconds).
   const milliseconds = `${time.slice(0, 23)}Z`;

@@ -37,8 +37,9 @@ export function createShareOfferStore(knex: Knex) {
      * so two concurrent offers cannot both pass a pending-offer limit.
      */
     async lockParties(trx: Knex.Transaction, sharerId: string, recipientId: string): Promise<void> {
-      await trx.raw('SELECT pg_advisory_xact_lock(?, hashtext(?))', [SHARER_LOCK, sharerId]);
-      await trx.raw('SELECT pg_advisory_xact_lock(?, hashtext(?))', [RECIPIENT_LOCK, recipientId]);
+      // Keyed by the UUID's value, not the caller's spelling of it (R15): ::uuid::text is one text per id.
+      await trx.raw('SELECT pg_advisory_xact_lock(?, hashtext(?::uuid::text))', [SHARER_LOCK, sharerId]);
+      await trx.raw('SELECT pg_advisory_xact_lock(?, hashtext(?::uuid::text))', [RECIPIENT_LOCK, recipientId]);
     },
 
     async find(recordId: string, recipientId: string, trx: Knex = knex): Promise<OfferRow | undefined> {

@@ -10,6 +10,7 @@ import type { Actor, IncomingOffer, ReceivedShare } from '../../services/records
 import { ACR, acrRank } from '../../services/mfa-policy.ts';
 import { parseRegistrationJson } from '../../services/webauthn.ts';
 import { Problem, problemType } from '../../shared/problem.ts';
+import { canonicalUuid } from '../../shared/uuid.ts';
 import type { AccountIndexStore } from '../../store/account-index.ts';
 import type { Adapter } from '../../store/oidc-adapter.ts';
 import type { UserRow } from '../../store/users.ts';
@@ -22,7 +23,6 @@ import { describeScopes } from '../scopes.ts';
 import { render } from '../views.ts';
 
 const STATE_COOKIE = 'portcullis.account-state';
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * The confirmations the account page shows after a change (303 to /account?notice=<code>). Only
@@ -181,8 +181,9 @@ export function accountRoutes(deps: {
   const offerActor = (ctx: Context, user: UserRow): Actor => ({ userId: user.id, clientId: ACCOUNT_CLIENT_ID, ip: ctx.ip });
   /** A record id from the path; anything else is an offer or share that does not exist. */
   const offeredRecordId = (ctx: Context): string => {
-    const id = (ctx.params as { recordId: string }).recordId;
-    if (!UUID.test(id)) throw accountProblem(404, 'No offer or share of this record is waiting for you.');
+    // Lowercased as in the API (src/shared/uuid.ts, R15).
+    const id = canonicalUuid((ctx.params as { recordId: string }).recordId);
+    if (id === undefined) throw accountProblem(404, 'No offer or share of this record is waiting for you.');
     return id;
   };
   const done = (ctx: Context, notice: NoticeCode): void => {
