@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import type * as client from 'openid-client';
+import type { AuditEventRow } from '../../src/store/audit-events.ts';
 import { call, createRp, signedInUser } from '../helpers/api.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
@@ -66,7 +67,7 @@ describe('R15 UUID spellings in requests', function () {
     expect(offered.status, offered.text).to.equal(201);
     expect(offered.body).to.deep.equal({ record_id: recordId, user_id: recipient.id, state: 'offered' });
     // The audit trail names the ids as the database spells them.
-    const [event] = await servers.deps.knex<{ data: unknown }>('audit_events').where({ type: 'record.shared', actor_id: owner.id });
+    const [event] = await servers.deps.knex<AuditEventRow>('audit_events').where({ type: 'record.shared', actor_id: owner.id });
     expect(event?.data).to.deep.include({ record_id: recordId, with_user: recipient.id });
     // Offered twice in two spellings is one offer.
     const again = await call(servers, 'POST', `/v1/records/${recordId}/shares`, owner.token, { userId: recipient.id });
