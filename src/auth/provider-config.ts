@@ -15,6 +15,7 @@ import { buildInteractionPolicy } from './interaction-policy.ts';
 import { splitOpenIdScopes, withoutResource } from './api-scope-grants.ts';
 import { assertClaimsParameter } from './claims-parameter.ts';
 import { sessionTtl } from './session-lifetime.ts';
+import { CLIENT_FETCH_BODY_LIMITS, clientFetch } from './client-fetch.ts';
 import { signInCounts, type SignIn } from '../services/session-validity.ts';
 
 /** Authentication context class values (documented in docs/mfa.md; defined with the MFA policy). */
@@ -146,6 +147,9 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
       id_token_signed_response_alg: 'RS256',
     },
     rotateRefreshToken: true,
+    // A client's own URLs (jwks_uri, sector_identifier_uri) are read with a size and time limit (R15).
+    fetch: clientFetch,
+    fetchResponseBodyLimits: { ...CLIENT_FETCH_BODY_LIMITS },
     // RFC 9068 §2.2.1: JWT access tokens say when and how the user signed in, so the API can
     // demand a recent sign-in for dangerous operations (RFC 9470 step-up, e.g. DELETE /v1/me).
     extraTokenClaims(ctx, token) {
