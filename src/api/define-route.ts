@@ -5,7 +5,17 @@ import type { Context, Middleware } from 'koa';
 import type { RbacService, Subject } from '../services/rbac.ts';
 import { jsonNestingExceeds, MAX_JSON_DEPTH } from '../shared/json-nesting.ts';
 import { canonicalUuid, UUID_PATTERN } from '../shared/uuid.ts';
-import { badRequest, forbidden, insufficientScope, invalidToken, payloadTooLarge, Problem, problemType } from '../shared/problem.ts';
+import { acrRank } from '../services/mfa-policy.ts';
+import {
+  badRequest,
+  forbidden,
+  insufficientScope,
+  insufficientUserAuthentication,
+  invalidToken,
+  payloadTooLarge,
+  Problem,
+  problemType,
+} from '../shared/problem.ts';
 import type { AccessTokenClaims, AuthState } from './koa-bearer-auth.ts';
 import type { JsonSchema } from './schemas.ts';
 
@@ -131,11 +141,19 @@ async function readJsonBody(ctx: Context, limit: number): Promise<unknown> {
   }
 }
 
+/** RFC 9449 §7.1: a DPoP-bound token is challenged with the DPoP scheme. */
+function forScheme(token: AccessTokenClaims, problem: Problem): Problem {
+  const challenge = problem.headers['WWW-Authenticate'];
+  if (token.cnf?.jkt && challenge) problem.headers['WWW-Authenticate'] = challenge.replace(/^Bearer /, 'DPoP ');
+  return problem;
+}
+
 const koaPath = (template: string): string => template.replace(/\{(\w+)\}/g, ':$1');
 
 /**
  * Turns route definitions into one router. Each route runs the same pipeline, in this order:
- * scopes → subject (account still active) → permission → params/query → body → handler.
+ * scopes → subject (account still active) → permission (and the sign-in strength the user's
+ * roles require) → params/query → body → handler.
  */
 export function mountRoutes(routes: readonly AnyRoute[], { rbac }: { rbac: RbacService }): Router {
   const router = new Router();
@@ -150,11 +168,7 @@ export function mountRoutes(routes: readonly AnyRoute[], { rbac }: { rbac: RbacS
     /** OAuth scopes: what the user allowed this client to do. */
     const checkScopes = ({ token, scopes }: AuthState): void => {
       if (route.scopes.every((s) => scopes.has(s))) return;
-      const problem = insufficientScope(route.scopes.join(' '));
-      // RFC 9449 §7.1: a DPoP-bound token is challenged with the DPoP scheme.
-      const challenge = problem.headers['WWW-Authenticate'];
-      if (token.cnf?.jkt && challenge) problem.headers['WWW-Authenticate'] = challenge.replace(/^Bearer /, 'DPoP ');
-      throw problem;
+      throw forScheme(token, insufficientScope(route.scopes.join(' ')));
     };
     /** Roles: what the user may do at all; a disabled or erased account loses access at once. */
     const checkPermission = async ({ token, scopes }: AuthState): Promise<RouteAuth> => {
@@ -167,6 +181,14 @@ export function mountRoutes(routes: readonly AnyRoute[], { rbac }: { rbac: RbacS
       if (subject && !subject.tokenCounts(token.iat))
         throw invalidToken('This access token was issued before the account was signed out everywhere.');
       if (route.permission && !subject?.permissions.has(route.permission)) throw forbidden(route.permission);
+      // The user's roles require a second factor, and this token's sign-in had none: a role
+      // granted (or a role's policy raised) after that sign-in. RFC 9470 step-up (R15).
+      const required = subject?.requiredAcr;
+      if (route.permission && required && acrRank(token.acr) < acrRank(required))
+        throw forScheme(
+          token,
+          insufficientUserAuthentication(required, "This request needs a sign-in with a second factor: your account's roles require one."),
+        );
       return { token, scopes, subject };
     };
     // One middleware per route, the steps in order (a layer per step cost a composed chain per request).

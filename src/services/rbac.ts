@@ -1,12 +1,14 @@
 import { LRUCache } from 'lru-cache';
 import type { RoleStore } from '../store/roles.ts';
 import type { UserStore } from '../store/users.ts';
+import { ACR } from './mfa-policy.ts';
 import { tokenCounts, type SessionCutoff } from './session-validity.ts';
 
 /**
  * What the API knows about a token's user: whether the account is usable, its roles and
- * permissions, and whether a token issued at a given time still counts (`tokenCounts`: none
- * issued before the account's sessions-not-before, R13).
+ * permissions, whether a token issued at a given time still counts (`tokenCounts`: none
+ * issued before the account's sessions-not-before, R13), and how strong its sign-in must have
+ * been (`requiredAcr`, R15).
  */
 export type Subject = {
   id: string;
@@ -14,6 +16,11 @@ export type Subject = {
   roles: readonly string[];
   permissions: ReadonlySet<string>;
   tokenCounts: (iat: number | undefined) => boolean;
+  /**
+   * The least acr a token must carry to use these permissions: loa:2 when any role requires a
+   * second factor (the sign-in policy's rule, src/services/mfa-policy.ts), else none (R15).
+   */
+  requiredAcr: string | undefined;
 };
 
 /**
@@ -27,8 +34,12 @@ export function createRbacService({ roles, users, ttlMs = 5_000 }: { roles: Role
 
   async function load(userId: string): Promise<Subject> {
     const user = await users.findById(userId);
-    if (!user) return { id: userId, active: false, roles: [], permissions: new Set(), tokenCounts: () => false };
-    const [roleNames, permissionNames] = await Promise.all([roles.rolesOf(userId), roles.permissionsOf(userId)]);
+    if (!user) return { id: userId, active: false, roles: [], permissions: new Set(), tokenCounts: () => false, requiredAcr: undefined };
+    const [roleNames, permissionNames, requiresMfa] = await Promise.all([
+      roles.rolesOf(userId),
+      roles.permissionsOf(userId),
+      roles.requiresMfa(userId),
+    ]);
     const cutoff: SessionCutoff = {
       sessions_not_before: user.sessions_not_before,
       sessions_not_before_keep: user.sessions_not_before_keep,
@@ -39,6 +50,7 @@ export function createRbacService({ roles, users, ttlMs = 5_000 }: { roles: Role
       roles: roleNames,
       permissions: new Set(permissionNames),
       tokenCounts: (iat) => tokenCounts(cutoff, iat),
+      requiredAcr: requiresMfa ? ACR.mfa : undefined,
     };
   }
 

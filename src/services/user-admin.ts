@@ -80,8 +80,14 @@ export function createUserAdminService(deps: {
         const user = await directory.find(id, trx);
         if (!user) return undefined;
         if (patch.disabled !== undefined) await directory.setDisabled(id, patch.disabled, trx);
+        // A role that makes the account need a second factor it did not need: every sign-in made
+        // so far (perhaps with the password alone) ends, so none carries the new role's
+        // permissions; the next one passes the second factor (R15).
+        const raisesMfa =
+          patch.roles !== undefined && !(await roles.anyRequiresMfa(previousRoles, trx)) && (await roles.anyRequiresMfa(patch.roles, trx));
         if (patch.roles) await directory.replaceRoles(id, [...new Set(patch.roles)], trx);
-        return { user, roles: previousRoles };
+        if (raisesMfa && patch.disabled !== true) await directory.endSignIns(id, trx);
+        return { user, roles: previousRoles, signedOut: raisesMfa };
       });
       if (!before) throw notFound('No user with this id.');
       rbac.invalidate(id);
@@ -95,6 +101,7 @@ export function createUserAdminService(deps: {
           user_id: id,
           ...(patch.disabled !== undefined ? { disabled: { from: before.user.disabled, to: after.disabled } } : {}),
           ...(patch.roles ? { roles: { from: before.roles, to: after.roles } } : {}),
+          ...(before.signedOut ? { signed_out: true } : {}),
         },
       });
       return after;

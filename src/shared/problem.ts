@@ -102,6 +102,22 @@ export const insufficientScope = (scope: string, challenge: Record<string, strin
     headers: { 'WWW-Authenticate': bearer({ ...challenge, error: 'insufficient_scope', scope }) },
   });
 
+/**
+ * RFC 9470 step-up: the token is valid, but the sign-in behind it was weaker than the request
+ * needs; the client asks the user to sign in again with `acr_values` (R15).
+ */
+export const insufficientUserAuthentication = (acrValues: string, detail: string, challenge: Record<string, string> = {}): Problem =>
+  new Problem({
+    status: 401,
+    type: problemType('insufficient-user-authentication'),
+    title: 'Stronger authentication required',
+    detail,
+    extensions: { error: 'insufficient_user_authentication', acr_values: acrValues },
+    headers: {
+      'WWW-Authenticate': bearer({ ...challenge, error: 'insufficient_user_authentication', error_description: detail, acr_values: acrValues }),
+    },
+  });
+
 export const forbidden = (permission: string): Problem =>
   new Problem({
     status: 403,

@@ -14,6 +14,22 @@ export function createRoleStore(knex: Knex) {
       return rows.map((r) => r.role);
     },
 
+    /** Whether any of the user's roles requires a second factor (R15: the API's step-up check). */
+    async requiresMfa(userId: string): Promise<boolean> {
+      const row: unknown = await knex('user_roles as ur')
+        .join('roles as r', 'r.name', 'ur.role')
+        .where({ 'ur.user_id': userId, 'r.requires_mfa': true })
+        .first(knex.raw('1'));
+      return row !== undefined;
+    },
+
+    /** Whether any of these roles requires a second factor. */
+    async anyRequiresMfa(roleNames: readonly string[], trx: Knex = knex): Promise<boolean> {
+      if (roleNames.length === 0) return false;
+      const row: unknown = await trx('roles').whereIn('name', roleNames).where({ requires_mfa: true }).first(trx.raw('1'));
+      return row !== undefined;
+    },
+
     async permissionsOf(userId: string): Promise<string[]> {
       const rows = await knex('user_roles as ur')
         .join('role_permissions as rp', 'rp.role', 'ur.role')

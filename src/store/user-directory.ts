@@ -49,6 +49,17 @@ export function createUserDirectory(knex: Knex) {
         .update({ disabled, ...ended, updated_at: trx.fn.now() });
     },
 
+    /**
+     * Ends every sign-in made so far, as disabling does, without disabling: the auth server's
+     * sweep then revokes the account's sessions and grants (R15: a role that raises the account's
+     * MFA requirement).
+     */
+    async endSignIns(id: string, trx: Knex = knex): Promise<void> {
+      await trx('users')
+        .where({ id })
+        .update({ sessions_not_before: new Date(), sessions_not_before_keep: null, updated_at: trx.fn.now() });
+    },
+
     /** Roles of many users in one query (for listings). */
     async rolesOf(ids: readonly string[]): Promise<Map<string, string[]>> {
       const roles = new Map<string, string[]>(ids.map((id) => [id, []]));
