@@ -12,7 +12,7 @@ import { describePasswordProblem } from './services/passwords.ts';
 import { DuplicateEmailError } from './store/users.ts';
 import { UnknownRoleError } from './store/roles.ts';
 import { ClientMetadataError, createClient } from './cli/clients.ts';
-import { IAT_GRANTABLE_SCOPES } from './auth/scopes.ts';
+import { IAT_GRANTABLE_SCOPES } from './shared/scopes.ts';
 import { MasterKeyInputError, registerMasterKeyCommands } from './cli/keys.ts';
 import { KeyRotationError, registerSigningKeyCommands } from './cli/signing-keys.ts';
 import { registerAuditCommands } from './cli/audit.ts';

@@ -3,6 +3,7 @@ import Koa, { type Middleware } from 'koa';
 import compose from 'koa-compose';
 import type { Deps } from '../deps.ts';
 import { health, type Readiness } from '../shared/health.ts';
+import { storageProbes } from '../store/readiness-probes.ts';
 import { problemHandler } from '../shared/koa-problem-handler.ts';
 import { requestLogger } from '../shared/koa-request-logger.ts';
 import { apiSecurityHeaders } from '../shared/koa-security-headers.ts';
@@ -10,7 +11,8 @@ import { notFound } from '../shared/problem.ts';
 import { mountRoutes } from './define-route.ts';
 import { allowedMethods } from '../shared/koa-allowed-methods.ts';
 import { apiRateLimits } from './koa-api-rate-limit.ts';
-import { bearerAuth, type BearerObserver } from './koa-bearer-auth.ts';
+import { bearerAuth } from './koa-bearer-auth.ts';
+import type { BearerObserver } from '../shared/metrics.ts';
 import { buildOpenApiDocument, openApiEndpoint } from './openapi.ts';
 import { apiRoutes } from './routes/index.ts';
 import { protectedResourceMetadata } from './routes/protected-resource.ts';
@@ -64,12 +66,19 @@ export function buildApiApp(deps: Deps, readiness: Readiness, observe?: BearerOb
   // The resource routes (/v1/…) serve every request of every relying party: one chain, composed
   // once (per-IP limit → token → per-client limit → route), ahead of the health and OpenAPI
   // handlers that never answer them.
-  const resourceChain = compose([limits.perIp, authed, limits.perClient, router.routes() as Middleware, allowedMethods(router), fallthrough]);
+  const resourceChain = compose([
+    limits.perIp,
+    authed,
+    limits.perClient,
+    router.routes() as Middleware,
+    allowedMethods(router),
+    fallthrough,
+  ]);
   app.use(async function resourceRoutes(ctx, next) {
     if (ctx.path.startsWith('/v1/')) await resourceChain(ctx, next);
     else await next();
   });
-  app.use(health({ knex: deps.knex, redis: deps.redis, readiness }));
+  app.use(health({ probes: storageProbes(deps), readiness }));
   app.use(openApiEndpoint(buildOpenApiDocument(routeDefinitions, { issuer: config.issuer, apiUrl: config.apiUrl, version: '1.0.0' })));
   app.use(fallthrough);
   return app;

@@ -15,6 +15,7 @@ import type { Context, Middleware } from 'koa';
 import type { ReplayStore } from '../store/dpop-replay.ts';
 import { currentRequestId } from '../shared/koa-request-logger.ts';
 import type { TlsFetch } from '../shared/tls.ts';
+import type { BearerObserver } from '../shared/metrics.ts';
 import { invalidToken, missingToken, Problem, problemType, serviceUnavailable } from '../shared/problem.ts';
 
 export type AccessTokenClaims = JWTPayload & {
@@ -94,11 +95,6 @@ export type BearerAuthOptions = {
   fetch?: TlsFetch;
   /** Metrics: JWKS fetches (cache misses) and verification results. */
   observe?: BearerObserver;
-};
-
-export type BearerObserver = {
-  jwksFetch(result: 'ok' | 'error'): void;
-  verification(result: 'valid' | 'invalid' | 'error'): void;
 };
 
 /**

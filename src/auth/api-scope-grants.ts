@@ -1,6 +1,6 @@
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type Provider from 'oidc-provider';
-import { isApiScope } from './scopes.ts';
+import { isApiScope } from '../shared/scopes.ts';
 
 /**
  * API scopes exist only at the API resource (R13, docs/security.md). oidc-provider knows them as

@@ -2,6 +2,7 @@ import Koa from 'koa';
 import type Provider from 'oidc-provider';
 import type { Deps } from '../deps.ts';
 import { health, type Readiness } from '../shared/health.ts';
+import { storageProbes } from '../store/readiness-probes.ts';
 import { problemHandler } from '../shared/koa-problem-handler.ts';
 import { requestLogger } from '../shared/koa-request-logger.ts';
 import { securityHeaders } from '../shared/koa-security-headers.ts';
@@ -75,7 +76,7 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
   app.use(canonicalRequest({ issuer: config.issuer, clientAddress }));
   app.use(requestLogger({ logger, trustsPeer: clientAddress.fromTrustedProxy }));
   app.use(securityHeaders({ https: config.issuer.startsWith('https://') }));
-  app.use(health({ knex: deps.knex, redis: deps.redis, readiness }));
+  app.use(health({ probes: storageProbes(deps), readiness }));
   app.use(serveStatic);
   app.use(
     problemHandler({

@@ -1,6 +1,6 @@
 import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 import { acrRank, requiredRank } from '../services/mfa-policy.ts';
-import { CONFIRM_EVERY_TIME_SCOPES } from './scopes.ts';
+import { CONFIRM_EVERY_TIME_SCOPES } from '../shared/scopes.ts';
 
 const { base, Check } = interactionPolicy;
 

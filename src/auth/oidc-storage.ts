@@ -20,7 +20,7 @@ import { withRegistrationProvenance } from './client-governance.ts';
 import { withDevicePollPacing } from './device-polling.ts';
 import { withReuseDetection } from './refresh-reuse.ts';
 import { withRegistrationTokenClaim } from './registration-token-claim.ts';
-import { IAT_GRANTABLE_SCOPES } from './scopes.ts';
+import { IAT_GRANTABLE_SCOPES } from '../shared/scopes.ts';
 import { storageFailsClosed } from './storage-unavailable.ts';
 
 /**

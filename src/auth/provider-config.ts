@@ -6,7 +6,7 @@ import type { AccountService } from '../services/accounts.ts';
 import { accountClaims } from '../services/accounts.ts';
 import type { Adapter } from '../store/oidc-adapter.ts';
 import { BASE_REGISTRATION_POLICY, grantPolicy } from '../store/oidc-adapter-registration.ts';
-import { API_SCOPES, IAT_GRANTABLE_SCOPES, OIDC_SCOPES, USER_ONLY_SCOPES } from './scopes.ts';
+import { API_SCOPES, IAT_GRANTABLE_SCOPES, OIDC_SCOPES, USER_ONLY_SCOPES } from '../shared/scopes.ts';
 import type { DevicePages } from './routes/device.ts';
 import { renderView } from './views.ts';
 import { accountClientMetadata } from './account-client.ts';

@@ -1,4 +1,4 @@
-import type { ScopeDescription } from './scopes.ts';
+import type { ScopeDescription } from '../shared/scopes.ts';
 
 /**
  * What each page template (views/<name>.eta) reads from `it`, so a misspelled or missing field

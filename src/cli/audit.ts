@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { Deps } from '../deps.ts';
-import { exportAuditEvents, verifyAuditChain } from '../store/audit-chain.ts';
+import { exportAuditEvents, verifyAuditChain } from '../services/audit.ts';
 
 type WithDeps = <T>(fn: (deps: Deps) => Promise<T>) => Promise<T>;
 

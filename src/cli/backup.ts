@@ -1,18 +1,18 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import type { Knex } from 'knex';
 import type { Config } from '../config/types.ts';
 import { prepareAuditChain, type Deps } from '../deps.ts';
 import { resolveKey } from '../shared/dev-keys.ts';
 import { createLogger } from '../shared/logger.ts';
-import { createAuditEventStore } from '../store/audit-events.ts';
-import { createBackup, recordBackupCreated, restoreBackup } from '../services/backup.ts';
+import { backupAuditLog, createBackup, recordBackupCreated, restoreBackup } from '../services/backup.ts';
 import { BackupFileError, parseBackupKey } from '../shared/backup-file.ts';
-import type { Database } from '../store/db.ts';
 
 export { BackupFileError };
 
 type WithDeps = <T>(fn: (deps: Deps) => Promise<T>) => Promise<T>;
-type WithDatabase = <T>(fn: (database: Database, config: Config) => Promise<T>) => Promise<T>;
+/** The database alone (cli.ts withDatabase): `embedded` says whether it is PGlite in DATA_DIR. */
+type WithDatabase = <T>(fn: (database: { knex: Knex; embedded: boolean }, config: Config) => Promise<T>) => Promise<T>;
 
 /** One line per table on a terminal; silent when piped. */
 function progress(verb: string): (name: string, rows: number) => void {
@@ -21,7 +21,10 @@ function progress(verb: string): (name: string, rows: number) => void {
 }
 
 function keyOf(config: Config): Buffer {
-  if (!config.backupKey) throw new BackupFileError('set BACKUP_KEY (or BACKUP_KEY_FILE): base64 of 32 random bytes, kept apart from the backups and from MASTER_KEY');
+  if (!config.backupKey)
+    throw new BackupFileError(
+      'set BACKUP_KEY (or BACKUP_KEY_FILE): base64 of 32 random bytes, kept apart from the backups and from MASTER_KEY',
+    );
   return parseBackupKey(config.backupKey);
 }
 
@@ -38,15 +41,20 @@ export function registerBackupCommands(
   const backup = program.command('backup').description('encrypted logical backups of the Postgres data (AES-256-GCM under BACKUP_KEY)');
   backup
     .command('create')
-    .description('write a consistent backup of every Portcullis table (one snapshot) to FILE; needs BACKUP_KEY and AUDIT_KEY, not MASTER_KEY')
+    .description(
+      'write a consistent backup of every Portcullis table (one snapshot) to FILE; needs BACKUP_KEY and AUDIT_KEY, not MASTER_KEY',
+    )
     .requiredOption('--out <file>', 'where to write the backup (must not exist; created 0600)')
     .action(async (opts: { out: string }) => {
       const result = await withDatabase(async ({ knex, embedded }, config) => {
         const backupKey = keyOf(config);
         // The file is recorded in the audit chain, keyed by AUDIT_KEY (never MASTER_KEY).
         const logger = createLogger({ logLevel: 'warn' });
-        const auditKey = await resolveKey({ name: 'AUDIT_KEY', value: config.auditKey, fileName: 'audit.key' }, { dataDir: config.dataDir, embedded, logger });
-        await prepareAuditChain(createAuditEventStore(knex, auditKey), logger);
+        const auditKey = await resolveKey(
+          { name: 'AUDIT_KEY', value: config.auditKey, fileName: 'audit.key' },
+          { dataDir: config.dataDir, embedded, logger },
+        );
+        await prepareAuditChain(backupAuditLog(knex, auditKey), logger);
         const made = await createBackup(knex, backupKey, progress('backing up'));
         // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator names the output file on the command line (and wx never overwrites)
         await writeFile(opts.out, made.sealed, { mode: 0o600, flag: 'wx' });
@@ -55,9 +63,18 @@ export function registerBackupCommands(
         } catch (error) {
           // Every backup file in existence is in the audit log: no event, no file.
           await rm(opts.out, { force: true });
-          throw new BackupFileError(`the backup could not be recorded in the audit log, so ${opts.out} was removed: ${(error as Error).message}`);
+          throw new BackupFileError(
+            `the backup could not be recorded in the audit log, so ${opts.out} was removed: ${(error as Error).message}`,
+          );
         }
-        return { file: opts.out, bytes: made.sealed.length, sha256: made.sha256, created_at: made.takenAt, migrations: made.migrations, tables: made.tables };
+        return {
+          file: opts.out,
+          bytes: made.sealed.length,
+          sha256: made.sha256,
+          created_at: made.takenAt,
+          migrations: made.migrations,
+          tables: made.tables,
+        };
       });
       if (process.stderr.isTTY) process.stderr.write('\n');
       print(result);
@@ -69,7 +86,10 @@ export function registerBackupCommands(
     .action(async (file: string, opts: { force?: boolean }) => {
       const result = await withDeps(async (deps) => {
         // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator names the backup file on the command line
-        const report = await restoreBackup({ ...deps, erasure: deps.api.erasure }, await readFile(file), keyOf(deps.config), { force: opts.force, onTable: progress('restoring') });
+        const report = await restoreBackup({ ...deps, erasure: deps.api.erasure }, await readFile(file), keyOf(deps.config), {
+          force: opts.force,
+          onTable: progress('restoring'),
+        });
         return {
           ...report,
           cookie_keys_rotated: true,

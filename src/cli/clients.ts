@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Deps } from '../deps.ts';
 import { createProvider } from '../auth/provider.ts';
-import { OPERATOR_SCOPES } from '../auth/scopes.ts';
+import { OPERATOR_SCOPES } from '../shared/scopes.ts';
 import { applyClientPolicy, ClientPolicyError } from '../services/client-policy.ts';
 
 export class ClientMetadataError extends Error {

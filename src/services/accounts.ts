@@ -6,6 +6,9 @@ import type { AuditService } from './audit.ts';
 import type { Lockout } from './lockout.ts';
 import type { PasswordHasher } from './passwords.ts';
 
+/** An account as the services hand it to routes (its columns are the store's). */
+export type { UserRow } from '../store/users.ts';
+
 export type RequestContext = { ip?: string | undefined; userAgent?: string | undefined; clientId?: string | undefined };
 
 export class PasswordPolicyViolation extends Error {

@@ -10,6 +10,7 @@ import type { RoleStore } from '../store/roles.ts';
 import { createUserDirectory } from '../store/user-directory.ts';
 import type { UserStore } from '../store/users.ts';
 import type { AuditService } from './audit.ts';
+import { createAuditLog } from './audit-log.ts';
 import { createErasure } from './erasure.ts';
 import type { OAuthState } from './gdpr.ts';
 import { createGdprService } from './gdpr.ts';
@@ -52,6 +53,7 @@ export function createApiServices(deps: {
     rbac,
     vault,
     erasure,
+    auditLog: createAuditLog(stores.auditSearch),
     records: createRecordService({ knex, records: stores.records, offers: stores.shareOffers, vault, audit, limits: shareLimits }),
     gdpr: createGdprService({
       knex,

@@ -2,6 +2,12 @@ import type { AuditEventInput, AuditEventStore } from '../store/audit-events.ts'
 import type { Logger } from '../shared/logger.ts';
 
 /**
+ * Checking and exporting the chain (`portcullis audit verify|export`): the walk over the stored
+ * events lives with the table (src/store/audit-chain.ts); commands reach it through this module.
+ */
+export { exportAuditEvents, verifyAuditChain } from '../store/audit-chain.ts';
+
+/**
  * Security events go to the HMAC-chained audit table. Writing them must not break the flow
  * that triggered them when it already succeeded, so failures are logged loudly instead (unless
  * the event is `required`).

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
 import { BackupFileError, openBackup, sealBackup } from '../shared/backup-file.ts';
 import { DecryptionError, type CryptoBox } from '../shared/crypto-box.ts';
-import { createAuditEventStore } from '../store/audit-events.ts';
+import { createAuditEventStore, type AuditEventStore } from '../store/audit-events.ts';
 import type { Erasure } from './erasure.ts';
 import {
   currentMigrations,
@@ -32,14 +32,23 @@ const summary = (doc: BackupDocument) => Object.fromEntries(doc.tables.map((t) =
 export async function createBackup(knex: Knex, key: Buffer, onTable?: OnTable) {
   const document = await exportTables(knex, onTable);
   const sealed = sealBackup(document, key);
-  return { sealed, sha256: sha256(sealed), takenAt: document.created_at, migrations: document.migrations.length, tables: summary(document) };
+  return {
+    sealed,
+    sha256: sha256(sealed),
+    takenAt: document.created_at,
+    migrations: document.migrations.length,
+    tables: summary(document),
+  };
 }
 
 export type CreatedBackup = Awaited<ReturnType<typeof createBackup>>;
 
+/** The audit log a backup is recorded in, keyed by AUDIT_KEY (never MASTER_KEY). */
+export const backupAuditLog = (knex: Knex, auditKey: Buffer): AuditEventStore => createAuditEventStore(knex, auditKey);
+
 /** Recorded once the file is written (after the snapshot, so the backup never holds its own event). */
 export async function recordBackupCreated(knex: Knex, auditKey: Buffer, backup: CreatedBackup): Promise<void> {
-  await createAuditEventStore(knex, auditKey).append({
+  await backupAuditLog(knex, auditKey).append({
     type: 'backup.created',
     data: { sha256: backup.sha256, bytes: backup.sealed.length, taken_at: backup.takenAt, tables: Object.keys(backup.tables).length },
   });
@@ -81,7 +90,10 @@ async function rolledBackOnFailure<T>(restore: Promise<T>): Promise<T> {
     return await restore;
   } catch (error) {
     if (error instanceof BackupFileError) throw error;
-    throw new BackupFileError(`the restore failed and its transaction was rolled back (nothing was changed in Postgres): ${(error as Error).message}`, { cause: error });
+    throw new BackupFileError(
+      `the restore failed and its transaction was rolled back (nothing was changed in Postgres): ${(error as Error).message}`,
+      { cause: error },
+    );
   }
 }
 
@@ -118,7 +130,8 @@ export async function restoreBackup(
       `the backup was taken at schema ${document.migrations.at(-1) ?? '(none)'} but this database is at ${migrations.at(-1) ?? '(none)'}; restore with the release that made it, then upgrade (nothing was changed)`,
     );
   }
-  if (!options.force && !(await isEmpty(knex))) throw new BackupFileError('the database is not empty (users, clients or keys exist); use --force to replace its contents');
+  if (!options.force && !(await isEmpty(knex)))
+    throw new BackupFileError('the database is not empty (users, clients or keys exist); use --force to replace its contents');
   // One key seals every column today; a column sealed by another key family names its own box here.
   const sealedValues = checkSealedValues(document, () => box);
   const digest = sha256(file);
@@ -126,22 +139,40 @@ export async function restoreBackup(
   const recorded = await isRecordedBackup(knex, digest);
   let ended: RestoreReport['ended'] | undefined;
   let erasuresReapplied = 0;
-  const { audit, restored } = await rolledBackOnFailure(importTables(knex, document, {
-    auditKey,
-    ...(options.onTable ? { onTable: options.onTable } : {}),
-    async afterRefill(trx, merged) {
-      // Accounts erased after the backup was taken stay erased (S5: the journal was merged).
-      erasuresReapplied = await erasure.reapply(trx);
-      const inPostgres = await endRestoredCredentials(trx, box.seal(randomBytes(32).toString('base64url'), 'cookie-key'));
-      // Redis cannot join the transaction: emptied last, so any failure before leaves it untouched.
-      const redisKeys = redis ? await endOidcState(redis) : 'no Redis configured for this command';
-      ended = { ...inPostgres, redis_keys: redisKeys };
-      await createAuditEventStore(trx, auditKey).append({
-        type: 'backup.restored',
-        data: { sha256: digest, recorded, taken_at: document.created_at, audit: merged.audit, ended, erasures_reapplied: erasuresReapplied },
-      });
-    },
-  }));
+  const { audit, restored } = await rolledBackOnFailure(
+    importTables(knex, document, {
+      auditKey,
+      ...(options.onTable ? { onTable: options.onTable } : {}),
+      async afterRefill(trx, merged) {
+        // Accounts erased after the backup was taken stay erased (S5: the journal was merged).
+        erasuresReapplied = await erasure.reapply(trx);
+        const inPostgres = await endRestoredCredentials(trx, box.seal(randomBytes(32).toString('base64url'), 'cookie-key'));
+        // Redis cannot join the transaction: emptied last, so any failure before leaves it untouched.
+        const redisKeys = redis ? await endOidcState(redis) : 'no Redis configured for this command';
+        ended = { ...inPostgres, redis_keys: redisKeys };
+        await createAuditEventStore(trx, auditKey).append({
+          type: 'backup.restored',
+          data: {
+            sha256: digest,
+            recorded,
+            taken_at: document.created_at,
+            audit: merged.audit,
+            ended,
+            erasures_reapplied: erasuresReapplied,
+          },
+        });
+      },
+    }),
+  );
   if (!ended) throw new Error('the restore ended without its final step');
-  return { restored, taken_at: document.created_at, sha256: digest, recorded, sealed_values_checked: sealedValues, audit, ended, erasures_reapplied: erasuresReapplied };
+  return {
+    restored,
+    taken_at: document.created_at,
+    sha256: digest,
+    recorded,
+    sealed_values_checked: sealedValues,
+    audit,
+    ended,
+    erasures_reapplied: erasuresReapplied,
+  };
 }

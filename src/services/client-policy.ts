@@ -1,5 +1,5 @@
 import ipaddr from 'ipaddr.js';
-import { API_SCOPES, DEFAULT_API_SCOPES, OIDC_SCOPES, OPERATOR_SCOPES } from '../auth/scopes.ts';
+import { API_SCOPES, DEFAULT_API_SCOPES, OIDC_SCOPES, OPERATOR_SCOPES } from '../shared/scopes.ts';
 
 /**
  * The registration policy for every client, whoever registers it (the RFC 7591 endpoint or

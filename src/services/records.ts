@@ -8,6 +8,9 @@ import type { AuditService } from './audit.ts';
 import type { Vault } from './vault.ts';
 import { decodeCursor, encodeCursor } from '../shared/cursor.ts';
 
+/** The kinds of record the vault holds (the store's column values). */
+export type { RecordType } from '../store/records.ts';
+
 export type RecordPayload = { label: string; data: Record<string, unknown> };
 
 export type RecordView = {

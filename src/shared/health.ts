@@ -1,13 +1,13 @@
-import type { Knex } from 'knex';
-import type { Redis } from '../store/redis.ts';
 import type { Middleware } from 'koa';
-import { pendingMigrations } from '../store/migrate.ts';
+
+/** Named readiness checks: each resolves when its dependency answers (the storage's: src/store/readiness-probes.ts). */
+export type Probes = Record<string, () => Promise<unknown>>;
 
 /**
  * Shared by both servers of a process: `draining` turns readiness 503 on SIGTERM; `checks` are
  * extra probes a server registers (the auth server: its signing keys are loaded).
  */
-export type Readiness = { draining: boolean; checks?: Record<string, () => Promise<unknown>> };
+export type Readiness = { draining: boolean; checks?: Probes };
 
 async function check(name: string, probe: () => Promise<unknown>): Promise<[string, string]> {
   try {
@@ -45,26 +45,16 @@ function sharedChecks(readiness: Readiness, compute: () => Promise<Checks>): Pro
 }
 
 /**
- * /healthz: the process is alive (touches nothing). /readyz: Postgres and Redis answer, the schema
- * is current, registered checks pass, and we are not draining; load balancers stop routing here
- * first on shutdown. Each check is bounded (2 s) so a hung dependency reads as "unavailable"; the
- * checks run at most once a second per process (draining is read on every request). /readyz is
- * for probes that reach the pod directly: the shipped proxies do not expose it publicly.
+ * /healthz: the process is alive (touches nothing). /readyz: the storage probes pass (Postgres
+ * and Redis answer, the schema is current), registered checks pass, and we are not draining; load
+ * balancers stop routing here first on shutdown. Each check is bounded (2 s) so a hung dependency
+ * reads as "unavailable"; the checks run at most once a second per process (draining is read on
+ * every request). /readyz is for probes that reach the pod directly: the shipped proxies do not
+ * expose it publicly.
  */
-export function health({ knex, redis, readiness }: { knex: Knex; redis?: Redis | undefined; readiness: Readiness }): Middleware {
+export function health({ probes, readiness }: { probes: Probes; readiness: Readiness }): Middleware {
   const compute = async (): Promise<Checks> =>
-    Object.fromEntries(
-      await Promise.all([
-        check('postgres', async () => { await knex.raw('SELECT 1'); }),
-        ...(redis ? [check('redis', () => redis.ping())] : []),
-        check('migrations', async () => {
-          // A newer release migrated the schema, or this one's migrations are missing.
-          const pending = await pendingMigrations(knex);
-          if (pending.length > 0) throw new Error(`${pending.length} pending`);
-        }),
-        ...Object.entries(readiness.checks ?? {}).map(([name, probe]) => check(name, probe)),
-      ]),
-    );
+    Object.fromEntries(await Promise.all(Object.entries({ ...probes, ...readiness.checks }).map(([name, probe]) => check(name, probe))));
   return async function healthMiddleware(ctx, next) {
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
       await next();

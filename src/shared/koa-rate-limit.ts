@@ -1,7 +1,8 @@
 import type { Context, Middleware } from 'koa';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from '../config/types.ts';
-import type { Redis } from '../store/redis.ts';
+// The library's client types: shared code takes the client src/store/redis.ts makes, never the store module.
+import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from './logger.ts';
 import { ipBudgetKey } from './ip-budget.ts';
 import { PROVIDER_BODY_LIMIT, readBodyAhead } from './read-body-ahead.ts';
@@ -41,7 +42,15 @@ export type RateLimits = {
  * Over the limit: 429 with Retry-After and RateLimit-* headers. When the limiter's store fails,
  * requests are refused with 503 (fail closed, T45).
  */
-export function createRateLimits({ config, redis, logger }: { config: Config; redis: Redis | undefined; logger: Logger }): RateLimits {
+export function createRateLimits({
+  config,
+  redis,
+  logger,
+}: {
+  config: Config;
+  redis: Redis | Cluster | undefined;
+  logger: Logger;
+}): RateLimits {
   const limits = config.rateLimits;
   const buckets: Bucket[] = [
     {

@@ -2,9 +2,15 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type Koa from 'koa';
 import type Provider from 'oidc-provider';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
-import type { BearerObserver } from '../api/koa-bearer-auth.ts';
-import type { AuditEventInput } from '../store/audit-events.ts';
-import type { AdapterTimings } from '../store/oidc-adapter-timed.ts';
+
+/** What the API's bearer authentication reports (src/api/koa-bearer-auth.ts). */
+export type BearerObserver = {
+  jwksFetch(result: 'ok' | 'error'): void;
+  verification(result: 'valid' | 'invalid' | 'error'): void;
+};
+
+/** The fields of an audit event (src/services/audit.ts) the login counters read. */
+type ObservedAuditEvent = { type: string; outcome?: 'success' | 'failure' | undefined; data?: Record<string, unknown> | undefined };
 
 /**
  * Prometheus metrics (docs/operations.md, Metrics): one registry per process, served on its own port
@@ -96,7 +102,11 @@ export function createMetrics() {
           const route =
             routes.get(ctx.req) ??
             (typeof matched === 'string' ? matched : undefined) ??
-            (ctx.path === '/healthz' || ctx.path === '/readyz' || ctx.path === '/openapi.json' ? ctx.path : ctx.path.startsWith('/static/') ? '/static/*' : 'unmatched');
+            (ctx.path === '/healthz' || ctx.path === '/readyz' || ctx.path === '/openapi.json'
+              ? ctx.path
+              : ctx.path.startsWith('/static/')
+                ? '/static/*'
+                : 'unmatched');
           // The provider writes to ctx.res directly (respond = false), so read the status there.
           const status = String(ctx.respond === false ? ctx.res.statusCode : ctx.status);
           const key = `${ctx.method} ${status} ${route}`;
@@ -124,22 +134,41 @@ export function createMetrics() {
       });
       // The typings overload on() per event name; a loop over names needs the plain emitter signature.
       const on = provider.on.bind(provider) as (event: string, listener: (...args: unknown[]) => void) => unknown;
-      for (const event of ['grant.error', 'authorization.error', 'introspection.error', 'revocation.error', 'userinfo.error', 'end_session.error', 'registration_create.error', 'server_error'] as const) {
+      for (const event of [
+        'grant.error',
+        'authorization.error',
+        'introspection.error',
+        'revocation.error',
+        'userinfo.error',
+        'end_session.error',
+        'registration_create.error',
+        'server_error',
+      ] as const) {
         on(event, (_ctx: unknown, error: unknown) => {
           const code = (error as { error?: unknown } | undefined)?.error;
           oidcErrors.inc({ event, error: typeof code === 'string' && /^[a-z_]{1,40}$/.test(code) ? code : 'other' });
         });
       }
-      for (const event of ['interaction.started', 'interaction.ended', 'authorization.success', 'refresh_token.consumed', 'grant.revoked', 'session.destroyed'] as const) {
+      for (const event of [
+        'interaction.started',
+        'interaction.ended',
+        'authorization.success',
+        'refresh_token.consumed',
+        'grant.revoked',
+        'session.destroyed',
+      ] as const) {
         on(event, () => oidcEvents.inc({ event }));
       }
     },
 
-    /** The adapter recorder for one model and operation; the factory asks once per adapter. */
-    adapterTimings: ((model, operation, storage) => {
+    /**
+     * The adapter recorder for one model and operation (src/store/oidc-adapter-timed.ts names
+     * them from fixed lists, so the labels stay bounded); the factory asks once per adapter.
+     */
+    adapterTimings: (model: string, operation: string, storage: string): ((seconds: number) => void) => {
       const child = adapterDuration.labels(model, operation, storage);
       return (seconds) => child.observe(seconds);
-    }) satisfies AdapterTimings,
+    },
 
     /** JWKS fetches and token verifications, reported by the API's bearer authentication. */
     bearer: ((fetches, verifications) => ({
@@ -154,7 +183,7 @@ export function createMetrics() {
     ) satisfies BearerObserver,
 
     /** Logins and lockouts from audit events: login.password, login.passkey, mfa.<factor>.used. */
-    observeAudit(event: AuditEventInput): void {
+    observeAudit(event: ObservedAuditEvent): void {
       const result = event.outcome ?? 'success';
       const login = /^login\.([a-z_]+)$/.exec(event.type);
       const factor = login?.[1] ?? /^mfa\.([a-z_]+)\.used$/.exec(event.type)?.[1];

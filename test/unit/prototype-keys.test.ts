@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { describeScope } from '../../src/auth/scopes.ts';
+import { describeScope } from '../../src/shared/scopes.ts';
 import { ACR, acrRank, requiredRank } from '../../src/services/mfa-policy.ts';
 
 /**

@@ -1,5 +1,4 @@
-import { presentAuditEvent } from '../../services/gdpr.ts';
-import type { AuditSearchStore } from '../../store/audit-search.ts';
+import type { AuditLog } from '../../services/audit-log.ts';
 import { badRequest } from '../../shared/problem.ts';
 import { defineRoute, type AnyRoute } from '../define-route.ts';
 import { requests } from '../schemas.ts';
@@ -7,7 +6,7 @@ import { requests } from '../schemas.ts';
 type AuditQuery = { limit: number; cursor?: string; user?: string; type?: string; since?: string; until?: string };
 
 /** The audit log, newest first: admins and auditors (audit:read) with the `admin` scope. */
-export function adminAuditRoutes({ auditSearch }: { auditSearch: AuditSearchStore }): AnyRoute[] {
+export function adminAuditRoutes({ auditLog }: { auditLog: AuditLog }): AnyRoute[] {
   return [
     defineRoute<Record<string, never>, AuditQuery>({
       operationId: 'listAuditEvents',
@@ -23,17 +22,7 @@ export function adminAuditRoutes({ auditSearch }: { auditSearch: AuditSearchStor
         const since = query.since ? new Date(query.since) : undefined;
         const until = query.until ? new Date(query.until) : undefined;
         if (since && until && since >= until) throw badRequest('`since` must be before `until`.');
-        const rows = await auditSearch.search({
-          actorId: query.user,
-          type: query.type,
-          since,
-          until,
-          beforeId: query.cursor ? Number(query.cursor) : undefined,
-          limit: query.limit + 1,
-        });
-        const page = rows.slice(0, query.limit);
-        const last = page.at(-1);
-        return { body: { items: page.map(presentAuditEvent), next_cursor: rows.length > query.limit && last ? String(last.id) : null } };
+        return { body: await auditLog.page({ ...query, since, until }) };
       },
     }),
   ];

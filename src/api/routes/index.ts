@@ -13,6 +13,6 @@ export function apiRoutes({ api, config }: Pick<Deps, 'api' | 'config'>): AnyRou
     ...gdprRoutes({ gdpr: api.gdpr, erasureMaxAge: config.ttl.recentAuth }),
     ...recordRoutes({ records: api.records }),
     ...adminUserRoutes({ userAdmin: api.userAdmin }),
-    ...adminAuditRoutes({ auditSearch: api.stores.auditSearch }),
+    ...adminAuditRoutes({ auditLog: api.auditLog }),
   ];
 }

@@ -1,5 +1,5 @@
 import type { Middleware } from 'koa';
-import { API_SCOPES } from '../../auth/scopes.ts';
+import { API_SCOPES } from '../../shared/scopes.ts';
 import { DPOP_ALGS } from '../koa-bearer-auth.ts';
 
 const WELL_KNOWN = '/.well-known/oauth-protected-resource';

@@ -1,5 +1,4 @@
-import type { RecordService } from '../../services/records.ts';
-import type { RecordType } from '../../store/records.ts';
+import type { RecordService, RecordType } from '../../services/records.ts';
 import { defineRoute, type AnyRoute, type RouteAuth } from '../define-route.ts';
 import { requests } from '../schemas.ts';
 

@@ -19,7 +19,7 @@ import { formBody } from '../koa-form-body.ts';
 import { rejectCrossSite, type CsrfTokens } from '../koa-csrf.ts';
 import { REUSE_NOTICE_DISMISSED_EVENT, type ReuseNotice } from '../refresh-reuse.ts';
 import { signInCounts } from '../../services/session-validity.ts';
-import { describeScopes } from '../scopes.ts';
+import { describeScopes } from '../../shared/scopes.ts';
 import { render } from '../views.ts';
 
 const STATE_COOKIE = 'portcullis.account-state';

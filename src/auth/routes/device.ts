@@ -7,7 +7,7 @@ import type { Lockout } from '../../services/lockout.ts';
 import { signInCounts } from '../../services/session-validity.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { providerRouteIn } from '../provider-routes.ts';
-import { describeScopes } from '../scopes.ts';
+import { describeScopes } from '../../shared/scopes.ts';
 import { renderView, type ViewData, type ViewName } from '../views.ts';
 
 /** oidc-provider's route name for the user-code pages (routes.code_verification, /device). */

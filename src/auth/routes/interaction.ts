@@ -10,7 +10,7 @@ import { ACCOUNT_CLIENT_ID } from '../account-client.ts';
 import { CONFIRM_EVERY_TIME_DETAIL, STEP_UP_REASON } from '../interaction-policy.ts';
 import { formBody } from '../koa-form-body.ts';
 import { rejectCrossSite, type CsrfTokens } from '../koa-csrf.ts';
-import { describeScopes } from '../scopes.ts';
+import { describeScopes } from '../../shared/scopes.ts';
 import { splitOpenIdScopes } from '../api-scope-grants.ts';
 import { render } from '../views.ts';
 import { essentialAcrs, interactionProblem, pendingOf, secondFactorSteps, type InteractionDetails, type Pending } from './second-factor-steps.ts';

@@ -5,7 +5,7 @@ import type { MfaService } from '../../services/mfa.ts';
 import { acrMeeting, acrRank, addStep, authenticationContext, decideSecondFactor, requiredRank, type MfaDecision } from '../../services/mfa-policy.ts';
 import { essentialAcrValues } from '../claims-parameter.ts';
 import { signInTime } from '../../services/session-validity.ts';
-import type { UserRow } from '../../store/users.ts';
+import type { UserRow } from '../../services/accounts.ts';
 import { Problem, problemType } from '../../shared/problem.ts';
 import type { CsrfTokens } from '../koa-csrf.ts';
 import { render } from '../views.ts';
