@@ -1,9 +1,6 @@
 import { Option, type Command } from 'commander';
 import type { Deps } from '../deps.ts';
-import { HASH_VERSION } from '../services/recovery-codes.ts';
-import { resealColumns, sealStatus, type ResealReport, type SealStatus } from '../services/reseal.ts';
-import { createMfaStore } from '../store/mfa.ts';
-import { SEALED_COLUMNS } from '../store/sealed-columns.ts';
+import { resealColumns, SEALED_COLUMNS, sealStatus, type ResealReport, type SealStatus } from '../services/reseal.ts';
 
 type WithDeps = <T>(fn: (deps: Deps) => Promise<T>) => Promise<T>;
 
@@ -20,8 +17,7 @@ type Status = SealStatus & { recovery_codes: { keyed: number; unkeyed: number };
 
 async function status(deps: Deps): Promise<Status> {
   const sealed = await sealStatus(deps.knex, deps.box, SEALED_COLUMNS);
-  const versions = await createMfaStore(deps.knex).recoveryCodeVersions();
-  const recovery = { keyed: versions[String(HASH_VERSION.keyed)] ?? 0, unkeyed: versions[String(HASH_VERSION.unkeyed)] ?? 0 };
+  const recovery = await deps.mfa.recovery.hashVersions();
   const clean = sealed.not_current === 0 && recovery.unkeyed === 0;
   const next = clean
     ? sealed.previous.length > 0

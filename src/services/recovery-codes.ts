@@ -93,6 +93,12 @@ export function createRecoveryCodeService({ store, pepper }: { store: MfaStore; 
     },
 
     remove: (userId: string) => store.removeRecoveryCodes(userId),
+
+    /** How many stored hashes are keyed and how many still unkeyed (`portcullis keys status`). */
+    async hashVersions(): Promise<{ keyed: number; unkeyed: number }> {
+      const versions = await store.recoveryCodeVersions();
+      return { keyed: versions[String(HASH_VERSION.keyed)] ?? 0, unkeyed: versions[String(HASH_VERSION.unkeyed)] ?? 0 };
+    },
   };
 }
 
