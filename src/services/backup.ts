@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
 import { BackupFileError, openBackup, sealBackup } from '../shared/backup-file.ts';
 import { DecryptionError, type CryptoBox } from '../shared/crypto-box.ts';
+import { SEAL_CONTEXT } from '../shared/crypto-contexts.ts';
 import { createAuditEventStore, type AuditEventStore } from '../store/audit-events.ts';
 import type { Erasure } from './erasure.ts';
 import {
@@ -146,7 +147,7 @@ export async function restoreBackup(
       async afterRefill(trx, merged) {
         // Accounts erased after the backup was taken stay erased (S5: the journal was merged).
         erasuresReapplied = await erasure.reapply(trx);
-        const inPostgres = await endRestoredCredentials(trx, box.seal(randomBytes(32).toString('base64url'), 'cookie-key'));
+        const inPostgres = await endRestoredCredentials(trx, box.seal(randomBytes(32).toString('base64url'), SEAL_CONTEXT.cookieKey()));
         // Redis cannot join the transaction: emptied last, so any failure before leaves it untouched.
         const redisKeys = redis ? await endOidcState(redis) : 'no Redis configured for this command';
         ended = { ...inPostgres, redis_keys: redisKeys };

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { CryptoBox } from '../shared/crypto-box.ts';
+import { SEAL_CONTEXT } from '../shared/crypto-contexts.ts';
 import type { KeyStore, SigningKeyRow } from '../store/signing-keys.ts';
 import { generateSigningKey, SIGNING_ALGS, type SigningAlg } from './keys.ts';
 
@@ -94,7 +95,7 @@ export function createKeyRotation({ store, box, policy }: { store: KeyStore; box
   /** A new cookie signing key, first in the list: it signs, the older ones still verify. */
   async function rotateCookieKeys(): Promise<{ id: number; created_at: Date }> {
     return store.withKeyLock(async (trx) => {
-      await store.insertCookieKey(box.seal(randomBytes(32).toString('base64url'), 'cookie-key'), trx);
+      await store.insertCookieKey(box.seal(randomBytes(32).toString('base64url'), SEAL_CONTEXT.cookieKey()), trx);
       const [newest] = await store.cookieKeys(trx);
       if (!newest) throw new Error('cookie key insert failed');
       return { id: newest.id, created_at: newest.created_at };

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { CryptoBox } from '../shared/crypto-box.ts';
+import { SEAL_CONTEXT } from '../shared/crypto-contexts.ts';
 import type { KeyStore, SigningKeyRow } from '../store/signing-keys.ts';
 
 /**
@@ -23,7 +24,7 @@ export async function generateSigningKey(alg: SigningAlg, box: CryptoBox, state:
     kid,
     alg,
     public_jwk: publicJwk,
-    private_jwk_sealed: box.seal(JSON.stringify(privateJwk), `signing-key:${kid}`),
+    private_jwk_sealed: box.seal(JSON.stringify(privateJwk), SEAL_CONTEXT.signingKey(kid)),
     state,
     activated_at: state === 'active' ? new Date() : null,
   };
@@ -31,7 +32,7 @@ export async function generateSigningKey(alg: SigningAlg, box: CryptoBox, state:
 
 export function createKeyService({ store, box }: { store: KeyStore; box: CryptoBox }) {
   const unsealPrivate = (row: SigningKeyRow): JWK =>
-    JSON.parse(box.open(row.private_jwk_sealed, `signing-key:${row.kid}`).toString('utf8')) as JWK;
+    JSON.parse(box.open(row.private_jwk_sealed, SEAL_CONTEXT.signingKey(row.kid)).toString('utf8')) as JWK;
 
   return {
     /** First start: one active key per algorithm, created once even when instances race. */
@@ -63,11 +64,11 @@ export function createKeyService({ store, box }: { store: KeyStore; box: CryptoB
     /** Cookie signing keys, newest first; generated once when none are configured. */
     async cookieKeys(): Promise<string[]> {
       const existing = await store.cookieKeys();
-      if (existing.length > 0) return existing.map((row) => box.open(row.key_sealed, 'cookie-key').toString('utf8'));
+      if (existing.length > 0) return existing.map((row) => box.open(row.key_sealed, SEAL_CONTEXT.cookieKey()).toString('utf8'));
       return store.withKeyLock(async (trx) => {
         const again = await trx('cookie_keys').whereNull('retired_at').first<{ id: number } | undefined>('id');
-        if (!again) await store.insertCookieKey(box.seal(randomBytes(32).toString('base64url'), 'cookie-key'), trx);
-        return (await store.cookieKeys(trx)).map((row) => box.open(row.key_sealed, 'cookie-key').toString('utf8'));
+        if (!again) await store.insertCookieKey(box.seal(randomBytes(32).toString('base64url'), SEAL_CONTEXT.cookieKey()), trx);
+        return (await store.cookieKeys(trx)).map((row) => box.open(row.key_sealed, SEAL_CONTEXT.cookieKey()).toString('utf8'));
       });
     },
   };

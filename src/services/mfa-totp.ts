@@ -1,6 +1,7 @@
 import { generateSecret, generateURI, verify } from 'otplib';
 import QRCode from 'qrcode';
 import type { CryptoBox } from '../shared/crypto-box.ts';
+import { SEAL_CONTEXT } from '../shared/crypto-contexts.ts';
 import type { MfaStore } from '../store/mfa.ts';
 
 /** RFC 6238 parameters every authenticator app understands: SHA-1, 6 digits, 30 s, ±1 step. */
@@ -8,7 +9,7 @@ export const TOTP_PERIOD = 30;
 export const TOTP_DIGITS = 6;
 const TOLERANCE_STEPS = 1;
 
-const aad = (userId: string): string => `totp:${userId}`;
+const aad = SEAL_CONTEXT.totpSecret;
 
 /** Digits only, spaces allowed between groups ("123 456"); anything else is not a code. */
 export function normalizeTotpCode(input: string): string | undefined {

@@ -2,11 +2,10 @@ import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
 import { createCryptoBox, type CryptoBox } from '../shared/crypto-box.ts';
 import type { DataKeyStore } from '../store/data-keys.ts';
+import { SEAL_CONTEXT } from '../shared/crypto-contexts.ts';
 
-/** Associated data of a wrapped data key: a wrapped key cannot be given to another user. */
-export const dataKeyAad = (userId: string): string => `data-key:${userId}`;
-/** Associated data of a record payload: it cannot be moved to another row or owner. */
-export const recordAad = (recordId: string, ownerId: string): string => `record:${recordId}|owner:${ownerId}`;
+/** Associated data of a wrapped data key, and of a record payload (src/shared/crypto-contexts.ts). */
+export const { dataKey: dataKeyAad, record: recordAad } = SEAL_CONTEXT;
 
 export class DataKeyMissingError extends Error {
   constructor() {

@@ -11,6 +11,7 @@ import {
 } from '@simplewebauthn/server';
 import { randomBytes } from 'node:crypto';
 import type { CryptoBox } from '../shared/crypto-box.ts';
+import { SEAL_CONTEXT } from '../shared/crypto-contexts.ts';
 import type { ReplayStore } from '../store/dpop-replay.ts';
 import type { MfaStore } from '../store/mfa.ts';
 import { DuplicateCredentialError, type WebAuthnCredentialRow, type WebAuthnCredentialStore } from '../store/webauthn-credentials.ts';
@@ -81,7 +82,7 @@ export function createWebAuthnService({ credentials, store, box, once, rpId, rpN
    * an answer verified (verifyAuthentication). The other ceremonies (second factor, passkey
    * registration) follow a password or a session and keep one stored row per binding and purpose.
    */
-  const sealedAad = (binding: string): string => `webauthn:passwordless:${binding}`;
+  const sealedAad = SEAL_CONTEXT.passwordlessChallenge;
   /** The sealed envelope; its UTF-8 bytes are the challenge (the options carry them base64url-encoded, as always). */
   function sealChallenge(binding: string): string {
     return box.seal(JSON.stringify({ n: randomBytes(16).toString('base64url'), e: Math.floor(Date.now() / 1000) + CHALLENGE_TTL_SECONDS }), sealedAad(binding));

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
+import { ADVISORY_LOCK, transactionLockSql } from './advisory-locks.ts';
 import {
   auditKeyId,
   type ChainedFields,
@@ -39,7 +40,7 @@ export type AuditEventRow = ChainedFields & {
 };
 
 /** Serialises writers of the chain (appends, and a restore merging its log): held until commit. */
-export const AUDIT_CHAIN_LOCK = "pg_advisory_xact_lock(hashtext('portcullis:audit'))";
+const AUDIT_CHAIN_LOCK = transactionLockSql(ADVISORY_LOCK.auditChain);
 
 /** Written once, by the first process of this release, after the last unkeyed event. */
 export const CHAIN_KEYED_EVENT = 'audit.chain_keyed';

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { BackupFileError } from '../shared/backup-file.ts';
 import { verifyAuditChain } from './audit-chain.ts';
-import { AUDIT_CHAIN_LOCK } from './audit-events.ts';
+import { ADVISORY_LOCK, lockForTransaction } from './advisory-locks.ts';
 import { modelsKeptByRestore } from './oidc-adapter.ts';
 
 /**
@@ -224,7 +224,7 @@ export async function importTables(
   },
 ): Promise<{ audit: AuditMerge; restored: Record<string, number> }> {
   return knex.transaction(async (trx) => {
-    await trx.raw(`SELECT ${AUDIT_CHAIN_LOCK}`);
+    await lockForTransaction(trx, ADVISORY_LOCK.auditChain);
     const present = await tableNames(trx);
     const replaced = present.filter((name) => !LIVE.has(name) && !MERGED.has(name));
     checkTables(document, present, present.filter((name) => !LIVE.has(name)));

@@ -2,6 +2,7 @@ import { LRUCache } from 'lru-cache';
 import type { Knex } from 'knex';
 import { hashClientSecret, isHashedSecret } from '../shared/client-secret.ts';
 import type { CryptoBox } from '../shared/crypto-box.ts';
+import { SEAL_CONTEXT } from '../shared/crypto-contexts.ts';
 
 export type ClientMetadata = Record<string, unknown> & { client_id: string; client_secret?: string };
 
@@ -61,13 +62,14 @@ export function createClientStore(knex: Knex, box: CryptoBox, { cacheTtlMs = CLI
     client_id: row.client_id,
     ...(row.secret_hash ? { client_secret: row.secret_hash } : {}),
     ...(row.secret_sealed && !row.secret_hash
-      ? { client_secret: box.open(row.secret_sealed, `client:${row.client_id}`).toString('utf8') }
+      ? { client_secret: box.open(row.secret_sealed, SEAL_CONTEXT.clientSecret(row.client_id)).toString('utf8') }
       : {}),
   });
   const secretColumns = (clientId: string, authMethod: unknown, secret: string | undefined) => {
     if (!secret) return { secret_sealed: null, secret_hash: null };
     if (isHashedSecret(secret)) return { secret_sealed: null, secret_hash: secret };
-    if (authMethod === 'client_secret_jwt') return { secret_sealed: box.seal(secret, `client:${clientId}`), secret_hash: null };
+    if (authMethod === 'client_secret_jwt')
+      return { secret_sealed: box.seal(secret, SEAL_CONTEXT.clientSecret(clientId)), secret_hash: null };
     return { secret_sealed: null, secret_hash: hashClientSecret(secret) };
   };
 

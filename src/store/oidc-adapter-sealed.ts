@@ -1,15 +1,16 @@
 import { createHmac, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { createCryptoBox } from '../shared/crypto-box.ts';
+import { KEY_PURPOSE, SEAL_CONTEXT } from '../shared/crypto-contexts.ts';
 import { deriveKey } from '../shared/derive-key.ts';
 import type { Adapter, AdapterPayload } from './oidc-adapter.ts';
 
 /**
- * HKDF labels: one subkey of the root names stored oidc state, another seals it. The root is the
- * `oidc-state` server secret (src/store/server-secrets.ts): random, stored sealed under MASTER_KEY,
- * so a MASTER_KEY rotation re-seals it and keeps every session and token (S2).
+ * HKDF labels (src/shared/crypto-contexts.ts): one subkey of the root names stored oidc state,
+ * another seals it. The root is the `oidc-state` server secret (src/store/server-secrets.ts):
+ * random, stored sealed under MASTER_KEY, so a MASTER_KEY rotation re-seals it and keeps every
+ * session and token (S2).
  */
-const STORAGE_KEY_PURPOSE = 'oidc-state storage key v1';
-const SEAL_PURPOSE = 'oidc-state seal v1';
+const { oidcStorageKey: STORAGE_KEY_PURPOSE, oidcSeal: SEAL_PURPOSE } = KEY_PURPOSE;
 
 /** 128 random bits per seal, as 32 hex characters (the envelope's key id). */
 const SALT = /^[0-9a-f]{32}$/;
@@ -66,7 +67,7 @@ function openSealed(keys: OidcStateKeys, model: string, stored: unknown): Adapte
   const { sealed } = (stored ?? {}) as StoredPayload;
   if (typeof sealed !== 'string') return undefined;
   try {
-    return JSON.parse(keys.open(sealed, `oidc:${model}`).toString('utf8')) as AdapterPayload;
+    return JSON.parse(keys.open(sealed, SEAL_CONTEXT.oidcPayload(model)).toString('utf8')) as AdapterPayload;
   } catch {
     // Tampered with, or sealed under another deployment's keys: as good as absent (fail closed).
     return undefined;
@@ -92,7 +93,7 @@ export const unsealStoredPayload = (keys: OidcStateKeys, model: string, stored: 
  */
 export function sealedAdapter(inner: Adapter, model: string, keys: OidcStateKeys): Adapter {
   const { storageKey, seal } = keys;
-  const aad = `oidc:${model}`;
+  const aad = SEAL_CONTEXT.oidcPayload(model);
 
   /** The payload, with the storage adapter's consumed mark. */
   function open(stored: unknown): AdapterPayload | undefined {

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { serverSecretAad } from './server-secrets.ts';
+import { SEAL_CONTEXT } from '../shared/crypto-contexts.ts';
 
 /** A column holding values sealed under the master key, and the associated data of each row. */
 export type SealedColumn = { table: string; column: string; key: string; aad: (keyValue: string) => string };
@@ -10,12 +10,12 @@ export type SealedColumn = { table: string; column: string; key: string; aad: (k
  * compares this list with the schema).
  */
 export const SEALED_COLUMNS: readonly SealedColumn[] = [
-  { table: 'signing_keys', column: 'private_jwk_sealed', key: 'kid', aad: (kid) => `signing-key:${kid}` },
-  { table: 'cookie_keys', column: 'key_sealed', key: 'id', aad: () => 'cookie-key' },
-  { table: 'oauth_clients', column: 'secret_sealed', key: 'client_id', aad: (id) => `client:${id}` },
-  { table: 'user_data_keys', column: 'key_wrapped', key: 'user_id', aad: (id) => `data-key:${id}` },
-  { table: 'mfa_totp', column: 'secret_sealed', key: 'user_id', aad: (id) => `totp:${id}` },
-  { table: 'server_secrets', column: 'secret_sealed', key: 'name', aad: serverSecretAad },
+  { table: 'signing_keys', column: 'private_jwk_sealed', key: 'kid', aad: SEAL_CONTEXT.signingKey },
+  { table: 'cookie_keys', column: 'key_sealed', key: 'id', aad: SEAL_CONTEXT.cookieKey },
+  { table: 'oauth_clients', column: 'secret_sealed', key: 'client_id', aad: SEAL_CONTEXT.clientSecret },
+  { table: 'user_data_keys', column: 'key_wrapped', key: 'user_id', aad: SEAL_CONTEXT.dataKey },
+  { table: 'mfa_totp', column: 'secret_sealed', key: 'user_id', aad: SEAL_CONTEXT.totpSecret },
+  { table: 'server_secrets', column: 'secret_sealed', key: 'name', aad: SEAL_CONTEXT.serverSecret },
 ];
 
 /**

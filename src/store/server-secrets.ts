@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
 import { DecryptionError, type CryptoBox } from '../shared/crypto-box.ts';
+import { SEAL_CONTEXT } from '../shared/crypto-contexts.ts';
 import { StartupError } from '../shared/dev-keys.ts';
 
 /**
@@ -17,9 +18,6 @@ export const SERVER_SECRETS = {
 
 export type ServerSecretName = (typeof SERVER_SECRETS)[keyof typeof SERVER_SECRETS];
 
-/** Associated data of a sealed server secret: a sealed value cannot be moved to another name. */
-export const serverSecretAad = (name: string): string => `server-secret:${name}`;
-
 /** The secret, created on first use; the same bytes for every process of the deployment. */
 export async function loadServerSecret(knex: Knex, box: CryptoBox, name: ServerSecretName): Promise<Buffer> {
   const read = () => knex('server_secrets').where({ name }).first<{ secret_sealed: string } | undefined>('secret_sealed');
@@ -27,14 +25,14 @@ export async function loadServerSecret(knex: Knex, box: CryptoBox, name: ServerS
   if (!row) {
     // Concurrent first starts: one insert wins, everyone reads the winner's row.
     await knex('server_secrets')
-      .insert({ name, secret_sealed: box.seal(randomBytes(32), serverSecretAad(name)) })
+      .insert({ name, secret_sealed: box.seal(randomBytes(32), SEAL_CONTEXT.serverSecret(name)) })
       .onConflict('name')
       .ignore();
     row = await read();
   }
   if (!row) throw new Error(`server secret ${name} was not stored`);
   try {
-    return box.open(row.secret_sealed, serverSecretAad(name));
+    return box.open(row.secret_sealed, SEAL_CONTEXT.serverSecret(name));
   } catch (error) {
     if (!(error instanceof DecryptionError)) throw error;
     throw new StartupError(

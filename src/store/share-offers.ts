@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { ADVISORY_LOCK_NAMESPACE, lockUuidForTransaction } from './advisory-locks.ts';
 import type { RecordType } from './records.ts';
 
 /** `declined` offers look `offered` to the sharer (a decline is not announced). */
@@ -22,10 +23,6 @@ export type IncomingOfferRow = {
   created_at: Date;
 };
 
-/** Advisory lock namespaces: one per role, so A→B and B→A never wait on each other's locks. */
-const SHARER_LOCK = 7301;
-const RECIPIENT_LOCK = 7302;
-
 /**
  * Record share offers (migrations/…_create_share_offers.ts): waiting for the recipient, who
  * accepts (the row moves to record_shares) or declines. The recipient id need not be an account.
@@ -37,9 +34,9 @@ export function createShareOfferStore(knex: Knex) {
      * so two concurrent offers cannot both pass a pending-offer limit.
      */
     async lockParties(trx: Knex.Transaction, sharerId: string, recipientId: string): Promise<void> {
-      // Keyed by the UUID's value, not the caller's spelling of it (R15): ::uuid::text is one text per id.
-      await trx.raw('SELECT pg_advisory_xact_lock(?, hashtext(?::uuid::text))', [SHARER_LOCK, sharerId]);
-      await trx.raw('SELECT pg_advisory_xact_lock(?, hashtext(?::uuid::text))', [RECIPIENT_LOCK, recipientId]);
+      // One namespace per role, so A→B and B→A never wait on each other's locks.
+      await lockUuidForTransaction(trx, ADVISORY_LOCK_NAMESPACE.shareSharer, sharerId);
+      await lockUuidForTransaction(trx, ADVISORY_LOCK_NAMESPACE.shareRecipient, recipientId);
     },
 
     async find(recordId: string, recipientId: string, trx: Knex = knex): Promise<OfferRow | undefined> {

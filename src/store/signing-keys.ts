@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { ADVISORY_LOCK, lockForTransaction } from './advisory-locks.ts';
 
 export type SigningKeyState = 'next' | 'active' | 'retired';
 
@@ -56,7 +57,7 @@ export function createKeyStore(knex: Knex) {
     /** Runs fn while holding a cluster-wide lock, so concurrent first starts create keys once. */
     async withKeyLock<T>(fn: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
       return knex.transaction(async (trx) => {
-        await trx.raw(`SELECT pg_advisory_xact_lock(hashtext('portcullis:keys'))`);
+        await lockForTransaction(trx, ADVISORY_LOCK.signingKeys);
         return fn(trx);
       });
     },
