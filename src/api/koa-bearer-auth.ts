@@ -1,22 +1,11 @@
-import { createHash } from 'node:crypto';
-import {
-  calculateJwkThumbprint,
-  createRemoteJWKSet,
-  customFetch,
-  decodeProtectedHeader,
-  errors as joseErrors,
-  type FetchImplementation,
-  importJWK,
-  jwtVerify,
-  type JWK,
-  type JWTPayload,
-} from 'jose';
+import { createRemoteJWKSet, customFetch, errors as joseErrors, type FetchImplementation, jwtVerify, type JWTPayload } from 'jose';
 import type { Context, Middleware } from 'koa';
 import type { ReplayStore } from '../store/dpop-replay.ts';
 import { currentRequestId } from '../shared/koa-request-logger.ts';
 import type { TlsFetch } from '../shared/tls.ts';
 import type { BearerObserver } from '../shared/metrics.ts';
 import { invalidToken, missingToken, Problem, problemType, serviceUnavailable } from '../shared/problem.ts';
+import { checkDpopProof, DPOP_ALGS, DPOP_REPLAY_TTL_SECONDS } from './dpop-proof.ts';
 
 export type AccessTokenClaims = JWTPayload & {
   sub: string;
@@ -31,12 +20,6 @@ export type AccessTokenClaims = JWTPayload & {
 export type AuthState = { token: AccessTokenClaims; scopes: Set<string> };
 
 const ACCEPTED_ALGS = ['ES256', 'EdDSA', 'RS256', 'PS256'];
-
-/** DPoP proof algorithms: asymmetric only (RFC 9449 §4.3 check 5); also published in our RFC 9728 metadata. */
-export const DPOP_ALGS = ['ES256', 'EdDSA', 'Ed25519', 'PS256', 'RS256'];
-
-/** How far a proof's iat may be from now, seconds (RFC 9449 §11.1). */
-const DPOP_IAT_WINDOW = 60;
 
 const TOKEN68 = /^(Bearer|DPoP) ([A-Za-z0-9\-._~+/]+=*)$/i;
 
@@ -105,7 +88,16 @@ export type BearerAuthOptions = {
  * Tokens bound with cnf.jkt (RFC 9449) need `Authorization: DPoP` and a fresh, unreplayed
  * proof for this request made with the bound key.
  */
-export function bearerAuth({ issuer, audience, jwksUrl, dpopReplay, challenge = {}, publicUrl, fetch, observe }: BearerAuthOptions): Middleware {
+export function bearerAuth({
+  issuer,
+  audience,
+  jwksUrl,
+  dpopReplay,
+  challenge = {},
+  publicUrl,
+  fetch,
+  observe,
+}: BearerAuthOptions): Middleware {
   const send: TlsFetch = fetch ?? ((url, init) => globalThis.fetch(url, init));
   /** Every real fetch of the JWKS (jose caches it); it carries the id of the request that caused it. */
   const fetchJwks: FetchImplementation = async (url, init) => {
@@ -135,58 +127,24 @@ export function bearerAuth({ issuer, audience, jwksUrl, dpopReplay, challenge = 
     return url.href;
   };
 
+  /** The proof checks (src/api/dpop-proof.ts), then the proof's single use across instances. */
   async function checkProof(ctx: Context, accessToken: string, jkt: string): Promise<void> {
-    const proofs = ctx.req.headers.dpop;
-    if (proofs === undefined) throw dpopProblem('invalid_dpop_proof', 'This access token is DPoP-bound: send a DPoP proof header.', challenge);
-    if (Array.isArray(proofs) || proofs.includes(',') || proofs.length > 8192) throw dpopProblem('invalid_dpop_proof', 'Send exactly one DPoP proof.', challenge);
-    const invalid = (why: string) => dpopProblem('invalid_dpop_proof', `The DPoP proof ${why}.`, challenge);
-    let header: ReturnType<typeof decodeProtectedHeader>;
-    try {
-      header = decodeProtectedHeader(proofs);
-    } catch {
-      throw invalid('is not a JWS');
-    }
-    if (header.typ !== 'dpop+jwt') throw invalid('must have typ dpop+jwt');
-    if (typeof header.alg !== 'string' || !DPOP_ALGS.includes(header.alg)) throw invalid('must use an asymmetric algorithm');
-    const jwk = header.jwk as JWK | undefined;
-    if (!jwk || typeof jwk !== 'object' || 'd' in jwk || 'k' in jwk) throw invalid('must carry the public key in its jwk header');
-    let payload: JWTPayload & { htm?: unknown; htu?: unknown; ath?: unknown };
-    try {
-      const key = await importJWK(jwk, header.alg);
-      ({ payload } = await jwtVerify(proofs, key, { typ: 'dpop+jwt', algorithms: DPOP_ALGS, requiredClaims: ['jti', 'iat', 'htm', 'htu', 'ath'] }));
-    } catch {
-      throw invalid('signature or claims are not valid');
-    }
-    const now = Math.floor(Date.now() / 1000);
-    if (typeof payload.iat !== 'number' || Math.abs(now - payload.iat) > DPOP_IAT_WINDOW) throw invalid('is not fresh (iat)');
-    if (payload.htm !== ctx.method) throw invalid('was made for another HTTP method (htm)');
-    let htu: string;
-    try {
-      const url = new URL(String(payload.htu));
-      url.search = '';
-      url.hash = '';
-      htu = url.href;
-    } catch {
-      throw invalid('has an invalid htu');
-    }
-    if (htu !== requestUri(ctx)) throw invalid('was made for another URL (htu)');
-    const ath = createHash('sha256').update(accessToken, 'ascii').digest('base64url');
-    if (payload.ath !== ath) throw invalid('was made for another access token (ath)');
-    if ((await calculateJwkThumbprint(jwk, 'sha256')) !== jkt) throw dpopProblem('invalid_token', 'The DPoP proof key is not the key this token is bound to.', challenge);
-    if (typeof payload.jti !== 'string' || payload.jti.length > 256) throw invalid('has an invalid jti');
+    const result = await checkDpopProof({ proof: ctx.req.headers.dpop, method: ctx.method, url: requestUri(ctx), accessToken, jkt });
+    if (!result.ok) throw dpopProblem(result.error, result.detail, challenge);
     if (!dpopReplay) throw serviceUnavailable(new Error('no DPoP replay store configured'));
     let first: boolean;
     try {
-      first = await dpopReplay.firstUse(`${jkt}:${payload.jti}`, DPOP_IAT_WINDOW * 2 + 5);
+      first = await dpopReplay.firstUse(`${jkt}:${result.jti}`, DPOP_REPLAY_TTL_SECONDS);
     } catch (error) {
       throw serviceUnavailable(error);
     }
-    if (!first) throw invalid('was already used (jti replay)');
+    if (!first) throw dpopProblem('invalid_dpop_proof', 'The DPoP proof was already used (jti replay).', challenge);
   }
 
   return async function bearerAuthMiddleware(ctx, next) {
     // RFC 9700 §4.3.2 / B24: tokens in the query string are not accepted.
-    if (ctx.query.access_token !== undefined) throw invalidToken('Send the access token in the Authorization header, not the URL.', challenge);
+    if (ctx.query.access_token !== undefined)
+      throw invalidToken('Send the access token in the Authorization header, not the URL.', challenge);
     const header = ctx.get('Authorization');
     if (!header) throw missingToken(challenge);
     const match = TOKEN68.exec(header);
@@ -216,12 +174,16 @@ export function bearerAuth({ issuer, audience, jwksUrl, dpopReplay, challenge = 
         throw serviceUnavailable(error);
       }
       observe?.verification('invalid');
-      throw invalidToken(error instanceof joseErrors.JWTExpired ? 'The access token has expired.' : 'The access token is not valid.', challenge);
+      throw invalidToken(
+        error instanceof joseErrors.JWTExpired ? 'The access token has expired.' : 'The access token is not valid.',
+        challenge,
+      );
     }
     const jkt = token.cnf?.jkt;
     if (typeof jkt === 'string') {
       // RFC 9449 §7.1: a DPoP-bound token presented as a plain bearer token is refused.
-      if (scheme !== 'dpop') throw dpopProblem('invalid_token', 'This access token is DPoP-bound: use the DPoP authorization scheme with a proof.', challenge);
+      if (scheme !== 'dpop')
+        throw dpopProblem('invalid_token', 'This access token is DPoP-bound: use the DPoP authorization scheme with a proof.', challenge);
       await checkProof(ctx, accessToken, jkt);
     } else if (scheme === 'dpop') {
       throw invalidToken('This access token is not DPoP-bound: use the Bearer scheme.', challenge);

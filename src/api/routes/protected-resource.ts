@@ -1,6 +1,6 @@
 import type { Middleware } from 'koa';
 import { API_SCOPES } from '../../shared/scopes.ts';
-import { DPOP_ALGS } from '../koa-bearer-auth.ts';
+import { DPOP_ALGS } from '../dpop-proof.ts';
 
 const WELL_KNOWN = '/.well-known/oauth-protected-resource';
 
