@@ -74,10 +74,7 @@ export function createKeyRotation({ store, box, policy }: { store: KeyStore; box
   /** Publishes a new key for each algorithm (state next). Refuses while one is already waiting. */
   async function rotate(algs: readonly SigningAlg[] = SIGNING_ALGS): Promise<KeySummary[]> {
     return store.withKeyLock(async (trx) => {
-      const waiting = await trx('signing_keys')
-        .where('state', 'next')
-        .whereIn('alg', algs)
-        .select<{ kid: string; alg: string }[]>('kid', 'alg');
+      const waiting = await store.waiting(algs, trx);
       if (waiting.length > 0)
         throw new KeyRotationError(
           `a new ${waiting.map((w) => w.alg).join(', ')} key is already published and waiting to sign (${waiting.map((w) => w.kid).join(', ')})`,
@@ -131,7 +128,7 @@ export function createKeyRotation({ store, box, policy }: { store: KeyStore; box
         for (const [i, key] of cookies.entries()) {
           const newer = cookies[i - 1];
           if (newer && seconds(newer.created_at, now) >= policy.cookieRetireAfterSeconds) {
-            await trx('cookie_keys').where({ id: key.id }).update({ retired_at: trx.fn.now() });
+            await store.retireCookieKey(key.id, trx);
             retired.push(`cookie-key:${String(key.id)}`);
           }
         }

@@ -38,7 +38,7 @@ export function createKeyService({ store, box }: { store: KeyStore; box: CryptoB
     /** First start: one active key per algorithm, created once even when instances race. */
     async ensureSigningKeys(): Promise<string[]> {
       return store.withKeyLock(async (trx) => {
-        const active = new Set((await trx('signing_keys').where('state', 'active').select<{ alg: string }[]>('alg')).map((r) => r.alg));
+        const active = await store.activeAlgs(trx);
         const created: string[] = [];
         for (const alg of SIGNING_ALGS.filter((a) => !active.has(a))) {
           const key = await generateSigningKey(alg, box);
@@ -66,8 +66,8 @@ export function createKeyService({ store, box }: { store: KeyStore; box: CryptoB
       const existing = await store.cookieKeys();
       if (existing.length > 0) return existing.map((row) => box.open(row.key_sealed, SEAL_CONTEXT.cookieKey()).toString('utf8'));
       return store.withKeyLock(async (trx) => {
-        const again = await trx('cookie_keys').whereNull('retired_at').first<{ id: number } | undefined>('id');
-        if (!again) await store.insertCookieKey(box.seal(randomBytes(32).toString('base64url'), SEAL_CONTEXT.cookieKey()), trx);
+        if (!(await store.hasCookieKey(trx)))
+          await store.insertCookieKey(box.seal(randomBytes(32).toString('base64url'), SEAL_CONTEXT.cookieKey()), trx);
         return (await store.cookieKeys(trx)).map((row) => box.open(row.key_sealed, SEAL_CONTEXT.cookieKey()).toString('utf8'));
       });
     },

@@ -30,20 +30,45 @@ export function createKeyStore(knex: Knex) {
       return trx<SigningKeyRow>('signing_keys').orderBy('created_at', 'desc');
     },
 
+    /** Keys of these algorithms published and waiting to sign (state next). */
+    async waiting(algs: readonly string[], trx: Knex = knex): Promise<{ kid: string; alg: string }[]> {
+      return trx('signing_keys').where('state', 'next').whereIn('alg', algs).select<{ kid: string; alg: string }[]>('kid', 'alg');
+    },
+
+    /** The algorithms that have an active key. */
+    async activeAlgs(trx: Knex = knex): Promise<Set<string>> {
+      return new Set((await trx('signing_keys').where('state', 'active').select<{ alg: string }[]>('alg')).map((r) => r.alg));
+    },
+
     async insertSigningKey(row: Omit<SigningKeyRow, 'created_at' | 'retired_at'>, trx: Knex = knex): Promise<void> {
       await trx('signing_keys').insert(row);
     },
 
     async setState(kid: string, state: SigningKeyState, trx: Knex = knex): Promise<void> {
       const stamp = state === 'active' ? { activated_at: trx.fn.now() } : state === 'retired' ? { retired_at: trx.fn.now() } : {};
-      await trx('signing_keys').where({ kid }).update({ state, ...stamp });
+      await trx('signing_keys')
+        .where({ kid })
+        .update({ state, ...stamp });
     },
 
     /** Changes whenever a key is published, activated or retired, or a cookie key rotates. */
     async fingerprint(): Promise<string> {
-      const signing = await knex('signing_keys').whereIn('state', ['next', 'active']).orderBy('kid').select<{ kid: string; state: string }[]>('kid', 'state');
+      const signing = await knex('signing_keys')
+        .whereIn('state', ['next', 'active'])
+        .orderBy('kid')
+        .select<{ kid: string; state: string }[]>('kid', 'state');
       const cookies = await knex('cookie_keys').whereNull('retired_at').orderBy('id').select<{ id: number }[]>('id');
       return JSON.stringify([signing.map((k) => `${k.kid}:${k.state}`), cookies.map((c) => c.id)]);
+    },
+
+    /** Whether a cookie key is in use (not retired). */
+    async hasCookieKey(trx: Knex = knex): Promise<boolean> {
+      return (await trx('cookie_keys').whereNull('retired_at').first<{ id: number } | undefined>('id')) !== undefined;
+    },
+
+    /** A superseded cookie key stops verifying. */
+    async retireCookieKey(id: number, trx: Knex = knex): Promise<void> {
+      await trx('cookie_keys').where({ id }).update({ retired_at: trx.fn.now() });
     },
 
     async cookieKeys(trx: Knex = knex): Promise<CookieKeyRow[]> {
