@@ -1,3 +1,6 @@
+// Over 250 lines: the vault's records and their sharing (shares, offers, cooldowns) are one set
+// of rules over the same rows, checked in the same transactions; splitting sharing into its own
+// service is left to a later step of issue 18.
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { CryptoBox } from '../shared/crypto-box.ts';
