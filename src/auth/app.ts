@@ -96,7 +96,9 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
     const route = providerRouteIn(ctx);
     return route === undefined ? undefined : bucketOfProviderRoute(route);
   }));
-  const interactions = interactionRoutes({ provider, accounts: deps.accounts, mfa: deps.mfa, csrf, issuerOrigin, recentAuthSeconds: config.ttl.recentAuth, loginLimit: limits.bucket('login') });
+  // Our sign-in and account pages spend the login bucket on every POST, as route middleware (R3, R14).
+  const loginLimit = limits.bucket('login');
+  const interactions = interactionRoutes({ provider, accounts: deps.accounts, mfa: deps.mfa, csrf, issuerOrigin, recentAuthSeconds: config.ttl.recentAuth, loginLimit });
   app.use(interactions.routes());
   app.use(allowedMethods(interactions));
   attachAccountIndex(provider, deps.accountIndex, logger);
@@ -108,7 +110,7 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
     received: (actor: Actor) => records.receivedShares(actor),
     leave: (actor: Actor, recordId: string) => records.leaveShare(actor, recordId),
   };
-  const account = accountRoutes({ provider, accounts: deps.accounts, mfa: deps.mfa, index: deps.accountIndex, sessions: deps.accountSessions, oidcAdapter: deps.oidcAdapter, csrf, issuer: config.issuer, recentAuthSeconds: config.ttl.recentAuth, sessionLifetime: sessionTtl({ idleSeconds: config.ttl.sessionIdle, maxSeconds: config.ttl.sessionMax }), reuseNotices: (userId) => recentRefreshReuse(auditSearch, userId), accessHistory: (userId) => accessHistory(auditSearch, userId), offers: shareOffers });
+  const account = accountRoutes({ provider, accounts: deps.accounts, mfa: deps.mfa, index: deps.accountIndex, sessions: deps.accountSessions, oidcAdapter: deps.oidcAdapter, csrf, issuer: config.issuer, recentAuthSeconds: config.ttl.recentAuth, sessionLifetime: sessionTtl({ idleSeconds: config.ttl.sessionIdle, maxSeconds: config.ttl.sessionMax }), reuseNotices: (userId) => recentRefreshReuse(auditSearch, userId), accessHistory: (userId) => accessHistory(auditSearch, userId), offers: shareOffers, loginLimit });
   app.use(account.routes());
   app.use(allowedMethods(account));
   app.use(devicePages.guard);

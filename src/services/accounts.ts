@@ -59,6 +59,31 @@ export function createAccountService(deps: {
 }) {
   const { knex, users, roles, hasher, audit, lockouts } = deps;
 
+  /**
+   * One password check reserved on both budgets (per email and per client address) before
+   * argon2 runs (R14): whether a budget is spent and counting this attempt are one atomic step,
+   * so concurrent wrong passwords cannot all be checked before the first is counted. Refused when
+   * either budget is spent (the other's attempt is given back); a wrong password is already
+   * counted; a right one clears the email's failures and gives the address's attempt back.
+   */
+  async function reserve(accountKey: string, context: RequestContext) {
+    const ip = lockouts.ip && context.ip ? { lockout: lockouts.ip, id: context.ip } : undefined;
+    const [account, address] = await Promise.all([lockouts.account.reserve(accountKey), ip?.lockout.reserve(ip.id)]);
+    const releaseAddress = async () => {
+      if (ip && address) await ip.lockout.release(ip.id, address);
+    };
+    if (!account.granted || address?.granted === false) {
+      await Promise.all([lockouts.account.release(accountKey, account), releaseAddress()]);
+      return { granted: false as const, unavailable: account.unavailable ?? address?.unavailable ?? false, lock: account.granted ? 'ip' : 'account' };
+    }
+    const started = account.started ? 'account' : address?.started ? 'ip' : undefined;
+    return {
+      granted: true as const,
+      started,
+      succeeded: () => Promise.all([lockouts.account.clear(accountKey), releaseAddress()]),
+    };
+  }
+
   return {
     async createUser(input: { email: string; password?: string | undefined; name?: string | undefined; roles?: readonly string[] }): Promise<UserRow> {
       if (!isPlausibleEmail(input.email)) throw new Error('email is not a valid address');
@@ -86,7 +111,6 @@ export function createAccountService(deps: {
      */
     async authenticate(email: string, password: string, context: RequestContext = {}): Promise<UserRow | undefined> {
       const accountKey = lockoutKeyOf(email);
-      const ip = lockouts.ip && context.ip ? lockouts.ip : undefined;
       const failure = (user: UserRow | undefined, reason: string, data: Record<string, unknown> = {}) =>
         audit.record({
           type: 'login.password',
@@ -97,24 +121,22 @@ export function createAccountService(deps: {
           clientId: context.clientId,
           data: { reason, ...data },
         });
-      const [accountState, ipState] = await Promise.all([lockouts.account.check(accountKey), ip?.check(context.ip ?? '')]);
-      if (accountState.locked || ipState?.locked) {
+      const held = await reserve(accountKey, context);
+      if (!held.granted) {
         const user = isPlausibleEmail(email) ? await users.findByEmail(email) : undefined;
-        const unavailable = accountState.unavailable ?? ipState?.unavailable ?? false;
-        await failure(user, unavailable ? 'lockout_unavailable' : 'locked', { lock: accountState.locked ? 'account' : 'ip' });
+        await failure(user, held.unavailable ? 'lockout_unavailable' : 'locked', { lock: held.lock });
         return undefined;
       }
       const user = isPlausibleEmail(email) ? await users.findByEmail(email) : undefined;
       const { ok, rehash } = await hasher.verify(user?.password_hash ?? null, password);
       if (!user || !ok || user.disabled) {
-        const [afterAccount, afterIp] = await Promise.all([lockouts.account.fail(accountKey), ip?.fail(context.ip ?? '')]);
+        // Already counted by the reservation.
         const reason = !user ? 'unknown_user' : user.disabled ? 'disabled' : 'wrong_password';
         // invalid_now_locked is what the lockout metric counts (as for second factors).
-        const started = afterAccount.started ?? afterIp?.started ?? false;
-        await failure(user, started ? 'invalid_now_locked' : reason, started ? { cause: reason, lock: afterAccount.started ? 'account' : 'ip' } : {});
+        await failure(user, held.started ? 'invalid_now_locked' : reason, held.started ? { cause: reason, lock: held.started } : {});
         return undefined;
       }
-      await lockouts.account.clear(accountKey);
+      await held.succeeded();
       if (rehash) await users.updatePasswordHash(user.id, await hasher.hash(password));
       await audit.record({ type: 'login.password', actorId: user.id, ip: context.ip, userAgent: context.userAgent, clientId: context.clientId });
       return user;
@@ -139,20 +161,13 @@ export function createAccountService(deps: {
         return { ok: false as const, reason: CURRENT_PASSWORD_REFUSED };
       };
       if (!user) return failure('wrong_password');
-      const accountKey = lockoutKeyOf(user.email);
-      const ip = lockouts.ip && context.ip ? lockouts.ip : undefined;
-      const [accountState, ipState] = await Promise.all([lockouts.account.check(accountKey), ip?.check(context.ip ?? '')]);
-      if (accountState.locked || ipState?.locked) {
-        const unavailable = accountState.unavailable ?? ipState?.unavailable ?? false;
-        return failure(unavailable ? 'lockout_unavailable' : 'locked', { lock: accountState.locked ? 'account' : 'ip' });
-      }
+      const held = await reserve(lockoutKeyOf(user.email), context);
+      if (!held.granted) return failure(held.unavailable ? 'lockout_unavailable' : 'locked', { lock: held.lock });
       const { ok } = await hasher.verify(user.password_hash, current);
       if (!ok) {
-        const [afterAccount, afterIp] = await Promise.all([lockouts.account.fail(accountKey), ip?.fail(context.ip ?? '')]);
-        const started = afterAccount.started ?? afterIp?.started ?? false;
-        return failure(started ? 'invalid_now_locked' : 'wrong_password', started ? { cause: 'wrong_password', lock: afterAccount.started ? 'account' : 'ip' } : {});
+        return failure(held.started ? 'invalid_now_locked' : 'wrong_password', held.started ? { cause: 'wrong_password', lock: held.started } : {});
       }
-      await lockouts.account.clear(accountKey);
+      await held.succeeded();
       const problem = await hasher.screen(next);
       if (problem) return { ok: false, reason: hasher.describe(problem).replace(/^The password/, 'The new password') };
       await users.setPassword(userId, await hasher.hash(next));

@@ -8,7 +8,7 @@ import { createReplayStore } from '../store/dpop-replay.ts';
 import type { Redis } from '../store/redis.ts';
 import type { RequestContext } from './accounts.ts';
 import type { AuditService } from './audit.ts';
-import type { Lockout } from './lockout.ts';
+import type { Lockout, Reservation } from './lockout.ts';
 import type { SecondFactor } from './mfa-policy.ts';
 import { createTotpService, type TotpService } from './mfa-totp.ts';
 import { createRecoveryCodeService, type RecoveryCodeService } from './recovery-codes.ts';
@@ -32,6 +32,8 @@ type Spend = 'account' | 'address';
 export function createMfaLockout(lockout: Lockout) {
   return {
     isLocked: async (userId: string): Promise<boolean> => (await lockout.check(userId)).locked,
+    /** One attempt reserved before a code is checked (R14): refused while locked. */
+    reserve: (userId: string): Promise<Reservation> => lockout.reserve(userId),
     /** Counts a failure; returns true when the account is now locked. */
     fail: async (userId: string): Promise<boolean> => (await lockout.fail(userId)).locked,
     clear: (userId: string): Promise<void> => lockout.clear(userId),
@@ -65,18 +67,26 @@ export function createMfaService(deps: {
   const event = (type: string, userId: string | undefined, context: RequestContext, outcome?: 'success' | 'failure', data?: Record<string, unknown>) =>
     audit.record({ type, actorId: userId, ip: context.ip, userAgent: context.userAgent, clientId: context.clientId, ...(outcome ? { outcome } : {}), ...(data ? { data } : {}) });
 
-  /** Whether the sender's address has spent its budget (fail closed when the store cannot say). */
-  async function addressLocked(context: RequestContext): Promise<boolean> {
+  /**
+   * One attempt on the sender's address budget, reserved before the answer is checked (R14); an
+   * always-granted stand-in when there is no such budget or no address. Refused (fail closed) when
+   * the address has spent it or the store cannot say.
+   */
+  async function reserveAddress(context: RequestContext): Promise<{ granted: boolean; started: boolean; release: () => Promise<void> }> {
     const address = addressOf(context);
-    return address !== undefined && (await addressLockout?.check(address))?.locked === true;
+    if (address === undefined || !addressLockout) return { granted: true, started: false, release: async () => {} };
+    const reservation = await addressLockout.reserve(address);
+    return { granted: reservation.granted, started: reservation.started === true, release: () => addressLockout.release(address, reservation) };
   }
 
-  /** Counts a failure on the sender's address; true when that failure locked it. */
-  async function spendAddress(context: RequestContext): Promise<boolean> {
-    const address = addressOf(context);
-    return address !== undefined && (await addressLockout?.fail(address))?.locked === true;
-  }
-
+  /**
+   * Checks one answer within a lockout budget. The attempt is reserved before `attempt` runs, in
+   * one atomic step with the check of the lock (R14): concurrent wrong answers cannot all be
+   * checked before the first is counted, so no more than the budget's worth are ever checked. A
+   * wrong code spends the account's budget; a passkey answer the sender's address budget, while
+   * the account's lock still applies (R13). A right answer clears the account's failures and
+   * gives an address's attempt back.
+   */
   async function guarded(
     userId: string,
     factor: string,
@@ -85,19 +95,34 @@ export function createMfaService(deps: {
     data?: Record<string, unknown>,
     spend: Spend = 'account',
   ): Promise<SecondFactorOutcome> {
-    const addressFirst = spend === 'address' && (await addressLocked(context));
-    if (addressFirst || (await lockout.isLocked(userId))) {
-      await event(`mfa.${factor}.used`, userId, context, 'failure', { reason: addressFirst ? 'address_locked' : 'locked', ...data });
+    const refused = async (reason: string): Promise<SecondFactorOutcome> => {
+      await event(`mfa.${factor}.used`, userId, context, 'failure', { reason, ...data });
       return { ok: false, locked: true };
+    };
+    let started: boolean;
+    let release: () => Promise<void>;
+    if (spend === 'account') {
+      const reservation = await lockout.reserve(userId);
+      if (!reservation.granted) return refused('locked');
+      started = reservation.started === true;
+      release = async () => {};
+    } else {
+      const reservation = await reserveAddress(context);
+      if (!reservation.granted) return refused('address_locked');
+      if (await lockout.isLocked(userId)) {
+        await reservation.release();
+        return refused('locked');
+      }
+      ({ started, release } = reservation);
     }
     if (await attempt()) {
+      await release();
       await lockout.clear(userId);
       await event(`mfa.${factor}.used`, userId, context, 'success', data);
       return { ok: true };
     }
-    const locked = spend === 'account' ? await lockout.fail(userId) : await spendAddress(context);
-    await event(`mfa.${factor}.used`, userId, context, 'failure', { reason: locked ? 'invalid_now_locked' : 'invalid', ...data });
-    return { ok: false, locked };
+    await event(`mfa.${factor}.used`, userId, context, 'failure', { reason: started ? 'invalid_now_locked' : 'invalid', ...data });
+    return { ok: false, locked: started };
   }
 
   async function auditWebAuthnFailure(result: Exclude<WebAuthnResult, { ok: true }>, context: RequestContext, type = 'mfa.webauthn.rejected'): Promise<void> {
@@ -185,11 +210,16 @@ export function createMfaService(deps: {
      * the sender's address budget, never the account's (R13); a locked address tries no passkey.
      */
     async passwordless(binding: string, response: AuthenticationResponseJSON, context: RequestContext): Promise<WebAuthnResult> {
-      if (await addressLocked(context)) {
+      // Reserved before the check (R14): concurrent answers cannot pass the address's budget.
+      const reservation = await reserveAddress(context);
+      if (!reservation.granted) {
         await event('login.passkey', undefined, context, 'failure', { reason: 'address_locked' });
         return { ok: false, reason: 'verification_failed' };
       }
       const result = await webauthn.verifyAuthentication({ binding, purpose: 'passwordless', response });
+      // A verified answer, or an expired or foreign challenge (which says nothing about anyone),
+      // gives the attempt back; every other failure keeps it counted.
+      if (result.ok || result.reason === 'no_challenge') await reservation.release();
       if (result.ok && (await lockout.isLocked(result.userId))) {
         await event('login.passkey', result.userId, context, 'failure', { reason: 'locked' });
         return { ok: false, reason: 'verification_failed', userId: result.userId };
@@ -199,8 +229,6 @@ export function createMfaService(deps: {
         await event('login.passkey', result.userId, context, 'success', { credentialId: result.credentialId });
       } else {
         await auditWebAuthnFailure(result, context, 'login.passkey');
-        // An expired or foreign challenge says nothing about anyone; everything else counts.
-        if (result.reason !== 'no_challenge') await spendAddress(context);
       }
       return result;
     },

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import * as client from 'openid-client';
 import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
+import { rawRequest } from '../helpers/raw-http.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -306,6 +307,33 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
         expect(locked.status).to.equal(429);
         expect(locked.headers.get('Retry-After')).to.match(/^\d+$/);
         expect(await locked.text()).to.include('Too many wrong codes');
+      });
+
+      it('R14 40 concurrent wrong user codes from one address: exactly USER_CODE_ATTEMPTS are looked up, the rest refused with 429', async function () {
+        const from = '127.0.0.21';
+        const browser = new Browserless(short.issuer);
+        const { response } = await browser.follow('/device');
+        const xsrf = /name="xsrf" value="([^"]+)"/.exec(await response.text())?.[1] ?? '';
+        const cookie = browser.jar.header(new URL('/device', short.issuer));
+        try {
+          const replies = await Promise.all(
+            Array.from({ length: 40 }, () =>
+              rawRequest(short.issuer, {
+                method: 'POST',
+                target: '/device',
+                from,
+                headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: short.issuer, Cookie: cookie },
+                body: new URLSearchParams({ xsrf, user_code: 'BCDF-GHJK' }).toString(),
+              }),
+            ),
+          );
+          const lookedUp = replies.filter((r) => r.status === 200 && r.body.includes('not right'));
+          expect(lookedUp, 'codes looked up').to.have.length(3);
+          expect(replies.filter((r) => r.status === 429)).to.have.length(37);
+          expect(await short.deps.lockouts.deviceUserCode.check(from)).to.include({ locked: true, failures: 3 });
+        } finally {
+          await short.deps.lockouts.deviceUserCode.clear(from);
+        }
       });
     });
   });

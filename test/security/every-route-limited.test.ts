@@ -1,5 +1,7 @@
 import { expect } from 'chai';
 import Router from 'oidc-provider/lib/helpers/router.js';
+import type { Middleware } from 'koa';
+import { buildAuthApp } from '../../src/auth/app.ts';
 import { PROVIDER_ROUTE_BUCKETS } from '../../src/auth/provider-routes.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { rawRequest } from '../helpers/raw-http.ts';
@@ -104,6 +106,60 @@ describe('R11 every oidc-provider endpoint belongs to a rate-limit bucket', func
           expect(first.status, `${route.method} ${target} (${route.name}) first`).not.to.be.oneOf([404, 429]);
           const second = await send();
           expect(second.status, `${route.method} ${target} (${route.name}) second`).to.equal(429);
+        }
+      } finally {
+        await servers.stop();
+      }
+    });
+  }
+});
+
+/**
+ * R14 (the second adversarial review): the second-factor and enrolment steps (POST
+ * /interaction/:uid/mfa/*, /enroll/*) and the account page's sign-in method changes had no
+ * request limit of their own: only the lockout budgets stood between a script and the code
+ * checks. Every POST of our sign-in and account pages now spends the login bucket
+ * (RATE_LIMIT_LOGIN_PER_IP) as middleware of its own route. The routes are listed from the
+ * routers themselves, so a new one cannot be left out.
+ */
+describe('R14 every POST of the sign-in and account pages spends the login bucket', function () {
+  this.timeout(120_000);
+
+  for (const storage of ['redis', 'postgres'] as StorageMode[]) {
+    it(`R14 each interaction and account POST route, requested twice from one address with the login budget at 1, is refused the second time (${storage})`, async function () {
+      const servers = await startTestServers({
+        storage,
+        env: { TRUST_PROXY: 'true', RATE_LIMIT_LOGIN_PER_IP: '1', RATE_LIMIT_WINDOW_SECONDS: '600' },
+      });
+      try {
+        // The routers as the auth app mounts them (@koa/router marks its dispatch with .router).
+        const { app } = await buildAuthApp(servers.deps, { draining: false });
+        const routers = (
+          app.middleware as (Middleware & { router?: { opts: { prefix?: string }; stack: { methods: string[]; path: string }[] } })[]
+        )
+          .map((m) => m.router)
+          .filter((r) => r !== undefined);
+        const posts = routers.flatMap((r) => r.stack.filter((layer) => layer.methods.includes('POST')).map((layer) => layer.path));
+        expect(posts, 'the routers were found').to.include.members([
+          '/interaction/:uid/mfa/:method',
+          '/interaction/:uid/enroll/totp',
+          '/account/totp',
+          '/account/passkeys',
+        ]);
+        let address = 1;
+        for (const path of posts) {
+          const target = path.replace(/:[^/]+/g, 'x');
+          const from = `198.18.200.${address++}`;
+          const send = () =>
+            rawRequest(servers.issuer, {
+              method: 'POST',
+              target,
+              headers: { 'X-Forwarded-For': from, 'Content-Type': 'application/x-www-form-urlencoded', Origin: servers.issuer },
+              body: 'csrf=x',
+            });
+          const first = await send();
+          expect(first.status, `POST ${target} first`).not.to.be.oneOf([404, 405, 429]);
+          expect((await send()).status, `POST ${target} second`).to.equal(429);
         }
       } finally {
         await servers.stop();

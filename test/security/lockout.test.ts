@@ -260,6 +260,45 @@ describe('brute-force lockout sentinel', function () {
       expect(await reasons(a, since)).to.deep.equal(['lockout_unavailable']);
       const lockout = createLockout({ redis: broken, knex: deps.knex, logger, budget: budget({}) });
       expect(await lockout.fail('id')).to.include({ locked: true, unavailable: true });
+      expect(await lockout.reserve('id')).to.include({ granted: false, unavailable: true });
+    });
+
+    it('R14 40 concurrent reservations on one key are granted exactly maxFailures times, on two instances (Redis and Postgres)', async function () {
+      for (const [name, make] of stores()) {
+        const shared = budget({ maxFailures: 5, baseSeconds: 60, maxSeconds: 60 });
+        // Two sentinels over one store: two instances behind a load balancer.
+        const [one, two] = [make(shared), make(shared)];
+        const replies = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? one : two).reserve('account')));
+        expect(replies.filter((r) => r.granted), name).to.have.length(5);
+        expect(replies.filter((r) => r.started), name).to.have.length(1);
+        expect(await one.check('account'), name).to.include({ locked: true, failures: 5 });
+        expect((await one.reserve('other')).granted, name).to.equal(true);
+      }
+    });
+
+    it('R14 a reservation counts as a failure and locks with the same back-off; release gives it back and ends the lock it started; clear forgets all (Redis and Postgres)', async function () {
+      this.timeout(30_000);
+      for (const [name, make] of stores()) {
+        const lockout = make(budget({}));
+        const first = await lockout.reserve('id');
+        expect(first, name).to.include({ granted: true, locked: false, failures: 1 });
+        const second = await lockout.reserve('id');
+        expect(second, name).to.include({ granted: true, locked: true, started: true, retryAfterSeconds: 1, failures: 2 });
+        expect(await lockout.reserve('id'), name).to.include({ granted: false, locked: true });
+        // The attempt that started the lock was right after all: its lock ends with it.
+        await lockout.release('id', second);
+        expect(await lockout.check('id'), name).to.include({ locked: false, failures: 1 });
+        const again = await lockout.reserve('id');
+        expect(again, name).to.include({ granted: true, started: true, retryAfterSeconds: 1 });
+        while ((await lockout.check('id')).locked) await new Promise((resolve) => setTimeout(resolve, 50));
+        // After a lock one more attempt, which locks for twice as long (T34's back-off).
+        expect(await lockout.reserve('id'), name).to.include({ granted: true, started: true, retryAfterSeconds: 2 });
+        // Releasing an attempt that started no lock only gives the attempt back.
+        await lockout.release('id', first);
+        expect(await lockout.check('id'), name).to.include({ locked: true, failures: 2 });
+        await lockout.clear('id');
+        expect(await lockout.check('id'), name).to.deep.equal({ locked: false, retryAfterSeconds: 0, failures: 0 });
+      }
     });
   });
 

@@ -1,6 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import Router from '@koa/router';
-import type { Context } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { RecordAccess } from '../../services/access-history.ts';
 import type { AccountSessions } from '../../services/account-sessions.ts';
@@ -78,6 +78,8 @@ export function accountRoutes(deps: {
   issuer: string;
   /** How recent a sign-in must be for password and sign-in method changes (RECENT_AUTH_SECONDS). */
   recentAuthSeconds: number;
+  /** The login bucket's rate limit, spent by every POST of the page (R14): passwords and factors are checked here too. */
+  loginLimit: Middleware;
   /** The provider's ttl.Session (sessionTtl): idle time, capped by the absolute limit. */
   sessionLifetime: (session: { loginTs?: number | undefined }) => number;
   /** Recent refresh token reuse (apps we signed out to be safe), shown as a security notice. */
@@ -94,7 +96,7 @@ export function accountRoutes(deps: {
     leave: (actor: Actor, recordId: string) => Promise<void>;
   };
 }): Router {
-  const { provider, accounts, mfa, index, sessions, oidcAdapter, csrf, issuer, reuseNotices, accessHistory, offers, recentAuthSeconds, sessionLifetime } = deps;
+  const { provider, accounts, mfa, index, sessions, oidcAdapter, csrf, issuer, reuseNotices, accessHistory, offers, recentAuthSeconds, sessionLifetime, loginLimit } = deps;
   const issuerOrigin = new URL(issuer).origin;
   const router = new Router({ prefix: '/account' });
   const body = formBody();
@@ -289,7 +291,7 @@ export function accountRoutes(deps: {
    */
   type Needs = 'session' | 'recent' | 'factor' | 'recent-factor';
   const post = (path: string, handler: (ctx: Context, session: AccountSession, user: UserRow) => Promise<void>, options: { needs: Needs }) => {
-    router.post(path, rejectCrossSite(issuerOrigin), body, async (ctx) => {
+    router.post(path, loginLimit, rejectCrossSite(issuerOrigin), body, async (ctx) => {
       const auth = await signedIn(ctx);
       if (!auth) return;
       if (options.needs === 'recent' && !recent(ctx, auth.session)) return;

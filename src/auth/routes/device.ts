@@ -57,6 +57,8 @@ export function createDevicePages({ lockout, audit, accounts, logger }: {
 }) {
   // verification_uri_complete: the code travels from our guard to the input page with the request.
   const prefill = new WeakMap<IncomingMessage, string>();
+  // Code entries the provider found no device code for: their reserved attempt stays counted.
+  const wrongCode = new WeakSet<IncomingMessage>();
 
   const xsrfOf = (ctx: KoaContextWithOIDC): string => (ctx.oidc.session?.state as { secret?: string } | undefined)?.secret ?? '';
 
@@ -96,16 +98,25 @@ export function createDevicePages({ lockout, audit, accounts, logger }: {
         prefill.set(ctx.req, ctx.query.user_code.replace(/[^A-Za-z0-9-]/g, '').slice(0, 32));
         ctx.querystring = '';
       } else if (ctx.method === 'POST') {
-        const state = await lockout.check(ctx.ip);
-        if (state.unavailable) {
+        // Reserved before the provider looks the code up, in one atomic step with the check of the
+        // lock (R14): concurrent wrong codes from one address cannot all be looked up before the
+        // first is counted. Only a code the provider did not find keeps the attempt counted.
+        const reservation = await lockout.reserve(ctx.ip);
+        if (reservation.unavailable) {
           logger.error('user code lockout unavailable; refusing device code entry');
           page(ctx, 'device-done', { heading: 'Temporarily unavailable', message: 'Code entry is unavailable right now. Please try again in a moment.' }, 503);
           return;
         }
-        if (state.locked) {
-          lockedOut(ctx, state.retryAfterSeconds);
+        if (!reservation.granted) {
+          lockedOut(ctx, reservation.retryAfterSeconds);
           return;
         }
+        try {
+          await next();
+        } finally {
+          if (!wrongCode.has(ctx.req)) await lockout.release(ctx.ip, reservation);
+        }
+        return;
       }
       await next();
     } satisfies Middleware,
@@ -139,8 +150,9 @@ export function createDevicePages({ lockout, audit, accounts, logger }: {
             error = 'Enter the code shown on your device.';
             break;
           case 'NotFoundError':
-            // The failure that starts a lock still gets this answer; the next entry is refused.
-            await lockout.fail(ctx.ip);
+            // Counted by the guard's reservation; the failure that started a lock still gets this
+            // answer, and the next entry is refused.
+            wrongCode.add(ctx.req);
             error = 'That code is not right. Check the code shown on your device and try again.';
             userCode = entered;
             break;

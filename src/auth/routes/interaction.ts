@@ -42,12 +42,14 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
   issuerOrigin: string;
   /** How recent a session's sign-in must be for a step-up to enroll a first factor (RECENT_AUTH_SECONDS). */
   recentAuthSeconds: number;
-  /** The login bucket's rate limit, as middleware of the route itself: any spelling the router accepts is counted (R3). */
+  /** The login bucket's rate limit, as middleware of each POST route: any spelling the router accepts is counted (R3, R14). */
   loginLimit: Middleware;
 }): Router {
   const router = new Router({ prefix: '/interaction' });
   const body = formBody();
-  const guard = [rejectCrossSite(issuerOrigin), body];
+  // Every POST spends the login bucket first (R14): the password and passkey forms, and each
+  // second-factor and enrolment step, not only the lockout budgets behind them.
+  const guard = [loginLimit, rejectCrossSite(issuerOrigin), body];
 
   async function load(ctx: Context, expectedPrompt?: string): Promise<InteractionDetails> {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
@@ -171,7 +173,7 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
     throw interactionProblem('This sign-in step is not supported.');
   });
 
-  router.post('/:uid/login', loginLimit, ...guard, async function submitLogin(ctx) {
+  router.post('/:uid/login', ...guard, async function submitLogin(ctx) {
     const details = await load(ctx, 'login');
     if (pendingOf(details)) throw interactionProblem('This step is not expected now.');
     const email = field(ctx, 'email', 320).trim();
@@ -197,8 +199,8 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
     ctx.body = await mfa.webauthn.authenticationOptions({ binding: details.uid, purpose: 'passwordless' });
   });
 
-  // The login bucket too: each answer costs a credential lookup and a signature check (R13).
-  router.post('/:uid/passkey', loginLimit, ...guard, async function submitPasskey(ctx) {
+  // Each answer costs a credential lookup and a signature check (R13).
+  router.post('/:uid/passkey', ...guard, async function submitPasskey(ctx) {
     const details = await load(ctx, 'login');
     if (pendingOf(details)) throw interactionProblem('This step is not expected now.');
     const response = parseAuthenticationJson(field(ctx, 'response', 16_384));
