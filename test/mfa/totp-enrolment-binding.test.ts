@@ -171,5 +171,57 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       // The page's own form begins it.
       expect(secretIn(await beginOnAccountPage(fresh.browser, fresh.html))).to.match(/^[A-Z2-7]{32}$/);
     });
+
+    it("R14 sign-in enrolment: a cross-site link through /auth to the enrolment page neither begins nor replaces a setup; only a same-site POST with the page's token begins one", async function () {
+      const user = await createTestUser(servers.deps);
+      const owner = await accountPageSignedIn(user.email, user.password);
+      const sessionId = owner.browser.jar.cookies.get('portcullis.session;/')?.value ?? '';
+      // The owner is setting up an app on the account page.
+      const ownerSecret = secretIn(await beginOnAccountPage(owner.browser, owner.html));
+      expect(ownerSecret).to.match(/^[A-Z2-7]{32}$/);
+
+      // Another site links the owner's browser to a sign-in with an app that requires a second
+      // step: with the recent session the provider goes straight to the enrolment page (step-up).
+      const crossSite = { 'Sec-Fetch-Site': 'cross-site', 'Sec-Fetch-Mode': 'navigate', 'Sec-Fetch-Dest': 'document' };
+      const linked = await owner.browser.follow(authorizationRequestTo(servers.issuer, mfaClient).url, { headers: crossSite });
+      const page = await linked.response.text();
+      expect(page).to.contain('Set up two-step sign-in');
+      const uid = linked.url.pathname.split('/')[2] ?? '';
+      // Nothing was begun: the page offers to begin, and the owner's setup is untouched.
+      expect(secretIn(page)).to.equal('');
+      expect(page).to.contain(`action="/interaction/${uid}/enroll/totp/begin"`);
+      expect(await servers.deps.mfa.totp.pending(user.id, user.email, uid)).to.equal(undefined);
+      expect((await servers.deps.mfa.totp.pending(user.id, user.email, `account:${sessionId}`))?.secret).to.equal(ownerSecret);
+      // Asking for the page again (any method) begins nothing either.
+      const again = await (await owner.browser.follow(`/interaction/${uid}?method=totp`, { headers: crossSite })).response.text();
+      expect(secretIn(again)).to.equal('');
+      expect((await servers.deps.mfa.totp.pending(user.id, user.email, `account:${sessionId}`))?.secret).to.equal(ownerSecret);
+
+      // Beginning refuses a cross-site POST and a POST without the page's token…
+      const begin = formOf(page, '/enroll/totp/begin');
+      expect(
+        (await owner.browser.submit(begin.action, { csrf: begin.csrf }, { 'Sec-Fetch-Site': 'cross-site', Origin: 'https://evil.example' }))
+          .response.status,
+      ).to.equal(403);
+      expect((await owner.browser.submit(begin.action, {})).response.status).to.equal(403);
+      expect((await servers.deps.mfa.totp.pending(user.id, user.email, `account:${sessionId}`))?.secret).to.equal(ownerSecret);
+      // …the page's own form begins this sign-in's setup, whose code turns it on.
+      const begun = await owner.browser.submit(begin.action, { csrf: begin.csrf });
+      const setup = await begun.response.text();
+      const secret = secretIn(setup);
+      expect(secret).to.match(/^[A-Z2-7]{32}$/);
+      expect(secret).to.not.equal(ownerSecret);
+      const enrol = formOf(setup, '/enroll/totp');
+      const confirmed = await owner.browser.submit(enrol.action, { csrf: enrol.csrf, code: await generate({ secret }) });
+      expect(await confirmed.response.text()).to.contain('Save your recovery codes');
+    });
+
+    it('R14 sign-in enrolment: after the password (a POST) the setup is begun at once, and a reload shows the same secret', async function () {
+      const user = await createTestUser(servers.deps);
+      const { browser, html, secret } = await enrolmentAfterPassword(user.email, user.password);
+      const uid = formOf(html, '/enroll/totp').action.split('/')[2] ?? '';
+      const reload = await (await browser.follow(`/interaction/${uid}`)).response.text();
+      expect(secretIn(reload)).to.equal(secret);
+    });
   });
 }

@@ -70,7 +70,7 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
     return { details, pending };
   }
 
-  const { requestContext, clientOf, decide, savePending, finish, withPassed, proceed, showSecondFactor, afterEnrollment } = secondFactorSteps({ provider, accounts, mfa, csrf });
+  const { requestContext, clientOf, decide, savePending, finish, withPassed, proceed, showSecondFactor, beginTotpIfNext, afterEnrollment } = secondFactorSteps({ provider, accounts, mfa, csrf });
 
   /**
    * The browser's session as it is stored now (the interaction holds only a copy), when it is
@@ -187,6 +187,9 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
     const decision = await decide(details, pending);
     if (decision.kind === 'done') return finish(ctx, details, user.id, authenticationContext({ first: 'password' }), pending);
     await savePending(ctx, pending);
+    // This form is a POST with the page's token: an app setup that comes next begins here, so the
+    // page after it shows the secret (its GET never begins one, R14).
+    await beginTotpIfNext(details, pending, decision);
     redirectToStep(ctx, details.uid);
   });
 
@@ -251,6 +254,17 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
     // A first factor counts as passed once confirmed with its code; after a factor passed here,
     // that factor stays what the sign-in proved.
     await afterEnrollment(ctx, details, pending.passed ? pending : withPassed(pending, authenticationContext({ first: 'password', second: 'totp' })));
+  });
+
+  // Begins (or starts over) this interaction's app setup, then shows it (POST → 303 → GET, R14).
+  router.post('/:uid/enroll/totp/begin', ...guard, async function beginTotpEnrollment(ctx) {
+    const { details, pending } = await loadPending(ctx);
+    const decision = await decide(details, pending);
+    if (decision.kind !== 'enroll' || !decision.factors.includes('totp')) throw interactionProblem('This step is not expected now.');
+    const account = await accounts.findActive(pending.accountId);
+    if (!account) throw interactionProblem('This account cannot sign in.');
+    await mfa.totp.begin(account.id, account.email, details.uid);
+    redirectToStep(ctx, details.uid, '?method=totp');
   });
 
   router.post('/:uid/enroll/webauthn', ...guard, async function confirmPasskeyEnrollment(ctx) {

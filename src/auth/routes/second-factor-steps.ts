@@ -194,10 +194,11 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
   async function showEnrollment(ctx: Context, details: InteractionDetails, pending: Pending, account: UserRow, factors: string[], extra: { error?: string; method?: string } = {}): Promise<void> {
     const requested = typeof ctx.query.method === 'string' ? ctx.query.method : extra.method;
     const method = factors.find((f) => f === requested) ?? factors[0];
-    // The secret belongs to this interaction: one begun elsewhere is never shown here (R13).
-    const totp = method === 'totp'
-      ? ((await mfa.totp.pending(pending.accountId, account.email, details.uid)) ?? (await mfa.totp.begin(pending.accountId, account.email, details.uid)))
-      : undefined;
+    // The secret belongs to this interaction: one begun elsewhere is never shown here (R13). A
+    // GET only shows it, never begins one (R14): a link from another site through /auth reaches
+    // this page with a recent session, and beginning here would replace the setup the owner is
+    // scanning on the account page. Beginning is a POST with the page's token (beginTotp).
+    const totp = method === 'totp' ? await mfa.totp.pending(pending.accountId, account.email, details.uid) : undefined;
     const registration = method === 'webauthn'
       ? JSON.stringify(await mfa.webauthn.registrationOptions({ binding: details.uid, userId: account.id, email: account.email, displayName: account.name ?? account.email }))
       : '';
@@ -210,8 +211,20 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
       error: extra.error,
       csrf: csrf.issue(details.uid),
       action: `/interaction/${details.uid}/enroll/${method ?? 'totp'}`,
+      beginAction: `/interaction/${details.uid}/enroll/totp/begin`,
       abortAction: `/interaction/${details.uid}/abort`,
     });
+  }
+
+  /**
+   * Begins this interaction's TOTP setup when an authenticator app is the enrolment shown next
+   * (only ever from a POST: R14), keeping one this interaction already began.
+   */
+  async function beginTotpIfNext(details: InteractionDetails, pending: Pending, decision: MfaDecision): Promise<void> {
+    if (decision.kind !== 'enroll' || decision.factors[0] !== 'totp') return;
+    const account = await accounts.findActive(pending.accountId);
+    if (!account || (await mfa.totp.pending(account.id, account.email, details.uid))) return;
+    await mfa.totp.begin(account.id, account.email, details.uid);
   }
 
   /**
@@ -227,5 +240,5 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
     render(ctx, 'mfa-recovery-codes', { codes, csrf: csrf.issue(details.uid), action: `/interaction/${details.uid}/continue`, continueLabel: 'Continue' });
   }
 
-  return { requestContext, clientOf, decide, savePending, finish, withPassed, proceed, showSecondFactor, showEnrollment, afterEnrollment };
+  return { requestContext, clientOf, decide, savePending, finish, withPassed, proceed, showSecondFactor, showEnrollment, beginTotpIfNext, afterEnrollment };
 }
