@@ -100,3 +100,17 @@ export async function signInAndConsent(browser: Browserless, authorizationUrl: U
   }
   return url;
 }
+
+/**
+ * Passkey options as the page's script asks for them (views/static/webauthn.js): a POST with the
+ * page's form token (R14).
+ */
+export async function passkeyOptionsOf<T>(browser: Browserless, url: string, csrf: string): Promise<T> {
+  const response = await browser.request(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json', Origin: browser.origin },
+    body: new URLSearchParams({ csrf }).toString(),
+  });
+  if (response.status !== 200) throw new Error(`passkey options ${url}: ${String(response.status)}`);
+  return (await response.json()) as T;
+}

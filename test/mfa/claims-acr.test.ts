@@ -3,7 +3,7 @@ import * as client from 'openid-client';
 import { generate } from 'otplib';
 import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import { ACR } from '../../src/services/mfa-policy.ts';
-import { Browserless, formOf } from '../helpers/browserless.ts';
+import { Browserless, formOf, passkeyOptionsOf } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest, RP_REDIRECT } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
@@ -104,9 +104,11 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const flow = await authorizationRequest(rp, { scope: 'openid' });
       const first = await browser.follow(flow.url);
       const login = formOf(await first.response.text(), '/passkey');
-      const request = (await (
-        await browser.request(`/interaction/${first.url.pathname.split('/')[2] ?? ''}/passkey/options`)
-      ).json()) as PublicKeyCredentialRequestOptionsJSON;
+      const request = await passkeyOptionsOf<PublicKeyCredentialRequestOptionsJSON>(
+        browser,
+        `/interaction/${first.url.pathname.split('/')[2] ?? ''}/passkey/options`,
+        login.csrf,
+      );
       const signedIn = await toTokens(
         browser,
         await page(await browser.submit(login.action, { csrf: login.csrf, response: JSON.stringify(soft.assert(request)) })),

@@ -3,7 +3,7 @@ import { generate } from 'otplib';
 import type { PublicKeyCredentialCreationOptionsJSON } from '@simplewebauthn/server';
 import { ACR } from '../../src/services/mfa-policy.ts';
 import { relyingParty } from '../helpers/browser.ts';
-import { Browserless, formOf, signInAndConsent } from '../helpers/browserless.ts';
+import { Browserless, formOf, passkeyOptionsOf, signInAndConsent } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { RP_REDIRECT } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
@@ -188,7 +188,15 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const csrf = formOf(signedIn.html, '/sign-out-everywhere').csrf;
 
       // Everything else about sign-in methods now needs a sign-in that passed the app.
-      expect((await browser.request('/account/passkeys/options')).status).to.equal(403);
+      expect(
+        (
+          await browser.request('/account/passkeys/options', {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: servers.issuer },
+            body: new URLSearchParams({ csrf }).toString(),
+          })
+        ).status,
+      ).to.equal(403);
       const soft = softAuthenticator({ origin: servers.issuer });
       const forged = soft.register({
         challenge: 'not-issued',
@@ -220,7 +228,11 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(challenge.html).to.contain('Code from your authenticator app');
       const back = await submitForm(browser, challenge.html, '/mfa/totp', { code: await generate({ secret, epoch: now() + 30 }) });
       expect(back.url.pathname).to.equal('/account');
-      const options = (await (await browser.request('/account/passkeys/options')).json()) as PublicKeyCredentialCreationOptionsJSON;
+      const options = await passkeyOptionsOf<PublicKeyCredentialCreationOptionsJSON>(
+        browser,
+        '/account/passkeys/options',
+        formOf(back.html, '/account/passkeys').csrf,
+      );
       const added = await submitForm(browser, back.html, '/account/passkeys', {
         response: JSON.stringify(soft.register(options)),
         name: 'Soft key',

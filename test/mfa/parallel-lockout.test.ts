@@ -200,7 +200,11 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
         const passkeys = await open();
         const options = (await (
-          await passkeys.browser.request(`/interaction/${passkeys.uid}/passkey/options`)
+          await passkeys.browser.request(`/interaction/${passkeys.uid}/passkey/options`, {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: limited.issuer },
+            body: new URLSearchParams({ csrf: passkeys.passkey.csrf }).toString(),
+          })
         ).json()) as PublicKeyCredentialRequestOptionsJSON;
         // Answers from a key nobody registered: each fails its check (unknown credential).
         const made: AuthenticationResponseJSON[] = Array.from({ length: CONCURRENT }, () =>

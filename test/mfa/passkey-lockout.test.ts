@@ -3,7 +3,7 @@ import { generate } from 'otplib';
 import type { AuthenticationResponseJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import { loadConfig } from '../../src/config/load.ts';
 import { relyingParty } from '../helpers/browser.ts';
-import { Browserless, formOf } from '../helpers/browserless.ts';
+import { Browserless, formOf, passkeyOptionsOf } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { RP_REDIRECT } from '../helpers/oidc.ts';
 import { rawRequest } from '../helpers/raw-http.ts';
@@ -68,9 +68,11 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const browser = new Browserless(servers.issuer);
       const { response, url } = await browser.follow((await rp.authorizationUrl()).url);
       const login = formOf(await response.text(), '/passkey');
-      const options = (await (
-        await browser.request(`/interaction/${url.pathname.split('/')[2] ?? ''}/passkey/options`)
-      ).json()) as PublicKeyCredentialRequestOptionsJSON;
+      const options = await passkeyOptionsOf<PublicKeyCredentialRequestOptionsJSON>(
+        browser,
+        `/interaction/${url.pathname.split('/')[2] ?? ''}/passkey/options`,
+        login.csrf,
+      );
       return { browser, login, options };
     }
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
-import { Browserless, formOf } from '../helpers/browserless.ts';
+import { Browserless, formOf, passkeyOptionsOf } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequestTo } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
@@ -31,14 +31,16 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     const rows = async (): Promise<number> =>
       Number((await servers.deps.knex('webauthn_challenges').count<{ n: string }[]>({ n: '*' }))[0]?.n ?? 0);
 
-    /** A new sign-in request (its interaction cookie only, no page rendered) and its passkey options. */
+    /** A new sign-in request (its login page, whose form token the options need: R14) and its passkey options. */
     async function anonymousOptions(): Promise<PublicKeyCredentialRequestOptionsJSON> {
       const browser = new Browserless(servers.issuer);
-      const started = await browser.request(authorizationRequestTo(servers.issuer, clientId).url);
-      const uid = new URL(started.headers.get('Location') ?? '', servers.issuer).pathname.split('/')[2] ?? '';
-      const answer = await browser.request(`/interaction/${uid}/passkey/options`);
-      expect(answer.status).to.equal(200);
-      return (await answer.json()) as PublicKeyCredentialRequestOptionsJSON;
+      const { response, url } = await browser.follow(authorizationRequestTo(servers.issuer, clientId).url);
+      const { csrf } = formOf(await response.text(), '/passkey');
+      return passkeyOptionsOf<PublicKeyCredentialRequestOptionsJSON>(
+        browser,
+        `/interaction/${url.pathname.split('/')[2] ?? ''}/passkey/options`,
+        csrf,
+      );
     }
 
     it('R13 1,000 passkey option requests, each on a new sign-in request, leave at most a constant number of challenge rows', async function () {
@@ -67,9 +69,11 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const first = await browser.follow(authorizationRequestTo(servers.issuer, clientId).url);
       const login = formOf(await first.response.text(), '/passkey');
       const uid = first.url.pathname.split('/')[2] ?? '';
-      const options = (await (
-        await browser.request(`/interaction/${uid}/passkey/options`)
-      ).json()) as PublicKeyCredentialRequestOptionsJSON;
+      const options = await passkeyOptionsOf<PublicKeyCredentialRequestOptionsJSON>(
+        browser,
+        `/interaction/${uid}/passkey/options`,
+        login.csrf,
+      );
       // Counter 0, as many passkeys keep: the counter cannot tell a replay apart, the challenge must.
       const answer = JSON.stringify(soft.assert(options, { counter: 0 }));
       const post = (target: Browserless, action: string, csrf: string) =>

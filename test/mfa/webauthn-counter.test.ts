@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { relyingParty } from '../helpers/browser.ts';
-import { Browserless, formOf } from '../helpers/browserless.ts';
+import { Browserless, formOf, passkeyOptionsOf } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { RP_REDIRECT } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
@@ -49,9 +49,11 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const flow = await rp.authorizationUrl();
       const { response, url } = await browser.follow(flow.url);
       const login = formOf(await response.text(), '/passkey');
-      const options = (await (
-        await browser.request(`/interaction/${url.pathname.split('/')[2] ?? ''}/passkey/options`)
-      ).json()) as PublicKeyCredentialRequestOptionsJSON;
+      const options = await passkeyOptionsOf<PublicKeyCredentialRequestOptionsJSON>(
+        browser,
+        `/interaction/${url.pathname.split('/')[2] ?? ''}/passkey/options`,
+        login.csrf,
+      );
       let landed = await browser.submit(login.action, { csrf: login.csrf, response: JSON.stringify(soft.assert(options, change)) });
       if (landed.url.origin === servers.issuer && landed.response.status === 200) {
         const html = await landed.response.text();

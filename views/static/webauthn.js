@@ -21,10 +21,17 @@
     var optionsUrl = form.getAttribute('data-options-url');
     form.hidden = false;
 
-    // Options come inline (data-options) or, for the login page, from a same-origin URL.
+    // Options come inline (data-options) or from a same-origin URL (the login page, the account
+    // page), asked for by a POST with the form's token like any form of ours.
     function options() {
       if (!optionsUrl) return Promise.resolve(JSON.parse(form.getAttribute('data-options') || '{}'));
-      return fetch(optionsUrl, { credentials: 'same-origin', headers: { Accept: 'application/json' } }).then(function (r) {
+      var token = form.querySelector('input[name="csrf"]');
+      return fetch(optionsUrl, {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { Accept: 'application/json', 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ csrf: token ? token.value : '' }).toString()
+      }).then(function (r) {
         if (!r.ok) throw new Error('options unavailable');
         return r.json();
       });

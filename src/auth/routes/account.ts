@@ -255,11 +255,14 @@ export function accountRoutes(deps: {
     if (auth) await showAccount(ctx, auth.session, auth.user);
   });
 
-  // Registration options for "Add a passkey", fetched by the page's script when it is used.
-  router.get('/passkeys/options', async function passkeyOptions(ctx) {
+  // Registration options for "Add a passkey", fetched by the page's script when it is used: a
+  // POST with the page's token and the cross-site check (R14). A GET from a link on another site
+  // (SameSite=Lax sends the cookie) replaced the challenge of a registration the owner had begun.
+  router.post('/passkeys/options', loginLimit, rejectCrossSite(issuerOrigin), body, async function passkeyOptions(ctx) {
     const current = await currentSession(ctx);
     if (!current) throw accountProblem(401, 'Your session has ended. Sign in again.');
     const { session, user } = current;
+    csrf.verify(`account:${session.id}`, field(ctx, 'csrf', 128));
     // No ceremony for a session that could not finish it (R1); the POST checks again.
     if (acrRank(session.acr) < acrRank(ACR.mfa) && (await mfa.enrolled(user.id)).length > 0) {
       throw accountProblem(403, 'Sign in again with your second step to add a passkey.');

@@ -194,8 +194,9 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
   });
 
   // Passwordless options are fetched by the page's script, so the challenge is issued only when
-  // a passkey ceremony can actually start (and the login page itself stays the same for T33).
-  router.get('/:uid/passkey/options', async function passkeyOptions(ctx) {
+  // a passkey ceremony can actually start (and the login page itself stays the same for T33). A
+  // POST with the page's token (R14): no other site's page starts a ceremony in this browser.
+  router.post('/:uid/passkey/options', ...guard, async function passkeyOptions(ctx) {
     const details = await load(ctx, 'login');
     if (pendingOf(details)) throw interactionProblem('This step is not expected now.');
     ctx.set('Cache-Control', 'no-store');
