@@ -1,5 +1,6 @@
 import ipaddr from 'ipaddr.js';
 import { API_SCOPES, DEFAULT_API_SCOPES, OIDC_SCOPES, OPERATOR_SCOPES } from '../shared/scopes.ts';
+import { reservedNameReason } from './reserved-client-names.ts';
 
 /**
  * The registration policy for every client, whoever registers it (the RFC 7591 endpoint or
@@ -262,6 +263,18 @@ export function applyClientPolicy(metadata: Record<string, unknown>, options: Po
   }
   if (isPublic && (metadata.jwks !== undefined || metadata.jwks_uri !== undefined)) {
     throw new ClientPolicyError('invalid_client_metadata', 'a public client (token_endpoint_auth_method none) must not register keys');
+  }
+
+  // The consent and device pages name the client: only an operator names one like the product or
+  // its first-party apps (R14; src/services/reserved-client-names.ts).
+  const name = metadata.client_name;
+  if (typeof name === 'string' && !options.byOperator) {
+    const reason = reservedNameReason(name);
+    if (reason)
+      throw new ClientPolicyError(
+        'invalid_client_metadata',
+        `client_name: ${JSON.stringify(name.slice(0, 100))} is reserved (${reason}); choose your app's own name`,
+      );
   }
 
   for (const property of OPERATOR_PROPERTIES) {

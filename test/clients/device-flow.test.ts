@@ -94,6 +94,26 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     expect(page.headers.get('Referrer-Policy')).to.equal('no-referrer');
     });
 
+    it("R14 the confirmation page sets the app's name and the device's description apart, as supplied by them and not verified", async function () {
+      // The device chooses its User-Agent (and a self-registered app its name): both are the requester's words.
+      const claimed = 'Official Portcullis TV app - verified by your bank';
+      const started = await fetch(`${servers.issuer}/device/auth`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'User-Agent': claimed },
+        body: new URLSearchParams({ client_id: clientId, scope: 'openid records:read' }),
+      });
+      const device = (await started.json()) as { user_code: string; verification_uri_complete: string };
+      const page = await enterCode(new Browserless(servers.issuer), { ...device } as Awaited<ReturnType<typeof start>>);
+      const supplied = (who: string): string => new RegExp(`<q data-supplied="${who}"[^>]*>([^<]*)</q>`).exec(page)?.[1] ?? '';
+      expect(supplied('app')).to.equal('Portcullis CLI');
+      expect(supplied('device')).to.equal(claimed);
+      expect(page).to.not.include('<strong>Portcullis CLI</strong>');
+      expect(page.match(/not verified/g) ?? []).to.have.length(2);
+      // What we know ourselves stays plain: the code, the time and the address.
+      expect(page).to.include(device.user_code);
+      expect(page).to.include('127.0.0.1');
+    });
+
     it('answers authorization_pending, then slow_down when polled too fast', async function () {
       const device = await start();
       const first = await rawPoll(servers, clientId, device.device_code);

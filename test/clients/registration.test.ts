@@ -235,6 +235,56 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
     expect((await fetch(uri, { headers: { Authorization: `Bearer ${rotated}` } })).status).to.equal(401);
   });
 
+  it('R14 a self-registered client cannot take the name of the product or its first-party apps (case, spacing, width, accents, look-alike letters), at registration or by update; an operator can', async function () {
+    const reserved = [
+      'Portcullis',
+      'Portcullis Account',
+      'portcullis account',
+      '  PORTCULLIS  ',
+      'Sign in to Portcullis',
+      'Port-cullis',
+      'P o r t c u l l i s',
+      'Ｐｏｒｔｃｕｌｌｉｓ', // fullwidth (NFKC)
+      'Pоrtcullis', // Cyrillic о
+      'PortcuIIis', // capital I for l
+      'P0rtcullis', // zero for o
+      'Pórtcüllis', // accents
+      'Port\u200Bcullis', // zero-width space
+      'Your account',
+      'YOUR  ACCOUNT',
+      'Admin console',
+      'Adrnin console', // rn for m
+      'Аdmin Console', // Cyrillic А
+      'Administrator',
+    ];
+    for (const name of reserved) {
+      const { token } = await newIat();
+      const refused = await register({ ...web, client_name: name }, token);
+      expect(refused.status, name).to.equal(400);
+      expect(refused.body.error, name).to.equal('invalid_client_metadata');
+      expect(refused.body.error_description, name).to.match(/client_name/);
+    }
+    // Names that merely share words are fine.
+    for (const name of ['Acme Notes', 'Account Manager Pro', 'Admin Tools for Acme', 'Cullis']) {
+      const { token } = await newIat();
+      expect((await register({ ...web, client_name: name }, token)).status, name).to.equal(201);
+    }
+    // Nor by RFC 7592 update.
+    const { token } = await newIat();
+    const created = await register(web, token);
+    const renamed = await fetch(created.body.registration_client_uri as string, {
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${created.body.registration_access_token as string}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ client_id: created.body.client_id, ...web, client_name: 'Portcullis Account' }),
+    });
+    expect(renamed.status).to.equal(400);
+    expect(((await renamed.json()) as Record<string, unknown>).error).to.equal('invalid_client_metadata');
+    // An operator names first-party apps (portcullis clients create).
+    const { createClient } = await import('../../src/cli/clients.ts');
+    const operators = await createClient(servers.deps, { ...web, client_name: 'Portcullis CLI' });
+    expect(operators.client_name).to.equal('Portcullis CLI');
+  });
+
   it('client cache: RFC 7592 updates and deletes, and disabling, are seen at once by the same instance', async function () {
     const { token } = await newIat();
     const created = await register({ client_name: 'Cached service', grant_types: ['client_credentials'], scope: 'records:read records:write' }, token);
