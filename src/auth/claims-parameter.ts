@@ -1,5 +1,5 @@
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
-import { acrRank } from '../services/mfa-policy.ts';
+import { requiredRank } from '../services/mfa-policy.ts';
 
 /**
  * The claims a relying party may ask for through the `claims` request parameter (OIDC Core §5.5):
@@ -14,12 +14,20 @@ export const REQUESTABLE_CLAIMS: ReadonlySet<string> = new Set(['sub', 'acr', 'a
 type ClaimRequest = { essential?: unknown; value?: unknown; values?: unknown } | null;
 type ClaimsParameter = { id_token?: Record<string, ClaimRequest>; userinfo?: Record<string, ClaimRequest> };
 
-/** The acr values asked for as essential in `claims.id_token.acr` (value or values), or none. */
-export function essentialAcrValues(claims: unknown): string[] {
+/**
+ * The acr values asked for as essential in `claims.id_token.acr`, or undefined when no essential
+ * acr is asked for. With both `value` and `values` the provider checks both (its essential_acr and
+ * essential_acrs checks): only a value in both meets them, so that is what is returned — possibly
+ * nothing, a request no sign-in can meet (R14).
+ */
+export function essentialAcrValues(claims: unknown): string[] | undefined {
   const acr = (claims as ClaimsParameter | undefined)?.id_token?.acr;
-  if (!acr || acr.essential !== true) return [];
-  const values: unknown[] = Array.isArray(acr.values) ? acr.values : acr.value !== undefined ? [acr.value] : [];
-  return values.filter((v): v is string => typeof v === 'string');
+  if (!acr || acr.essential !== true || (acr.value === undefined && acr.values === undefined)) return undefined;
+  const strings = (values: unknown[]): string[] => values.filter((v): v is string => typeof v === 'string');
+  const listed = Array.isArray(acr.values) ? strings(acr.values) : undefined;
+  const single = acr.value === undefined ? undefined : strings([acr.value]);
+  if (listed && single) return listed.filter((v) => single.includes(v));
+  return listed ?? single ?? [];
 }
 
 /**
@@ -41,14 +49,17 @@ function requestable(container: string, requested: unknown): Record<string, Clai
   return Object.fromEntries(members.filter(([name]) => REQUESTABLE_CLAIMS.has(name))) as Record<string, ClaimRequest>;
 }
 
-export function assertClaimsParameter(ctx: KoaContextWithOIDC, claims: { id_token?: unknown; userinfo?: unknown }): void {
+export function assertClaimsParameter(ctx: KoaContextWithOIDC, claims: { id_token?: unknown; userinfo?: unknown }, client?: unknown): void {
   const { id_token: idToken, userinfo } = claims;
   const kept: ClaimsParameter = {
     ...(idToken === undefined ? {} : { id_token: requestable('id_token', idToken) }),
     ...(userinfo === undefined ? {} : { userinfo: requestable('userinfo', userinfo) }),
   };
-  const essential = essentialAcrValues(kept);
-  if (essential.length > 0 && !essential.some((value) => acrRank(value) > 0)) {
+  // No value of ours, value and values that disagree, or none at the client's floor (require_mfa
+  // with only loa:1): no sign-in can meet it, and the provider would ask again for ever (R14).
+  const essentialAcrs = essentialAcrValues(kept);
+  const clientRequiresMfa = (client as { metadata?: () => { require_mfa?: unknown } } | undefined)?.metadata?.().require_mfa === true;
+  if (essentialAcrs !== undefined && requiredRank({ essentialAcrs, clientRequiresMfa }) === Number.POSITIVE_INFINITY) {
     throw new errors.UnmetAuthenticationRequirements('none of the essential acr values requested can be met');
   }
   (ctx.oidc.params as { claims?: string }).claims = JSON.stringify(kept);

@@ -1,6 +1,7 @@
 import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 import { acrRank, requiredRank } from '../services/mfa-policy.ts';
 import { CONFIRM_EVERY_TIME_SCOPES } from '../shared/scopes.ts';
+import { essentialAcrValues } from './claims-parameter.ts';
 
 const { base, Check } = interactionPolicy;
 
@@ -33,6 +34,25 @@ export function requestedAcrs(ctx: KoaContextWithOIDC): string[] {
 }
 
 /**
+ * The essential acr values of the request's `claims` parameter (undefined when none is asked
+ * for), read from the parameter itself: with acr_values beside it, oidc-provider's parsed claims
+ * keep acr_values only (its assignClaims), and the essential acr would be lost (R14).
+ */
+export function essentialAcrs(ctx: KoaContextWithOIDC): string[] | undefined {
+  const claims = ctx.oidc.params?.claims;
+  if (typeof claims !== 'string') return undefined;
+  try {
+    return essentialAcrValues(JSON.parse(claims));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The rank the request needs (acr_values, an essential acr, require_mfa): requiredRank. */
+const neededRank = (ctx: KoaContextWithOIDC): number =>
+  requiredRank({ requestedAcrs: requestedAcrs(ctx), essentialAcrs: essentialAcrs(ctx), clientRequiresMfa: clientRequiresMfa(ctx) });
+
+/**
  * oidc-provider's base policy plus one check on the login prompt: when the request (acr_values,
  * claims) or the client (require_mfa) needs more assurance than the session has, ask again.
  * With a session present the interaction only asks for the missing second factor (step-up).
@@ -62,10 +82,9 @@ export function buildInteractionPolicy() {
       (ctx) => {
         const { session } = ctx.oidc;
         if (!session?.accountId) return Check.NO_NEED_TO_PROMPT;
-        const needed = requiredRank({ requestedAcrs: requestedAcrs(ctx), clientRequiresMfa: clientRequiresMfa(ctx) });
-        return needed > acrRank(session.acr) ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
+        return neededRank(ctx) > acrRank(session.acr) ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
       },
-      (ctx) => ({ required_rank: requiredRank({ requestedAcrs: requestedAcrs(ctx), clientRequiresMfa: clientRequiresMfa(ctx) }) }),
+      (ctx) => ({ required_rank: neededRank(ctx) }),
     ),
   );
   // account:erase is confirmed on every request, even when the grant already holds it: an app

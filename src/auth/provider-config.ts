@@ -188,7 +188,7 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
       devInteractions: { enabled: false },
       // OIDC Core §5.5: only the claims every ID token carries (sub, acr, amr, auth_time); an
       // essential acr is met by the MFA policy (second-factor-steps.ts) or refused (claims-parameter.ts).
-      claimsParameter: { enabled: true, assertClaimsParameter: (ctx, claims) => assertClaimsParameter(ctx, claims) },
+      claimsParameter: { enabled: true, assertClaimsParameter: (ctx, claims, client) => assertClaimsParameter(ctx, claims, client) },
       introspection: {
         enabled: true,
         // RFC 7662 §4: only confidential clients, about their own tokens; a resource server an

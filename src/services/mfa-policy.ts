@@ -28,11 +28,27 @@ const PASSKEY_RANK = acrRank(ACR.passkey);
 /**
  * The lowest rank that satisfies the request: acr_values are alternatives (any one will do),
  * unknown values are ignored, and a client that requires MFA raises the floor to loa:2.
+ *
+ * An essential acr (`essentialAcrs`, from the claims parameter; undefined when none is asked for)
+ * decides instead of acr_values (R14): the ID token must name one of its values (OIDC Core
+ * §5.5.1.1), and the name must still meet the client's floor, so the rank needed is that of the
+ * lowest essential value at or above the floor. None such (or none at all): Infinity, a request
+ * that cannot be met (refused with unmet_authentication_requirements, never asked for again and
+ * again).
  */
-export function requiredRank(input: { requestedAcrs?: readonly string[] | undefined; clientRequiresMfa?: boolean | undefined }): number {
+export function requiredRank(input: {
+  requestedAcrs?: readonly string[] | undefined;
+  essentialAcrs?: readonly string[] | undefined;
+  clientRequiresMfa?: boolean | undefined;
+}): number {
+  const floor = input.clientRequiresMfa ? MFA_RANK : 0;
+  if (input.essentialAcrs !== undefined) {
+    const meeting = input.essentialAcrs.map(acrRank).filter((r) => r > 0 && r >= floor);
+    return meeting.length > 0 ? Math.min(...meeting) : Number.POSITIVE_INFINITY;
+  }
   const known = (input.requestedAcrs ?? []).map(acrRank).filter((r) => r > 0);
   const requested = known.length > 0 ? Math.min(...known) : 0;
-  return Math.max(requested, input.clientRequiresMfa ? MFA_RANK : 0);
+  return Math.max(requested, floor);
 }
 
 export type MfaDecision =
@@ -131,4 +147,19 @@ export function acrMeeting(essential: readonly string[], achieved: string): stri
   const rank = acrRank(achieved);
   const met = essential.filter((value) => acrRank(value) > 0 && acrRank(value) <= rank).sort((a, b) => acrRank(b) - acrRank(a));
   return met[0] ?? achieved;
+}
+
+/**
+ * The acr to name for a sign-in that reached `achieved`, or undefined when that name would not
+ * meet the request (R14): with an essential acr it must be one of its values and meet the
+ * client's floor (requiredRank); otherwise `achieved` must reach the rank the request needs. A
+ * sign-in that ended so would be asked for again by the provider's own checks, for ever.
+ */
+export function acrNamed(
+  request: { requestedAcrs?: readonly string[] | undefined; essentialAcrs?: readonly string[] | undefined; clientRequiresMfa?: boolean | undefined },
+  achieved: string,
+): string | undefined {
+  const named = acrMeeting(request.essentialAcrs ?? [], achieved);
+  if (request.essentialAcrs !== undefined && !request.essentialAcrs.includes(named)) return undefined;
+  return acrRank(named) >= requiredRank(request) ? named : undefined;
 }

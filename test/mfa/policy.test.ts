@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { ACR, acrRank, addStep, authenticationContext, decideSecondFactor, requiredRank } from '../../src/services/mfa-policy.ts';
+import { ACR, acrNamed, acrRank, addStep, authenticationContext, decideSecondFactor, requiredRank } from '../../src/services/mfa-policy.ts';
+import { essentialAcrValues } from '../../src/auth/claims-parameter.ts';
 
 describe('MFA policy decisions', function () {
   const base = { enrolled: [] as ('totp' | 'webauthn')[], recoveryCodesLeft: 0, roleRequiresMfa: false, requiredRank: 0 };
@@ -66,6 +67,37 @@ describe('MFA policy decisions', function () {
     expect(requiredRank({ requestedAcrs: [ACR.passkey, ACR.mfa] })).to.equal(2);
     expect(requiredRank({ requestedAcrs: [ACR.password], clientRequiresMfa: true })).to.equal(2);
     expect(requiredRank({ requestedAcrs: ['urn:unknown'] })).to.equal(0);
+  });
+
+  it('R14 requiredRank: an essential acr decides over acr_values, at the client\'s floor; an essential acr nothing at the floor meets needs Infinity (unmet)', function () {
+    expect(requiredRank({ requestedAcrs: [ACR.password], essentialAcrs: [ACR.mfa] })).to.equal(2);
+    expect(requiredRank({ requestedAcrs: [ACR.passkey], essentialAcrs: [ACR.mfa] })).to.equal(2);
+    expect(requiredRank({ essentialAcrs: [ACR.password, ACR.passkey], clientRequiresMfa: true })).to.equal(3);
+    expect(requiredRank({ essentialAcrs: [ACR.password], clientRequiresMfa: true })).to.equal(Number.POSITIVE_INFINITY);
+    expect(requiredRank({ essentialAcrs: [] })).to.equal(Number.POSITIVE_INFINITY);
+    expect(requiredRank({ essentialAcrs: ['urn:unknown'] })).to.equal(Number.POSITIVE_INFINITY);
+    expect(requiredRank({ requestedAcrs: [ACR.password], essentialAcrs: undefined, clientRequiresMfa: true })).to.equal(2);
+  });
+
+  it('R14 acrNamed: one of the essential values that meets the floor, or undefined when the sign-in cannot be named so', function () {
+    expect(acrNamed({ essentialAcrs: [ACR.mfa] }, ACR.passkey)).to.equal(ACR.mfa);
+    expect(acrNamed({ essentialAcrs: [ACR.password, ACR.passkey], clientRequiresMfa: true }, ACR.passkey)).to.equal(ACR.passkey);
+    expect(acrNamed({ essentialAcrs: [ACR.password, ACR.passkey], clientRequiresMfa: true }, ACR.mfa)).to.equal(undefined);
+    expect(acrNamed({ essentialAcrs: [ACR.password], clientRequiresMfa: true }, ACR.mfa)).to.equal(undefined);
+    expect(acrNamed({ requestedAcrs: [ACR.mfa] }, ACR.password)).to.equal(undefined);
+    expect(acrNamed({ requestedAcrs: [ACR.mfa] }, ACR.passkey)).to.equal(ACR.passkey);
+    expect(acrNamed({}, ACR.password)).to.equal(ACR.password);
+  });
+
+  it('R14 essentialAcrValues: value and values together must both hold (their intersection); none asked for is undefined', function () {
+    const claims = (acr: unknown) => ({ id_token: { acr } });
+    expect(essentialAcrValues(claims({ essential: true, values: [ACR.mfa, 7] }))).to.deep.equal([ACR.mfa]);
+    expect(essentialAcrValues(claims({ essential: true, value: ACR.mfa }))).to.deep.equal([ACR.mfa]);
+    expect(essentialAcrValues(claims({ essential: true, value: ACR.password, values: [ACR.mfa] }))).to.deep.equal([]);
+    expect(essentialAcrValues(claims({ essential: true, value: ACR.mfa, values: [ACR.password, ACR.mfa] }))).to.deep.equal([ACR.mfa]);
+    expect(essentialAcrValues(claims({ values: [ACR.mfa] }))).to.equal(undefined);
+    expect(essentialAcrValues(claims({ essential: true }))).to.equal(undefined);
+    expect(essentialAcrValues({})).to.equal(undefined);
   });
 
   it('describes each way of signing in with RFC 8176 amr values and our acr', function () {

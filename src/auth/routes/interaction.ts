@@ -127,7 +127,7 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
         // sign-in, asked for loa:2): oidc-provider matches names, the policy ranks. Nothing is
         // asked; the same sign-in is named with the requested value (OIDC Core §5.5.1.1).
         const onlyNamed = details.prompt.reasons.every((r) => r.startsWith('essential_acr'));
-        if (onlyNamed && acrMeeting(essentialAcrs(details), session.acr) !== session.acr) {
+        if (onlyNamed && acrMeeting(essentialAcrs(details) ?? [], session.acr) !== session.acr) {
           return finish(ctx, details, session.accountId, { amr: session.amr, acr: session.acr }, pendingStepUp);
         }
         const decision = await decide(details, pendingStepUp);
@@ -213,7 +213,9 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
     if (!result?.ok) return showLogin(ctx, details, { error: GENERIC_PASSKEY_ERROR });
     const account = await accounts.findActive(result.userId);
     if (!account) return showLogin(ctx, details, { error: GENERIC_PASSKEY_ERROR });
-    await finish(ctx, details, account.id, authenticationContext({ first: 'passkey', deviceType: result.deviceType, userVerified: result.userVerified }), { startedAtMs });
+    // A passkey without user verification may fall short of the request (loa:1): the provider
+    // then asks for the rest as a step-up of this session, so it is no dead end (R14).
+    await finish(ctx, details, account.id, authenticationContext({ first: 'passkey', deviceType: result.deviceType, userVerified: result.userVerified }), { startedAtMs }, { stepUpFollows: true });
   });
 
   router.post('/:uid/mfa/:method', ...guard, async function submitSecondFactor(ctx) {

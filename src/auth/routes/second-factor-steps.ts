@@ -2,7 +2,7 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { AccountService, RequestContext } from '../../services/accounts.ts';
 import type { MfaService } from '../../services/mfa.ts';
-import { acrMeeting, acrRank, addStep, authenticationContext, decideSecondFactor, requiredRank, type MfaDecision } from '../../services/mfa-policy.ts';
+import { acrNamed, acrRank, addStep, authenticationContext, decideSecondFactor, requiredRank, type MfaDecision } from '../../services/mfa-policy.ts';
 import { essentialAcrValues } from '../claims-parameter.ts';
 import { signInTime } from '../../services/session-validity.ts';
 import type { UserRow } from '../../services/accounts.ts';
@@ -58,14 +58,19 @@ export function requestedAcrs(details: InteractionDetails): string[] {
   return values;
 }
 
-/** The essential acr values of the stored request's `claims` (claims.id_token.acr with essential: true). */
-export function essentialAcrs(details: InteractionDetails): string[] {
-  if (typeof details.params.claims !== 'string') return [];
+/** The essential acr values of the stored request's `claims` (claims.id_token.acr with essential: true); undefined when none is asked for. */
+export function essentialAcrs(details: InteractionDetails): string[] | undefined {
+  if (typeof details.params.claims !== 'string') return undefined;
   try {
     return essentialAcrValues(JSON.parse(details.params.claims));
   } catch {
-    return [];
+    return undefined;
   }
+}
+
+/** What the stored request asks of the sign-in's acr (requiredRank, acrNamed). */
+function acrRequest(details: InteractionDetails, clientRequiresMfa: boolean) {
+  return { requestedAcrs: requestedAcrs(details), essentialAcrs: essentialAcrs(details), clientRequiresMfa };
 }
 
 /**
@@ -93,12 +98,16 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
   async function decide(details: InteractionDetails, pending: Pending): Promise<MfaDecision> {
     const client = await clientOf(details);
     const promptRank = (details.prompt.details as { required_rank?: number }).required_rank ?? 0;
+    const needed = Math.max(promptRank, requiredRank(acrRequest(details, client.requireMfa)));
+    // A request no sign-in can meet (refused at /auth already, unless the client changed since):
+    // no step is asked for, and finish() ends the request with unmet_authentication_requirements (R14).
+    if (needed === Number.POSITIVE_INFINITY) return { kind: 'done' };
     const { enrolled, roleRequiresMfa, recoveryCodesLeft } = await mfa.policyInputs(pending.accountId);
     return decideSecondFactor({
       enrolled,
       recoveryCodesLeft,
       roleRequiresMfa,
-      requiredRank: Math.max(promptRank, requiredRank({ requestedAcrs: requestedAcrs(details), clientRequiresMfa: client.requireMfa })),
+      requiredRank: needed,
       passedRank: acrRank(pending.passed?.acr),
     });
   }
@@ -115,9 +124,30 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
    * completes the session's sign-in and keeps its time (docs/mfa.md, "Step-up"), so the request's
    * max_age, checked by the provider against that time when the step-up began, is checked again.
    */
-  async function finish(ctx: Context, details: InteractionDetails, accountId: string, result: { amr: string[]; acr: string }, start: SignInStart): Promise<void> {
+  async function finish(
+    ctx: Context,
+    details: InteractionDetails,
+    accountId: string,
+    result: { amr: string[]; acr: string },
+    start: SignInStart,
+    options: { stepUpFollows?: boolean } = {},
+  ): Promise<void> {
     const account = await accounts.findActive(accountId);
     if (!account) throw interactionProblem('This account cannot sign in.');
+    // An essential acr is answered with one of its values (OIDC Core §5.5.1.1); the policy met
+    // it. A sign-in that cannot be named so that the request is met ends the request with
+    // unmet_authentication_requirements: the provider would otherwise ask for it again, for ever
+    // (R14). Only a passwordless sign-in may end short of it: a step-up then asks for the rest.
+    const named = acrNamed(acrRequest(details, (await clientOf(details)).requireMfa), result.acr);
+    if (named === undefined && !options.stepUpFollows) {
+      await provider.interactionFinished(
+        ctx.req,
+        ctx.res,
+        { error: 'unmet_authentication_requirements', error_description: 'the sign-in cannot meet the authentication context the request requires' },
+        { mergeWithLastSubmission: false },
+      );
+      return;
+    }
     const now = Date.now();
     const stepUp = start.sessionUid !== undefined;
     const time = typeof start.startedAtMs === 'number'
@@ -129,12 +159,10 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
       throw interactionProblem('This sign-in took longer than the application allows. Go back to it and start again.');
     }
     if (time.waitMs > 0) await new Promise((resolve) => setTimeout(resolve, time.waitMs));
-    // An essential acr is answered with one of its values (OIDC Core §5.5.1.1); the policy met it.
-    const acr = acrMeeting(essentialAcrs(details), result.acr);
     await provider.interactionFinished(
       ctx.req,
       ctx.res,
-      { login: { accountId, amr: result.amr, acr, remember: true, ts: time.ts } },
+      { login: { accountId, amr: result.amr, acr: named ?? result.acr, remember: true, ts: time.ts } },
       { mergeWithLastSubmission: false },
     );
   }
