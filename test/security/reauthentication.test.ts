@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import { createRp, userTokens } from '../helpers/api.ts';
-import { Browserless } from '../helpers/browserless.ts';
+import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest } from '../helpers/oidc.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
@@ -47,4 +47,49 @@ describe('T12 forced re-authentication', function () {
       expect(authTimeOf(again.access_token)).to.be.greaterThan(first);
     });
   }
+});
+
+/**
+ * R14 (the second adversarial review): GET /account/login?reauth=1 started a sign-in with
+ * prompt=login from anywhere: a link or form on another site sent a signed-in user through the
+ * login page again (and replaced the state cookie of an account sign-in in progress). Only our own
+ * pages (Sec-Fetch-Site: same-origin) start a re-authentication; any other request shows the
+ * account page as it is.
+ */
+describe('R14 only a same-origin request starts the account page\'s re-authentication', function () {
+  this.timeout(60_000);
+  let servers: TestServers;
+
+  before(async function () {
+    servers = await startTestServers();
+  });
+
+  after(async function () {
+    await servers.stop();
+  });
+
+  it('R14 a cross-site GET /account/login?reauth=1 shows the account page, with no sign-in and no new state cookie; from our own page it asks for the password again', async function () {
+    const user = await createTestUser(servers.deps);
+    const browser = new Browserless(servers.issuer);
+    const start = await browser.follow('/account');
+    const login = formOf(await start.response.text(), '/login');
+    const signedIn = await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password });
+    expect(signedIn.url.pathname).to.equal('/account');
+
+    for (const site of ['cross-site', 'same-site', 'none', undefined]) {
+      const headers: Record<string, string> = site ? { 'Sec-Fetch-Site': site, 'Sec-Fetch-Mode': 'navigate' } : {};
+      const answer = await browser.request('/account/login?reauth=1', { headers });
+      const location = new URL(answer.headers.get('Location') ?? '', servers.issuer);
+      expect([answer.status, location.pathname], `Sec-Fetch-Site: ${site ?? '(none)'}`).to.deep.equal([302, '/account']);
+      expect(answer.headers.getSetCookie().join(';'), `Sec-Fetch-Site: ${site ?? '(none)'}`).to.not.include('portcullis.account-state');
+      const page = await browser.follow(location);
+      expect(page.url.pathname).to.equal('/account');
+      expect(await page.response.text()).to.include(user.email);
+    }
+
+    // From one of our own pages: the sign-in starts again with prompt=login.
+    const own = await browser.request('/account/login?reauth=1', { headers: { 'Sec-Fetch-Site': 'same-origin', 'Sec-Fetch-Mode': 'navigate' } });
+    const to = new URL(own.headers.get('Location') ?? '', servers.issuer);
+    expect([to.pathname, to.searchParams.get('prompt')]).to.deep.equal(['/auth', 'login']);
+  });
 });

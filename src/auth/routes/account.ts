@@ -272,6 +272,14 @@ export function accountRoutes(deps: {
   });
 
   router.get('/login', function accountLogin(ctx) {
+    // A re-authentication (prompt=login) starts only from our own pages (R14): a link or form on
+    // another site would send a signed-in user through the login page again and replace the state
+    // of an account sign-in in progress. Anything else (cross-site, a typed URL, a browser without
+    // Fetch Metadata) shows the account page as it is, which asks for a sign-in only without one.
+    if (ctx.query.reauth === '1' && ctx.get('Sec-Fetch-Site') !== 'same-origin') {
+      ctx.redirect('/account');
+      return;
+    }
     startLogin(ctx, ctx.query.reauth === '1');
   });
 
