@@ -79,6 +79,8 @@ export type ViewData = {
     error?: string | undefined;
     csrf: string;
     action: string;
+    /** Begins this sign-in's app setup (a POST: a GET never begins one, R14). */
+    beginAction: string;
     abortAction: string;
   };
   'mfa-recovery-codes': {
