@@ -37,7 +37,9 @@ describe('S12 review: personal data in a copy of Redis (lockout and rate-limit k
     const user = await createTestUser(servers.deps);
     const browser = new Browserless(servers.issuer);
     const login = formOf(await (await browser.follow('/account')).response.text(), '/login');
-    await (await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: 'wrong password, twice over' })).response.text();
+    await (
+      await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: 'wrong password, twice over' })
+    ).response.text();
 
     const redis = new Redis(testEnv.redisUrl);
     const keys: string[] = [];

@@ -64,7 +64,8 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const backup = JSON.stringify(openBackup((await createBackup(deps.knex, backupKey)).sealed, backupKey));
 
       const candidates = new Set<string>();
-      for (const text of [...dump, backup]) for (const match of text.matchAll(/"account:([A-Za-z0-9_-]{16,})"/g)) candidates.add(match[1] ?? '');
+      for (const text of [...dump, backup])
+        for (const match of text.matchAll(/"account:([A-Za-z0-9_-]{16,})"/g)) candidates.add(match[1] ?? '');
 
       const cookieKey = (servers.config.cookieKeys ?? (await deps.keys.cookieKeys()))[0] ?? '';
       const accepted: string[] = [];
@@ -74,9 +75,14 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
           redirect: 'manual',
         });
         const html = await response.text();
-        if (response.status === 200 && html.includes(user.email)) accepted.push(`session cookie on /account: ${value}${backup.includes(value) ? ' (also in the backup)' : ''}`);
+        if (response.status === 200 && html.includes(user.email))
+          accepted.push(`session cookie on /account: ${value}${backup.includes(value) ? ' (also in the backup)' : ''}`);
       }
-      expect({ sessionIdInDump: dump.some((t) => t.includes(sessionId)), sessionIdInBackup: backup.includes(sessionId), accepted }).to.deep.equal({
+      expect({
+        sessionIdInDump: dump.some((t) => t.includes(sessionId)),
+        sessionIdInBackup: backup.includes(sessionId),
+        accepted,
+      }).to.deep.equal({
         sessionIdInDump: false,
         sessionIdInBackup: false,
         accepted: [],
