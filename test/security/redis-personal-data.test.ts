@@ -17,7 +17,7 @@ const digest = (value: string): string => createHash('sha256').update(value).dig
  * 2^32 IPv4 addresses) reverses every digest — the reasoning S5 gives for the audit log's keyed
  * commitments applies here unchanged.
  */
-describe('S12 review: personal data in a copy of Redis (lockout and rate-limit keys)', function () {
+describe('S12 personal data in a copy of Redis (lockout and rate-limit keys)', function () {
   this.timeout(60_000);
   const prefix = `${testEnv.redisKeyPrefix}s12-redis-pd:`;
   let servers: TestServers;

@@ -15,13 +15,13 @@ const cookieSignature = (key: string, name: string, value: string): string =>
 /**
  * Review of issue 20 (S12, finding 1): S10 keys every session by a keyed hash, but the account
  * page binds its MFA ceremonies to the session cookie's value itself: `account:<session jti>` is
- * written in the clear to webauthn_challenges.binding (GET /account/passkeys/options) and to
+ * written in the clear to webauthn_challenges.binding (POST /account/passkeys/options) and to
  * mfa_totp.pending_binding (POST /account/totp/begin), which stays there until the setup is
  * confirmed and is in every backup (mfa_totp is durable data). A dump of Postgres, or a stolen
  * backup, then holds a live session id that /account accepts — what S10 set out to rule out.
  */
 for (const storage of ['redis', 'postgres'] as StorageMode[]) {
-  describe(`S12 review: session ids at rest outside the oidc state store (${storage})`, function () {
+  describe(`S12 session ids at rest outside the oidc state store (${storage})`, function () {
     this.timeout(120_000);
     let servers: TestServers;
 
@@ -46,7 +46,13 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(sessionId).to.have.length.greaterThan(10);
 
       // The owner opens "Add a passkey" and "Set up an authenticator app", and leaves both unfinished.
-      const options = await browser.request('/account/passkeys/options', { headers: { Accept: 'application/json' } });
+      // The options are a same-origin POST with the page's token (R14).
+      const passkeys = formOf(accountHtml, '/account/passkeys');
+      const options = await browser.request('/account/passkeys/options', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json', Origin: issuer },
+        body: new URLSearchParams({ csrf: passkeys.csrf }).toString(),
+      });
       expect(options.status).to.equal(200);
       await options.body?.cancel();
       const begin = formOf(accountHtml, '/account/totp/begin');
@@ -65,7 +71,8 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
       const candidates = new Set<string>();
       for (const text of [...dump, backup])
-        for (const match of text.matchAll(/"account:([A-Za-z0-9_-]{16,})"/g)) candidates.add(match[1] ?? '');
+        // Every id-like string of the copy, with or without the `account:` prefix, is tried as a cookie.
+        for (const match of text.matchAll(/"(?:account:)?([A-Za-z0-9_-]{16,})"/g)) candidates.add(match[1] ?? '');
 
       const cookieKey = (servers.config.cookieKeys ?? (await deps.keys.cookieKeys()))[0] ?? '';
       const accepted: string[] = [];
