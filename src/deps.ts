@@ -10,6 +10,8 @@ import { createHibpCheck, createPasswordHasher } from './services/passwords.ts';
 import { resolveKey, StartupError } from './shared/dev-keys.ts';
 import { createLogger, type Logger } from './shared/logger.ts';
 import { createMasterBox } from './shared/master-key.ts';
+import { KEY_PURPOSE } from './shared/crypto-contexts.ts';
+import { keyedDigest } from './shared/derive-key.ts';
 import { type AuditEventStore, createAuditEventStore } from './store/audit-events.ts';
 import { createClientStore } from './store/clients.ts';
 import { createInitialAccessTokenStore } from './store/initial-access-tokens.ts';
@@ -88,7 +90,21 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
     const lockouts = createLockouts({ config, redis, knex, logger });
     const accounts = createAccountService({ knex, users: stores.users, roles: stores.roles, hasher, audit, lockouts: { account: lockouts.password, ip: lockouts.passwordIp } });
     const keys = createKeyService({ store: stores.keys, box });
-    const mfa = createMfa({ knex, redis, box, audit, logger, issuer: config.issuer, lockout: lockouts.secondFactor, addressLockout: lockouts.passwordIp, recoveryCodePepper: secrets.recoveryCodes });
+    // MFA ceremonies name their flow (a session or interaction id, both bearer values) by a keyed
+    // digest only (S12), under a key of its own from the same secret as the oidc state's keys.
+    const mfaBindingKey = keyedDigest(secrets.oidcState, KEY_PURPOSE.mfaBinding);
+    const mfa = createMfa({
+      knex,
+      redis,
+      box,
+      audit,
+      logger,
+      issuer: config.issuer,
+      lockout: lockouts.secondFactor,
+      addressLockout: lockouts.passwordIp,
+      recoveryCodePepper: secrets.recoveryCodes,
+      bindingKey: mfaBindingKey,
+    });
     // The index names sessions by their storage key, never by the cookie value.
     const accountIndex = createAccountIndexStore(knex, { sessionKey: oidcKeys.storageKey });
     const accountSessions = createAccountSessions({
@@ -143,6 +159,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       keys,
       api,
       mfa,
+      mfaBindingKey,
       accountIndex,
       accountSessions,
       oidcStorage,

@@ -48,7 +48,8 @@ export type TotpEnrollment = { secret: string; uri: string; qrSvg: string };
  * to, or confirmed by, the account's owner in another flow.
  */
 export function createTotpService({ store, box, issuerName }: { store: MfaStore; box: CryptoBox; issuerName: string }) {
-  type Current = { secret: string; sealed: string; lastStep: number; confirmed: boolean; binding: string | null };
+  /** pendingFor: whether the unconfirmed secret was begun in that flow (the store keeps a keyed digest of it, S12). */
+  type Current = { secret: string; sealed: string; lastStep: number; confirmed: boolean; pendingFor: (binding: string) => boolean };
 
   async function secretOf(userId: string): Promise<Current | undefined> {
     const row = await store.findTotp(userId);
@@ -58,7 +59,7 @@ export function createTotpService({ store, box, issuerName }: { store: MfaStore;
       sealed: row.secret_sealed,
       lastStep: Number(row.last_step),
       confirmed: row.confirmed_at !== null,
-      binding: row.pending_binding,
+      pendingFor: (binding) => store.isPendingFor(row, binding),
     };
   }
 
@@ -67,7 +68,7 @@ export function createTotpService({ store, box, issuerName }: { store: MfaStore;
     const code = normalizeTotpCode(input);
     const current = code ? await secretOf(userId) : undefined;
     if (!code || !current) return false;
-    if (binding === undefined ? !current.confirmed : current.confirmed || current.binding !== binding) return false;
+    if (binding === undefined ? !current.confirmed : current.confirmed || !current.pendingFor(binding)) return false;
     const step = await matchTotp(current.secret, code, { afterStep: current.lastStep });
     // The conditional UPDATE is the real replay guard: a concurrent twin loses here.
     const pending = binding === undefined ? undefined : { binding, secretSealed: current.sealed };
@@ -104,7 +105,7 @@ export function createTotpService({ store, box, issuerName }: { store: MfaStore;
      */
     async pending(userId: string, label: string, binding: string): Promise<TotpEnrollment | undefined> {
       const current = await secretOf(userId);
-      return current && !current.confirmed && current.binding === binding ? present(current.secret, label) : undefined;
+      return current && !current.confirmed && current.pendingFor(binding) ? present(current.secret, label) : undefined;
     },
 
     /** Enrollment completes only with a valid code from the app, in the flow that began it. */

@@ -290,9 +290,11 @@ export function createMfa(deps: {
   addressLockout?: Lockout | undefined;
   /** The key of the recovery-code hashes (server_secrets, S6). */
   recoveryCodePepper: Buffer;
+  /** The keyed digest under which a ceremony's binding (a session or interaction id) is stored (S12). */
+  bindingKey: (binding: string) => string;
 }) {
   const issuer = new URL(deps.issuer);
-  const store = createMfaStore(deps.knex);
+  const store = createMfaStore(deps.knex, { bindingKey: deps.bindingKey });
   return createMfaService({
     store,
     totp: createTotpService({ store, box: deps.box, issuerName: 'Portcullis' }),

@@ -38,4 +38,14 @@ export const KEY_PURPOSE = {
   oidcStorageKey: 'oidc-state storage key v1',
   /** Seals stored oidc state. */
   oidcSeal: 'oidc-state seal v1',
+  /**
+   * Names the flow an MFA ceremony belongs to (a session or interaction id) in webauthn_challenges
+   * and mfa_totp (S12). Root: the `oidc-state` server secret, like the oidc state's own keys.
+   */
+  mfaBinding: 'mfa ceremony binding v1',
+  /**
+   * Names sign-in counters (lockouts, rate limits) by the email or address they count (S12).
+   * Root: AUDIT_KEY, which every process holds (the API never holds MASTER_KEY, S3).
+   */
+  counterKey: 'counter key v1',
 } as const;

@@ -6,7 +6,10 @@ export type TotpRow = {
   last_step: string | number;
   confirmed_at: Date | null;
   last_used_at: Date | null;
-  /** The flow an unconfirmed secret belongs to (interaction uid or account session); null once confirmed. */
+  /**
+   * The flow an unconfirmed secret belongs to, as its keyed digest (`bindingKey`); null once
+   * confirmed. Compare with isPendingFor(), never with a binding itself.
+   */
   pending_binding: string | null;
   created_at: Date;
 };
@@ -14,8 +17,15 @@ export type TotpRow = {
 /** hash_version 1: unkeyed SHA-256 (earlier releases); 2: HMAC under the server's pepper (src/services/recovery-codes.ts). */
 export type RecoveryCodeRow = { id: string; code_hash: Buffer; hash_version: number };
 
-/** TOTP secrets, recovery code hashes, WebAuthn ceremony challenges and MFA-requiring roles. */
-export function createMfaStore(knex: Knex) {
+/**
+ * TOTP secrets, recovery code hashes, WebAuthn ceremony challenges and MFA-requiring roles.
+ *
+ * A ceremony's binding names the flow it belongs to: an interaction uid (the interaction cookie)
+ * or `account:<session id>` (the session cookie). Both are bearer values, and mfa_totp is in
+ * every backup, so only `bindingKey(binding)` is stored and looked up (S12): a keyed digest
+ * (src/shared/derive-key.ts keyedDigest), never the id itself.
+ */
+export function createMfaStore(knex: Knex, { bindingKey }: { bindingKey: (binding: string) => string }) {
   return {
     async findTotp(userId: string): Promise<TotpRow | undefined> {
       return knex<TotpRow>('mfa_totp').where({ user_id: userId }).first();
@@ -27,7 +37,7 @@ export function createMfaStore(knex: Knex) {
      */
     async putPendingTotp(userId: string, secretSealed: string, binding: string): Promise<boolean> {
       const rows = await knex('mfa_totp')
-        .insert({ user_id: userId, secret_sealed: secretSealed, last_step: 0, confirmed_at: null, pending_binding: binding })
+        .insert({ user_id: userId, secret_sealed: secretSealed, last_step: 0, confirmed_at: null, pending_binding: bindingKey(binding) })
         .onConflict('user_id')
         .merge()
         .where('mfa_totp.confirmed_at', null)
@@ -45,12 +55,17 @@ export function createMfaStore(knex: Knex) {
     async acceptTotpStep(userId: string, step: number, pending?: { binding: string; secretSealed: string }): Promise<boolean> {
       const query = knex('mfa_totp').where({ user_id: userId }).andWhere('last_step', '<', step);
       if (pending) {
-        void query.whereNull('confirmed_at').andWhere({ pending_binding: pending.binding, secret_sealed: pending.secretSealed });
+        void query.whereNull('confirmed_at').andWhere({ pending_binding: bindingKey(pending.binding), secret_sealed: pending.secretSealed });
         return (await query.update({ last_step: step, last_used_at: knex.fn.now(), confirmed_at: knex.fn.now(), pending_binding: null })) === 1;
       }
       // Sign-in codes count only for a confirmed secret.
       void query.whereNotNull('confirmed_at');
       return (await query.update({ last_step: step, last_used_at: knex.fn.now() })) === 1;
+    },
+
+    /** Whether the row's unconfirmed secret was begun in the flow `binding`. */
+    isPendingFor(row: TotpRow, binding: string): boolean {
+      return row.confirmed_at === null && row.pending_binding !== null && row.pending_binding === bindingKey(binding);
     },
 
     async removeTotp(userId: string): Promise<boolean> {
@@ -105,7 +120,7 @@ export function createMfaStore(knex: Knex) {
     async putChallenge(input: { binding: string; purpose: string; challenge: string; userId?: string | undefined; ttlSeconds: number }): Promise<void> {
       await knex('webauthn_challenges')
         .insert({
-          binding: input.binding,
+          binding: bindingKey(input.binding),
           purpose: input.purpose,
           challenge: input.challenge,
           user_id: input.userId ?? null,
@@ -120,7 +135,7 @@ export function createMfaStore(knex: Knex) {
     /** Takes the challenge out (single use); expired or unknown ones yield nothing. */
     async takeChallenge(binding: string, purpose: string): Promise<{ challenge: string; userId: string | null } | undefined> {
       const rows = await knex('webauthn_challenges')
-        .where({ binding, purpose })
+        .where({ binding: bindingKey(binding), purpose })
         .delete()
         .returning<{ challenge: string; user_id: string | null; expires_at: Date }[]>(['challenge', 'user_id', 'expires_at']);
       const row = rows[0];

@@ -132,12 +132,12 @@ describe('browser: WebAuthn negative tests (T36)', function () {
     const captured = await passkeyAssertion(s);
     const a = await createTestUser(servers.deps);
     const response = JSON.parse(captured.response) as AuthenticationResponseJSON;
-    await servers.deps.knex('webauthn_challenges').insert({ binding: 'T36h', purpose: 'second-factor', challenge: challengeOf(response), user_id: a.id, expires_at: new Date(Date.now() + 60_000) });
+    await servers.deps.knex('webauthn_challenges').insert({ binding: servers.deps.mfaBindingKey('T36h'), purpose: 'second-factor', challenge: challengeOf(response), user_id: a.id, expires_at: new Date(Date.now() + 60_000) });
     const result = await servers.deps.mfa.webauthn.verifyAuthentication({ binding: 'T36h', purpose: 'second-factor', response, expectedUserId: a.id });
     expect(result).to.include({ ok: false, reason: 'wrong_user' });
 
     const regResponse = JSON.parse(registration.response) as RegistrationResponseJSON;
-    await servers.deps.knex('webauthn_challenges').insert({ binding: 'T36dup', purpose: 'register', challenge: challengeOf(regResponse), user_id: a.id, expires_at: new Date(Date.now() + 60_000) });
+    await servers.deps.knex('webauthn_challenges').insert({ binding: servers.deps.mfaBindingKey('T36dup'), purpose: 'register', challenge: challengeOf(regResponse), user_id: a.id, expires_at: new Date(Date.now() + 60_000) });
     const duplicate = await servers.deps.mfa.webauthn.finishRegistration({ binding: 'T36dup', userId: a.id, response: regResponse, name: 'stolen' });
     expect(duplicate).to.include({ ok: false, reason: 'duplicate_credential' });
     expect((await servers.deps.mfa.webauthn.list(b.id)).map((c) => c.user_id)).to.deep.equal([b.id]);

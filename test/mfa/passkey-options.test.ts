@@ -33,7 +33,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     });
 
     const challengeRows = async (binding: string): Promise<number> =>
-      Number((await servers.deps.knex('webauthn_challenges').where({ binding }).count<{ n: string }[]>({ n: '*' }))[0]?.n ?? 0);
+      Number((await servers.deps.knex('webauthn_challenges').where({ binding: servers.deps.mfaBindingKey(binding) }).count<{ n: string }[]>({ n: '*' }))[0]?.n ?? 0);
 
     const postForm = (browser: Browserless, path: string, fields: Record<string, string>, headers: Record<string, string> = {}) =>
       browser.request(path, {
@@ -69,6 +69,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const answer = await postForm(browser, '/account/passkeys/options', { csrf: form.csrf });
       expect(answer.status).to.equal(200);
       expect(answer.headers.get('Cache-Control')).to.equal('no-store');
+      expect(await challengeRows(binding)).to.equal(1);
       const options = (await answer.json()) as PublicKeyCredentialCreationOptionsJSON;
       const soft = softAuthenticator({ origin: servers.issuer });
       const added = await browser.submit('/account/passkeys', {

@@ -126,7 +126,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
           ),
         );
       }
-      expect(await servers.deps.knex('webauthn_challenges').where({ binding: uid })).to.have.length(1);
+      expect(await servers.deps.knex('webauthn_challenges').where({ binding: servers.deps.mfaBindingKey(uid) })).to.have.length(1);
     });
   });
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import knexFactory, { type Knex } from 'knex';
+import { keyedDigest } from '../../src/shared/derive-key.ts';
 import { createMfaStore } from '../../src/store/mfa.ts';
 import { createUserStore } from '../../src/store/users.ts';
 import { createWebAuthnCredentialStore } from '../../src/store/webauthn-credentials.ts';
@@ -48,7 +49,7 @@ describe('single use under concurrency (WebAuthn counter and challenge)', functi
   });
 
   it('hands a WebAuthn challenge to exactly one of ten concurrent takers', async function () {
-    const mfa = createMfaStore(knex);
+    const mfa = createMfaStore(knex, { bindingKey: keyedDigest(randomBytes(32), 'test binding') });
     const binding = randomBytes(8).toString('hex');
     await mfa.putChallenge({ binding, purpose: 'second-factor', challenge: 'c-1', userId, ttlSeconds: 60 });
     const taken = await Promise.all(Array.from({ length: 10 }, () => mfa.takeChallenge(binding, 'second-factor')));

@@ -176,8 +176,11 @@ export function accountRoutes(deps: {
     return recent(ctx, session) && (await factorPassed(ctx, session, user));
   }
 
-  /** The flow a TOTP setup on this page belongs to: the session, as for passkey ceremonies. */
-  const totpBinding = (session: AccountSession): string => `account:${session.id}`;
+  /**
+   * The flow a passkey ceremony or TOTP setup on this page belongs to: the session. Its id is the
+   * session cookie's value, so the MFA store keeps only a keyed digest of this (S12).
+   */
+  const ceremonyBinding = (session: AccountSession): string => `account:${session.id}`;
 
   const requestContext = (ctx: Context): RequestContext => ({ ip: ctx.ip, userAgent: ctx.get('User-Agent'), clientId: ACCOUNT_CLIENT_ID });
   const offerActor = (ctx: Context, user: UserRow): Actor => ({ userId: user.id, clientId: ACCOUNT_CLIENT_ID, ip: ctx.ip });
@@ -268,7 +271,7 @@ export function accountRoutes(deps: {
       throw accountProblem(403, 'Sign in again with your second step to add a passkey.');
     }
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = await mfa.webauthn.registrationOptions({ binding: `account:${session.id}`, userId: user.id, email: user.email, displayName: user.name ?? user.email });
+    ctx.body = await mfa.webauthn.registrationOptions({ binding: ceremonyBinding(session), userId: user.id, email: user.email, displayName: user.name ?? user.email });
   });
 
   router.get('/login', function accountLogin(ctx) {
@@ -343,13 +346,13 @@ export function accountRoutes(deps: {
       return;
     }
     // The secret belongs to this session's setup: a sign-in elsewhere neither sees nor confirms it (R13).
-    const enrollment = await mfa.totp.pending(auth.user.id, auth.user.email, totpBinding(auth.session));
+    const enrollment = await mfa.totp.pending(auth.user.id, auth.user.email, ceremonyBinding(auth.session));
     render(ctx, 'account-totp', { totp: enrollment, csrf: csrf.issue(`account:${auth.session.id}`), action: '/account/totp', beginAction: '/account/totp/begin' });
   });
 
   // Begins (or starts over) this session's setup with a new secret, then shows it (POST → 303 → GET).
   post('/totp/begin', async (ctx, session, user) => {
-    const enrollment = await mfa.totp.begin(user.id, user.email, totpBinding(session));
+    const enrollment = await mfa.totp.begin(user.id, user.email, ceremonyBinding(session));
     if (!enrollment) {
       done(ctx, 'totp-already-on');
       return;
@@ -359,9 +362,9 @@ export function accountRoutes(deps: {
   }, { needs: 'recent-factor' });
 
   post('/totp', async (ctx, session, user) => {
-    const outcome = await mfa.confirmTotp(user.id, field(ctx, 'code', 32), totpBinding(session), requestContext(ctx));
+    const outcome = await mfa.confirmTotp(user.id, field(ctx, 'code', 32), ceremonyBinding(session), requestContext(ctx));
     if (!outcome.ok) {
-      const enrollment = await mfa.totp.pending(user.id, user.email, totpBinding(session));
+      const enrollment = await mfa.totp.pending(user.id, user.email, ceremonyBinding(session));
       if (!enrollment) {
         done(ctx, 'totp-start-again');
         return;
@@ -380,7 +383,7 @@ export function accountRoutes(deps: {
   post('/passkeys', async (ctx, session, user) => {
     const response = parseRegistrationJson(field(ctx, 'response', 16_384));
     const name = field(ctx, 'name', 64).trim() || 'Passkey';
-    const result = response ? await mfa.finishRegistration({ binding: `account:${session.id}`, userId: user.id, response, name }, requestContext(ctx)) : undefined;
+    const result = response ? await mfa.finishRegistration({ binding: ceremonyBinding(session), userId: user.id, response, name }, requestContext(ctx)) : undefined;
     if (!result?.ok) return showAccount(ctx, session, user, { error: result?.reason === 'duplicate_credential' ? 'This passkey is already registered.' : 'The passkey could not be added. Try again.' });
     await showCodesIfFirst(ctx, user, 'passkey-added');
   }, { needs: 'recent-factor' });
