@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { normalizeEmail } from '../../src/shared/email.ts';
 import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestUser } from '../helpers/factories.ts';
-import { startTestServers, type TestServers } from '../helpers/servers.ts';
+import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
 import { testEnv } from '../setup.ts';
 
 const digest = (value: string): string => createHash('sha256').update(value).digest('base64url');
@@ -15,48 +15,71 @@ const digest = (value: string): string => createHash('sha256').update(value).dig
  * address (lockout.ts keyOf), and the request limits by the address itself (koa-rate-limit.ts), so
  * a Redis dump names who failed to sign in and from where: a list of candidate emails (or all
  * 2^32 IPv4 addresses) reverses every digest — the reasoning S5 gives for the audit log's keyed
- * commitments applies here unchanged.
+ * commitments applies here unchanged. Without Redis the counters are rows of the lockouts table
+ * (in every database dump; the request limits are then in memory).
  */
-describe('S12 personal data in a copy of Redis (lockout and rate-limit keys)', function () {
-  this.timeout(60_000);
-  const prefix = `${testEnv.redisKeyPrefix}s12-redis-pd:`;
-  let servers: TestServers;
+for (const storage of ['redis', 'postgres'] as StorageMode[]) {
+  describe(`S12 personal data in a copy of the counters (lockout and rate-limit keys, ${storage})`, function () {
+    this.timeout(60_000);
+    const prefix = `${testEnv.redisKeyPrefix}s12-pd-${storage}:`;
+    let servers: TestServers;
 
-  before(async function () {
-    servers = await startTestServers({
-      storage: 'redis',
-      env: { REDIS_KEY_PREFIX: prefix, RATE_LIMIT_LOGIN_PER_IP: '1000', LOCKOUT_PASSWORD_IP_MAX_FAILURES: '1000' },
+    before(async function () {
+      servers = await startTestServers({
+        storage,
+        env: { REDIS_KEY_PREFIX: prefix, RATE_LIMIT_LOGIN_PER_IP: '1000', LOCKOUT_PASSWORD_IP_MAX_FAILURES: '1000' },
+      });
+    });
+
+    after(async function () {
+      await servers.stop();
+    });
+
+    /** Every counter key: Redis keys under this server's prefix, or the lockouts table's keys. */
+    async function counterKeys(): Promise<string[]> {
+      if (storage === 'postgres') return (await servers.deps.knex('lockouts').select<{ key: string }[]>('key')).map((row) => row.key);
+      const redis = new Redis(testEnv.redisUrl);
+      const keys: string[] = [];
+      try {
+        let cursor = '0';
+        do {
+          const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+          cursor = next;
+          keys.push(...batch.map((key) => key.slice(prefix.length)));
+        } while (cursor !== '0');
+      } finally {
+        redis.disconnect();
+      }
+      return keys;
+    }
+
+    it('S12 a copy of Redis or of the lockouts table after a failed sign-in names neither the email nor the address, in the clear or as a plain digest', async function () {
+      const user = await createTestUser(servers.deps);
+      const browser = new Browserless(servers.issuer);
+      const login = formOf(await (await browser.follow('/account')).response.text(), '/login');
+      await (
+        await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: 'wrong password, twice over' })
+      ).response.text();
+
+      const keys = await counterKeys();
+      // The failure was counted (per account and per address), so there is something to look at.
+      expect(
+        keys.filter((key) => key.startsWith('lockout:password')),
+        keys.join(' '),
+      ).to.have.length(2);
+      if (storage === 'redis') {
+        expect(
+          keys.filter((key) => key.startsWith('rl:login:ip:')),
+          keys.join(' '),
+        ).to.have.length(1);
+        // One REDIS_KEY_PREFIX: the client adds it; the limiter must not add it again.
+        expect(keys.filter((key) => key.startsWith(testEnv.redisKeyPrefix))).to.deep.equal([]);
+      }
+      // The attacker's dictionary: the email (of a list of candidates) and the loopback address.
+      const found = keys.filter(
+        (key) => key.includes(digest(normalizeEmail(user.email))) || key.includes(digest('127.0.0.1')) || key.includes('127.0.0.1'),
+      );
+      expect(found).to.deep.equal([]);
     });
   });
-
-  after(async function () {
-    await servers.stop();
-  });
-
-  it('S12 a Redis dump after a failed sign-in names neither the email nor the address, in the clear or as a plain digest', async function () {
-    const user = await createTestUser(servers.deps);
-    const browser = new Browserless(servers.issuer);
-    const login = formOf(await (await browser.follow('/account')).response.text(), '/login');
-    await (
-      await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: 'wrong password, twice over' })
-    ).response.text();
-
-    const redis = new Redis(testEnv.redisUrl);
-    const keys: string[] = [];
-    try {
-      let cursor = '0';
-      do {
-        const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-        cursor = next;
-        keys.push(...batch.map((key) => key.slice(prefix.length)));
-      } while (cursor !== '0');
-    } finally {
-      redis.disconnect();
-    }
-    // The attacker's dictionary: the email (of a list of candidates) and the loopback address.
-    const found = keys.filter(
-      (key) => key.includes(digest(normalizeEmail(user.email))) || key.includes(digest('127.0.0.1')) || key.includes('127.0.0.1'),
-    );
-    expect(found).to.deep.equal([]);
-  });
-});
+}
