@@ -86,8 +86,12 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       minLength: config.passwords.minLength,
       breachCheck: config.passwords.breachCheck ? createHibpCheck({ timeoutMs: config.passwords.breachCheckTimeoutMs }) : undefined,
     });
+    // Sign-in counters (lockouts, rate limits) are named by a keyed digest of the email or address
+    // (S12), under a subkey of AUDIT_KEY: the one secret every process holds (the API never holds
+    // MASTER_KEY, S3), and one that is never rotated while its audit log lives.
+    const counterKey = keyedDigest(auditKey, KEY_PURPOSE.counterKey);
     // Brute-force lockout sentinel: Redis when configured (shared by all instances), else Postgres.
-    const lockouts = createLockouts({ config, redis, knex, logger });
+    const lockouts = createLockouts({ config, redis, knex, logger, counterKey });
     const accounts = createAccountService({ knex, users: stores.users, roles: stores.roles, hasher, audit, lockouts: { account: lockouts.password, ip: lockouts.passwordIp } });
     const keys = createKeyService({ store: stores.keys, box });
     // MFA ceremonies name their flow (a session or interaction id, both bearer values) by a keyed
@@ -156,6 +160,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       hasher,
       accounts,
       lockouts,
+      counterKey,
       keys,
       api,
       mfa,

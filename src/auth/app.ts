@@ -91,7 +91,7 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
   app.use(nameProviderRoute(providerRouteOf(provider)));
   // Per-IP and per-client request limits: every provider route spends a bucket (R11, T34); our
   // sign-in form spends the login bucket as middleware of its own route.
-  const limits = createRateLimits({ config, redis: deps.redis, logger });
+  const limits = createRateLimits({ config, redis: deps.redis, logger, counterKey: deps.counterKey });
   app.use(limits.byBucket((ctx) => {
     const route = providerRouteIn(ctx);
     return route === undefined ? undefined : bucketOfProviderRoute(route);

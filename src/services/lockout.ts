@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Config } from '../config/types.ts';
 import { ipBudgetKey } from '../shared/ip-budget.ts';
@@ -227,23 +226,29 @@ export async function sweepExpiredLockouts(knex: Knex): Promise<number> {
   return knex('lockouts').where('expires_at', '<=', knex.fn.now()).delete();
 }
 
-/** Keys may carry emails: only a digest reaches the store. */
-const keyOf = (budget: LockoutBudget, id: string): string => `lockout:${budget.name}:${createHash('sha256').update(id).digest('base64url')}`;
+/**
+ * Counter keys name an email or an address: only its keyed digest reaches the store (S12). An
+ * unkeyed hash named them to anyone with a copy of Redis or the lockouts table and a list of
+ * candidate emails (or the 2^32 IPv4 addresses).
+ */
+const keyOf = (budget: LockoutBudget, digest: string): string => `lockout:${budget.name}:${digest}`;
 
 /**
  * The lockout sentinel for one budget, shared by every instance through Redis (or Postgres
  * without Redis). Whenever the store fails the answer is "locked" (fail closed, docs/security.md).
  */
-export function createLockout({ redis, knex, logger, budget, groupKey = (id) => id }: {
+export function createLockout({ redis, knex, logger, budget, counterKey, groupKey = (id) => id }: {
   redis?: Redis | undefined;
   knex: Knex;
   logger: Logger;
   budget: LockoutBudget;
+  /** The keyed digest that names a counter (src/shared/derive-key.ts keyedDigest under KEY_PURPOSE.counterKey). */
+  counterKey: (id: string) => string;
   /** Maps an id to the key that spends the budget (per-IP budgets: ipBudgetKey, an IPv6 /64 is one client). */
   groupKey?: (id: string) => string;
 }) {
   const store = redis ? redisStore(redis) : postgresStore(knex);
-  const keyFor = (id: string): string => keyOf(budget, groupKey(id));
+  const keyFor = (id: string): string => keyOf(budget, counterKey(groupKey(id)));
   const stateOf = ({ failures, lockedUntilMs, nowMs }: Stored & { nowMs: number }): LockoutState => {
     const remainingMs = Math.max(0, lockedUntilMs - nowMs);
     return { locked: remainingMs > 0, retryAfterSeconds: Math.ceil(remainingMs / 1000), failures };
@@ -312,11 +317,23 @@ export function createLockout({ redis, knex, logger, budget, groupKey = (id) => 
 export type Lockout = ReturnType<typeof createLockout>;
 
 /** The sentinel's budgets from the configuration; the per-IP password budget only when set. */
-export function createLockouts({ config, redis, knex, logger }: { config: Config; redis?: Redis | undefined; knex: Knex; logger: Logger }) {
+export function createLockouts({
+  config,
+  redis,
+  knex,
+  logger,
+  counterKey,
+}: {
+  config: Config;
+  redis?: Redis | undefined;
+  knex: Knex;
+  logger: Logger;
+  counterKey: (id: string) => string;
+}) {
   const { lockout, clients } = config;
-  const make = (budget: LockoutBudget): Lockout => createLockout({ redis, knex, logger, budget });
+  const make = (budget: LockoutBudget): Lockout => createLockout({ redis, knex, logger, budget, counterKey });
   // Budgets keyed by client address: an IPv6 /64 is one client, an IPv4-mapped address is IPv4 (R3).
-  const perAddress = (budget: LockoutBudget): Lockout => createLockout({ redis, knex, logger, budget, groupKey: ipBudgetKey });
+  const perAddress = (budget: LockoutBudget): Lockout => createLockout({ redis, knex, logger, budget, counterKey, groupKey: ipBudgetKey });
   const cap = lockout.maxSeconds;
   return {
     password: make({ name: 'password', maxFailures: lockout.passwordMaxFailures, baseSeconds: lockout.baseSeconds, maxSeconds: cap, windowSeconds: lockout.windowSeconds }),

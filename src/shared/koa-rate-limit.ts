@@ -46,10 +46,13 @@ export function createRateLimits({
   config,
   redis,
   logger,
+  counterKey,
 }: {
   config: Config;
   redis: Redis | Cluster | undefined;
   logger: Logger;
+  /** Names an address's counter by its keyed digest: a copy of Redis does not say who sent what (S12). */
+  counterKey: (value: string) => string;
 }): RateLimits {
   const limits = config.rateLimits;
   const buckets: Bucket[] = [
@@ -66,7 +69,8 @@ export function createRateLimits({
   ];
   const limiterFor = (name: string, points: number): RateLimiterAbstract | undefined => {
     if (points <= 0) return undefined;
-    const options = { keyPrefix: `${config.redisKeyPrefix}rl:${name}`, points, duration: limits.windowSeconds };
+    // The client adds REDIS_KEY_PREFIX to every key itself (src/store/redis.ts keyPrefix).
+    const options = { keyPrefix: `rl:${name}`, points, duration: limits.windowSeconds };
     // No insurance limiter: a broken store refuses requests instead of silently not limiting.
     return redis ? new RateLimiterRedis({ ...options, storeClient: redis, rejectIfRedisNotReady: true }) : new RateLimiterMemory(options);
   };
@@ -119,10 +123,11 @@ export function createRateLimits({
   const spend = async (ctx: Context, name: BucketName): Promise<void> => {
     const bucket = active.get(name);
     if (!bucket) return;
-    if (bucket.ip) await consume(ctx, bucket.ip, `ip:${ipBudgetKey(ctx.ip)}`, bucket.perIp);
+    if (bucket.ip) await consume(ctx, bucket.ip, counterKey(ipBudgetKey(ctx.ip)), bucket.perIp);
     if (bucket.countsClients) {
       const clientId = basicClientId(ctx) ?? (await peekFormClientId(ctx));
       const limit = clientId ? bucket.clientLimit(clientId) : undefined;
+      // A client_id names an application, not a person: kept as it is.
       if (limit) await consume(ctx, limit.limiter, `client:${clientId}`, limit.points);
     }
   };

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { expect } from 'chai';
@@ -9,6 +10,7 @@ import { createDevicePages } from '../../src/auth/routes/device.ts';
 import type { AccountService } from '../../src/services/accounts.ts';
 import type { AuditService } from '../../src/services/audit.ts';
 import { createLockout, type Lockout } from '../../src/services/lockout.ts';
+import { keyedDigest } from '../../src/shared/derive-key.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { testEnv } from '../setup.ts';
 
@@ -23,7 +25,7 @@ describe('device code entry guard', function () {
   const knex = knexFactory({ client: 'pg', connection: testEnv.databaseUrl, pool: { min: 0, max: 1 } });
   const redis = new Redis(testEnv.redisUrl, { keyPrefix: `${testEnv.redisKeyPrefix}device-pages:` });
   const sentinel = (store: Redis): Lockout =>
-    createLockout({ redis: store, knex, logger, budget: { name: 'device-user-code', maxFailures: 3, baseSeconds: 60, maxSeconds: 3600, windowSeconds: 60 } });
+    createLockout({ redis: store, knex, logger, budget: { name: 'device-user-code', maxFailures: 3, baseSeconds: 60, maxSeconds: 3600, windowSeconds: 60 }, counterKey: keyedDigest(randomBytes(32), 'test counters') });
 
   after(async function () {
     redis.disconnect();

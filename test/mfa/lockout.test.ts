@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import knexFactory from 'knex';
 import { generate } from 'otplib';
@@ -5,6 +6,7 @@ import { loadConfig } from '../../src/config/load.ts';
 import { createDeps, type Deps } from '../../src/deps.ts';
 import { createLockouts } from '../../src/services/lockout.ts';
 import { createMfaLockout } from '../../src/services/mfa.ts';
+import { keyedDigest } from '../../src/shared/derive-key.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import type { Redis } from '../../src/store/redis.ts';
 import { createTestUser } from '../helpers/factories.ts';
@@ -55,7 +57,7 @@ describe('second-factor lockout when its store fails', function () {
     const broken = new Proxy({}, { get: () => () => Promise.reject(new Error('redis down')) }) as unknown as Redis;
     const config = loadConfig(testConfigEnv());
     const knex = knexFactory({ client: 'pg', connection: config.databaseUrl ?? '' });
-    const lockout = createMfaLockout(createLockouts({ config, redis: broken, knex, logger: createLogger(config) }).secondFactor);
+    const lockout = createMfaLockout(createLockouts({ config, redis: broken, knex, logger: createLogger(config), counterKey: keyedDigest(randomBytes(32), 'test counters') }).secondFactor);
     expect(await lockout.isLocked('00000000-0000-4000-8000-000000000000')).to.equal(true);
     expect(await lockout.fail('00000000-0000-4000-8000-000000000000')).to.equal(true);
     await knex.destroy();

@@ -200,8 +200,8 @@ describe('brute-force lockout sentinel', function () {
     const logger = createLogger({ logLevel: 'silent' });
     const budget = (overrides: Partial<LockoutBudget>): LockoutBudget => ({ name: `test-${String(Math.random()).slice(2)}`, maxFailures: 2, baseSeconds: 1, maxSeconds: 3, windowSeconds: 60, ...overrides });
     const stores = (): [string, (b: LockoutBudget) => Lockout][] => [
-      ['Redis', (b) => createLockout({ redis: a.deps.redis, knex: a.deps.knex, logger, budget: b })],
-      ['Postgres', (b) => createLockout({ knex: a.deps.knex, logger, budget: b })],
+      ['Redis', (b) => createLockout({ redis: a.deps.redis, knex: a.deps.knex, logger, budget: b, counterKey: a.deps.counterKey })],
+      ['Postgres', (b) => createLockout({ knex: a.deps.knex, logger, budget: b, counterKey: a.deps.counterKey })],
     ];
 
     it('T34 counts 50 parallel failures exactly 50 times (Redis and Postgres)', async function () {
@@ -251,14 +251,14 @@ describe('brute-force lockout sentinel', function () {
         roles: deps.stores.roles,
         hasher,
         audit: deps.audit,
-        lockouts: { account: createLockout({ redis: broken, knex: deps.knex, logger, budget: budget({ name: 'password' }) }) },
+        lockouts: { account: createLockout({ redis: broken, knex: deps.knex, logger, budget: budget({ name: 'password' }), counterKey: deps.counterKey }) },
       });
       const user = await createTestUser(deps);
       const since = new Date();
       expect(await accounts.authenticate(user.email, user.password, { ip: '192.0.2.1' })).to.equal(undefined);
       expect(verifies).to.equal(0);
       expect(await reasons(a, since)).to.deep.equal(['lockout_unavailable']);
-      const lockout = createLockout({ redis: broken, knex: deps.knex, logger, budget: budget({}) });
+      const lockout = createLockout({ redis: broken, knex: deps.knex, logger, budget: budget({}), counterKey: deps.counterKey });
       expect(await lockout.fail('id')).to.include({ locked: true, unavailable: true });
       expect(await lockout.reserve('id')).to.include({ granted: false, unavailable: true });
     });

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { expect } from 'chai';
 import Koa from 'koa';
@@ -5,6 +6,7 @@ import { Redis } from 'ioredis';
 import { loadConfig } from '../../src/config/load.ts';
 import { createRateLimits } from '../../src/shared/koa-rate-limit.ts';
 import { problemHandler } from '../../src/shared/koa-problem-handler.ts';
+import { keyedDigest } from '../../src/shared/derive-key.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { createTestClient } from '../helpers/factories.ts';
 import { startTestServers, testConfigEnv, type TestServers } from '../helpers/servers.ts';
@@ -228,7 +230,7 @@ describe('rate limits on token, introspection, device, registration and login en
     const app = new Koa();
     let reached = false;
     app.use(problemHandler({ logger }));
-    app.use(createRateLimits({ config, redis: broken, logger }).byBucket(() => 'token'));
+    app.use(createRateLimits({ config, redis: broken, logger, counterKey: keyedDigest(randomBytes(32), 'test counters') }).byBucket(() => 'token'));
     app.use((ctx) => {
       reached = true;
       ctx.body = 'passed';
