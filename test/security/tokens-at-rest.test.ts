@@ -186,6 +186,22 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const deviceTokens = await client.pollDeviceAuthorizationGrant(device, { ...started, interval: 0.01 });
       const pending: DeviceStart = await client.initiateDeviceAuthorization(device, { scope: 'openid' });
 
+      // On the account page, the owner starts "Add a passkey" and "Set up an authenticator app" and
+      // leaves both: their ceremonies are bound to the session (S12), in webauthn_challenges and mfa_totp.
+      const accountPage = await (await browser.follow('/account')).response.text();
+      const passkeys = formOf(accountPage, '/account/passkeys');
+      const options = await browser.request('/account/passkeys/options', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json', Origin: issuer },
+        body: new URLSearchParams({ csrf: passkeys.csrf }).toString(),
+      });
+      expect(options.status).to.equal(200);
+      await options.body?.cancel();
+      const begin = formOf(accountPage, '/account/totp/begin');
+      const setup = await browser.submit(begin.action, { csrf: begin.csrf });
+      expect(setup.url.pathname).to.equal('/account/totp');
+      await setup.response.body?.cancel();
+
       // The copy: every key, field, value and JSON string of the store and the account index.
       const texts = [
         ...(storage === 'redis' ? await redisCopy(testEnv.redisUrl, redisPrefix) : []),
