@@ -13,7 +13,9 @@ import { DuplicateEmailError } from './store/users.ts';
 import { UnknownRoleError } from './store/roles.ts';
 import { ClientMetadataError, createClient } from './cli/clients.ts';
 import { IAT_GRANTABLE_SCOPES } from './shared/scopes.ts';
-import { MasterKeyInputError, registerMasterKeyCommands } from './cli/keys.ts';
+import { MasterKeyInputError, registerMasterKeyCommands, registerVaultKeyCommands } from './cli/keys.ts';
+import { DbRoleError, registerDbCommands } from './cli/db.ts';
+import { RedisAclError, registerRedisCommands } from './cli/redis.ts';
 import { KeyRotationError, registerSigningKeyCommands } from './cli/signing-keys.ts';
 import { registerAuditCommands } from './cli/audit.ts';
 import { BackupFileError, registerBackupCommands } from './cli/backup.ts';
@@ -33,11 +35,14 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
 }
 
-/** Runs a command with the same configuration and storage as the server. */
+/**
+ * Runs a command with the same configuration and storage as the auth server: MASTER_KEY, and
+ * VAULT_KEY only when set (the CLI runs where the auth server runs, which does not hold it).
+ */
 async function withDeps<T>(fn: (deps: Deps) => Promise<T>, options: { migrate?: boolean } = {}): Promise<T> {
   const config = loadConfig();
   const logger = createLogger({ logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
-  const deps = await createDeps(config, { logger, ...options });
+  const deps = await createDeps(config, { logger, vault: 'optional', ...options });
   try {
     return await fn(deps);
   } finally {
@@ -204,6 +209,10 @@ registerAuditCommands(program, { withDeps, print });
 registerBackupCommands(program, { withDeps, withDatabase, print });
 registerMasterKeyCommands(keys, { withDeps, print });
 
+registerVaultKeyCommands(keys, { withDatabase, print });
+registerDbCommands(program, { withDatabase, print });
+registerRedisCommands(program, { print });
+
 program.parseAsync().catch((error: unknown) => {
   if (error instanceof ConfigError) {
     for (const line of error.problems) process.stderr.write(`config error: ${line}\n`);
@@ -216,6 +225,8 @@ program.parseAsync().catch((error: unknown) => {
     error instanceof MasterKeyInputError ||
     error instanceof KeyRotationError ||
     error instanceof BackupFileError ||
+    error instanceof DbRoleError ||
+    error instanceof RedisAclError ||
     error instanceof StartupError ||
     error instanceof DuplicateEmailError ||
     error instanceof UnknownRoleError ||

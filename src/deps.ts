@@ -5,13 +5,15 @@ import { createKeyService } from './services/keys.ts';
 import { createAccountSessions } from './services/account-sessions.ts';
 import { createMfa } from './services/mfa.ts';
 import { createLockouts, sweepExpiredLockouts } from './services/lockout.ts';
-import { createAccountIndexStore } from './store/account-index.ts';
+import { createAccountIndexReader, createAccountIndexStore } from './store/account-index.ts';
 import { createHibpCheck, createPasswordHasher } from './services/passwords.ts';
 import { resolveKey, StartupError } from './shared/dev-keys.ts';
+import type { KeyRing } from './shared/key-ring.ts';
 import { createLogger, type Logger } from './shared/logger.ts';
 import { createMasterBox } from './shared/master-key.ts';
 import { KEY_PURPOSE } from './shared/crypto-contexts.ts';
 import { keyedDigest } from './shared/derive-key.ts';
+import { createVaultBox } from './shared/vault-key.ts';
 import { type AuditEventStore, createAuditEventStore } from './store/audit-events.ts';
 import { createClientStore } from './store/clients.ts';
 import { createInitialAccessTokenStore } from './store/initial-access-tokens.ts';
@@ -19,6 +21,8 @@ import { createDatabase, type Database } from './store/db.ts';
 import { migrateLatest, pendingMigrations } from './store/migrate.ts';
 import { sweepExpiredOidcPayloads } from './store/oidc-adapter-postgres.ts';
 import { createOidcStateKeys } from './store/oidc-adapter-sealed.ts';
+import type { AdapterTimings } from './store/oidc-adapter-timed.ts';
+import { createOidcRevocations } from './store/oidc-revocations.ts';
 import { loadServerSecrets } from './store/server-secrets.ts';
 import { createOidcStorage } from './auth/oidc-storage.ts';
 import { createRedis, type Redis } from './store/redis.ts';
@@ -29,7 +33,16 @@ import { createApiServices } from './services/api-services.ts';
 
 export { StartupError };
 
-export type DepsOptions = { logger?: Logger; migrate?: boolean };
+export type DepsOptions = {
+  logger?: Logger;
+  migrate?: boolean;
+  /**
+   * Whether this process needs VAULT_KEY (it serves the API: required, generated in embedded
+   * mode) or may have it (the auth server and the CLI: loaded when set, for `keys rewrap-vault`
+   * and restores). Default: required, as for a process serving both.
+   */
+  vault?: 'required' | 'optional';
+};
 
 /**
  * Before the first event of this process: refuse an AUDIT_KEY other than the one the newest
@@ -47,7 +60,20 @@ export async function prepareAuditChain(store: AuditEventStore, logger: Logger):
   if (anchor) logger.warn({ event: anchor.id, ...anchor.data }, 'audit log: events written before keyed chaining are now anchored by a keyed event');
 }
 
-export async function createDeps(config: Config, options: DepsOptions = {}) {
+/** VAULT_KEY (and VAULT_KEY_PREVIOUS during a rotation), or undefined where it is optional and unset. */
+async function resolveVault(config: Config, database: Database, logger: Logger, need: 'required' | 'optional'): Promise<KeyRing | undefined> {
+  // Where it is optional, embedded mode still uses the generated file (one DATA_DIR, one vault).
+  if (need === 'optional' && !config.vaultKey && !database.embedded) return undefined;
+  const current = await resolveKey({ name: 'VAULT_KEY', value: config.vaultKey, fileName: 'vault.key' }, { dataDir: config.dataDir, embedded: database.embedded, logger });
+  return createVaultBox(current, config.vaultKeyPrevious ? [Buffer.from(config.vaultKeyPrevious, 'base64')] : []);
+}
+
+/**
+ * What every process needs, and all an API-only process gets (S3): the database, Redis, the
+ * audit chain (AUDIT_KEY), users and roles, and the API's services with VAULT_KEY. No MASTER_KEY
+ * is read here, and nothing that needs it is built.
+ */
+async function openShared(config: Config, options: DepsOptions) {
   const logger = options.logger ?? createLogger(config);
   const database: Database = await createDatabase(config);
   const { knex } = database;
@@ -59,6 +85,57 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       const pending = await pendingMigrations(knex);
       if (pending.length > 0) throw new StartupError(`the database schema is behind by ${pending.length} migration(s); run: portcullis migrate`);
     }
+    const vaultBox = await resolveVault(config, database, logger, options.vault ?? 'required');
+    // The audit chain's HMAC key is its own secret, not derived from MASTER_KEY: the API writes
+    // audit events and must not hold MASTER_KEY (S3).
+    const auditKey = await resolveKey({ name: 'AUDIT_KEY', value: config.auditKey, fileName: 'audit.key' }, { dataDir: config.dataDir, embedded: database.embedded, logger });
+    const auditStore = createAuditEventStore(knex, auditKey);
+    await prepareAuditChain(auditStore, logger);
+    const redis: Redis | undefined = createRedis(config, logger);
+    const users = createUserStore(knex);
+    const roles = createRoleStore(knex);
+    const audit = createAuditService({ store: auditStore, logger });
+    const api = createApiServices({
+      knex,
+      vault: vaultBox,
+      users,
+      roles,
+      audit,
+      auditEvents: auditStore,
+      // The account index as the API may read it: consents and sessions for the export; erasure
+      // hands their ending over to the auth server (oidc_state_revocations).
+      accountIndex: createAccountIndexReader(knex),
+      revocations: createOidcRevocations(knex),
+      shareLimits: config.shares,
+    });
+    return { config, logger, database, knex, redis, auditKey, vaultBox, users, roles, auditStore, audit, api };
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}
+
+/** The resource API alone (`--only api`): no MASTER_KEY, no identity-server state (S3). */
+export async function createApiDeps(config: Config, options: Omit<DepsOptions, 'vault'> = {}) {
+  const shared = await openShared(config, { ...options, vault: 'required' });
+  const { redis, database } = shared;
+  return {
+    ...shared,
+    stores: { users: shared.users, roles: shared.roles, audit: shared.auditStore },
+    async close() {
+      if (redis) await redis.quit().catch(() => undefined);
+      await database.close();
+    },
+  };
+}
+
+export type ApiDeps = Awaited<ReturnType<typeof createApiDeps>>;
+
+/** The identity server's process (alone, or with the API in the same process), and the CLI. */
+export async function createDeps(config: Config, options: DepsOptions = {}) {
+  const shared = await openShared(config, options);
+  const { logger, database, knex, redis, audit, auditStore, auditKey } = shared;
+  try {
     const masterKey = await resolveKey({ name: 'MASTER_KEY', value: config.masterKey, fileName: 'master.key' }, { dataDir: config.dataDir, embedded: database.embedded, logger });
     // Seals under MASTER_KEY; also opens under MASTER_KEY_PREVIOUS while a rotation is under way (S2).
     const box = createMasterBox(masterKey, config.masterKeyPrevious ? [Buffer.from(config.masterKeyPrevious, 'base64')] : []);
@@ -66,22 +143,15 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
     // Sessions, codes and tokens are stored by keyed hash and sealed (src/store/oidc-adapter-sealed.ts),
     // under keys from a stored secret rather than from MASTER_KEY, so rotating MASTER_KEY keeps them.
     const oidcKeys = createOidcStateKeys(secrets.oidcState);
-    // The audit chain's HMAC key is its own secret, not derived from MASTER_KEY: the API writes
-    // audit events and must not hold MASTER_KEY (S3).
-    const auditKey = await resolveKey({ name: 'AUDIT_KEY', value: config.auditKey, fileName: 'audit.key' }, { dataDir: config.dataDir, embedded: database.embedded, logger });
-    const auditStore = createAuditEventStore(knex, auditKey);
-    await prepareAuditChain(auditStore, logger);
-    const redis: Redis | undefined = createRedis(config, logger);
 
     const stores = {
-      users: createUserStore(knex),
-      roles: createRoleStore(knex),
+      users: shared.users,
+      roles: shared.roles,
       keys: createKeyStore(knex),
       audit: auditStore,
       clients: createClientStore(knex, box),
       initialAccessTokens: createInitialAccessTokenStore(knex),
     };
-    const audit = createAuditService({ store: stores.audit, logger });
     const hasher = createPasswordHasher(config.argon2, {
       minLength: config.passwords.minLength,
       breachCheck: config.passwords.breachCheck ? createHibpCheck({ timeoutMs: config.passwords.breachCheckTimeoutMs }) : undefined,
@@ -116,17 +186,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       oidcAdapter: (model) => oidcAdapter(model),
       storedOidcAdapter: (model) => backendAdapter(model),
       users: stores.users,
-    });
-    // The adapter is defined below; the API's GDPR service only calls it per request.
-    const api = createApiServices({
-      knex,
-      box,
-      users: stores.users,
-      roles: stores.roles,
-      audit,
-      auditEvents: stores.audit,
-      oauthState: { index: accountIndex, adapter: (model) => oidcAdapter(model), storedAdapter: (model) => backendAdapter(model) },
-      shareLimits: config.shares,
+      revocations: createOidcRevocations(knex),
     });
 
     // oidc-provider's storage, model by model, with every wrapper on the way: src/auth/oidc-storage.ts.
@@ -148,21 +208,14 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
     }
 
     return {
-      config,
-      logger,
-      database,
-      knex,
-      redis,
+      ...shared,
       box,
-      auditKey,
       stores,
-      audit,
       hasher,
       accounts,
       lockouts,
       counterKey,
       keys,
-      api,
       mfa,
       mfaBindingKey,
       accountIndex,
@@ -177,9 +230,18 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       },
     };
   } catch (error) {
+    if (redis) redis.disconnect();
     await database.close();
     throw error;
   }
 }
 
 export type Deps = Awaited<ReturnType<typeof createDeps>>;
+
+/** True for the identity server's dependencies (MASTER_KEY and what it opens). */
+export const hasAuth = (deps: ApiDeps | Deps): deps is Deps => 'accountSessions' in deps;
+
+/** Metrics on: the auth server's adapters are timed (an API-only process has none). */
+export const timeAdapters = (deps: ApiDeps | Deps, timings: AdapterTimings): void => {
+  if (hasAuth(deps)) deps.oidcStorage.timeWith(timings);
+};

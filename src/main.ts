@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/load.ts';
 import { assertProductionSettings, ProductionConfigError } from './config/production-checks.ts';
-import { createDeps, StartupError } from './deps.ts';
+import { createApiDeps, createDeps, hasAuth, StartupError } from './deps.ts';
+import { checkDataKeys } from './services/vault-rewrap.ts';
 import { checkEvictionPolicy } from './store/redis-checks.ts';
 import { startServers, type Role } from './server.ts';
 import { createLogger } from './shared/logger.ts';
@@ -15,16 +16,21 @@ async function main(): Promise<void> {
   }
   const roles: Role[] = values.only ? [values.only] : ['auth', 'api'];
   const config = loadConfig();
-  assertProductionSettings(config, process.env);
+  assertProductionSettings(config, process.env, roles);
   const logger = createLogger(config);
-  const deps = await createDeps(config, { logger });
-  if (deps.box.previousKeyIds.length > 0) {
+  // An API-only process never reads MASTER_KEY (S3); outside production one given it is told so.
+  if (!roles.includes('auth') && config.masterKey) logger.warn('MASTER_KEY is set but not used: the API process needs VAULT_KEY only; do not give it MASTER_KEY');
+  const deps = roles.includes('auth') ? await createDeps(config, { logger, vault: roles.includes('api') ? 'required' : 'optional' }) : await createApiDeps(config, { logger });
+  if (hasAuth(deps) && deps.box.previousKeyIds.length > 0) {
     // Only for a rotation: the old key must not stay configured (and so stay needed) for good.
     logger.warn(
       { current: deps.box.keyId, previous: deps.box.previousKeyIds },
       'MASTER_KEY_PREVIOUS is set: values sealed under it still open. Once every instance runs with the new MASTER_KEY, run `portcullis keys reseal`, check `portcullis keys status`, then remove MASTER_KEY_PREVIOUS',
     );
   }
+  // Data keys still under MASTER_KEY (an upgrade) or VAULT_KEY_PREVIOUS (a rotation): a process
+  // holding both keys moves them at once; any other process says what to run.
+  if (roles.includes('api')) await checkDataKeys(deps.knex, { vault: deps.vaultBox, master: hasAuth(deps) ? deps.box : undefined, logger });
   if (deps.redis) {
     // ioredis reconnects by itself; log the outage once a minute instead of an unhandled-error line per retry.
     let lastLogged = 0;
@@ -35,7 +41,7 @@ async function main(): Promise<void> {
     });
     const eviction = await checkEvictionPolicy(deps.redis);
     if (!eviction.verified) {
-      logger.warn({ node: eviction.node }, 'could not read Redis maxmemory-policy (CONFIG disabled?); make sure it is noeviction');
+      logger.warn({ node: eviction.node }, 'could not read Redis maxmemory-policy (CONFIG disabled, or not allowed to this Redis user: the API\'s user may not, S3); make sure it is noeviction');
     } else if (!eviction.ok) {
       logger.error(
         { policy: eviction.policy, node: eviction.node },
@@ -48,7 +54,7 @@ async function main(): Promise<void> {
     { issuer: roles.includes('auth') ? config.issuer : undefined, api: roles.includes('api') ? config.apiUrl : undefined, embedded: deps.database.embedded, redis: Boolean(deps.redis) },
     'portcullis is running',
   );
-  if (roles.includes('auth') && (await deps.accounts.countUsers()) === 0) {
+  if (hasAuth(deps) && (await deps.accounts.countUsers()) === 0) {
     logger.warn('no users yet; create the first admin with:');
     process.stderr.write(
       `\n  printf '%s' 'a-long-passphrase' | npm run cli -- users create --email you@example.com --password-stdin --role admin\n\n`,

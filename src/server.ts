@@ -7,7 +7,7 @@ import { buildAuthApp } from './auth/app.ts';
 import { createReloadingApp, type ReloadingApp } from './auth/reloading-app.ts';
 import { createKeyRotation, rotationPolicyOf } from './services/key-rotation.ts';
 import { startRevocationSweep } from './services/account-sessions.ts';
-import type { Deps } from './deps.ts';
+import { hasAuth, timeAdapters, type ApiDeps, type Deps } from './deps.ts';
 import type { Readiness } from './shared/health.ts';
 import { createMetrics, listenMetrics, type Metrics } from './shared/metrics.ts';
 import { internalTlsOptions, serverTlsOptions } from './shared/tls.ts';
@@ -77,7 +77,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 export const portOf = (server: Server): number => (server.address() as AddressInfo).port;
 
-export async function startServers(deps: Deps, roles: readonly Role[]): Promise<Running> {
+export async function startServers(deps: ApiDeps | Deps, roles: readonly Role[]): Promise<Running> {
   const readiness: Readiness = { draining: false };
   const { config } = deps;
   const servers: Partial<Record<Role, Server>> = {};
@@ -86,7 +86,7 @@ export async function startServers(deps: Deps, roles: readonly Role[]): Promise<
   const metrics = createMetrics();
   deps.audit.observe((event) => metrics.observeAudit(event));
   // Before the auth app is built: the provider caches one adapter per model.
-  deps.oidcStorage.timeWith(metrics.adapterTimings);
+  timeAdapters(deps, metrics.adapterTimings);
   let authApp: ReloadingApp | undefined;
   let clientChanges: ClientChangeWatch | undefined;
   let revocationSweep: { stop(): Promise<void> } | undefined;
@@ -98,6 +98,7 @@ export async function startServers(deps: Deps, roles: readonly Role[]): Promise<
   ];
   try {
     if (roles.includes('auth')) {
+      if (!hasAuth(deps)) throw new Error('the auth server needs the dependencies of createDeps (MASTER_KEY)');
       // Client changes made elsewhere reach this instance's client cache at once. Embedded mode
       // is one process, whose own writes already drop its cache entries.
       if (!deps.database.embedded && config.databaseUrl) {
@@ -133,9 +134,19 @@ export async function startServers(deps: Deps, roles: readonly Role[]): Promise<
         intervalMs: config.signingKeys.refreshSeconds * 1000,
         logger: deps.logger,
       });
-      // Accounts disabled through the API (which may not hold the oidc state's keys) have their
-      // sessions and grants ended here (R13).
+      // Accounts disabled or erased through the API (which holds no key to the oidc state, S3) have
+      // their sessions and grants ended here (R13).
       revocationSweep = startRevocationSweep({ sessions: deps.accountSessions, logger: deps.logger });
+      // Grant rows indexed before their scopes were kept beside them (S3): filled in once, in the background.
+      const oidcAdapter = deps.oidcAdapter;
+      void deps.accountIndex
+        .backfillGrantSummaries((id) => oidcAdapter('Grant').find(id))
+        .then((filled) => {
+          if (filled > 0) deps.logger.info({ grants: filled }, 'account index: filled in the scopes of grants indexed before');
+        })
+        .catch((error: unknown) => {
+          deps.logger.warn({ err: error }, 'account index: filling in the scopes of older grants failed; retried at the next start');
+        });
       const handleAuth = (req: IncomingMessage, res: ServerResponse) => {
         authApp?.handle(req, res);
       };

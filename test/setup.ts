@@ -21,6 +21,7 @@ export const testEnv = {
   redisUrl,
   redisKeyPrefix: `test:${runId}:`,
   masterKey: randomBytes(32).toString('base64'),
+  vaultKey: randomBytes(32).toString('base64'),
   auditKey: randomBytes(32).toString('base64'),
 };
 

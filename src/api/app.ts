@@ -1,7 +1,7 @@
 import cors from '@koa/cors';
 import Koa, { type Middleware } from 'koa';
 import compose from 'koa-compose';
-import type { Deps } from '../deps.ts';
+import type { ApiDeps } from '../deps.ts';
 import { health, type Readiness } from '../shared/health.ts';
 import { storageProbes } from '../store/readiness-probes.ts';
 import { problemHandler } from '../shared/koa-problem-handler.ts';
@@ -16,12 +16,12 @@ import type { BearerObserver } from '../shared/metrics.ts';
 import { buildOpenApiDocument, openApiEndpoint } from './openapi.ts';
 import { apiRoutes } from './routes/index.ts';
 import { protectedResourceMetadata } from './routes/protected-resource.ts';
-import { createReplayStore } from '../store/dpop-replay.ts';
+import { API_REPLAY_NAMESPACE, createReplayStore } from '../store/dpop-replay.ts';
 import { apiInternalFetch } from '../shared/tls.ts';
 import { clientAddressOf } from '../shared/client-address.ts';
 
 /** The resource API: JSON only, problem+json errors, bearer JWTs for the API_URL audience. */
-export function buildApiApp(deps: Deps, readiness: Readiness, observe?: BearerObserver): Koa {
+export function buildApiApp(deps: ApiDeps, readiness: Readiness, observe?: BearerObserver): Koa {
   const { config, logger } = deps;
   // Koa's own proxy mode believes any caller's X-Forwarded-For: the client address comes from
   // the proxies TRUST_PROXY names (R13), decided once, first.
@@ -54,7 +54,7 @@ export function buildApiApp(deps: Deps, readiness: Readiness, observe?: BearerOb
     issuer: config.issuer,
     audience: config.apiUrl,
     jwksUrl: config.jwksUrl ?? `${config.issuer}/jwks`,
-    dpopReplay: createReplayStore({ redis: deps.redis, knex: deps.knex }),
+    dpopReplay: createReplayStore({ redis: deps.redis, knex: deps.knex, namespace: API_REPLAY_NAMESPACE }),
     challenge: resourceMetadata.challenge,
     ...(internalFetch ? { fetch: internalFetch } : {}),
     ...(observe ? { observe } : {}),

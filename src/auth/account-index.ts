@@ -1,6 +1,6 @@
 import type Provider from 'oidc-provider';
 import type { Logger } from '../shared/logger.ts';
-import type { AccountIndexStore } from '../store/account-index.ts';
+import { summariseGrant, type AccountIndexStore } from '../store/account-index.ts';
 import type { Adapter } from '../store/oidc-adapter.ts';
 
 /**
@@ -26,6 +26,8 @@ export function withAccountIndex(inner: Adapter, kind: 'Grant' | 'Session', inde
         accountId,
         clientId: kind === 'Grant' && typeof clientId === 'string' ? clientId : undefined,
         expiresAt: expiresIn !== undefined && expiresIn > 0 ? new Date(Date.now() + expiresIn * 1000) : undefined,
+        // What the GDPR export shows of a grant, readable without unsealing it (S3).
+        grant: kind === 'Grant' ? summariseGrant(payload) : undefined,
       });
     },
     async destroy(id) {

@@ -1,8 +1,17 @@
 import { Option, type Command } from 'commander';
+import type { Config } from '../config/types.ts';
 import type { Deps } from '../deps.ts';
-import { resealColumns, SEALED_COLUMNS, sealStatus, type ResealReport, type SealStatus } from '../services/reseal.ts';
+import { resealColumns, sealStatus, type ResealReport, type SealStatus } from '../services/reseal.ts';
+import { rewrapDataKeys, type RewrapReport } from '../services/vault-rewrap.ts';
+import { resolveKey } from '../shared/dev-keys.ts';
+import { createLogger } from '../shared/logger.ts';
+import { createMasterBox } from '../shared/master-key.ts';
+import { createVaultBox, isMasterKeyId } from '../shared/vault-key.ts';
+import type { Database } from '../store/db.ts';
+import { createSealedColumnStore, MASTER_COLUMNS, VAULT_COLUMNS } from '../store/sealed-columns.ts';
 
 type WithDeps = <T>(fn: (deps: Deps) => Promise<T>) => Promise<T>;
+type WithDatabase = <T>(fn: (database: Database, config: Config) => Promise<T>) => Promise<T>;
 
 /** A failure the operator acts on: one line on stderr, exit code 1. */
 export class MasterKeyInputError extends Error {}
@@ -13,20 +22,42 @@ export const NOT_CLEAN_EXIT_CODE = 2;
 export const ROTATE_MASTER_REPLACED =
   'keys rotate-master is replaced by a rotation that keeps every instance running: set MASTER_KEY to the new key and MASTER_KEY_PREVIOUS to the old one on every instance and restart them, then run `portcullis keys reseal` until `portcullis keys status` exits 0, then remove MASTER_KEY_PREVIOUS and restart (docs/operations.md, "Rotating keys")';
 
-type Status = SealStatus & { recovery_codes: { keyed: number; unkeyed: number }; clean: boolean; next: string };
+type Status = SealStatus & {
+  recovery_codes: { keyed: number; unkeyed: number };
+  /** Data keys of the records vault still wrapped under a master key (from before VAULT_KEY, S3). */
+  data_keys_under_master_key: number;
+  clean: boolean;
+  next: string;
+};
+
+/** Data keys whose envelope names a master key: they belong under VAULT_KEY (`keys rewrap-vault`). */
+async function dataKeysUnderMasterKey(deps: Deps): Promise<number> {
+  const store = createSealedColumnStore(deps.knex);
+  let count = 0;
+  for (const spec of VAULT_COLUMNS) {
+    if (!(await store.exists(spec))) continue;
+    for (const [keyId, n] of Object.entries(await store.countByKeyId(spec))) if (isMasterKeyId(keyId)) count += n;
+  }
+  return count;
+}
 
 async function status(deps: Deps): Promise<Status> {
-  const sealed = await sealStatus(deps.knex, deps.box, SEALED_COLUMNS);
+  // MASTER_KEY's own columns; the records' data keys are VAULT_KEY's (`keys rewrap-vault`).
+  const sealed = await sealStatus(deps.knex, deps.box, MASTER_COLUMNS);
   const recovery = await deps.mfa.recovery.hashVersions();
-  const clean = sealed.not_current === 0 && recovery.unkeyed === 0;
+  // Until they are under VAULT_KEY, old data keys need a master key: the old one must not go.
+  const underMaster = await dataKeysUnderMasterKey(deps);
+  const clean = sealed.not_current === 0 && recovery.unkeyed === 0 && underMaster === 0;
   const next = clean
     ? sealed.previous.length > 0
       ? 'nothing is sealed under MASTER_KEY_PREVIOUS any more: remove it from every instance and restart them; then the old key can be destroyed'
       : 'everything is sealed under MASTER_KEY'
     : sealed.unreadable > 0
       ? `${sealed.unreadable} value(s) are sealed under a key that is neither MASTER_KEY nor MASTER_KEY_PREVIOUS: set MASTER_KEY_PREVIOUS to that key (see tables), then run: portcullis keys reseal`
-      : 'run: portcullis keys reseal (once every instance runs with the new MASTER_KEY), then keys status again';
-  return { ...sealed, recovery_codes: recovery, clean, next };
+      : sealed.not_current > 0 || recovery.unkeyed > 0
+        ? 'run: portcullis keys reseal (once every instance runs with the new MASTER_KEY), then keys status again'
+        : `${underMaster} data key(s) of the records vault are still wrapped under a master key: run portcullis keys rewrap-vault with VAULT_KEY and MASTER_KEY (docs/operations.md, Upgrades)`;
+  return { ...sealed, recovery_codes: recovery, data_keys_under_master_key: underMaster, clean, next };
 }
 
 /**
@@ -51,7 +82,7 @@ export function registerMasterKeyCommands(
     )
     .action(async (opts: { batchSize?: number }) => {
       const result = await withDeps(async (deps): Promise<ResealReport & { recovery_codes_rekeyed: number; status: Status }> => {
-        const report = await resealColumns(deps.knex, deps.box, SEALED_COLUMNS, opts.batchSize ? { batchSize: opts.batchSize } : {});
+        const report = await resealColumns(deps.knex, deps.box, MASTER_COLUMNS, opts.batchSize ? { batchSize: opts.batchSize } : {});
         const rekeyed = await deps.mfa.recovery.rekeyUnkeyed(opts.batchSize);
         return { ...report, recovery_codes_rekeyed: rekeyed, status: await status(deps) };
       });
@@ -73,7 +104,7 @@ export function registerMasterKeyCommands(
       print(report);
       if (!report.clean) {
         process.stderr.write(
-          `not clean: ${report.not_current} sealed value(s) not under MASTER_KEY, ${report.recovery_codes.unkeyed} unkeyed recovery-code hash(es); ${report.next}\n`,
+          `not clean: ${report.not_current} sealed value(s) not under MASTER_KEY, ${report.recovery_codes.unkeyed} unkeyed recovery-code hash(es), ${report.data_keys_under_master_key} data key(s) under a master key; ${report.next}\n`,
         );
         process.exitCode = NOT_CLEAN_EXIT_CODE;
       }
@@ -85,5 +116,49 @@ export function registerMasterKeyCommands(
     .option('--new-key-file <path>', 'no longer read')
     .action(() => {
       throw new MasterKeyInputError(ROTATE_MASTER_REPLACED);
+    });
+}
+
+/**
+ * `portcullis keys rewrap-vault`: every data key of the records vault under VAULT_KEY (S3), from
+ * MASTER_KEY after an upgrade and from VAULT_KEY_PREVIOUS during a rotation; the re-seal of
+ * `keys reseal` on the data-key column, safe while instances run. Needs VAULT_KEY and a database
+ * role that may rewrite `user_data_keys` (the API's); MASTER_KEY only while keys from before
+ * VAULT_KEY remain, so the API's host, which holds VAULT_KEY alone, can run a rotation's pass.
+ */
+export async function rewrapVault({ knex, embedded }: Database, config: Config, options: { batchSize?: number } = {}): Promise<RewrapReport> {
+  const logger = createLogger({ logLevel: 'warn' });
+  const key = async (name: string, value: string | undefined, fileName: string) => resolveKey({ name, value, fileName }, { dataDir: config.dataDir, embedded, logger });
+  const previous = (value: string | undefined) => (value ? [Buffer.from(value, 'base64')] : []);
+  const vault = createVaultBox(await key('VAULT_KEY', config.vaultKey, 'vault.key'), previous(config.vaultKeyPrevious));
+  // In embedded mode the generated master key sits in DATA_DIR beside the generated vault key.
+  const master =
+    config.masterKey !== undefined || embedded
+      ? createMasterBox(await key('MASTER_KEY', config.masterKey, 'master.key'), previous(config.masterKeyPrevious))
+      : undefined;
+  return rewrapDataKeys(knex, vault, master, options);
+}
+
+export function registerVaultKeyCommands(keys: Command, { withDatabase, print }: { withDatabase: WithDatabase; print: (value: unknown) => void }): void {
+  keys
+    .command('rewrap-vault')
+    .description(
+      'move every data key of the records vault under VAULT_KEY: from MASTER_KEY (upgrading from a release before VAULT_KEY) or VAULT_KEY_PREVIOUS (a rotation); safe while instances run, idempotent',
+    )
+    .addOption(
+      new Option('--batch-size <n>', 'rows per transaction (default 500)').argParser((value: string) => {
+        if (!/^[1-9][0-9]{0,5}$/.test(value)) throw new MasterKeyInputError('--batch-size must be a positive integer');
+        return Number(value);
+      }),
+    )
+    .action(async (opts: { batchSize?: number }) => {
+      const report = await withDatabase((database, config) => rewrapVault(database, config, opts.batchSize ? { batchSize: opts.batchSize } : {}));
+      print(report);
+      if (report.unreadable.length > 0) {
+        process.stderr.write(
+          `error: ${report.unreadable.length} data key(s) could not be opened with VAULT_KEY, VAULT_KEY_PREVIOUS or MASTER_KEY (${[...new Set(report.unreadable.map((u) => u.key_id))].join(', ')}) and were left as they are\n`,
+        );
+        process.exitCode = 1;
+      }
     });
 }

@@ -25,8 +25,30 @@ function isLoopbackUrl(url: string): boolean {
   return isIPv4(host) && host.startsWith('127.');
 }
 
-/** Settings checked before anything is opened: issuer, database, master key, debug output. */
-export function productionSettingProblems(config: Config, env: NodeJS.ProcessEnv = {}): string[] {
+/** The roles a process serves (`--only auth`, `--only api`, or both). */
+export type ProcessRole = 'auth' | 'api';
+
+/**
+ * The keys a process holds, by the roles it serves (S3): MASTER_KEY seals the identity server's
+ * secrets and belongs to the auth server only; VAULT_KEY wraps the records' data keys and
+ * belongs to the API. An API-only process given MASTER_KEY would again be able to unseal the
+ * signing keys, which is what the split is for.
+ */
+export function keyProblems(config: Config, roles: readonly ProcessRole[]): string[] {
+  const problems: string[] = [];
+  const auth = roles.includes('auth');
+  const api = roles.includes('api');
+  if (auth && !config.masterKey)
+    problems.push('MASTER_KEY (or MASTER_KEY_FILE) must be set; the key generated into DATA_DIR is for development only');
+  if (!auth && config.masterKey)
+    problems.push('MASTER_KEY must not be given to the API process (--only api): it unseals the identity server\'s signing keys; give the API VAULT_KEY only');
+  if (api && !config.vaultKey)
+    problems.push('VAULT_KEY (or VAULT_KEY_FILE) must be set for the API; the key generated into DATA_DIR is for development only');
+  return problems;
+}
+
+/** Settings checked before anything is opened: issuer, database, keys, debug output. */
+export function productionSettingProblems(config: Config, env: NodeJS.ProcessEnv = {}, roles: readonly ProcessRole[] = ['auth', 'api']): string[] {
   if (config.nodeEnv !== 'production') return [];
   const problems: string[] = [];
   if (!config.issuer.startsWith('https://')) problems.push(`ISSUER must be an https URL (got ${config.issuer})`);
@@ -34,9 +56,8 @@ export function productionSettingProblems(config: Config, env: NodeJS.ProcessEnv
   // no point-in-time recovery, no second instance (S1). Production runs on a Postgres server.
   if (!config.databaseUrl)
     problems.push('DATABASE_URL (or DATABASE_URL_FILE) must be set; the embedded PGlite database is for development and trials only');
-  // Without MASTER_KEY the embedded mode generates a development key into DATA_DIR.
-  if (!config.masterKey)
-    problems.push('MASTER_KEY (or MASTER_KEY_FILE) must be set; the key generated into DATA_DIR is for development only');
+  // Without MASTER_KEY or VAULT_KEY the embedded mode generates a development key into DATA_DIR.
+  problems.push(...keyProblems(config, roles));
   // Likewise the audit chain's HMAC key: a generated one lives beside the database it protects.
   if (!config.auditKey) problems.push('AUDIT_KEY (or AUDIT_KEY_FILE) must be set; the key generated into DATA_DIR is for development only');
   // Whoever can rewrite the API's JWKS answer in transit can mint tokens the API accepts (S7).
@@ -88,8 +109,8 @@ export function providerConfigurationProblems(configuration: Configuration): str
   return problems;
 }
 
-export function assertProductionSettings(config: Config, env: NodeJS.ProcessEnv = {}): void {
-  const problems = productionSettingProblems(config, env);
+export function assertProductionSettings(config: Config, env: NodeJS.ProcessEnv = {}, roles: readonly ProcessRole[] = ['auth', 'api']): void {
+  const problems = productionSettingProblems(config, env, roles);
   if (problems.length > 0) throw new ProductionConfigError(problems);
 }
 

@@ -10,6 +10,7 @@ export type Config = Readonly<{
   dbPoolMax: number;
   dbAcquireTimeoutMs: number;
   dbStatementTimeoutMs: number;
+  dbLockTimeoutMs: number;
   shutdownDelay: number;
   shutdownTimeout: number;
   metricsPort: number;
@@ -29,6 +30,8 @@ export type Config = Readonly<{
   dataDir: string;
   masterKey?: string;
   masterKeyPrevious?: string;
+  vaultKey?: string;
+  vaultKeyPrevious?: string;
   backupKey?: string;
   auditKey?: string;
   cookieKeys?: readonly string[];

@@ -1,5 +1,6 @@
 import type { AccountIndexStore } from '../store/account-index.ts';
 import type { Adapter } from '../store/oidc-adapter.ts';
+import type { OidcRevocations } from '../store/oidc-revocations.ts';
 import type { UserStore } from '../store/users.ts';
 import type { Logger } from '../shared/logger.ts';
 
@@ -17,11 +18,13 @@ export function createAccountSessions({
   oidcAdapter,
   storedOidcAdapter,
   users,
+  revocations,
 }: {
   index: AccountIndexStore;
   oidcAdapter: (model: string) => Adapter;
   storedOidcAdapter: (model: string) => Adapter;
   users: Pick<UserStore, 'endSessionsBefore' | 'sessionsToRevoke' | 'sessionsRevoked'>;
+  revocations: OidcRevocations;
 }) {
   async function revokeGrant(grantId: string): Promise<void> {
     for (const model of GRANT_MODELS) await oidcAdapter(model).revokeByGrantId(grantId);
@@ -62,6 +65,23 @@ export function createAccountSessions({
     },
 
     /**
+     * Ends what erasures in the API queued (S3: the API holds no key to the oidc state): each
+     * session by its storage key, each grant with its tokens, and in Postgres whatever else of the
+     * account's oidc state is left. Safe on every auth instance at once; a failure leaves the row
+     * to the next run. Returns how many rows were done.
+     */
+    async endQueued(limit = 100): Promise<number> {
+      const rows = await revocations.pending(limit);
+      for (const row of rows) {
+        if (row.kind === 'Session') await storedOidcAdapter('Session').destroy(row.id);
+        else if (row.kind === 'Grant') await revokeGrant(row.id);
+        else await revocations.removeOidcPayloadsOf(row.account_id);
+        await revocations.done(row);
+      }
+      return rows.length;
+    },
+
+    /**
      * Ends every session of the account but `keep` (its id and uid), and revokes all its grants
      * and tokens. First the account's "sessions not valid before" time moves to now: a request
      * still running with one of these sessions saves it again as it ends (oidc-provider does),
@@ -76,11 +96,11 @@ export function createAccountSessions({
 
 export type AccountSessions = ReturnType<typeof createAccountSessions>;
 
-/** How often each auth instance looks for accounts whose sessions are still to be ended (one indexed query). */
+/** How often each auth instance looks for accounts whose sessions are still to be ended (two indexed queries). */
 export const REVOCATION_SWEEP_MS = 2_000;
 
 /**
- * Runs revokePending every `intervalMs` on this instance until stopped. Failures are logged and
+ * Runs revokePending and endQueued every `intervalMs` on this instance until stopped. Failures are logged and
  * retried on the next run; a run never overlaps the previous one.
  */
 export function startRevocationSweep({
@@ -96,8 +116,10 @@ export function startRevocationSweep({
   const timer = setInterval(() => {
     running ??= sessions
       .revokePending()
-      .then((done) => {
+      .then(async (done) => {
         if (done > 0) logger.info({ accounts: done }, 'ended the sessions and grants of accounts disabled elsewhere');
+        const erased = await sessions.endQueued();
+        if (erased > 0) logger.info({ revocations: erased }, 'ended the sessions and grants of erased accounts');
       })
       .catch((error: unknown) => {
         logger.warn({ err: error }, 'ending the sessions of disabled accounts failed; retrying on the next run');

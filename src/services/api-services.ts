@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
-import type { CryptoBox } from '../shared/crypto-box.ts';
+import type { KeyRing } from '../shared/key-ring.ts';
+import type { AccountIndexReader } from '../store/account-index.ts';
 import type { AuditEventStore } from '../store/audit-events.ts';
 import { createAuditSearch } from '../store/audit-search.ts';
 import { createDataKeyStore } from '../store/data-keys.ts';
@@ -12,25 +13,31 @@ import type { UserStore } from '../store/users.ts';
 import type { AuditService } from './audit.ts';
 import { createAuditLog } from './audit-log.ts';
 import { createErasure } from './erasure.ts';
-import type { OAuthState } from './gdpr.ts';
 import { createGdprService } from './gdpr.ts';
+import type { OidcRevocations } from '../store/oidc-revocations.ts';
 import { createRbacService } from './rbac.ts';
 import { createRecordService, type ShareLimits } from './records.ts';
 import { createUserAdminService } from './user-admin.ts';
 import { createVault } from './vault.ts';
 
-/** The resource API's stores and services (composed once in deps.ts). */
+/**
+ * The resource API's stores and services (composed once in deps.ts). Nothing here holds
+ * MASTER_KEY or touches the identity server's secrets (S3): records are opened with VAULT_KEY
+ * (`vault`, undefined in a process without it), the account index is only read, and an erasure
+ * queues the account's OAuth state for the auth server.
+ */
 export function createApiServices(deps: {
   knex: Knex;
-  box: CryptoBox;
+  vault: KeyRing | undefined;
   users: UserStore;
   roles: RoleStore;
   audit: AuditService;
   auditEvents: AuditEventStore;
-  oauthState: OAuthState;
+  accountIndex: AccountIndexReader;
+  revocations: OidcRevocations;
   shareLimits: ShareLimits;
 }) {
-  const { knex, box, users, roles, audit, auditEvents, oauthState, shareLimits } = deps;
+  const { knex, users, roles, audit, auditEvents, accountIndex, revocations, shareLimits } = deps;
   const stores = {
     records: createRecordStore(knex),
     shareOffers: createShareOfferStore(knex),
@@ -45,9 +52,10 @@ export function createApiServices(deps: {
     journal: stores.erasureJournal,
     auditEvents,
     offers: stores.shareOffers,
+    revocations,
   });
   const rbac = createRbacService({ roles, users });
-  const vault = createVault({ box, dataKeys: stores.dataKeys });
+  const vault = createVault({ box: deps.vault, dataKeys: stores.dataKeys });
   return {
     stores,
     rbac,
@@ -66,7 +74,7 @@ export function createApiServices(deps: {
       rbac,
       audit,
       erasure,
-      oauthState,
+      accountIndex,
     }),
     userAdmin: createUserAdminService({ knex, directory: stores.directory, roles, rbac, audit }),
   };

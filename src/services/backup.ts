@@ -1,10 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
 import { BackupFileError, openBackup, sealBackup } from '../shared/backup-file.ts';
-import { DecryptionError, type CryptoBox } from '../shared/crypto-box.ts';
+import { DecryptionError, envelopeKeyId, type CryptoBox } from '../shared/crypto-box.ts';
 import { SEAL_CONTEXT } from '../shared/crypto-contexts.ts';
+import type { KeyRing } from '../shared/key-ring.ts';
+import { isMasterKeyId } from '../shared/vault-key.ts';
 import { createAuditEventStore, type AuditEventStore } from '../store/audit-events.ts';
 import type { Erasure } from './erasure.ts';
+import { rewrapDataKeys } from './vault-rewrap.ts';
 import {
   currentMigrations,
   endRestoredCredentials,
@@ -56,28 +59,43 @@ export async function recordBackupCreated(knex: Knex, auditKey: Buffer, backup: 
 }
 
 /**
- * Every value sealed under MASTER_KEY in the document must open with the current key, checked
- * before anything changes: a backup taken under another key (or with one altered value) would
- * otherwise restore data that can never be read again.
+ * The box for one sealed value: MASTER_KEY for the identity server's columns; for the vault's
+ * data keys VAULT_KEY, or MASTER_KEY for keys wrapped before VAULT_KEY existed (a backup from
+ * before the upgrade, S3). Undefined when this run lacks the key.
  */
-function checkSealedValues(document: BackupDocument, boxFor: (spec: SealedColumn) => CryptoBox): number {
+function boxFor(spec: SealedColumn, envelope: string, keys: { master: CryptoBox; vault: KeyRing | undefined }): { box: CryptoBox | undefined; name: string } {
+  if (spec.family === 'master' || isMasterKeyId(envelopeKeyId(envelope))) return { box: keys.master, name: 'MASTER_KEY' };
+  return { box: keys.vault, name: 'VAULT_KEY' };
+}
+
+/**
+ * Every sealed value in the document must open with the current keys, checked before anything
+ * changes: a backup taken under other keys (or with one altered value) would otherwise restore
+ * data that can never be read again.
+ */
+function checkSealedValues(document: BackupDocument, keys: { master: CryptoBox; vault: KeyRing | undefined }): number {
   let opened = 0;
   for (const spec of SEALED_COLUMNS) {
-    const box = boxFor(spec);
     const rows = (document.tables.find((t) => t.name === spec.table)?.rows ?? []) as Record<string, unknown>[];
     for (const row of rows) {
       const sealed = row[spec.column];
       if (sealed === null || sealed === undefined) continue;
       const rowKey = row[spec.key];
       const keyValue = typeof rowKey === 'string' || typeof rowKey === 'number' ? String(rowKey) : '';
+      // Anything but a string (an altered document) fails as a malformed envelope.
+      const envelope = typeof sealed === 'string' ? sealed : '';
+      const { box, name } = boxFor(spec, envelope, keys);
+      if (!box)
+        throw new BackupFileError(
+          `the backup holds values sealed under ${name} (${spec.table}.${spec.column}); set ${name} (or ${name}_FILE) to the key the backup was taken with (nothing was changed)`,
+        );
       try {
-        // Anything but a string (an altered document) fails as a malformed envelope.
-        box.open(typeof sealed === 'string' ? sealed : '', spec.aad(keyValue));
+        box.open(envelope, spec.aad(keyValue));
         opened += 1;
       } catch (error) {
         if (!(error instanceof DecryptionError)) throw error;
         throw new BackupFileError(
-          `the backup holds values this MASTER_KEY cannot open (${spec.table}.${spec.column} of ${keyValue}: ${error.message}); start with the MASTER_KEY the backup was taken with (nothing was changed)`,
+          `the backup holds values this ${name} cannot open (${spec.table}.${spec.column} of ${keyValue}: ${error.message}); start with the ${name} the backup was taken with (nothing was changed)`,
         );
       }
     }
@@ -109,6 +127,8 @@ export type RestoreReport = {
   ended: EndedInPostgres & { redis_keys: number | 'no Redis configured for this command' };
   /** Journalled erasures the restored rows had undone, erased again (S5). */
   erasures_reapplied: number;
+  /** Data keys of a backup from before VAULT_KEY, moved under VAULT_KEY (S3); null without VAULT_KEY. */
+  data_keys_rewrapped: number | null;
 };
 
 /**
@@ -118,12 +138,12 @@ export type RestoreReport = {
  * (last, so a failure there rolls the restore back) and appends `backup.restored` to the chain.
  */
 export async function restoreBackup(
-  deps: { knex: Knex; box: CryptoBox; redis: Redis | undefined; auditKey: Buffer; erasure: Erasure },
+  deps: { knex: Knex; box: KeyRing; vaultBox: KeyRing | undefined; redis: Redis | undefined; auditKey: Buffer; erasure: Erasure },
   file: Buffer,
   key: Buffer,
   options: { force?: boolean | undefined; onTable?: OnTable | undefined } = {},
 ): Promise<RestoreReport> {
-  const { knex, box, redis, auditKey, erasure } = deps;
+  const { knex, box, vaultBox, redis, auditKey, erasure } = deps;
   const document = parseBackupDocument(openBackup(file, key));
   const migrations = await currentMigrations(knex);
   if (JSON.stringify(migrations) !== JSON.stringify(document.migrations)) {
@@ -133,13 +153,13 @@ export async function restoreBackup(
   }
   if (!options.force && !(await isEmpty(knex)))
     throw new BackupFileError('the database is not empty (users, clients or keys exist); use --force to replace its contents');
-  // One key seals every column today; a column sealed by another key family names its own box here.
-  const sealedValues = checkSealedValues(document, () => box);
+  const sealedValues = checkSealedValues(document, { master: box, vault: vaultBox });
   const digest = sha256(file);
   // BACKUP_KEY alone can make a file a restore accepts: say when this deployment never made this one.
   const recorded = await isRecordedBackup(knex, digest);
   let ended: RestoreReport['ended'] | undefined;
   let erasuresReapplied = 0;
+  let dataKeysRewrapped: number | null = null;
   const { audit, restored } = await rolledBackOnFailure(
     importTables(knex, document, {
       auditKey,
@@ -147,6 +167,8 @@ export async function restoreBackup(
       async afterRefill(trx, merged) {
         // Accounts erased after the backup was taken stay erased (S5: the journal was merged).
         erasuresReapplied = await erasure.reapply(trx);
+        // A backup from before VAULT_KEY brings data keys wrapped under MASTER_KEY: moved at once (S3).
+        if (vaultBox) dataKeysRewrapped = Object.values((await rewrapDataKeys(trx, vaultBox, box)).resealed).reduce((sum, n) => sum + n, 0);
         const inPostgres = await endRestoredCredentials(trx, box.seal(randomBytes(32).toString('base64url'), SEAL_CONTEXT.cookieKey()));
         // Redis cannot join the transaction: emptied last, so any failure before leaves it untouched.
         const redisKeys = redis ? await endOidcState(redis) : 'no Redis configured for this command';
@@ -175,5 +197,6 @@ export async function restoreBackup(
     audit,
     ended,
     erasures_reapplied: erasuresReapplied,
+    data_keys_rewrapped: dataKeysRewrapped,
   };
 }

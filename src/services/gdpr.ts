@@ -1,6 +1,5 @@
 import type { Knex } from 'knex';
-import type { AccountIndexStore } from '../store/account-index.ts';
-import { grantableModels, type Adapter } from '../store/oidc-adapter.ts';
+import type { AccountIndexReader } from '../store/account-index.ts';
 import type { AuditEventRow } from '../store/audit-events.ts';
 import type { AuditSearchStore } from '../store/audit-search.ts';
 import type { RecordStore } from '../store/records.ts';
@@ -12,12 +11,6 @@ import type { Erasure } from './erasure.ts';
 import type { RbacService } from './rbac.ts';
 import type { Actor } from './records.ts';
 import type { Vault } from './vault.ts';
-
-/** The authorization server's state for an account: which sessions and grants it has, and their storage. */
-/** The index's session rows are storage keys (S10): `storedAdapter` ends them. */
-export type OAuthState = { index: AccountIndexStore; adapter: (model: string) => Adapter; storedAdapter: (model: string) => Adapter };
-
-type GrantPayload = { accountId?: string; clientId?: string; openid?: { scope?: string }; resources?: Record<string, string | undefined> };
 
 const iso = (date: Date | null): string | null => (date ? date.toISOString() : null);
 
@@ -67,9 +60,10 @@ const presentMention = (row: AuditEventRow, userId: string) => ({
 /**
  * GDPR rights of access (Art. 15/20: one machine-readable export) and erasure (Art. 17).
  *
- * Erasure ends the account's sessions and revokes its grants and tokens, then deletes the
- * account row, so everything keyed to it cascades away (roles, records, shares, data key, MFA
- * factors, passkeys); the data key is deleted first and explicitly, so any copy of
+ * Erasure hands the account's sessions, grants and tokens to the auth server to end (the API
+ * holds no key to them, S3; the account's tokens are refused anyway once the account row is
+ * gone), then deletes the account row, so everything keyed to it cascades away (roles, records,
+ * shares, data key, MFA factors, passkeys); the data key is deleted first and explicitly, so any copy of
  * the ciphertext (backups, replicas, logs) is crypto-shredded (erasure.ts). The audit log keeps
  * its rows and its chain: they keep the account's random UUID, which after erasure is a pseudonym
  * nothing in the system links back to a person, and lose their clear IP addresses and user
@@ -87,40 +81,24 @@ export function createGdprService(deps: {
   rbac: RbacService;
   audit: AuditService;
   erasure: Erasure;
-  oauthState: OAuthState;
+  accountIndex: AccountIndexReader;
 }) {
-  const { knex, directory, roles, records, offers, auditSearch, vault, rbac, audit, erasure, oauthState } = deps;
+  const { knex, directory, roles, records, offers, auditSearch, vault, rbac, audit, erasure, accountIndex } = deps;
 
-  /** Consents (grants) the user gave to clients, with the scopes granted, from the account index. */
+  /**
+   * Consents (grants) the user gave to clients, with the scopes granted: from the account index,
+   * which keeps each grant's scopes and resources beside it, so no sealed grant is opened (S3).
+   */
   async function consentsOf(userId: string) {
-    const consents = [];
-    for (const row of await oauthState.index.list(userId, 'Grant')) {
-      const grant = (await oauthState.adapter('Grant').find(row.id)) as GrantPayload | undefined;
-      if (grant?.accountId !== userId) continue;
-      const scopes = [grant.openid?.scope ?? '', ...Object.values(grant.resources ?? {})].join(' ').split(' ').filter(Boolean);
-      consents.push({
-        grant_id: row.id,
-        client_id: grant.clientId ?? row.client_id,
-        scopes: [...new Set(scopes)],
-        resources: Object.keys(grant.resources ?? {}),
-        created_at: row.created_at.toISOString(),
-        last_used_at: iso(row.last_used_at),
-        expires_at: iso(row.expires_at),
-      });
-    }
-    return consents;
-  }
-
-  /** Ends every session and revokes every grant with its tokens (what the account page's "sign out everywhere" does). */
-  async function revokeOAuthState(userId: string): Promise<{ sessions: number; grants: number }> {
-    const grants = await oauthState.index.list(userId, 'Grant');
-    for (const row of grants) {
-      for (const model of grantableModels) await oauthState.adapter(model).revokeByGrantId(row.id);
-      await oauthState.adapter('Grant').destroy(row.id);
-    }
-    const sessions = await oauthState.index.list(userId, 'Session');
-    for (const row of sessions) await oauthState.storedAdapter('Session').destroy(row.id);
-    return { sessions: sessions.length, grants: grants.length };
+    return (await accountIndex.list(userId, 'Grant')).map((row) => ({
+      grant_id: row.id,
+      client_id: row.client_id,
+      scopes: (row.scope ?? '').split(' ').filter(Boolean),
+      resources: row.resources ?? [],
+      created_at: row.created_at.toISOString(),
+      last_used_at: iso(row.last_used_at),
+      expires_at: iso(row.expires_at),
+    }));
   }
 
   return {
@@ -176,7 +154,7 @@ export function createGdprService(deps: {
         },
         consents: await consentsOf(userId),
         // Session ids are bearer secrets (the session cookie): only their times are exported.
-        sessions: (await oauthState.index.list(userId, 'Session')).map((row) => ({
+        sessions: (await accountIndex.list(userId, 'Session')).map((row) => ({
           created_at: row.created_at.toISOString(),
           last_used_at: iso(row.last_used_at),
           expires_at: iso(row.expires_at),
@@ -192,8 +170,6 @@ export function createGdprService(deps: {
     /** Erases the account; false when it does not exist (any more). */
     async erase(actor: Actor): Promise<boolean> {
       const userId = actor.userId;
-      // OAuth state first: if the state store is unreachable, nothing is erased and the user can retry.
-      const revoked = await revokeOAuthState(userId);
       const summary = await knex.transaction(async (trx) => {
         const recordCount = (await records.listOwned(userId, trx)).length;
         const erased = await erasure.eraseRows(userId, trx);
@@ -201,9 +177,9 @@ export function createGdprService(deps: {
           ? {
               records: recordCount,
               data_key_shredded: erased.dataKeyShredded,
-              sessions_ended: revoked.sessions,
-              grants_revoked: revoked.grants,
-              oidc_rows_removed: erased.oidcRowsRemoved,
+              // Handed to the auth server, which ends them within seconds (oidc_state_revocations).
+              sessions_to_end: erased.oauth.sessions,
+              grants_to_revoke: erased.oauth.grants,
               audit_events_pseudonymised: erased.auditEventsPseudonymised,
             }
           : undefined;

@@ -338,10 +338,10 @@ export function createRecordService(deps: {
      */
     async leaveShare(actor: Actor, recordId: string): Promise<void> {
       const ownerId = await knex.transaction(async (trx) => {
-        const row = await records.find(recordId, trx);
-        if (!row || row.owner_id === actor.userId || !(await records.removeShare(recordId, actor.userId, trx))) throw recordNotFound();
-        await offers.holdOff(actor.userId, row.owner_id, trx);
-        return row.owner_id;
+        const owner = await records.ownerOf(recordId, trx);
+        if (!owner || owner === actor.userId || !(await records.removeShare(recordId, actor.userId, trx))) throw recordNotFound();
+        await offers.holdOff(actor.userId, owner, trx);
+        return owner;
       });
       await record(actor, 'record.share_left', { record_id: recordId, owner_id: ownerId });
     },

@@ -1,7 +1,38 @@
 import type { Knex } from 'knex';
 
 export type IndexKind = 'Session' | 'Grant';
-export type IndexRow = { kind: IndexKind; id: string; account_id: string; client_id: string | null; expires_at: Date | null; last_used_at: Date | null; created_at: Date };
+export type IndexRow = {
+  kind: IndexKind;
+  id: string;
+  account_id: string;
+  client_id: string | null;
+  expires_at: Date | null;
+  last_used_at: Date | null;
+  created_at: Date;
+  /** Grants: the scopes granted (OpenID and resource scopes, space-separated); null until known. */
+  scope: string | null;
+  /** Grants: the resource indicators granted. */
+  resources: string[] | null;
+};
+
+/** What the GDPR export shows of a grant, kept in its index row so the API needs no sealed grant (S3). */
+export type GrantSummary = { scope: string; resources: string[] };
+
+type GrantPayload = { openid?: { scope?: unknown }; resources?: Record<string, unknown> };
+
+/** The scopes and resources of an oidc-provider Grant payload. */
+export function summariseGrant(payload: unknown): GrantSummary {
+  const grant = (payload ?? {}) as GrantPayload;
+  const resources = grant.resources && typeof grant.resources === 'object' ? grant.resources : {};
+  const scopes = [grant.openid?.scope, ...Object.values(resources)]
+    .filter((s): s is string => typeof s === 'string')
+    .join(' ')
+    .split(' ')
+    .filter(Boolean);
+  return { scope: [...new Set(scopes)].join(' '), resources: Object.keys(resources) };
+}
+
+const live = (knex: Knex) => (q: Knex.QueryBuilder) => void q.whereNull('expires_at').orWhere('expires_at', '>', knex.fn.now());
 
 /** How often one entry's last_used_at is written at most (per process). */
 export const TOUCH_INTERVAL_MS = 60_000;
@@ -27,12 +58,20 @@ export function createAccountIndexStore(knex: Knex, options: { sessionKey: (sess
     /** The id of the row that indexes this session or grant. */
     keyOf,
 
-    async put(entry: { kind: IndexKind; id: string; accountId: string; clientId?: string | undefined; expiresAt?: Date | undefined }): Promise<void> {
+    async put(entry: {
+      kind: IndexKind;
+      id: string;
+      accountId: string;
+      clientId?: string | undefined;
+      expiresAt?: Date | undefined;
+      grant?: GrantSummary | undefined;
+    }): Promise<void> {
       if (!UUID.test(entry.accountId)) return;
+      const grant = entry.grant ? { scope: entry.grant.scope, resources: entry.grant.resources } : {};
       await knex('account_oidc_index')
-        .insert({ kind: entry.kind, id: keyOf(entry.kind, entry.id), account_id: entry.accountId, client_id: entry.clientId ?? null, expires_at: entry.expiresAt ?? null })
+        .insert({ kind: entry.kind, id: keyOf(entry.kind, entry.id), account_id: entry.accountId, client_id: entry.clientId ?? null, expires_at: entry.expiresAt ?? null, ...grant })
         .onConflict(['kind', 'id'])
-        .merge(['account_id', 'client_id', 'expires_at']);
+        .merge(['account_id', 'client_id', 'expires_at', ...Object.keys(grant)]);
     },
 
     async touch(kind: IndexKind, id: string): Promise<void> {
@@ -59,7 +98,41 @@ export function createAccountIndexStore(knex: Knex, options: { sessionKey: (sess
       await knex('account_oidc_index').where('expires_at', '<', new Date()).delete();
       return knex<IndexRow>('account_oidc_index').where({ account_id: accountId, kind }).orderBy('created_at', 'desc');
     },
+
+    /**
+     * Fills in the scopes and resources of grant rows indexed before they were kept (one pass at
+     * auth start, S3), from the grants themselves; a grant that is gone gets an empty summary.
+     * Returns how many rows were filled.
+     */
+    async backfillGrantSummaries(findGrant: (id: string) => Promise<unknown>, batch = 200): Promise<number> {
+      let filled = 0;
+      for (;;) {
+        const rows = await knex<IndexRow>('account_oidc_index').where({ kind: 'Grant' }).whereNull('scope').limit(batch).select('id');
+        for (const row of rows) {
+          const grant = await findGrant(row.id);
+          const summary = grant ? summariseGrant(grant) : { scope: '', resources: [] };
+          await knex('account_oidc_index').where({ kind: 'Grant', id: row.id }).update(summary);
+        }
+        filled += rows.length;
+        if (rows.length < batch) return filled;
+      }
+    },
   };
 }
 
 export type AccountIndexStore = ReturnType<typeof createAccountIndexStore>;
+
+/**
+ * The index as the resource API reads it (GDPR export, erasure): no keys, no writes (S3). Rows
+ * past their expiry are left out here and deleted by the auth server.
+ */
+export function createAccountIndexReader(knex: Knex) {
+  return {
+    async list(accountId: string, kind: IndexKind): Promise<IndexRow[]> {
+      if (!UUID.test(accountId)) return [];
+      return knex<IndexRow>('account_oidc_index').where({ account_id: accountId, kind }).where(live(knex)).orderBy('created_at', 'desc');
+    },
+  };
+}
+
+export type AccountIndexReader = ReturnType<typeof createAccountIndexReader>;

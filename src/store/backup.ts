@@ -33,10 +33,11 @@ const SKIPPED = new Set(['knex_migrations', 'knex_migrations_lock']);
  */
 const LIVE = new Set(['oidc_payloads', 'lockouts', 'dpop_proof_jtis']);
 /**
- * Flow state with foreign keys into the restored tables: exported empty, and a restore refills
- * it with nothing, since the sessions and ceremonies it points at end with the restore.
+ * Flow state pointing at sessions, grants and ceremonies: exported empty, and a restore refills it
+ * with nothing, since what it points at ends with the restore (the queue of an erased account's
+ * sessions and grants too: a restore ends them all, and re-applied erasures queue their own).
  */
-const FLOW_STATE = new Set(['account_oidc_index', 'webauthn_challenges']);
+const FLOW_STATE = new Set(['account_oidc_index', 'webauthn_challenges', 'oidc_state_revocations']);
 /**
  * Exported, and merged into the database's own rows by a restore, never replaced: the audit log
  * (mergeAuditLog), and the erasure journal, which must outlive every backup taken before an

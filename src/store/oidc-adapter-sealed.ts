@@ -53,7 +53,7 @@ export function createOidcStateKeys(root: Buffer): OidcStateKeys {
 type StoredPayload = {
   /** The envelope of the payload (with its id as jti, without `consumed`). */
   sealed?: string;
-  /** Kept readable: the erasure of an account deletes its rows by it (user-directory removeOidcState). */
+  /** Kept readable: the erasure of an account deletes its rows by it (oidc-revocations removeOidcPayloadsOf). */
   accountId?: string;
   grantId?: string;
   uid?: string;

@@ -31,6 +31,12 @@ export function createRecordStore(knex: Knex) {
       return trx<RecordRow>('records').where({ id }).first();
     },
 
+    /** The record's owner, without its payload (the auth server's role cannot read payloads, S3). */
+    async ownerOf(id: string, trx: Knex = knex): Promise<string | undefined> {
+      const row = await trx<RecordRow>('records').where({ id }).first('owner_id');
+      return row?.owner_id;
+    },
+
     async update(id: string, changes: { type?: RecordType; payload_sealed: string }, trx: Knex = knex): Promise<RecordRow | undefined> {
       const [row] = await trx<RecordRow>('records')
         .where({ id })

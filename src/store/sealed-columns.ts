@@ -1,22 +1,30 @@
 import type { Knex } from 'knex';
 import { SEAL_CONTEXT } from '../shared/crypto-contexts.ts';
 
-/** A column holding values sealed under the master key, and the associated data of each row. */
-export type SealedColumn = { table: string; column: string; key: string; aad: (keyValue: string) => string };
+/**
+ * A column holding sealed values, the key family that seals it (MASTER_KEY: the identity
+ * server's; VAULT_KEY: the records vault's data keys, S3) and the associated data of each row.
+ */
+export type SealedColumn = { table: string; column: string; key: string; family: 'master' | 'vault'; aad: (keyValue: string) => string };
 
 /**
- * Every master-key-sealed value in the database. A new sealed column must be added here, or
- * `portcullis keys reseal` leaves it behind and it is lost with the old key (test/store/sealed-columns.test.ts
- * compares this list with the schema).
+ * Every sealed value in the database. A new sealed column must be added here, or
+ * `portcullis keys reseal` (MASTER_KEY) or `keys rewrap-vault` (VAULT_KEY) leaves it behind and it
+ * is lost with the old key (test/store/sealed-columns.test.ts compares this list with the schema).
  */
 export const SEALED_COLUMNS: readonly SealedColumn[] = [
-  { table: 'signing_keys', column: 'private_jwk_sealed', key: 'kid', aad: SEAL_CONTEXT.signingKey },
-  { table: 'cookie_keys', column: 'key_sealed', key: 'id', aad: SEAL_CONTEXT.cookieKey },
-  { table: 'oauth_clients', column: 'secret_sealed', key: 'client_id', aad: SEAL_CONTEXT.clientSecret },
-  { table: 'user_data_keys', column: 'key_wrapped', key: 'user_id', aad: SEAL_CONTEXT.dataKey },
-  { table: 'mfa_totp', column: 'secret_sealed', key: 'user_id', aad: SEAL_CONTEXT.totpSecret },
-  { table: 'server_secrets', column: 'secret_sealed', key: 'name', aad: SEAL_CONTEXT.serverSecret },
+  { table: 'signing_keys', column: 'private_jwk_sealed', key: 'kid', family: 'master', aad: SEAL_CONTEXT.signingKey },
+  { table: 'cookie_keys', column: 'key_sealed', key: 'id', family: 'master', aad: SEAL_CONTEXT.cookieKey },
+  { table: 'oauth_clients', column: 'secret_sealed', key: 'client_id', family: 'master', aad: SEAL_CONTEXT.clientSecret },
+  { table: 'user_data_keys', column: 'key_wrapped', key: 'user_id', family: 'vault', aad: SEAL_CONTEXT.dataKey },
+  { table: 'mfa_totp', column: 'secret_sealed', key: 'user_id', family: 'master', aad: SEAL_CONTEXT.totpSecret },
+  { table: 'server_secrets', column: 'secret_sealed', key: 'name', family: 'master', aad: SEAL_CONTEXT.serverSecret },
 ];
+
+/** The identity server's sealed columns: `keys reseal` and `keys status` move and count these. */
+export const MASTER_COLUMNS: readonly SealedColumn[] = SEALED_COLUMNS.filter((column) => column.family === 'master');
+/** The records vault's wrapped data keys: `keys rewrap-vault` moves these. */
+export const VAULT_COLUMNS: readonly SealedColumn[] = SEALED_COLUMNS.filter((column) => column.family === 'vault');
 
 /**
  * Reads and rewrites sealed columns for `keys reseal` and `keys status`, while instances run:

@@ -82,11 +82,6 @@ export function createUserDirectory(knex: Knex) {
     async remove(id: string, trx: Knex): Promise<boolean> {
       return (await trx('users').where({ id }).delete()) > 0;
     },
-
-    /** oidc-provider state kept in Postgres (sessions, grants, tokens) naming this account. */
-    async removeOidcState(accountId: string, trx: Knex): Promise<number> {
-      return trx('oidc_payloads').whereRaw(`payload->>'accountId' = ?`, [accountId]).delete();
-    },
   };
 }
 

@@ -60,6 +60,15 @@ export function createUserStore(knex: Knex) {
       return knex<UserRow>('users').where({ id }).first();
     },
 
+    /**
+     * Whether the account may use the API, and since when its sign-ins count: the columns the
+     * resource API reads (its database role cannot read password hashes or passkey handles, S3).
+     */
+    async standingOf(id: string): Promise<Pick<UserRow, 'id' | 'disabled' | 'sessions_not_before' | 'sessions_not_before_keep'> | undefined> {
+      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) return undefined;
+      return knex<UserRow>('users').where({ id }).first('id', 'disabled', 'sessions_not_before', 'sessions_not_before_keep');
+    },
+
     /** Any spelling of the address: the same normalisation as storage and the lockout key. */
     async findByEmail(email: string): Promise<UserRow | undefined> {
       return knex<UserRow>('users').where({ email_normalized: normalizeEmail(email) }).first();

@@ -3,6 +3,8 @@ import { expect } from 'chai';
 import type * as client from 'openid-client';
 import { call, createRp, openApiChecker, signedInUser } from '../helpers/api.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
+import { vaultKeyId } from '../../src/shared/vault-key.ts';
+import { testEnv } from '../setup.ts';
 
 type RecordBody = {
   id: string;
@@ -72,7 +74,9 @@ describe('resource API: records vault', function () {
     expect(row.payload_sealed).to.not.include('penicillin');
     expect(row.payload_sealed).to.not.include('Allergy');
     const key = await servers.deps.knex('user_data_keys').where({ user_id: alice.id }).first<{ key_wrapped: string }>();
-    expect(key.key_wrapped).to.match(new RegExp(`^v1\\.${servers.deps.box.keyId}\\.`));
+    // Wrapped under VAULT_KEY, never MASTER_KEY, which the API does not hold (S3).
+    expect(key.key_wrapped).to.match(new RegExp(`^v1\\.${vaultKeyId(Buffer.from(testEnv.vaultKey, 'base64'))}\\.`));
+    expect(key.key_wrapped).to.not.include(servers.deps.box.keyId);
   });
 
   it('fails authentication for tampered ciphertext and for ciphertext moved to another row or owner', async function () {

@@ -258,8 +258,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
         await call(servers, 'GET', '/v1/me', sharer.token);
         const statements: string[] = [];
         const onQuery = (query: { sql: string }) => {
-          // The auth server's revocation sweep (every 2 s, R13) reads users.sessions_revoked_through.
-          if (!/oidc_payloads|lockouts|sessions_revoked_through/.test(query.sql)) statements.push(query.sql);
+          // The auth server's revocation sweep (every 2 s, R13) reads users.sessions_revoked_through
+          // and the queue of erased accounts' sessions and grants (oidc_state_revocations, S3).
+          if (!/oidc_payloads|lockouts|sessions_revoked_through|oidc_state_revocations/.test(query.sql)) statements.push(query.sql);
         };
         servers.deps.knex.on('query', onQuery);
         try {

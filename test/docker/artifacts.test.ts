@@ -15,6 +15,7 @@ import { parse } from 'yaml';
 import { loadConfig, settings } from '../../src/config/load.ts';
 import { productionSettingProblems } from '../../src/config/production-checks.ts';
 import { internalTlsOptions } from '../../src/shared/tls.ts';
+import { apiAclRules } from '../../src/store/redis-acl.ts';
 import { envExamplePath, renderEnvExample, renderMarkdown } from '../../scripts/env-example.ts';
 
 /**
@@ -124,7 +125,8 @@ describe('docker/compose.yaml', function () {
 
   it('migrates once before the app services start', function () {
     const migrate = services.migrate as Service;
-    expect(migrate.command).to.deep.equal(['node', 'src/cli.ts', 'migrate']);
+    // Then sets up the two database roles for this release's tables (S3).
+    expect(asText(migrate.command)).to.match(/^\/bin\/sh -c node src\/cli\.ts migrate && exec node src\/cli\.ts db roles /);
     expect(migrate.restart ?? 'no').to.equal('no');
     expect(dependencyConditions(migrate)).to.include({ postgres: 'service_healthy' });
     for (const name of appServices) {
@@ -150,10 +152,14 @@ describe('docker/compose.yaml', function () {
   });
 
   it('passes the app its credentials as *_FILE secrets', function () {
+    const credentials = {
+      auth: ['MASTER_KEY', 'AUDIT_KEY', 'DATABASE_URL', 'REDIS_URL'],
+      api: ['VAULT_KEY', 'AUDIT_KEY', 'DATABASE_URL', 'REDIS_URL'],
+    };
     for (const name of appServices) {
       const service = services[name] as Service;
       const env = environmentOf(service);
-      for (const variable of ['MASTER_KEY', 'AUDIT_KEY', 'DATABASE_URL', 'REDIS_URL']) {
+      for (const variable of credentials[name]) {
         expect(env, `${name} ${variable}`).to.have.property(`${variable}_FILE`);
         expect(env, `${name} ${variable}`).to.not.have.property(variable);
       }
@@ -191,12 +197,19 @@ describe('docker/compose.yaml', function () {
     for (const [name, service] of Object.entries(services)) {
       if (name !== 'nginx') expect(service.ports, `${name} publishes no port`).to.equal(undefined);
     }
-    expect(dependencyConditions(services.nginx as Service)).to.include({ auth: 'service_healthy', api: 'service_healthy', 'tls-cert': 'service_completed_successfully' });
+    expect(dependencyConditions(services.nginx as Service)).to.include({
+      auth: 'service_healthy',
+      api: 'service_healthy',
+      'tls-cert': 'service_completed_successfully',
+    });
     // nginx reaches the app only; Postgres and Redis sit on an internal network with the app.
     // nginx has a fixed address on the edge network, the only one TRUST_PROXY names (R13).
     expect(services.nginx?.networks).to.deep.equal({ edge: { ipv4_address: '${PORTCULLIS_NGINX_ADDRESS:-172.30.250.250}' } });
     const edge = compose.networks?.edge?.ipam?.config?.[0];
-    expect(edge).to.deep.equal({ subnet: '${PORTCULLIS_EDGE_SUBNET:-172.30.250.0/24}', ip_range: '${PORTCULLIS_EDGE_DYNAMIC_RANGE:-172.30.250.0/25}' });
+    expect(edge).to.deep.equal({
+      subnet: '${PORTCULLIS_EDGE_SUBNET:-172.30.250.0/24}',
+      ip_range: '${PORTCULLIS_EDGE_DYNAMIC_RANGE:-172.30.250.0/25}',
+    });
     for (const name of ['postgres', 'redis']) expect(services[name]?.networks, name).to.deep.equal(['backend']);
     for (const name of appServices) expect(services[name]?.networks, name).to.have.members(['edge', 'backend']);
     expect(compose.networks?.backend?.internal).to.equal(true);
@@ -204,14 +217,23 @@ describe('docker/compose.yaml', function () {
 
   it('terminates TLS in nginx with a self-signed certificate generated at start into a volume', function () {
     const init = services['tls-cert'] as Service;
-    expect(asText(init.entrypoint)).to.match(/test -s \/certs\/tls\.crt \|\|/).and.match(/openssl req -x509 .*-subj \/CN=localhost .*subjectAltName=DNS:localhost/);
+    expect(asText(init.entrypoint))
+      .to.match(/test -s \/certs\/tls\.crt \|\|/)
+      .and.match(/openssl req -x509 .*-subj \/CN=localhost .*subjectAltName=DNS:localhost/);
     expect(init.restart).to.equal('no');
     expect(init.volumes).to.include('tls-certs:/certs');
-    expect(services.nginx?.volumes).to.include.members(['tls-certs:/etc/nginx/certs:ro', './nginx.conf:/etc/nginx/portcullis/nginx.conf:ro']);
+    expect(services.nginx?.volumes).to.include.members([
+      'tls-certs:/etc/nginx/certs:ro',
+      './nginx.conf:/etc/nginx/portcullis/nginx.conf:ro',
+    ]);
     const nginx = read('docker/nginx.conf');
     expect(nginx).to.include('ssl_certificate /etc/nginx/certs/tls.crt;').and.include('ssl_certificate_key /etc/nginx/certs/tls.key;');
-    expect(nginx).to.match(/listen 8443 ssl;[\s\S]*proxy_pass https:\/\/portcullis_auth;/).and.match(/listen 9443 ssl;[\s\S]*proxy_pass https:\/\/portcullis_api;/);
-    expect(nginx).to.match(/server auth:3000\b/).and.match(/server api:4000\b/);
+    expect(nginx)
+      .to.match(/listen 8443 ssl;[\s\S]*proxy_pass https:\/\/portcullis_auth;/)
+      .and.match(/listen 9443 ssl;[\s\S]*proxy_pass https:\/\/portcullis_api;/);
+    expect(nginx)
+      .to.match(/server auth:3000\b/)
+      .and.match(/server api:4000\b/);
     // With TRUST_PROXY the app keys rate limits on X-Forwarded-For: nginx must overwrite it, not append (T34).
     expect(nginx).to.include('proxy_set_header X-Forwarded-For $remote_addr;').and.include('proxy_set_header X-Forwarded-Proto https;');
     expect(nginx).to.not.include('$proxy_add_x_forwarded_for');
@@ -220,8 +242,9 @@ describe('docker/compose.yaml', function () {
 
   it('configures the operational settings with names config/schema.json knows', function () {
     const known = new Set(settings.flatMap((s) => (s.secret ? [s.env, `${s.env}_FILE`] : [s.env])));
-    for (const name of [...imageServices, 'backup']) {
-      for (const variable of Object.keys(environmentOf(services[name] as Service))) expect(known, `${name}: ${variable}`).to.include(variable);
+    for (const name of [...imageServices, 'backup', 'rewrap-vault']) {
+      for (const variable of Object.keys(environmentOf(services[name] as Service)))
+        expect(known, `${name}: ${variable}`).to.include(variable);
     }
     for (const name of appServices) {
       const env = environmentOf(services[name] as Service);
@@ -247,12 +270,19 @@ describe('docker/compose.yaml', function () {
     const backup = services.backup as Service;
     // (and AUDIT_KEY: `backup create` records the file in the keyed audit chain, R8)
     expect(secretsOf(backup).sort()).to.deep.equal(['audit_key', 'backup_key', 'database_url']);
-    expect(Object.keys(environmentOf(backup)).filter((name) => looksSecret(name.replace(/_FILE$/, ''))).sort()).to.deep.equal(['AUDIT_KEY_FILE', 'BACKUP_KEY_FILE', 'DATABASE_URL_FILE']);
+    expect(
+      Object.keys(environmentOf(backup))
+        .filter((name) => looksSecret(name.replace(/_FILE$/, '')))
+        .sort(),
+    ).to.deep.equal(['AUDIT_KEY_FILE', 'BACKUP_KEY_FILE', 'DATABASE_URL_FILE']);
     const backupVolume = (backup.volumes ?? []).map((volume) => volume.split(':')[0]);
     expect(backupVolume).to.deep.equal(['backups']);
     for (const [name, service] of Object.entries(services)) {
       if (name === 'backup') continue;
-      expect((service.volumes ?? []).map((volume) => volume.split(':')[0]), name).to.not.include('backups');
+      expect(
+        (service.volumes ?? []).map((volume) => volume.split(':')[0]),
+        name,
+      ).to.not.include('backups');
       // Whoever holds MASTER_KEY holds neither the backup key nor the backups.
       if (secretsOf(service).includes('master_key')) expect(secretsOf(service), name).to.not.include('backup_key');
     }
@@ -271,6 +301,74 @@ describe('docker/compose.yaml', function () {
       expect(Object.keys(service).sort(), name).to.deep.equal(['environment', 'secrets']);
     }
     expect(read('docker/README.md')).to.include('compose.rotate-master.yaml');
+  });
+
+  it('S3 the VAULT_KEY rotation override gives every service holding vault_key the other key as VAULT_KEY_PREVIOUS_FILE, and nothing else', function () {
+    const override = parse(read('docker/compose.rotate-vault.yaml')) as Compose;
+    expect(override.secrets).to.deep.equal({ vault_key_previous: { file: './secrets/vault_key_previous' } });
+    const holders = Object.entries(services)
+      .filter(([, service]) => secretsOf(service).includes('vault_key'))
+      .map(([name]) => name);
+    expect(Object.keys(override.services).sort()).to.deep.equal(holders.sort());
+    for (const [name, service] of Object.entries(override.services)) {
+      expect(environmentOf(service), name).to.deep.equal({ VAULT_KEY_PREVIOUS_FILE: '/run/secrets/vault_key_previous' });
+      expect(secretsOf(service), name).to.deep.equal(['vault_key_previous']);
+    }
+    expect(read('docs/operations.md')).to.include('compose.rotate-vault.yaml');
+  });
+
+  it('S3 gives MASTER_KEY to auth only and VAULT_KEY to the API only; each connects as its own database role and Redis user, which migrate and redis set up', function () {
+    const auth = services.auth as Service;
+    const api = services.api as Service;
+    expect(secretsOf(auth)).to.include('master_key').and.not.include('vault_key');
+    expect(secretsOf(api)).to.include('vault_key').and.not.include('master_key');
+    expect(environmentOf(api)).to.not.have.any.keys('MASTER_KEY', 'MASTER_KEY_FILE');
+    expect(environmentOf(auth)).to.not.have.any.keys('VAULT_KEY', 'VAULT_KEY_FILE');
+    expect(environmentOf(auth).DATABASE_URL_FILE).to.equal('/run/secrets/auth_database_url');
+    expect(environmentOf(api).DATABASE_URL_FILE).to.equal('/run/secrets/api_database_url');
+    expect(environmentOf(api).REDIS_URL_FILE).to.equal('/run/secrets/api_redis_url');
+    // The tables' owner: migrate and backup only. Both keys together: the manual upgrade tool only.
+    for (const [name, service] of Object.entries(services)) {
+      if (secretsOf(service).includes('database_url')) expect(['migrate', 'backup'], name).to.include(name);
+      if (secretsOf(service).includes('master_key') && secretsOf(service).includes('vault_key')) {
+        expect(name).to.equal('rewrap-vault');
+        expect(service.profiles).to.deep.equal(['tools']);
+      }
+    }
+    const rewrap = services['rewrap-vault'] as Service;
+    expect(rewrap.command).to.deep.equal(['node', 'src/cli.ts', 'keys', 'rewrap-vault']);
+    expect(environmentOf(rewrap).DATABASE_URL_FILE).to.equal('/run/secrets/api_database_url');
+    // migrate gives the two roles their passwords and this release's grants.
+    const migrate = services.migrate as Service;
+    expect(asText(migrate.command)).to.include(
+      'db roles --auth-password-file /run/secrets/auth_db_password --api-password-file /run/secrets/api_db_password',
+    );
+    expect(secretsOf(migrate).sort()).to.deep.equal(['api_db_password', 'auth_db_password', 'database_url']);
+    // Redis creates the API's user at every start with exactly the rules `portcullis redis acl` prints.
+    const redisArgs = asText(services.redis?.entrypoint).replace(/\s+/g, ' ');
+    const userArgs = /--user (.*)$/.exec(redisArgs)?.[1] ?? '';
+    // Shell words: "quoted" ones whole, \| as |.
+    const tokens = [...userArgs.matchAll(/"[^"]*"|\S+/g)].map(([token]) => token.replace(/^"(.*)"$/, '$1').replace(/\\\|/g, '|'));
+    const expected = apiAclRules('portcullis_api', 'portcullis:', 'x');
+    expect(tokens.filter((t) => !t.startsWith('>'))).to.deep.equal(expected.filter((t) => !t.startsWith('#')));
+    expect(tokens.find((t) => t.startsWith('>'))).to.equal('>$$(cat /run/secrets/api_redis_password)');
+    expect(secretsOf(services.redis as Service)).to.include('api_redis_password');
+    // Production accepts each service's keys for its role.
+    const base = {
+      NODE_ENV: 'production',
+      ISSUER: 'https://localhost:8443',
+      API_URL: 'https://localhost:9443',
+      DATABASE_URL: 'postgres://db/x',
+      TRUST_PROXY: '172.30.250.250',
+    };
+    const keysOf = (service: Service) =>
+      Object.fromEntries(
+        Object.keys(environmentOf(service))
+          .filter((v) => /_KEY_FILE$/.test(v))
+          .map((v) => [v.replace(/_FILE$/, ''), `${'A'.repeat(43)}=`]),
+      );
+    expect(productionSettingProblems(loadConfig({ ...base, ...keysOf(auth) }), {}, ['auth'])).to.deep.equal([]);
+    expect(productionSettingProblems(loadConfig({ ...base, ...keysOf(api) }), {}, ['api'])).to.deep.equal([]);
   });
 
   it('keeps the secret files out of git', function () {
@@ -340,13 +438,37 @@ describe('docker/Dockerfile', function () {
     const script = cmd[cmd.indexOf('-e') + 1]!;
     const dir = await mkdtemp(join(tmpdir(), 'portcullis-healthcheck-'));
     try {
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=auth.example.test'], { stdio: 'ignore' });
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:P-256',
+          '-nodes',
+          '-keyout',
+          join(dir, 'key.pem'),
+          '-out',
+          join(dir, 'cert.pem'),
+          '-days',
+          '1',
+          '-subj',
+          '/CN=auth.example.test',
+        ],
+        { stdio: 'ignore' },
+      );
       const tlsOptions = { key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) };
       const probe = async (server: Server, env: Record<string, string>): Promise<number> => {
         await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
         const port = (server.address() as AddressInfo).port;
         try {
-          const child = spawn(process.execPath, [...cmd.slice(1, cmd.indexOf('-e')), '-e', script.replace('127.0.0.1:3000', `127.0.0.1:${port}`)], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: 'ignore' });
+          const child = spawn(
+            process.execPath,
+            [...cmd.slice(1, cmd.indexOf('-e')), '-e', script.replace('127.0.0.1:3000', `127.0.0.1:${port}`)],
+            { env: { PATH: process.env.PATH ?? '', ...env }, stdio: 'ignore' },
+          );
           const [code] = (await once(child, 'exit')) as [number];
           return code;
         } finally {
@@ -413,7 +535,13 @@ describe('docker/nginx.conf and the internal network (S7, S9, R2)', function () 
       const conf = join(dir, 'nginx.conf');
       const result = spawnSync('sh', [fileURLToPath(new URL('docker/nginx-entrypoint.sh', root)), '--render-only'], {
         encoding: 'utf8',
-        env: { PATH: process.env.PATH ?? '', PORTCULLIS_ISSUER: issuer, PORTCULLIS_API_URL: apiUrl, NGINX_TEMPLATE: fileURLToPath(new URL('docker/nginx.conf', root)), NGINX_CONF: conf },
+        env: {
+          PATH: process.env.PATH ?? '',
+          PORTCULLIS_ISSUER: issuer,
+          PORTCULLIS_API_URL: apiUrl,
+          NGINX_TEMPLATE: fileURLToPath(new URL('docker/nginx.conf', root)),
+          NGINX_CONF: conf,
+        },
       });
       return { code: result.status, stderr: result.stderr, conf: result.status === 0 ? readFileSync(conf, 'utf8') : '' };
     } finally {
@@ -454,10 +582,17 @@ describe('docker/nginx.conf and the internal network (S7, S9, R2)', function () 
     expect(rendered.code, rendered.stderr).to.equal(0);
     expect(servers).to.have.length(3);
     const fallback = servers.find((block) => block.includes('default_server'));
-    expect(fallback).to.match(/listen 8443 ssl default_server;/).and.match(/listen 9443 ssl default_server;/).and.match(/return 421;/);
+    expect(fallback)
+      .to.match(/listen 8443 ssl default_server;/)
+      .and.match(/listen 9443 ssl default_server;/)
+      .and.match(/return 421;/);
     expect(fallback).to.not.include('proxy_pass');
-    expect(appServer('portcullis_auth')).to.match(/server_name localhost;/).and.include('set $public_host localhost:8443;');
-    expect(appServer('portcullis_api')).to.match(/server_name localhost;/).and.include('set $public_host localhost:9443;');
+    expect(appServer('portcullis_auth'))
+      .to.match(/server_name localhost;/)
+      .and.include('set $public_host localhost:8443;');
+    expect(appServer('portcullis_api'))
+      .to.match(/server_name localhost;/)
+      .and.include('set $public_host localhost:9443;');
     const conf = uncommented(rendered.conf);
     expect(conf).to.include('proxy_set_header Host $public_host;').and.include('proxy_set_header X-Forwarded-Host $public_host;');
     expect(conf).to.include('proxy_set_header X-Forwarded-For $remote_addr;').and.include('proxy_set_header X-Forwarded-Proto https;');
@@ -497,13 +632,15 @@ describe('docker/nginx.conf and the internal network (S7, S9, R2)', function () 
       expect(blocked, upstream).to.have.length(1);
       const [regex] = blocked as [RegExp];
       // nginx matches locations on the decoded path with slashes merged: /%72eadyz arrives as /readyz.
-      for (const path of ['/readyz', '/READYZ', '/readyz/', '//readyz', '/metrics', '/Metrics/x']) expect(regex.test(path), `${upstream} ${path}`).to.equal(true);
-      for (const path of ['/healthz', '/readyzz', '/.well-known/openid-configuration', '/v1/me']) expect(regex.test(path), `${upstream} ${path}`).to.equal(false);
+      for (const path of ['/readyz', '/READYZ', '/readyz/', '//readyz', '/metrics', '/Metrics/x'])
+        expect(regex.test(path), `${upstream} ${path}`).to.equal(true);
+      for (const path of ['/healthz', '/readyzz', '/.well-known/openid-configuration', '/v1/me'])
+        expect(regex.test(path), `${upstream} ${path}`).to.equal(false);
       expect([...block.matchAll(/proxy_pass/g)], 'one proxied location').to.have.length(1);
     }
   });
 
-  it('S9 compose binds the metrics listener to each container\'s loopback only', function () {
+  it("S9 compose binds the metrics listener to each container's loopback only", function () {
     for (const name of ['auth', 'api']) {
       const env = environmentOf(services[name] as Service);
       expect(env.METRICS_PORT, name).to.equal('9464');
@@ -514,7 +651,12 @@ describe('docker/nginx.conf and the internal network (S7, S9, R2)', function () 
   it('S7 every internal hop is TLS: nginx verifies the app certificates, the API fetches the JWKS over mTLS with its certificate', async function () {
     const auth = environmentOf(services.auth as Service);
     const api = environmentOf(services.api as Service);
-    expect(auth).to.include({ TLS_CERT_FILE: '/run/secrets/auth_tls_cert', TLS_KEY_FILE: '/run/secrets/auth_tls_key', TLS_CLIENT_CA_FILE: '/run/secrets/internal_ca', AUTH_INTERNAL_PORT: '3443' });
+    expect(auth).to.include({
+      TLS_CERT_FILE: '/run/secrets/auth_tls_cert',
+      TLS_KEY_FILE: '/run/secrets/auth_tls_key',
+      TLS_CLIENT_CA_FILE: '/run/secrets/internal_ca',
+      AUTH_INTERNAL_PORT: '3443',
+    });
     expect(api).to.include({
       JWKS_URL: 'https://auth:3443/jwks',
       API_CA_FILE: '/run/secrets/internal_ca',
@@ -524,9 +666,18 @@ describe('docker/nginx.conf and the internal network (S7, S9, R2)', function () 
       TLS_KEY_FILE: '/run/secrets/api_tls_key',
     });
     // The production checks accept compose's API settings and refuse the old plain-http URL.
-    const production = { NODE_ENV: 'production', ISSUER: 'https://localhost:8443', API_URL: 'https://localhost:9443', MASTER_KEY: 'A'.repeat(43) + '=', AUDIT_KEY: 'B'.repeat(43) + '=', DATABASE_URL: 'postgres://db/x' };
-    expect(productionSettingProblems(loadConfig({ ...production, JWKS_URL: api.JWKS_URL }))).to.deep.equal([]);
-    expect(productionSettingProblems(loadConfig({ ...production, JWKS_URL: 'http://auth:3000/jwks' })).join()).to.include('JWKS_URL');
+    const production = {
+      NODE_ENV: 'production',
+      ISSUER: 'https://localhost:8443',
+      API_URL: 'https://localhost:9443',
+      VAULT_KEY: 'A'.repeat(43) + '=',
+      AUDIT_KEY: 'B'.repeat(43) + '=',
+      DATABASE_URL: 'postgres://db/x',
+    };
+    expect(productionSettingProblems(loadConfig({ ...production, JWKS_URL: api.JWKS_URL }), {}, ['api'])).to.deep.equal([]);
+    expect(productionSettingProblems(loadConfig({ ...production, JWKS_URL: 'http://auth:3000/jwks' }), {}, ['api']).join()).to.include(
+      'JWKS_URL',
+    );
     const conf = uncommented(rendered.conf);
     expect(conf).to.include('proxy_ssl_verify on;').and.include('proxy_ssl_trusted_certificate /run/secrets/internal_ca;');
     expect(secretsOf(services.nginx as Service)).to.include('internal_ca');
@@ -539,10 +690,15 @@ describe('docker/nginx.conf and the internal network (S7, S9, R2)', function () 
     try {
       execFileSync('sh', [fileURLToPath(new URL('docker/internal-pki.sh', root)), dir], { stdio: 'pipe' });
       const file = (name: string) => readFileSync(join(dir, name));
-      for (const name of ['internal_ca', 'auth_tls_cert', 'auth_tls_key', 'api_tls_cert', 'api_tls_key']) expect(compose.secrets, name).to.have.property(name);
+      for (const name of ['internal_ca', 'auth_tls_cert', 'auth_tls_key', 'api_tls_cert', 'api_tls_key'])
+        expect(compose.secrets, name).to.have.property(name);
       const ca = file('internal_ca');
       // The auth server's internal listener as src/shared/tls.ts builds it: the API's certificate gets in.
-      const listener = internalTlsOptions({ tlsCertFile: join(dir, 'auth_tls_cert'), tlsKeyFile: join(dir, 'auth_tls_key'), tlsClientCaFile: join(dir, 'internal_ca') });
+      const listener = internalTlsOptions({
+        tlsCertFile: join(dir, 'auth_tls_cert'),
+        tlsKeyFile: join(dir, 'auth_tls_key'),
+        tlsClientCaFile: join(dir, 'internal_ca'),
+      });
       if (!listener) throw new Error('no internal listener options');
       const server = createTlsServer(listener, (socket) => socket.end('ok'));
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -558,14 +714,23 @@ describe('docker/nginx.conf and the internal network (S7, S9, R2)', function () 
       try {
         expect(await handshake({ cert: file('api_tls_cert'), key: file('api_tls_key') }), 'the API certificate').to.equal('ok');
         expect(await handshake({}), 'no client certificate').to.not.equal('ok');
-        expect(await handshake({ cert: file('auth_tls_cert'), key: file('auth_tls_key') }), 'a server-only certificate as client').to.not.equal('ok');
-        expect(await handshake({ servername: 'api', cert: file('api_tls_cert'), key: file('api_tls_key') }), 'the auth certificate does not name api').to.equal('ERR_TLS_CERT_ALTNAME_INVALID');
+        expect(
+          await handshake({ cert: file('auth_tls_cert'), key: file('auth_tls_key') }),
+          'a server-only certificate as client',
+        ).to.not.equal('ok');
+        expect(
+          await handshake({ servername: 'api', cert: file('api_tls_cert'), key: file('api_tls_key') }),
+          'the auth certificate does not name api',
+        ).to.equal('ERR_TLS_CERT_ALTNAME_INVALID');
       } finally {
         server.close();
       }
       // What nginx checks: each server certificate chains to the CA and names its upstream.
       const caCert = new X509Certificate(ca);
-      for (const [name, host] of [['auth_tls_cert', 'auth'], ['api_tls_cert', 'api']] as const) {
+      for (const [name, host] of [
+        ['auth_tls_cert', 'auth'],
+        ['api_tls_cert', 'api'],
+      ] as const) {
         const cert = new X509Certificate(file(name));
         expect(cert.verify(caCert.publicKey), name).to.equal(true);
         expect(cert.checkHost(host), name).to.equal(host);

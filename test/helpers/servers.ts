@@ -10,13 +10,14 @@ export { freePort };
 
 export type StorageMode = 'redis' | 'postgres';
 
-/** Environment for a test instance: this run's database, master and audit keys and (optionally) Redis prefix. */
+/** Environment for a test instance: this run's database, master, vault and audit keys and (optionally) Redis prefix. */
 export function testConfigEnv(options: { storage?: StorageMode; env?: Record<string, string> } = {}): Record<string, string> {
   return {
     NODE_ENV: 'test',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     DATABASE_URL: testEnv.databaseUrl,
     MASTER_KEY: testEnv.masterKey,
+    VAULT_KEY: testEnv.vaultKey,
     AUDIT_KEY: testEnv.auditKey,
     // Cheaper argon2 keeps the suite fast; the production cost is measured in bench/.
     ARGON2_MEMORY_KIB: '8192',

@@ -9,6 +9,7 @@ import { createDeps, type Deps } from '../../src/deps.ts';
 import { BackupFileError, openBackup, parseBackupKey, sealBackup } from '../../src/shared/backup-file.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { createMasterBox } from '../../src/shared/master-key.ts';
+import { createVaultBox } from '../../src/shared/vault-key.ts';
 import { verifyAuditChain } from '../../src/store/audit-chain.ts';
 import type { AuditEventRow } from '../../src/store/audit-events.ts';
 import { keyedHash } from '../../src/store/audit-mac.ts';
@@ -73,7 +74,8 @@ describe('backup hygiene (S8)', function () {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const env = (extra: Record<string, string> = {}) => testConfigEnv({ storage: 'postgres', env: { DATABASE_URL: databaseUrl, BACKUP_KEY: backupKey, ...extra } });
+  const env = (extra: Record<string, string> = {}) =>
+    testConfigEnv({ storage: 'postgres', env: { DATABASE_URL: databaseUrl, BACKUP_KEY: backupKey, ...extra } });
   const cli = (args: string[], extra: Record<string, string> = {}) => runNode(['src/cli.ts', ...args], env(extra));
   let files = 0;
   const newFile = () => join(dir, `s8-${++files}.backup`);
@@ -98,7 +100,9 @@ describe('backup hygiene (S8)', function () {
 
   it('S8 backup create and restore are audited: backup.created after the snapshot, backup.restored closing the restored chain, which verifies', async function () {
     const file = await createBackup();
-    const digest = createHash('sha256').update(await readFile(file)).digest('hex');
+    const digest = createHash('sha256')
+      .update(await readFile(file))
+      .digest('hex');
     const created = (await events()).at(-1);
     expect(created).to.deep.include({ type: 'backup.created' });
     expect(created?.data).to.include({ sha256: digest });
@@ -164,7 +168,9 @@ describe('backup hygiene (S8)', function () {
     const before = await snapshot(deps.knex);
     const refused = await cli(['backup', 'restore', file, '--force']);
     expect(refused.code).to.equal(1);
-    expect(refused.stderr).to.match(/audit log/).and.include('nothing was changed');
+    expect(refused.stderr)
+      .to.match(/audit log/)
+      .and.include('nothing was changed');
     expect(await snapshot(deps.knex)).to.deep.equal(before);
   });
 
@@ -203,7 +209,9 @@ describe('backup hygiene (S8)', function () {
     });
     const refused = await cli(['backup', 'restore', file, '--force']);
     expect(refused.code).to.equal(1);
-    expect(refused.stderr).to.match(/^error: the restore failed and its transaction was rolled back \(nothing was changed in Postgres\): .*uuid/);
+    expect(refused.stderr).to.match(
+      /^error: the restore failed and its transaction was rolled back \(nothing was changed in Postgres\): .*uuid/,
+    );
     expect(refused.stderr.trim().split('\n')).to.have.length(1);
     expect(await snapshot(deps.knex)).to.deep.equal(before);
   });
@@ -222,6 +230,45 @@ describe('backup hygiene (S8)', function () {
     expect(refused.code).to.equal(1);
     expect(refused.stderr).to.include('MASTER_KEY').and.include('user_data_keys').and.include('nothing was changed');
     expect(await snapshot(deps.knex)).to.deep.equal(before);
+  });
+
+  it('S3 a backup whose data keys VAULT_KEY does not open is refused, and so is a restore without VAULT_KEY, naming it', async function () {
+    const other = createVaultBox(randomBytes(32));
+    const file = await tamperedBackup((doc) => {
+      const row = (doc.tables.find((t) => t.name === 'user_data_keys')?.rows as { user_id: string; key_wrapped: string }[])[0];
+      if (!row) throw new Error('no data key in the backup');
+      row.key_wrapped = other.seal(randomBytes(32), `data-key:${row.user_id}`);
+    });
+    const before = await snapshot(deps.knex);
+    const refused = await cli(['backup', 'restore', file, '--force']);
+    expect(refused.code).to.equal(1);
+    expect(refused.stderr).to.include('this VAULT_KEY cannot open').and.include('user_data_keys').and.include('nothing was changed');
+    const keyless = await cli(['backup', 'restore', await createBackup(), '--force'], { VAULT_KEY: '' });
+    expect(keyless.code).to.equal(1);
+    expect(keyless.stderr).to.include('set VAULT_KEY (or VAULT_KEY_FILE)').and.include('nothing was changed');
+    expect(await snapshot(deps.knex)).to.deep.include({ records: before.records, user_data_keys: before.user_data_keys });
+  });
+
+  it('S3 a backup from before VAULT_KEY (data keys under MASTER_KEY) is restored with its data keys re-wrapped under VAULT_KEY', async function () {
+    const vault = createVaultBox(Buffer.from(testEnv.vaultKey, 'base64'));
+    const master = createMasterBox(Buffer.from(testEnv.masterKey, 'base64'));
+    const file = await tamperedBackup((doc) => {
+      for (const row of doc.tables.find((t) => t.name === 'user_data_keys')?.rows as { user_id: string; key_wrapped: string }[]) {
+        const aad = `data-key:${row.user_id}`;
+        row.key_wrapped = master.seal(vault.open(row.key_wrapped, aad), aad);
+      }
+    });
+    const restored = await cli(['backup', 'restore', file, '--force']);
+    expect(restored.code, restored.stderr).to.equal(0);
+    expect(JSON.parse(restored.stdout)).to.deep.include({ data_keys_rewrapped: 1 });
+    const [row] = await deps
+      .knex('records')
+      .select<{ id: string; owner_id: string; payload_sealed: string }[]>('id', 'owner_id', 'payload_sealed');
+    if (!row) throw new Error('no record');
+    expect(deps.api.vault.open(await deps.api.vault.keyOf(row.owner_id), row.id, row.owner_id, row.payload_sealed)).to.deep.equal({
+      label: 's8',
+      data: { text: 'kept' },
+    });
   });
 
   it('S8 a backup that decompresses beyond the limit is refused with a clear error (zlib maxOutputLength)', function () {

@@ -86,7 +86,7 @@ describe('master key commands (keys reseal, keys status)', function () {
       /^error: keys rotate-master is replaced by a rotation that keeps every instance running: set MASTER_KEY to the new key and MASTER_KEY_PREVIOUS to the old one .*keys reseal.*keys status/,
     );
     const status = JSON.parse((await cli(rotating, ['keys', 'status'])).stdout) as Status;
-    expect(status.tables['user_data_keys.key_wrapped']).to.deep.equal({ [masterKeyId(oldKey)]: 4 });
+    expect(status.tables['mfa_totp.secret_sealed']).to.deep.equal({ [masterKeyId(oldKey)]: 4 });
   });
 
   it('a process with the new key alone names MASTER_KEY_PREVIOUS when the server secrets are under the old one', async function () {
@@ -109,7 +109,7 @@ describe('master key commands (keys reseal, keys status)', function () {
     const dirty = await cli(rotating, ['keys', 'status']);
     expect(dirty.code, dirty.stderr).to.equal(2);
     expect(dirty.stderr).to.match(
-      /^not clean: \d+ sealed value\(s\) not under MASTER_KEY, 0 unkeyed recovery-code hash\(es\); run: portcullis keys reseal/,
+      /^not clean: \d+ sealed value\(s\) not under MASTER_KEY, 0 unkeyed recovery-code hash\(es\), 0 data key\(s\) under a master key; run: portcullis keys reseal/,
     );
     const before = JSON.parse(dirty.stdout) as Status;
     expect(before).to.include({ clean: false, current: masterKeyId(newKey), unreadable: 0 });
@@ -122,8 +122,9 @@ describe('master key commands (keys reseal, keys status)', function () {
     const resealed = await cli(rotating, ['keys', 'reseal', '--batch-size', '3']);
     expect(resealed.code, resealed.stderr).to.equal(0);
     const report = JSON.parse(resealed.stdout) as { resealed: Record<string, number>; unreadable: unknown[]; status: Status };
+    // The records' data keys are VAULT_KEY's (S3): keys reseal leaves them to keys rewrap-vault.
+    expect(report.resealed).to.not.have.property('user_data_keys.key_wrapped');
     expect(report.resealed).to.include({
-      'user_data_keys.key_wrapped': 4,
       'mfa_totp.secret_sealed': 4,
       'cookie_keys.key_sealed': 2,
       'server_secrets.secret_sealed': 2,
@@ -176,6 +177,23 @@ describe('master key commands (keys reseal, keys status)', function () {
     await db('cookie_keys')
       .where('key_sealed', 'like', `v1.${masterKeyId(lost)}.%`)
       .delete();
+  });
+
+  it('S3 keys status is not clean while data keys from before VAULT_KEY are still under a master key; keys rewrap-vault moves them, then it is', async function () {
+    const user = await db('users').first<{ id: string }>('id');
+    const wrapped = createMasterBox(newKey).seal(randomBytes(32), `data-key:${user.id}`);
+    const was = (await db('user_data_keys').where({ user_id: user.id }).first<{ key_wrapped: string }>('key_wrapped')).key_wrapped;
+    await db('user_data_keys').where({ user_id: user.id }).update({ key_wrapped: wrapped });
+    const dirty = await cli(rotating, ['keys', 'status']);
+    expect(dirty.code, dirty.stderr).to.equal(2);
+    const status = JSON.parse(dirty.stdout) as Status & { data_keys_under_master_key: number };
+    expect(status).to.include({ clean: false, data_keys_under_master_key: 1 });
+    expect(status.next).to.match(/still wrapped under a master key: run portcullis keys rewrap-vault/);
+    const moved = await cli(rotating, ['keys', 'rewrap-vault']);
+    expect(moved.code, moved.stderr).to.equal(0);
+    expect(JSON.parse(moved.stdout)).to.deep.include({ resealed: { 'user_data_keys.key_wrapped': 1 } });
+    expect((await cli(rotating, ['keys', 'status'])).code).to.equal(0);
+    await db('user_data_keys').where({ user_id: user.id }).update({ key_wrapped: was });
   });
 
   it('a re-seal never overwrites a value rewritten since it was read (compare and set)', async function () {

@@ -7,7 +7,7 @@ import { loadConfig } from '../../src/config/load.ts';
 import { createDeps } from '../../src/deps.ts';
 import { masterKeyId } from '../../src/shared/master-key.ts';
 import { migrateLatest } from '../../src/store/migrate.ts';
-import { SEALED_COLUMNS } from '../../src/store/sealed-columns.ts';
+import { MASTER_COLUMNS } from '../../src/store/sealed-columns.ts';
 import { Browserless, formOf } from '../helpers/browserless.ts';
 import { startBalancer, type Balancer } from '../helpers/cluster.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
@@ -21,7 +21,8 @@ import { testEnv } from '../setup.ts';
  * `node src/main.ts` with the auth server and the API) behind one balancer for the issuer and one
  * for the API, on one database and Redis prefix. Both start on the old key; instance A restarts
  * with the new key and the old one as MASTER_KEY_PREVIOUS; instance B, still on the old key, seals
- * new values (a TOTP enrolment, a record's data key, signing keys rotated with its configuration)
+ * new values (a TOTP enrolment, signing keys rotated with its configuration; a record's data key is
+ * VAULT_KEY's, S3, and goes under the same VAULT_KEY on both)
  * and a user signs in there; B restarts like A; `keys reseal`; `keys status` is clean; both restart
  * with the new key alone: every user signs in with TOTP (and a recovery code), every record opens,
  * tokens and the session issued before the rotation still work.
@@ -195,9 +196,10 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
     }
 
     /** Key ids of every value sealed under a master key, by table. */
+    /** Key ids per column sealed under MASTER_KEY (the records' data keys are VAULT_KEY's, S3). */
     async function keyIdsInUse(): Promise<Record<string, string[]>> {
       const found: Record<string, string[]> = {};
-      for (const spec of SEALED_COLUMNS) {
+      for (const spec of MASTER_COLUMNS) {
         if (!(await db.schema.hasTable(spec.table))) continue;
         const values = await db(spec.table).whereNotNull(spec.column).pluck<string[]>(spec.column);
         found[`${spec.table}.${spec.column}`] = [...new Set(values.map((v) => v.split('.')[1] ?? ''))].sort();
@@ -272,7 +274,7 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
       const third = await signIn(u3);
       const r3 = await createRecord(third.tokens.access_token, 'sealed by A under the new key');
 
-      // 2. B, still on the old key only, seals new values: u2's TOTP seed, u2's data key, new signing keys.
+      // 2. B, still on the old key only, seals new values: u2's TOTP seed, new signing keys (u2's data key: VAULT_KEY).
       pin('B');
       const second = await signIn(u2);
       expect(u2.recoveryCodes).to.have.length(10);
@@ -314,9 +316,10 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
       };
       expect(dirtyReport).to.include({ current: newId, clean: false });
       expect(dirtyReport.previous).to.deep.equal([oldId]);
+      // The records' data keys are VAULT_KEY's (S3): not MASTER_KEY's to count or move.
+      expect(dirtyReport.tables).to.not.have.property('user_data_keys.key_wrapped');
       for (const column of [
         'signing_keys.private_jwk_sealed',
-        'user_data_keys.key_wrapped',
         'mfa_totp.secret_sealed',
         'cookie_keys.key_sealed',
         'server_secrets.secret_sealed',

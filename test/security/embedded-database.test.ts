@@ -181,7 +181,7 @@ describe('S1 embedded mode is for development and trials', function () {
   it('S1 outside production the embedded database is allowed (the check is production-only)', function () {
     const development = loadConfig({ NODE_ENV: 'development', ISSUER: 'http://localhost:3000', DATA_DIR: dataDir });
     expect(productionSettingProblems(development)).to.deep.equal([]);
-    const production = loadConfig({ NODE_ENV: 'production', ISSUER: 'https://auth.example.test', MASTER_KEY: testEnv.masterKey, AUDIT_KEY: testEnv.auditKey, DATA_DIR: dataDir, DATABASE_URL: testEnv.databaseUrl });
+    const production = loadConfig({ NODE_ENV: 'production', ISSUER: 'https://auth.example.test', MASTER_KEY: testEnv.masterKey, VAULT_KEY: testEnv.vaultKey, AUDIT_KEY: testEnv.auditKey, DATA_DIR: dataDir, DATABASE_URL: testEnv.databaseUrl });
     expect(productionSettingProblems(production)).to.deep.equal([]);
   });
 });

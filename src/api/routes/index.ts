@@ -1,4 +1,4 @@
-import type { Deps } from '../../deps.ts';
+import type { ApiDeps } from '../../deps.ts';
 import type { AnyRoute } from '../define-route.ts';
 import { adminAuditRoutes } from './admin-audit.ts';
 import { adminUserRoutes } from './admin-users.ts';
@@ -7,7 +7,7 @@ import { meRoutes } from './me.ts';
 import { recordRoutes } from './records.ts';
 
 /** Every route of the API: the one table behind validation, authorization and /openapi.json. */
-export function apiRoutes({ api, config }: Pick<Deps, 'api' | 'config'>): AnyRoute[] {
+export function apiRoutes({ api, config }: Pick<ApiDeps, 'api' | 'config'>): AnyRoute[] {
   return [
     ...meRoutes(),
     ...gdprRoutes({ gdpr: api.gdpr, erasureMaxAge: config.ttl.recentAuth }),
