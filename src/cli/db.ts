@@ -1,12 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import type { Knex } from 'knex';
 import type { Config } from '../config/types.ts';
-import { applyDbRoles, DbRoleError, DEFAULT_ROLE_NAMES } from '../store/db-roles.ts';
-import type { Database } from '../store/db.ts';
+import { DbRoleError, DEFAULT_ROLE_NAMES, setUpDbRoles } from '../services/db-roles.ts';
 
 export { DbRoleError };
 
-type WithDatabase = <T>(fn: (database: Database, config: Config) => Promise<T>) => Promise<T>;
+/** The database alone (cli.ts withDatabase), as the tables' owner. */
+type WithDatabase = <T>(fn: (database: { knex: Knex; embedded: boolean }, config: Config) => Promise<T>) => Promise<T>;
 
 async function passwordFrom(file: string | undefined): Promise<string | undefined> {
   if (file === undefined) return undefined;
@@ -18,7 +19,7 @@ async function passwordFrom(file: string | undefined): Promise<string | undefine
 
 /**
  * `portcullis db roles`: the database roles of the auth server and the API, with the rights
- * each needs and no more (src/store/db-roles.ts, S3). Runs as the role that owns the tables (the
+ * each needs and no more (src/store/db-roles.ts through src/services/db-roles.ts, S3). Runs as the role that owns the tables (the
  * one `portcullis migrate` uses); run it after every migrate.
  */
 export function registerDbCommands(
@@ -36,16 +37,9 @@ export function registerDbCommands(
     .option('--api-password-file <path>', "file with the API role's password (set it; otherwise left as it is)")
     .action(async (opts: { authRole: string; apiRole: string; authPasswordFile?: string; apiPasswordFile?: string }) => {
       const [authPassword, apiPassword] = [await passwordFrom(opts.authPasswordFile), await passwordFrom(opts.apiPasswordFile)];
-      const report = await withDatabase(async ({ knex, embedded }) => {
-        if (embedded)
-          throw new DbRoleError(
-            'the embedded database serves one process as its only user; database roles are for a Postgres server (DATABASE_URL)',
-          );
-        return applyDbRoles(knex, {
-          auth: { name: opts.authRole, password: authPassword },
-          api: { name: opts.apiRole, password: apiPassword },
-        });
-      });
+      const report = await withDatabase((database) =>
+        setUpDbRoles(database, { auth: { name: opts.authRole, password: authPassword }, api: { name: opts.apiRole, password: apiPassword } }),
+      );
       print(report);
     });
 }

@@ -1,16 +1,17 @@
 import { Option, type Command } from 'commander';
+import type { Knex } from 'knex';
 import type { Config } from '../config/types.ts';
 import type { Deps } from '../deps.ts';
-import { resealColumns, sealStatus, type ResealReport, type SealStatus } from '../services/reseal.ts';
-import { rewrapDataKeys, type RewrapReport } from '../services/vault-rewrap.ts';
+import { MASTER_COLUMNS, resealColumns, sealStatus, type ResealReport, type SealStatus } from '../services/reseal.ts';
+import { dataKeysUnderMasterKey, rewrapDataKeys, type RewrapReport } from '../services/vault-rewrap.ts';
 import { resolveKey } from '../shared/dev-keys.ts';
 import { createLogger } from '../shared/logger.ts';
 import { createMasterBox } from '../shared/master-key.ts';
-import { createVaultBox, isMasterKeyId } from '../shared/vault-key.ts';
-import type { Database } from '../store/db.ts';
-import { createSealedColumnStore, MASTER_COLUMNS, VAULT_COLUMNS } from '../store/sealed-columns.ts';
+import { createVaultBox } from '../shared/vault-key.ts';
 
 type WithDeps = <T>(fn: (deps: Deps) => Promise<T>) => Promise<T>;
+/** The database alone (cli.ts withDatabase): `embedded` says whether it is PGlite in DATA_DIR. */
+type Database = { knex: Knex; embedded: boolean };
 type WithDatabase = <T>(fn: (database: Database, config: Config) => Promise<T>) => Promise<T>;
 
 /** A failure the operator acts on: one line on stderr, exit code 1. */
@@ -30,23 +31,12 @@ type Status = SealStatus & {
   next: string;
 };
 
-/** Data keys whose envelope names a master key: they belong under VAULT_KEY (`keys rewrap-vault`). */
-async function dataKeysUnderMasterKey(deps: Deps): Promise<number> {
-  const store = createSealedColumnStore(deps.knex);
-  let count = 0;
-  for (const spec of VAULT_COLUMNS) {
-    if (!(await store.exists(spec))) continue;
-    for (const [keyId, n] of Object.entries(await store.countByKeyId(spec))) if (isMasterKeyId(keyId)) count += n;
-  }
-  return count;
-}
-
 async function status(deps: Deps): Promise<Status> {
   // MASTER_KEY's own columns; the records' data keys are VAULT_KEY's (`keys rewrap-vault`).
   const sealed = await sealStatus(deps.knex, deps.box, MASTER_COLUMNS);
   const recovery = await deps.mfa.recovery.hashVersions();
   // Until they are under VAULT_KEY, old data keys need a master key: the old one must not go.
-  const underMaster = await dataKeysUnderMasterKey(deps);
+  const underMaster = await dataKeysUnderMasterKey(deps.knex);
   const clean = sealed.not_current === 0 && recovery.unkeyed === 0 && underMaster === 0;
   const next = clean
     ? sealed.previous.length > 0

@@ -1,16 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.ts';
-import { createRedis } from '../store/redis.ts';
-import { aclCommandLine, apiAclRules } from '../store/redis-acl.ts';
+import { aclCommandLine, apiAclRules, applyAclRules } from '../services/redis-acl.ts';
 
 export class RedisAclError extends Error {}
 
 /**
- * `portcullis redis acl`: the Redis user of the resource API (src/store/redis-acl.ts, S3). Prints
- * the ACL SETUSER command (the password as its SHA-256, as Redis keeps it); with --apply, runs it
- * through REDIS_URL (an administrative user) on the server, or on every node of a Cluster. ACLs
- * are not replicated: on Sentinel setups and replicas, run the printed command on each server
+ * `portcullis redis acl`: the Redis user of the resource API (src/services/redis-acl.ts, S3).
+ * Prints the ACL SETUSER command (the password as its SHA-256, as Redis keeps it); with --apply,
+ * runs it through REDIS_URL (an administrative user) on the server, or on every node of a Cluster.
+ * ACLs are not replicated: on Sentinel setups and replicas, run the printed command on each server
  * (or put it in their ACL file).
  */
 export function registerRedisCommands(program: Command, { print }: { print: (value: unknown) => void }): void {
@@ -31,26 +30,9 @@ export function registerRedisCommands(program: Command, { print }: { print: (val
         process.stdout.write(`${aclCommandLine(rules)}\n`);
         return;
       }
-      const client = createRedis(config);
-      if (!client)
-        throw new RedisAclError('--apply needs REDIS_URL (or REDIS_SENTINELS / REDIS_CLUSTER_NODES) with an administrative user');
-      try {
-        const nodes = 'nodes' in client ? client.nodes('all') : [client];
-        for (const node of nodes) {
-          await node.call('ACL', 'SETUSER', ...rules).catch((error: unknown) => {
-            throw new RedisAclError(
-              `ACL SETUSER failed on ${node.options.host ?? ''}:${node.options.port ?? ''}: ${(error as Error).message}`,
-            );
-          });
-        }
-        print({
-          user: opts.user,
-          keys: rules.find((r) => r.startsWith('~')),
-          commands: rules.filter((r) => r.startsWith('+')),
-          nodes: nodes.length,
-        });
-      } finally {
-        client.disconnect();
-      }
+      const nodes = await applyAclRules(config, rules).catch((error: unknown) => {
+        throw new RedisAclError((error as Error).message);
+      });
+      print({ user: opts.user, keys: rules.find((r) => r.startsWith('~')), commands: rules.filter((r) => r.startsWith('+')), nodes });
     });
 }

@@ -3,8 +3,8 @@ import { DecryptionError } from '../shared/crypto-box.ts';
 import type { KeyRing } from '../shared/key-ring.ts';
 import { createSealedColumnStore, type SealedColumn } from '../store/sealed-columns.ts';
 
-/** Every column sealed under MASTER_KEY (the table is the store's: src/store/sealed-columns.ts). */
-export { SEALED_COLUMNS } from '../store/sealed-columns.ts';
+/** Every sealed column, and those sealed under MASTER_KEY (the table is the store's: src/store/sealed-columns.ts). */
+export { MASTER_COLUMNS, SEALED_COLUMNS } from '../store/sealed-columns.ts';
 
 export type ResealReport = {
   current: string;

@@ -1,8 +1,8 @@
 import type { Knex } from 'knex';
 import type { KeyRing } from '../shared/key-ring.ts';
 import type { Logger } from '../shared/logger.ts';
-import { withMasterKey } from '../shared/vault-key.ts';
-import { VAULT_COLUMNS } from '../store/sealed-columns.ts';
+import { isMasterKeyId, withMasterKey } from '../shared/vault-key.ts';
+import { createSealedColumnStore, VAULT_COLUMNS } from '../store/sealed-columns.ts';
 import { resealColumns, sealStatus, type ResealReport, type SealStatus } from './reseal.ts';
 import { REWRAP_COMMAND } from './vault.ts';
 
@@ -54,4 +54,15 @@ export async function checkDataKeys(
     { data_keys: status.not_current, tables: status.tables, vault_key: vault.keyId },
     `${status.not_current} data keys are not wrapped under VAULT_KEY yet (from MASTER_KEY before an upgrade, or VAULT_KEY_PREVIOUS during a rotation); their records answer 503 until ${REWRAP_COMMAND} moves them (docs/operations.md)`,
   );
+}
+
+/** Data keys whose envelope names a master key: from before VAULT_KEY, they need `keys rewrap-vault` (and the master key until then). */
+export async function dataKeysUnderMasterKey(knex: Knex): Promise<number> {
+  const store = createSealedColumnStore(knex);
+  let count = 0;
+  for (const spec of VAULT_COLUMNS) {
+    if (!(await store.exists(spec))) continue;
+    for (const [keyId, n] of Object.entries(await store.countByKeyId(spec))) if (isMasterKeyId(keyId)) count += n;
+  }
+  return count;
 }

@@ -15,7 +15,7 @@ import { parse } from 'yaml';
 import { loadConfig, settings } from '../../src/config/load.ts';
 import { productionSettingProblems } from '../../src/config/production-checks.ts';
 import { internalTlsOptions } from '../../src/shared/tls.ts';
-import { apiAclRules } from '../../src/store/redis-acl.ts';
+import { apiAclRules } from '../../src/services/redis-acl.ts';
 import { envExamplePath, renderEnvExample, renderMarkdown } from '../../scripts/env-example.ts';
 
 /**

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import { API_REPLAY_NAMESPACE } from './dpop-replay.ts';
+import type { Config } from '../config/types.ts';
+import { API_REPLAY_NAMESPACE } from '../store/dpop-replay.ts';
+import { createRedis } from '../store/redis.ts';
 
 /**
  * The Redis user of the resource API (S3). The API keeps one thing in Redis, the ids of the DPoP
@@ -49,3 +51,24 @@ export function apiAclRules(user: string, prefix: string, password: string): str
 
 /** As it is typed in redis-cli or an ACL file. */
 export const aclCommandLine = (rules: readonly string[]): string => `ACL SETUSER ${rules.join(' ')}`;
+
+/**
+ * Runs ACL SETUSER through REDIS_URL (an administrative user) on the server, or on every node of a
+ * Cluster (ACLs are per server and not replicated). Returns how many servers took it; throws the
+ * first refusal, naming the server.
+ */
+export async function applyAclRules(config: Config, rules: readonly string[]): Promise<number> {
+  const client = createRedis(config);
+  if (!client) throw new Error('--apply needs REDIS_URL (or REDIS_SENTINELS / REDIS_CLUSTER_NODES) with an administrative user');
+  try {
+    const nodes = 'nodes' in client ? client.nodes('all') : [client];
+    for (const node of nodes) {
+      await node.call('ACL', 'SETUSER', ...rules).catch((error: unknown) => {
+        throw new Error(`ACL SETUSER failed on ${node.options.host ?? ''}:${node.options.port ?? ''}: ${(error as Error).message}`);
+      });
+    }
+    return nodes.length;
+  } finally {
+    client.disconnect();
+  }
+}
