@@ -163,7 +163,7 @@ describe("S3 the API process cannot unseal the identity server's keys", function
       });
       const actor = (userId: string) => ({ userId, clientId: 'process-split', ip: '192.0.2.7' });
       // Administration: list, read, a role that requires a second factor (ends bob's sign-ins), disable.
-      expect((await api.userAdmin.list({ limit: 100 })).items.map((u) => u.id)).to.include(bob.id);
+      expect((await api.userAdmin.list({ limit: 100, emailPrefix: bob.email })).items.map((u) => u.id)).to.include(bob.id);
       expect(await api.userAdmin.get(bob.id)).to.deep.include({ id: bob.id, disabled: false });
       expect((await api.userAdmin.update(actor(admin.id), bob.id, { roles: ['user', 'admin'] })).roles).to.deep.equal(['admin', 'user']);
       expect((await api.userAdmin.update(actor(admin.id), carol.id, { disabled: true })).disabled).to.equal(true);
