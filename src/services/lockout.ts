@@ -47,14 +47,9 @@ function nextLockMs(state: Stored, nowMs: number, budget: LockoutBudget): number
   return Math.min(budget.baseSeconds * 2 ** state.level, cap) * 1000;
 }
 
-// Atomic in Redis: one script increments, decides the lock and sets the expiry, so parallel
-// failures on any number of instances are each counted once (T34). Time is Redis's clock.
-const FAIL_SCRIPT = `
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local failures = redis.call('HINCRBY', KEYS[1], 'f', 1)
-local level = tonumber(redis.call('HGET', KEYS[1], 'l') or '0')
-local untilMs = tonumber(redis.call('HGET', KEYS[1], 'u') or '0')
+// The lock rule, shared by both scripts: the budget's last failure starts a lock that doubles per
+// level up to the maximum, and the key lives for the lock plus the counting window.
+const LOCK_RULE = `
 local started = 0
 if failures >= tonumber(ARGV[1]) and now >= untilMs then
   local lock = math.min(tonumber(ARGV[2]) * 2 ^ level, math.max(tonumber(ARGV[3]), tonumber(ARGV[2]))) * 1000
@@ -64,7 +59,17 @@ if failures >= tonumber(ARGV[1]) and now >= untilMs then
   redis.call('HSET', KEYS[1], 'l', level, 'u', string.format('%d', untilMs))
 end
 redis.call('PEXPIRE', KEYS[1], string.format('%d', math.max(untilMs - now, 0) + tonumber(ARGV[4]) * 1000))
-return {failures, level, string.format('%d', untilMs), string.format('%d', now), started}
+`;
+
+// Atomic in Redis: one script increments, decides the lock and sets the expiry, so parallel
+// failures on any number of instances are each counted once (T34). Time is Redis's clock.
+const FAIL_SCRIPT = `
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local failures = redis.call('HINCRBY', KEYS[1], 'f', 1)
+local level = tonumber(redis.call('HGET', KEYS[1], 'l') or '0')
+local untilMs = tonumber(redis.call('HGET', KEYS[1], 'u') or '0')
+${LOCK_RULE}return {failures, level, string.format('%d', untilMs), string.format('%d', now), started}
 `;
 
 // The reservation (R14): whether the key is locked and counting the attempt are one step, so
@@ -80,16 +85,7 @@ if now < untilMs then
   return {0, tonumber(redis.call('HGET', KEYS[1], 'f') or '0'), level, string.format('%d', untilMs), string.format('%d', now), 0}
 end
 local failures = redis.call('HINCRBY', KEYS[1], 'f', 1)
-local started = 0
-if failures >= tonumber(ARGV[1]) then
-  local lock = math.min(tonumber(ARGV[2]) * 2 ^ level, math.max(tonumber(ARGV[3]), tonumber(ARGV[2]))) * 1000
-  level = level + 1
-  untilMs = now + lock
-  started = 1
-  redis.call('HSET', KEYS[1], 'l', level, 'u', string.format('%d', untilMs))
-end
-redis.call('PEXPIRE', KEYS[1], string.format('%d', math.max(untilMs - now, 0) + tonumber(ARGV[4]) * 1000))
-return {1, failures, level, string.format('%d', untilMs), string.format('%d', now), started}
+${LOCK_RULE}return {1, failures, level, string.format('%d', untilMs), string.format('%d', now), started}
 `;
 
 // Gives a reserved attempt back; the lock it started ends too, unless a later one replaced it.
