@@ -10,7 +10,10 @@ import { parseArgs } from 'node:util';
 type Node = { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number; children?: number[] };
 type Profile = { nodes: Node[]; startTime: number; endTime: number; samples?: number[]; timeDeltas?: number[] };
 
-const { values, positionals } = parseArgs({ options: { top: { type: 'string', default: '25' }, skip: { type: 'string', default: '0' } }, allowPositionals: true });
+const { values, positionals } = parseArgs({
+  options: { top: { type: 'string', default: '25' }, skip: { type: 'string', default: '0' } },
+  allowPositionals: true,
+});
 const top = Number(values.top);
 const skipMicros = Number(values.skip) * 1e6;
 

@@ -102,7 +102,14 @@ async function measureOnce(subject: Subject, seconds: number, round: number): Pr
     const before = cpuMicros(server.pid);
     const r = await runWrk(target, { seconds, connections: settings.connections });
     const cpu = cpuMicros(server.pid) - before;
-    return { requests: r.requests, seconds: r.seconds, cpuUs: cpu, errors: r.bad + r.socketErrors, p99Ms: r.p99Ms, ...(r.sample ? { sample: r.sample } : {}) };
+    return {
+      requests: r.requests,
+      seconds: r.seconds,
+      cpuUs: cpu,
+      errors: r.bad + r.socketErrors,
+      p99Ms: r.p99Ms,
+      ...(r.sample ? { sample: r.sample } : {}),
+    };
   }
   if (!subject.custom) throw new Error(`${subject.label}: nothing to run`);
   const { prepare, run } = await subject.custom(round);
@@ -128,7 +135,9 @@ async function measureAll(subjects: Subject[]): Promise<Measured[]> {
     for (const subject of order) {
       const r = await measureOnce(subject, settings.seconds, round);
       results.get(subject)!.rounds.push(r);
-      log(`round ${round + 1}/${settings.rounds} ${subject.scenario} ${subject.label}: ${perRequest(r).toFixed(0)} CPU-µs/req, ${rate(r).toFixed(0)} req/s, errors ${r.errors}${r.sample ? ` (${r.sample})` : ''}`);
+      log(
+        `round ${round + 1}/${settings.rounds} ${subject.scenario} ${subject.label}: ${perRequest(r).toFixed(0)} CPU-µs/req, ${rate(r).toFixed(0)} req/s, errors ${r.errors}${r.sample ? ` (${r.sample})` : ''}`,
+      );
     }
   }
   // Latency open loop at 50% of the median saturated rate.
@@ -149,7 +158,9 @@ async function measureAll(subjects: Subject[]): Promise<Measured[]> {
     if (!next) continue;
     const open = await runOpenLoop(next, { rate: target, seconds });
     m.open = { ...open, rate: target };
-    log(`open loop ${subject.scenario} ${subject.label} @ ${target.toFixed(0)}/s (achieved ${open.achievedRate?.toFixed(0) ?? '?'}): p50 ${open.p50Ms.toFixed(2)} ms, p99 ${open.p99Ms.toFixed(2)} ms, errors ${open.bad}${open.sample ? ` (${open.sample})` : ''}`);
+    log(
+      `open loop ${subject.scenario} ${subject.label} @ ${target.toFixed(0)}/s (achieved ${open.achievedRate?.toFixed(0) ?? '?'}): p50 ${open.p50Ms.toFixed(2)} ms, p99 ${open.p99Ms.toFixed(2)} ms, errors ${open.bad}${open.sample ? ` (${open.sample})` : ''}`,
+    );
   }
   return [...results.values()];
 }
@@ -173,7 +184,10 @@ process.on('SIGINT', () => {
 
 async function main(): Promise<void> {
   log(`machine: ${machine.nproc} cores, ${machine.cpu}, Node ${machine.node}; ${quick ? 'QUICK smoke run' : 'full run'}`);
-  const nodeFlags = [...(args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', outDir] : []), ...(args['node-flags']?.split(' ').filter(Boolean) ?? [])];
+  const nodeFlags = [
+    ...(args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', outDir] : []),
+    ...(args['node-flags']?.split(' ').filter(Boolean) ?? []),
+  ];
 
   // Portcullis: database, seed, servers.
   const ours: Portcullis = await preparePortcullis();
@@ -201,28 +215,63 @@ async function main(): Promise<void> {
   const clientsJson = JSON.stringify([
     { ...floorClients.cc, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] },
     { ...floorClients.web, grant_types: ['authorization_code', 'refresh_token'], redirect_uris: [REDIRECT_URI] },
-    { ...floorClients.device, token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT, 'refresh_token'], response_types: [], redirect_uris: [] },
+    {
+      ...floorClients.device,
+      token_endpoint_auth_method: 'none',
+      grant_types: [DEVICE_GRANT, 'refresh_token'],
+      response_types: [],
+      redirect_uris: [],
+    },
   ]);
   const floorPrefix = `bench:${process.pid}:floor:`;
   cleanup.push(() => deleteRedisPrefix(floorPrefix));
   const startFloor = async (name: string, script: string, env: Record<string, string>, readyPath = '/'): Promise<Server> => {
     const port = await freePort();
-    const server = await startServer({ name, args: [script], env: { PORT: String(port), ...env }, origin: `http://127.0.0.1:${port}`, readyPath, cpu: SERVER_CPU, nodeFlags });
+    const server = await startServer({
+      name,
+      args: [script],
+      env: { PORT: String(port), ...env },
+      origin: `http://127.0.0.1:${port}`,
+      readyPath,
+      cpu: SERVER_CPU,
+      nodeFlags,
+    });
     cleanup.push(() => server.stop());
     log(`${name} pid ${server.pid} ${server.origin}`);
     return server;
   };
-  const floorEnv = { BENCH_JWKS_FILE: jwksFile, BENCH_CLIENTS: clientsJson, BENCH_API_URL: ours.apiUrl, REDIS_URL, REDIS_KEY_PREFIX: floorPrefix };
-  const oidcMemory = await startFloor('oidc-provider (memory)', 'bench/floors/oidc-bare.ts', { ...floorEnv, BENCH_STORAGE: 'memory' }, '/.well-known/openid-configuration');
-  const oidcRedis = await startFloor('oidc-provider (redis)', 'bench/floors/oidc-bare.ts', { ...floorEnv, BENCH_STORAGE: 'redis' }, '/.well-known/openid-configuration');
+  const floorEnv = {
+    BENCH_JWKS_FILE: jwksFile,
+    BENCH_CLIENTS: clientsJson,
+    BENCH_API_URL: ours.apiUrl,
+    REDIS_URL,
+    REDIS_KEY_PREFIX: floorPrefix,
+  };
+  const oidcMemory = await startFloor(
+    'oidc-provider (memory)',
+    'bench/floors/oidc-bare.ts',
+    { ...floorEnv, BENCH_STORAGE: 'memory' },
+    '/.well-known/openid-configuration',
+  );
+  const oidcRedis = await startFloor(
+    'oidc-provider (redis)',
+    'bench/floors/oidc-bare.ts',
+    { ...floorEnv, BENCH_STORAGE: 'redis' },
+    '/.well-known/openid-configuration',
+  );
   const hello = await startFloor('node:http hello', 'bench/floors/hello.ts', {});
   // Scenario 4 floor: a local ES256 key and a token shaped like ours.
   const floorKeys = await generateKeyPair('ES256', { extractable: true });
-  const koa = await startFloor('koa + jwtVerify', 'bench/floors/koa-jwt.ts', {
-    BENCH_PUBLIC_JWK: JSON.stringify(await exportJWK(floorKeys.publicKey)),
-    BENCH_ISSUER: ours.issuer,
-    BENCH_AUDIENCE: ours.apiUrl,
-  }, '/healthz');
+  const koa = await startFloor(
+    'koa + jwtVerify',
+    'bench/floors/koa-jwt.ts',
+    {
+      BENCH_PUBLIC_JWK: JSON.stringify(await exportJWK(floorKeys.publicKey)),
+      BENCH_ISSUER: ours.issuer,
+      BENCH_AUDIENCE: ours.apiUrl,
+    },
+    '/healthz',
+  );
 
   const providers = [
     { label: 'Portcullis', role: 'ours' as const, server: auth, cc: ours.seed.cc, web: ours.seed.web, device: ours.seed.device },
@@ -234,14 +283,33 @@ async function main(): Promise<void> {
 
   // Its open loop (~16,000/s) swamped the driver: the runner's heap grew to ~280 MiB and its 25–47 ms
   // scavenges landed in the next subject's open loop, scenario 1's p99 (issue 8).
-  subjects.push({ scenario: '0', label: 'node:http hello world', role: 'floor', noOpenLoop: true, server: () => hello, target: () => ({ origin: hello.origin, method: 'GET', path: '/', expect: [200] }) });
+  subjects.push({
+    scenario: '0',
+    label: 'node:http hello world',
+    role: 'floor',
+    noOpenLoop: true,
+    server: () => hello,
+    target: () => ({ origin: hello.origin, method: 'GET', path: '/', expect: [200] }),
+  });
 
   // 1. client_credentials → ES256 JWT for the API.
   if (wanted('1')) {
     for (const p of providers) {
       const { headers, body } = form({ grant_type: 'client_credentials', resource: ours.apiUrl, scope: 'records:read' });
-      const target: Target = { origin: p.server.origin, method: 'POST', path: '/token', headers: { ...headers, Authorization: basicAuth(p.cc.client_id, p.cc.client_secret) }, body, expect: [200], match: ['"access_token"'] };
-      const probe = await tokenRequest(p.server.origin, { grant_type: 'client_credentials', resource: ours.apiUrl, scope: 'records:read' }, p.cc);
+      const target: Target = {
+        origin: p.server.origin,
+        method: 'POST',
+        path: '/token',
+        headers: { ...headers, Authorization: basicAuth(p.cc.client_id, p.cc.client_secret) },
+        body,
+        expect: [200],
+        match: ['"access_token"'],
+      };
+      const probe = await tokenRequest(
+        p.server.origin,
+        { grant_type: 'client_credentials', resource: ours.apiUrl, scope: 'records:read' },
+        p.cc,
+      );
       if (decodeProtectedHeader(probe.access_token).alg !== 'ES256') throw new Error(`${p.label}: access token is not ES256`);
       subjects.push({ scenario: '1', label: p.label, role: p.role, server: () => p.server, target: () => target });
     }
@@ -262,7 +330,15 @@ async function main(): Promise<void> {
         });
       const refreshTarget = (token: string): Target => {
         const { headers, body } = form({ grant_type: 'refresh_token', refresh_token: token });
-        return { origin: p.server.origin, method: 'POST', path: '/token', headers: { ...headers, Authorization: basicAuth(p.web.client_id, p.web.client_secret) }, body, expect: [200], match: ['"refresh_token"'] };
+        return {
+          origin: p.server.origin,
+          method: 'POST',
+          path: '/token',
+          headers: { ...headers, Authorization: basicAuth(p.web.client_id, p.web.client_secret) },
+          body,
+          expect: [200],
+          match: ['"refresh_token"'],
+        };
       };
       subjects.push({
         scenario: '2',
@@ -291,7 +367,15 @@ async function main(): Promise<void> {
       let token = '';
       const introspect = (t: string): Target => {
         const { headers, body } = form({ token: t });
-        return { origin: p.server.origin, method: 'POST', path: '/token/introspection', headers: { ...headers, Authorization: basicAuth(p.cc.client_id, p.cc.client_secret) }, body, expect: [200], match: ['"active":true'] };
+        return {
+          origin: p.server.origin,
+          method: 'POST',
+          path: '/token/introspection',
+          headers: { ...headers, Authorization: basicAuth(p.cc.client_id, p.cc.client_secret) },
+          body,
+          expect: [200],
+          match: ['"active":true'],
+        };
       };
       const target = async (): Promise<Target> => {
         if (token && (await stillAccepted(introspect(token)))) return introspect(token);
@@ -305,7 +389,16 @@ async function main(): Promise<void> {
   // 4. Resource API with a user's JWT; the floor is Koa + jwtVerify; rejections against acceptance.
   if (wanted('4')) {
     const browser = new Browserless(ours.issuer);
-    const tokens = await codeFlow({ issuer: ours.issuer, client: ours.seed.web, redirectUri: REDIRECT_URI, browser, email: ours.seed.user.email, password: ours.seed.user.password, scope: 'openid records:read records:write', resource: ours.apiUrl });
+    const tokens = await codeFlow({
+      issuer: ours.issuer,
+      client: ours.seed.web,
+      redirectUri: REDIRECT_URI,
+      browser,
+      email: ours.seed.user.email,
+      password: ours.seed.user.password,
+      scope: 'openid records:read records:write',
+      resource: ours.apiUrl,
+    });
     const bearer = (t: string) => ({ Authorization: `Bearer ${t}` });
     const created = await fetch(`${ours.apiUrl}/v1/records`, {
       method: 'POST',
@@ -321,20 +414,59 @@ async function main(): Promise<void> {
     const key = await importJWK(jwk, 'ES256');
     const claims = decodeJwt(tokens.access_token);
     const now = Math.floor(Date.now() / 1000);
-    const sign = (payload: Record<string, unknown>) => new SignJWT(payload).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: header.kid ?? '' }).sign(key);
+    const sign = (payload: Record<string, unknown>) =>
+      new SignJWT(payload).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: header.kid ?? '' }).sign(key);
     const expired = await sign({ ...claims, iat: now - 7200, exp: now - 3600 });
     const noScope = await sign({ ...claims, scope: 'openid', exp: now + 3600 * 24 });
     const badSig = `${tokens.access_token.slice(0, -6)}${tokens.access_token.slice(-6).split('').reverse().join('')}`;
     // The access token lives ACCESS_TOKEN_TTL (600 s): re-sign an identical one valid for the run.
     const valid = await sign({ ...claims, exp: now + 3600 * 24 });
-    const get = (path: string, token: string, expect: number[]): Target => ({ origin: ours.apiUrl, method: 'GET', path, headers: bearer(token), expect });
+    const get = (path: string, token: string, expect: number[]): Target => ({
+      origin: ours.apiUrl,
+      method: 'GET',
+      path,
+      headers: bearer(token),
+      expect,
+    });
     subjects.push({ scenario: '4', label: 'GET /v1/me', role: 'ours', server: () => api, target: () => get('/v1/me', valid, [200]) });
-    subjects.push({ scenario: '4', label: 'GET /v1/records/{id} (decrypt)', role: 'ours', server: () => api, target: () => get(`/v1/records/${record.id!}`, valid, [200]) });
-    subjects.push({ scenario: '4r', label: 'GET /v1/me, bad signature', role: 'ours', server: () => api, target: () => get('/v1/me', badSig, [401]) });
-    subjects.push({ scenario: '4r', label: 'GET /v1/me, expired', role: 'ours', server: () => api, target: () => get('/v1/me', expired, [401]) });
-    subjects.push({ scenario: '4r', label: 'GET /v1/records/{id}, missing scope', role: 'ours', server: () => api, target: () => get(`/v1/records/${record.id!}`, noScope, [403]) });
-    const floorToken = await new SignJWT({ ...claims, exp: now + 3600 * 24 }).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt' }).sign(floorKeys.privateKey);
-    subjects.push({ scenario: '4', label: 'Koa + jose.jwtVerify', role: 'floor', server: () => koa, target: () => ({ origin: koa.origin, method: 'GET', path: '/v1/me', headers: bearer(floorToken), expect: [200] }) });
+    subjects.push({
+      scenario: '4',
+      label: 'GET /v1/records/{id} (decrypt)',
+      role: 'ours',
+      server: () => api,
+      target: () => get(`/v1/records/${record.id!}`, valid, [200]),
+    });
+    subjects.push({
+      scenario: '4r',
+      label: 'GET /v1/me, bad signature',
+      role: 'ours',
+      server: () => api,
+      target: () => get('/v1/me', badSig, [401]),
+    });
+    subjects.push({
+      scenario: '4r',
+      label: 'GET /v1/me, expired',
+      role: 'ours',
+      server: () => api,
+      target: () => get('/v1/me', expired, [401]),
+    });
+    subjects.push({
+      scenario: '4r',
+      label: 'GET /v1/records/{id}, missing scope',
+      role: 'ours',
+      server: () => api,
+      target: () => get(`/v1/records/${record.id!}`, noScope, [403]),
+    });
+    const floorToken = await new SignJWT({ ...claims, exp: now + 3600 * 24 })
+      .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt' })
+      .sign(floorKeys.privateKey);
+    subjects.push({
+      scenario: '4',
+      label: 'Koa + jose.jwtVerify',
+      role: 'floor',
+      server: () => koa,
+      target: () => ({ origin: koa.origin, method: 'GET', path: '/v1/me', headers: bearer(floorToken), expect: [200] }),
+    });
   }
 
   // 5. Full login: authorize → login form with password → consent → code → token (fresh browser each).
@@ -376,7 +508,15 @@ async function main(): Promise<void> {
                 latencies.push(performance.now() - t0);
               });
               latencies.sort((a, b) => a - b);
-              return { requests: settings.logins, seconds: (performance.now() - started) / 1000, good: settings.logins - bad, bad, p50Ms: median(latencies), p99Ms: latencies[Math.ceil(latencies.length * 0.99) - 1] ?? Number.NaN, ...(sample ? { sample } : {}) };
+              return {
+                requests: settings.logins,
+                seconds: (performance.now() - started) / 1000,
+                good: settings.logins - bad,
+                bad,
+                p50Ms: median(latencies),
+                p99Ms: latencies[Math.ceil(latencies.length * 0.99) - 1] ?? Number.NaN,
+                ...(sample ? { sample } : {}),
+              };
             },
           }),
       });
@@ -390,7 +530,15 @@ async function main(): Promise<void> {
       let code = '';
       const poll = (c: string): Target => {
         const { headers, body } = form({ grant_type: DEVICE_GRANT, device_code: c, client_id: p.device.client_id });
-        return { origin: p.server.origin, method: 'POST', path: '/token', headers, body, expect: [400], match: ['authorization_pending', 'slow_down'] };
+        return {
+          origin: p.server.origin,
+          method: 'POST',
+          path: '/token',
+          headers,
+          body,
+          expect: [400],
+          match: ['authorization_pending', 'slow_down'],
+        };
       };
       const target = async (): Promise<Target> => {
         if (code && (await stillAccepted(poll(code)))) return poll(code);
@@ -409,9 +557,21 @@ async function main(): Promise<void> {
         await probe.arrayBuffer();
         const etag = probe.headers.get('etag');
         cacheHeaders.push({ label: p.label, path, cacheControl: probe.headers.get('cache-control'), etag });
-        subjects.push({ scenario: '7', label: `${p.label} ${path}`, role: p.role, server: () => p.server, target: () => ({ origin: p.server.origin, method: 'GET', path, expect: [200] }) });
+        subjects.push({
+          scenario: '7',
+          label: `${p.label} ${path}`,
+          role: p.role,
+          server: () => p.server,
+          target: () => ({ origin: p.server.origin, method: 'GET', path, expect: [200] }),
+        });
         if (etag) {
-          subjects.push({ scenario: '7', label: `${p.label} ${path} (If-None-Match)`, role: p.role, server: () => p.server, target: () => ({ origin: p.server.origin, method: 'GET', path, headers: { 'If-None-Match': etag }, expect: [304] }) });
+          subjects.push({
+            scenario: '7',
+            label: `${p.label} ${path} (If-None-Match)`,
+            role: p.role,
+            server: () => p.server,
+            target: () => ({ origin: p.server.origin, method: 'GET', path, headers: { 'If-None-Match': etag }, expect: [304] }),
+          });
         }
       }
     }
@@ -460,9 +620,22 @@ async function main(): Promise<void> {
     rps: median(m.rounds.map(rate)),
     errors: m.rounds.reduce((n, r) => n + r.errors, 0) + (m.open?.bad ?? 0),
     p99SaturatedMs: median(m.rounds.map((r) => r.p99Ms)),
-    ...(m.open ? { open: { rate: m.open.rate, achieved: m.open.achievedRate ?? m.open.rate, p50Ms: m.open.p50Ms, p99Ms: m.open.p99Ms } } : {}),
+    ...(m.open
+      ? { open: { rate: m.open.rate, achieved: m.open.achievedRate ?? m.open.rate, p50Ms: m.open.p50Ms, p99Ms: m.open.p99Ms } }
+      : {}),
   }));
-  const markdown = renderReport({ machine, quick, settings, rows, argon, signing, memory, cacheHeaders, rss: { before: rssBefore, after: rssAfter }, cpuProf: args['cpu-prof'] });
+  const markdown = renderReport({
+    machine,
+    quick,
+    settings,
+    rows,
+    argon,
+    signing,
+    memory,
+    cacheHeaders,
+    rss: { before: rssBefore, after: rssAfter },
+    cpuProf: args['cpu-prof'],
+  });
   process.stdout.write(`\n${markdown}\n`);
   writeFileSync(`${repoRoot}bench/results.md`, markdown);
   log('wrote bench/results.md');
@@ -479,20 +652,35 @@ async function main(): Promise<void> {
 
 /** Sends a target once and says whether the answer would count as a success. */
 async function stillAccepted(target: Target): Promise<boolean> {
-  const response = await fetch(`${target.origin}${target.path}`, { method: target.method, headers: target.headers ?? {}, ...(target.body ? { body: target.body } : {}) });
+  const response = await fetch(`${target.origin}${target.path}`, {
+    method: target.method,
+    headers: target.headers ?? {},
+    ...(target.body ? { body: target.body } : {}),
+  });
   return accepts(target, response.status, await response.text());
 }
 
 const cacheHeaders: { label: string; path: string; cacheControl: string | null; etag: string | null }[] = [];
 
-export type ArgonFloor = { memoryCost: number; timeCost: number; parallelism: number; cores: number; cpuUsPerVerify: number; verifiesPerSecond: number };
+export type ArgonFloor = {
+  memoryCost: number;
+  timeCost: number;
+  parallelism: number;
+  cores: number;
+  cpuUsPerVerify: number;
+  verifiesPerSecond: number;
+};
 
 export type SigningFloor = Record<string, { signUs: number; verifyUs: number }>;
 
 /** Runs a floor script to completion pinned to `cpus`; returns its stdout. */
 function runFloorScript(script: string, cpus: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn('taskset', ['-c', cpus, process.execPath, script], { cwd: repoRoot, env: { ...process.env, BENCH_SECONDS: String(quick ? 2 : 10) }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('taskset', ['-c', cpus, process.execPath, script], {
+      cwd: repoRoot,
+      env: { ...process.env, BENCH_SECONDS: String(quick ? 2 : 10) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', reject);

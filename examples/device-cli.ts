@@ -111,7 +111,12 @@ if (!run) {
   process.exitCode = 2;
 } else {
   run().catch((error: unknown) => {
-    const message = error instanceof client.ResponseBodyError ? `${error.error}: ${error.error_description ?? ''}` : error instanceof Error ? error.message : String(error);
+    const message =
+      error instanceof client.ResponseBodyError
+        ? `${error.error}: ${error.error_description ?? ''}`
+        : error instanceof Error
+          ? error.message
+          : String(error);
     process.stderr.write(`error: ${message}\n`);
     process.exitCode = 1;
   });

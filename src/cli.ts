@@ -32,7 +32,9 @@ async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   // Only the line ending a shell adds is removed; the password itself is kept exactly.
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 /**
@@ -80,7 +82,12 @@ users
   .requiredOption('--email <email>', 'email address (unique, case-insensitive)')
   .option('--password-stdin', 'read the password from standard input')
   .option('--name <name>', 'display name')
-  .addOption(new Option('--role <role>', 'role to grant (repeatable; default "user")').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]))
+  .addOption(
+    new Option('--role <role>', 'role to grant (repeatable; default "user")').argParser((v: string, prev: string[] | undefined) => [
+      ...(prev ?? []),
+      v,
+    ]),
+  )
   .action(async (opts: { email: string; passwordStdin?: boolean; name?: string; role?: string[] }) => {
     const password = opts.passwordStdin ? await readStdin() : undefined;
     const roles = opts.role ?? ['user'];
@@ -134,7 +141,10 @@ clients
   .action(async () => {
     print(await withDeps((deps) => deps.stores.clients.list()));
   });
-for (const [name, disabled] of [['disable', true], ['enable', false]] as const) {
+for (const [name, disabled] of [
+  ['disable', true],
+  ['enable', false],
+] as const) {
   clients
     .command(`${name} <client_id>`)
     .description(disabled ? 'disable a client (its tokens can no longer be obtained)' : 're-enable a client (restarts its idle clock)')
@@ -149,10 +159,12 @@ for (const [name, disabled] of [['disable', true], ['enable', false]] as const) 
     });
 }
 
-const positiveInt = (flag: string) => (value: string): number => {
-  if (!/^[1-9][0-9]{0,8}$/.test(value)) throw new CliError(`${flag} must be a positive integer`);
-  return Number(value);
-};
+const positiveInt =
+  (flag: string) =>
+  (value: string): number => {
+    if (!/^[1-9][0-9]{0,8}$/.test(value)) throw new CliError(`${flag} must be a positive integer`);
+    return Number(value);
+  };
 const iat = program.command('iat').description('initial access tokens for the registration endpoint (RFC 7591)');
 iat
   .command('create')
@@ -161,13 +173,17 @@ iat
   .addOption(new Option('--max-uses <n>', 'number of registrations it allows (default: unlimited)').argParser(positiveInt('--max-uses')))
   .option('--note <text>', 'what the token is for (shown by iat list and in clients list provenance)')
   .addOption(
-    new Option('--allow-scope <scope>', `let the clients it registers hold this operator scope (${IAT_GRANTABLE_SCOPES.join(', ')}; repeatable; admin only via clients create)`)
-      .argParser((value: string, previous: string[] | undefined) => {
-        if (!IAT_GRANTABLE_SCOPES.includes(value)) {
-          throw new CliError(`--allow-scope must be one of ${IAT_GRANTABLE_SCOPES.join(', ')}${value === 'admin' ? ' (admin is granted only by `clients create`)' : ''}`);
-        }
-        return [...(previous ?? []), value];
-      }),
+    new Option(
+      '--allow-scope <scope>',
+      `let the clients it registers hold this operator scope (${IAT_GRANTABLE_SCOPES.join(', ')}; repeatable; admin only via clients create)`,
+    ).argParser((value: string, previous: string[] | undefined) => {
+      if (!IAT_GRANTABLE_SCOPES.includes(value)) {
+        throw new CliError(
+          `--allow-scope must be one of ${IAT_GRANTABLE_SCOPES.join(', ')}${value === 'admin' ? ' (admin is granted only by `clients create`)' : ''}`,
+        );
+      }
+      return [...(previous ?? []), value];
+    }),
   )
   .action(async (opts: { ttl?: number; maxUses?: number; note?: string; allowScope?: string[] }) => {
     if (opts.note !== undefined && opts.note.length > 500) throw new CliError('--note must be at most 500 characters');
@@ -179,7 +195,10 @@ iat
         ...(opts.allowScope ? { allowedScopes: opts.allowScope } : {}),
       });
       const { id, note, max_uses: maxUses, expires_at: expiresAt, allowed_scope: allowedScope } = created.record;
-      await deps.audit.record({ type: 'iat.created', data: { id, note, max_uses: maxUses, expires_at: expiresAt, allowed_scope: allowedScope, via: 'cli' } });
+      await deps.audit.record({
+        type: 'iat.created',
+        data: { id, note, max_uses: maxUses, expires_at: expiresAt, allowed_scope: allowedScope, via: 'cli' },
+      });
       return created;
     });
     print({ initial_access_token: token, ...record });

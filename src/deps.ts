@@ -57,14 +57,23 @@ export async function prepareAuditChain(store: AuditEventStore, logger: Logger):
     );
   }
   const anchor = await store.anchorLegacyChain();
-  if (anchor) logger.warn({ event: anchor.id, ...anchor.data }, 'audit log: events written before keyed chaining are now anchored by a keyed event');
+  if (anchor)
+    logger.warn({ event: anchor.id, ...anchor.data }, 'audit log: events written before keyed chaining are now anchored by a keyed event');
 }
 
 /** VAULT_KEY (and VAULT_KEY_PREVIOUS during a rotation), or undefined where it is optional and unset. */
-async function resolveVault(config: Config, database: Database, logger: Logger, need: 'required' | 'optional'): Promise<KeyRing | undefined> {
+async function resolveVault(
+  config: Config,
+  database: Database,
+  logger: Logger,
+  need: 'required' | 'optional',
+): Promise<KeyRing | undefined> {
   // Where it is optional, embedded mode still uses the generated file (one DATA_DIR, one vault).
   if (need === 'optional' && !config.vaultKey && !database.embedded) return undefined;
-  const current = await resolveKey({ name: 'VAULT_KEY', value: config.vaultKey, fileName: 'vault.key' }, { dataDir: config.dataDir, embedded: database.embedded, logger });
+  const current = await resolveKey(
+    { name: 'VAULT_KEY', value: config.vaultKey, fileName: 'vault.key' },
+    { dataDir: config.dataDir, embedded: database.embedded, logger },
+  );
   return createVaultBox(current, config.vaultKeyPrevious ? [Buffer.from(config.vaultKeyPrevious, 'base64')] : []);
 }
 
@@ -83,12 +92,16 @@ async function openShared(config: Config, options: DepsOptions) {
       if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
     } else {
       const pending = await pendingMigrations(knex);
-      if (pending.length > 0) throw new StartupError(`the database schema is behind by ${pending.length} migration(s); run: portcullis migrate`);
+      if (pending.length > 0)
+        throw new StartupError(`the database schema is behind by ${pending.length} migration(s); run: portcullis migrate`);
     }
     const vaultBox = await resolveVault(config, database, logger, options.vault ?? 'required');
     // The audit chain's HMAC key is its own secret, not derived from MASTER_KEY: the API writes
     // audit events and must not hold MASTER_KEY (S3).
-    const auditKey = await resolveKey({ name: 'AUDIT_KEY', value: config.auditKey, fileName: 'audit.key' }, { dataDir: config.dataDir, embedded: database.embedded, logger });
+    const auditKey = await resolveKey(
+      { name: 'AUDIT_KEY', value: config.auditKey, fileName: 'audit.key' },
+      { dataDir: config.dataDir, embedded: database.embedded, logger },
+    );
     const auditStore = createAuditEventStore(knex, auditKey);
     await prepareAuditChain(auditStore, logger);
     const redis: Redis | undefined = createRedis(config, logger);
@@ -136,7 +149,10 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
   const shared = await openShared(config, options);
   const { logger, database, knex, redis, audit, auditStore, auditKey } = shared;
   try {
-    const masterKey = await resolveKey({ name: 'MASTER_KEY', value: config.masterKey, fileName: 'master.key' }, { dataDir: config.dataDir, embedded: database.embedded, logger });
+    const masterKey = await resolveKey(
+      { name: 'MASTER_KEY', value: config.masterKey, fileName: 'master.key' },
+      { dataDir: config.dataDir, embedded: database.embedded, logger },
+    );
     // Seals under MASTER_KEY; also opens under MASTER_KEY_PREVIOUS while a rotation is under way (S2).
     const box = createMasterBox(masterKey, config.masterKeyPrevious ? [Buffer.from(config.masterKeyPrevious, 'base64')] : []);
     const secrets = await loadServerSecrets(knex, box);
@@ -162,7 +178,14 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
     const counterKey = keyedDigest(auditKey, KEY_PURPOSE.counterKey);
     // Brute-force lockout sentinel: Redis when configured (shared by all instances), else Postgres.
     const lockouts = createLockouts({ config, redis, knex, logger, counterKey });
-    const accounts = createAccountService({ knex, users: stores.users, roles: stores.roles, hasher, audit, lockouts: { account: lockouts.password, ip: lockouts.passwordIp } });
+    const accounts = createAccountService({
+      knex,
+      users: stores.users,
+      roles: stores.roles,
+      hasher,
+      audit,
+      lockouts: { account: lockouts.password, ip: lockouts.passwordIp },
+    });
     const keys = createKeyService({ store: stores.keys, box });
     // MFA ceremonies name their flow (a session or interaction id, both bearer values) by a keyed
     // digest only (S12), under a key of its own from the same secret as the oidc state's keys.
@@ -190,7 +213,17 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
     });
 
     // oidc-provider's storage, model by model, with every wrapper on the way: src/auth/oidc-storage.ts.
-    const oidcStorage = createOidcStorage({ config, knex, redis, keys: oidcKeys, clients: stores.clients, initialAccessTokens: stores.initialAccessTokens, audit, accountIndex, logger });
+    const oidcStorage = createOidcStorage({
+      config,
+      knex,
+      redis,
+      keys: oidcKeys,
+      clients: stores.clients,
+      initialAccessTokens: stores.initialAccessTokens,
+      audit,
+      accountIndex,
+      logger,
+    });
     const oidcAdapter = oidcStorage.state;
     const backendAdapter = oidcStorage.stored;
 

@@ -19,8 +19,11 @@ async function main(): Promise<void> {
   assertProductionSettings(config, process.env, roles);
   const logger = createLogger(config);
   // An API-only process never reads MASTER_KEY (S3); outside production one given it is told so.
-  if (!roles.includes('auth') && config.masterKey) logger.warn('MASTER_KEY is set but not used: the API process needs VAULT_KEY only; do not give it MASTER_KEY');
-  const deps = roles.includes('auth') ? await createDeps(config, { logger, vault: roles.includes('api') ? 'required' : 'optional' }) : await createApiDeps(config, { logger });
+  if (!roles.includes('auth') && config.masterKey)
+    logger.warn('MASTER_KEY is set but not used: the API process needs VAULT_KEY only; do not give it MASTER_KEY');
+  const deps = roles.includes('auth')
+    ? await createDeps(config, { logger, vault: roles.includes('api') ? 'required' : 'optional' })
+    : await createApiDeps(config, { logger });
   if (hasAuth(deps) && deps.box.previousKeyIds.length > 0) {
     // Only for a rotation: the old key must not stay configured (and so stay needed) for good.
     logger.warn(
@@ -41,7 +44,10 @@ async function main(): Promise<void> {
     });
     const eviction = await checkEvictionPolicy(deps.redis);
     if (!eviction.verified) {
-      logger.warn({ node: eviction.node }, 'could not read Redis maxmemory-policy (CONFIG disabled, or not allowed to this Redis user: the API\'s user may not, S3); make sure it is noeviction');
+      logger.warn(
+        { node: eviction.node },
+        "could not read Redis maxmemory-policy (CONFIG disabled, or not allowed to this Redis user: the API's user may not, S3); make sure it is noeviction",
+      );
     } else if (!eviction.ok) {
       logger.error(
         { policy: eviction.policy, node: eviction.node },
@@ -51,7 +57,12 @@ async function main(): Promise<void> {
   }
   const running = await startServers(deps, roles);
   logger.info(
-    { issuer: roles.includes('auth') ? config.issuer : undefined, api: roles.includes('api') ? config.apiUrl : undefined, embedded: deps.database.embedded, redis: Boolean(deps.redis) },
+    {
+      issuer: roles.includes('auth') ? config.issuer : undefined,
+      api: roles.includes('api') ? config.apiUrl : undefined,
+      embedded: deps.database.embedded,
+      redis: Boolean(deps.redis),
+    },
     'portcullis is running',
   );
   if (hasAuth(deps) && (await deps.accounts.countUsers()) === 0) {
@@ -73,20 +84,26 @@ async function main(): Promise<void> {
     const graceMs = config.shutdownTimeout * 1000;
     logger.info({ signal, delayMs, graceMs }, 'shutting down: not ready, draining');
     // Whatever hangs (a pool that will not close) cannot keep the process past its budget.
-    setTimeout(() => {
-      logger.error('shutdown took too long, exiting');
-      process.exit(1);
-    }, delayMs + graceMs + 5_000).unref();
+    setTimeout(
+      () => {
+        logger.error('shutdown took too long, exiting');
+        process.exit(1);
+      },
+      delayMs + graceMs + 5_000,
+    ).unref();
     void running
       .stop(graceMs, delayMs)
       .then(() => deps.close())
-      .then(() => {
-        logger.info('shut down cleanly');
-        process.exit(0);
-      }, (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      });
+      .then(
+        () => {
+          logger.info('shut down cleanly');
+          process.exit(0);
+        },
+        (error: unknown) => {
+          logger.error({ err: error }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

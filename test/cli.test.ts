@@ -17,7 +17,10 @@ describe('portcullis CLI', function () {
 
   it('users create prints the new account as JSON, with roles', async function () {
     const email = uniqueEmail('cli');
-    const result = await cli(['users', 'create', '--email', email, '--password-stdin', '--name', 'Grace', '--role', 'admin', '--role', 'user'], 'correct horse battery staple\n');
+    const result = await cli(
+      ['users', 'create', '--email', email, '--password-stdin', '--name', 'Grace', '--role', 'admin', '--role', 'user'],
+      'correct horse battery staple\n',
+    );
     expect(result.code, result.stderr).to.equal(0);
     const out = JSON.parse(result.stdout) as { id: string; email: string; roles: string[] };
     expect(out.id).to.match(/^[0-9a-f-]{36}$/);
@@ -39,10 +42,19 @@ describe('portcullis CLI', function () {
   });
 
   it('clients create prints an RFC 7591 response and clients list never shows secrets', async function () {
-    const result = await cli(['clients', 'create', '--json', JSON.stringify({ client_name: 'CLI App', redirect_uris: ['https://app.example.test/cb'] })]);
+    const result = await cli([
+      'clients',
+      'create',
+      '--json',
+      JSON.stringify({ client_name: 'CLI App', redirect_uris: ['https://app.example.test/cb'] }),
+    ]);
     expect(result.code, result.stderr).to.equal(0);
     const registered = JSON.parse(result.stdout) as Record<string, unknown>;
-    expect(registered).to.include({ client_name: 'CLI App', token_endpoint_auth_method: 'client_secret_basic', client_secret_expires_at: 0 });
+    expect(registered).to.include({
+      client_name: 'CLI App',
+      token_endpoint_auth_method: 'client_secret_basic',
+      client_secret_expires_at: 0,
+    });
     expect(registered.client_id).to.be.a('string');
     expect(registered.client_secret).to.be.a('string').with.length.above(40);
     expect(registered.client_id_issued_at).to.be.a('number');
@@ -59,15 +71,39 @@ describe('portcullis CLI', function () {
     const notJson = await cli(['clients', 'create', '--json', '{nope']);
     expect(notJson.code).to.equal(1);
     expect(notJson.stderr.trim()).to.equal('error: --json is not valid JSON');
-    const assigned = await cli(['clients', 'create', '--json', JSON.stringify({ client_id: 'mine', redirect_uris: ['https://a.example.test/cb'] })]);
-    expect(JSON.parse(assigned.stderr)).to.deep.equal({ error: 'invalid_client_metadata', error_description: 'client_id is assigned by the server' });
+    const assigned = await cli([
+      'clients',
+      'create',
+      '--json',
+      JSON.stringify({ client_id: 'mine', redirect_uris: ['https://a.example.test/cb'] }),
+    ]);
+    expect(JSON.parse(assigned.stderr)).to.deep.equal({
+      error: 'invalid_client_metadata',
+      error_description: 'client_id is assigned by the server',
+    });
   });
 
   it('R4 clients create without scope gets the default set (no admin, no account scopes); admin only when named', async function () {
-    const plain = await cli(['clients', 'create', '--json', JSON.stringify({ client_name: 'No scope', redirect_uris: ['https://app.example.test/cb'] })]);
+    const plain = await cli([
+      'clients',
+      'create',
+      '--json',
+      JSON.stringify({ client_name: 'No scope', redirect_uris: ['https://app.example.test/cb'] }),
+    ]);
     expect(plain.code, plain.stderr).to.equal(0);
-    expect((JSON.parse(plain.stdout) as { scope: string }).scope).to.equal('openid offline_access profile email records:read records:write');
-    const console = await cli(['clients', 'create', '--json', JSON.stringify({ client_name: 'Admin console', redirect_uris: ['https://admin.example.test/cb'], scope: 'openid admin account:erase' })]);
+    expect((JSON.parse(plain.stdout) as { scope: string }).scope).to.equal(
+      'openid offline_access profile email records:read records:write',
+    );
+    const console = await cli([
+      'clients',
+      'create',
+      '--json',
+      JSON.stringify({
+        client_name: 'Admin console',
+        redirect_uris: ['https://admin.example.test/cb'],
+        scope: 'openid admin account:erase',
+      }),
+    ]);
     expect(console.code, console.stderr).to.equal(0);
     expect((JSON.parse(console.stdout) as { scope: string }).scope).to.equal('openid admin account:erase');
   });
@@ -78,7 +114,9 @@ describe('portcullis CLI', function () {
     expect(JSON.parse(created.stdout)).to.include({ allowed_scope: 'account:export account:erase' });
     const refused = await cli(['iat', 'create', '--allow-scope', 'account:erase', '--allow-scope', 'admin']);
     expect(refused.code).to.equal(1);
-    expect(refused.stderr).to.match(/--allow-scope must be one of account:export, account:erase \(admin is granted only by `clients create`\)/);
+    expect(refused.stderr).to.match(
+      /--allow-scope must be one of account:export, account:erase \(admin is granted only by `clients create`\)/,
+    );
   });
 
   it('stops with one clear line per configuration problem', async function () {

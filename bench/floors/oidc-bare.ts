@@ -26,21 +26,56 @@ const API_SCOPES = ['records:read', 'records:write', 'admin'];
 // Same adapter code over a store that does not evict.
 const memoryStore = new LRU({ maxSize: 50_000_000 });
 
-const redis = storage === 'redis' ? createRedis({ redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0', redisKeyPrefix: process.env.REDIS_KEY_PREFIX ?? 'bench:floor:' }) : undefined;
+const redis =
+  storage === 'redis'
+    ? createRedis({
+        redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0',
+        redisKeyPrefix: process.env.REDIS_KEY_PREFIX ?? 'bench:floor:',
+      })
+    : undefined;
 
 const configuration: Configuration = {
-  adapter: (name: string) => (redis ? withReuseDetection((model) => createRedisStateStore(redis, model))(name) : new MemoryAdapter(name, memoryStore)),
+  adapter: (name: string) =>
+    redis ? withReuseDetection((model) => createRedisStateStore(redis, model))(name) : new MemoryAdapter(name, memoryStore),
   jwks,
   clients,
-  cookies: { keys: ['bench-floor-cookie-key-0123456789abcdef'], long: { signed: true, httpOnly: true, sameSite: 'lax' }, short: { signed: true, httpOnly: true, sameSite: 'lax' } },
-  findAccount: (_ctx, sub) => ({ accountId: sub, claims: () => ({ sub, email: 'bench@example.test', email_verified: false, name: 'Bench Person' }) }),
-  claims: { openid: ['sub', 'acr', 'amr', 'auth_time'], profile: ['name', 'updated_at'], email: ['email', 'email_verified'], sid: null, iss: null },
+  cookies: {
+    keys: ['bench-floor-cookie-key-0123456789abcdef'],
+    long: { signed: true, httpOnly: true, sameSite: 'lax' },
+    short: { signed: true, httpOnly: true, sameSite: 'lax' },
+  },
+  findAccount: (_ctx, sub) => ({
+    accountId: sub,
+    claims: () => ({ sub, email: 'bench@example.test', email_verified: false, name: 'Bench Person' }),
+  }),
+  claims: {
+    openid: ['sub', 'acr', 'amr', 'auth_time'],
+    profile: ['name', 'updated_at'],
+    email: ['email', 'email_verified'],
+    sid: null,
+    iss: null,
+  },
   scopes: ['openid', 'offline_access', 'profile', 'email', ...API_SCOPES],
   responseTypes: ['code', 'none'],
   pkce: { required: () => true },
-  clientDefaults: { grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic', id_token_signed_response_alg: 'RS256' },
+  clientDefaults: {
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
+    id_token_signed_response_alg: 'RS256',
+  },
   rotateRefreshToken: true,
-  ttl: { AccessToken: 600, ClientCredentials: 600, AuthorizationCode: 60, IdToken: 3600, RefreshToken: 1209600, Session: 1209600, Interaction: 3600, Grant: 1209600, DeviceCode: 600 },
+  ttl: {
+    AccessToken: 600,
+    ClientCredentials: 600,
+    AuthorizationCode: 60,
+    IdToken: 3600,
+    RefreshToken: 1209600,
+    Session: 1209600,
+    Interaction: 3600,
+    Grant: 1209600,
+    DeviceCode: 600,
+  },
   interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
   features: {
     devInteractions: { enabled: false },
@@ -53,7 +88,13 @@ const configuration: Configuration = {
       enabled: true,
       defaultResource: (_ctx, _client, oneOf) => oneOf ?? undefined,
       useGrantedResource: () => false,
-      getResourceServerInfo: () => ({ scope: API_SCOPES.join(' '), audience: apiUrl, accessTokenTTL: 600, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } }),
+      getResourceServerInfo: () => ({
+        scope: API_SCOPES.join(' '),
+        audience: apiUrl,
+        accessTokenTTL: 600,
+        accessTokenFormat: 'jwt',
+        jwt: { sign: { alg: 'ES256' } },
+      }),
     },
   },
 };
@@ -79,7 +120,10 @@ provider.use(async (ctx, next) => {
   const uid = details.uid;
   if (ctx.method === 'GET') {
     ctx.type = 'html';
-    ctx.body = details.prompt.name === 'login' ? page(uid, 'login', '<input name="email"><input name="password" type="password">') : page(uid, 'confirm', '');
+    ctx.body =
+      details.prompt.name === 'login'
+        ? page(uid, 'login', '<input name="email"><input name="password" type="password">')
+        : page(uid, 'confirm', '');
     return;
   }
   await drain(ctx.req);
@@ -89,12 +133,19 @@ provider.use(async (ctx, next) => {
   } else {
     const { session, params, prompt } = details;
     const accountId = session?.accountId ?? '';
-    const grant = details.grantId ? await provider.Grant.find(details.grantId) : new provider.Grant({ accountId, clientId: String(params.client_id) });
+    const grant = details.grantId
+      ? await provider.Grant.find(details.grantId)
+      : new provider.Grant({ accountId, clientId: String(params.client_id) });
     if (!grant) throw new Error('grant not found');
-    const missing = prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+    const missing = prompt.details as {
+      missingOIDCScope?: string[];
+      missingOIDCClaims?: string[];
+      missingResourceScopes?: Record<string, string[]>;
+    };
     if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
     if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
-    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
+    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {}))
+      grant.addResourceScope(indicator, scopes.join(' '));
     result = { consent: { grantId: await grant.save() } };
   }
   const redirectTo = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });

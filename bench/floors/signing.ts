@@ -5,7 +5,13 @@ import { generateKeyPair, jwtVerify, SignJWT } from 'jose';
  * CPU-µs per operation, sequential, this process. Prints one JSON line.
  */
 const seconds = Number(process.env.BENCH_SECONDS ?? 1);
-const claims = { iss: 'https://issuer.example', aud: 'https://api.example', sub: 'user-1234567890', scope: 'records:read records:write', client_id: 'client-abc' };
+const claims = {
+  iss: 'https://issuer.example',
+  aud: 'https://api.example',
+  sub: 'user-1234567890',
+  scope: 'records:read records:write',
+  client_id: 'client-abc',
+};
 
 async function cpuPerOp(op: () => Promise<unknown>): Promise<number> {
   for (let i = 0; i < 20; i++) await op();

@@ -2,7 +2,16 @@ import { Agent, request } from 'node:http';
 import { percentile } from './stats.ts';
 import { accepts, type Target } from './target.ts';
 
-export type DriverResult = { requests: number; seconds: number; good: number; bad: number; p50Ms: number; p99Ms: number; achievedRate?: number; sample?: string };
+export type DriverResult = {
+  requests: number;
+  seconds: number;
+  good: number;
+  bad: number;
+  p50Ms: number;
+  p99Ms: number;
+  achievedRate?: number;
+  sample?: string;
+};
 
 type Sent = { status: number; body: string };
 
@@ -11,12 +20,15 @@ function send(agent: Agent, target: Target): Promise<Sent> {
     const url = new URL(target.path, target.origin);
     const headers: Record<string, string | number> = { ...target.headers };
     if (target.body !== undefined) headers['Content-Length'] = Buffer.byteLength(target.body);
-    const req = request({ agent, host: url.hostname, port: url.port, path: url.pathname + url.search, method: target.method, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
+    const req = request(
+      { agent, host: url.hostname, port: url.port, path: url.pathname + url.search, method: target.method, headers },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(target.body);
   });
@@ -56,7 +68,15 @@ export async function runList(targets: readonly Target[], concurrency: number): 
   const seconds = (performance.now() - started) / 1000;
   agent.destroy();
   latencies.sort((a, b) => a - b);
-  return { requests: targets.length, seconds, good, bad, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), ...(sample ? { sample } : {}) };
+  return {
+    requests: targets.length,
+    seconds,
+    good,
+    bad,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+    ...(sample ? { sample } : {}),
+  };
 }
 
 /**
@@ -64,7 +84,10 @@ export async function runList(targets: readonly Target[], concurrency: number): 
  * latency is counted from when it was due (no coordinated omission: a stall shows up as
  * queueing in the percentiles). `next(i)` gives request i.
  */
-export async function runOpenLoop(next: (i: number) => Target, options: { rate: number; seconds: number; maxSockets?: number }): Promise<DriverResult> {
+export async function runOpenLoop(
+  next: (i: number) => Target,
+  options: { rate: number; seconds: number; maxSockets?: number },
+): Promise<DriverResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 256 });
   const total = Math.max(1, Math.floor(options.rate * options.seconds));
   const latencies: number[] = [];

@@ -13,7 +13,11 @@ const pkce = () => {
 
 export async function tokenRequest(issuer: string, fields: Record<string, string>, client?: WebClient): Promise<TokenResponse> {
   const { headers, body } = form(fields);
-  const response = await fetch(`${issuer}/token`, { method: 'POST', headers: { ...headers, ...(client ? { Authorization: basicAuth(client.client_id, client.client_secret) } : {}) }, body });
+  const response = await fetch(`${issuer}/token`, {
+    method: 'POST',
+    headers: { ...headers, ...(client ? { Authorization: basicAuth(client.client_id, client.client_secret) } : {}) },
+    body,
+  });
   const json = (await response.json()) as TokenResponse;
   if (!response.ok) throw new Error(`token request failed (${response.status}): ${JSON.stringify(json)}`);
   return json;
@@ -53,7 +57,13 @@ export async function codeFlow(options: {
   if (!code) throw new Error(`no code in ${callback.toString()}`);
   return tokenRequest(
     options.issuer,
-    { grant_type: 'authorization_code', code, redirect_uri: options.redirectUri, code_verifier: verifier, ...(options.resource ? { resource: options.resource } : {}) },
+    {
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: options.redirectUri,
+      code_verifier: verifier,
+      ...(options.resource ? { resource: options.resource } : {}),
+    },
     options.client,
   );
 }
@@ -78,7 +88,14 @@ export async function pool<T>(count: number, concurrency: number, job: (i: numbe
  * each and then work sequentially (one session does not take concurrent logins), so the tokens
  * of a lane share one grant.
  */
-export async function mintRefreshTokens(options: { issuer: string; client: WebClient; redirectUri: string; email: string; password: string; count: number }): Promise<string[]> {
+export async function mintRefreshTokens(options: {
+  issuer: string;
+  client: WebClient;
+  redirectUri: string;
+  email: string;
+  password: string;
+  count: number;
+}): Promise<string[]> {
   const lanes = 4;
   const perLane = await Promise.all(
     Array.from({ length: lanes }, async (_, lane) => {

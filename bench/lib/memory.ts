@@ -7,7 +7,12 @@ import type { AdapterPayload } from '../../src/store/oidc-adapter.ts';
 import { rssBytes } from './proc.ts';
 
 export type ModelStats = { model: string; keys: number; payloadBytes: number; memoryUsage: number };
-export type GrowthPoint = { stored: number; usedMemoryDelta: number; authRss: number; results: { scenario: string; cpuUs: number; rps: number; p99Ms: number; errors: number }[] };
+export type GrowthPoint = {
+  stored: number;
+  usedMemoryDelta: number;
+  authRss: number;
+  results: { scenario: string; cpuUs: number; rps: number; p99Ms: number; errors: number }[];
+};
 export type MemoryReport = {
   ours: ModelStats[];
   floor: ModelStats[];
@@ -97,7 +102,10 @@ export async function measureMemory(options: {
     const tokenKeys = (await plain.keys(`${options.oursPrefix}oidc:RefreshToken:*`)).slice(0, 1);
     const tokenKey = tokenKeys[0];
     if (!tokenKey) throw new Error('no refresh token in Redis to clone (run scenario 2 first)');
-    const token = ((await opened('RefreshToken', tokenKey.split(':').at(-1))) ?? {}) as AdapterPayload & { grantId: string; sessionUid?: string };
+    const token = ((await opened('RefreshToken', tokenKey.split(':').at(-1))) ?? {}) as AdapterPayload & {
+      grantId: string;
+      sessionUid?: string;
+    };
     const grant = (await opened('Grant', token.grantId ? keys.storageKey(token.grantId) : undefined)) ?? {};
     const sessionId = token.sessionUid ? await plain.get(`${options.oursPrefix}oidc:uid:${keys.storageKey(token.sessionUid)}`) : null;
     const session = await opened('Session', sessionId);
@@ -106,12 +114,26 @@ export async function measureMemory(options: {
       { model: 'Grant', payload: grant, ttl: 1209600 },
       { model: 'RefreshToken', payload: token, ttl: 1209600 },
     ].filter((t) => t.payload?.jti);
-    const oldIds = [token.jti, token.grantId, token.sessionUid, sessionId, session?.jti].filter((x): x is string => typeof x === 'string' && x.length > 0);
-    const adapters = new Map(templates.map((t) => [t.model, sealedAdapter(withReuseDetection((model) => createRedisStateStore(prefixed, model))(t.model), t.model, keys)]));
+    const oldIds = [token.jti, token.grantId, token.sessionUid, sessionId, session?.jti].filter(
+      (x): x is string => typeof x === 'string' && x.length > 0,
+    );
+    const adapters = new Map(
+      templates.map((t) => [
+        t.model,
+        sealedAdapter(withReuseDetection((model) => createRedisStateStore(prefixed, model))(t.model), t.model, keys),
+      ]),
+    );
 
     let lastGrantId = '';
     const writeSet = async (): Promise<void> => {
-      const fresh = new Map(oldIds.map((id) => [id, randomBytes(Math.max(16, Math.floor((id.length * 3) / 4))).toString('base64url').slice(0, id.length)]));
+      const fresh = new Map(
+        oldIds.map((id) => [
+          id,
+          randomBytes(Math.max(16, Math.floor((id.length * 3) / 4)))
+            .toString('base64url')
+            .slice(0, id.length),
+        ]),
+      );
       for (const t of templates) {
         let json = JSON.stringify(t.payload);
         for (const [from, to] of fresh) json = json.replaceAll(from, to);
@@ -139,7 +161,9 @@ export async function measureMemory(options: {
       point.results = await options.remeasure();
       growth.push(point);
     }
-    const grantIndex = lastGrantId ? Number(await plain.call('MEMORY', 'USAGE', `${options.oursPrefix}oidc:grant:${keys.storageKey(lastGrantId)}`, 'SAMPLES', '0')) : 0;
+    const grantIndex = lastGrantId
+      ? Number(await plain.call('MEMORY', 'USAGE', `${options.oursPrefix}oidc:grant:${keys.storageKey(lastGrantId)}`, 'SAMPLES', '0'))
+      : 0;
     return {
       ours,
       floor,

@@ -113,8 +113,24 @@ export async function preparePortcullis(): Promise<Portcullis> {
     deps,
     seed,
     async start({ cpu, nodeFlags }) {
-      const auth = await startServer({ name: 'portcullis-auth', args: ['src/main.ts', '--only', 'auth'], env, origin: issuer, readyPath: '/readyz', cpu, ...(nodeFlags ? { nodeFlags } : {}) });
-      const api = await startServer({ name: 'portcullis-api', args: ['src/main.ts', '--only', 'api'], env, origin: apiUrl, readyPath: '/readyz', cpu, ...(nodeFlags ? { nodeFlags } : {}) });
+      const auth = await startServer({
+        name: 'portcullis-auth',
+        args: ['src/main.ts', '--only', 'auth'],
+        env,
+        origin: issuer,
+        readyPath: '/readyz',
+        cpu,
+        ...(nodeFlags ? { nodeFlags } : {}),
+      });
+      const api = await startServer({
+        name: 'portcullis-api',
+        args: ['src/main.ts', '--only', 'api'],
+        env,
+        origin: apiUrl,
+        readyPath: '/readyz',
+        cpu,
+        ...(nodeFlags ? { nodeFlags } : {}),
+      });
       return { auth, api };
     },
     async close() {

@@ -4,7 +4,16 @@ import type { Target } from './target.ts';
 
 const script = fileURLToPath(new URL('../wrk/request.lua', import.meta.url));
 
-export type WrkResult = { requests: number; seconds: number; good: number; bad: number; socketErrors: number; p50Ms: number; p99Ms: number; sample?: string };
+export type WrkResult = {
+  requests: number;
+  seconds: number;
+  good: number;
+  bad: number;
+  socketErrors: number;
+  p50Ms: number;
+  p99Ms: number;
+  sample?: string;
+};
 
 /** Closed-loop saturation run with wrk (one thread: the generator has one core). */
 export function runWrk(target: Target, options: { seconds: number; connections: number }): Promise<WrkResult> {
@@ -19,7 +28,16 @@ export function runWrk(target: Target, options: { seconds: number; connections: 
     BENCH_EXPECT: target.expect.join(','),
     BENCH_MATCH: (target.match ?? []).join('|'),
   };
-  const args = ['-t1', `-c${options.connections}`, `-d${options.seconds}s`, '--timeout', '10s', '-s', script, `${target.origin}${target.path}`];
+  const args = [
+    '-t1',
+    `-c${options.connections}`,
+    `-d${options.seconds}s`,
+    '--timeout',
+    '10s',
+    '-s',
+    script,
+    `${target.origin}${target.path}`,
+  ];
   return new Promise((resolve, reject) => {
     const child = spawn('wrk', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -32,7 +50,15 @@ export function runWrk(target: Target, options: { seconds: number; connections: 
         reject(new Error(`wrk failed (${String(code)}): ${out.slice(-500)}`));
         return;
       }
-      const r = JSON.parse(line) as { requests: number; duration_us: number; good: number; bad: number; socket_errors: number; p50_us: number; p99_us: number };
+      const r = JSON.parse(line) as {
+        requests: number;
+        duration_us: number;
+        good: number;
+        bad: number;
+        socket_errors: number;
+        p50_us: number;
+        p99_us: number;
+      };
       const sample = /^BENCH_SAMPLE (.+)$/m.exec(out)?.[1];
       resolve({
         requests: r.requests,

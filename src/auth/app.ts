@@ -60,7 +60,12 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
   auditRefreshReuse(provider, { audit: deps.audit, once, logger, ttlSeconds: config.ttl.refreshToken });
   detectConstantChallenges(provider, { audit: deps.audit, once, logger });
   releaseFailedClaims(provider, once);
-  attachClientGovernance(provider, { clients: deps.stores.clients, initialAccessTokens: deps.stores.initialAccessTokens, audit: deps.audit, logger });
+  attachClientGovernance(provider, {
+    clients: deps.stores.clients,
+    initialAccessTokens: deps.stores.initialAccessTokens,
+    audit: deps.audit,
+    logger,
+  });
   // Below the rotated-key publication delay, so a cached JWKS always has the next signing key.
   cacheableMetadata(provider, { maxAgeSeconds: Math.min(300, config.signingKeys.activateAfterSeconds) });
   provider.use(notFoundPage);
@@ -82,7 +87,12 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
     problemHandler({
       logger,
       renderHtml: (ctx, problem) => {
-        render(ctx, 'error', { heading: problem.title, message: problem.expose ? (problem.detail ?? '') : 'Please try again in a moment.' }, problem.status);
+        render(
+          ctx,
+          'error',
+          { heading: problem.title, message: problem.expose ? (problem.detail ?? '') : 'Please try again in a moment.' },
+          problem.status,
+        );
       },
     }),
   );
@@ -92,13 +102,23 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
   // Per-IP and per-client request limits: every provider route spends a bucket (R11, T34); our
   // sign-in form spends the login bucket as middleware of its own route.
   const limits = createRateLimits({ config, redis: deps.redis, logger, counterKey: deps.counterKey });
-  app.use(limits.byBucket((ctx) => {
-    const route = providerRouteIn(ctx);
-    return route === undefined ? undefined : bucketOfProviderRoute(route);
-  }));
+  app.use(
+    limits.byBucket((ctx) => {
+      const route = providerRouteIn(ctx);
+      return route === undefined ? undefined : bucketOfProviderRoute(route);
+    }),
+  );
   // Our sign-in and account pages spend the login bucket on every POST, as route middleware (R3, R14).
   const loginLimit = limits.bucket('login');
-  const interactions = interactionRoutes({ provider, accounts: deps.accounts, mfa: deps.mfa, csrf, issuerOrigin, recentAuthSeconds: config.ttl.recentAuth, loginLimit });
+  const interactions = interactionRoutes({
+    provider,
+    accounts: deps.accounts,
+    mfa: deps.mfa,
+    csrf,
+    issuerOrigin,
+    recentAuthSeconds: config.ttl.recentAuth,
+    loginLimit,
+  });
   app.use(interactions.routes());
   app.use(allowedMethods(interactions));
   attachAccountIndex(provider, deps.accountIndex, logger);
@@ -110,7 +130,22 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
     received: (actor: Actor) => records.receivedShares(actor),
     leave: (actor: Actor, recordId: string) => records.leaveShare(actor, recordId),
   };
-  const account = accountRoutes({ provider, accounts: deps.accounts, mfa: deps.mfa, index: deps.accountIndex, sessions: deps.accountSessions, oidcAdapter: deps.oidcAdapter, csrf, issuer: config.issuer, recentAuthSeconds: config.ttl.recentAuth, sessionLifetime: sessionTtl({ idleSeconds: config.ttl.sessionIdle, maxSeconds: config.ttl.sessionMax }), reuseNotices: (userId) => recentRefreshReuse(auditSearch, userId), accessHistory: (userId) => accessHistory(auditSearch, userId), offers: shareOffers, loginLimit });
+  const account = accountRoutes({
+    provider,
+    accounts: deps.accounts,
+    mfa: deps.mfa,
+    index: deps.accountIndex,
+    sessions: deps.accountSessions,
+    oidcAdapter: deps.oidcAdapter,
+    csrf,
+    issuer: config.issuer,
+    recentAuthSeconds: config.ttl.recentAuth,
+    sessionLifetime: sessionTtl({ idleSeconds: config.ttl.sessionIdle, maxSeconds: config.ttl.sessionMax }),
+    reuseNotices: (userId) => recentRefreshReuse(auditSearch, userId),
+    accessHistory: (userId) => accessHistory(auditSearch, userId),
+    offers: shareOffers,
+    loginLimit,
+  });
   app.use(account.routes());
   app.use(allowedMethods(account));
   app.use(devicePages.guard);

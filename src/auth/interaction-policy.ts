@@ -28,7 +28,11 @@ export function clientRequiresMfa(ctx: KoaContextWithOIDC): boolean {
 /** The acr values the request asks for (acr_values or claims.id_token.acr). */
 export function requestedAcrs(ctx: KoaContextWithOIDC): string[] {
   const claim = (ctx.oidc.claims as { id_token?: { acr?: { value?: unknown; values?: unknown } } } | undefined)?.id_token?.acr;
-  const fromClaims: unknown[] = Array.isArray(claim?.values) ? (claim.values as unknown[]) : typeof claim?.value === 'string' ? [claim.value] : [];
+  const fromClaims: unknown[] = Array.isArray(claim?.values)
+    ? (claim.values as unknown[])
+    : typeof claim?.value === 'string'
+      ? [claim.value]
+      : [];
   const fromParam = typeof ctx.oidc.params?.acr_values === 'string' ? ctx.oidc.params.acr_values.split(' ') : [];
   return [...new Set([...fromParam, ...fromClaims].filter((v): v is string => typeof v === 'string'))];
 }

@@ -64,7 +64,9 @@ function signInOf(ctx: KoaContextWithOIDC, token: unknown): SignIn | undefined {
     // whichever session it came from (tokenCounts), so no session is named here (R13).
     if (kind === 'AccessToken') return { loginTs: typeof iat === 'number' ? iat : undefined };
     const { authTime, sessionUid } = token as { authTime?: unknown; sessionUid?: unknown };
-    return typeof authTime === 'number' ? { loginTs: authTime, sessionUid: typeof sessionUid === 'string' ? sessionUid : undefined } : undefined;
+    return typeof authTime === 'number'
+      ? { loginTs: authTime, sessionUid: typeof sessionUid === 'string' ? sessionUid : undefined }
+      : undefined;
   }
   const session = (ctx.oidc as { session?: { loginTs?: number; uid?: string } } | undefined)?.session;
   return session ? { loginTs: session.loginTs, sessionUid: session.uid } : undefined;
@@ -78,21 +80,30 @@ const htmlPage = (ctx: KoaContextWithOIDC, body: string, status?: number): void 
 };
 
 // A Map, like every table looked up with text from outside (R12).
-const friendlyErrors = new Map<string, string>(Object.entries({
-  invalid_redirect_uri: 'The application sent you here with a return address it has not registered.',
-  invalid_client: 'The application that sent you here is not known to this server.',
-  invalid_request: 'The request from the application was not valid.',
-  session_not_found: 'Your sign-in session has expired or was opened in another browser.',
-  access_denied: 'The request was refused.',
-  temporarily_unavailable: 'The service is briefly unavailable. Please try again in a moment.',
-}));
+const friendlyErrors = new Map<string, string>(
+  Object.entries({
+    invalid_redirect_uri: 'The application sent you here with a return address it has not registered.',
+    invalid_client: 'The application that sent you here is not known to this server.',
+    invalid_request: 'The request from the application was not valid.',
+    session_not_found: 'Your sign-in session has expired or was opened in another browser.',
+    access_denied: 'The request was refused.',
+    temporarily_unavailable: 'The service is briefly unavailable. Please try again in a moment.',
+  }),
+);
 
 /**
  * The one place that knows oidc-provider's configuration shape. Secure defaults per
  * docs/security.md: no dev interactions, PKCE for every client, code flow only, rotating refresh
  * tokens, short JWT access tokens for the API audience.
  */
-export function buildProviderConfiguration({ config, accounts, adapter, jwks, cookieKeys, devicePages }: ProviderConfigDeps): Configuration {
+export function buildProviderConfiguration({
+  config,
+  accounts,
+  adapter,
+  jwks,
+  cookieKeys,
+  devicePages,
+}: ProviderConfigDeps): Configuration {
   const https = config.issuer.startsWith('https://');
   const cookieBase = { httpOnly: true, sameSite: 'lax' as const, secure: https, signed: true };
   const sessionLifetime = sessionTtl({ idleSeconds: config.ttl.sessionIdle, maxSeconds: config.ttl.sessionMax });
@@ -171,7 +182,10 @@ export function buildProviderConfiguration({ config, accounts, adapter, jwks, co
       DeviceCode: config.clients.deviceCodeTtl,
     },
     // Absolute, from ISSUER (R2): an emitted URL never depends on the request.
-    interactions: { policy: buildInteractionPolicy(), url: (_ctx, interaction) => new URL(`/interaction/${interaction.uid}`, config.issuer).href },
+    interactions: {
+      policy: buildInteractionPolicy(),
+      url: (_ctx, interaction) => new URL(`/interaction/${interaction.uid}`, config.issuer).href,
+    },
     // The account page's own first-party client (static: not in the database, not editable).
     clients: [accountClientMetadata(config.issuer)],
     // `require_mfa: true` makes every sign-in to the client pass a second factor (acr loa:2).

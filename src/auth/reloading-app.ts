@@ -36,7 +36,8 @@ export async function createReloadingApp(options: {
 
   async function step(): Promise<void> {
     const changed = await advance();
-    if (changed.activated.length + changed.retired.length + changed.rotated.length > 0) logger.info(changed, 'signing key schedule advanced');
+    if (changed.activated.length + changed.retired.length + changed.rotated.length > 0)
+      logger.info(changed, 'signing key schedule advanced');
     const next = await fingerprint();
     if (next === current) return;
     const app = await build();

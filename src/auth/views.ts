@@ -37,7 +37,12 @@ export async function notFoundPage(ctx: Context, next: Next): Promise<void> {
   await next();
   if (ctx.status !== 404 || ctx.body != null) return;
   if (ctx.accepts('json', 'html') === 'html') {
-    render(ctx, 'error', { heading: "This page doesn't exist", message: 'The address may be mistyped, or the page may have moved.', home: '/account' }, 404);
+    render(
+      ctx,
+      'error',
+      { heading: "This page doesn't exist", message: 'The address may be mistyped, or the page may have moved.', home: '/account' },
+      404,
+    );
     return;
   }
   ctx.status = 404;
@@ -49,14 +54,19 @@ export async function notFoundPage(ctx: Context, next: Next): Promise<void> {
 const staticFiles = new Map<string, { type: string; body: Buffer }>([
   // Fixed paths, one per file (security/detect-non-literal-fs-filename sees that they are).
   ['/static/style.css', { type: 'text/css; charset=utf-8', body: readFileSync(join(import.meta.dirname, '../../views/static/style.css')) }],
-  ['/static/webauthn.js', { type: 'text/javascript; charset=utf-8', body: readFileSync(join(import.meta.dirname, '../../views/static/webauthn.js')) }],
+  [
+    '/static/webauthn.js',
+    { type: 'text/javascript; charset=utf-8', body: readFileSync(join(import.meta.dirname, '../../views/static/webauthn.js')) },
+  ],
   // @simplewebauthn/browser's own UMD bundle, served from node_modules (no CDN).
   [
     '/static/simplewebauthn-browser.js',
     {
       type: 'text/javascript; charset=utf-8',
       // eslint-disable-next-line security/detect-non-literal-fs-filename -- a fixed file inside an installed package, found by module resolution, never from a request
-      body: readFileSync(join(dirname(createRequire(import.meta.url).resolve('@simplewebauthn/browser')), '../dist/bundle/index.umd.min.js')),
+      body: readFileSync(
+        join(dirname(createRequire(import.meta.url).resolve('@simplewebauthn/browser')), '../dist/bundle/index.umd.min.js'),
+      ),
     },
   ],
 ]);

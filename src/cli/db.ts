@@ -38,7 +38,10 @@ export function registerDbCommands(
     .action(async (opts: { authRole: string; apiRole: string; authPasswordFile?: string; apiPasswordFile?: string }) => {
       const [authPassword, apiPassword] = [await passwordFrom(opts.authPasswordFile), await passwordFrom(opts.apiPasswordFile)];
       const report = await withDatabase((database) =>
-        setUpDbRoles(database, { auth: { name: opts.authRole, password: authPassword }, api: { name: opts.apiRole, password: apiPassword } }),
+        setUpDbRoles(database, {
+          auth: { name: opts.authRole, password: authPassword },
+          api: { name: opts.apiRole, password: apiPassword },
+        }),
       );
       print(report);
     });

@@ -116,9 +116,14 @@ export function registerMasterKeyCommands(
  * role that may rewrite `user_data_keys` (the API's); MASTER_KEY only while keys from before
  * VAULT_KEY remain, so the API's host, which holds VAULT_KEY alone, can run a rotation's pass.
  */
-export async function rewrapVault({ knex, embedded }: Database, config: Config, options: { batchSize?: number } = {}): Promise<RewrapReport> {
+export async function rewrapVault(
+  { knex, embedded }: Database,
+  config: Config,
+  options: { batchSize?: number } = {},
+): Promise<RewrapReport> {
   const logger = createLogger({ logLevel: 'warn' });
-  const key = async (name: string, value: string | undefined, fileName: string) => resolveKey({ name, value, fileName }, { dataDir: config.dataDir, embedded, logger });
+  const key = async (name: string, value: string | undefined, fileName: string) =>
+    resolveKey({ name, value, fileName }, { dataDir: config.dataDir, embedded, logger });
   const previous = (value: string | undefined) => (value ? [Buffer.from(value, 'base64')] : []);
   const vault = createVaultBox(await key('VAULT_KEY', config.vaultKey, 'vault.key'), previous(config.vaultKeyPrevious));
   // In embedded mode the generated master key sits in DATA_DIR beside the generated vault key.
@@ -129,7 +134,10 @@ export async function rewrapVault({ knex, embedded }: Database, config: Config, 
   return rewrapDataKeys(knex, vault, master, options);
 }
 
-export function registerVaultKeyCommands(keys: Command, { withDatabase, print }: { withDatabase: WithDatabase; print: (value: unknown) => void }): void {
+export function registerVaultKeyCommands(
+  keys: Command,
+  { withDatabase, print }: { withDatabase: WithDatabase; print: (value: unknown) => void },
+): void {
   keys
     .command('rewrap-vault')
     .description(
@@ -142,7 +150,9 @@ export function registerVaultKeyCommands(keys: Command, { withDatabase, print }:
       }),
     )
     .action(async (opts: { batchSize?: number }) => {
-      const report = await withDatabase((database, config) => rewrapVault(database, config, opts.batchSize ? { batchSize: opts.batchSize } : {}));
+      const report = await withDatabase((database, config) =>
+        rewrapVault(database, config, opts.batchSize ? { batchSize: opts.batchSize } : {}),
+      );
       print(report);
       if (report.unreadable.length > 0) {
         process.stderr.write(

@@ -7,13 +7,17 @@ export { KeyRotationError };
 
 type WithDeps = <T>(fn: (deps: Deps) => Promise<T>) => Promise<T>;
 
-const rotationOf = (deps: Deps): KeyRotation => createKeyRotation({ store: deps.stores.keys, box: deps.box, policy: rotationPolicyOf(deps.config) });
+const rotationOf = (deps: Deps): KeyRotation =>
+  createKeyRotation({ store: deps.stores.keys, box: deps.box, policy: rotationPolicyOf(deps.config) });
 
 /**
  * `portcullis keys list|rotate|retire`: the signing-key schedule by hand. Running instances pick
  * the change up within KEYS_REFRESH_SECONDS; nothing restarts.
  */
-export function registerSigningKeyCommands(keys: Command, { withDeps, print }: { withDeps: WithDeps; print: (value: unknown) => void }): void {
+export function registerSigningKeyCommands(
+  keys: Command,
+  { withDeps, print }: { withDeps: WithDeps; print: (value: unknown) => void },
+): void {
   keys
     .command('list')
     .description('list signing keys: kid, alg, state (next = published, not signing; active; retired), which one signs')
@@ -22,7 +26,9 @@ export function registerSigningKeyCommands(keys: Command, { withDeps, print }: {
     });
   keys
     .command('rotate')
-    .description('publish a new signing key per algorithm now; it signs after KEY_ACTIVATE_AFTER seconds, the old one stays published until its tokens expire')
+    .description(
+      'publish a new signing key per algorithm now; it signs after KEY_ACTIVATE_AFTER seconds, the old one stays published until its tokens expire',
+    )
     .addOption(new Option('--alg <alg>', 'only this algorithm').choices([...SIGNING_ALGS]))
     .action(async (opts: { alg?: SigningAlg }) => {
       print(
@@ -42,7 +48,12 @@ export function registerSigningKeyCommands(keys: Command, { withDeps, print }: {
     .command('rotate-cookies')
     .description('add a new cookie signing key: it signs new cookies, older keys keep verifying until SESSION_MAX_SECONDS has passed')
     .action(async () => {
-      print(await withDeps(async (deps) => ({ cookie_key: await rotationOf(deps).rotateCookieKeys(), old_keys_verify_for_seconds: deps.config.ttl.sessionMax + 60 })));
+      print(
+        await withDeps(async (deps) => ({
+          cookie_key: await rotationOf(deps).rotateCookieKeys(),
+          old_keys_verify_for_seconds: deps.config.ttl.sessionMax + 60,
+        })),
+      );
     });
   keys
     .command('retire <kid>')

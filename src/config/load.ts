@@ -109,7 +109,7 @@ const validate = ajv.compile(configSchema);
 function describe(error: ErrorObject): string {
   const path = error.instancePath.split('/').filter(Boolean);
   if (error.keyword === 'required' || error.keyword === 'additionalProperties') {
-    const missing = (error.params as { missingProperty?: string; additionalProperty?: string });
+    const missing = error.params as { missingProperty?: string; additionalProperty?: string };
     path.push(missing.missingProperty ?? missing.additionalProperty ?? '');
   }
   // Array items report their own index; name the variable that holds the whole list.
@@ -166,7 +166,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   for (const setting of settings) {
     const raw = readVariable(env, setting, problems);
     if (raw === undefined) continue;
-    const value = setting.type === 'array' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : raw;
+    const value =
+      setting.type === 'array'
+        ? raw
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : raw;
     setPath(merged, setting.path, value);
   }
   if (!validate(merged)) problems.push(...(validate.errors ?? []).map(describe));

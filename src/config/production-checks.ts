@@ -41,14 +41,20 @@ export function keyProblems(config: Config, roles: readonly ProcessRole[]): stri
   if (auth && !config.masterKey)
     problems.push('MASTER_KEY (or MASTER_KEY_FILE) must be set; the key generated into DATA_DIR is for development only');
   if (!auth && config.masterKey)
-    problems.push('MASTER_KEY must not be given to the API process (--only api): it unseals the identity server\'s signing keys; give the API VAULT_KEY only');
+    problems.push(
+      "MASTER_KEY must not be given to the API process (--only api): it unseals the identity server's signing keys; give the API VAULT_KEY only",
+    );
   if (api && !config.vaultKey)
     problems.push('VAULT_KEY (or VAULT_KEY_FILE) must be set for the API; the key generated into DATA_DIR is for development only');
   return problems;
 }
 
 /** Settings checked before anything is opened: issuer, database, keys, debug output. */
-export function productionSettingProblems(config: Config, env: NodeJS.ProcessEnv = {}, roles: readonly ProcessRole[] = ['auth', 'api']): string[] {
+export function productionSettingProblems(
+  config: Config,
+  env: NodeJS.ProcessEnv = {},
+  roles: readonly ProcessRole[] = ['auth', 'api'],
+): string[] {
   if (config.nodeEnv !== 'production') return [];
   const problems: string[] = [];
   if (!config.issuer.startsWith('https://')) problems.push(`ISSUER must be an https URL (got ${config.issuer})`);
@@ -109,7 +115,11 @@ export function providerConfigurationProblems(configuration: Configuration): str
   return problems;
 }
 
-export function assertProductionSettings(config: Config, env: NodeJS.ProcessEnv = {}, roles: readonly ProcessRole[] = ['auth', 'api']): void {
+export function assertProductionSettings(
+  config: Config,
+  env: NodeJS.ProcessEnv = {},
+  roles: readonly ProcessRole[] = ['auth', 'api'],
+): void {
   const problems = productionSettingProblems(config, env, roles);
   if (problems.length > 0) throw new ProductionConfigError(problems);
 }

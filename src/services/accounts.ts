@@ -26,7 +26,8 @@ export class PasswordPolicyViolation extends Error {
 const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,255}$/;
 
 /** One answer for a wrong and a locked current password (account page), as the login gives one. */
-export const CURRENT_PASSWORD_REFUSED = 'The current password is not right, or there were too many attempts. Wait a while before trying again.';
+export const CURRENT_PASSWORD_REFUSED =
+  'The current password is not right, or there were too many attempts. Wait a while before trying again.';
 
 /** The password budget's key for an account: its normalised email, as stored and looked up (R7). */
 const lockoutKeyOf = (email: string): string => normalizeEmail(email);
@@ -74,7 +75,11 @@ export function createAccountService(deps: {
     };
     if (!account.granted || address?.granted === false) {
       await Promise.all([lockouts.account.release(accountKey, account), releaseAddress()]);
-      return { granted: false as const, unavailable: account.unavailable ?? address?.unavailable ?? false, lock: account.granted ? 'ip' : 'account' };
+      return {
+        granted: false as const,
+        unavailable: account.unavailable ?? address?.unavailable ?? false,
+        lock: account.granted ? 'ip' : 'account',
+      };
     }
     const started = account.started ? 'account' : address?.started ? 'ip' : undefined;
     return {
@@ -85,7 +90,12 @@ export function createAccountService(deps: {
   }
 
   return {
-    async createUser(input: { email: string; password?: string | undefined; name?: string | undefined; roles?: readonly string[] }): Promise<UserRow> {
+    async createUser(input: {
+      email: string;
+      password?: string | undefined;
+      name?: string | undefined;
+      roles?: readonly string[];
+    }): Promise<UserRow> {
       if (!isPlausibleEmail(input.email)) throw new Error('email is not a valid address');
       let passwordHash: string | null = null;
       if (input.password !== undefined) {
@@ -138,7 +148,13 @@ export function createAccountService(deps: {
       }
       await held.succeeded();
       if (rehash) await users.updatePasswordHash(user.id, await hasher.hash(password));
-      await audit.record({ type: 'login.password', actorId: user.id, ip: context.ip, userAgent: context.userAgent, clientId: context.clientId });
+      await audit.record({
+        type: 'login.password',
+        actorId: user.id,
+        ip: context.ip,
+        userAgent: context.userAgent,
+        clientId: context.clientId,
+      });
       return user;
     },
 
@@ -154,10 +170,22 @@ export function createAccountService(deps: {
      * IP; a locked account is refused before argon2 runs, even with the right password, and
      * wrong and locked get one answer. A success clears the account's failures as a sign-in does.
      */
-    async changePassword(userId: string, current: string, next: string, context: RequestContext = {}): Promise<{ ok: true } | { ok: false; reason: string }> {
+    async changePassword(
+      userId: string,
+      current: string,
+      next: string,
+      context: RequestContext = {},
+    ): Promise<{ ok: true } | { ok: false; reason: string }> {
       const user = await users.findById(userId);
       const failure = async (reason: string, data: Record<string, unknown> = {}) => {
-        await audit.record({ type: 'password.changed', outcome: 'failure', actorId: userId, ip: context.ip, userAgent: context.userAgent, data: { reason, ...data } });
+        await audit.record({
+          type: 'password.changed',
+          outcome: 'failure',
+          actorId: userId,
+          ip: context.ip,
+          userAgent: context.userAgent,
+          data: { reason, ...data },
+        });
         return { ok: false as const, reason: CURRENT_PASSWORD_REFUSED };
       };
       if (!user) return failure('wrong_password');
@@ -165,7 +193,10 @@ export function createAccountService(deps: {
       if (!held.granted) return failure(held.unavailable ? 'lockout_unavailable' : 'locked', { lock: held.lock });
       const { ok } = await hasher.verify(user.password_hash, current);
       if (!ok) {
-        return failure(held.started ? 'invalid_now_locked' : 'wrong_password', held.started ? { cause: 'wrong_password', lock: held.started } : {});
+        return failure(
+          held.started ? 'invalid_now_locked' : 'wrong_password',
+          held.started ? { cause: 'wrong_password', lock: held.started } : {},
+        );
       }
       await held.succeeded();
       const problem = await hasher.screen(next);

@@ -63,7 +63,11 @@ export async function recordBackupCreated(knex: Knex, auditKey: Buffer, backup: 
  * data keys VAULT_KEY, or MASTER_KEY for keys wrapped before VAULT_KEY existed (a backup from
  * before the upgrade, S3). Undefined when this run lacks the key.
  */
-function boxFor(spec: SealedColumn, envelope: string, keys: { master: CryptoBox; vault: KeyRing | undefined }): { box: CryptoBox | undefined; name: string } {
+function boxFor(
+  spec: SealedColumn,
+  envelope: string,
+  keys: { master: CryptoBox; vault: KeyRing | undefined },
+): { box: CryptoBox | undefined; name: string } {
   if (spec.family === 'master' || isMasterKeyId(envelopeKeyId(envelope))) return { box: keys.master, name: 'MASTER_KEY' };
   return { box: keys.vault, name: 'VAULT_KEY' };
 }

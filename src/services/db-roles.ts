@@ -8,7 +8,13 @@ export { DbRoleError, DEFAULT_ROLE_NAMES };
  * (src/store/db-roles.ts). Refused on the embedded database, which serves one process as its only
  * user.
  */
-export async function setUpDbRoles(database: { knex: Knex; embedded: boolean }, specs: { auth: RoleSpec; api: RoleSpec }): Promise<DbRolesReport> {
-  if (database.embedded) throw new DbRoleError('the embedded database serves one process as its only user; database roles are for a Postgres server (DATABASE_URL)');
+export async function setUpDbRoles(
+  database: { knex: Knex; embedded: boolean },
+  specs: { auth: RoleSpec; api: RoleSpec },
+): Promise<DbRolesReport> {
+  if (database.embedded)
+    throw new DbRoleError(
+      'the embedded database serves one process as its only user; database roles are for a Postgres server (DATABASE_URL)',
+    );
   return applyDbRoles(database.knex, specs);
 }

@@ -111,11 +111,15 @@ function redisStore(redis: Redis): Store {
   };
   return {
     fail: async (key, b) => {
-      const reply = (await redis.eval(FAIL_SCRIPT, 1, key, b.maxFailures, b.baseSeconds, b.maxSeconds, b.windowSeconds)) as (string | number)[];
+      const reply = (await redis.eval(FAIL_SCRIPT, 1, key, b.maxFailures, b.baseSeconds, b.maxSeconds, b.windowSeconds)) as (
+        string | number
+      )[];
       return { ...parse(reply), started: Number(reply[4]) === 1 };
     },
     reserve: async (key, b) => {
-      const reply = (await redis.eval(RESERVE_SCRIPT, 1, key, b.maxFailures, b.baseSeconds, b.maxSeconds, b.windowSeconds)) as (string | number)[];
+      const reply = (await redis.eval(RESERVE_SCRIPT, 1, key, b.maxFailures, b.baseSeconds, b.maxSeconds, b.windowSeconds)) as (
+        string | number
+      )[];
       if (Number(reply[0]) !== 1) return undefined;
       return { ...parse(reply.slice(1)), started: Number(reply[5]) === 1 };
     },
@@ -133,7 +137,7 @@ type Row = { failures: number; level: number; locked_until_ms: string; now_ms: s
 
 /** Without Redis: the lockouts table; a row lock serialises concurrent failures on one key. */
 function postgresStore(knex: Knex): Store {
-  const now = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms";
+  const now = '(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms';
   const columns = `failures, level, coalesce((extract(epoch FROM locked_until) * 1000)::bigint, 0) AS locked_until_ms, ${now}`;
   const parse = (row: Row): Stored & { nowMs: number } => ({
     failures: row.failures,
@@ -170,7 +174,12 @@ function postgresStore(knex: Knex): Store {
     // key whose lock still runs (no row comes back); an expired row starts over.
     reserve: async (key, b) => {
       // Typed parameters (an untyped one is text to make_interval).
-      const [max, base, cap, window] = ['CAST(:max AS integer)', 'CAST(:base AS float8)', 'CAST(:cap AS float8)', 'CAST(:window AS float8)'];
+      const [max, base, cap, window] = [
+        'CAST(:max AS integer)',
+        'CAST(:base AS float8)',
+        'CAST(:cap AS float8)',
+        'CAST(:window AS float8)',
+      ];
       const expired = 'l.expires_at <= (SELECT now FROM t)';
       const failures = `(CASE WHEN ${expired} THEN 0 ELSE l.failures END) + 1`;
       const level = `(CASE WHEN ${expired} THEN 0 ELSE l.level END)`;
@@ -197,7 +206,8 @@ function postgresStore(knex: Knex): Store {
       return row ? { ...parse(row), started: row.started } : undefined;
     },
     release: async (key, startedUntilMs) => {
-      const ended = 'CAST(:until AS bigint) > 0 AND coalesce((extract(epoch FROM locked_until) * 1000)::bigint, 0) = CAST(:until AS bigint)';
+      const ended =
+        'CAST(:until AS bigint) > 0 AND coalesce((extract(epoch FROM locked_until) * 1000)::bigint, 0) = CAST(:until AS bigint)';
       await knex.raw(
         `UPDATE lockouts SET failures = greatest(failures - 1, 0),
            level = CASE WHEN ${ended} THEN greatest(level - 1, 0) ELSE level END,
@@ -207,7 +217,9 @@ function postgresStore(knex: Knex): Store {
       );
     },
     get: async (key) => {
-      const result = await knex.raw<{ rows: Row[] }>(`SELECT ${columns} FROM lockouts WHERE key = ? AND expires_at > clock_timestamp()`, [key]);
+      const result = await knex.raw<{ rows: Row[] }>(`SELECT ${columns} FROM lockouts WHERE key = ? AND expires_at > clock_timestamp()`, [
+        key,
+      ]);
       const row = result.rows[0];
       return row ? parse(row) : { failures: 0, level: 0, lockedUntilMs: 0, nowMs: Date.now() };
     },
@@ -233,7 +245,14 @@ const keyOf = (budget: LockoutBudget, digest: string): string => `lockout:${budg
  * The lockout sentinel for one budget, shared by every instance through Redis (or Postgres
  * without Redis). Whenever the store fails the answer is "locked" (fail closed, docs/security.md).
  */
-export function createLockout({ redis, knex, logger, budget, counterKey, groupKey = (id) => id }: {
+export function createLockout({
+  redis,
+  knex,
+  logger,
+  budget,
+  counterKey,
+  groupKey = (id) => id,
+}: {
   redis?: Redis | undefined;
   knex: Knex;
   logger: Logger;
@@ -285,7 +304,13 @@ export function createLockout({ redis, knex, logger, budget, counterKey, groupKe
       const key = keyFor(id);
       try {
         const granted = await store.reserve(key, budget);
-        if (granted) return { ...stateOf(granted), granted: true, lockedUntilMs: granted.started ? granted.lockedUntilMs : 0, ...(granted.started ? { started: true as const } : {}) };
+        if (granted)
+          return {
+            ...stateOf(granted),
+            granted: true,
+            lockedUntilMs: granted.started ? granted.lockedUntilMs : 0,
+            ...(granted.started ? { started: true as const } : {}),
+          };
         return { ...stateOf(await store.get(key)), locked: true, granted: false };
       } catch (error) {
         return { ...unavailable(error), granted: false };
@@ -332,10 +357,22 @@ export function createLockouts({
   const perAddress = (budget: LockoutBudget): Lockout => createLockout({ redis, knex, logger, budget, counterKey, groupKey: ipBudgetKey });
   const cap = lockout.maxSeconds;
   return {
-    password: make({ name: 'password', maxFailures: lockout.passwordMaxFailures, baseSeconds: lockout.baseSeconds, maxSeconds: cap, windowSeconds: lockout.windowSeconds }),
+    password: make({
+      name: 'password',
+      maxFailures: lockout.passwordMaxFailures,
+      baseSeconds: lockout.baseSeconds,
+      maxSeconds: cap,
+      windowSeconds: lockout.windowSeconds,
+    }),
     passwordIp:
       lockout.passwordIpMaxFailures > 0
-        ? perAddress({ name: 'password-ip', maxFailures: lockout.passwordIpMaxFailures, baseSeconds: lockout.baseSeconds, maxSeconds: cap, windowSeconds: lockout.windowSeconds })
+        ? perAddress({
+            name: 'password-ip',
+            maxFailures: lockout.passwordIpMaxFailures,
+            baseSeconds: lockout.baseSeconds,
+            maxSeconds: cap,
+            windowSeconds: lockout.windowSeconds,
+          })
         : undefined,
     secondFactor: make({
       name: 'second-factor',

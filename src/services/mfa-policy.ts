@@ -56,7 +56,6 @@ export type MfaDecision =
   | { kind: 'challenge'; factors: SecondFactor[]; recovery: boolean; userVerification: boolean }
   | { kind: 'enroll'; factors: SecondFactor[] };
 
-
 /**
  * The next step of a sign-in after the password (or of a step-up), from what the account has and
  * what passed so far in this sign-in (`passedRank`: the acr rank of the second factor passed in
@@ -128,7 +127,10 @@ export function authenticationContext(method: LoginMethod): { amr: string[]; acr
  * password was one of them (a step's own context assumes a password first) — and the acr is the
  * stronger of the two.
  */
-export function addStep(before: { amr: readonly string[]; acr: string }, step: { amr: readonly string[]; acr: string }): { amr: string[]; acr: string } {
+export function addStep(
+  before: { amr: readonly string[]; acr: string },
+  step: { amr: readonly string[]; acr: string },
+): { amr: string[]; acr: string } {
   const earlier = before.amr.filter((a) => a !== 'mfa');
   const added = step.amr.filter((a) => a !== 'pwd' || earlier.includes('pwd'));
   const amr = [...new Set([...earlier, ...added])];
@@ -156,7 +158,11 @@ export function acrMeeting(essential: readonly string[], achieved: string): stri
  * sign-in that ended so would be asked for again by the provider's own checks, for ever.
  */
 export function acrNamed(
-  request: { requestedAcrs?: readonly string[] | undefined; essentialAcrs?: readonly string[] | undefined; clientRequiresMfa?: boolean | undefined },
+  request: {
+    requestedAcrs?: readonly string[] | undefined;
+    essentialAcrs?: readonly string[] | undefined;
+    clientRequiresMfa?: boolean | undefined;
+  },
   achieved: string,
 ): string | undefined {
   const named = acrMeeting(request.essentialAcrs ?? [], achieved);

@@ -21,7 +21,11 @@ export function normalizeTotpCode(input: string): string | undefined {
  * Checks a code against a secret at `epoch` (seconds) within ±1 step, accepting only time steps
  * after `afterStep` (the replay guard). Returns the matched time step, or undefined.
  */
-export async function matchTotp(secret: string | Uint8Array, code: string, options: { epoch?: number; afterStep?: number; digits?: 6 | 8 } = {}): Promise<number | undefined> {
+export async function matchTotp(
+  secret: string | Uint8Array,
+  code: string,
+  options: { epoch?: number; afterStep?: number; digits?: 6 | 8 } = {},
+): Promise<number | undefined> {
   const epoch = options.epoch ?? Math.floor(Date.now() / 1000);
   const result = await verify({
     secret,

@@ -64,8 +64,22 @@ export function createMfaService(deps: {
   /** The sender's address budget, when there is one and the request names an address. */
   const addressOf = (context: RequestContext): string | undefined => (addressLockout && context.ip ? context.ip : undefined);
 
-  const event = (type: string, userId: string | undefined, context: RequestContext, outcome?: 'success' | 'failure', data?: Record<string, unknown>) =>
-    audit.record({ type, actorId: userId, ip: context.ip, userAgent: context.userAgent, clientId: context.clientId, ...(outcome ? { outcome } : {}), ...(data ? { data } : {}) });
+  const event = (
+    type: string,
+    userId: string | undefined,
+    context: RequestContext,
+    outcome?: 'success' | 'failure',
+    data?: Record<string, unknown>,
+  ) =>
+    audit.record({
+      type,
+      actorId: userId,
+      ip: context.ip,
+      userAgent: context.userAgent,
+      clientId: context.clientId,
+      ...(outcome ? { outcome } : {}),
+      ...(data ? { data } : {}),
+    });
 
   /**
    * One attempt on the sender's address budget, reserved before the answer is checked (R14); an
@@ -76,7 +90,11 @@ export function createMfaService(deps: {
     const address = addressOf(context);
     if (address === undefined || !addressLockout) return { granted: true, started: false, release: async () => {} };
     const reservation = await addressLockout.reserve(address);
-    return { granted: reservation.granted, started: reservation.started === true, release: () => addressLockout.release(address, reservation) };
+    return {
+      granted: reservation.granted,
+      started: reservation.started === true,
+      release: () => addressLockout.release(address, reservation),
+    };
   }
 
   /**
@@ -125,7 +143,11 @@ export function createMfaService(deps: {
     return { ok: false, locked: started };
   }
 
-  async function auditWebAuthnFailure(result: Exclude<WebAuthnResult, { ok: true }>, context: RequestContext, type = 'mfa.webauthn.rejected'): Promise<void> {
+  async function auditWebAuthnFailure(
+    result: Exclude<WebAuthnResult, { ok: true }>,
+    context: RequestContext,
+    type = 'mfa.webauthn.rejected',
+  ): Promise<void> {
     await event(type, result.userId, context, 'failure', { reason: result.reason, credentialId: result.credentialId });
     if (result.reason === 'counter_regression') {
       await event('mfa.webauthn.counter_regression', result.userId, context, 'failure', { credentialId: result.credentialId });
@@ -179,9 +201,11 @@ export function createMfaService(deps: {
     },
 
     /** Other account-security events (revoked grants, sign out everywhere). */
-    audit: (type: string, userId: string, context: RequestContext, data?: Record<string, unknown>) => event(type, userId, context, 'success', data),
+    audit: (type: string, userId: string, context: RequestContext, data?: Record<string, unknown>) =>
+      event(type, userId, context, 'success', data),
 
-    verifyTotp: (userId: string, code: string, context: RequestContext) => guarded(userId, 'totp', context, () => totp.verify(userId, code)),
+    verifyTotp: (userId: string, code: string, context: RequestContext) =>
+      guarded(userId, 'totp', context, () => totp.verify(userId, code)),
 
     useRecoveryCode: async (userId: string, code: string, context: RequestContext) => {
       const outcome = await guarded(userId, 'recovery_code', context, () => recovery.use(userId, code));
@@ -192,14 +216,33 @@ export function createMfaService(deps: {
      * A WebAuthn assertion as second factor for `userId`. The account's lock applies, but an
      * answer that does not verify spends the sender's address budget, not the account's (R13).
      */
-    async verifyWebAuthn(userId: string, binding: string, response: AuthenticationResponseJSON | undefined, context: RequestContext, options: { requireUserVerification?: boolean } = {}): Promise<SecondFactorOutcome & { result?: WebAuthnResult }> {
+    async verifyWebAuthn(
+      userId: string,
+      binding: string,
+      response: AuthenticationResponseJSON | undefined,
+      context: RequestContext,
+      options: { requireUserVerification?: boolean } = {},
+    ): Promise<SecondFactorOutcome & { result?: WebAuthnResult }> {
       let result: WebAuthnResult | undefined;
-      const outcome = await guarded(userId, 'webauthn', context, async () => {
-        if (!response) return false;
-        result = await webauthn.verifyAuthentication({ binding, purpose: 'second-factor', response, expectedUserId: userId, requireUserVerification: options.requireUserVerification === true });
-        if (!result.ok) await auditWebAuthnFailure(result, context);
-        return result.ok;
-      }, undefined, 'address');
+      const outcome = await guarded(
+        userId,
+        'webauthn',
+        context,
+        async () => {
+          if (!response) return false;
+          result = await webauthn.verifyAuthentication({
+            binding,
+            purpose: 'second-factor',
+            response,
+            expectedUserId: userId,
+            requireUserVerification: options.requireUserVerification === true,
+          });
+          if (!result.ok) await auditWebAuthnFailure(result, context);
+          return result.ok;
+        },
+        undefined,
+        'address',
+      );
       return result ? { ...outcome, result } : outcome;
     },
 
@@ -233,9 +276,13 @@ export function createMfaService(deps: {
       return result;
     },
 
-    async finishRegistration(input: { binding: string; userId: string; response: RegistrationResponseJSON; name: string }, context: RequestContext): Promise<WebAuthnResult> {
+    async finishRegistration(
+      input: { binding: string; userId: string; response: RegistrationResponseJSON; name: string },
+      context: RequestContext,
+    ): Promise<WebAuthnResult> {
       const result = await webauthn.finishRegistration(input);
-      if (result.ok) await event('mfa.webauthn.enrolled', input.userId, context, 'success', { credentialId: result.credentialId, name: input.name });
+      if (result.ok)
+        await event('mfa.webauthn.enrolled', input.userId, context, 'success', { credentialId: result.credentialId, name: input.name });
       else await event('mfa.webauthn.enrolled', input.userId, context, 'failure', { reason: result.reason });
       return result;
     },
@@ -271,7 +318,6 @@ export function createMfaService(deps: {
       await event('mfa.recovery_codes.generated', userId, context, 'success', { count: codes.length });
       return codes;
     },
-
   };
 }
 

@@ -28,7 +28,15 @@ export type Subject = {
  * for a few seconds so a burst of API calls costs one query; role changes made through the
  * admin API invalidate the entry at once (other instances converge within the TTL).
  */
-export function createRbacService({ roles, users, ttlMs = 5_000 }: { roles: RoleStore; users: Pick<UserStore, 'standingOf'>; ttlMs?: number }) {
+export function createRbacService({
+  roles,
+  users,
+  ttlMs = 5_000,
+}: {
+  roles: RoleStore;
+  users: Pick<UserStore, 'standingOf'>;
+  ttlMs?: number;
+}) {
   // Bounded and expiring: a flood of distinct subjects evicts the least recently used, never grows memory.
   const cache = new LRUCache<string, Promise<Subject>>({ max: 10_000, ttl: ttlMs });
 

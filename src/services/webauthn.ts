@@ -33,7 +33,8 @@ export type WebAuthnFailure =
   | 'malformed';
 
 export type WebAuthnSuccess = { ok: true; userId: string; credentialId: string; deviceType: string; userVerified: boolean };
-export type WebAuthnResult = WebAuthnSuccess | { ok: false; reason: WebAuthnFailure; userId?: string | undefined; credentialId?: string | undefined };
+export type WebAuthnResult =
+  WebAuthnSuccess | { ok: false; reason: WebAuthnFailure; userId?: string | undefined; credentialId?: string | undefined };
 
 /** Parses the browser's JSON answer; shape checks only, the library verifies the content. */
 function parseCredentialJson(input: string): { id: string } | undefined {
@@ -58,10 +59,20 @@ function signedChallenge(response: AuthenticationResponseJSON): string | undefin
   }
 }
 
-export const parseRegistrationJson = (input: string): RegistrationResponseJSON | undefined => parseCredentialJson(input) as RegistrationResponseJSON | undefined;
-export const parseAuthenticationJson = (input: string): AuthenticationResponseJSON | undefined => parseCredentialJson(input) as AuthenticationResponseJSON | undefined;
+export const parseRegistrationJson = (input: string): RegistrationResponseJSON | undefined =>
+  parseCredentialJson(input) as RegistrationResponseJSON | undefined;
+export const parseAuthenticationJson = (input: string): AuthenticationResponseJSON | undefined =>
+  parseCredentialJson(input) as AuthenticationResponseJSON | undefined;
 
-export function createWebAuthnService({ credentials, store, box, once, rpId, rpName, origin }: {
+export function createWebAuthnService({
+  credentials,
+  store,
+  box,
+  once,
+  rpId,
+  rpName,
+  origin,
+}: {
   credentials: WebAuthnCredentialStore;
   store: MfaStore;
   /** Seals passwordless challenges (the challenge carries its own binding and expiry). */
@@ -85,12 +96,17 @@ export function createWebAuthnService({ credentials, store, box, once, rpId, rpN
   const sealedAad = SEAL_CONTEXT.passwordlessChallenge;
   /** The sealed envelope; its UTF-8 bytes are the challenge (the options carry them base64url-encoded, as always). */
   function sealChallenge(binding: string): string {
-    return box.seal(JSON.stringify({ n: randomBytes(16).toString('base64url'), e: Math.floor(Date.now() / 1000) + CHALLENGE_TTL_SECONDS }), sealedAad(binding));
+    return box.seal(
+      JSON.stringify({ n: randomBytes(16).toString('base64url'), e: Math.floor(Date.now() / 1000) + CHALLENGE_TTL_SECONDS }),
+      sealedAad(binding),
+    );
   }
   /** The seconds the sealed challenge has left for this binding, or undefined when it is not one of ours, another's, or expired. */
   function openChallenge(binding: string, challenge: string): number | undefined {
     try {
-      const { e } = JSON.parse(box.open(Buffer.from(challenge, 'base64url').toString('utf8'), sealedAad(binding)).toString('utf8')) as { e?: unknown };
+      const { e } = JSON.parse(box.open(Buffer.from(challenge, 'base64url').toString('utf8'), sealedAad(binding)).toString('utf8')) as {
+        e?: unknown;
+      };
       const left = typeof e === 'number' ? e - Math.floor(Date.now() / 1000) : 0;
       return left > 0 ? left : undefined;
     } catch {
@@ -109,7 +125,12 @@ export function createWebAuthnService({ credentials, store, box, once, rpId, rpN
     },
 
     /** Registration options: a discoverable credential (passkey), existing ones excluded. */
-    async registrationOptions(input: { binding: string; userId: string; email: string; displayName: string }): Promise<PublicKeyCredentialCreationOptionsJSON> {
+    async registrationOptions(input: {
+      binding: string;
+      userId: string;
+      email: string;
+      displayName: string;
+    }): Promise<PublicKeyCredentialCreationOptionsJSON> {
       const existing = await credentials.listByUser(input.userId);
       const options = await generateRegistrationOptions({
         rpName,
@@ -122,11 +143,22 @@ export function createWebAuthnService({ credentials, store, box, once, rpId, rpN
         excludeCredentials: existing.map(toDescriptor),
         authenticatorSelection: { residentKey: 'required', userVerification: 'preferred' },
       });
-      await store.putChallenge({ binding: input.binding, purpose: 'register', challenge: options.challenge, userId: input.userId, ttlSeconds: CHALLENGE_TTL_SECONDS });
+      await store.putChallenge({
+        binding: input.binding,
+        purpose: 'register',
+        challenge: options.challenge,
+        userId: input.userId,
+        ttlSeconds: CHALLENGE_TTL_SECONDS,
+      });
       return options;
     },
 
-    async finishRegistration(input: { binding: string; userId: string; response: RegistrationResponseJSON; name: string }): Promise<WebAuthnResult> {
+    async finishRegistration(input: {
+      binding: string;
+      userId: string;
+      response: RegistrationResponseJSON;
+      name: string;
+    }): Promise<WebAuthnResult> {
       const stored = await store.takeChallenge(input.binding, 'register');
       if (stored?.userId !== input.userId) return { ok: false, reason: 'no_challenge', userId: input.userId };
       let verification;
@@ -156,10 +188,17 @@ export function createWebAuthnService({ credentials, store, box, once, rpId, rpN
           name: input.name,
         });
       } catch (error) {
-        if (error instanceof DuplicateCredentialError) return { ok: false, reason: 'duplicate_credential', userId: input.userId, credentialId: info.credential.id };
+        if (error instanceof DuplicateCredentialError)
+          return { ok: false, reason: 'duplicate_credential', userId: input.userId, credentialId: info.credential.id };
         throw error;
       }
-      return { ok: true, userId: input.userId, credentialId: info.credential.id, deviceType: info.credentialDeviceType, userVerified: info.userVerified };
+      return {
+        ok: true,
+        userId: input.userId,
+        credentialId: info.credential.id,
+        deviceType: info.credentialDeviceType,
+        userVerified: info.userVerified,
+      };
     },
 
     /**
@@ -167,7 +206,12 @@ export function createWebAuthnService({ credentials, store, box, once, rpId, rpN
      * verification required. Second factor: only this user's credentials, presence enough
      * unless `userVerification` (a passkey-level request) asks for it.
      */
-    async authenticationOptions(input: { binding: string; purpose: 'passwordless' | 'second-factor'; userId?: string | undefined; userVerification?: boolean }): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    async authenticationOptions(input: {
+      binding: string;
+      purpose: 'passwordless' | 'second-factor';
+      userId?: string | undefined;
+      userVerification?: boolean;
+    }): Promise<PublicKeyCredentialRequestOptionsJSON> {
       const allow = input.purpose === 'second-factor' && input.userId ? (await credentials.listByUser(input.userId)).map(toDescriptor) : [];
       const passwordless = input.purpose === 'passwordless';
       const options = await generateAuthenticationOptions({
@@ -177,7 +221,14 @@ export function createWebAuthnService({ credentials, store, box, once, rpId, rpN
         userVerification: passwordless || input.userVerification ? 'required' : 'preferred',
         ...(passwordless ? { challenge: sealChallenge(input.binding) } : {}),
       });
-      if (!passwordless) await store.putChallenge({ binding: input.binding, purpose: input.purpose, challenge: options.challenge, userId: input.userId, ttlSeconds: CHALLENGE_TTL_SECONDS });
+      if (!passwordless)
+        await store.putChallenge({
+          binding: input.binding,
+          purpose: input.purpose,
+          challenge: options.challenge,
+          userId: input.userId,
+          ttlSeconds: CHALLENGE_TTL_SECONDS,
+        });
       return options;
     },
 
@@ -205,13 +256,15 @@ export function createWebAuthnService({ credentials, store, box, once, rpId, rpN
         expectedChallenge = challenge;
       } else {
         const stored = await store.takeChallenge(input.binding, input.purpose);
-        if (!stored || (input.expectedUserId && stored.userId !== input.expectedUserId)) return { ok: false, reason: 'no_challenge', userId: input.expectedUserId };
+        if (!stored || (input.expectedUserId && stored.userId !== input.expectedUserId))
+          return { ok: false, reason: 'no_challenge', userId: input.expectedUserId };
         expectedChallenge = stored.challenge;
       }
       const credential = await credentials.find(input.response.id);
       if (!credential) return { ok: false, reason: 'unknown_credential', userId: input.expectedUserId };
       const base = { userId: credential.user_id, credentialId: credential.id };
-      if (input.expectedUserId && credential.user_id !== input.expectedUserId) return { ok: false, reason: 'wrong_user', userId: input.expectedUserId, credentialId: credential.id };
+      if (input.expectedUserId && credential.user_id !== input.expectedUserId)
+        return { ok: false, reason: 'wrong_user', userId: input.expectedUserId, credentialId: credential.id };
       if (input.purpose === 'passwordless') {
         // The authenticator's user handle must name the credential's owner.
         const handle = input.response.response.userHandle;
@@ -231,7 +284,12 @@ export function createWebAuthnService({ credentials, store, box, once, rpId, rpN
           // The library compares counters before it checks the signature, so anyone holding the
           // credential id could get the credential flagged with an unsigned assertion (R6). With
           // 0 here it never refuses on the counter; the counter is checked below, once signed.
-          credential: { id: credential.id, publicKey: new Uint8Array(credential.public_key), counter: 0, transports: credential.transports },
+          credential: {
+            id: credential.id,
+            publicKey: new Uint8Array(credential.public_key),
+            counter: 0,
+            transports: credential.transports,
+          },
           requireUserVerification: input.purpose === 'passwordless' || input.requireUserVerification === true,
         });
       } catch {
@@ -240,7 +298,8 @@ export function createWebAuthnService({ credentials, store, box, once, rpId, rpN
       if (!verification.verified) return { ok: false, reason: 'verification_failed', ...base };
       // A sealed challenge is used once: the first verified answer claims it (a counter of 0, as
       // many passkeys keep, would not tell a replay apart).
-      if (claimFor !== undefined && !(await once.firstUse(`webauthn:${expectedChallenge}`, claimFor))) return { ok: false, reason: 'no_challenge', ...base };
+      if (claimFor !== undefined && !(await once.firstUse(`webauthn:${expectedChallenge}`, claimFor)))
+        return { ok: false, reason: 'no_challenge', ...base };
       const info = verification.authenticationInfo;
       // W3C WebAuthn §7.2, the signature-counter step: a counter that does not move forward (when either side is
       // non-zero) from a genuinely signed assertion means a possible cloned authenticator: block
@@ -249,8 +308,15 @@ export function createWebAuthnService({ credentials, store, box, once, rpId, rpN
         await credentials.flag(credential.id);
         return { ok: false, reason: 'counter_regression', ...base };
       }
-      if (!(await credentials.recordUse(credential.id, previous, info.newCounter))) return { ok: false, reason: 'counter_regression', ...base };
-      return { ok: true, userId: credential.user_id, credentialId: credential.id, deviceType: info.credentialDeviceType, userVerified: info.userVerified };
+      if (!(await credentials.recordUse(credential.id, previous, info.newCounter)))
+        return { ok: false, reason: 'counter_regression', ...base };
+      return {
+        ok: true,
+        userId: credential.user_id,
+        credentialId: credential.id,
+        deviceType: info.credentialDeviceType,
+        userVerified: info.userVerified,
+      };
     },
   };
 }

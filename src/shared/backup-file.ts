@@ -23,7 +23,8 @@ export const MAX_BACKUP_BYTES = constants.MAX_STRING_LENGTH;
 export function parseBackupKey(text: string): Buffer {
   const trimmed = text.trim();
   const key = Buffer.from(trimmed, 'base64');
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(trimmed) || key.length !== 32) throw new BackupFileError('BACKUP_KEY must be base64 of exactly 32 bytes (openssl rand -base64 32)');
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(trimmed) || key.length !== 32)
+    throw new BackupFileError('BACKUP_KEY must be base64 of exactly 32 bytes (openssl rand -base64 32)');
   return key;
 }
 
@@ -37,7 +38,8 @@ export function sealBackup(document: unknown, key: Buffer): Buffer {
 
 export function openBackup(file: Buffer, key: Buffer, options: { maxBytes?: number } = {}): unknown {
   const maxBytes = options.maxBytes ?? MAX_BACKUP_BYTES;
-  if (file.length < MAGIC.length + IV_BYTES + TAG_BYTES || !file.subarray(0, MAGIC.length).equals(MAGIC)) throw new BackupFileError('not a Portcullis backup file');
+  if (file.length < MAGIC.length + IV_BYTES + TAG_BYTES || !file.subarray(0, MAGIC.length).equals(MAGIC))
+    throw new BackupFileError('not a Portcullis backup file');
   const iv = file.subarray(MAGIC.length, MAGIC.length + IV_BYTES);
   const tag = file.subarray(file.length - TAG_BYTES);
   const decipher = createDecipheriv('aes-256-gcm', key, iv);
@@ -55,7 +57,9 @@ export function openBackup(file: Buffer, key: Buffer, options: { maxBytes?: numb
     json = gunzipSync(plain, { maxOutputLength: maxBytes });
   } catch (error) {
     if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
-      throw new BackupFileError(`the backup expands to more than ${maxBytes} bytes, more than a restore can hold; refusing it (nothing was changed)`);
+      throw new BackupFileError(
+        `the backup expands to more than ${maxBytes} bytes, more than a restore can hold; refusing it (nothing was changed)`,
+      );
     }
     throw new BackupFileError('the backup decrypts but does not decompress (not made by `portcullis backup create`)');
   }

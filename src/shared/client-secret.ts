@@ -9,7 +9,8 @@ export const SECRET_HASH_PREFIX = '$sha256$';
 
 export const isHashedSecret = (value: string): boolean => value.startsWith(SECRET_HASH_PREFIX);
 
-export const hashClientSecret = (secret: string): string => `${SECRET_HASH_PREFIX}${createHash('sha256').update(secret, 'utf8').digest('base64url')}`;
+export const hashClientSecret = (secret: string): string =>
+  `${SECRET_HASH_PREFIX}${createHash('sha256').update(secret, 'utf8').digest('base64url')}`;
 
 /** Constant-time check of a presented secret against the stored hash (or a legacy plain secret). */
 export function verifyClientSecret(stored: string | undefined, presented: unknown): boolean {

@@ -36,7 +36,10 @@ async function readOwnKeyFile(path: string): Promise<string | undefined> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
-    if (code === 'ELOOP') throw new StartupError(`${path} is a symlink; a key file must be a regular file in the data directory: remove it (a new key is generated) or replace it with the file itself`);
+    if (code === 'ELOOP')
+      throw new StartupError(
+        `${path} is a symlink; a key file must be a regular file in the data directory: remove it (a new key is generated) or replace it with the file itself`,
+      );
     throw error;
   }
   try {
@@ -68,7 +71,9 @@ async function readOwnKeyFile(path: string): Promise<string | undefined> {
 export async function resolveKey(spec: KeySpec, options: { dataDir: string; embedded: boolean; logger: Logger }): Promise<Buffer> {
   if (spec.value) return Buffer.from(spec.value, 'base64');
   if (!options.embedded)
-    throw new StartupError(`${spec.name} (or ${spec.name}_FILE) is required when DATABASE_URL is set; create one with: openssl rand -base64 32`);
+    throw new StartupError(
+      `${spec.name} (or ${spec.name}_FILE) is required when DATABASE_URL is set; create one with: openssl rand -base64 32`,
+    );
   const path = join(options.dataDir, spec.fileName);
   const existing = await readOwnKeyFile(path);
   if (existing !== undefined) return Buffer.from(existing.trim(), 'base64');

@@ -11,13 +11,20 @@ function asProblem(error: unknown): Problem {
   const type = (error as { type?: unknown }).type;
   // Body parser errors (raw-body / co-body) carry status and type.
   if (status === 413 || type === 'entity.too.large') return payloadTooLarge((error as { limit?: number }).limit ?? 0);
-  if (status === 400 && (type === 'entity.parse.failed' || type === 'entity.verify.failed')) return badRequest('The request body could not be parsed.');
+  if (status === 400 && (type === 'entity.parse.failed' || type === 'entity.verify.failed'))
+    return badRequest('The request body could not be parsed.');
   if (status === 415) return new Problem({ status: 415, type: problemType('unsupported-media-type'), title: 'Unsupported media type' });
   // oidc-provider errors raised inside our routes (e.g. interactionDetails): keep their code.
   const oauth = error as { error?: unknown; error_description?: unknown; expose?: unknown };
   // The provider's store is down (src/auth/storage-unavailable.ts): 503, try again (T45).
   if (status === 503 && oauth.error === 'temporarily_unavailable')
-    return new Problem({ status: 503, type: problemType('unavailable'), title: 'Service temporarily unavailable', headers: { 'Retry-After': '5' }, cause: error });
+    return new Problem({
+      status: 503,
+      type: problemType('unavailable'),
+      title: 'Service temporarily unavailable',
+      headers: { 'Retry-After': '5' },
+      cause: error,
+    });
   if (typeof status === 'number' && status < 500 && oauth.expose === true && typeof oauth.error === 'string') {
     const lostSession = /session.*not found|session_not_found/.test(`${oauth.error} ${String(oauth.error_description)}`);
     return new Problem({
@@ -26,7 +33,9 @@ function asProblem(error: unknown): Problem {
       title: lostSession ? 'Your sign-in session has expired' : 'The request cannot be completed',
       detail: lostSession
         ? 'It may have timed out, or been opened in another browser. Go back to the application and sign in again.'
-        : typeof oauth.error_description === 'string' ? oauth.error_description : oauth.error,
+        : typeof oauth.error_description === 'string'
+          ? oauth.error_description
+          : oauth.error,
       extensions: { error: oauth.error },
     });
   }

@@ -69,7 +69,13 @@ const bearer = (params: Record<string, string>): string =>
     .join(', ')}`;
 
 export const badRequest = (detail: string, extensions?: Record<string, unknown>): Problem =>
-  new Problem({ status: 400, type: problemType('invalid-request'), title: 'Invalid request', detail, ...(extensions ? { extensions } : {}) });
+  new Problem({
+    status: 400,
+    type: problemType('invalid-request'),
+    title: 'Invalid request',
+    detail,
+    ...(extensions ? { extensions } : {}),
+  });
 
 export const notFound = (detail = 'The requested resource does not exist.'): Problem =>
   new Problem({ status: 404, type: problemType('not-found'), title: 'Not found', detail });
@@ -114,7 +120,12 @@ export const insufficientUserAuthentication = (acrValues: string, detail: string
     detail,
     extensions: { error: 'insufficient_user_authentication', acr_values: acrValues },
     headers: {
-      'WWW-Authenticate': bearer({ ...challenge, error: 'insufficient_user_authentication', error_description: detail, acr_values: acrValues }),
+      'WWW-Authenticate': bearer({
+        ...challenge,
+        error: 'insufficient_user_authentication',
+        error_description: detail,
+        acr_values: acrValues,
+      }),
     },
   });
 
@@ -127,10 +138,21 @@ export const forbidden = (permission: string): Problem =>
   });
 
 export const payloadTooLarge = (limit: number): Problem =>
-  new Problem({ status: 413, type: problemType('payload-too-large'), title: 'Payload too large', detail: `The body may be at most ${limit} bytes.` });
+  new Problem({
+    status: 413,
+    type: problemType('payload-too-large'),
+    title: 'Payload too large',
+    detail: `The body may be at most ${limit} bytes.`,
+  });
 
 export const serviceUnavailable = (cause?: unknown): Problem =>
-  new Problem({ status: 503, type: problemType('unavailable'), title: 'Service temporarily unavailable', headers: { 'Retry-After': '5' }, cause });
+  new Problem({
+    status: 503,
+    type: problemType('unavailable'),
+    title: 'Service temporarily unavailable',
+    headers: { 'Retry-After': '5' },
+    cause,
+  });
 
 export const internalError = (cause?: unknown): Problem =>
   new Problem({ status: 500, type: problemType('internal'), title: 'Internal server error', cause });

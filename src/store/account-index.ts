@@ -69,7 +69,14 @@ export function createAccountIndexStore(knex: Knex, options: { sessionKey: (sess
       if (!UUID.test(entry.accountId)) return;
       const grant = entry.grant ? { scope: entry.grant.scope, resources: entry.grant.resources } : {};
       await knex('account_oidc_index')
-        .insert({ kind: entry.kind, id: keyOf(entry.kind, entry.id), account_id: entry.accountId, client_id: entry.clientId ?? null, expires_at: entry.expiresAt ?? null, ...grant })
+        .insert({
+          kind: entry.kind,
+          id: keyOf(entry.kind, entry.id),
+          account_id: entry.accountId,
+          client_id: entry.clientId ?? null,
+          expires_at: entry.expiresAt ?? null,
+          ...grant,
+        })
         .onConflict(['kind', 'id'])
         .merge(['account_id', 'client_id', 'expires_at', ...Object.keys(grant)]);
     },
@@ -85,7 +92,9 @@ export function createAccountIndexStore(knex: Knex, options: { sessionKey: (sess
     },
 
     async remove(kind: IndexKind, id: string): Promise<void> {
-      await knex('account_oidc_index').where({ kind, id: keyOf(kind, id) }).delete();
+      await knex('account_oidc_index')
+        .where({ kind, id: keyOf(kind, id) })
+        .delete();
     },
 
     /** Removes a row by its own id, as list() returned it. */

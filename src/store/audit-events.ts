@@ -84,7 +84,14 @@ export function createAuditEventStore(knex: Knex, key: Buffer) {
     };
     const hash = keyedHash(key, link, row);
     const [inserted] = await trx<AuditEventRow>('audit_events')
-      .insert({ ...row, ...link, personal_nonce: nonce, chain: KEYED_CHAIN, data: JSON.stringify(row.data) as unknown as Record<string, unknown>, hash })
+      .insert({
+        ...row,
+        ...link,
+        personal_nonce: nonce,
+        chain: KEYED_CHAIN,
+        data: JSON.stringify(row.data) as unknown as Record<string, unknown>,
+        hash,
+      })
       .returning('*');
     if (!inserted) throw new Error('audit insert returned no row');
     return inserted;
@@ -108,7 +115,10 @@ export function createAuditEventStore(knex: Knex, key: Buffer) {
         const head = await lockedHead(trx);
         if (head?.chain !== LEGACY_CHAIN) return undefined;
         const count = await trx('audit_events').where('chain', LEGACY_CHAIN).count<{ count: string | number }[]>({ count: '*' });
-        return insertAfter(trx, head.hash, { type: CHAIN_KEYED_EVENT, data: { legacy_events: Number(count[0]?.count ?? 0), legacy_head: head.hash, key_id: keyId } });
+        return insertAfter(trx, head.hash, {
+          type: CHAIN_KEYED_EVENT,
+          data: { legacy_events: Number(count[0]?.count ?? 0), legacy_head: head.hash, key_id: keyId },
+        });
       });
     },
 
@@ -137,7 +147,9 @@ export function createAuditEventStore(knex: Knex, key: Buffer) {
     },
 
     async list(filter: { actorId?: string; type?: string; limit?: number } = {}): Promise<AuditEventRow[]> {
-      const query = knex<AuditEventRow>('audit_events').orderBy('id', 'asc').limit(filter.limit ?? 1000);
+      const query = knex<AuditEventRow>('audit_events')
+        .orderBy('id', 'asc')
+        .limit(filter.limit ?? 1000);
       if (filter.actorId) void query.where('actor_id', filter.actorId);
       if (filter.type) void query.where('type', filter.type);
       return query;

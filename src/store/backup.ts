@@ -76,11 +76,16 @@ async function insertionOrder(knex: Knex, names: string[]): Promise<string[]> {
 export async function exportTables(knex: Knex, onTable?: (name: string, rows: number) => void): Promise<BackupDocument> {
   return knex.transaction(
     async (trx) => {
-      const names = await insertionOrder(trx, (await tableNames(trx)).filter((name) => !LIVE.has(name)));
+      const names = await insertionOrder(
+        trx,
+        (await tableNames(trx)).filter((name) => !LIVE.has(name)),
+      );
       const migrations = (await trx('knex_migrations').orderBy('id').select<{ name: string }[]>('name')).map((m) => m.name);
       const tables: BackupDocument['tables'] = [];
       for (const name of names) {
-        const rows = FLOW_STATE.has(name) ? [] : (await trx.raw<{ rows: { row: unknown }[] }>(`SELECT to_jsonb(t) AS row FROM ?? AS t`, [name])).rows.map((r) => r.row);
+        const rows = FLOW_STATE.has(name)
+          ? []
+          : (await trx.raw<{ rows: { row: unknown }[] }>(`SELECT to_jsonb(t) AS row FROM ?? AS t`, [name])).rows.map((r) => r.row);
         tables.push({ name, rows });
         onTable?.(name, rows.length);
       }
@@ -124,7 +129,10 @@ export async function currentMigrations(knex: Knex): Promise<string[]> {
  */
 export async function isRecordedBackup(knex: Knex, sha256: string): Promise<boolean | null> {
   if (!(await knex('audit_events').first(knex.raw('1')))) return null;
-  return (await knex('audit_events').where({ type: 'backup.created' }).whereRaw(`data->>'sha256' = ?`, [sha256]).first(knex.raw('1'))) !== undefined;
+  return (
+    (await knex('audit_events').where({ type: 'backup.created' }).whereRaw(`data->>'sha256' = ?`, [sha256]).first(knex.raw('1'))) !==
+    undefined
+  );
 }
 
 /**
@@ -134,19 +142,30 @@ export async function isRecordedBackup(knex: Knex, sha256: string): Promise<bool
 function checkTables(document: BackupDocument, present: string[], required: string[]): void {
   const named = new Set<string>();
   for (const { name } of document.tables) {
-    if (named.has(name)) throw new BackupFileError(`the backup lists table ${JSON.stringify(name)} twice; refusing it (nothing was changed)`);
+    if (named.has(name))
+      throw new BackupFileError(`the backup lists table ${JSON.stringify(name)} twice; refusing it (nothing was changed)`);
     named.add(name);
   }
   const unknown = [...named].filter((name) => !present.includes(name));
-  if (unknown.length > 0) throw new BackupFileError(`the backup has tables this database lacks: ${unknown.map((n) => JSON.stringify(n)).join(', ')}; refusing it (nothing was changed)`);
+  if (unknown.length > 0)
+    throw new BackupFileError(
+      `the backup has tables this database lacks: ${unknown.map((n) => JSON.stringify(n)).join(', ')}; refusing it (nothing was changed)`,
+    );
   const missing = required.filter((name) => !named.has(name));
-  if (missing.length > 0) throw new BackupFileError(`the backup lacks tables a restore replaces: ${missing.join(', ')}; refusing a partial backup (nothing was changed)`);
+  if (missing.length > 0)
+    throw new BackupFileError(
+      `the backup lacks tables a restore replaces: ${missing.join(', ')}; refusing a partial backup (nothing was changed)`,
+    );
 }
 
 async function insertRows(trx: Knex.Transaction, name: string, rows: unknown[], options: { keepExisting?: boolean } = {}): Promise<void> {
   const merge = options.keepExisting ? ' ON CONFLICT DO NOTHING' : '';
   for (let i = 0; i < rows.length; i += 500) {
-    await trx.raw(`INSERT INTO ?? SELECT * FROM jsonb_populate_recordset(NULL::??, ?::jsonb)${merge}`, [name, name, JSON.stringify(rows.slice(i, i + 500))]);
+    await trx.raw(`INSERT INTO ?? SELECT * FROM jsonb_populate_recordset(NULL::??, ?::jsonb)${merge}`, [
+      name,
+      name,
+      JSON.stringify(rows.slice(i, i + 500)),
+    ]);
   }
 }
 
@@ -157,7 +176,13 @@ async function resetSequences(trx: Knex.Transaction, name: string): Promise<void
     [name],
   );
   for (const { column_name: column } of serials) {
-    await trx.raw(`SELECT setval(pg_get_serial_sequence(?, ?), GREATEST((SELECT max(??) FROM ??), 1), (SELECT count(*) > 0 FROM ??))`, [name, column, column, name, name]);
+    await trx.raw(`SELECT setval(pg_get_serial_sequence(?, ?), GREATEST((SELECT max(??) FROM ??), 1), (SELECT count(*) > 0 FROM ??))`, [
+      name,
+      column,
+      column,
+      name,
+      name,
+    ]);
   }
 }
 
@@ -179,7 +204,8 @@ async function mergeAuditLog(trx: Knex.Transaction, rows: unknown[], auditKey: B
   const backup = (rows as StoredEvent[]).toSorted((a, b) => Number(a.id) - Number(b.id));
   const last = await trx<StoredEvent>('audit_events').orderBy('id', 'desc').first('id', 'hash');
   const backupLast = backup.at(-1);
-  const after = async (id: number | string) => Number((await trx('audit_events').where('id', '>', id).count<{ n: string }[]>('* as n'))[0]?.n ?? 0);
+  const after = async (id: number | string) =>
+    Number((await trx('audit_events').where('id', '>', id).count<{ n: string }[]>('* as n'))[0]?.n ?? 0);
   let added: StoredEvent[];
   let kept = 0;
   if (!last) {
@@ -228,7 +254,11 @@ export async function importTables(
     await lockForTransaction(trx, ADVISORY_LOCK.auditChain);
     const present = await tableNames(trx);
     const replaced = present.filter((name) => !LIVE.has(name) && !MERGED.has(name));
-    checkTables(document, present, present.filter((name) => !LIVE.has(name)));
+    checkTables(
+      document,
+      present,
+      present.filter((name) => !LIVE.has(name)),
+    );
     // No CASCADE: a table outside this list that points into it makes the TRUNCATE fail, never empties it.
     await trx.raw(`TRUNCATE ${replaced.map((name) => `"${name}"`).join(', ')} RESTART IDENTITY`);
     const rowsOf = new Map(document.tables.map((table) => [table.name, table.rows]));
@@ -263,7 +293,9 @@ export type EndedInPostgres = { oidc_rows: number; initial_access_tokens_revoked
  * their state is.
  */
 export async function endRestoredCredentials(trx: Knex.Transaction, newCookieKeySealed: string): Promise<EndedInPostgres> {
-  const oidcRows = await trx('oidc_payloads').whereNotIn('type', [...modelsKeptByRestore]).delete();
+  const oidcRows = await trx('oidc_payloads')
+    .whereNotIn('type', [...modelsKeptByRestore])
+    .delete();
   const revoked = await trx('initial_access_tokens').whereNull('revoked_at').update({ revoked_at: trx.fn.now() });
   const retired = await trx('cookie_keys').whereNull('retired_at').update({ retired_at: trx.fn.now() });
   await trx('cookie_keys').insert({ key_sealed: newCookieKeySealed });

@@ -20,7 +20,6 @@ export function createDataKeyStore(knex: Knex) {
     async remove(userId: string, trx: Knex = knex): Promise<boolean> {
       return (await trx('user_data_keys').where({ user_id: userId }).delete()) > 0;
     },
-
   };
 }
 

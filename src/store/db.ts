@@ -25,7 +25,12 @@ export type PoolOptions = { poolMax: number; acquireTimeoutMs?: number; statemen
  * because it was taken over, makes the other fail fast instead of hanging (S3).
  */
 export function createKnex(connection: string, options: number | PoolOptions): Knex {
-  const { poolMax, acquireTimeoutMs = 10_000, statementTimeoutMs = 0, lockTimeoutMs = 0 } = typeof options === 'number' ? { poolMax: options } : options;
+  const {
+    poolMax,
+    acquireTimeoutMs = 10_000,
+    statementTimeoutMs = 0,
+    lockTimeoutMs = 0,
+  } = typeof options === 'number' ? { poolMax: options } : options;
   return knexFactory({
     client: 'pg',
     connection: {
@@ -40,7 +45,8 @@ export function createKnex(connection: string, options: number | PoolOptions): K
 
 /** DATABASE_URL when set; otherwise embedded PGlite in DATA_DIR over one pooled connection. */
 export async function createDatabase(
-  config: Pick<Config, 'databaseUrl' | 'dataDir' | 'dbPoolMax'> & Partial<Pick<Config, 'dbAcquireTimeoutMs' | 'dbStatementTimeoutMs' | 'dbLockTimeoutMs'>>,
+  config: Pick<Config, 'databaseUrl' | 'dataDir' | 'dbPoolMax'> &
+    Partial<Pick<Config, 'dbAcquireTimeoutMs' | 'dbStatementTimeoutMs' | 'dbLockTimeoutMs'>>,
 ): Promise<Database> {
   if (config.databaseUrl) {
     const knex = createKnex(config.databaseUrl, {

@@ -21,7 +21,15 @@ export const DEFAULT_REPLAY_NAMESPACE = 'once:';
 export const API_REPLAY_NAMESPACE = 'api-dpop:';
 
 /** Redis SET NX EX when configured (atomic across instances), else an INSERT … ON CONFLICT in Postgres. */
-export function createReplayStore({ redis, knex, namespace = DEFAULT_REPLAY_NAMESPACE }: { redis: Redis | undefined; knex: Knex; namespace?: string }): ReplayStore {
+export function createReplayStore({
+  redis,
+  knex,
+  namespace = DEFAULT_REPLAY_NAMESPACE,
+}: {
+  redis: Redis | undefined;
+  knex: Knex;
+  namespace?: string;
+}): ReplayStore {
   if (redis) {
     return {
       async firstUse(key, ttlSeconds) {

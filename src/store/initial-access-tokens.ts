@@ -79,7 +79,10 @@ export function createInitialAccessTokenStore(knex: Knex) {
 
     /** Gives back a use that did not end in a registration (the request was refused). */
     async release(id: string): Promise<void> {
-      await knex('initial_access_tokens').where({ id }).where('uses', '>', 0).update({ uses: knex.raw('uses - 1') });
+      await knex('initial_access_tokens')
+        .where({ id })
+        .where('uses', '>', 0)
+        .update({ uses: knex.raw('uses - 1') });
     },
 
     async list(): Promise<(InitialAccessToken & { state: InitialAccessTokenState })[]> {

@@ -55,8 +55,12 @@ export function createMfaStore(knex: Knex, { bindingKey }: { bindingKey: (bindin
     async acceptTotpStep(userId: string, step: number, pending?: { binding: string; secretSealed: string }): Promise<boolean> {
       const query = knex('mfa_totp').where({ user_id: userId }).andWhere('last_step', '<', step);
       if (pending) {
-        void query.whereNull('confirmed_at').andWhere({ pending_binding: bindingKey(pending.binding), secret_sealed: pending.secretSealed });
-        return (await query.update({ last_step: step, last_used_at: knex.fn.now(), confirmed_at: knex.fn.now(), pending_binding: null })) === 1;
+        void query
+          .whereNull('confirmed_at')
+          .andWhere({ pending_binding: bindingKey(pending.binding), secret_sealed: pending.secretSealed });
+        return (
+          (await query.update({ last_step: step, last_used_at: knex.fn.now(), confirmed_at: knex.fn.now(), pending_binding: null })) === 1
+        );
       }
       // Sign-in codes count only for a confirmed secret.
       void query.whereNotNull('confirmed_at');
@@ -73,7 +77,9 @@ export function createMfaStore(knex: Knex, { bindingKey }: { bindingKey: (bindin
     },
 
     async unusedRecoveryCodes(userId: string): Promise<RecoveryCodeRow[]> {
-      return knex('mfa_recovery_codes').where({ user_id: userId, used_at: null }).select<RecoveryCodeRow[]>('id', 'code_hash', 'hash_version');
+      return knex('mfa_recovery_codes')
+        .where({ user_id: userId, used_at: null })
+        .select<RecoveryCodeRow[]>('id', 'code_hash', 'hash_version');
     },
 
     /** Up to `limit` rows (used or not) still hashed the way `version` says, after `afterId`. */
@@ -96,7 +102,9 @@ export function createMfaStore(knex: Knex, { bindingKey }: { bindingKey: (bindin
 
     /** Unused and used codes by hash version, for `keys status`. */
     async recoveryCodeVersions(): Promise<Record<string, number>> {
-      const rows = await knex('mfa_recovery_codes').groupBy('hash_version').select<{ hash_version: number; count: string | number }[]>('hash_version', knex.raw('count(*) AS count'));
+      const rows = await knex('mfa_recovery_codes')
+        .groupBy('hash_version')
+        .select<{ hash_version: number; count: string | number }[]>('hash_version', knex.raw('count(*) AS count'));
       return Object.fromEntries(rows.map((row) => [String(row.hash_version), Number(row.count)]));
     },
 
@@ -109,7 +117,8 @@ export function createMfaStore(knex: Knex, { bindingKey }: { bindingKey: (bindin
     async replaceRecoveryCodes(userId: string, hashes: readonly Buffer[], hashVersion: number): Promise<void> {
       await knex.transaction(async (trx) => {
         await trx('mfa_recovery_codes').where({ user_id: userId }).delete();
-        if (hashes.length > 0) await trx('mfa_recovery_codes').insert(hashes.map((code_hash) => ({ user_id: userId, code_hash, hash_version: hashVersion })));
+        if (hashes.length > 0)
+          await trx('mfa_recovery_codes').insert(hashes.map((code_hash) => ({ user_id: userId, code_hash, hash_version: hashVersion })));
       });
     },
 
@@ -117,7 +126,13 @@ export function createMfaStore(knex: Knex, { bindingKey }: { bindingKey: (bindin
       await knex('mfa_recovery_codes').where({ user_id: userId }).delete();
     },
 
-    async putChallenge(input: { binding: string; purpose: string; challenge: string; userId?: string | undefined; ttlSeconds: number }): Promise<void> {
+    async putChallenge(input: {
+      binding: string;
+      purpose: string;
+      challenge: string;
+      userId?: string | undefined;
+      ttlSeconds: number;
+    }): Promise<void> {
       await knex('webauthn_challenges')
         .insert({
           binding: bindingKey(input.binding),
@@ -170,7 +185,12 @@ export function createMfaStore(knex: Knex, { bindingKey }: { bindingKey: (bindin
         { id: userId },
       );
       const row = result.rows[0];
-      return { totp: row?.totp === true, webauthn: row?.webauthn === true, roleRequiresMfa: row?.role === true, recoveryCodesLeft: row?.recovery ?? 0 };
+      return {
+        totp: row?.totp === true,
+        webauthn: row?.webauthn === true,
+        roleRequiresMfa: row?.role === true,
+        recoveryCodesLeft: row?.recovery ?? 0,
+      };
     },
   };
 }

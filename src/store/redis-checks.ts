@@ -24,6 +24,12 @@ async function checkNode(redis: IORedis, node?: string): Promise<EvictionCheck> 
  */
 export async function checkEvictionPolicy(redis: Redis): Promise<EvictionCheck> {
   if (!(redis instanceof Cluster)) return checkNode(redis);
-  const results = await Promise.all(redis.nodes('master').map((node) => checkNode(node, `${node.options.host ?? ''}:${node.options.port ?? ''}`)));
-  return results.find((r) => r.verified && !r.ok) ?? results.find((r) => !r.verified) ?? results[0] ?? { policy: undefined, ok: false, verified: false };
+  const results = await Promise.all(
+    redis.nodes('master').map((node) => checkNode(node, `${node.options.host ?? ''}:${node.options.port ?? ''}`)),
+  );
+  return (
+    results.find((r) => r.verified && !r.ok) ??
+    results.find((r) => !r.verified) ??
+    results[0] ?? { policy: undefined, ok: false, verified: false }
+  );
 }

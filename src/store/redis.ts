@@ -5,7 +5,8 @@ import type { Logger } from '../shared/logger.ts';
 /** A standalone/Sentinel client or a Cluster client; the commands we use are the same on both. */
 export type Redis = IORedis | Cluster;
 
-type RedisConfig = Pick<Config, 'redisUrl' | 'redisKeyPrefix'> & Partial<Pick<Config, 'redisSentinels' | 'redisSentinelName' | 'redisClusterNodes'>>;
+type RedisConfig = Pick<Config, 'redisUrl' | 'redisKeyPrefix'> &
+  Partial<Pick<Config, 'redisSentinels' | 'redisSentinelName' | 'redisClusterNodes'>>;
 
 const hostPort = (entry: string): { host: string; port: number } => {
   const at = entry.lastIndexOf(':');

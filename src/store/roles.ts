@@ -47,9 +47,7 @@ export function createRoleStore(knex: Knex) {
 
     async assign(userId: string, roles: readonly string[], trx: Knex = knex): Promise<void> {
       if (roles.length === 0) return;
-      const known = new Set(
-        (await trx('roles').whereIn('name', roles).select<{ name: string }[]>('name')).map((r) => r.name),
-      );
+      const known = new Set((await trx('roles').whereIn('name', roles).select<{ name: string }[]>('name')).map((r) => r.name));
       const unknown = roles.find((r) => !known.has(r));
       if (unknown) throw new UnknownRoleError(unknown);
       await trx('user_roles')

@@ -64,14 +64,18 @@ export function createUserStore(knex: Knex) {
      * Whether the account may use the API, and since when its sign-ins count: the columns the
      * resource API reads (its database role cannot read password hashes or passkey handles, S3).
      */
-    async standingOf(id: string): Promise<Pick<UserRow, 'id' | 'disabled' | 'sessions_not_before' | 'sessions_not_before_keep'> | undefined> {
+    async standingOf(
+      id: string,
+    ): Promise<Pick<UserRow, 'id' | 'disabled' | 'sessions_not_before' | 'sessions_not_before_keep'> | undefined> {
       if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) return undefined;
       return knex<UserRow>('users').where({ id }).first('id', 'disabled', 'sessions_not_before', 'sessions_not_before_keep');
     },
 
     /** Any spelling of the address: the same normalisation as storage and the lockout key. */
     async findByEmail(email: string): Promise<UserRow | undefined> {
-      return knex<UserRow>('users').where({ email_normalized: normalizeEmail(email) }).first();
+      return knex<UserRow>('users')
+        .where({ email_normalized: normalizeEmail(email) })
+        .first();
     },
 
     async updatePasswordHash(id: string, passwordHash: string): Promise<void> {
@@ -81,7 +85,9 @@ export function createUserStore(knex: Knex) {
 
     /** A new password chosen by the user: password_changed_at moves. */
     async setPassword(id: string, passwordHash: string): Promise<void> {
-      await knex('users').where({ id }).update({ password_hash: passwordHash, password_changed_at: knex.fn.now(), updated_at: knex.fn.now() });
+      await knex('users')
+        .where({ id })
+        .update({ password_hash: passwordHash, password_changed_at: knex.fn.now(), updated_at: knex.fn.now() });
     },
 
     /**
@@ -91,7 +97,9 @@ export function createUserStore(knex: Knex) {
      */
     async endSessionsBefore(id: string, at: Date, keepSessionUid: string | null, trx: Knex = knex): Promise<void> {
       // The caller ends the sessions and grants itself (sign out everywhere): nothing left to the sweep.
-      await trx('users').where({ id }).update({ sessions_not_before: at, sessions_not_before_keep: keepSessionUid, sessions_revoked_through: at });
+      await trx('users')
+        .where({ id })
+        .update({ sessions_not_before: at, sessions_not_before_keep: keepSessionUid, sessions_revoked_through: at });
     },
 
     /**

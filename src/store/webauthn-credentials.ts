@@ -71,9 +71,13 @@ export function createWebAuthnCredentialStore(knex: Knex) {
 
     /** The account's WebAuthn user handle, created on first use (random 32 bytes). */
     async userHandle(userId: string): Promise<Buffer> {
-      const existing = await knex('users').where({ id: userId }).first<{ webauthn_user_handle: Buffer | null } | undefined>('webauthn_user_handle');
+      const existing = await knex('users')
+        .where({ id: userId })
+        .first<{ webauthn_user_handle: Buffer | null } | undefined>('webauthn_user_handle');
       if (existing?.webauthn_user_handle) return existing.webauthn_user_handle;
-      await knex('users').where({ id: userId, webauthn_user_handle: null }).update({ webauthn_user_handle: randomBytes(32) });
+      await knex('users')
+        .where({ id: userId, webauthn_user_handle: null })
+        .update({ webauthn_user_handle: randomBytes(32) });
       const row = await knex('users').where({ id: userId }).first<{ webauthn_user_handle: Buffer }>('webauthn_user_handle');
       return row.webauthn_user_handle;
     },

@@ -221,7 +221,12 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
       // Sessions and grants are gone from the authorization server's state store: the API queued
       // them and the auth server's sweep ended them within seconds (S3: the API holds no key to them).
-      await until(async () => (await Promise.all(grants.map((row) => servers.deps.oidcAdapter('Grant').find(row.id)))).filter(Boolean).length, (n) => n === 0, 10_000, 100);
+      await until(
+        async () => (await Promise.all(grants.map((row) => servers.deps.oidcAdapter('Grant').find(row.id)))).filter(Boolean).length,
+        (n) => n === 0,
+        10_000,
+        100,
+      );
       // The index names sessions by storage key (S10): look them up where they were stored.
       await until(live, (n) => n === 0, 10_000, 100);
 

@@ -61,7 +61,11 @@ describe('405 Method Not Allowed on our routes', function () {
   // server error any client could raise (and that logs at error level) on a path that exists.
   it('R12 a method no route implements (TRACE, PROPFIND, SEARCH) on a path of ours is 405 with Allow, never 501', async function () {
     // The API routes only after the token check: a client credentials token gets the request there.
-    const { client_id: id, client_secret: secret } = await createTestClient(servers.deps, { grant_types: ['client_credentials'], redirect_uris: [], post_logout_redirect_uris: [] });
+    const { client_id: id, client_secret: secret } = await createTestClient(servers.deps, {
+      grant_types: ['client_credentials'],
+      redirect_uris: [],
+      post_logout_redirect_uris: [],
+    });
     const tokenResponse = await fetch(`${servers.issuer}/token`, {
       method: 'POST',
       headers: { Authorization: `Basic ${Buffer.from(`${id}:${secret ?? ''}`).toString('base64')}` },
@@ -75,7 +79,15 @@ describe('405 Method Not Allowed on our routes', function () {
     ] as const) {
       const url = new URL(base);
       for (const method of ['TRACE', 'PROPFIND', 'SEARCH']) {
-        const response = await socketRequest(Number(url.port), { method, target: path, headers: [['Host', url.host], ['Accept', 'application/json'], ['Authorization', `Bearer ${token}`]] });
+        const response = await socketRequest(Number(url.port), {
+          method,
+          target: path,
+          headers: [
+            ['Host', url.host],
+            ['Accept', 'application/json'],
+            ['Authorization', `Bearer ${token}`],
+          ],
+        });
         expect(response.status, `${method} ${path}`).to.equal(405);
         expect(headerOf(response, 'Allow'), `${method} ${path}`).to.include(allow);
         expect(headerOf(response, 'Content-Type')).to.match(/^application\/problem\+json/);

@@ -156,7 +156,7 @@ describe('login and consent pages', function () {
   it('has no development interactions and answers unknown paths with 404 (T43)', async function () {
     const response = await fetch(`${servers.issuer}/interaction/does-not-exist/nope`, { redirect: 'manual' });
     expect(response.status).to.equal(404);
-    const discovery = await (await fetch(`${servers.issuer}/.well-known/openid-configuration`)).json() as Record<string, unknown>;
+    const discovery = (await (await fetch(`${servers.issuer}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
     expect(discovery.response_types_supported).to.deep.equal(['code', 'none']);
   });
 });

@@ -54,7 +54,11 @@ describe('discovery and JWKS cache headers', function () {
     const oldEtag = before.headers.get('etag')!;
     const oldKids = ((await before.json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid);
 
-    const rotation = createKeyRotation({ store: servers.deps.stores.keys, box: servers.deps.box, policy: rotationPolicyOf(servers.config) });
+    const rotation = createKeyRotation({
+      store: servers.deps.stores.keys,
+      box: servers.deps.box,
+      policy: rotationPolicyOf(servers.config),
+    });
     await rotation.rotate(['ES256']);
     await servers.running.authApp!.tick();
 

@@ -27,7 +27,9 @@ describe('device flow pages in Chromium', function () {
       post_logout_redirect_uris: [],
       scope: 'openid offline_access records:read',
     });
-    rp = await client.discovery(new URL(servers.issuer), registered.client_id, undefined, client.None(), { execute: [client.allowInsecureRequests] });
+    rp = await client.discovery(new URL(servers.issuer), registered.client_id, undefined, client.None(), {
+      execute: [client.allowInsecureRequests],
+    });
   });
 
   after(async function () {
@@ -43,7 +45,8 @@ describe('device flow pages in Chromium', function () {
       if (message.type() === 'error' && !message.text().includes('404')) errors.push(message.text());
     });
     page.on('response', (response) => {
-      if (response.status() >= 400 && !response.url().endsWith('/favicon.ico')) errors.push(`${String(response.status())} ${response.url()}`);
+      if (response.status() >= 400 && !response.url().endsWith('/favicon.ico'))
+        errors.push(`${String(response.status())} ${response.url()}`);
     });
 
     await page.goto(device.verification_uri);

@@ -28,7 +28,13 @@ describe('examples/device-cli.ts', function () {
       scope: 'openid offline_access records:read',
     });
     configHome = await mkdtemp(join(tmpdir(), 'portcullis-cli-'));
-    env = { ...process.env, XDG_CONFIG_HOME: configHome, PORTCULLIS_ISSUER: servers.issuer, PORTCULLIS_CLIENT_ID: cli.client_id, PORTCULLIS_API_URL: servers.apiUrl };
+    env = {
+      ...process.env,
+      XDG_CONFIG_HOME: configHome,
+      PORTCULLIS_ISSUER: servers.issuer,
+      PORTCULLIS_CLIENT_ID: cli.client_id,
+      PORTCULLIS_API_URL: servers.apiUrl,
+    };
   });
 
   after(async function () {
@@ -62,7 +68,9 @@ describe('examples/device-cli.ts', function () {
     const { response: confirmPage } = await browser.submit('/device', { xsrf, user_code: code });
     const confirm = await confirmPage.text();
     const allow = /<form[^>]*action="([^"]+)"[^>]*>((?:(?!<\/form>)[\s\S])*?name="confirm"[\s\S]*?)<\/form>/.exec(confirm);
-    const fields = Object.fromEntries([...(allow?.[2] ?? '').matchAll(/name="([^"]+)" value="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']));
+    const fields = Object.fromEntries(
+      [...(allow?.[2] ?? '').matchAll(/name="([^"]+)" value="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']),
+    );
     let { response: page, url } = await browser.submit(allow?.[1] ?? '/device', fields);
     for (let steps = 0; steps < 4 && url.pathname.startsWith('/interaction/'); steps++) {
       const html = await page.text();

@@ -87,11 +87,11 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(device.user_code).to.match(/^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/);
       expect(device.verification_uri).to.equal(`${servers.issuer}/device`);
       expect(device.verification_uri_complete).to.equal(`${servers.issuer}/device?user_code=${device.user_code}`);
-    // T40: our device pages carry the same protective headers as the sign-in pages.
-    const page = await fetch(device.verification_uri_complete!);
-    expect(page.headers.get('Content-Security-Policy')).to.include("frame-ancestors 'none'");
-    expect(page.headers.get('Cache-Control')).to.include('no-store');
-    expect(page.headers.get('Referrer-Policy')).to.equal('no-referrer');
+      // T40: our device pages carry the same protective headers as the sign-in pages.
+      const page = await fetch(device.verification_uri_complete!);
+      expect(page.headers.get('Content-Security-Policy')).to.include("frame-ancestors 'none'");
+      expect(page.headers.get('Cache-Control')).to.include('no-store');
+      expect(page.headers.get('Referrer-Policy')).to.equal('no-referrer');
     });
 
     it("R14 the confirmation page sets the app's name and the device's description apart, as supplied by them and not verified", async function () {
@@ -188,14 +188,16 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(events[0]).to.include({ client_id: clientId });
     });
 
-    it('R13 the confirmation page names no account for a session from before the account\'s sessions were ended, and Allow then asks for the sign-in', async function () {
+    it("R13 the confirmation page names no account for a session from before the account's sessions were ended, and Allow then asks for the sign-in", async function () {
       this.timeout(30_000);
       const owner = await createTestUser(servers.deps);
       const browser = new Browserless(servers.issuer);
       // Signed in through a first device request: the browser now has a session.
       const first = deviceForms(await enterCode(browser, await start())).get('Allow')!;
       const login = formOf(await (await browser.submit(first.action, first.fields)).response.text(), '/login');
-      expect(await (await browser.submit(login.action, { csrf: login.csrf, email: owner.email, password: owner.password })).response.text()).to.include('Device connected');
+      expect(
+        await (await browser.submit(login.action, { csrf: login.csrf, email: owner.email, password: owner.password })).response.text(),
+      ).to.include('Device connected');
       expect(await enterCode(browser, await start())).to.include(owner.email);
 
       // The account's sessions are ended while this one survives in the store (a request in

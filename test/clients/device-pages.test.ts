@@ -25,7 +25,13 @@ describe('device code entry guard', function () {
   const knex = knexFactory({ client: 'pg', connection: testEnv.databaseUrl, pool: { min: 0, max: 1 } });
   const redis = new Redis(testEnv.redisUrl, { keyPrefix: `${testEnv.redisKeyPrefix}device-pages:` });
   const sentinel = (store: Redis): Lockout =>
-    createLockout({ redis: store, knex, logger, budget: { name: 'device-user-code', maxFailures: 3, baseSeconds: 60, maxSeconds: 3600, windowSeconds: 60 }, counterKey: keyedDigest(randomBytes(32), 'test counters') });
+    createLockout({
+      redis: store,
+      knex,
+      logger,
+      budget: { name: 'device-user-code', maxFailures: 3, baseSeconds: 60, maxSeconds: 3600, windowSeconds: 60 },
+      counterKey: keyedDigest(randomBytes(32), 'test counters'),
+    });
 
   after(async function () {
     redis.disconnect();
@@ -55,7 +61,11 @@ describe('device code entry guard', function () {
   }
 
   const post = (base: string) =>
-    fetch(`${base}/device`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'user_code=BCDF-GHJK' });
+    fetch(`${base}/device`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: 'user_code=BCDF-GHJK',
+    });
 
   it('lets code entry through below the limit and refuses it with 429 + Retry-After at the limit', async function () {
     const lockout = sentinel(redis);

@@ -50,12 +50,26 @@ describe('MCP-style discovery walk from a bare 401', function () {
     expect(challengeParams(bad.headers.get('WWW-Authenticate') ?? '')).to.include({ error: 'invalid_token', resource_metadata: metadata });
 
     // A valid token without the route's scope: 403 insufficient_scope, raised by the API's routes.
-    const service = await createTestClient(servers.deps, { grant_types: ['client_credentials'], redirect_uris: [], post_logout_redirect_uris: [], scope: 'records:read' });
-    const rp = await client.discovery(new URL(servers.issuer), service.client_id, service.client_secret, undefined, { execute: [client.allowInsecureRequests] });
+    const service = await createTestClient(servers.deps, {
+      grant_types: ['client_credentials'],
+      redirect_uris: [],
+      post_logout_redirect_uris: [],
+      scope: 'records:read',
+    });
+    const rp = await client.discovery(new URL(servers.issuer), service.client_id, service.client_secret, undefined, {
+      execute: [client.allowInsecureRequests],
+    });
     const { access_token: noScope } = await client.clientCredentialsGrant(rp, { resource: servers.apiUrl });
-    const forbidden = await fetch(`${servers.apiUrl}/v1/records`, { method: 'POST', headers: { Authorization: `Bearer ${noScope}`, 'Content-Type': 'application/json' }, body: '{}' });
+    const forbidden = await fetch(`${servers.apiUrl}/v1/records`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${noScope}`, 'Content-Type': 'application/json' },
+      body: '{}',
+    });
     expect(forbidden.status).to.equal(403);
-    expect(challengeParams(forbidden.headers.get('WWW-Authenticate') ?? '')).to.include({ error: 'insufficient_scope', resource_metadata: metadata });
+    expect(challengeParams(forbidden.headers.get('WWW-Authenticate') ?? '')).to.include({
+      error: 'insufficient_scope',
+      resource_metadata: metadata,
+    });
   });
 
   it('walks from the 401 to a working token, unaided', async function () {
@@ -93,12 +107,22 @@ describe('MCP-style discovery walk from a bare 401', function () {
 
     // 5. Authorization code + PKCE on an ephemeral loopback port (RFC 8252 §7.3), for the API.
     const redirectUri = `http://127.0.0.1:${port}/callback`;
-    const { url, verifier } = await authorizationRequest(rp, { redirect_uri: redirectUri, scope: 'openid records:read', resource: resource.resource, state: 'mcp' });
+    const { url, verifier } = await authorizationRequest(rp, {
+      redirect_uri: redirectUri,
+      scope: 'openid records:read',
+      resource: resource.resource,
+      state: 'mcp',
+    });
     const callback = await signInAndConsent(new Browserless(servers.issuer), url, user.email, user.password);
     expect(`${callback.origin}${callback.pathname}`).to.equal(redirectUri);
 
     // 6. The token is for the resource, and the resource accepts it.
-    const tokens = await client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: verifier, expectedState: 'mcp' }, { resource: resource.resource });
+    const tokens = await client.authorizationCodeGrant(
+      rp,
+      callback,
+      { pkceCodeVerifier: verifier, expectedState: 'mcp' },
+      { resource: resource.resource },
+    );
     const me = await fetch(`${servers.apiUrl}/v1/me`, { headers: { Authorization: `Bearer ${tokens.access_token}` } });
     expect(me.status).to.equal(200);
     expect(await me.json()).to.deep.include({ sub: user.id, scope: 'records:read' });
@@ -118,7 +142,10 @@ describe('MCP-style discovery walk from a bare 401', function () {
 
     // The initial access token was single-use.
     const again = await rejectionOf(() =>
-      client.dynamicClientRegistration(issuer, { redirect_uris: ['https://x.example/cb'] }, undefined, { initialAccessToken, execute: [client.allowInsecureRequests] }),
+      client.dynamicClientRegistration(issuer, { redirect_uris: ['https://x.example/cb'] }, undefined, {
+        initialAccessToken,
+        execute: [client.allowInsecureRequests],
+      }),
     );
     expect(again).to.be.instanceOf(Error);
   });

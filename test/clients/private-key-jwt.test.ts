@@ -70,7 +70,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     };
 
     it('authenticates with openid-client (PrivateKeyJwt) and calls the API', async function () {
-      const rp = await client.discovery(new URL(servers.issuer), clientId, undefined, client.PrivateKeyJwt(privateKey), { execute: [client.allowInsecureRequests] });
+      const rp = await client.discovery(new URL(servers.issuer), clientId, undefined, client.PrivateKeyJwt(privateKey), {
+        execute: [client.allowInsecureRequests],
+      });
       const tokens = await client.clientCredentialsGrant(rp, { resource: servers.apiUrl, scope: 'records:read' });
       const me = await fetch(`${servers.apiUrl}/v1/me`, { headers: { Authorization: `Bearer ${tokens.access_token}` } });
       expect(me.status).to.equal(200);

@@ -28,13 +28,20 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
   const newIat = async (options: { ttlSeconds?: number; maxUses?: number; note?: string } = {}) =>
     servers.deps.stores.initialAccessTokens.create(options);
 
-  async function register(metadata: Record<string, unknown>, token?: string): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
+  async function register(
+    metadata: Record<string, unknown>,
+    token?: string,
+  ): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
     const response = await fetch(registrationEndpoint, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
       body: JSON.stringify(metadata),
     });
-    return { status: response.status, body: (await response.json().catch(() => ({}))) as Record<string, unknown>, headers: response.headers };
+    return {
+      status: response.status,
+      body: (await response.json().catch(() => ({}))) as Record<string, unknown>,
+      headers: response.headers,
+    };
   }
 
   const web = { client_name: 'Web App', redirect_uris: ['https://app.example/cb'] };
@@ -93,15 +100,25 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
 
   it('registers a public native client (PKCE, loopback) and a device-flow CLI', async function () {
     const { token } = await newIat();
-    const native = await register({
-      application_type: 'native',
-      token_endpoint_auth_method: 'none',
-      redirect_uris: ['http://127.0.0.1/cb', 'http://[::1]/cb', 'com.example.app:/oauth2redirect'],
-      grant_types: ['authorization_code', 'refresh_token'],
-    }, token);
+    const native = await register(
+      {
+        application_type: 'native',
+        token_endpoint_auth_method: 'none',
+        redirect_uris: ['http://127.0.0.1/cb', 'http://[::1]/cb', 'com.example.app:/oauth2redirect'],
+        grant_types: ['authorization_code', 'refresh_token'],
+      },
+      token,
+    );
     expect(native.status, JSON.stringify(native.body)).to.equal(201);
     expect(native.body).to.not.have.property('client_secret');
-    const cli = await register({ client_name: 'CLI', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'] }, token);
+    const cli = await register(
+      {
+        client_name: 'CLI',
+        token_endpoint_auth_method: 'none',
+        grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
+      },
+      token,
+    );
     expect(cli.status, JSON.stringify(cli.body)).to.equal(201);
     expect(cli.body.redirect_uris).to.deep.equal([]);
   });
@@ -111,7 +128,16 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
     const { publicKey } = await client.randomDPoPKeyPair('ES256', { extractable: true });
     const { exportJWK } = await import('jose');
     const jwk = { ...(await exportJWK(publicKey)), use: 'sig', alg: 'ES256' };
-    const service = await register({ client_name: 'svc', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [jwk] }, grant_types: ['client_credentials'], scope: 'records:read' }, token);
+    const service = await register(
+      {
+        client_name: 'svc',
+        token_endpoint_auth_method: 'private_key_jwt',
+        jwks: { keys: [jwk] },
+        grant_types: ['client_credentials'],
+        scope: 'records:read',
+      },
+      token,
+    );
     expect(service.status, JSON.stringify(service.body)).to.equal(201);
     expect(service.body).to.not.have.property('client_secret');
     const post = await register({ ...web, token_endpoint_auth_method: 'client_secret_post' }, token);
@@ -128,31 +154,86 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
     const cases: [string, Record<string, unknown>, string, RegExp][] = [
       ['T3 javascript: scheme', { redirect_uris: ['javascript:alert(1)'] }, 'invalid_redirect_uri', /forbidden scheme javascript:/],
       ['T3 JaVaScRiPt: scheme', { redirect_uris: ['JaVaScRiPt:alert(1)'] }, 'invalid_redirect_uri', /forbidden scheme/],
-      ['T3 data: scheme', { redirect_uris: ['data:text/html,<script>alert(1)</script>'] }, 'invalid_redirect_uri', /forbidden scheme data:/],
+      [
+        'T3 data: scheme',
+        { redirect_uris: ['data:text/html,<script>alert(1)</script>'] },
+        'invalid_redirect_uri',
+        /forbidden scheme data:/,
+      ],
       ['T3 vbscript: scheme', { redirect_uris: ['vbscript:msgbox(1)'] }, 'invalid_redirect_uri', /forbidden scheme vbscript:/],
       ['T3 non-loopback http', { redirect_uris: ['http://app.example/cb'] }, 'invalid_redirect_uri', /uses http/],
       ['T3 fragment', { redirect_uris: ['https://app.example/cb#frag'] }, 'invalid_redirect_uri', /fragment/],
-      ['T3 localhost look-alike', { application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: ['http://localhost.evil.test/cb'] }, 'invalid_redirect_uri', /loopback/],
-      ['T4 http://localhost for native', { application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: ['http://localhost/cb'] }, 'invalid_redirect_uri', /localhost/],
+      [
+        'T3 localhost look-alike',
+        { application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: ['http://localhost.evil.test/cb'] },
+        'invalid_redirect_uri',
+        /loopback/,
+      ],
+      [
+        'T4 http://localhost for native',
+        { application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: ['http://localhost/cb'] },
+        'invalid_redirect_uri',
+        /localhost/,
+      ],
       ['T4 loopback http for a web client', { redirect_uris: ['http://127.0.0.1/cb'] }, 'invalid_redirect_uri', /uses http/],
       ['wildcard', { redirect_uris: ['https://*.app.example/cb'] }, 'invalid_redirect_uri', /wildcard/],
       ['userinfo', { redirect_uris: ['https://evil.test@app.example/cb'] }, 'invalid_redirect_uri', /user information/],
       ['relative URI', { redirect_uris: ['/cb'] }, 'invalid_redirect_uri', /absolute/],
       ['whitespace', { redirect_uris: ['https://app.example/cb '] }, 'invalid_redirect_uri', /whitespace/],
       ['custom scheme for a web client', { redirect_uris: ['com.example.app:/cb'] }, 'invalid_redirect_uri', /web clients must use https/],
-      ['non reverse-domain private scheme', { application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: ['myapp:/cb'] }, 'invalid_redirect_uri', /reverse domain/],
-      ['dangerous post-logout URI', { post_logout_redirect_uris: ['javascript:alert(1)'] }, 'invalid_client_metadata', /post_logout_redirect_uris/],
+      [
+        'non reverse-domain private scheme',
+        { application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: ['myapp:/cb'] },
+        'invalid_redirect_uri',
+        /reverse domain/,
+      ],
+      [
+        'dangerous post-logout URI',
+        { post_logout_redirect_uris: ['javascript:alert(1)'] },
+        'invalid_client_metadata',
+        /post_logout_redirect_uris/,
+      ],
       ['implicit grant', { grant_types: ['implicit'] }, 'invalid_client_metadata', /"implicit" is not allowed/],
       ['password grant (B9)', { grant_types: ['password'] }, 'invalid_client_metadata', /"password" is not allowed/],
       ['token response type', { response_types: ['code token'] }, 'invalid_client_metadata', /only "code"/],
-      ['public client_credentials', { token_endpoint_auth_method: 'none', grant_types: ['client_credentials'], redirect_uris: [] }, 'invalid_client_metadata', /confidential client/],
-      ['client_secret_jwt', { token_endpoint_auth_method: 'client_secret_jwt' }, 'invalid_client_metadata', /token_endpoint_auth_method must be one of/],
+      [
+        'public client_credentials',
+        { token_endpoint_auth_method: 'none', grant_types: ['client_credentials'], redirect_uris: [] },
+        'invalid_client_metadata',
+        /confidential client/,
+      ],
+      [
+        'client_secret_jwt',
+        { token_endpoint_auth_method: 'client_secret_jwt' },
+        'invalid_client_metadata',
+        /token_endpoint_auth_method must be one of/,
+      ],
       ['private_key_jwt without keys', { token_endpoint_auth_method: 'private_key_jwt' }, 'invalid_client_metadata', /jwks/],
       ['http logo', { logo_uri: 'http://app.example/logo.png' }, 'invalid_client_metadata', /logo_uri must be an https URL/],
-      ['jwks_uri on a private network (SSRF)', { token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'https://169.254.169.254/keys' }, 'invalid_client_metadata', /internal hosts are refused/],
-      ['jwks_uri on localhost (SSRF)', { token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'https://localhost/keys' }, 'invalid_client_metadata', /internal hosts/],
-      ['sector_identifier_uri on 10/8 (SSRF)', { sector_identifier_uri: 'https://10.0.0.5/sector' }, 'invalid_client_metadata', /internal hosts/],
-      ['sector_identifier_uri on [fd00::1] (SSRF)', { sector_identifier_uri: 'https://[fd00::1]/sector' }, 'invalid_client_metadata', /internal hosts/],
+      [
+        'jwks_uri on a private network (SSRF)',
+        { token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'https://169.254.169.254/keys' },
+        'invalid_client_metadata',
+        /internal hosts are refused/,
+      ],
+      [
+        'jwks_uri on localhost (SSRF)',
+        { token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'https://localhost/keys' },
+        'invalid_client_metadata',
+        /internal hosts/,
+      ],
+      [
+        'sector_identifier_uri on 10/8 (SSRF)',
+        { sector_identifier_uri: 'https://10.0.0.5/sector' },
+        'invalid_client_metadata',
+        /internal hosts/,
+      ],
+      [
+        'sector_identifier_uri on [fd00::1] (SSRF)',
+        { sector_identifier_uri: 'https://[fd00::1]/sector' },
+        'invalid_client_metadata',
+        /internal hosts/,
+      ],
       ['self-granted admin scope', { scope: 'openid admin' }, 'invalid_client_metadata', /"admin" cannot be self-registered/],
       ['unknown scope', { scope: 'openid superpowers' }, 'invalid_client_metadata', /not a scope of this server/],
       ['no redirect URI for code', { redirect_uris: [] }, 'invalid_redirect_uri', /at least one redirect URI/],
@@ -207,7 +288,11 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
     expect((await fetch(uri, { headers: { Authorization: 'Bearer wrong' } })).status).to.equal(401);
 
     const update = async (accessToken: string, body: Record<string, unknown>) =>
-      fetch(uri, { method: 'PUT', headers: { Authorization: `Bearer ${accessToken}`, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+      fetch(uri, {
+        method: 'PUT',
+        headers: { Authorization: `Bearer ${accessToken}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+      });
     // The policy applies to updates too.
     const bad = await update(rat, { client_id: created.body.client_id, ...web, redirect_uris: ['http://app.example/cb'] });
     expect(bad.status).to.equal(400);
@@ -222,7 +307,11 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
     const auth = await fetch(`${servers.issuer}/token/introspection`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ token: 'x', client_id: created.body.client_id as string, client_secret: created.body.client_secret as string }),
+      body: new URLSearchParams({
+        token: 'x',
+        client_id: created.body.client_id as string,
+        client_secret: created.body.client_secret as string,
+      }),
     });
     expect(auth.status).to.equal(200);
     const rotated = updated.registration_access_token as string;
@@ -287,7 +376,10 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
 
   it('client cache: RFC 7592 updates and deletes, and disabling, are seen at once by the same instance', async function () {
     const { token } = await newIat();
-    const created = await register({ client_name: 'Cached service', grant_types: ['client_credentials'], scope: 'records:read records:write' }, token);
+    const created = await register(
+      { client_name: 'Cached service', grant_types: ['client_credentials'], scope: 'records:read records:write' },
+      token,
+    );
     const clientId = created.body.client_id as string;
     const uri = created.body.registration_client_uri as string;
     const grant = async (scope: string) => {
@@ -323,7 +415,14 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
     const updated = await fetch(uri, {
       method: 'PUT',
       headers: { Authorization: `Bearer ${created.body.registration_access_token as string}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ client_id: clientId, client_name: 'Cached service', grant_types: ['client_credentials'], scope: 'records:read', redirect_uris: [], response_types: [] }),
+      body: JSON.stringify({
+        client_id: clientId,
+        client_name: 'Cached service',
+        grant_types: ['client_credentials'],
+        scope: 'records:read',
+        redirect_uris: [],
+        response_types: [],
+      }),
     });
     expect(updated.status).to.equal(200);
     expect((await grant('records:write')).body.error).to.equal('invalid_scope');
@@ -339,7 +438,9 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
     const { token } = await newIat();
     const a = await register(web, token);
     const b = await register(web, token);
-    const response = await fetch(b.body.registration_client_uri as string, { headers: { Authorization: `Bearer ${a.body.registration_access_token as string}` } });
+    const response = await fetch(b.body.registration_client_uri as string, {
+      headers: { Authorization: `Bearer ${a.body.registration_access_token as string}` },
+    });
     expect(response.status).to.equal(401);
   });
 
@@ -347,7 +448,10 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
     const { token } = await newIat();
     const created = await register(web, token);
     const clientId = created.body.client_id as string;
-    await servers.deps.knex('oauth_clients').where({ client_id: clientId }).update({ created_at: new Date(Date.now() - 40 * 86_400_000) });
+    await servers.deps
+      .knex('oauth_clients')
+      .where({ client_id: clientId })
+      .update({ created_at: new Date(Date.now() - 40 * 86_400_000) });
     let audited = 0;
     expect(
       await servers.deps.stores.clients.find(clientId, 30, () => {
@@ -375,15 +479,22 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
       const grant = () =>
         fetch(`${idle.issuer}/token`, {
           method: 'POST',
-          headers: { 'Content-Type': 'application/x-www-form-urlencoded', Authorization: `Basic ${Buffer.from(`${body.client_id}:${body.client_secret}`).toString('base64')}` },
+          headers: {
+            'Content-Type': 'application/x-www-form-urlencoded',
+            Authorization: `Basic ${Buffer.from(`${body.client_id}:${body.client_secret}`).toString('base64')}`,
+          },
           body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'records:read', resource: idle.apiUrl }),
         });
       expect((await grant()).status).to.equal(200);
       // The token endpoint notes last use in the background; wait for it so it cannot land after
       // the back-dating below and make the client look fresh again.
-      const row = () => idle.deps.knex('oauth_clients').where({ client_id: body.client_id }).first<{ last_used_at: Date | null }>('last_used_at');
+      const row = () =>
+        idle.deps.knex('oauth_clients').where({ client_id: body.client_id }).first<{ last_used_at: Date | null }>('last_used_at');
       for (let i = 0; i < 50 && !(await row()).last_used_at; i++) await new Promise((r) => setTimeout(r, 20));
-      await idle.deps.knex('oauth_clients').where({ client_id: body.client_id }).update({ last_used_at: new Date(Date.now() - 31 * 86_400_000) });
+      await idle.deps
+        .knex('oauth_clients')
+        .where({ client_id: body.client_id })
+        .update({ last_used_at: new Date(Date.now() - 31 * 86_400_000) });
       // The first grant cached the client; a direct SQL write is only seen once the entry goes.
       idle.deps.stores.clients.forget(body.client_id);
       const refused = await grant();
@@ -415,7 +526,10 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
       expect(entry?.state).to.equal('active');
       expect((await register(web, created.initial_access_token as string)).status).to.equal(201);
       expect(await cli('iat', 'revoke', created.id as string)).to.deep.equal({ id: created.id, revoked: true });
-      const audited = await servers.deps.knex('audit_events').whereIn('type', ['iat.created', 'iat.revoked']).whereRaw("data->>'id' = ?", [created.id as string]);
+      const audited = await servers.deps
+        .knex('audit_events')
+        .whereIn('type', ['iat.created', 'iat.revoked'])
+        .whereRaw("data->>'id' = ?", [created.id as string]);
       expect(audited.map((e: { type: string }) => e.type)).to.have.members(['iat.created', 'iat.revoked']);
       expect((await register(web, created.initial_access_token as string)).status).to.equal(401);
       const afterRevoke = (await cli('iat', 'list')) as Record<string, unknown>[];

@@ -16,7 +16,11 @@ const proofKey = async (): Promise<ProofKey> => {
 };
 
 /** A DPoP proof (RFC 9449 §4.2) with every claim overridable, for the negative cases. */
-async function proof(key: ProofKey, claims: { htm: string; htu: string; accessToken?: string; iat?: number; jti?: string; ath?: string }, header: Record<string, unknown> = {}) {
+async function proof(
+  key: ProofKey,
+  claims: { htm: string; htu: string; accessToken?: string; iat?: number; jti?: string; ath?: string },
+  header: Record<string, unknown> = {},
+) {
   const ath = claims.ath ?? (claims.accessToken ? createHash('sha256').update(claims.accessToken).digest('base64url') : undefined);
   return new SignJWT({ htm: claims.htm, htu: claims.htu, ...(ath ? { ath } : {}) })
     .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: key.jwk, ...header })
@@ -47,7 +51,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
         scope: 'records:read',
       });
       serviceId = registered.client_id;
-      service = await client.discovery(new URL(servers.issuer), serviceId, registered.client_secret, undefined, { execute: [client.allowInsecureRequests] });
+      service = await client.discovery(new URL(servers.issuer), serviceId, registered.client_secret, undefined, {
+        execute: [client.allowInsecureRequests],
+      });
       me = new URL('/v1/me', servers.apiUrl);
     });
 
@@ -68,15 +74,19 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(listed?.last_used_at).to.be.instanceOf(Date);
     });
 
-    it('limits client_credentials scopes to the client\'s registered ones (B15)', async function () {
+    it("limits client_credentials scopes to the client's registered ones (B15)", async function () {
       for (const scope of ['records:write', 'admin', 'records:read admin']) {
-        expect(await oauthErrorOf(() => client.clientCredentialsGrant(service, { resource: servers.apiUrl, scope })), scope).to.equal('invalid_scope');
+        expect(await oauthErrorOf(() => client.clientCredentialsGrant(service, { resource: servers.apiUrl, scope })), scope).to.equal(
+          'invalid_scope',
+        );
       }
     });
 
     it('T23: a client without client_credentials gets unauthorized_client', async function () {
       const web = await createTestClient(servers.deps);
-      const rp = await client.discovery(new URL(servers.issuer), web.client_id, web.client_secret, undefined, { execute: [client.allowInsecureRequests] });
+      const rp = await client.discovery(new URL(servers.issuer), web.client_id, web.client_secret, undefined, {
+        execute: [client.allowInsecureRequests],
+      });
       expect(await oauthErrorOf(() => client.clientCredentialsGrant(rp, { resource: servers.apiUrl }))).to.equal('unauthorized_client');
     });
 
@@ -89,8 +99,15 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect((await client.tokenIntrospection(service, 'not-a-token')).active).to.equal(false);
 
       // Another confidential client may not learn about this service's tokens.
-      const other = await createTestClient(servers.deps, { grant_types: ['client_credentials'], redirect_uris: [], post_logout_redirect_uris: [], scope: 'records:read' });
-      const otherRp = await client.discovery(new URL(servers.issuer), other.client_id, other.client_secret, undefined, { execute: [client.allowInsecureRequests] });
+      const other = await createTestClient(servers.deps, {
+        grant_types: ['client_credentials'],
+        redirect_uris: [],
+        post_logout_redirect_uris: [],
+        scope: 'records:read',
+      });
+      const otherRp = await client.discovery(new URL(servers.issuer), other.client_id, other.client_secret, undefined, {
+        execute: [client.allowInsecureRequests],
+      });
       expect((await client.tokenIntrospection(otherRp, opaque)).active).to.equal(false);
 
       await client.tokenRevocation(service, opaque);
@@ -111,7 +128,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       this.timeout(30_000);
       const user = await createTestUser(servers.deps);
       const web = await createTestClient(servers.deps);
-      const rp = await client.discovery(new URL(servers.issuer), web.client_id, web.client_secret, undefined, { execute: [client.allowInsecureRequests] });
+      const rp = await client.discovery(new URL(servers.issuer), web.client_id, web.client_secret, undefined, {
+        execute: [client.allowInsecureRequests],
+      });
       const { url, verifier } = await authorizationRequest(rp, { scope: 'openid offline_access', prompt: 'consent', state: 's' });
       const callback = await signInAndConsent(new Browserless(servers.issuer), url, user.email, user.password);
       const tokens = await client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: verifier, expectedState: 's' });
@@ -128,7 +147,11 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       before(async function () {
         const keyPair = await client.randomDPoPKeyPair('ES256', { extractable: true });
         key = { privateKey: keyPair.privateKey, jwk: await exportJWK(keyPair.publicKey) };
-        const tokens = await client.clientCredentialsGrant(service, { resource: servers.apiUrl, scope: 'records:read' }, { DPoP: client.getDPoPHandle(service, keyPair) });
+        const tokens = await client.clientCredentialsGrant(
+          service,
+          { resource: servers.apiUrl, scope: 'records:read' },
+          { DPoP: client.getDPoPHandle(service, keyPair) },
+        );
         expect(tokens.token_type.toLowerCase()).to.equal('dpop');
         bound = tokens.access_token;
         const claims = JSON.parse(Buffer.from(bound.split('.')[1]!, 'base64url').toString()) as { cnf?: { jkt?: string } };
@@ -144,20 +167,28 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
         const keyPair = await client.randomDPoPKeyPair('ES256');
         const handle = client.getDPoPHandle(service, keyPair);
         const tokens = await client.clientCredentialsGrant(service, { resource: servers.apiUrl, scope: 'records:read' }, { DPoP: handle });
-        const response = await client.fetchProtectedResource(service, tokens.access_token, me, 'GET', undefined, undefined, { DPoP: handle });
+        const response = await client.fetchProtectedResource(service, tokens.access_token, me, 'GET', undefined, undefined, {
+          DPoP: handle,
+        });
         expect(response.status).to.equal(200);
         expect(((await response.json()) as Record<string, unknown>).sub).to.equal(serviceId);
       });
 
       it('accepts a hand-made valid proof', async function () {
-        const result = await call({ Authorization: `DPoP ${bound}`, DPoP: await proof(key, { htm: 'GET', htu: me.href, accessToken: bound }) });
+        const result = await call({
+          Authorization: `DPoP ${bound}`,
+          DPoP: await proof(key, { htm: 'GET', htu: me.href, accessToken: bound }),
+        });
         expect(result.status).to.equal(200);
       });
 
       it('refuses the bound token as a plain Bearer token, or without a proof', async function () {
         const asBearer = await call({ Authorization: `Bearer ${bound}` });
         expect(asBearer.status).to.equal(401);
-        expect(asBearer.challenge).to.match(/^DPoP /).and.include('error="invalid_token"').and.include('algs=');
+        expect(asBearer.challenge)
+          .to.match(/^DPoP /)
+          .and.include('error="invalid_token"')
+          .and.include('algs=');
         const noProof = await call({ Authorization: `DPoP ${bound}` });
         expect(noProof.status).to.equal(401);
         expect(noProof.challenge).to.include('error="invalid_dpop_proof"');
@@ -176,7 +207,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
           ['wrong typ', await proof(key, { htm: 'GET', htu: me.href, accessToken: bound }, { typ: 'JWT' })],
         ];
         const [h, p] = (await proof(key, { htm: 'GET', htu: me.href, accessToken: bound })).split('.');
-        const noneHeader = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(h!, 'base64url').toString()), alg: 'none' })).toString('base64url');
+        const noneHeader = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(h!, 'base64url').toString()), alg: 'none' })).toString(
+          'base64url',
+        );
         cases.push(['alg none', `${noneHeader}.${p!}.`]);
         for (const [name, dpop] of cases) {
           const result = await call({ Authorization: `DPoP ${bound}`, DPoP: dpop });
@@ -199,7 +232,10 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
       it('refuses the DPoP scheme for a token that is not bound', async function () {
         const plain = await client.clientCredentialsGrant(service, { resource: servers.apiUrl, scope: 'records:read' });
-        const result = await call({ Authorization: `DPoP ${plain.access_token}`, DPoP: await proof(key, { htm: 'GET', htu: me.href, accessToken: plain.access_token }) });
+        const result = await call({
+          Authorization: `DPoP ${plain.access_token}`,
+          DPoP: await proof(key, { htm: 'GET', htu: me.href, accessToken: plain.access_token }),
+        });
         expect(result.status).to.equal(401);
       });
     });

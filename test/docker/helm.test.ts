@@ -502,7 +502,13 @@ describe('docker/helm/portcullis', function () {
     const [rewrapper] = (rewrap.spec.template as { spec: PodSpec }).spec.containers;
     expect(rewrapper?.command).to.deep.equal(['node', 'src/cli.ts', 'keys', 'rewrap-vault']);
     expect(secretOf(rewrapper as Container, 'DATABASE_URL')).to.equal('api-database-url');
-    expect(rewrapper?.env.map((e) => e.name).sort()).to.deep.equal(['DATABASE_URL', 'MASTER_KEY', 'MASTER_KEY_PREVIOUS', 'VAULT_KEY', 'VAULT_KEY_PREVIOUS']);
+    expect(rewrapper?.env.map((e) => e.name).sort()).to.deep.equal([
+      'DATABASE_URL',
+      'MASTER_KEY',
+      'MASTER_KEY_PREVIOUS',
+      'VAULT_KEY',
+      'VAULT_KEY_PREVIOUS',
+    ]);
     // Production accepts each pod's keys for its role, and refuses the API given MASTER_KEY.
     const base = {
       NODE_ENV: 'production',

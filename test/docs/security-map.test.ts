@@ -4,7 +4,10 @@ import { expect } from 'chai';
 const root = new URL('../../', import.meta.url);
 
 /** One `test/….ts → "title", "title"` citation: the file and the quoted titles after it. */
-interface Citation { file: string; titles: string[] }
+interface Citation {
+  file: string;
+  titles: string[];
+}
 
 /**
  * Reads every citation in docs/security.md. A citation is a test path followed by the quoted
@@ -30,7 +33,10 @@ export function citations(markdown: string): Citation[] {
 export function titleIn(source: string, title: string): boolean {
   const text = source.replaceAll("\\'", "'").replaceAll('\\"', '"');
   let from = 0;
-  for (const part of title.split('…').map((p) => p.trim()).filter((p) => p !== '')) {
+  for (const part of title
+    .split('…')
+    .map((p) => p.trim())
+    .filter((p) => p !== '')) {
     const at = text.indexOf(part, from);
     if (at < 0) return false;
     from = at + part.length;
@@ -47,7 +53,10 @@ describe('docs/security.md', function () {
     const missing: string[] = [];
     for (const { file, titles } of cited) {
       const source = await readFile(new URL(file, root), 'utf8').catch(() => undefined);
-      if (source === undefined) { missing.push(`${file} (no such file)`); continue; }
+      if (source === undefined) {
+        missing.push(`${file} (no such file)`);
+        continue;
+      }
       for (const title of titles) if (!titleIn(source, title)) missing.push(`${file} → "${title}"`);
     }
     expect(missing, 'cited tests that do not exist').to.deep.equal([]);

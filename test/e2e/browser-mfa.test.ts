@@ -1,7 +1,15 @@
 import { expect } from 'chai';
 import { generate } from 'otplib';
 import { ACR } from '../../src/services/mfa-policy.ts';
-import { addVirtualAuthenticator, goto, passwordStep, relyingParty, useChromium, waitForCallback, type BrowserSession } from '../helpers/browser.ts';
+import {
+  addVirtualAuthenticator,
+  goto,
+  passwordStep,
+  relyingParty,
+  useChromium,
+  waitForCallback,
+  type BrowserSession,
+} from '../helpers/browser.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
@@ -63,7 +71,7 @@ describe('browser: MFA and passkeys (Chromium)', function () {
     const s = await fresh();
     const flow = await rp.authorizationUrl();
     await goto(s.page, flow.url.href);
-    await s.page.getByRole("button", { name: "Sign in with a passkey" }).waitFor();
+    await s.page.getByRole('button', { name: 'Sign in with a passkey' }).waitFor();
     await passwordStep(s.page, user.email, user.password);
     const claims = await finishAtRp(s, flow);
     expect(claims.amr).to.deep.equal(['pwd']);
@@ -85,7 +93,7 @@ describe('browser: MFA and passkeys (Chromium)', function () {
     await s.page.getByRole('heading', { name: 'Confirm it is you' }).waitFor();
     await s.page.getByLabel('Code from your authenticator app').fill((await code(secret)) === '123456' ? '654321' : '123456');
     await s.page.getByRole('button', { name: 'Verify' }).click();
-    expect(await s.page.getByRole("alert").textContent()).to.contain('That code did not work');
+    expect(await s.page.getByRole('alert').textContent()).to.contain('That code did not work');
     // The enrollment used the current step; the next step's code is within the ±1 window.
     const valid = await code(secret, 1);
     await s.page.getByLabel('Code from your authenticator app').fill(valid);
@@ -102,7 +110,7 @@ describe('browser: MFA and passkeys (Chromium)', function () {
     await passwordStep(s.page, user.email, user.password);
     await s.page.getByLabel('Code from your authenticator app').fill(valid);
     await s.page.getByRole('button', { name: 'Verify' }).click();
-    expect(await s.page.getByRole("alert").textContent()).to.contain('That code did not work');
+    expect(await s.page.getByRole('alert').textContent()).to.contain('That code did not work');
     expect(s.callbacks).to.have.length(0);
   });
 
@@ -132,7 +140,7 @@ describe('browser: MFA and passkeys (Chromium)', function () {
     await s.page.getByRole('link', { name: 'Recovery code' }).click();
     await s.page.getByLabel('Recovery code').fill(recoveryCode);
     await s.page.getByRole('button', { name: 'Use recovery code' }).click();
-    expect(await s.page.getByRole("alert").textContent()).to.contain('did not work');
+    expect(await s.page.getByRole('alert').textContent()).to.contain('did not work');
   });
 
   it('passkey: registration on the account page, passwordless sign-in, and use as second factor', async function () {
@@ -144,7 +152,7 @@ describe('browser: MFA and passkeys (Chromium)', function () {
     await s.page.getByRole('button', { name: 'Add a passkey' }).click();
     await s.page.getByRole('heading', { name: 'Save your recovery codes' }).waitFor();
     await s.page.getByRole('link', { name: 'Back to your account' }).click();
-    expect(await s.page.locator(".items strong").first().textContent()).to.equal("Laptop");
+    expect(await s.page.locator('.items strong').first().textContent()).to.equal('Laptop');
 
     // Passwordless: prompt=login shows the login page although a session exists. Chromium
     // offers the passkey through conditional UI at once (the virtual authenticator approves
@@ -153,7 +161,10 @@ describe('browser: MFA and passkeys (Chromium)', function () {
     await goto(s.page, flow.url.href);
     const before = s.callbacks.length;
     const button = s.page.getByRole('button', { name: 'Sign in with a passkey' });
-    const left = await button.waitFor({ state: 'detached', timeout: 3000 }).then(() => true, () => false);
+    const left = await button.waitFor({ state: 'detached', timeout: 3000 }).then(
+      () => true,
+      () => false,
+    );
     if (!left) await button.click();
     const claims = await finishAtRp(s, flow);
     expect(s.callbacks.length).to.equal(before + 1);
@@ -162,12 +173,18 @@ describe('browser: MFA and passkeys (Chromium)', function () {
     expect(claims.amr).to.not.include('pwd');
 
     // Second factor after the password (presence off meanwhile, so autofill waits).
-    await authenticator.cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId: authenticator.authenticatorId, enabled: false });
+    await authenticator.cdp.send('WebAuthn.setAutomaticPresenceSimulation', {
+      authenticatorId: authenticator.authenticatorId,
+      enabled: false,
+    });
     const second = await rp.authorizationUrl({ prompt: 'login' });
     await goto(s.page, second.url.href);
     await passwordStep(s.page, user.email, user.password);
     await s.page.getByRole('heading', { name: 'Confirm it is you' }).waitFor();
-    await authenticator.cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId: authenticator.authenticatorId, enabled: true });
+    await authenticator.cdp.send('WebAuthn.setAutomaticPresenceSimulation', {
+      authenticatorId: authenticator.authenticatorId,
+      enabled: true,
+    });
     await s.page.getByRole('button', { name: 'Use passkey' }).click();
     const claims2 = await finishAtRp(s, second);
     // The virtual authenticator verifies the user: a passkey assertion with UV is loa:passkey,

@@ -35,7 +35,8 @@ describe('browser: MFA and account pages render accessibly (Chromium)', function
           const id = e.getAttribute('id');
           return !(id && document.querySelector(`label[for="${id}"]`)) && !e.getAttribute('aria-label') && !e.closest('label');
         })
-        .map((e) => e.outerHTML));
+        .map((e) => e.outerHTML),
+    );
     expect(unlabeled, `${name}: unlabeled controls`).to.deep.equal([]);
   }
 
@@ -98,7 +99,10 @@ describe('browser: MFA and account pages render accessibly (Chromium)', function
     await shot(page, '10-account-totp-already-on');
 
     // With a passkey enrolled, the second step offers it first (autofill held back meanwhile).
-    await authenticator.cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId: authenticator.authenticatorId, enabled: false });
+    await authenticator.cdp.send('WebAuthn.setAutomaticPresenceSimulation', {
+      authenticatorId: authenticator.authenticatorId,
+      enabled: false,
+    });
     const third = await rp.authorizationUrl({ prompt: 'login' });
     await goto(page, third.url.href);
     await passwordStep(page, admin.email, admin.password);
@@ -137,10 +141,13 @@ describe('browser: MFA and account pages render accessibly (Chromium)', function
     expect(items.slice(2).join(' | ')).to.include('Read your records').and.include('See your name');
     // Set apart by more than colour (a box with a thick border), and in the danger colours.
     const style = (selector: string) =>
-      page.locator(selector).first().evaluate((e) => {
-        const s = getComputedStyle(e);
-        return { background: s.backgroundColor, border: s.borderLeftWidth, color: s.color };
-      });
+      page
+        .locator(selector)
+        .first()
+        .evaluate((e) => {
+          const s = getComputedStyle(e);
+          return { background: s.backgroundColor, border: s.borderLeftWidth, color: s.color };
+        });
     const danger = await style('ul.scopes > li.scope-danger');
     const plain = await style('ul.scopes > li:not(.scope-danger)');
     expect(danger.background).to.not.equal(plain.background);

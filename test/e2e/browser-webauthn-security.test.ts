@@ -40,7 +40,10 @@ describe('browser: WebAuthn negative tests (T36)', function () {
     const registration = capture(s.page, '**/account/passkeys');
     await s.page.getByRole('button', { name: 'Add a passkey' }).click();
     const reg = await registration;
-    await s.page.request.post(`${servers.issuer}/account/passkeys`, { form: { csrf: reg.csrf, response: reg.response, name: 'Key' }, headers: { Origin: servers.issuer } });
+    await s.page.request.post(`${servers.issuer}/account/passkeys`, {
+      form: { csrf: reg.csrf, response: reg.response, name: 'Key' },
+      headers: { Origin: servers.issuer },
+    });
     return { user, authenticator, registration: reg };
   }
 
@@ -79,7 +82,10 @@ describe('browser: WebAuthn negative tests (T36)', function () {
 
   function tamperClientData(response: AuthenticationResponseJSON, change: Record<string, unknown>): AuthenticationResponseJSON {
     const data = JSON.parse(Buffer.from(response.response.clientDataJSON, 'base64url').toString()) as Record<string, unknown>;
-    return { ...response, response: { ...response.response, clientDataJSON: Buffer.from(JSON.stringify({ ...data, ...change })).toString('base64url') } };
+    return {
+      ...response,
+      response: { ...response.response, clientDataJSON: Buffer.from(JSON.stringify({ ...data, ...change })).toString('base64url') },
+    };
   }
 
   function tamperAuthData(response: AuthenticationResponseJSON, edit: (data: Buffer) => void): AuthenticationResponseJSON {
@@ -120,8 +126,26 @@ describe('browser: WebAuthn negative tests (T36)', function () {
     expect((await attempt(tamperClientData(original, { origin: 'https://evil.test' }))).ok, 'origin').to.equal(false);
     expect((await attempt(tamperAuthData(original, rpIdHash))).ok, 'rpIdHash').to.equal(false);
     expect((await attempt(tamperClientData(original, { type: 'webauthn.create' }))).ok, 'type').to.equal(false);
-    expect((await attempt(tamperAuthData(original, (d) => { d[32] = (d[32] as number) & ~0x01; }))).ok, 'UP').to.equal(false);
-    expect((await attempt(tamperAuthData(original, (d) => { d[32] = (d[32] as number) & ~0x04; }))).ok, 'UV').to.equal(false);
+    expect(
+      (
+        await attempt(
+          tamperAuthData(original, (d) => {
+            d[32] = (d[32] as number) & ~0x01;
+          }),
+        )
+      ).ok,
+      'UP',
+    ).to.equal(false);
+    expect(
+      (
+        await attempt(
+          tamperAuthData(original, (d) => {
+            d[32] = (d[32] as number) & ~0x04;
+          }),
+        )
+      ).ok,
+      'UV',
+    ).to.equal(false);
     // The untouched assertion passes the same way, so each refusal above is the tampering's.
     expect((await attempt(original)).ok, 'control').to.equal(true);
   });
@@ -132,13 +156,35 @@ describe('browser: WebAuthn negative tests (T36)', function () {
     const captured = await passkeyAssertion(s);
     const a = await createTestUser(servers.deps);
     const response = JSON.parse(captured.response) as AuthenticationResponseJSON;
-    await servers.deps.knex('webauthn_challenges').insert({ binding: servers.deps.mfaBindingKey('T36h'), purpose: 'second-factor', challenge: challengeOf(response), user_id: a.id, expires_at: new Date(Date.now() + 60_000) });
-    const result = await servers.deps.mfa.webauthn.verifyAuthentication({ binding: 'T36h', purpose: 'second-factor', response, expectedUserId: a.id });
+    await servers.deps.knex('webauthn_challenges').insert({
+      binding: servers.deps.mfaBindingKey('T36h'),
+      purpose: 'second-factor',
+      challenge: challengeOf(response),
+      user_id: a.id,
+      expires_at: new Date(Date.now() + 60_000),
+    });
+    const result = await servers.deps.mfa.webauthn.verifyAuthentication({
+      binding: 'T36h',
+      purpose: 'second-factor',
+      response,
+      expectedUserId: a.id,
+    });
     expect(result).to.include({ ok: false, reason: 'wrong_user' });
 
     const regResponse = JSON.parse(registration.response) as RegistrationResponseJSON;
-    await servers.deps.knex('webauthn_challenges').insert({ binding: servers.deps.mfaBindingKey('T36dup'), purpose: 'register', challenge: challengeOf(regResponse), user_id: a.id, expires_at: new Date(Date.now() + 60_000) });
-    const duplicate = await servers.deps.mfa.webauthn.finishRegistration({ binding: 'T36dup', userId: a.id, response: regResponse, name: 'stolen' });
+    await servers.deps.knex('webauthn_challenges').insert({
+      binding: servers.deps.mfaBindingKey('T36dup'),
+      purpose: 'register',
+      challenge: challengeOf(regResponse),
+      user_id: a.id,
+      expires_at: new Date(Date.now() + 60_000),
+    });
+    const duplicate = await servers.deps.mfa.webauthn.finishRegistration({
+      binding: 'T36dup',
+      userId: a.id,
+      response: regResponse,
+      name: 'stolen',
+    });
     expect(duplicate).to.include({ ok: false, reason: 'duplicate_credential' });
     expect((await servers.deps.mfa.webauthn.list(b.id)).map((c) => c.user_id)).to.deep.equal([b.id]);
   });

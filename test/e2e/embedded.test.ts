@@ -66,14 +66,30 @@ describe('embedded mode (PGlite, no Redis, nothing configured)', function () {
 
   it('lets the CLI work against the running server, logs in, and keeps data across a restart', async function () {
     // A plain user: admins must enrol a second factor first, which the MFA suites cover.
-    const created = await runNode(['src/cli.ts', 'users', 'create', '--email', 'Person@Example.test', '--password-stdin'], env, 'a long enough passphrase\n');
+    const created = await runNode(
+      ['src/cli.ts', 'users', 'create', '--email', 'Person@Example.test', '--password-stdin'],
+      env,
+      'a long enough passphrase\n',
+    );
     expect(created.code, created.stderr).to.equal(0);
     const user = JSON.parse(created.stdout) as { id: string; email: string };
     expect(user.email).to.equal('Person@Example.test');
 
-    const registered = await runNode(['src/cli.ts', 'clients', 'create', '--json', JSON.stringify({ client_name: 'Embedded RP', redirect_uris: ['https://rp.example.test/cb'] })], env);
+    const registered = await runNode(
+      [
+        'src/cli.ts',
+        'clients',
+        'create',
+        '--json',
+        JSON.stringify({ client_name: 'Embedded RP', redirect_uris: ['https://rp.example.test/cb'] }),
+      ],
+      env,
+    );
     expect(registered.code, registered.stderr).to.equal(0);
-    const { client_id: clientId, client_secret: clientSecret } = JSON.parse(registered.stdout) as { client_id: string; client_secret: string };
+    const { client_id: clientId, client_secret: clientSecret } = JSON.parse(registered.stdout) as {
+      client_id: string;
+      client_secret: string;
+    };
 
     const login = async () => {
       const rp = await client.discovery(new URL(issuer), clientId, clientSecret, undefined, { execute: [client.allowInsecureRequests] });

@@ -66,12 +66,17 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(callback.searchParams.get('iss')).to.equal(servers.issuer);
 
       // Code → tokens for the API audience (resource indicator, RFC 8707).
-      const tokens = await client.authorizationCodeGrant(rp, callback, {
-        pkceCodeVerifier: verifier,
-        expectedState: state,
-        expectedNonce: nonce,
-        idTokenExpected: true,
-      }, { resource: servers.apiUrl });
+      const tokens = await client.authorizationCodeGrant(
+        rp,
+        callback,
+        {
+          pkceCodeVerifier: verifier,
+          expectedState: state,
+          expectedNonce: nonce,
+          idTokenExpected: true,
+        },
+        { resource: servers.apiUrl },
+      );
       const claims = tokens.claims();
       expect(claims?.sub).to.equal(user.id);
       expect(claims?.email).to.equal(user.email);

@@ -32,7 +32,12 @@ export async function enrollTotp(servers: TestServers, user: TestUser): Promise<
 }
 
 /** Login, second factor (TOTP) when asked, and consent through the real interaction pages. */
-export async function signIn(browser: Browserless, authorizationUrl: URL, user: { email: string; password: string }, totpSecret?: string): Promise<URL> {
+export async function signIn(
+  browser: Browserless,
+  authorizationUrl: URL,
+  user: { email: string; password: string },
+  totpSecret?: string,
+): Promise<URL> {
   let { response, url } = await browser.follow(authorizationUrl);
   for (let steps = 0; steps < 5 && url.origin === browser.origin; steps++) {
     const html = await response.text();

@@ -37,7 +37,10 @@ export async function openSession(browser: Browser): Promise<BrowserSession> {
 export async function screenshotOnFailure(test: Mocha.Test | undefined, page: Page | undefined): Promise<void> {
   if (!test || test.state !== 'failed' || !page || page.isClosed()) return;
   await mkdir(ARTIFACTS, { recursive: true });
-  const name = test.fullTitle().replace(/[^a-z0-9]+/gi, '-').slice(0, 120);
+  const name = test
+    .fullTitle()
+    .replace(/[^a-z0-9]+/gi, '-')
+    .slice(0, 120);
   await page.screenshot({ path: new URL(`${name}.png`, ARTIFACTS).pathname, fullPage: true }).catch(() => undefined);
 }
 
@@ -85,7 +88,14 @@ export async function addVirtualAuthenticator(page: Page): Promise<{ cdp: CDPSes
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('WebAuthn.enable');
   const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+    options: {
+      protocol: 'ctap2',
+      transport: 'internal',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
   });
   return { cdp, authenticatorId };
 }
@@ -99,7 +109,11 @@ export async function relyingParty(issuer: string, clientId: string, clientSecre
       return authorizationRequest(rp, { scope: 'openid email', ...extra });
     },
     async exchange(callback: URL, verifier: string, state: string) {
-      const tokens = await client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: verifier, expectedState: state, idTokenExpected: true });
+      const tokens = await client.authorizationCodeGrant(rp, callback, {
+        pkceCodeVerifier: verifier,
+        expectedState: state,
+        idTokenExpected: true,
+      });
       return tokens.claims() as client.IDToken & { acr?: string; amr?: string[] };
     },
   };

@@ -13,10 +13,12 @@ export class CookieJar {
       const eq = pair.indexOf('=');
       const name = pair.slice(0, eq);
       const value = pair.slice(eq + 1);
-      const attr = Object.fromEntries(attributes.map((a) => {
-        const i = a.indexOf('=');
-        return i === -1 ? [a.toLowerCase(), ''] : [a.slice(0, i).toLowerCase(), a.slice(i + 1)];
-      }));
+      const attr = Object.fromEntries(
+        attributes.map((a) => {
+          const i = a.indexOf('=');
+          return i === -1 ? [a.toLowerCase(), ''] : [a.slice(0, i).toLowerCase(), a.slice(i + 1)];
+        }),
+      );
       const path = attr.path ?? '/';
       const key = `${name};${path}`;
       const expired = attr['max-age'] === '0' || (attr.expires && Date.parse(attr.expires) < Date.now());
@@ -66,7 +68,11 @@ export class Browserless {
     return { response, url: current };
   }
 
-  async submit(action: string, fields: Record<string, string>, extraHeaders: Record<string, string> = {}): Promise<{ response: Response; url: URL }> {
+  async submit(
+    action: string,
+    fields: Record<string, string>,
+    extraHeaders: Record<string, string> = {},
+  ): Promise<{ response: Response; url: URL }> {
     return this.follow(action, {
       method: 'POST',
       headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: this.origin, ...extraHeaders },

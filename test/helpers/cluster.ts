@@ -14,7 +14,11 @@ import { freePort, testConfigEnv } from './servers.ts';
 export type Instance = Spawned & { port: number; url: string; env: Record<string, string> };
 
 /** Starts `node src/main.ts --only <role>` on its own port and waits for /readyz. */
-export async function startInstance(role: 'auth' | 'api', env: Record<string, string>, options: { waitReady?: boolean; port?: number } = {}): Promise<Instance> {
+export async function startInstance(
+  role: 'auth' | 'api',
+  env: Record<string, string>,
+  options: { waitReady?: boolean; port?: number } = {},
+): Promise<Instance> {
   const port = options.port ?? (await freePort());
   const full = {
     ...testConfigEnv(),
@@ -70,7 +74,11 @@ export type PrivateRedis = { url: string; port: number; process: ChildProcess; s
 export async function startPrivateRedis(args: string[] = [], port?: number): Promise<PrivateRedis> {
   port ??= await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'portcullis-redis-'));
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...args], { stdio: 'ignore' });
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...args],
+    { stdio: 'ignore' },
+  );
   const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
   const url = `redis://127.0.0.1:${port}/0`;
   const { Redis } = await import('ioredis');
@@ -117,7 +125,14 @@ export function slowPost(url: string, headers: Record<string, string>, body: str
   let finish = (): void => undefined;
   const response = new Promise<RawResponse>((resolve, reject) => {
     const req = request(
-      { host: target.hostname, port: target.port, path: target.pathname, method: 'POST', agent: false, headers: { ...headers, 'Content-Length': String(bytes.length) } },
+      {
+        host: target.hostname,
+        port: target.port,
+        path: target.pathname,
+        method: 'POST',
+        agent: false,
+        headers: { ...headers, 'Content-Length': String(bytes.length) },
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8');

@@ -40,7 +40,11 @@ export function serialize(request: SocketRequest, { close = true } = {}): Buffer
 }
 
 /** Writes the bytes, reads until the server closes, and parses the first response. */
-export async function socketExchange(port: number, bytes: Buffer, { timeoutMs = 10_000, headRequest = false } = {}): Promise<SocketResponse> {
+export async function socketExchange(
+  port: number,
+  bytes: Buffer,
+  { timeoutMs = 10_000, headRequest = false } = {},
+): Promise<SocketResponse> {
   const received = await new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
     const socket = connect({ host: '127.0.0.1', port });

@@ -50,7 +50,9 @@ export type TestServers = {
 };
 
 /** Starts the auth server and the API on loopback ports against real Postgres (and Redis). */
-export async function startTestServers(options: { storage?: StorageMode; env?: Record<string, string>; issuerHost?: string } = {}): Promise<TestServers> {
+export async function startTestServers(
+  options: { storage?: StorageMode; env?: Record<string, string>; issuerHost?: string } = {},
+): Promise<TestServers> {
   const [authPort, apiPort] = [await freePort(), await freePort()];
   // Browser tests use "localhost": WebAuthn needs a secure context and a domain as RP ID.
   const issuer = `http://${options.issuerHost ?? '127.0.0.1'}:${authPort}`;

@@ -55,7 +55,11 @@ describe('account page', function () {
   async function ageSession(browser: Browserless, seconds: number): Promise<void> {
     const adapter = servers.deps.oidcAdapter('Session');
     const payload = (await adapter.find(sessionId(browser))) as { loginTs: number; exp: number } & Record<string, unknown>;
-    await adapter.upsert(sessionId(browser), { ...payload, loginTs: payload.loginTs - seconds }, payload.exp - Math.floor(Date.now() / 1000));
+    await adapter.upsert(
+      sessionId(browser),
+      { ...payload, loginTs: payload.loginTs - seconds },
+      payload.exp - Math.floor(Date.now() / 1000),
+    );
   }
 
   it('is reached by signing in through the provider (first-party client, no consent screen)', async function () {
@@ -73,7 +77,11 @@ describe('account page', function () {
     const csrf = formOf(html, '/sign-out-everywhere').csrf;
     await servers.deps.mfa.totp.begin(user.id, user.email, 'test');
     await ageSession(browser, 3600);
-    const response = await browser.request('/account/totp/remove', { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: servers.issuer }, body: new URLSearchParams({ csrf }).toString() });
+    const response = await browser.request('/account/totp/remove', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: servers.issuer },
+      body: new URLSearchParams({ csrf }).toString(),
+    });
     expect(response.status).to.equal(303);
     const location = new URL(response.headers.get('Location') ?? '', servers.issuer);
     expect(location.pathname).to.equal('/auth');
@@ -86,7 +94,11 @@ describe('account page', function () {
     const html = await accountSignIn(browser, user.email, user.password);
     const csrf = formOf(html, '/sign-out-everywhere').csrf;
     const post = (fields: Record<string, string>, headers: Record<string, string>) =>
-      browser.request('/account/sign-out-everywhere', { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(fields).toString() });
+      browser.request('/account/sign-out-everywhere', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...headers },
+        body: new URLSearchParams(fields).toString(),
+      });
     expect((await post({}, { Origin: servers.issuer })).status).to.equal(403);
     expect((await post({ csrf: 'forged' }, { Origin: servers.issuer })).status).to.equal(403);
     expect((await post({ csrf }, { Origin: 'https://evil.test' })).status).to.equal(403);
@@ -119,7 +131,9 @@ describe('account page', function () {
     const grantId = /\/account\/grants\/([^/]+)\/revoke/.exec(await (await aliceBrowser.follow('/account')).response.text())?.[1] ?? '';
     const bobBrowser = new Browserless(servers.issuer);
     const bobPage = await accountSignIn(bobBrowser, bob.email, bob.password);
-    const { response } = await bobBrowser.submit(`/account/grants/${grantId}/revoke`, { csrf: formOf(bobPage, '/sign-out-everywhere').csrf });
+    const { response } = await bobBrowser.submit(`/account/grants/${grantId}/revoke`, {
+      csrf: formOf(bobPage, '/sign-out-everywhere').csrf,
+    });
     expect(response.status).to.equal(404);
     const tokens = await client.refreshTokenGrant(rp.rp, refreshToken);
     expect(tokens.access_token).to.be.a('string');
@@ -152,9 +166,21 @@ describe('account page', function () {
     const html = await accountSignIn(laptop, user.email, user.password);
     await accountSignIn(phone, user.email, user.password);
     const form = formOf(html, '/password');
-    const wrong = await laptop.submit(form.action, { csrf: form.csrf, current_password: 'not-it', new_password: 'a new long passphrase', confirm_password: 'a new long passphrase', sign_out_others: 'yes' });
+    const wrong = await laptop.submit(form.action, {
+      csrf: form.csrf,
+      current_password: 'not-it',
+      new_password: 'a new long passphrase',
+      confirm_password: 'a new long passphrase',
+      sign_out_others: 'yes',
+    });
     expect(await wrong.response.text()).to.contain('The current password is not right');
-    const ok = await laptop.submit(form.action, { csrf: form.csrf, current_password: user.password, new_password: 'a new long passphrase', confirm_password: 'a new long passphrase', sign_out_others: 'yes' });
+    const ok = await laptop.submit(form.action, {
+      csrf: form.csrf,
+      current_password: user.password,
+      new_password: 'a new long passphrase',
+      confirm_password: 'a new long passphrase',
+      sign_out_others: 'yes',
+    });
     expect(ok.url.searchParams.get('notice')).to.equal('password-changed-signed-out');
     expect(await ok.response.text()).to.contain('Other devices and apps were signed out');
     expect(await servers.deps.oidcAdapter('Session').find(sessionId(phone))).to.equal(undefined);
@@ -162,7 +188,7 @@ describe('account page', function () {
     expect(await servers.deps.accounts.authenticate(user.email, 'a new long passphrase')).to.not.equal(undefined);
   });
 
-  it('R8 /account?notice= shows only known notices: an attacker\'s text shows nothing, a known code its own message', async function () {
+  it("R8 /account?notice= shows only known notices: an attacker's text shows nothing, a known code its own message", async function () {
     const user = await createTestUser(servers.deps);
     const browser = new Browserless(servers.issuer);
     await accountSignIn(browser, user.email, user.password);

@@ -52,7 +52,12 @@ describe('interaction: second factor security', function () {
     expect(url.pathname).to.equal(`/interaction/${uid}`);
     expect(html).to.contain('Code from your authenticator app');
     for (const step of ['confirm', 'continue', 'enroll/totp', 'mfa/recovery', 'passkey', 'login']) {
-      const { response, url: landed } = await browser.submit(`/interaction/${uid}/${step}`, { csrf, code: '123456', email: user.email, password: user.password });
+      const { response, url: landed } = await browser.submit(`/interaction/${uid}/${step}`, {
+        csrf,
+        code: '123456',
+        email: user.email,
+        password: user.password,
+      });
       expect(response.status, step).to.be.oneOf([400, 403]);
       expect(landed.origin, step).to.equal(servers.issuer);
     }
@@ -146,14 +151,29 @@ describe('interaction: second factor security', function () {
     const user = await userWithTotp();
     await servers.deps.mfa.recovery.regenerate(user.id);
     const soft = softAuthenticator({ origin: servers.issuer });
-    const options = await servers.deps.mfa.webauthn.registrationOptions({ binding: `setup:${user.id}`, userId: user.id, email: user.email, displayName: user.email });
-    expect((await servers.deps.mfa.finishRegistration({ binding: `setup:${user.id}`, userId: user.id, response: soft.register(options), name: 'Key' }, {})).ok).to.equal(true);
+    const options = await servers.deps.mfa.webauthn.registrationOptions({
+      binding: `setup:${user.id}`,
+      userId: user.id,
+      email: user.email,
+      displayName: user.email,
+    });
+    expect(
+      (
+        await servers.deps.mfa.finishRegistration(
+          { binding: `setup:${user.id}`, userId: user.id, response: soft.register(options), name: 'Key' },
+          {},
+        )
+      ).ok,
+    ).to.equal(true);
     const { html, browser, uid, csrf } = await afterPassword(user.email, user.password, rp, { acr_values: ACR.passkey });
     expect(html).to.contain('Use passkey');
     expect(html).to.not.contain('Recovery code');
     expect(html).to.not.contain('Authenticator app code');
     for (const method of ['totp', 'recovery']) {
-      const { response } = await browser.submit(`/interaction/${uid}/mfa/${method}`, { csrf, code: await generate({ secret: user.secret }) });
+      const { response } = await browser.submit(`/interaction/${uid}/mfa/${method}`, {
+        csrf,
+        code: await generate({ secret: user.secret }),
+      });
       expect(response.status, method).to.equal(400);
     }
   });

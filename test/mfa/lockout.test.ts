@@ -36,7 +36,10 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       for (let i = 0; i < MFA_MAX_FAILURES; i++) outcomes.push(await deps.mfa.verifyTotp(user.id, wrong, {}));
       expect(outcomes.at(-1)).to.deep.equal({ ok: false, locked: true });
       expect(await deps.mfa.verifyTotp(user.id, right, {})).to.deep.equal({ ok: false, locked: true });
-      const audit = await deps.knex('audit_events').where({ actor_id: user.id, type: 'mfa.totp.used', outcome: 'failure' }).count<{ count: string }[]>({ count: '*' });
+      const audit = await deps
+        .knex('audit_events')
+        .where({ actor_id: user.id, type: 'mfa.totp.used', outcome: 'failure' })
+        .count<{ count: string }[]>({ count: '*' });
       expect(Number(audit[0]?.count)).to.equal(MFA_MAX_FAILURES + 1);
     });
 
@@ -57,7 +60,15 @@ describe('second-factor lockout when its store fails', function () {
     const broken = new Proxy({}, { get: () => () => Promise.reject(new Error('redis down')) }) as unknown as Redis;
     const config = loadConfig(testConfigEnv());
     const knex = knexFactory({ client: 'pg', connection: config.databaseUrl ?? '' });
-    const lockout = createMfaLockout(createLockouts({ config, redis: broken, knex, logger: createLogger(config), counterKey: keyedDigest(randomBytes(32), 'test counters') }).secondFactor);
+    const lockout = createMfaLockout(
+      createLockouts({
+        config,
+        redis: broken,
+        knex,
+        logger: createLogger(config),
+        counterKey: keyedDigest(randomBytes(32), 'test counters'),
+      }).secondFactor,
+    );
     expect(await lockout.isLocked('00000000-0000-4000-8000-000000000000')).to.equal(true);
     expect(await lockout.fail('00000000-0000-4000-8000-000000000000')).to.equal(true);
     await knex.destroy();

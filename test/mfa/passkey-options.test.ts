@@ -33,7 +33,14 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     });
 
     const challengeRows = async (binding: string): Promise<number> =>
-      Number((await servers.deps.knex('webauthn_challenges').where({ binding: servers.deps.mfaBindingKey(binding) }).count<{ n: string }[]>({ n: '*' }))[0]?.n ?? 0);
+      Number(
+        (
+          await servers.deps
+            .knex('webauthn_challenges')
+            .where({ binding: servers.deps.mfaBindingKey(binding) })
+            .count<{ n: string }[]>({ n: '*' })
+        )[0]?.n ?? 0,
+      );
 
     const postForm = (browser: Browserless, path: string, fields: Record<string, string>, headers: Record<string, string> = {}) =>
       browser.request(path, {

@@ -10,8 +10,18 @@ describe('MFA policy decisions', function () {
   });
 
   it('asks any enrolled user for a factor of their choice, recovery codes as fallback', function () {
-    expect(decideSecondFactor({ ...base, enrolled: ['webauthn', 'totp'], recoveryCodesLeft: 3 })).to.deep.equal({ kind: 'challenge', factors: ['webauthn', 'totp'], recovery: true, userVerification: false });
-    expect(decideSecondFactor({ ...base, enrolled: ['totp'] })).to.deep.equal({ kind: 'challenge', factors: ['totp'], recovery: false, userVerification: false });
+    expect(decideSecondFactor({ ...base, enrolled: ['webauthn', 'totp'], recoveryCodesLeft: 3 })).to.deep.equal({
+      kind: 'challenge',
+      factors: ['webauthn', 'totp'],
+      recovery: true,
+      userVerification: false,
+    });
+    expect(decideSecondFactor({ ...base, enrolled: ['totp'] })).to.deep.equal({
+      kind: 'challenge',
+      factors: ['totp'],
+      recovery: false,
+      userVerification: false,
+    });
   });
 
   it('sends a user who must have MFA (role, client or acr) but has none to enrollment', function () {
@@ -20,7 +30,12 @@ describe('MFA policy decisions', function () {
   });
 
   it('accepts only a passkey with user verification when the passkey acr is requested and the user has one', function () {
-    expect(decideSecondFactor({ ...base, enrolled: ['totp', 'webauthn'], recoveryCodesLeft: 5, requiredRank: 3 })).to.deep.equal({ kind: 'challenge', factors: ['webauthn'], recovery: false, userVerification: true });
+    expect(decideSecondFactor({ ...base, enrolled: ['totp', 'webauthn'], recoveryCodesLeft: 5, requiredRank: 3 })).to.deep.equal({
+      kind: 'challenge',
+      factors: ['webauthn'],
+      recovery: false,
+      userVerification: true,
+    });
   });
 
   it('R1 decideSecondFactor: a user with any factor passes one before any enrolment, whatever is required', function () {
@@ -29,32 +44,57 @@ describe('MFA policy decisions', function () {
     // Nothing passed yet: the TOTP challenge, for every requirement and role; never "enroll".
     for (const requiredRank of [0, 1, 2, 3]) {
       for (const roleRequiresMfa of [false, true]) {
-        expect(decideSecondFactor({ ...totpOnly, requiredRank, roleRequiresMfa }), `rank ${requiredRank}, role ${roleRequiresMfa}`).to.deep.equal(challenge);
-        expect(decideSecondFactor({ ...totpOnly, requiredRank, roleRequiresMfa, passedRank: 1 }), 'a password is no factor').to.deep.equal(challenge);
+        expect(
+          decideSecondFactor({ ...totpOnly, requiredRank, roleRequiresMfa }),
+          `rank ${requiredRank}, role ${roleRequiresMfa}`,
+        ).to.deep.equal(challenge);
+        expect(decideSecondFactor({ ...totpOnly, requiredRank, roleRequiresMfa, passedRank: 1 }), 'a password is no factor').to.deep.equal(
+          challenge,
+        );
       }
     }
     // A passkey-only user asked for loa:2 passes the passkey (presence is enough there).
-    expect(decideSecondFactor({ ...base, enrolled: ['webauthn'], requiredRank: 2 })).to.deep.equal({ kind: 'challenge', factors: ['webauthn'], recovery: false, userVerification: false });
+    expect(decideSecondFactor({ ...base, enrolled: ['webauthn'], requiredRank: 2 })).to.deep.equal({
+      kind: 'challenge',
+      factors: ['webauthn'],
+      recovery: false,
+      userVerification: false,
+    });
   });
 
   it('R1 decideSecondFactor: after a factor passed, a passkey-level request enrolls a passkey, then asks for it; only an assertion with user verification is done', function () {
     const totpOnly = { ...base, enrolled: ['totp'] as ('totp' | 'webauthn')[], requiredRank: 3 };
     expect(decideSecondFactor({ ...totpOnly, passedRank: 2 })).to.deep.equal({ kind: 'enroll', factors: ['webauthn'] });
     // Enrolled now, but enrolling proved nothing new: the assertion comes next.
-    expect(decideSecondFactor({ ...totpOnly, enrolled: ['totp', 'webauthn'], passedRank: 2 })).to.deep.equal({ kind: 'challenge', factors: ['webauthn'], recovery: false, userVerification: true });
+    expect(decideSecondFactor({ ...totpOnly, enrolled: ['totp', 'webauthn'], passedRank: 2 })).to.deep.equal({
+      kind: 'challenge',
+      factors: ['webauthn'],
+      recovery: false,
+      userVerification: true,
+    });
     expect(decideSecondFactor({ ...totpOnly, enrolled: ['totp', 'webauthn'], passedRank: 3 })).to.deep.equal({ kind: 'done' });
     // Without any factor: enrolment of a passkey only, then the assertion.
     expect(decideSecondFactor({ ...base, requiredRank: 3 })).to.deep.equal({ kind: 'enroll', factors: ['webauthn'] });
-    expect(decideSecondFactor({ ...base, enrolled: ['webauthn'], requiredRank: 3, passedRank: 2 })).to.deep.equal({ kind: 'challenge', factors: ['webauthn'], recovery: false, userVerification: true });
+    expect(decideSecondFactor({ ...base, enrolled: ['webauthn'], requiredRank: 3, passedRank: 2 })).to.deep.equal({
+      kind: 'challenge',
+      factors: ['webauthn'],
+      recovery: false,
+      userVerification: true,
+    });
   });
 
   it('R1 decideSecondFactor: a passed factor ends the sign-in when loa:2 is enough; enrolment is offered only to a user with no factor', function () {
     expect(decideSecondFactor({ ...base, enrolled: ['totp'], passedRank: 2 })).to.deep.equal({ kind: 'done' });
-    expect(decideSecondFactor({ ...base, enrolled: ['totp'], roleRequiresMfa: true, requiredRank: 2, passedRank: 2 })).to.deep.equal({ kind: 'done' });
+    expect(decideSecondFactor({ ...base, enrolled: ['totp'], roleRequiresMfa: true, requiredRank: 2, passedRank: 2 })).to.deep.equal({
+      kind: 'done',
+    });
     expect(decideSecondFactor({ ...base, roleRequiresMfa: true, passedRank: 2, enrolled: ['webauthn'] })).to.deep.equal({ kind: 'done' });
     for (const enrolled of [['totp'], ['webauthn'], ['webauthn', 'totp']] as ('totp' | 'webauthn')[][]) {
       for (const requiredRank of [0, 2, 3]) {
-        expect(decideSecondFactor({ ...base, enrolled, requiredRank, roleRequiresMfa: true }).kind, `${enrolled.join('+')} at ${requiredRank}`).to.equal('challenge');
+        expect(
+          decideSecondFactor({ ...base, enrolled, requiredRank, roleRequiresMfa: true }).kind,
+          `${enrolled.join('+')} at ${requiredRank}`,
+        ).to.equal('challenge');
       }
     }
   });
@@ -69,7 +109,7 @@ describe('MFA policy decisions', function () {
     expect(requiredRank({ requestedAcrs: ['urn:unknown'] })).to.equal(0);
   });
 
-  it('R14 requiredRank: an essential acr decides over acr_values, at the client\'s floor; an essential acr nothing at the floor meets needs Infinity (unmet)', function () {
+  it("R14 requiredRank: an essential acr decides over acr_values, at the client's floor; an essential acr nothing at the floor meets needs Infinity (unmet)", function () {
     expect(requiredRank({ requestedAcrs: [ACR.password], essentialAcrs: [ACR.mfa] })).to.equal(2);
     expect(requiredRank({ requestedAcrs: [ACR.passkey], essentialAcrs: [ACR.mfa] })).to.equal(2);
     expect(requiredRank({ essentialAcrs: [ACR.password, ACR.passkey], clientRequiresMfa: true })).to.equal(3);
@@ -104,10 +144,18 @@ describe('MFA policy decisions', function () {
     expect(authenticationContext({ first: 'password' })).to.deep.equal({ amr: ['pwd'], acr: ACR.password });
     expect(authenticationContext({ first: 'password', second: 'totp' })).to.deep.equal({ amr: ['pwd', 'otp', 'mfa'], acr: ACR.mfa });
     expect(authenticationContext({ first: 'password', second: 'recovery' })).to.deep.equal({ amr: ['pwd', 'otp', 'mfa'], acr: ACR.mfa });
-    expect(authenticationContext({ first: 'password', second: 'webauthn', deviceType: 'singleDevice', userVerified: false })).to.deep.equal({ amr: ['pwd', 'hwk', 'mfa'], acr: ACR.mfa });
+    expect(authenticationContext({ first: 'password', second: 'webauthn', deviceType: 'singleDevice', userVerified: false })).to.deep.equal(
+      { amr: ['pwd', 'hwk', 'mfa'], acr: ACR.mfa },
+    );
     // With user verification the passkey assertion is what loa:passkey means, password or not.
-    expect(authenticationContext({ first: 'password', second: 'webauthn', deviceType: 'multiDevice', userVerified: true })).to.deep.equal({ amr: ['pwd', 'swk', 'user', 'mfa'], acr: ACR.passkey });
-    expect(authenticationContext({ first: 'passkey', deviceType: 'multiDevice', userVerified: true })).to.deep.equal({ amr: ['swk', 'user', 'mfa'], acr: ACR.passkey });
+    expect(authenticationContext({ first: 'password', second: 'webauthn', deviceType: 'multiDevice', userVerified: true })).to.deep.equal({
+      amr: ['pwd', 'swk', 'user', 'mfa'],
+      acr: ACR.passkey,
+    });
+    expect(authenticationContext({ first: 'passkey', deviceType: 'multiDevice', userVerified: true })).to.deep.equal({
+      amr: ['swk', 'user', 'mfa'],
+      acr: ACR.passkey,
+    });
     expect(authenticationContext({ first: 'passkey', deviceType: 'singleDevice', userVerified: false }).acr).to.equal(ACR.password);
   });
 

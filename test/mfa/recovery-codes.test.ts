@@ -27,7 +27,10 @@ describe('recovery codes', function () {
     const user = await createTestUser(deps);
     const codes = await deps.mfa.recovery.regenerate(user.id);
     expect(codes).to.have.length(RECOVERY_CODE_COUNT);
-    const rows = await deps.knex('mfa_recovery_codes').where({ user_id: user.id }).select<{ code_hash: Buffer; hash_version: number }[]>('code_hash', 'hash_version');
+    const rows = await deps
+      .knex('mfa_recovery_codes')
+      .where({ user_id: user.id })
+      .select<{ code_hash: Buffer; hash_version: number }[]>('code_hash', 'hash_version');
     expect(rows).to.have.length(10);
     // Keyed under the server's pepper (S6: test/security/recovery-code-hashes.test.ts).
     expect(rows.every((r) => r.hash_version === 2 && r.code_hash.length === 32)).to.equal(true);
@@ -45,7 +48,7 @@ describe('recovery codes', function () {
     expect(await deps.mfa.recovery.remaining(user.id)).to.equal(8);
   });
 
-  it("do not work for another user and stop working when regenerated", async function () {
+  it('do not work for another user and stop working when regenerated', async function () {
     const user = await createTestUser(deps);
     const other = await createTestUser(deps);
     const [code] = await deps.mfa.recovery.regenerate(user.id);
@@ -60,7 +63,10 @@ describe('recovery codes', function () {
     const [code] = await deps.mfa.recovery.regenerate(user.id);
     const outcome = await deps.mfa.useRecoveryCode(user.id, code as string, { ip: '203.0.113.9' });
     expect(outcome).to.include({ ok: true, remaining: 9 });
-    const events = await deps.knex('audit_events').where({ actor_id: user.id, type: 'mfa.recovery_code.used' }).select<{ data: unknown }[]>('data');
+    const events = await deps
+      .knex('audit_events')
+      .where({ actor_id: user.id, type: 'mfa.recovery_code.used' })
+      .select<{ data: unknown }[]>('data');
     expect(events).to.have.length(1);
     expect(JSON.stringify(events)).to.not.contain((code as string).slice(0, 4));
   });

@@ -96,8 +96,12 @@ describe('TOTP (RFC 6238)', function () {
       const sealed = (await deps.knex('mfa_totp').where({ user_id: a.id }).first<{ secret_sealed: string }>()).secret_sealed;
       await deps.knex('mfa_totp').where({ user_id: b.id }).update({ secret_sealed: sealed });
       let failed = false;
-      await deps.mfa.totp.verify(b.id, '123456').catch(() => { failed = true; });
-      await deps.mfa.totp.pending(b.id, b.email, 'test').catch(() => { failed = true; });
+      await deps.mfa.totp.verify(b.id, '123456').catch(() => {
+        failed = true;
+      });
+      await deps.mfa.totp.pending(b.id, b.email, 'test').catch(() => {
+        failed = true;
+      });
       expect(failed).to.equal(true);
     });
   });

@@ -72,7 +72,8 @@ describe('encrypted backup and restore', function () {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const cli = (args: string[], env: Record<string, string> = {}) => runNode(['src/cli.ts', ...args], { ...testConfigEnv({ env: { DATABASE_URL: sourceUrl } }), BACKUP_KEY: backupKey, ...env });
+  const cli = (args: string[], env: Record<string, string> = {}) =>
+    runNode(['src/cli.ts', ...args], { ...testConfigEnv({ env: { DATABASE_URL: sourceUrl } }), BACKUP_KEY: backupKey, ...env });
 
   it('round-trips users, MFA credentials, clients, keys, records and the audit chain', async function () {
     const user = await createTestUser(deps);
@@ -86,7 +87,12 @@ describe('encrypted backup and restore', function () {
     await deps.keys.cookieKeys();
     const record = await deps.api.records.create({ userId: user.id }, { type: 'note', label: 'backup me', data: { text: 'survives' } });
     // A brute-force counter (the Postgres lockout sentinel): live state, never in a backup.
-    await source('lockouts').insert({ key: 'lockout:password:backup-test', failures: 3, level: 1, expires_at: new Date(Date.now() + 3_600_000) });
+    await source('lockouts').insert({
+      key: 'lockout:password:backup-test',
+      failures: 3,
+      level: 1,
+      expires_at: new Date(Date.now() + 3_600_000),
+    });
 
     const file = join(dir, 'portcullis.backup');
     const created = await cli(['backup', 'create', '--out', file]);
@@ -94,7 +100,9 @@ describe('encrypted backup and restore', function () {
     const report = JSON.parse(created.stdout) as { bytes: number; tables: Record<string, number> };
     expect((await stat(file)).mode & 0o777).to.equal(0o600);
     expect(report.tables.users).to.be.greaterThanOrEqual(1);
-    process.stdout.write(`      backup: ${report.bytes} bytes, ${Object.values(report.tables).reduce((a, b) => a + b, 0)} rows in ${Object.keys(report.tables).length} tables\n`);
+    process.stdout.write(
+      `      backup: ${report.bytes} bytes, ${Object.values(report.tables).reduce((a, b) => a + b, 0)} rows in ${Object.keys(report.tables).length} tables\n`,
+    );
     // Encrypted: no personal data or key material in clear.
     const { readFile } = await import('node:fs/promises');
     const bytes = await readFile(file);
@@ -112,7 +120,8 @@ describe('encrypted backup and restore', function () {
     expect(JSON.parse(restored.stdout)).to.include({ cookie_keys_rotated: true });
 
     // Table by table identical, except cookie keys, flow state and live counters (empty: not in the backup).
-    for (const table of ['lockouts', 'dpop_proof_jtis', 'webauthn_challenges', 'account_oidc_index', 'oidc_payloads']) expect(await contents(target, table), table).to.deep.equal([]);
+    for (const table of ['lockouts', 'dpop_proof_jtis', 'webauthn_challenges', 'account_oidc_index', 'oidc_payloads'])
+      expect(await contents(target, table), table).to.deep.equal([]);
     expect(await source('lockouts').where({ key: 'lockout:password:backup-test' })).to.have.length(1);
     const { rows: tables } = await source.raw<{ rows: { table_name: string }[] }>(
       `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name NOT IN ('knex_migrations', 'knex_migrations_lock', 'cookie_keys', 'oidc_payloads', 'lockouts', 'dpop_proof_jtis', 'webauthn_challenges', 'account_oidc_index', 'initial_access_tokens', 'audit_events')`,
@@ -124,16 +133,26 @@ describe('encrypted backup and restore', function () {
       expect(await contents(target, table), table).to.deep.equal(rows);
     }
     // The audit chain: the source's events up to the backup, then the restore's own event.
-    const chain = async (knex: Knex) => (await knex('audit_events').orderBy('id').select<{ type: string; hash: string }[]>('type', 'hash')).map((e) => `${e.type} ${e.hash}`);
+    const chain = async (knex: Knex) =>
+      (await knex('audit_events').orderBy('id').select<{ type: string; hash: string }[]>('type', 'hash')).map((e) => `${e.type} ${e.hash}`);
     const sourceChain = await chain(source);
-    const backedUp = sourceChain.slice(0, sourceChain.findLastIndex((e) => e.startsWith('backup.created ')));
+    const backedUp = sourceChain.slice(
+      0,
+      sourceChain.findLastIndex((e) => e.startsWith('backup.created ')),
+    );
     expect(backedUp).to.not.be.empty;
     const targetChain = await chain(target);
     expect(targetChain.slice(0, -1)).to.deep.equal(backedUp);
     expect(targetChain.at(-1)).to.match(/^backup\.restored /);
     // Initial access tokens come back revoked (the backup predates revocations made since).
-    const unrevoked = (rows: string[]) => rows.map((row) => ({ ...(JSON.parse(row) as Record<string, unknown>), revoked_at: null })).map((row) => JSON.stringify(row)).sort();
-    expect(unrevoked(await contents(target, 'initial_access_tokens'))).to.deep.equal(unrevoked(await contents(source, 'initial_access_tokens')));
+    const unrevoked = (rows: string[]) =>
+      rows
+        .map((row) => ({ ...(JSON.parse(row) as Record<string, unknown>), revoked_at: null }))
+        .map((row) => JSON.stringify(row))
+        .sort();
+    expect(unrevoked(await contents(target, 'initial_access_tokens'))).to.deep.equal(
+      unrevoked(await contents(source, 'initial_access_tokens')),
+    );
     expect(await target('initial_access_tokens').whereNull('revoked_at').pluck('id')).to.deep.equal([]);
 
     // Cookie keys: the restored ones are retired, one new key signs (every session ended).

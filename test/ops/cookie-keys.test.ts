@@ -18,7 +18,9 @@ describe('cookie key rotation', function () {
   before(async function () {
     servers = await startTestServers();
     const registered = await createTestClient(servers.deps);
-    rp = await client.discovery(new URL(servers.issuer), registered.client_id, registered.client_secret, undefined, { execute: [client.allowInsecureRequests] });
+    rp = await client.discovery(new URL(servers.issuer), registered.client_id, registered.client_secret, undefined, {
+      execute: [client.allowInsecureRequests],
+    });
   });
 
   after(async function () {
@@ -43,7 +45,11 @@ describe('cookie key rotation', function () {
     expect((await signInAndConsent(browser, login, user.email, user.password)).searchParams.get('code')).to.be.a('string');
     const signedWithOldKey = copyOf(browser);
 
-    const rotation = createKeyRotation({ store: servers.deps.stores.keys, box: servers.deps.box, policy: rotationPolicyOf(servers.config) });
+    const rotation = createKeyRotation({
+      store: servers.deps.stores.keys,
+      box: servers.deps.box,
+      policy: rotationPolicyOf(servers.config),
+    });
     const before = servers.running.authApp!.reloads();
     const { id: newKey } = await rotation.rotateCookieKeys();
     await servers.running.authApp!.tick();
@@ -53,7 +59,11 @@ describe('cookie key rotation', function () {
     expect((await silentAuthorization(copyOf(signedWithOldKey))).searchParams.get('code')).to.be.a('string');
 
     // SESSION_MAX_SECONDS has passed (simulated): the old keys are retired; the reloaded server no longer trusts them.
-    await servers.deps.knex('cookie_keys').where('id', '<', newKey).whereNull('retired_at').update({ retired_at: servers.deps.knex.fn.now() });
+    await servers.deps
+      .knex('cookie_keys')
+      .where('id', '<', newKey)
+      .whereNull('retired_at')
+      .update({ retired_at: servers.deps.knex.fn.now() });
     await servers.running.authApp!.tick();
     expect(servers.running.authApp!.reloads()).to.equal(before + 2);
     expect((await silentAuthorization(copyOf(signedWithOldKey))).searchParams.get('error')).to.equal('login_required');

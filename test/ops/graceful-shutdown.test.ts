@@ -2,7 +2,17 @@ import { expect } from 'chai';
 import { loadConfig } from '../../src/config/load.ts';
 import { createDeps, type Deps } from '../../src/deps.ts';
 import { createLogger } from '../../src/shared/logger.ts';
-import { authorizeCode, Browserless, discover, probe, slowPost, startInstance, stopInstance, until, type Instance } from '../helpers/cluster.ts';
+import {
+  authorizeCode,
+  Browserless,
+  discover,
+  probe,
+  slowPost,
+  startInstance,
+  stopInstance,
+  until,
+  type Instance,
+} from '../helpers/cluster.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { freePort, testConfigEnv } from '../helpers/servers.ts';
 
@@ -52,7 +62,12 @@ describe('graceful shutdown of a real process', function () {
           'Content-Type': 'application/x-www-form-urlencoded',
           Authorization: `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(clientSecret)}`).toString('base64')}`,
         },
-        new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: 'https://rp.example.test/cb', code_verifier: verifier }).toString(),
+        new URLSearchParams({
+          grant_type: 'authorization_code',
+          code,
+          redirect_uri: 'https://rp.example.test/cb',
+          code_verifier: verifier,
+        }).toString(),
       );
 
     // Headers and half the body are on the server; the request is in flight.
@@ -62,14 +77,24 @@ describe('graceful shutdown of a real process', function () {
     instance.child.kill('SIGTERM');
 
     // Readiness flips first while the listener still accepts (SHUTDOWN_DELAY), liveness stays.
-    await until(() => probe(`${issuer}/readyz`), (s) => s === 503, 1000, 20);
+    await until(
+      () => probe(`${issuer}/readyz`),
+      (s) => s === 503,
+      1000,
+      20,
+    );
     const notReadyAfter = Date.now() - signalledAt;
     expect(await probe(`${issuer}/healthz`)).to.equal(200);
     const body = (await (await fetch(`${issuer}/readyz`)).json()) as { status: string };
     expect(body.status).to.equal('draining');
 
     // Then it stops accepting new connections.
-    await until(() => probe(`${issuer}/healthz`), (s) => s === 0, 5000, 50);
+    await until(
+      () => probe(`${issuer}/healthz`),
+      (s) => s === 0,
+      5000,
+      50,
+    );
     const closedAfter = Date.now() - signalledAt;
     expect(closedAfter).to.be.greaterThanOrEqual(1400);
     expect(instance.child.exitCode).to.equal(null);

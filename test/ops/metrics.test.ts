@@ -46,8 +46,11 @@ describe('metrics', function () {
   it('counts requests by route template, tokens by grant type and logins by result', async function () {
     const user = await createTestUser(servers.deps);
     const registered = await createTestClient(servers.deps);
-    const rp = await client.discovery(new URL(servers.issuer), registered.client_id, registered.client_secret, undefined, { execute: [client.allowInsecureRequests] });
-    const authorization = () => authorizationRequest(rp, { scope: 'openid offline_access records:read', prompt: 'consent', resource: servers.apiUrl });
+    const rp = await client.discovery(new URL(servers.issuer), registered.client_id, registered.client_secret, undefined, {
+      execute: [client.allowInsecureRequests],
+    });
+    const authorization = () =>
+      authorizationRequest(rp, { scope: 'openid offline_access records:read', prompt: 'consent', resource: servers.apiUrl });
 
     // One wrong password first.
     const wrong = new Browserless(servers.issuer);
@@ -57,7 +60,12 @@ describe('metrics', function () {
 
     const { url, verifier } = await authorization();
     const callback = await signInAndConsent(new Browserless(servers.issuer), url, user.email, user.password);
-    const tokens = await client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: verifier, expectedState: client.skipStateCheck }, { resource: servers.apiUrl });
+    const tokens = await client.authorizationCodeGrant(
+      rp,
+      callback,
+      { pkceCodeVerifier: verifier, expectedState: client.skipStateCheck },
+      { resource: servers.apiUrl },
+    );
     await client.refreshTokenGrant(rp, tokens.refresh_token!);
     expect((await fetch(`${servers.apiUrl}/v1/me`, { headers: { Authorization: `Bearer ${tokens.access_token}` } })).status).to.equal(200);
 
@@ -112,9 +120,16 @@ describe('metrics', function () {
       ['Interaction', 'find'],
       ['Client', 'find'],
     ]) {
-      expect(sample(text, count, { model: model!, operation: operation!, storage: model === 'Client' ? 'postgres' : 'redis' }), `${model} ${operation}`).to.be.greaterThan(0);
+      expect(
+        sample(text, count, { model: model!, operation: operation!, storage: model === 'Client' ? 'postgres' : 'redis' }),
+        `${model} ${operation}`,
+      ).to.be.greaterThan(0);
     }
-    const sum = sample(text, 'portcullis_adapter_operation_duration_seconds_sum', { model: 'Session', operation: 'find', storage: 'redis' });
+    const sum = sample(text, 'portcullis_adapter_operation_duration_seconds_sum', {
+      model: 'Session',
+      operation: 'find',
+      storage: 'redis',
+    });
     expect(sum).to.be.greaterThan(0).and.lessThan(60);
   });
 });
@@ -122,15 +137,25 @@ describe('metrics', function () {
 describe('example Grafana dashboard', function () {
   it('parses and only queries metrics the servers export', async function () {
     const { readFile } = await import('node:fs/promises');
-    const dashboard = JSON.parse(await readFile(new URL('../../docker/grafana-dashboard.json', import.meta.url), 'utf8')) as { panels: { targets: { expr: string }[] }[] };
-    const names = new Set(dashboard.panels.flatMap((p) => p.targets.flatMap((t) => [...t.expr.matchAll(/\b((?:portcullis|process|nodejs)_[a-z0-9_]+)/g)].map((m) => m[1]!))));
+    const dashboard = JSON.parse(await readFile(new URL('../../docker/grafana-dashboard.json', import.meta.url), 'utf8')) as {
+      panels: { targets: { expr: string }[] }[];
+    };
+    const names = new Set(
+      dashboard.panels.flatMap((p) =>
+        p.targets.flatMap((t) => [...t.expr.matchAll(/\b((?:portcullis|process|nodejs)_[a-z0-9_]+)/g)].map((m) => m[1]!)),
+      ),
+    );
     expect(names.size).to.be.greaterThan(5);
     const port = await freePort();
     const servers = await startTestServers({ env: { METRICS_PORT: String(port) } });
     try {
       await fetch(`${servers.issuer}/.well-known/openid-configuration`);
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      const exported = new Set([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].flatMap((m) => (m[2] === 'histogram' ? [`${m[1]}_bucket`, `${m[1]}_count`, `${m[1]}_sum`] : [m[1]!])));
+      const exported = new Set(
+        [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].flatMap((m) =>
+          m[2] === 'histogram' ? [`${m[1]}_bucket`, `${m[1]}_count`, `${m[1]}_sum`] : [m[1]!],
+        ),
+      );
       for (const name of names) expect(exported, name).to.include(name);
     } finally {
       await servers.stop();

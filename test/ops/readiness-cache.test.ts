@@ -47,7 +47,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(answers.map((a) => a.status)).to.deep.equal(Array.from({ length: 100 }, () => 200));
       expect(answers[0]?.body.checks).to.include({ postgres: 'ok', migrations: 'ok', counted: 'ok' });
       // At most one computation per started second of the burst (one, unless the machine is slow).
-      expect(runs, `checks computed for 100 concurrent requests in ${burstMs} ms`).to.be.at.least(1).and.at.most(Math.ceil(burstMs / 1000));
+      expect(runs, `checks computed for 100 concurrent requests in ${burstMs} ms`)
+        .to.be.at.least(1)
+        .and.at.most(Math.ceil(burstMs / 1000));
 
       // The dependency fails: readiness reports it within about a second (cache age plus one check).
       failing = true;

@@ -49,7 +49,12 @@ describe('readiness and the Redis eviction boot check', function () {
     // Redis dies: not ready, but alive (no crash loop).
     const redisPort = redis.port;
     await redis.stop();
-    const down = await until(() => readyz(auth!.url), (r) => r.status === 503, 10_000, 200);
+    const down = await until(
+      () => readyz(auth!.url),
+      (r) => r.status === 503,
+      10_000,
+      200,
+    );
     expect(down.body).to.deep.include({ status: 'unavailable' });
     expect(down.body.checks.redis).to.equal('unavailable');
     expect(down.body.checks.postgres).to.equal('ok');
@@ -57,7 +62,12 @@ describe('readiness and the Redis eviction boot check', function () {
 
     // Redis is back on the same address: ready again without a restart.
     redis = await startPrivateRedis([], redisPort);
-    const back = await until(() => readyz(auth!.url), (r) => r.status === 200, 20_000, 200);
+    const back = await until(
+      () => readyz(auth!.url),
+      (r) => r.status === 200,
+      20_000,
+      200,
+    );
     expect(back.body.checks.redis).to.equal('ok');
   });
 
@@ -74,16 +84,32 @@ describe('readiness and the Redis eviction boot check', function () {
     const knex = knexFactory({ client: 'pg', connection: testEnv.databaseUrl, pool: { min: 0, max: 1 } });
     try {
       const last = await knex('knex_migrations').orderBy('id', 'desc').first<Record<string, unknown>>();
-      await knex('knex_migrations').where('id', last.id as number).delete();
+      await knex('knex_migrations')
+        .where('id', last.id as number)
+        .delete();
       try {
         // Readiness is computed at most once a second (S9): the change shows within about a second.
-        const behind = await until(() => readyz(api!.url), (r) => r.status === 503, 5000, 50);
+        const behind = await until(
+          () => readyz(api!.url),
+          (r) => r.status === 503,
+          5000,
+          50,
+        );
         expect(behind.status).to.equal(503);
         expect(behind.body.checks.migrations).to.equal('unavailable');
       } finally {
         await knex('knex_migrations').insert(last);
       }
-      expect((await until(() => readyz(api!.url), (r) => r.status === 200, 5000, 50)).status).to.equal(200);
+      expect(
+        (
+          await until(
+            () => readyz(api!.url),
+            (r) => r.status === 200,
+            5000,
+            50,
+          )
+        ).status,
+      ).to.equal(200);
     } finally {
       await knex.destroy();
     }
@@ -95,12 +121,25 @@ describe('readiness and the Redis eviction boot check', function () {
     const sentinelPort = await freePort();
     await writeFile(
       join(dir, 'sentinel.conf'),
-      [`port ${sentinelPort}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor pc 127.0.0.1 ${redis.port} 1`, 'sentinel down-after-milliseconds pc 60000', ''].join('\n'),
+      [
+        `port ${sentinelPort}`,
+        'bind 127.0.0.1',
+        `dir ${dir}`,
+        `sentinel monitor pc 127.0.0.1 ${redis.port} 1`,
+        'sentinel down-after-milliseconds pc 60000',
+        '',
+      ].join('\n'),
     );
     const sentinel = spawn('redis-server', [join(dir, 'sentinel.conf'), '--sentinel'], { stdio: 'ignore' });
     const sentinelExited = new Promise<void>((resolve) => sentinel.on('close', () => resolve()));
     try {
-      const probeSentinel = new Redis({ port: sentinelPort, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => 200 });
+      const probeSentinel = new Redis({
+        port: sentinelPort,
+        host: '127.0.0.1',
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => 200,
+      });
       probeSentinel.on('error', () => undefined);
       const primary = await until(
         () => probeSentinel.call('SENTINEL', 'get-master-addr-by-name', 'pc').catch(() => null),
@@ -112,7 +151,11 @@ describe('readiness and the Redis eviction boot check', function () {
       expect(primary).to.deep.equal(['127.0.0.1', String(redis.port)]);
 
       const port = await freePort();
-      auth = await startInstance('auth', { ISSUER: `http://127.0.0.1:${port}`, REDIS_URL: '', REDIS_SENTINELS: `127.0.0.1:${sentinelPort}`, REDIS_SENTINEL_NAME: 'pc' }, { port });
+      auth = await startInstance(
+        'auth',
+        { ISSUER: `http://127.0.0.1:${port}`, REDIS_URL: '', REDIS_SENTINELS: `127.0.0.1:${sentinelPort}`, REDIS_SENTINEL_NAME: 'pc' },
+        { port },
+      );
       const ready = await readyz(auth.url);
       expect(ready.status).to.equal(200);
       expect(ready.body.checks.redis).to.equal('ok');
@@ -121,7 +164,12 @@ describe('readiness and the Redis eviction boot check', function () {
       // The primary Sentinel named is the one in use: without it the instance is not ready.
       await redis.stop();
       redis = undefined;
-      const down = await until(() => readyz(auth!.url), (r) => r.status === 503, 10_000, 200);
+      const down = await until(
+        () => readyz(auth!.url),
+        (r) => r.status === 503,
+        10_000,
+        200,
+      );
       expect(down.body.checks.redis).to.equal('unavailable');
     } finally {
       sentinel.kill('SIGKILL');

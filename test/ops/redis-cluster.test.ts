@@ -48,7 +48,24 @@ async function startRedisCluster(): Promise<{ nodes: string[]; stop(): Promise<v
       const dir = mkdtempSync(join(tmpdir(), 'portcullis-redis-cluster-'));
       const child = spawn(
         'redis-server',
-        ['--port', String(port), '--cluster-port', String(busPort), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--save', '', '--appendonly', 'no', '--dir', dir],
+        [
+          '--port',
+          String(port),
+          '--cluster-port',
+          String(busPort),
+          '--bind',
+          '127.0.0.1',
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          join(dir, 'nodes.conf'),
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+          '--dir',
+          dir,
+        ],
         { stdio: 'ignore' },
       );
       started.push({ port, dir, process: child, exited: new Promise((resolve) => child.on('close', () => resolve())) });
@@ -57,7 +74,12 @@ async function startRedisCluster(): Promise<{ nodes: string[]; stop(): Promise<v
     const nodes = started.map((node) => `127.0.0.1:${node.port}`);
     redisCli('--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes');
     for (const node of started) {
-      await until(() => Promise.resolve(tryRedisCli('-p', String(node.port), 'cluster', 'info').includes('cluster_state:ok')), Boolean, 20_000, 200);
+      await until(
+        () => Promise.resolve(tryRedisCli('-p', String(node.port), 'cluster', 'info').includes('cluster_state:ok')),
+        Boolean,
+        20_000,
+        200,
+      );
     }
     return { nodes, stop };
   } catch (error) {
@@ -91,7 +113,9 @@ describe('Redis Cluster (REDIS_CLUSTER_NODES)', function () {
   it('connects as a Cluster whose slots are spread over three primaries', async function () {
     expect(redis.isCluster).to.equal(true);
     await redis.set('probe', '1');
-    const masters = redisCli('-p', cluster.nodes[0]?.split(':')[1] ?? '', 'cluster', 'nodes').split('\n').filter((line) => line.includes('master'));
+    const masters = redisCli('-p', cluster.nodes[0]?.split(':')[1] ?? '', 'cluster', 'nodes')
+      .split('\n')
+      .filter((line) => line.includes('master'));
     expect(masters).to.have.length(3);
   });
 
@@ -113,7 +137,13 @@ describe('Redis Cluster (REDIS_CLUSTER_NODES)', function () {
     await createRedisAdapter(redis, 'RefreshToken').upsert('rt-1', { jti: 'rt-1', grantId }, 60);
     const slots = new Set(
       ['AccessToken:at-1', 'RefreshToken:rt-1', `grant:${grantId}`, 'uid:uid-slot-check'].map((key) =>
-        redisCli('-p', cluster.nodes[0]?.split(':')[1] ?? '', 'cluster', 'keyslot', `${testEnv.redisKeyPrefix}cluster:{oidc}:${key}`).trim(),
+        redisCli(
+          '-p',
+          cluster.nodes[0]?.split(':')[1] ?? '',
+          'cluster',
+          'keyslot',
+          `${testEnv.redisKeyPrefix}cluster:{oidc}:${key}`,
+        ).trim(),
       ),
     );
     expect(slots.size).to.equal(1);
@@ -152,9 +182,14 @@ describe('Redis Cluster (REDIS_CLUSTER_NODES)', function () {
       expect(await createRedisAdapter(own, 'RefreshToken').find('rt-s4')).to.equal(undefined);
       expect(await createRedisAdapter(own, 'DeviceCode').findByUserCode('BCDF-GHJK')).to.equal(undefined);
       const left = cluster.nodes.flatMap((node) =>
-        redisCli('-p', node.split(':')[1] ?? '', '--scan', '--pattern', `${testEnv.redisKeyPrefix}cluster-s4:*`).split('\n').filter(Boolean),
+        redisCli('-p', node.split(':')[1] ?? '', '--scan', '--pattern', `${testEnv.redisKeyPrefix}cluster-s4:*`)
+          .split('\n')
+          .filter(Boolean),
       );
-      expect(left.sort()).to.deep.equal([`${testEnv.redisKeyPrefix}cluster-s4:lockout:password:s4`, `${testEnv.redisKeyPrefix}cluster-s4:{oidc}:ReplayDetection:jti-s4`]);
+      expect(left.sort()).to.deep.equal([
+        `${testEnv.redisKeyPrefix}cluster-s4:lockout:password:s4`,
+        `${testEnv.redisKeyPrefix}cluster-s4:{oidc}:ReplayDetection:jti-s4`,
+      ]);
       expect(await createRedisAdapter(neighbour, 'Session').find('session-s4')).to.deep.include({ accountId: 'someone-else' });
       // Nothing left to end: a second pass deletes nothing.
       expect(await endOidcState(own)).to.equal(0);
@@ -190,11 +225,16 @@ describe('Redis Cluster (REDIS_CLUSTER_NODES)', function () {
       const refreshed = await client.refreshTokenGrant(rp, user.refreshToken, { resource: servers.apiUrl });
       expect(refreshed.access_token).to.be.a('string').and.not.equal(user.token);
       // Rotation consumed the old refresh token: presenting it again is refused (and revokes the grant).
-      const replay = await client.refreshTokenGrant(rp, user.refreshToken, { resource: servers.apiUrl }).then(() => 'accepted', (error: unknown) => (error as { error?: string }).error);
+      const replay = await client.refreshTokenGrant(rp, user.refreshToken, { resource: servers.apiUrl }).then(
+        () => 'accepted',
+        (error: unknown) => (error as { error?: string }).error,
+      );
       expect(replay).to.equal('invalid_grant');
       // The adapter state lives in the Cluster, not the shared standalone Redis.
       const sessions = cluster.nodes.flatMap((node) =>
-        redisCli('-p', node.split(':')[1] ?? '', '--scan', '--pattern', `${testEnv.redisKeyPrefix}{oidc}:Session:*`).split('\n').filter(Boolean),
+        redisCli('-p', node.split(':')[1] ?? '', '--scan', '--pattern', `${testEnv.redisKeyPrefix}{oidc}:Session:*`)
+          .split('\n')
+          .filter(Boolean),
       );
       expect(sessions).to.have.length.above(0);
     });

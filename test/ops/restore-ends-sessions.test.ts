@@ -64,15 +64,21 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
     });
 
     const cli = (args: string[]) =>
-      runNode(['src/cli.ts', ...args], testConfigEnv({ storage, env: { DATABASE_URL: databaseUrl, REDIS_KEY_PREFIX: prefix, BACKUP_KEY: backupKey } }));
+      runNode(
+        ['src/cli.ts', ...args],
+        testConfigEnv({ storage, env: { DATABASE_URL: databaseUrl, REDIS_KEY_PREFIX: prefix, BACKUP_KEY: backupKey } }),
+      );
 
-    const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+    const basic = (id: string, secret: string) =>
+      `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 
     it('S4 backup → new sign-in → restore: the refresh token, the access token (introspection, userinfo), the session cookie, registration and initial access tokens stop working', async function () {
       const user = await createTestUser(servers.deps);
       const registered = await createTestClient(servers.deps, { client_name: 'S4 RP' });
       const secret = registered.client_secret ?? '';
-      const rp = await client.discovery(new URL(servers.issuer), registered.client_id, secret, undefined, { execute: [client.allowInsecureRequests] });
+      const rp = await client.discovery(new URL(servers.issuer), registered.client_id, secret, undefined, {
+        execute: [client.allowInsecureRequests],
+      });
 
       // Before the backup: an initial access token, and a client registered with it (RFC 7592 token).
       const { token: initialAccessToken } = await servers.deps.stores.initialAccessTokens.create({ maxUses: 10, note: 's4' });
@@ -83,7 +89,8 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
           body: JSON.stringify({ client_name: 'S4 dynamic', redirect_uris: ['https://rp.example.test/cb'] }),
         });
       const dynamic = (await (await register()).json()) as { registration_client_uri: string; registration_access_token: string };
-      const readRegistration = () => fetch(dynamic.registration_client_uri, { headers: { Authorization: `Bearer ${dynamic.registration_access_token}` } });
+      const readRegistration = () =>
+        fetch(dynamic.registration_client_uri, { headers: { Authorization: `Bearer ${dynamic.registration_access_token}` } });
 
       const file = join(dir, 'before-sign-in.backup');
       const created = await cli(['backup', 'create', '--out', file]);
@@ -93,7 +100,10 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
       const browser = new Browserless(servers.issuer);
       const request = await authorizationRequest(rp, { scope: 'openid offline_access', prompt: 'consent' });
       const callback = await signInAndConsent(browser, request.url, user.email, user.password);
-      const tokens = await client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: request.verifier, expectedState: request.state });
+      const tokens = await client.authorizationCodeGrant(rp, callback, {
+        pkceCodeVerifier: request.verifier,
+        expectedState: request.state,
+      });
       const { access_token: accessToken, refresh_token: refreshToken } = tokens;
       if (!refreshToken) throw new Error('no refresh token');
 
@@ -160,7 +170,10 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
       const again = new Browserless(servers.issuer);
       const second = await authorizationRequest(rp, { scope: 'openid offline_access', prompt: 'consent' });
       const secondCallback = await signInAndConsent(again, second.url, user.email, user.password);
-      const fresh = await client.authorizationCodeGrant(rp, secondCallback, { pkceCodeVerifier: second.verifier, expectedState: second.state });
+      const fresh = await client.authorizationCodeGrant(rp, secondCallback, {
+        pkceCodeVerifier: second.verifier,
+        expectedState: second.state,
+      });
       expect((await fetch(`${servers.issuer}/me`, { headers: { Authorization: `Bearer ${fresh.access_token}` } })).status).to.equal(200);
     });
   });

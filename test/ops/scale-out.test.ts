@@ -5,7 +5,16 @@ import { loadConfig } from '../../src/config/load.ts';
 import { createDeps, type Deps } from '../../src/deps.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { formOf, signInAndConsent } from '../helpers/browserless.ts';
-import { Browserless, discover, startBalancer, startInstance, stopInstance, until, type Balancer, type Instance } from '../helpers/cluster.ts';
+import {
+  Browserless,
+  discover,
+  startBalancer,
+  startInstance,
+  stopInstance,
+  until,
+  type Balancer,
+  type Instance,
+} from '../helpers/cluster.ts';
 import { runNode } from '../helpers/process.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest, RP_REDIRECT } from '../helpers/oidc.ts';
@@ -41,7 +50,11 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
     user = await createTestUser(deps);
     const registered = await createTestClient(deps);
     // Both instances boot at once: first-start key creation must not race.
-    [a, b, api] = await Promise.all([startInstance('auth', shared), startInstance('auth', shared), startInstance('api', shared, { port: apiPort })]);
+    [a, b, api] = await Promise.all([
+      startInstance('auth', shared),
+      startInstance('auth', shared),
+      startInstance('api', shared, { port: apiPort }),
+    ]);
     lb = await startBalancer(lbPort, { A: a.port, B: b.port });
     rp = await discover(issuer, registered.client_id, registered.client_secret!);
   });
@@ -68,7 +81,11 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
   });
 
   it('finishes on B an interaction started on A, and redeems on A a code issued by B', async function () {
-    const { url, verifier, state } = await authorizationRequest(rp, { scope: 'openid offline_access records:read', prompt: 'consent', resource: apiUrl });
+    const { url, verifier, state } = await authorizationRequest(rp, {
+      scope: 'openid offline_access records:read',
+      prompt: 'consent',
+      resource: apiUrl,
+    });
     const browser = new Browserless(issuer);
 
     lb.pin('A');
@@ -131,7 +148,9 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
     lb.pin('A');
     const start = await browser.follow(url);
     const login = formOf(await start.response.text(), '/login');
-    let page = await (await browser.submit(login.action, { csrf: login.csrf, email: mfaUser.email, password: mfaUser.password })).response.text();
+    let page = await (
+      await browser.submit(login.action, { csrf: login.csrf, email: mfaUser.email, password: mfaUser.password })
+    ).response.text();
     expect(page).to.contain('Code from your authenticator app');
     const outcomes: string[] = [];
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -145,7 +164,9 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
     for (const name of ['A', 'B']) {
       lb.pin(name);
       const form = formOf(page, '/mfa/totp');
-      page = await (await browser.submit(form.action, { csrf: form.csrf, code: await generate({ secret: enrollment.secret }) })).response.text();
+      page = await (
+        await browser.submit(form.action, { csrf: form.csrf, code: await generate({ secret: enrollment.secret }) })
+      ).response.text();
       expect(page, name).to.contain('Too many attempts');
     }
     expect(servedBy(/\/mfa\/totp$/, 'POST')).to.deep.equal(['B', 'A', 'B', 'A', 'B', 'A', 'B']);
@@ -159,7 +180,8 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
     };
     type Key = { kid: string; alg: string; state: string; signing: boolean };
     const kidOf = (jwt: string): string => (JSON.parse(Buffer.from(jwt.split('.')[0]!, 'base64url').toString()) as { kid: string }).kid;
-    const jwksKids = async (instance: Instance) => ((await (await fetch(`${instance.url}/jwks`)).json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid);
+    const jwksKids = async (instance: Instance) =>
+      ((await (await fetch(`${instance.url}/jwks`)).json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid);
     const callApi = async (token: string) => (await fetch(`${apiUrl}/v1/me`, { headers: { Authorization: `Bearer ${token}` } })).status;
 
     const before = (await cli('list')).json as Key[];
@@ -167,9 +189,18 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
 
     // A token from the old keys, through a fresh login.
     lb.pin(undefined);
-    const { url, verifier } = await authorizationRequest(rp, { scope: 'openid offline_access records:read', prompt: 'consent', resource: apiUrl });
+    const { url, verifier } = await authorizationRequest(rp, {
+      scope: 'openid offline_access records:read',
+      prompt: 'consent',
+      resource: apiUrl,
+    });
     const callback = await signInAndConsent(new Browserless(issuer), url, user.email, user.password);
-    const old = await client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: verifier, expectedState: client.skipStateCheck }, { resource: apiUrl });
+    const old = await client.authorizationCodeGrant(
+      rp,
+      callback,
+      { pkceCodeVerifier: verifier, expectedState: client.skipStateCheck },
+      { resource: apiUrl },
+    );
     expect(kidOf(old.access_token)).to.equal(oldSigner('ES256'));
     expect(kidOf(old.id_token!)).to.equal(oldSigner('RS256'));
 
@@ -186,7 +217,13 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
     expect(again.stderr).to.match(/already published and waiting to sign/);
 
     // Both instances publish the new keys without a restart, before they sign.
-    for (const instance of [a, b]) await until(() => jwksKids(instance), (kids) => published.every((k) => kids.includes(k.kid)), 10_000, 100);
+    for (const instance of [a, b])
+      await until(
+        () => jwksKids(instance),
+        (kids) => published.every((k) => kids.includes(k.kid)),
+        10_000,
+        100,
+      );
     const publishedAfter = Date.now() - rotatedAt;
     lb.pin('A');
     let refreshed = await client.refreshTokenGrant(rp, old.refresh_token!, { resource: apiUrl });
@@ -208,7 +245,12 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
 
     // The API accepts tokens signed by the new key (it refetches the JWKS on an unknown kid,
     // at most every 30 s) and still those signed by the old one.
-    await until(() => callApi(refreshed.access_token), (status) => status === 200, 45_000, 1000);
+    await until(
+      () => callApi(refreshed.access_token),
+      (status) => status === 200,
+      45_000,
+      1000,
+    );
     const apiAcceptedAfter = Date.now() - rotatedAt;
     expect(await callApi(old.access_token)).to.equal(200);
 
@@ -219,12 +261,20 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
     expect((await cli('retire', newKid('ES256'))).stderr).to.match(/current ES256 signing key/);
     const retired = await cli('retire', oldSigner('ES256'), '--force');
     expect(retired.code, retired.stderr).to.equal(0);
-    for (const instance of [a, b]) await until(() => jwksKids(instance), (kids) => !kids.includes(oldSigner('ES256')), 10_000, 100);
+    for (const instance of [a, b])
+      await until(
+        () => jwksKids(instance),
+        (kids) => !kids.includes(oldSigner('ES256')),
+        10_000,
+        100,
+      );
 
     const after = (await cli('list')).json as Key[];
     expect(after.find((k) => k.kid === oldSigner('ES256'))).to.include({ state: 'retired', signing: false });
     expect(after.find((k) => k.kid === newKid('ES256'))).to.include({ state: 'active', signing: true });
     expect(after.find((k) => k.kid === oldSigner('RS256'))).to.include({ state: 'active', signing: false });
-    process.stdout.write(`      published on both after ${publishedAfter} ms, signing on both after ${signingAfter} ms, API accepted new key after ${apiAcceptedAfter} ms\n`);
+    process.stdout.write(
+      `      published on both after ${publishedAfter} ms, signing on both after ${signingAfter} ms, API accepted new key after ${apiAcceptedAfter} ms\n`,
+    );
   });
 });

@@ -14,7 +14,16 @@ import { agentFetch, type TlsFetch } from '../../src/shared/tls.ts';
 import { createTestClient } from '../helpers/factories.ts';
 import { freePort, testConfigEnv } from '../helpers/servers.ts';
 
-type Pki = { dir: string; ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string; strangerCert: string; strangerKey: string };
+type Pki = {
+  dir: string;
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+  strangerCert: string;
+  strangerKey: string;
+};
 
 const openssl = (dir: string, ...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
 
@@ -25,9 +34,27 @@ function makePki(): Pki {
   const issue = (name: string, cn: string, ca: string, caKey: string, ext: string) => {
     writeFileSync(join(dir, `${name}.ext`), ext);
     openssl(dir, 'req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
-    openssl(dir, 'x509', '-req', '-in', `${name}.csr`, '-CA', ca, '-CAkey', caKey, '-CAcreateserial', '-days', '1', '-out', `${name}.crt`, '-extfile', `${name}.ext`);
+    openssl(
+      dir,
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      ca,
+      '-CAkey',
+      caKey,
+      '-CAcreateserial',
+      '-days',
+      '1',
+      '-out',
+      `${name}.crt`,
+      '-extfile',
+      `${name}.ext`,
+    );
   };
-  for (const ca of ['ca', 'stranger-ca']) openssl(dir, 'req', '-x509', ...ec, '-keyout', `${ca}.key`, '-out', `${ca}.crt`, '-days', '1', '-subj', `/CN=${ca}`);
+  for (const ca of ['ca', 'stranger-ca'])
+    openssl(dir, 'req', '-x509', ...ec, '-keyout', `${ca}.key`, '-out', `${ca}.crt`, '-days', '1', '-subj', `/CN=${ca}`);
   issue('server', 'localhost', 'ca.crt', 'ca.key', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
   issue('client', 'portcullis-api', 'ca.crt', 'ca.key', 'extendedKeyUsage=clientAuth\n');
   issue('stranger', 'portcullis-api', 'stranger-ca.crt', 'stranger-ca.key', 'extendedKeyUsage=clientAuth\n');
@@ -104,20 +131,38 @@ describe('TLS termination and mTLS from the API to the auth server', function ()
       expect((await trusting(`${base}/readyz`, {})).status, `${base}/readyz`).to.equal(200);
     }
     // Without our CA the certificate is not trusted (a real check, not rejectUnauthorized: false).
-    const untrusted = await fetch(`${apiUrl}/healthz`).then(() => 'ok', (error: unknown) => String((error as { cause?: unknown }).cause ?? error));
+    const untrusted = await fetch(`${apiUrl}/healthz`).then(
+      () => 'ok',
+      (error: unknown) => String((error as { cause?: unknown }).cause ?? error),
+    );
     expect(untrusted).to.match(/certificate|self.signed|issuer/i);
-    const plain = await fetch(`${apiUrl.replace('https:', 'http:')}/healthz`, { signal: AbortSignal.timeout(5000) }).then((r) => r.status, () => 'refused');
+    const plain = await fetch(`${apiUrl.replace('https:', 'http:')}/healthz`, { signal: AbortSignal.timeout(5000) }).then(
+      (r) => r.status,
+      () => 'refused',
+    );
     expect(plain).to.not.equal(200);
   });
 
   it('the API validates a token with the JWKS fetched over mTLS from the internal listener', async function () {
-    const registered = await createTestClient(deps, { grant_types: ['client_credentials'], redirect_uris: [], post_logout_redirect_uris: [], scope: 'records:read' });
+    const registered = await createTestClient(deps, {
+      grant_types: ['client_credentials'],
+      redirect_uris: [],
+      post_logout_redirect_uris: [],
+      scope: 'records:read',
+    });
     const rp = await client.discovery(new URL(issuer), registered.client_id, registered.client_secret, undefined, {
-      [client.customFetch]: (url, options) => trusting(url, { method: options.method, headers: options.headers, body: typeof options.body === 'string' || options.body instanceof URLSearchParams ? options.body : null }),
+      [client.customFetch]: (url, options) =>
+        trusting(url, {
+          method: options.method,
+          headers: options.headers,
+          body: typeof options.body === 'string' || options.body instanceof URLSearchParams ? options.body : null,
+        }),
     });
     const tokens = await client.clientCredentialsGrant(rp, { resource: apiUrl, scope: 'records:read' });
     const handshakes: { authorized: boolean; cn: unknown }[] = [];
-    running.internalServer?.on('secureConnection', (socket: TLSSocket) => handshakes.push({ authorized: socket.authorized, cn: socket.getPeerCertificate().subject.CN }));
+    running.internalServer?.on('secureConnection', (socket: TLSSocket) =>
+      handshakes.push({ authorized: socket.authorized, cn: socket.getPeerCertificate().subject.CN }),
+    );
     const me = await trusting(`${apiUrl}/v1/me`, { headers: { Authorization: `Bearer ${tokens.access_token}` } });
     expect(me.status, await me.clone().text()).to.equal(200);
     expect(handshakes).to.deep.include({ authorized: true, cn: 'portcullis-api' });
@@ -126,13 +171,23 @@ describe('TLS termination and mTLS from the API to the auth server', function ()
   it('the internal listener refuses a client without a certificate, or with one from another CA', async function () {
     const attempts: [string, TlsFetch][] = [
       ['no certificate', trusting],
-      ['another CA', agentFetch(new Agent({ ca: readFileSync(pki.ca), cert: readFileSync(pki.strangerCert), key: readFileSync(pki.strangerKey) }))],
+      [
+        'another CA',
+        agentFetch(new Agent({ ca: readFileSync(pki.ca), cert: readFileSync(pki.strangerCert), key: readFileSync(pki.strangerKey) })),
+      ],
     ];
     for (const [label, fetcher] of attempts) {
-      const outcome = await fetcher(`${internalUrl}/jwks`, {}).then((r) => r.status, (error: unknown) => (error as Error).message);
-      expect(outcome, label).to.be.a('string').and.match(/certificate|alert|socket hang up|ECONNRESET/i);
+      const outcome = await fetcher(`${internalUrl}/jwks`, {}).then(
+        (r) => r.status,
+        (error: unknown) => (error as Error).message,
+      );
+      expect(outcome, label)
+        .to.be.a('string')
+        .and.match(/certificate|alert|socket hang up|ECONNRESET/i);
     }
-    const withCert = agentFetch(new Agent({ ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey) }));
+    const withCert = agentFetch(
+      new Agent({ ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey) }),
+    );
     expect((await withCert(`${internalUrl}/jwks`, {})).status).to.equal(200);
     // The public listener never asks for a certificate: /jwks stays public for relying parties.
     expect((await trusting(`${issuer}/jwks`, {})).status).to.equal(200);
@@ -159,8 +214,11 @@ describe('TLS termination and mTLS from the API to the auth server', function ()
       throw error;
     });
     try {
-      const withCert = agentFetch(new Agent({ ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey) }));
-      const jwks = async (fetcher: TlsFetch, base: string, client: string) => (await fetcher(`${base}/jwks`, { headers: { 'X-Forwarded-For': client } })).status;
+      const withCert = agentFetch(
+        new Agent({ ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey) }),
+      );
+      const jwks = async (fetcher: TlsFetch, base: string, client: string) =>
+        (await fetcher(`${base}/jwks`, { headers: { 'X-Forwarded-For': client } })).status;
       // The public listener: loopback is a trusted proxy, so each forwarded client has its own budget.
       const viaProxy = [];
       for (let i = 1; i <= 3; i++) viaProxy.push(await jwks(trusting, `https://127.0.0.1:${authPort}`, `203.0.113.${i}`));
@@ -186,10 +244,18 @@ describe('TLS termination and mTLS from the API to the auth server', function ()
     };
     expect(problemsOf({ TLS_CERT_FILE: pki.serverCert })).to.include('TLS_KEY_FILE: must be set together with TLS_CERT_FILE');
     expect(problemsOf({ TLS_KEY_FILE: pki.serverKey })).to.include('TLS_CERT_FILE: must be set together with TLS_KEY_FILE');
-    expect(problemsOf({ API_CLIENT_KEY_FILE: pki.clientKey })).to.include('API_CLIENT_CERT_FILE: must be set together with API_CLIENT_KEY_FILE');
-    expect(problemsOf({ AUTH_INTERNAL_PORT: '9999', TLS_CERT_FILE: pki.serverCert, TLS_KEY_FILE: pki.serverKey })[0]).to.match(/^AUTH_INTERNAL_PORT: needs/);
+    expect(problemsOf({ API_CLIENT_KEY_FILE: pki.clientKey })).to.include(
+      'API_CLIENT_CERT_FILE: must be set together with API_CLIENT_KEY_FILE',
+    );
+    expect(problemsOf({ AUTH_INTERNAL_PORT: '9999', TLS_CERT_FILE: pki.serverCert, TLS_KEY_FILE: pki.serverKey })[0]).to.match(
+      /^AUTH_INTERNAL_PORT: needs/,
+    );
     // The real entry point prints it and exits 1.
-    const boot = spawnSync(process.execPath, ['src/main.ts'], { env: { ...process.env, ...testConfigEnv(), TLS_CERT_FILE: pki.serverCert }, encoding: 'utf8', timeout: 30_000 });
+    const boot = spawnSync(process.execPath, ['src/main.ts'], {
+      env: { ...process.env, ...testConfigEnv(), TLS_CERT_FILE: pki.serverCert },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     expect(boot.status).to.equal(1);
     expect(boot.stderr).to.include('config error: TLS_KEY_FILE: must be set together with TLS_CERT_FILE');
   });

@@ -44,7 +44,12 @@ describe('T45 Redis outage seen from the resource API', function () {
     expect((await call(servers, 'GET', '/v1/me', forged)).status).to.equal(401);
 
     redis = await startPrivateRedis([], port);
-    const recovered = await until(() => fetch(`${servers.issuer}/.well-known/openid-configuration`), (r) => r.ok, 20_000, 250);
+    const recovered = await until(
+      () => fetch(`${servers.issuer}/.well-known/openid-configuration`),
+      (r) => r.ok,
+      20_000,
+      250,
+    );
     expect(recovered.status).to.equal(200);
   });
 });

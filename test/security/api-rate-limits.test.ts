@@ -102,7 +102,9 @@ describe('rate limits on the resource API', function () {
     for (let i = 0; i < 5; i++) statuses.push((await me('heavy', `127.0.2.${address++}`)).status);
     expect(statuses).to.deep.equal([200, 200, 200, 200, 200]);
     for (const bad of ['heavy', 'a=1,b', 'x=-1']) {
-      expect(() => loadConfig({ ...testConfigEnv(), RATE_LIMIT_API_PER_CLIENT_OVERRIDES: bad }), bad).to.throw(/RATE_LIMIT_API_PER_CLIENT_OVERRIDES: must be comma-separated client_id=limit pairs/);
+      expect(() => loadConfig({ ...testConfigEnv(), RATE_LIMIT_API_PER_CLIENT_OVERRIDES: bad }), bad).to.throw(
+        /RATE_LIMIT_API_PER_CLIENT_OVERRIDES: must be comma-separated client_id=limit pairs/,
+      );
     }
   });
 

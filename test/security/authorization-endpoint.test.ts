@@ -220,14 +220,19 @@ describe('authorization endpoint abuse (docs/security.md T2–T14, T38, B9)', fu
       await labelled(`${extra[0]} twice`, async () => expectInvalidRequest(response));
     }
     // With two registered URIs a repeated redirect_uri is ambiguous: an error page, no redirect.
-    const two = await createTestClient(servers.deps, { redirect_uris: [redirectUri, 'https://app.example/cb2'], post_logout_redirect_uris: [] });
+    const two = await createTestClient(servers.deps, {
+      redirect_uris: [redirectUri, 'https://app.example/cb2'],
+      post_logout_redirect_uris: [],
+    });
     const ambiguous = await authorize([...valid(two.client_id, redirectUri, 't6'), ['redirect_uri', 'https://app.example/cb2']]);
     await expectErrorPage(ambiguous, 'invalid_request');
   });
 
   it('T7 implicit and hybrid response types: unsupported_response_type, no token anywhere', async function () {
     for (const responseType of ['token', 'id_token token', 'code token', 'id_token', 'code id_token']) {
-      const response = await authorize(edit(valid(web.client_id, redirectUri, `t7-${responseType}`), { response_type: responseType, nonce: 'n-1' }));
+      const response = await authorize(
+        edit(valid(web.client_id, redirectUri, `t7-${responseType}`), { response_type: responseType, nonce: 'n-1' }),
+      );
       await labelled(responseType, () => expectErrorRedirect(response, redirectUri, 'unsupported_response_type', `t7-${responseType}`));
     }
   });
@@ -259,7 +264,15 @@ describe('authorization endpoint abuse (docs/security.md T2–T14, T38, B9)', fu
   });
 
   it('T10 a scope outside the allowlist or with invalid characters: invalid_scope', async function () {
-    for (const scope of ['openid admin', 'openid records:write', 'openid "admin"', 'openid\u0001', 'openid\tprofile', 'openid  profile', 'openid\\']) {
+    for (const scope of [
+      'openid admin',
+      'openid records:write',
+      'openid "admin"',
+      'openid\u0001',
+      'openid\tprofile',
+      'openid  profile',
+      'openid\\',
+    ]) {
       const response = await authorize(edit(valid(web.client_id, redirectUri, 't10'), { scope }));
       await labelled(JSON.stringify(scope), () => expectErrorRedirect(response, redirectUri, 'invalid_scope', 't10'));
     }
@@ -321,7 +334,10 @@ describe('authorization endpoint abuse (docs/security.md T2–T14, T38, B9)', fu
     ];
     // Every password check (argon2) is counted here; none of these requests may reach one.
     const factorChecks = async () =>
-      ((await servers.running.metrics.registry.getSingleMetric('portcullis_logins_total')?.get())?.values ?? []).reduce((n, v) => n + v.value, 0);
+      ((await servers.running.metrics.registry.getSingleMetric('portcullis_logins_total')?.get())?.values ?? []).reduce(
+        (n, v) => n + v.value,
+        0,
+      );
     const checksBefore = await factorChecks();
     const measured: string[] = [];
     // GET only: POST /auth is not enabled (enableHttpPostMethods is off), so it is a 404.
@@ -361,14 +377,21 @@ describe('authorization endpoint abuse (docs/security.md T2–T14, T38, B9)', fu
   it('B7 a client sending one code_challenge for different transactions is audited (once an hour); a reload and fresh challenges are not', async function () {
     const user = await createTestUser(servers.deps);
     const steadyUri = 'https://steady.example/cb';
-    const steady = await createTestClient(servers.deps, { client_name: 'Steady App', redirect_uris: [steadyUri], post_logout_redirect_uris: [] });
+    const steady = await createTestClient(servers.deps, {
+      client_name: 'Steady App',
+      redirect_uris: [steadyUri],
+      post_logout_redirect_uris: [],
+    });
     const browser = new Browserless(servers.issuer);
     const codeFor = async (clientId: string, uri: string, state: string, pkce: string): Promise<void> => {
       const response = await authorize(edit(valid(clientId, uri, state), { code_challenge: pkce }), browser);
       expect(new URL(response.headers.get('Location') ?? '').searchParams.get('code'), state).to.be.a('string');
     };
     const events = async (clientId: string) =>
-      servers.deps.knex('audit_events').where({ type: CONSTANT_CHALLENGE_EVENT, client_id: clientId }).select('actor_id', 'outcome', 'data');
+      servers.deps
+        .knex('audit_events')
+        .where({ type: CONSTANT_CHALLENGE_EVENT, client_id: clientId })
+        .select('actor_id', 'outcome', 'data');
     /** The check runs after the answer: give it time to land (or, for "none", to wrongly land). */
     const settle = () => new Promise((r) => setTimeout(r, 300));
 
@@ -392,8 +415,16 @@ describe('authorization endpoint abuse (docs/security.md T2–T14, T38, B9)', fu
     // A client that makes a fresh challenge per transaction is never reported.
     const fresh = await createTestClient(servers.deps, { redirect_uris: ['https://fresh.example/cb'], post_logout_redirect_uris: [] });
     const freshChallenge = () => client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier());
-    await signInAndConsent(browser, authUrl(edit(valid(fresh.client_id, 'https://fresh.example/cb', 'b7-f0'), { prompt: undefined, code_challenge: await freshChallenge() })), user.email, user.password);
-    for (const state of ['b7-f1', 'b7-f2', 'b7-f3']) await codeFor(fresh.client_id, 'https://fresh.example/cb', state, await freshChallenge());
+    await signInAndConsent(
+      browser,
+      authUrl(
+        edit(valid(fresh.client_id, 'https://fresh.example/cb', 'b7-f0'), { prompt: undefined, code_challenge: await freshChallenge() }),
+      ),
+      user.email,
+      user.password,
+    );
+    for (const state of ['b7-f1', 'b7-f2', 'b7-f3'])
+      await codeFor(fresh.client_id, 'https://fresh.example/cb', state, await freshChallenge());
     await settle();
     expect(await events(fresh.client_id)).to.deep.equal([]);
   });
@@ -405,7 +436,12 @@ describe('authorization endpoint abuse (docs/security.md T2–T14, T38, B9)', fu
         'Content-Type': 'application/x-www-form-urlencoded',
         Authorization: `Basic ${Buffer.from(`${web.client_id}:${web.client_secret ?? ''}`).toString('base64')}`,
       },
-      body: new URLSearchParams({ grant_type: 'password', username: 'someone@example.test', password: 'whatever', scope: 'openid' }).toString(),
+      body: new URLSearchParams({
+        grant_type: 'password',
+        username: 'someone@example.test',
+        password: 'whatever',
+        scope: 'openid',
+      }).toString(),
     });
     expect(response.status).to.equal(400);
     expect(await response.json()).to.include({ error: 'unsupported_grant_type' });

@@ -90,17 +90,25 @@ describe('S1 the embedded database is closed to other local users', function () 
   it('S1 an unprivileged local user can open the embedded database neither by a loopback scan nor by its socket, while the CLI still attaches', async function () {
     // The CLI (same OS user as the server) attaches to the running server's database and writes a marker.
     const marker = `s1-${randomBytes(6).toString('hex')}@example.test`;
-    const created = await runNode(['src/cli.ts', 'users', 'create', '--email', marker, '--password-stdin'], env, 'a long enough passphrase\n');
+    const created = await runNode(
+      ['src/cli.ts', 'users', 'create', '--email', marker, '--password-stdin'],
+      env,
+      'a long enough passphrase\n',
+    );
     expect(created.code, created.stderr).to.equal(0);
 
     const script = join(root, 'probe.sh');
     await writeFile(script, probeScript, { mode: 0o755 });
     const control = new URL(testEnv.databaseUrl);
     const runProbe = (): string[] => {
-      const probe = spawnSync('runuser', ['-u', probeUser, '--', 'bash', script, dataDir, marker, control.hostname, control.port || '5432'], {
-        encoding: 'utf8',
-        timeout: 60_000,
-      });
+      const probe = spawnSync(
+        'runuser',
+        ['-u', probeUser, '--', 'bash', script, dataDir, marker, control.hostname, control.port || '5432'],
+        {
+          encoding: 'utf8',
+          timeout: 60_000,
+        },
+      );
       const output = `${probe.stdout}${probe.stderr}`;
       expect(output, 'the probe runs and can reach a Postgres as that user').to.include('control-ok').and.include('probe-done');
       return output.split('\n').filter((line) => line.includes('FOUND'));
@@ -135,10 +143,15 @@ describe('S1 the embedded database is closed to other local users', function () 
     const planted = join(root, 'planted');
     await mkdir(join(planted, 'socket'), { recursive: true, mode: 0o755 });
     await chown(join(planted, 'socket'), probeUid, probeUid);
-    for (const [dir, owned] of [[foreign, foreign], [planted, join(planted, 'socket')]] as const) {
+    for (const [dir, owned] of [
+      [foreign, foreign],
+      [planted, join(planted, 'socket')],
+    ] as const) {
       const result = await runNode(['src/cli.ts', 'migrate'], { DATA_DIR: dir, LOG_LEVEL: 'warn' });
       expect(result.code, result.stderr).to.equal(1);
-      expect(result.stderr).to.include(`${owned} belongs to uid ${probeUid}`).and.include('run Portcullis and its CLI as the OS user that owns DATA_DIR');
+      expect(result.stderr)
+        .to.include(`${owned} belongs to uid ${probeUid}`)
+        .and.include('run Portcullis and its CLI as the OS user that owns DATA_DIR');
       expect(await readdir(dir)).to.not.include('pgdata');
     }
   });
@@ -172,16 +185,29 @@ describe('S1 embedded mode is for development and trials', function () {
     const code = await spawned.exited;
     clearTimeout(timer);
     expect(code, spawned.output()).to.equal(1);
-    const lines = spawned.output().split('\n').filter((line) => line.startsWith('cannot start: refusing to start in production'));
+    const lines = spawned
+      .output()
+      .split('\n')
+      .filter((line) => line.startsWith('cannot start: refusing to start in production'));
     expect(lines, spawned.output()).to.have.length(1);
-    expect(lines[0]).to.include('DATABASE_URL (or DATABASE_URL_FILE) must be set; the embedded PGlite database is for development and trials only');
+    expect(lines[0]).to.include(
+      'DATABASE_URL (or DATABASE_URL_FILE) must be set; the embedded PGlite database is for development and trials only',
+    );
     expect(await readdir(dataDir)).to.deep.equal([]);
   });
 
   it('S1 outside production the embedded database is allowed (the check is production-only)', function () {
     const development = loadConfig({ NODE_ENV: 'development', ISSUER: 'http://localhost:3000', DATA_DIR: dataDir });
     expect(productionSettingProblems(development)).to.deep.equal([]);
-    const production = loadConfig({ NODE_ENV: 'production', ISSUER: 'https://auth.example.test', MASTER_KEY: testEnv.masterKey, VAULT_KEY: testEnv.vaultKey, AUDIT_KEY: testEnv.auditKey, DATA_DIR: dataDir, DATABASE_URL: testEnv.databaseUrl });
+    const production = loadConfig({
+      NODE_ENV: 'production',
+      ISSUER: 'https://auth.example.test',
+      MASTER_KEY: testEnv.masterKey,
+      VAULT_KEY: testEnv.vaultKey,
+      AUDIT_KEY: testEnv.auditKey,
+      DATA_DIR: dataDir,
+      DATABASE_URL: testEnv.databaseUrl,
+    });
     expect(productionSettingProblems(production)).to.deep.equal([]);
   });
 });

@@ -40,7 +40,10 @@ class ProxiedBrowser extends Browserless {
     if (ours) this.jar.store(response);
     const body = await response.text();
     this.seen.push({ method: init.method ?? 'GET', url: target, status: response.status, headers: response.headers, body });
-    return new Response(response.status === 204 || response.status === 304 ? null : body, { status: response.status, headers: response.headers });
+    return new Response(response.status === 204 || response.status === 304 ? null : body, {
+      status: response.status,
+      headers: response.headers,
+    });
   }
 }
 
@@ -49,7 +52,9 @@ function formsByButton(html: string): Map<string, { action: string; fields: Reco
   const forms = new Map<string, { action: string; fields: Record<string, string> }>();
   for (const match of html.matchAll(/<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/g)) {
     const body = match[2] ?? '';
-    const fields = Object.fromEntries([...body.matchAll(/<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']));
+    const fields = Object.fromEntries(
+      [...body.matchAll(/<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']),
+    );
     const button = /<button[^>]*>([^<]+)<\/button>/.exec(body)?.[1]?.trim() ?? '';
     forms.set(button, { action: (match[1] ?? '').replaceAll('&amp;', '&'), fields });
   }
@@ -79,7 +84,10 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
     backend = `http://127.0.0.1:${port}`;
     servers = await startTestServers({ env: { ISSUER: issuer, AUTH_PORT: String(port), TRUST_PROXY: 'true' } });
     rp = await createTestClient(servers.deps, { redirect_uris: [RP_REDIRECT], post_logout_redirect_uris: [LOGGED_OUT] });
-    other = await createTestClient(servers.deps, { redirect_uris: [RP_REDIRECT], post_logout_redirect_uris: ['https://other.example.test/bye'] });
+    other = await createTestClient(servers.deps, {
+      redirect_uris: [RP_REDIRECT],
+      post_logout_redirect_uris: ['https://other.example.test/bye'],
+    });
     device = await createTestClient(servers.deps, {
       token_endpoint_auth_method: 'none',
       grant_types: [DEVICE_GRANT],
@@ -101,7 +109,11 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
     authorizationRequestTo(issuer, clientId, { nonce: randomBytes(8).toString('hex'), ...extra });
 
   const post = (browser: ProxiedBrowser, action: string, fields: Record<string, string>, headers: Record<string, string> = {}) =>
-    browser.request(action, { method: 'POST', headers: { ...FORM, Origin: issuer, ...headers }, body: new URLSearchParams(fields).toString() });
+    browser.request(action, {
+      method: 'POST',
+      headers: { ...FORM, Origin: issuer, ...headers },
+      body: new URLSearchParams(fields).toString(),
+    });
 
   /** Login (+ TOTP) and consent; returns the callback and the browser that holds the session. */
   async function signIn(who: { email: string; password: string }, clientId = rp.client_id, totp?: string) {
@@ -115,7 +127,11 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
   async function tokens(code: string, verifier: string): Promise<{ status: number; headers: Headers; body: Record<string, unknown> }> {
     const response = await fetch(`${backend}/token`, {
       method: 'POST',
-      headers: { ...FORM, 'X-Forwarded-Proto': 'https', Authorization: `Basic ${Buffer.from(`${rp.client_id}:${rp.client_secret}`).toString('base64')}` },
+      headers: {
+        ...FORM,
+        'X-Forwarded-Proto': 'https',
+        Authorization: `Basic ${Buffer.from(`${rp.client_id}:${rp.client_secret}`).toString('base64')}`,
+      },
       body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: RP_REDIRECT, code_verifier: verifier }),
     });
     return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
@@ -139,13 +155,28 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
       expect(done.url.searchParams.get('code')).to.be.a('string');
 
       const replays: [string, string, RequestInit][] = [
-        ['login', loginCookies, { method: 'POST', headers: { ...FORM, Origin: issuer }, body: new URLSearchParams({ csrf: login.csrf, email: user.email, password: user.password }).toString() }],
-        ['confirm', confirmCookies, { method: 'POST', headers: { ...FORM, Origin: issuer }, body: new URLSearchParams({ csrf: confirm.csrf }).toString() }],
+        [
+          'login',
+          loginCookies,
+          {
+            method: 'POST',
+            headers: { ...FORM, Origin: issuer },
+            body: new URLSearchParams({ csrf: login.csrf, email: user.email, password: user.password }).toString(),
+          },
+        ],
+        [
+          'confirm',
+          confirmCookies,
+          { method: 'POST', headers: { ...FORM, Origin: issuer }, body: new URLSearchParams({ csrf: confirm.csrf }).toString() },
+        ],
         ['resume', resumeCookies, {}],
       ];
       const targets = [login.action, confirm.action, resume.href];
       for (const [index, [name, cookies, init]] of replays.entries()) {
-        const response = await browser.request(targets[index]!, { ...init, headers: { ...(init.headers as Record<string, string>), Cookie: cookies } });
+        const response = await browser.request(targets[index]!, {
+          ...init,
+          headers: { ...(init.headers as Record<string, string>), Cookie: cookies },
+        });
         const html = await response.text();
         expect(response.status, name).to.equal(400);
         expect(response.headers.get('Location'), name).to.equal(null);
@@ -164,7 +195,11 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
       browsers.push(plain.browser, (await signIn(mfaUser, rp.client_id, totpSecret)).browser);
 
       // Device flow: enter the code, allow, sign in.
-      const started = await fetch(`${backend}/device/auth`, { method: 'POST', headers: { ...FORM, 'X-Forwarded-Proto': 'https' }, body: new URLSearchParams({ client_id: device.client_id, scope: 'openid' }) });
+      const started = await fetch(`${backend}/device/auth`, {
+        method: 'POST',
+        headers: { ...FORM, 'X-Forwarded-Proto': 'https' },
+        body: new URLSearchParams({ client_id: device.client_id, scope: 'openid' }),
+      });
       const { user_code: userCode } = (await started.json()) as { user_code: string };
       const deviceBrowser = new ProxiedBrowser(issuer, backend);
       browsers.push(deviceBrowser);
@@ -174,7 +209,11 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
       const allow = formsByButton(await confirmPage.response.text()).get('Allow')!;
       const allowed = await deviceBrowser.submit(allow.action, allow.fields);
       const deviceLogin = formOf(await allowed.response.text(), '/login');
-      const deviceDone = await deviceBrowser.submit(deviceLogin.action, { csrf: deviceLogin.csrf, email: user.email, password: user.password });
+      const deviceDone = await deviceBrowser.submit(deviceLogin.action, {
+        csrf: deviceLogin.csrf,
+        email: user.email,
+        password: user.password,
+      });
       expect(await deviceDone.response.text()).to.include('Device connected');
 
       // Account page: sign in there, change the password (a credential POST).
@@ -186,21 +225,37 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
       expect(signedIn.url.pathname).to.equal('/account');
       const passwordForm = formOf(await signedIn.response.text(), '/account/password');
       const newPassword = `pw-${randomBytes(8).toString('hex')}`;
-      const changed = await account.submit(passwordForm.action, { csrf: passwordForm.csrf, current_password: user.password, new_password: newPassword, confirm_password: newPassword });
+      const changed = await account.submit(passwordForm.action, {
+        csrf: passwordForm.csrf,
+        current_password: user.password,
+        new_password: newPassword,
+        confirm_password: newPassword,
+      });
       expect(changed.url.search).to.include('notice=');
       user.password = newPassword;
 
       // RP-initiated logout, confirmed.
-      const logout = await plain.browser.follow(`/session/end?client_id=${rp.client_id}&post_logout_redirect_uri=${encodeURIComponent(LOGGED_OUT)}`);
+      const logout = await plain.browser.follow(
+        `/session/end?client_id=${rp.client_id}&post_logout_redirect_uri=${encodeURIComponent(LOGGED_OUT)}`,
+      );
       const logoutForm = formsByButton(await logout.response.text());
-      const form = /<form[^>]*id="op.logoutForm"[^>]*action="([^"]+)"[\s\S]*?name="xsrf" value="([^"]+)"/.exec(await (await plain.browser.request(logout.url)).text());
+      const form = /<form[^>]*id="op.logoutForm"[^>]*action="([^"]+)"[\s\S]*?name="xsrf" value="([^"]+)"/.exec(
+        await (await plain.browser.request(logout.url)).text(),
+      );
       expect(form, [...logoutForm.keys()].join()).not.to.equal(null);
       const out = await plain.browser.submit(form![1]!, { xsrf: form![2]!, logout: 'yes' });
       expect(out.url.href.startsWith(LOGGED_OUT), out.url.href).to.equal(true);
 
       const posts = browsers.flatMap((b) => b.seen).filter((s) => s.method === 'POST' && s.status >= 300 && s.status < 400);
       const paths = new Set(posts.map((p) => p.url.pathname.replace(/\/interaction\/[^/]+/, '/interaction/:uid')));
-      for (const expected of ['/interaction/:uid/login', '/interaction/:uid/mfa/totp', '/interaction/:uid/confirm', '/device', '/account/password', '/session/end/confirm'])
+      for (const expected of [
+        '/interaction/:uid/login',
+        '/interaction/:uid/mfa/totp',
+        '/interaction/:uid/confirm',
+        '/device',
+        '/account/password',
+        '/session/end/confirm',
+      ])
         expect([...paths], `${expected} in ${[...paths].join()}`).to.include(expected);
       for (const p of posts) expect([302, 303], `${p.method} ${p.url.pathname}`).to.include(p.status);
     });
@@ -212,7 +267,9 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
     function expectPageHeaders(name: string, headers: Headers): void {
       const csp = headers.get('Content-Security-Policy') ?? '';
       for (const directive of cspDirectives) expect(csp, `${name}: CSP`).to.include(directive);
-      expect(headers.get('Strict-Transport-Security'), `${name}: HSTS`).to.match(/max-age=(\d{8,}|3153[6-9]\d{3}|315[4-9]\d{4}|31[6-9]\d{5}|3[2-9]\d{6}|[4-9]\d{7}); includeSubDomains/);
+      expect(headers.get('Strict-Transport-Security'), `${name}: HSTS`).to.match(
+        /max-age=(\d{8,}|3153[6-9]\d{3}|315[4-9]\d{4}|31[6-9]\d{5}|3[2-9]\d{6}|[4-9]\d{7}); includeSubDomains/,
+      );
       expect(headers.get('X-Content-Type-Options'), `${name}: nosniff`).to.equal('nosniff');
       expect(headers.get('Referrer-Policy'), `${name}: Referrer-Policy`).to.equal('no-referrer');
       expect(headers.get('Cache-Control') ?? '', `${name}: Cache-Control`).to.include('no-store');
@@ -226,7 +283,10 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
         expect(cookie, `${name}: ${cookieName}`).to.match(/;\s*samesite=(lax|strict)/i);
         expect(cookie, `${name}: ${cookieName}`).to.match(/;\s*secure/i);
         expect(cookieName, `${name}: cookie prefix`).to.match(/^__(Host|Secure)-/);
-        if (cookieName.startsWith('__Host-')) expect(cookie, `${name}: ${cookieName}`).to.match(/;\s*path=\/(;|$)/i).and.not.to.match(/;\s*domain=/i);
+        if (cookieName.startsWith('__Host-'))
+          expect(cookie, `${name}: ${cookieName}`)
+            .to.match(/;\s*path=\/(;|$)/i)
+            .and.not.to.match(/;\s*domain=/i);
       }
     }
 
@@ -298,7 +358,9 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
       expect(token.headers.get('Cache-Control')).to.include('no-store');
       expect(token.headers.get('X-Content-Type-Options')).to.equal('nosniff');
       expect(token.headers.get('Strict-Transport-Security')).to.include('max-age=31536000');
-      const userinfo = await fetch(`${backend}/me`, { headers: { Authorization: `Bearer ${String(token.body.access_token)}`, 'X-Forwarded-Proto': 'https' } });
+      const userinfo = await fetch(`${backend}/me`, {
+        headers: { Authorization: `Bearer ${String(token.body.access_token)}`, 'X-Forwarded-Proto': 'https' },
+      });
       expect(userinfo.status).to.equal(200);
       expect(userinfo.headers.get('Cache-Control')).to.include('no-store');
       expect(userinfo.headers.get('X-Content-Type-Options')).to.equal('nosniff');
@@ -330,8 +392,17 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
       const otherCode = otherLogin.callback.searchParams.get('code')!;
       const otherTokens = await fetch(`${backend}/token`, {
         method: 'POST',
-        headers: { ...FORM, 'X-Forwarded-Proto': 'https', Authorization: `Basic ${Buffer.from(`${other.client_id}:${other.client_secret}`).toString('base64')}` },
-        body: new URLSearchParams({ grant_type: 'authorization_code', code: otherCode, redirect_uri: RP_REDIRECT, code_verifier: otherLogin.verifier }),
+        headers: {
+          ...FORM,
+          'X-Forwarded-Proto': 'https',
+          Authorization: `Basic ${Buffer.from(`${other.client_id}:${other.client_secret}`).toString('base64')}`,
+        },
+        body: new URLSearchParams({
+          grant_type: 'authorization_code',
+          code: otherCode,
+          redirect_uri: RP_REDIRECT,
+          code_verifier: otherLogin.verifier,
+        }),
       });
       const otherIdToken = ((await otherTokens.json()) as { id_token: string }).id_token;
       const [, payload] = idToken.split('.');
@@ -343,8 +414,14 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
         ['valid hint', `/session/end?id_token_hint=${idToken}&post_logout_redirect_uri=${uri}`],
         ['alg:none hint', `/session/end?id_token_hint=${forged}&post_logout_redirect_uri=${uri}`],
         ["another client's hint", `/session/end?id_token_hint=${otherIdToken}&post_logout_redirect_uri=${uri}`],
-        ["another client's hint, our client_id", `/session/end?client_id=${rp.client_id}&id_token_hint=${otherIdToken}&post_logout_redirect_uri=${encodeURIComponent(LOGGED_OUT)}`],
-        ['evil uri with a registered prefix', `/session/end?client_id=${rp.client_id}&post_logout_redirect_uri=${encodeURIComponent(`${LOGGED_OUT}@evil.test`)}`],
+        [
+          "another client's hint, our client_id",
+          `/session/end?client_id=${rp.client_id}&id_token_hint=${otherIdToken}&post_logout_redirect_uri=${encodeURIComponent(LOGGED_OUT)}`,
+        ],
+        [
+          'evil uri with a registered prefix',
+          `/session/end?client_id=${rp.client_id}&post_logout_redirect_uri=${encodeURIComponent(`${LOGGED_OUT}@evil.test`)}`,
+        ],
       ];
       for (const [name, path] of cases) await expectNoEvilRedirect(name, path);
       // The registered URI does work (the test can tell a redirect when there is one).
@@ -367,7 +444,10 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
           }
         }
         // Path-based: a server that "normalises" //evil.test/ into a redirect would be an open redirect.
-        const raw = await fetch(`${backend}/${target.replace(/^\/+/, '')}`.replace(`${backend}/`, `${backend}//`), { redirect: 'manual', headers: { 'X-Forwarded-Proto': 'https' } });
+        const raw = await fetch(`${backend}/${target.replace(/^\/+/, '')}`.replace(`${backend}/`, `${backend}//`), {
+          redirect: 'manual',
+          headers: { 'X-Forwarded-Proto': 'https' },
+        });
         const location = raw.headers.get('Location');
         if (location) expect(new URL(location, issuer).origin, `path ${target} → ${location}`).to.equal(issuer);
       }
@@ -391,7 +471,12 @@ describe('T45 Redis outage on the authorization server', function () {
   before(async function () {
     redis = await startPrivateRedis();
     servers = await startTestServers({ env: { REDIS_URL: redis.url } });
-    service = await createTestClient(servers.deps, { grant_types: ['client_credentials'], redirect_uris: [], post_logout_redirect_uris: [], response_types: [] });
+    service = await createTestClient(servers.deps, {
+      grant_types: ['client_credentials'],
+      redirect_uris: [],
+      post_logout_redirect_uris: [],
+      response_types: [],
+    });
     rp = await createTestClient(servers.deps);
     user = await createTestUser(servers.deps);
   });

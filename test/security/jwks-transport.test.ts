@@ -34,18 +34,33 @@ describe('S7 the API fetches JWKS over https or loopback only (production)', fun
   });
 
   it('S7 refuses to start with JWKS_URL=http://auth:3000/jwks, naming JWKS_URL', async function () {
-    const spawned = spawnNode(['src/main.ts', '--only', 'api'], { ...production('http://auth:3000/jwks'), API_PORT: '0', HOST: '127.0.0.1' });
+    const spawned = spawnNode(['src/main.ts', '--only', 'api'], {
+      ...production('http://auth:3000/jwks'),
+      API_PORT: '0',
+      HOST: '127.0.0.1',
+    });
     const timer = setTimeout(() => spawned.child.kill('SIGKILL'), 30_000);
     const code = await spawned.exited;
     clearTimeout(timer);
     expect(code, spawned.output()).to.equal(1);
-    const lines = spawned.output().split('\n').filter((line) => line.startsWith('cannot start: refusing to start in production'));
+    const lines = spawned
+      .output()
+      .split('\n')
+      .filter((line) => line.startsWith('cannot start: refusing to start in production'));
     expect(lines, spawned.output()).to.have.length(1);
-    expect(lines[0]).to.include('JWKS_URL must be https (or http on loopback): the API trusts the keys it fetches (got http://auth:3000/jwks)');
+    expect(lines[0]).to.include(
+      'JWKS_URL must be https (or http on loopback): the API trusts the keys it fetches (got http://auth:3000/jwks)',
+    );
   });
 
   it('S7 refuses http to any other host, however the address is spelled', function () {
-    for (const url of ['http://auth:3000/jwks', 'http://10.0.0.7/jwks', 'http://127.0.0.1.nip.io/jwks', 'http://[::ffff:10.0.0.7]/jwks', 'http://localhost.example.test/jwks']) {
+    for (const url of [
+      'http://auth:3000/jwks',
+      'http://10.0.0.7/jwks',
+      'http://127.0.0.1.nip.io/jwks',
+      'http://[::ffff:10.0.0.7]/jwks',
+      'http://localhost.example.test/jwks',
+    ]) {
       const problems = productionSettingProblems(loadConfig(production(url)));
       expect(problems.join('; '), url).to.include('JWKS_URL must be https');
     }

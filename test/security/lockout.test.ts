@@ -47,7 +47,13 @@ const accepted = (reply: Reply): void => {
 };
 
 /** A login POST from a chosen loopback source address (the whole 127/8 is local on Linux). */
-function postFrom(from: string, url: URL, cookie: string, form: Record<string, string>, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+function postFrom(
+  from: string,
+  url: URL,
+  cookie: string,
+  form: Record<string, string>,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
   const body = new URLSearchParams(form).toString();
   return new Promise((resolve, reject) => {
     const req = httpRequest(
@@ -76,7 +82,12 @@ function postFrom(from: string, url: URL, cookie: string, form: Record<string, s
 
 const reasons = async (servers: TestServers, since: Date): Promise<string[]> =>
   (
-    await servers.deps.knex('audit_events').where({ type: 'login.password', outcome: 'failure' }).andWhere('occurred_at', '>=', since).orderBy('id').select<{ data: { reason?: string } | null }[]>('data')
+    await servers.deps
+      .knex('audit_events')
+      .where({ type: 'login.password', outcome: 'failure' })
+      .andWhere('occurred_at', '>=', since)
+      .orderBy('id')
+      .select<{ data: { reason?: string } | null }[]>('data')
   ).map((row) => row.data?.reason ?? '');
 
 /**
@@ -96,7 +107,10 @@ describe('brute-force lockout sentinel', function () {
     const env = { LOCKOUT_PASSWORD_MAX_FAILURES: '5', LOCKOUT_BASE_SECONDS: '60' };
     [a, b] = await Promise.all([startTestServers({ env }), startTestServers({ env })]);
     const registered = await createTestClient(a.deps);
-    [rpA, rpB] = await Promise.all([relyingParty(a, registered.client_id, registered.client_secret), relyingParty(b, registered.client_id, registered.client_secret)]);
+    [rpA, rpB] = await Promise.all([
+      relyingParty(a, registered.client_id, registered.client_secret),
+      relyingParty(b, registered.client_id, registered.client_secret),
+    ]);
   });
 
   after(async function () {
@@ -121,7 +135,14 @@ describe('brute-force lockout sentinel', function () {
 
   it('T34 counts failures on two instances together (one Redis) and locks on both', async function () {
     const user = await createTestUser(a.deps);
-    for (const [servers, rp] of [[a, rpA], [b, rpB], [a, rpA], [b, rpB], [a, rpA]] as const) refused(await login(servers, rp, user.email, 'wrong-password'));
+    for (const [servers, rp] of [
+      [a, rpA],
+      [b, rpB],
+      [a, rpA],
+      [b, rpB],
+      [a, rpA],
+    ] as const)
+      refused(await login(servers, rp, user.email, 'wrong-password'));
     expect((await b.deps.lockouts.password.check(user.email)).failures).to.equal(5);
     refused(await login(b, rpB, user.email, user.password));
     refused(await login(a, rpA, user.email, user.password));
@@ -187,7 +208,11 @@ describe('brute-force lockout sentinel', function () {
       const user = await createTestUser(servers.deps);
       const { browser, form } = await openLogin(servers, rp);
       const statuses = await Promise.all(
-        Array.from({ length: 50 }, async (_, i) => (await browser.submit(form.action, { csrf: form.csrf, email: user.email, password: `wrong-${String(i)}` })).response.status),
+        Array.from(
+          { length: 50 },
+          async (_, i) =>
+            (await browser.submit(form.action, { csrf: form.csrf, email: user.email, password: `wrong-${String(i)}` })).response.status,
+        ),
       );
       expect(statuses.every((s) => s === 200)).to.equal(true);
       expect(await servers.deps.lockouts.password.check(user.email)).to.include({ failures: 50, locked: false });
@@ -198,7 +223,14 @@ describe('brute-force lockout sentinel', function () {
 
   describe('the sentinel on its own', function () {
     const logger = createLogger({ logLevel: 'silent' });
-    const budget = (overrides: Partial<LockoutBudget>): LockoutBudget => ({ name: `test-${String(Math.random()).slice(2)}`, maxFailures: 2, baseSeconds: 1, maxSeconds: 3, windowSeconds: 60, ...overrides });
+    const budget = (overrides: Partial<LockoutBudget>): LockoutBudget => ({
+      name: `test-${String(Math.random()).slice(2)}`,
+      maxFailures: 2,
+      baseSeconds: 1,
+      maxSeconds: 3,
+      windowSeconds: 60,
+      ...overrides,
+    });
     const stores = (): [string, (b: LockoutBudget) => Lockout][] => [
       ['Redis', (b) => createLockout({ redis: a.deps.redis, knex: a.deps.knex, logger, budget: b, counterKey: a.deps.counterKey })],
       ['Postgres', (b) => createLockout({ knex: a.deps.knex, logger, budget: b, counterKey: a.deps.counterKey })],
@@ -244,14 +276,25 @@ describe('brute-force lockout sentinel', function () {
       const broken = new Proxy({}, { get: () => () => Promise.reject(new Error('redis down')) }) as unknown as Redis;
       const { deps } = a;
       let verifies = 0;
-      const hasher = { ...deps.hasher, verify: (hash: string | null, password: string) => (verifies++, deps.hasher.verify(hash, password)) };
+      const hasher = {
+        ...deps.hasher,
+        verify: (hash: string | null, password: string) => (verifies++, deps.hasher.verify(hash, password)),
+      };
       const accounts = createAccountService({
         knex: deps.knex,
         users: deps.stores.users,
         roles: deps.stores.roles,
         hasher,
         audit: deps.audit,
-        lockouts: { account: createLockout({ redis: broken, knex: deps.knex, logger, budget: budget({ name: 'password' }), counterKey: deps.counterKey }) },
+        lockouts: {
+          account: createLockout({
+            redis: broken,
+            knex: deps.knex,
+            logger,
+            budget: budget({ name: 'password' }),
+            counterKey: deps.counterKey,
+          }),
+        },
       });
       const user = await createTestUser(deps);
       const since = new Date();
@@ -269,8 +312,14 @@ describe('brute-force lockout sentinel', function () {
         // Two sentinels over one store: two instances behind a load balancer.
         const [one, two] = [make(shared), make(shared)];
         const replies = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? one : two).reserve('account')));
-        expect(replies.filter((r) => r.granted), name).to.have.length(5);
-        expect(replies.filter((r) => r.started), name).to.have.length(1);
+        expect(
+          replies.filter((r) => r.granted),
+          name,
+        ).to.have.length(5);
+        expect(
+          replies.filter((r) => r.started),
+          name,
+        ).to.have.length(1);
         expect(await one.check('account'), name).to.include({ locked: true, failures: 5 });
         expect((await one.reserve('other')).granted, name).to.equal(true);
       }
@@ -322,7 +371,10 @@ describe('brute-force lockout sentinel', function () {
         .filter(([name]) => !['date', 'content-length', 'set-cookie', 'content-security-policy', 'etag', 'x-request-id'].includes(name))
         .sort(([x], [y]) => x.localeCompare(y)),
       headerNames: [...reply.headers.keys()].sort(),
-      cookies: reply.headers.getSetCookie().map((cookie) => cookie.slice(0, cookie.indexOf('='))).sort(),
+      cookies: reply.headers
+        .getSetCookie()
+        .map((cookie) => cookie.slice(0, cookie.indexOf('=')))
+        .sort(),
     });
     const [unknown, wrongPassword, lockedAccount] = replies.map(normalise);
     expect(unknown?.body).to.include(GENERIC);

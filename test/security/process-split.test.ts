@@ -435,7 +435,12 @@ describe("S3 the API process cannot unseal the identity server's keys", function
         expect(before.status, before.text).to.equal(503);
         expect(before.text).to.not.include('MASTER_KEY');
         // The log line travels through a pipe: it may arrive just after the answer.
-        await until(() => Promise.resolve(api?.output() ?? ''), (out) => out.includes('portcullis keys rewrap-vault'), 5_000, 50);
+        await until(
+          () => Promise.resolve(api?.output() ?? ''),
+          (out) => out.includes('portcullis keys rewrap-vault'),
+          5_000,
+          50,
+        );
 
         const env = testConfigEnv({ storage });
         const first = await runNode(['src/cli.ts', 'keys', 'rewrap-vault'], env);

@@ -104,7 +104,11 @@ describe('rate limits on token, introspection, device, registration and login en
     // Public-client requests (client_id in the body) from fresh addresses, so only the client buckets count.
     let address = 70;
     const asClient = (clientId: string) =>
-      post(`${servers.issuer}/token`, { grant_type: 'refresh_token', refresh_token: 'nope', client_id: clientId }, { from: `127.0.1.${address++}` });
+      post(
+        `${servers.issuer}/token`,
+        { grant_type: 'refresh_token', refresh_token: 'nope', client_id: clientId },
+        { from: `127.0.1.${address++}` },
+      );
     const big: Reply[] = [];
     for (let i = 0; i < 6; i++) big.push(await asClient('override-big'));
     expect(big.map((r) => r.status)).to.deep.equal([401, 401, 401, 401, 401, 429]);
@@ -119,9 +123,13 @@ describe('rate limits on token, introspection, device, registration and login en
 
   it('T34 per-client overrides are validated at startup', function () {
     for (const bad of ['no-limit', 'a=1,b', 'x=-1', 'x=1.5', '=5']) {
-      expect(() => loadConfig({ ...testConfigEnv(), RATE_LIMIT_TOKEN_PER_CLIENT_OVERRIDES: bad }), bad).to.throw(/RATE_LIMIT_TOKEN_PER_CLIENT_OVERRIDES: must be comma-separated client_id=limit pairs/);
+      expect(() => loadConfig({ ...testConfigEnv(), RATE_LIMIT_TOKEN_PER_CLIENT_OVERRIDES: bad }), bad).to.throw(
+        /RATE_LIMIT_TOKEN_PER_CLIENT_OVERRIDES: must be comma-separated client_id=limit pairs/,
+      );
     }
-    expect(loadConfig({ ...testConfigEnv(), RATE_LIMIT_TOKEN_PER_CLIENT_OVERRIDES: 'batch-job=5000, ci=0' }).rateLimits.tokenPerClientOverrides).to.deep.equal(['batch-job=5000', 'ci=0']);
+    expect(
+      loadConfig({ ...testConfigEnv(), RATE_LIMIT_TOKEN_PER_CLIENT_OVERRIDES: 'batch-job=5000, ci=0' }).rateLimits.tokenPerClientOverrides,
+    ).to.deep.equal(['batch-job=5000', 'ci=0']);
   });
 
   it('T34 per IP: the 7th token request from one address gets 429, whatever the client; another address is unaffected', async function () {
@@ -230,7 +238,11 @@ describe('rate limits on token, introspection, device, registration and login en
     const app = new Koa();
     let reached = false;
     app.use(problemHandler({ logger }));
-    app.use(createRateLimits({ config, redis: broken, logger, counterKey: keyedDigest(randomBytes(32), 'test counters') }).byBucket(() => 'token'));
+    app.use(
+      createRateLimits({ config, redis: broken, logger, counterKey: keyedDigest(randomBytes(32), 'test counters') }).byBucket(
+        () => 'token',
+      ),
+    );
     app.use((ctx) => {
       reached = true;
       ctx.body = 'passed';

@@ -26,7 +26,9 @@ describe('T12 forced re-authentication', function () {
   });
 
   for (const params of [{ max_age: '0' }, { prompt: 'login consent' }]) {
-    const name = Object.entries(params).map(([k, v]) => `${k}=${v}`).join('');
+    const name = Object.entries(params)
+      .map(([k, v]) => `${k}=${v}`)
+      .join('');
     it(`T12 ${name} with a live session shows the login page again and moves auth_time forward`, async function () {
       const rp = await createRp(servers);
       const user = await createTestUser(servers.deps);
@@ -56,7 +58,7 @@ describe('T12 forced re-authentication', function () {
  * pages (Sec-Fetch-Site: same-origin) start a re-authentication; any other request shows the
  * account page as it is.
  */
-describe('R14 only a same-origin request starts the account page\'s re-authentication', function () {
+describe("R14 only a same-origin request starts the account page's re-authentication", function () {
   this.timeout(60_000);
   let servers: TestServers;
 
@@ -88,7 +90,9 @@ describe('R14 only a same-origin request starts the account page\'s re-authentic
     }
 
     // From one of our own pages: the sign-in starts again with prompt=login.
-    const own = await browser.request('/account/login?reauth=1', { headers: { 'Sec-Fetch-Site': 'same-origin', 'Sec-Fetch-Mode': 'navigate' } });
+    const own = await browser.request('/account/login?reauth=1', {
+      headers: { 'Sec-Fetch-Site': 'same-origin', 'Sec-Fetch-Mode': 'navigate' },
+    });
     const to = new URL(own.headers.get('Location') ?? '', servers.issuer);
     expect([to.pathname, to.searchParams.get('prompt')]).to.deep.equal(['/auth', 'login']);
   });

@@ -42,13 +42,16 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
       const user = await createTestUser(target.deps);
       const registered = await createTestClient(target.deps, { client_name: 'Acme Notes' });
       const secret = registered.client_secret ?? '';
-      const rp = await client.discovery(new URL(target.issuer), registered.client_id, secret, undefined, { execute: [client.allowInsecureRequests] });
+      const rp = await client.discovery(new URL(target.issuer), registered.client_id, secret, undefined, {
+        execute: [client.allowInsecureRequests],
+      });
       const tokens = await userTokens(target, rp, user, '');
       if (!tokens.refresh_token) throw new Error('no refresh token');
       return { user, clientId: registered.client_id, secret, refreshToken: tokens.refresh_token };
     }
 
-    const basic = (app: App) => `Basic ${Buffer.from(`${encodeURIComponent(app.clientId)}:${encodeURIComponent(app.secret)}`).toString('base64')}`;
+    const basic = (app: App) =>
+      `Basic ${Buffer.from(`${encodeURIComponent(app.clientId)}:${encodeURIComponent(app.secret)}`).toString('base64')}`;
 
     async function refresh(target: TestServers, app: App, refreshToken: string, userAgent = 'acme-notes/1.0'): Promise<TokenAnswer> {
       const response = await fetch(`${target.issuer}/token`, {
@@ -112,7 +115,11 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
       const browser = new Browserless(servers.issuer);
       const first = await browser.follow('/account');
       const login = formOf(await first.response.text(), '/login');
-      const { response, url } = await browser.submit(login.action, { csrf: login.csrf, email: app.user.email, password: app.user.password });
+      const { response, url } = await browser.submit(login.action, {
+        csrf: login.csrf,
+        email: app.user.email,
+        password: app.user.password,
+      });
       expect(url.pathname).to.equal('/account');
       const html = await response.text();
       expect(html).to.contain('A sign-in token for <strong>Acme Notes</strong> was used twice on');
@@ -161,14 +168,21 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
       expect(after).to.contain('Notice dismissed.');
       expect(after).to.not.contain('was used twice');
       // The dismissal is audited like any account action; a forged one (no CSRF token) is refused.
-      expect(await servers.deps.knex('audit_events').where({ type: 'account.reuse_notice_dismissed', actor_id: user.id }).count<{ count: number }[]>('* as count')).to.deep.equal([{ count: 1 }]);
+      expect(
+        await servers.deps
+          .knex('audit_events')
+          .where({ type: 'account.reuse_notice_dismissed', actor_id: user.id })
+          .count<{ count: number }[]>('* as count'),
+      ).to.deep.equal([{ count: 1 }]);
       const forged = await browser.submit('/account/notices/reuse/dismiss', {});
       expect(forged.response.status).to.equal(403);
 
       // Another app of the same user has its refresh token replayed: the notice is back, for it alone.
       const registered = await createTestClient(servers.deps, { client_name: 'Acme Calendar' });
       const secret = registered.client_secret ?? '';
-      const rp = await client.discovery(new URL(servers.issuer), registered.client_id, secret, undefined, { execute: [client.allowInsecureRequests] });
+      const rp = await client.discovery(new URL(servers.issuer), registered.client_id, secret, undefined, {
+        execute: [client.allowInsecureRequests],
+      });
       const tokens = await userTokens(servers, rp, user, '');
       const calendar: App = { user, clientId: registered.client_id, secret, refreshToken: tokens.refresh_token ?? '' };
       expect((await refresh(servers, calendar, calendar.refreshToken)).status).to.equal(200);

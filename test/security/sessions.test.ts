@@ -81,7 +81,10 @@ describe('sign-in session idle timeout and absolute lifetime', function () {
       const { response, url } = await browser.follow('/account');
       expect(url.pathname, `use ${i + 1}`).to.equal('/account');
       expect(await response.text(), `use ${i + 1}`).to.include(user.email);
-      const cookieExpires = response.headers.getSetCookie().filter((c) => /^portcullis\.session=/.test(c)).map((c) => Date.parse(/expires=([^;]+)/i.exec(c)?.[1] ?? ''));
+      const cookieExpires = response.headers
+        .getSetCookie()
+        .filter((c) => /^portcullis\.session=/.test(c))
+        .map((c) => Date.parse(/expires=([^;]+)/i.exec(c)?.[1] ?? ''));
       expect(cookieExpires).to.have.length(1);
       // Moved forward by this use (whole seconds), unless the absolute limit comes first.
       expect(cookieExpires[0]).to.be.at.least(Math.min(Date.now() + (IDLE - 2) * 1000, loginAt + (MAX - 2) * 1000));

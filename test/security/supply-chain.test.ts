@@ -9,7 +9,10 @@ import { expect } from 'chai';
  */
 const root = new URL('../../', import.meta.url);
 type LockEntry = { integrity?: string; link?: boolean; hasInstallScript?: boolean; dev?: boolean; version?: string };
-const lock = JSON.parse(readFileSync(new URL('package-lock.json', root), 'utf8')) as { lockfileVersion: number; packages: Record<string, LockEntry> };
+const lock = JSON.parse(readFileSync(new URL('package-lock.json', root), 'utf8')) as {
+  lockfileVersion: number;
+  packages: Record<string, LockEntry>;
+};
 const manifest = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as {
   allowScripts?: Record<string, boolean>;
   scripts: Record<string, string>;

@@ -23,7 +23,13 @@ async function register(servers: TestServers, metadata: Record<string, unknown> 
 }
 
 /** A raw form POST with client_secret_basic, so every parameter (or its absence) is ours to choose. */
-async function post(servers: TestServers, path: string, as: Registered, form: Record<string, string>, authorization?: string): Promise<Reply> {
+async function post(
+  servers: TestServers,
+  path: string,
+  as: Registered,
+  form: Record<string, string>,
+  authorization?: string,
+): Promise<Reply> {
   const response = await fetch(`${servers.issuer}${path}`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/x-www-form-urlencoded', Authorization: authorization ?? basic(as.client_id, as.client_secret) },
@@ -79,8 +85,16 @@ async function authorize(
 }
 
 /** The token response of a successful redemption. */
-async function tokensFor(servers: TestServers, as: Registered, authorized: Authorized): Promise<{ access_token: string; refresh_token: string }> {
-  const reply = await redeem(servers, as, { code: authorized.code, code_verifier: authorized.verifier, redirect_uri: authorized.redirectUri });
+async function tokensFor(
+  servers: TestServers,
+  as: Registered,
+  authorized: Authorized,
+): Promise<{ access_token: string; refresh_token: string }> {
+  const reply = await redeem(servers, as, {
+    code: authorized.code,
+    code_verifier: authorized.verifier,
+    redirect_uri: authorized.redirectUri,
+  });
   expect(reply.status, reply.text).to.equal(200);
   return reply.body as { access_token: string; refresh_token: string };
 }
@@ -108,13 +122,13 @@ describe('token endpoint abuse (docs/security.md T16–T22, T27, T28)', function
     await servers.stop();
   });
 
-  it('T17 a code issued to client A is refused with client B\'s valid credentials', async function () {
+  it("T17 a code issued to client A is refused with client B's valid credentials", async function () {
     const authorized = await authorize(servers, a, user);
     const stolen = await redeem(servers, b, { code: authorized.code, code_verifier: authorized.verifier, redirect_uri: callback });
     expectRefused(stolen, ['invalid_grant']);
   });
 
-  it('T18 redirect_uri at the token endpoint must equal the authorization request\'s, and may not be omitted', async function () {
+  it("T18 redirect_uri at the token endpoint must equal the authorization request's, and may not be omitted", async function () {
     const authorized = await authorize(servers, a, user);
     const base = { code: authorized.code, code_verifier: authorized.verifier };
     expectRefused(await redeem(servers, a, { ...base, redirect_uri: otherCallback }), ['invalid_grant'], 'other registered uri');
@@ -128,8 +142,16 @@ describe('token endpoint abuse (docs/security.md T16–T22, T27, T28)', function
     expectRefused(await redeem(servers, a, base), ['invalid_grant'], 'omitted');
     expectRefused(await redeem(servers, a, { ...base, code_verifier: client.randomPKCECodeVerifier() }), ['invalid_grant'], 'wrong');
     // RFC 7636 §4.1: 43–128 characters.
-    expectRefused(await redeem(servers, a, { ...base, code_verifier: authorized.verifier.slice(0, 42) }), ['invalid_grant', 'invalid_request'], '42 chars');
-    expectRefused(await redeem(servers, a, { ...base, code_verifier: `${authorized.verifier}=` }), ['invalid_grant', 'invalid_request'], 'bad char');
+    expectRefused(
+      await redeem(servers, a, { ...base, code_verifier: authorized.verifier.slice(0, 42) }),
+      ['invalid_grant', 'invalid_request'],
+      '42 chars',
+    );
+    expectRefused(
+      await redeem(servers, a, { ...base, code_verifier: `${authorized.verifier}=` }),
+      ['invalid_grant', 'invalid_request'],
+      'bad char',
+    );
     // oidc-provider checks the verifier before it consumes the code: failed attempts (which
     // cannot guess 256 random bits) do not burn the legitimate client's code.
     await tokensFor(servers, a, authorized);
@@ -138,7 +160,13 @@ describe('token endpoint abuse (docs/security.md T16–T22, T27, T28)', function
   it('T20 PKCE downgrade: no challenge at /auth is refused, and a verifier for a challenge-less code is refused', async function () {
     // (a) Every client must send a challenge (pkce.required for all): an error redirect, no code.
     const url = new URL('/auth', servers.issuer);
-    url.search = new URLSearchParams({ client_id: a.client_id, response_type: 'code', redirect_uri: callback, scope: 'openid', state: 'st' }).toString();
+    url.search = new URLSearchParams({
+      client_id: a.client_id,
+      response_type: 'code',
+      redirect_uri: callback,
+      scope: 'openid',
+      state: 'st',
+    }).toString();
     const { url: back } = await new Browserless(servers.issuer).follow(url);
     expect(back.origin + back.pathname).to.equal(callback);
     expect(back.searchParams.get('error')).to.equal('invalid_request');
@@ -158,7 +186,11 @@ describe('token endpoint abuse (docs/security.md T16–T22, T27, T28)', function
     if (!stored) throw new Error('stored code not found');
     const { codeChallenge: _challenge, codeChallengeMethod: _method, ...rest } = stored;
     await codes.upsert(stripped.code, rest, 30);
-    expectRefused(await redeem(servers, a, { code: stripped.code, redirect_uri: callback, code_verifier: stripped.verifier }), ['invalid_grant'], 'downgrade');
+    expectRefused(
+      await redeem(servers, a, { code: stripped.code, redirect_uri: callback, code_verifier: stripped.verifier }),
+      ['invalid_grant'],
+      'downgrade',
+    );
     expect((await redeem(servers, a, { code: stripped.code, redirect_uri: callback })).status).to.equal(200);
   });
 
@@ -209,7 +241,9 @@ describe('token endpoint abuse (docs/security.md T16–T22, T27, T28)', function
     const median = (values: number[]): number => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)] ?? 0;
     const [long, short] = [median(samples.long), median(samples.short)];
     const delta = Math.abs(long - short);
-    console.log(`      T22 median latency: right-length wrong secret ${long.toFixed(2)} ms, 1-char ${short.toFixed(2)} ms, Δ ${delta.toFixed(2)} ms`);
+    console.log(
+      `      T22 median latency: right-length wrong secret ${long.toFixed(2)} ms, 1-char ${short.toFixed(2)} ms, Δ ${delta.toFixed(2)} ms`,
+    );
     expect(delta < 5 || delta < 0.25 * Math.max(long, short), `Δmedian ${delta.toFixed(2)} ms`).to.equal(true);
 
     // The code was never consumed by the refused attempts.
@@ -219,7 +253,11 @@ describe('token endpoint abuse (docs/security.md T16–T22, T27, T28)', function
   it('T27 a refresh token is refused for another client and for a wider scope', async function () {
     const tokens = await tokensFor(servers, a, await authorize(servers, a, user));
     expectRefused(await refresh(servers, b, tokens.refresh_token), ['invalid_grant'], 'other client');
-    expectRefused(await refresh(servers, a, tokens.refresh_token, { scope: 'openid offline_access profile' }), ['invalid_scope'], 'wider scope');
+    expectRefused(
+      await refresh(servers, a, tokens.refresh_token, { scope: 'openid offline_access profile' }),
+      ['invalid_scope'],
+      'wider scope',
+    );
     expectRefused(await refresh(servers, a, tokens.refresh_token, { scope: 'openid records:read' }), ['invalid_scope'], 'api scope');
   });
 
@@ -245,7 +283,11 @@ describe('token endpoint abuse (docs/security.md T16–T22, T27, T28)', function
     expect(page, `${landed.href} ${response.status}`).to.include('name="password"');
     // …and signing in again is refused like any wrong password.
     const form = formOf(page, '/login');
-    const { url: after } = await authorized.browser.submit(form.action, { csrf: form.csrf, email: target.email, password: target.password });
+    const { url: after } = await authorized.browser.submit(form.action, {
+      csrf: form.csrf,
+      email: target.email,
+      password: target.password,
+    });
     expect(after.origin, after.href).to.equal(servers.issuer);
     expect(after.searchParams.has('code')).to.equal(false);
   });
@@ -267,7 +309,9 @@ describe('token endpoint abuse (docs/security.md T16–T22, T27, T28)', function
       const someone = await createTestUser(shortLived.deps);
       const authorized = await authorize(shortLived, c, someone);
       await new Promise((resolve) => setTimeout(resolve, 11_000));
-      expectRefused(await redeem(shortLived, c, { code: authorized.code, code_verifier: authorized.verifier, redirect_uri: callback }), ['invalid_grant']);
+      expectRefused(await redeem(shortLived, c, { code: authorized.code, code_verifier: authorized.verifier, redirect_uri: callback }), [
+        'invalid_grant',
+      ]);
     });
   });
 });

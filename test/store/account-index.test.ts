@@ -24,7 +24,8 @@ describe('account grant index', function () {
     const user = await createTestUser(servers.deps);
     const id = randomBytes(16).toString('base64url');
     const lastUsed = async () =>
-      (await servers.deps.knex('account_oidc_index').where({ kind: 'Grant', id }).first<{ last_used_at: Date | null }>('last_used_at')).last_used_at;
+      (await servers.deps.knex('account_oidc_index').where({ kind: 'Grant', id }).first<{ last_used_at: Date | null }>('last_used_at'))
+        .last_used_at;
     await index.put({ kind: 'Grant', id, accountId: user.id, clientId: 'c1' });
     expect(await lastUsed()).to.equal(null);
     await index.touch('Grant', id);

@@ -49,7 +49,11 @@ describe('client changes reach every instance at once (LISTEN/NOTIFY)', function
   }
 
   /** Milliseconds until instance `on` refuses the client (invalid_client), polling every 10 ms. */
-  async function untilRefused(grant: (on: TestServers) => Promise<{ status: number; error?: string | undefined }>, on: TestServers, budgetMs = 3000): Promise<number> {
+  async function untilRefused(
+    grant: (on: TestServers) => Promise<{ status: number; error?: string | undefined }>,
+    on: TestServers,
+    budgetMs = 3000,
+  ): Promise<number> {
     const started = Date.now();
     while (Date.now() - started < budgetMs) {
       const result = await grant(on);
@@ -91,7 +95,11 @@ describe('client changes reach every instance at once (LISTEN/NOTIFY)', function
     );
     expect(cut.rows.length).to.be.at.least(2);
     const listening = async () =>
-      (await a.deps.knex.raw<{ rows: unknown[] }>(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'`)).rows.length;
+      (
+        await a.deps.knex.raw<{ rows: unknown[] }>(
+          `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'`,
+        )
+      ).rows.length;
     // Reconnection backs off from 0.5 s and doubles per failed attempt (up to 30 s); on a loaded
     // machine an attempt can fail, so allow a few rounds.
     const started = Date.now();

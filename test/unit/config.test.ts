@@ -157,7 +157,13 @@ describe('config loading', function () {
   });
 
   it('R13 TRUST_PROXY takes false, true, or the proxies (addresses, CIDRs, loopback/linklocal/uniquelocal); anything else is refused naming it', function () {
-    expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1,::1,fd00::/8,loopback' }).trustProxy).to.deep.equal(['10.0.0.0/8', '127.0.0.1', '::1', 'fd00::/8', 'loopback']);
+    expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1,::1,fd00::/8,loopback' }).trustProxy).to.deep.equal([
+      '10.0.0.0/8',
+      '127.0.0.1',
+      '::1',
+      'fd00::/8',
+      'loopback',
+    ]);
     expect(loadConfig({ TRUST_PROXY: 'uniquelocal,linklocal' }).trustProxy).to.deep.equal(['uniquelocal', 'linklocal']);
     for (const value of ['maybe', '10.0.0.0/33', '10.0.0.300', 'true,10.0.0.0/8', 'false,127.0.0.1', '2', 'nginx', ',']) {
       const error = configErrorOf({ TRUST_PROXY: value });
@@ -219,7 +225,10 @@ describe('config loading', function () {
   it('refuses a retired variable, naming its replacements (SESSION_TTL would otherwise be ignored)', function () {
     const error = configErrorOf({ SESSION_TTL: '1209600' });
     expect(error.problems).to.have.length(1);
-    expect(error.problems[0]).to.match(/^SESSION_TTL: /).and.include('SESSION_IDLE_SECONDS').and.include('SESSION_MAX_SECONDS');
+    expect(error.problems[0])
+      .to.match(/^SESSION_TTL: /)
+      .and.include('SESSION_IDLE_SECONDS')
+      .and.include('SESSION_MAX_SECONDS');
   });
 
   it('ignores unknown environment variables', function () {

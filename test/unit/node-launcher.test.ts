@@ -32,7 +32,10 @@ describe('scripts/node24.cjs (npm start, npm run cli on any Node)', function () 
   it('on an older Node, stops with one line naming the version needed when it may not fetch one', async function () {
     const node = olderNode();
     if (!node) this.skip();
-    const failure = await run(node, ['scripts/node24.cjs', 'src/main.ts'], { cwd: root, env: { ...process.env, PORTCULLIS_PROVISION_NODE: '0' } }).then(
+    const failure = await run(node, ['scripts/node24.cjs', 'src/main.ts'], {
+      cwd: root,
+      env: { ...process.env, PORTCULLIS_PROVISION_NODE: '0' },
+    }).then(
       () => undefined,
       (error: unknown) => error as { code: number; stderr: string },
     );

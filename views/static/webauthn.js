@@ -10,7 +10,9 @@
       var status = form.querySelector('[data-status]');
       if (form.hidden) return;
       if (status) status.textContent = 'This browser cannot use passkeys. Choose another way below.';
-      form.querySelectorAll('button').forEach(function (b) { b.disabled = true; });
+      form.querySelectorAll('button').forEach(function (b) {
+        b.disabled = true;
+      });
     });
     return;
   }
@@ -30,7 +32,7 @@
         method: 'POST',
         credentials: 'same-origin',
         headers: { Accept: 'application/json', 'Content-Type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ csrf: token ? token.value : '' }).toString()
+        body: new URLSearchParams({ csrf: token ? token.value : '' }).toString(),
       }).then(function (r) {
         if (!r.ok) throw new Error('options unavailable');
         return r.json();
@@ -44,15 +46,19 @@
           ? lib.startRegistration({ optionsJSON: optionsJSON })
           : lib.startAuthentication({ optionsJSON: optionsJSON, useBrowserAutofill: autofill });
       });
-      return ceremony.then(function (result) {
-        field.value = JSON.stringify(result);
-        form.submit();
-      }, function (error) {
-        if (autofill || !status) return;
-        status.textContent = error && error.name === 'NotAllowedError'
-          ? 'The passkey request was cancelled or timed out. Try again.'
-          : 'The passkey could not be used. Try again or choose another way.';
-      });
+      return ceremony.then(
+        function (result) {
+          field.value = JSON.stringify(result);
+          form.submit();
+        },
+        function (error) {
+          if (autofill || !status) return;
+          status.textContent =
+            error && error.name === 'NotAllowedError'
+              ? 'The passkey request was cancelled or timed out. Try again.'
+              : 'The passkey could not be used. Try again or choose another way.';
+        },
+      );
     }
 
     form.addEventListener('submit', function (event) {
@@ -62,7 +68,9 @@
     });
     // Conditional UI: passkeys offered in the email field's autofill where the browser can.
     if (form.getAttribute('data-conditional') === 'true' && lib.browserSupportsWebAuthnAutofill) {
-      lib.browserSupportsWebAuthnAutofill().then(function (supported) { if (supported) run(true); });
+      lib.browserSupportsWebAuthnAutofill().then(function (supported) {
+        if (supported) run(true);
+      });
     }
   });
 })();

@@ -96,7 +96,22 @@ export function accountRoutes(deps: {
     leave: (actor: Actor, recordId: string) => Promise<void>;
   };
 }): Router {
-  const { provider, accounts, mfa, index, sessions, oidcAdapter, csrf, issuer, reuseNotices, accessHistory, offers, recentAuthSeconds, sessionLifetime, loginLimit } = deps;
+  const {
+    provider,
+    accounts,
+    mfa,
+    index,
+    sessions,
+    oidcAdapter,
+    csrf,
+    issuer,
+    reuseNotices,
+    accessHistory,
+    offers,
+    recentAuthSeconds,
+    sessionLifetime,
+    loginLimit,
+  } = deps;
   const issuerOrigin = new URL(issuer).origin;
   const router = new Router({ prefix: '/account' });
   const body = formBody();
@@ -117,14 +132,37 @@ export function accountRoutes(deps: {
     // lifetime and move the cookie's Expires with it, as the provider's own routes do.
     await session.save(sessionLifetime(session));
     if (session.exp) {
-      ctx.cookies.set(provider.cookieName('session'), session.jti, { httpOnly: true, sameSite: 'lax', secure: secureCookies, signed: true, expires: new Date(session.exp * 1000) });
+      ctx.cookies.set(provider.cookieName('session'), session.jti, {
+        httpOnly: true,
+        sameSite: 'lax',
+        secure: secureCookies,
+        signed: true,
+        expires: new Date(session.exp * 1000),
+      });
     }
-    return { session: { id: session.jti, uid: session.uid, accountId: session.accountId, loginTs: session.loginTs, amr: session.amr ?? [], acr: session.acr ?? '' }, user };
+    return {
+      session: {
+        id: session.jti,
+        uid: session.uid,
+        accountId: session.accountId,
+        loginTs: session.loginTs,
+        amr: session.amr ?? [],
+        acr: session.acr ?? '',
+      },
+      user,
+    };
   }
 
   const startLogin = (ctx: Context, reauth: boolean): void => {
     const state = randomBytes(24).toString('base64url');
-    ctx.cookies.set(STATE_COOKIE, state, { httpOnly: true, sameSite: 'lax', secure: secureCookies, signed: true, path: '/account', maxAge: 600_000 });
+    ctx.cookies.set(STATE_COOKIE, state, {
+      httpOnly: true,
+      sameSite: 'lax',
+      secure: secureCookies,
+      signed: true,
+      path: '/account',
+      maxAge: 600_000,
+    });
     const url = new URL('/auth', issuer);
     url.search = new URLSearchParams({
       client_id: ACCOUNT_CLIENT_ID,
@@ -204,8 +242,17 @@ export function accountRoutes(deps: {
       const grant = await provider.Grant.find(row.id);
       if (!grant || grant.accountId !== accountId) continue;
       const client = grant.clientId ? await provider.Client.find(grant.clientId) : undefined;
-      const scopes = [grant.getOIDCScope(), ...Object.keys(grant.resources ?? {}).map((r) => grant.getResourceScope(r))].join(' ').split(' ').filter(Boolean);
-      grants.push({ id: row.id, clientName: client?.clientName ?? grant.clientId, scopes: describeScopes(scopes), lastUsed: row.last_used_at, created: row.created_at });
+      const scopes = [grant.getOIDCScope(), ...Object.keys(grant.resources ?? {}).map((r) => grant.getResourceScope(r))]
+        .join(' ')
+        .split(' ')
+        .filter(Boolean);
+      grants.push({
+        id: row.id,
+        clientName: client?.clientName ?? grant.clientId,
+        scopes: describeScopes(scopes),
+        lastUsed: row.last_used_at,
+        created: row.created_at,
+      });
     }
     return grants;
   }
@@ -222,7 +269,12 @@ export function accountRoutes(deps: {
     return Promise.all((await accessHistory(accountId)).map(async (a) => ({ ...a, app: await appName(a.clientId) })));
   }
 
-  async function showAccount(ctx: Context, session: AccountSession, user: UserRow, extra: { error?: string; notice?: string } = {}): Promise<void> {
+  async function showAccount(
+    ctx: Context,
+    session: AccountSession,
+    user: UserRow,
+    extra: { error?: string; notice?: string } = {},
+  ): Promise<void> {
     const [totp, passkeys, codesLeft, grants, reuse, accesses, incoming, received] = await Promise.all([
       mfa.totp.status(user.id),
       mfa.webauthn.list(user.id),
@@ -239,7 +291,14 @@ export function accountRoutes(deps: {
       user: { email: user.email, name: user.name, hasPassword: user.password_hash !== null },
       signedInAt: new Date(session.loginTs * 1000),
       totp,
-      passkeys: passkeys.map((p) => ({ id: p.id, name: p.name, created: p.created_at, lastUsed: p.last_used_at, synced: p.device_type === 'multiDevice', flagged: p.flagged_at !== null })),
+      passkeys: passkeys.map((p) => ({
+        id: p.id,
+        name: p.name,
+        created: p.created_at,
+        lastUsed: p.last_used_at,
+        synced: p.device_type === 'multiDevice',
+        flagged: p.flagged_at !== null,
+      })),
       codesLeft,
       hasFactor: totp.enabled || passkeys.length > 0,
       grants,
@@ -271,7 +330,12 @@ export function accountRoutes(deps: {
       throw accountProblem(403, 'Sign in again with your second step to add a passkey.');
     }
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = await mfa.webauthn.registrationOptions({ binding: ceremonyBinding(session), userId: user.id, email: user.email, displayName: user.name ?? user.email });
+    ctx.body = await mfa.webauthn.registrationOptions({
+      binding: ceremonyBinding(session),
+      userId: user.id,
+      email: user.email,
+      displayName: user.name ?? user.email,
+    });
   });
 
   router.get('/login', function accountLogin(ctx) {
@@ -290,7 +354,8 @@ export function accountRoutes(deps: {
     const expected = ctx.cookies.get(STATE_COOKIE, { signed: true });
     ctx.cookies.set(STATE_COOKIE, null, { path: '/account' });
     const state = typeof ctx.query.state === 'string' ? ctx.query.state : '';
-    const matches = expected !== undefined && expected.length === state.length && timingSafeEqual(Buffer.from(expected), Buffer.from(state));
+    const matches =
+      expected !== undefined && expected.length === state.length && timingSafeEqual(Buffer.from(expected), Buffer.from(state));
     if (!matches) throw accountProblem(400, 'This sign-in response does not belong to this browser.');
     if (typeof ctx.query.error === 'string') {
       render(ctx, 'error', { heading: 'Not signed in', message: 'Signing in to your account was cancelled.' }, 400);
@@ -304,7 +369,11 @@ export function accountRoutes(deps: {
    * second factor if the user has one, or (sign-in methods) both.
    */
   type Needs = 'session' | 'recent' | 'factor' | 'recent-factor';
-  const post = (path: string, handler: (ctx: Context, session: AccountSession, user: UserRow) => Promise<void>, options: { needs: Needs }) => {
+  const post = (
+    path: string,
+    handler: (ctx: Context, session: AccountSession, user: UserRow) => Promise<void>,
+    options: { needs: Needs },
+  ) => {
     router.post(path, loginLimit, rejectCrossSite(issuerOrigin), body, async (ctx) => {
       const auth = await signedIn(ctx);
       if (!auth) return;
@@ -317,20 +386,25 @@ export function accountRoutes(deps: {
 
   // The current password is the re-authentication here, so no recent sign-in is needed; but a
   // session that never passed the user's second factor does not change their password (R1).
-  post('/password', async (ctx, session, user) => {
-    const next = field(ctx, 'new_password', 4096);
-    if (next !== field(ctx, 'confirm_password', 4096)) return showAccount(ctx, session, user, { error: 'The new passwords do not match.' });
-    const result = await accounts.changePassword(user.id, field(ctx, 'current_password', 4096), next, requestContext(ctx));
-    if (!result.ok) return showAccount(ctx, session, user, { error: result.reason });
-    if (field(ctx, 'sign_out_others', 8) !== 'yes') {
-      done(ctx, 'password-changed');
-      return;
-    }
-    // ASVS 7.4.3 / T29: a new password ends the other sessions and the apps' tokens.
-    const ended = await sessions.signOutEverywhere(user.id, { id: session.id, uid: session.uid });
-    await mfa.audit('sessions.revoked_all', user.id, requestContext(ctx), { ...ended, reason: 'password_changed', keptCurrent: true });
-    done(ctx, 'password-changed-signed-out');
-  }, { needs: 'factor' });
+  post(
+    '/password',
+    async (ctx, session, user) => {
+      const next = field(ctx, 'new_password', 4096);
+      if (next !== field(ctx, 'confirm_password', 4096))
+        return showAccount(ctx, session, user, { error: 'The new passwords do not match.' });
+      const result = await accounts.changePassword(user.id, field(ctx, 'current_password', 4096), next, requestContext(ctx));
+      if (!result.ok) return showAccount(ctx, session, user, { error: result.reason });
+      if (field(ctx, 'sign_out_others', 8) !== 'yes') {
+        done(ctx, 'password-changed');
+        return;
+      }
+      // ASVS 7.4.3 / T29: a new password ends the other sessions and the apps' tokens.
+      const ended = await sessions.signOutEverywhere(user.id, { id: session.id, uid: session.uid });
+      await mfa.audit('sessions.revoked_all', user.id, requestContext(ctx), { ...ended, reason: 'password_changed', keptCurrent: true });
+      done(ctx, 'password-changed-signed-out');
+    },
+    { needs: 'factor' },
+  );
 
   /**
    * The setup in progress, if this session began one; otherwise a button that begins it. A GET
@@ -347,103 +421,179 @@ export function accountRoutes(deps: {
     }
     // The secret belongs to this session's setup: a sign-in elsewhere neither sees nor confirms it (R13).
     const enrollment = await mfa.totp.pending(auth.user.id, auth.user.email, ceremonyBinding(auth.session));
-    render(ctx, 'account-totp', { totp: enrollment, csrf: csrf.issue(`account:${auth.session.id}`), action: '/account/totp', beginAction: '/account/totp/begin' });
+    render(ctx, 'account-totp', {
+      totp: enrollment,
+      csrf: csrf.issue(`account:${auth.session.id}`),
+      action: '/account/totp',
+      beginAction: '/account/totp/begin',
+    });
   });
 
   // Begins (or starts over) this session's setup with a new secret, then shows it (POST → 303 → GET).
-  post('/totp/begin', async (ctx, session, user) => {
-    const enrollment = await mfa.totp.begin(user.id, user.email, ceremonyBinding(session));
-    if (!enrollment) {
-      done(ctx, 'totp-already-on');
-      return;
-    }
-    ctx.status = 303;
-    ctx.redirect('/account/totp');
-  }, { needs: 'recent-factor' });
-
-  post('/totp', async (ctx, session, user) => {
-    const outcome = await mfa.confirmTotp(user.id, field(ctx, 'code', 32), ceremonyBinding(session), requestContext(ctx));
-    if (!outcome.ok) {
-      const enrollment = await mfa.totp.pending(user.id, user.email, ceremonyBinding(session));
+  post(
+    '/totp/begin',
+    async (ctx, session, user) => {
+      const enrollment = await mfa.totp.begin(user.id, user.email, ceremonyBinding(session));
       if (!enrollment) {
-        done(ctx, 'totp-start-again');
+        done(ctx, 'totp-already-on');
         return;
       }
-      render(ctx, 'account-totp', { totp: enrollment, csrf: csrf.issue(`account:${session.id}`), action: '/account/totp', beginAction: '/account/totp/begin', error: outcome.locked ? 'Too many attempts. Wait a while before trying again.' : 'That code did not work. Check the app and try again.' });
-      return;
-    }
-    await showCodesIfFirst(ctx, user, 'totp-on');
-  }, { needs: 'recent-factor' });
+      ctx.status = 303;
+      ctx.redirect('/account/totp');
+    },
+    { needs: 'recent-factor' },
+  );
 
-  post('/totp/remove', async (ctx, _session, user) => {
-    await mfa.removeTotp(user.id, requestContext(ctx));
-    done(ctx, 'totp-removed');
-  }, { needs: 'recent-factor' });
+  post(
+    '/totp',
+    async (ctx, session, user) => {
+      const outcome = await mfa.confirmTotp(user.id, field(ctx, 'code', 32), ceremonyBinding(session), requestContext(ctx));
+      if (!outcome.ok) {
+        const enrollment = await mfa.totp.pending(user.id, user.email, ceremonyBinding(session));
+        if (!enrollment) {
+          done(ctx, 'totp-start-again');
+          return;
+        }
+        render(ctx, 'account-totp', {
+          totp: enrollment,
+          csrf: csrf.issue(`account:${session.id}`),
+          action: '/account/totp',
+          beginAction: '/account/totp/begin',
+          error: outcome.locked
+            ? 'Too many attempts. Wait a while before trying again.'
+            : 'That code did not work. Check the app and try again.',
+        });
+        return;
+      }
+      await showCodesIfFirst(ctx, user, 'totp-on');
+    },
+    { needs: 'recent-factor' },
+  );
 
-  post('/passkeys', async (ctx, session, user) => {
-    const response = parseRegistrationJson(field(ctx, 'response', 16_384));
-    const name = field(ctx, 'name', 64).trim() || 'Passkey';
-    const result = response ? await mfa.finishRegistration({ binding: ceremonyBinding(session), userId: user.id, response, name }, requestContext(ctx)) : undefined;
-    if (!result?.ok) return showAccount(ctx, session, user, { error: result?.reason === 'duplicate_credential' ? 'This passkey is already registered.' : 'The passkey could not be added. Try again.' });
-    await showCodesIfFirst(ctx, user, 'passkey-added');
-  }, { needs: 'recent-factor' });
+  post(
+    '/totp/remove',
+    async (ctx, _session, user) => {
+      await mfa.removeTotp(user.id, requestContext(ctx));
+      done(ctx, 'totp-removed');
+    },
+    { needs: 'recent-factor' },
+  );
 
-  post('/passkeys/:id/rename', async (ctx, _session, user) => {
-    const name = field(ctx, 'name', 64).trim();
-    if (!name) throw accountProblem(400, 'A passkey needs a name.');
-    await mfa.renameWebAuthn(user.id, (ctx.params as { id: string }).id, name, requestContext(ctx));
-    done(ctx, 'passkey-renamed');
-  }, { needs: 'session' });
+  post(
+    '/passkeys',
+    async (ctx, session, user) => {
+      const response = parseRegistrationJson(field(ctx, 'response', 16_384));
+      const name = field(ctx, 'name', 64).trim() || 'Passkey';
+      const result = response
+        ? await mfa.finishRegistration({ binding: ceremonyBinding(session), userId: user.id, response, name }, requestContext(ctx))
+        : undefined;
+      if (!result?.ok)
+        return showAccount(ctx, session, user, {
+          error:
+            result?.reason === 'duplicate_credential'
+              ? 'This passkey is already registered.'
+              : 'The passkey could not be added. Try again.',
+        });
+      await showCodesIfFirst(ctx, user, 'passkey-added');
+    },
+    { needs: 'recent-factor' },
+  );
 
-  post('/passkeys/:id/remove', async (ctx, _session, user) => {
-    await mfa.removeWebAuthn(user.id, (ctx.params as { id: string }).id, requestContext(ctx));
-    done(ctx, 'passkey-removed');
-  }, { needs: 'recent-factor' });
+  post(
+    '/passkeys/:id/rename',
+    async (ctx, _session, user) => {
+      const name = field(ctx, 'name', 64).trim();
+      if (!name) throw accountProblem(400, 'A passkey needs a name.');
+      await mfa.renameWebAuthn(user.id, (ctx.params as { id: string }).id, name, requestContext(ctx));
+      done(ctx, 'passkey-renamed');
+    },
+    { needs: 'session' },
+  );
 
-  post('/recovery-codes', async (ctx, _session, user) => {
-    if ((await mfa.enrolled(user.id)).length === 0) throw accountProblem(400, 'Set up an authenticator app or a passkey first.');
-    const codes = await mfa.regenerateRecoveryCodes(user.id, requestContext(ctx));
-    render(ctx, 'mfa-recovery-codes', { codes, continueHref: '/account', continueLabel: 'Back to your account' });
-  }, { needs: 'recent-factor' });
+  post(
+    '/passkeys/:id/remove',
+    async (ctx, _session, user) => {
+      await mfa.removeWebAuthn(user.id, (ctx.params as { id: string }).id, requestContext(ctx));
+      done(ctx, 'passkey-removed');
+    },
+    { needs: 'recent-factor' },
+  );
 
-  post('/grants/:id/revoke', async (ctx, _session, user) => {
-    const grantId = (ctx.params as { id: string }).id;
-    const grant = await provider.Grant.find(grantId);
-    if (grant?.accountId !== user.id) throw accountProblem(404, 'This connection does not exist.');
-    await sessions.revokeGrant(grantId);
-    await mfa.audit('grant.revoked', user.id, requestContext(ctx), { grantId, clientId: grant.clientId });
-    done(ctx, 'grant-revoked');
-  }, { needs: 'session' });
+  post(
+    '/recovery-codes',
+    async (ctx, _session, user) => {
+      if ((await mfa.enrolled(user.id)).length === 0) throw accountProblem(400, 'Set up an authenticator app or a passkey first.');
+      const codes = await mfa.regenerateRecoveryCodes(user.id, requestContext(ctx));
+      render(ctx, 'mfa-recovery-codes', { codes, continueHref: '/account', continueLabel: 'Back to your account' });
+    },
+    { needs: 'recent-factor' },
+  );
+
+  post(
+    '/grants/:id/revoke',
+    async (ctx, _session, user) => {
+      const grantId = (ctx.params as { id: string }).id;
+      const grant = await provider.Grant.find(grantId);
+      if (grant?.accountId !== user.id) throw accountProblem(404, 'This connection does not exist.');
+      await sessions.revokeGrant(grantId);
+      await mfa.audit('grant.revoked', user.id, requestContext(ctx), { grantId, clientId: grant.clientId });
+      done(ctx, 'grant-revoked');
+    },
+    { needs: 'session' },
+  );
 
   // Offers of records (R13): accepting adds the record to the user's records, read only.
-  post('/offers/:recordId/accept', async (ctx, _session, user) => {
-    await offers.accept(offerActor(ctx, user), offeredRecordId(ctx));
-    done(ctx, 'offer-accepted');
-  }, { needs: 'session' });
+  post(
+    '/offers/:recordId/accept',
+    async (ctx, _session, user) => {
+      await offers.accept(offerActor(ctx, user), offeredRecordId(ctx));
+      done(ctx, 'offer-accepted');
+    },
+    { needs: 'session' },
+  );
 
-  post('/offers/:recordId/decline', async (ctx, _session, user) => {
-    await offers.decline(offerActor(ctx, user), offeredRecordId(ctx));
-    done(ctx, 'offer-declined');
-  }, { needs: 'session' });
+  post(
+    '/offers/:recordId/decline',
+    async (ctx, _session, user) => {
+      await offers.decline(offerActor(ctx, user), offeredRecordId(ctx));
+      done(ctx, 'offer-declined');
+    },
+    { needs: 'session' },
+  );
 
   // Leaving a share the user accepted: its owner no longer sees the user's listings.
-  post('/shared-with-me/:recordId/leave', async (ctx, _session, user) => {
-    await offers.leave(offerActor(ctx, user), offeredRecordId(ctx));
-    done(ctx, 'share-left');
-  }, { needs: 'session' });
+  post(
+    '/shared-with-me/:recordId/leave',
+    async (ctx, _session, user) => {
+      await offers.leave(offerActor(ctx, user), offeredRecordId(ctx));
+      done(ctx, 'share-left');
+    },
+    { needs: 'session' },
+  );
 
   // "I've seen it": the reuse notice stays away until the next reuse.
-  post('/notices/reuse/dismiss', async (ctx, _session, user) => {
-    await mfa.audit(REUSE_NOTICE_DISMISSED_EVENT, user.id, requestContext(ctx));
-    done(ctx, 'notice-dismissed');
-  }, { needs: 'session' });
+  post(
+    '/notices/reuse/dismiss',
+    async (ctx, _session, user) => {
+      await mfa.audit(REUSE_NOTICE_DISMISSED_EVENT, user.id, requestContext(ctx));
+      done(ctx, 'notice-dismissed');
+    },
+    { needs: 'session' },
+  );
 
-  post('/sign-out-everywhere', async (ctx, session, user) => {
-    const ended = await sessions.signOutEverywhere(user.id);
-    await oidcAdapter('Session').destroy(session.id);
-    await mfa.audit('sessions.revoked_all', user.id, requestContext(ctx), ended);
-    render(ctx, 'error', { heading: 'Signed out everywhere', message: 'All your sessions and app connections were ended, including this one.' });
-  }, { needs: 'recent' });
+  post(
+    '/sign-out-everywhere',
+    async (ctx, session, user) => {
+      const ended = await sessions.signOutEverywhere(user.id);
+      await oidcAdapter('Session').destroy(session.id);
+      await mfa.audit('sessions.revoked_all', user.id, requestContext(ctx), ended);
+      render(ctx, 'error', {
+        heading: 'Signed out everywhere',
+        message: 'All your sessions and app connections were ended, including this one.',
+      });
+    },
+    { needs: 'recent' },
+  );
 
   /** The first second factor brings recovery codes, shown once. */
   async function showCodesIfFirst(ctx: Context, user: UserRow, notice: NoticeCode): Promise<void> {
@@ -452,7 +602,12 @@ export function accountRoutes(deps: {
       return;
     }
     const codes = await mfa.regenerateRecoveryCodes(user.id, requestContext(ctx));
-    render(ctx, 'mfa-recovery-codes', { codes, notice: NOTICES.get(notice), continueHref: '/account', continueLabel: 'Back to your account' });
+    render(ctx, 'mfa-recovery-codes', {
+      codes,
+      notice: NOTICES.get(notice),
+      continueHref: '/account',
+      continueLabel: 'Back to your account',
+    });
   }
 
   return router;

@@ -49,7 +49,12 @@ function httpsLogo(client: Client): string | undefined {
  * result. Wrong codes are counted per IP by the lockout sentinel's user-code budget and lock
  * the IP out like wrong passwords, with the same doubling back-off (§5.1).
  */
-export function createDevicePages({ lockout, audit, accounts, logger }: {
+export function createDevicePages({
+  lockout,
+  audit,
+  accounts,
+  logger,
+}: {
   lockout: Lockout;
   audit: AuditService;
   accounts: AccountService;
@@ -104,7 +109,12 @@ export function createDevicePages({ lockout, audit, accounts, logger }: {
         const reservation = await lockout.reserve(ctx.ip);
         if (reservation.unavailable) {
           logger.error('user code lockout unavailable; refusing device code entry');
-          page(ctx, 'device-done', { heading: 'Temporarily unavailable', message: 'Code entry is unavailable right now. Please try again in a moment.' }, 503);
+          page(
+            ctx,
+            'device-done',
+            { heading: 'Temporarily unavailable', message: 'Code entry is unavailable right now. Please try again in a moment.' },
+            503,
+          );
           return;
         }
         if (!reservation.granted) {
@@ -130,7 +140,8 @@ export function createDevicePages({ lockout, audit, accounts, logger }: {
         // R12 fuzz pass). The secret could not be checked anyway without a cookie: drop it and
         // send the browser to the code page, whose GET stores a session, with the code kept.
         (session as typeof session & { touched: boolean }).touched = false;
-        const typed = typeof ctx.oidc.params?.user_code === 'string' ? ctx.oidc.params.user_code.replace(/[^A-Za-z0-9-]/g, '').slice(0, 32) : '';
+        const typed =
+          typeof ctx.oidc.params?.user_code === 'string' ? ctx.oidc.params.user_code.replace(/[^A-Za-z0-9-]/g, '').slice(0, 32) : '';
         ctx.status = 303;
         // A path, not ctx.oidc.urlFor: that one is built from the request's Host.
         ctx.redirect(ctx.oidc.provider.pathFor('code_verification', typed ? { query: { user_code: typed } } : {}));
@@ -191,7 +202,13 @@ export function createDevicePages({ lockout, audit, accounts, logger }: {
       });
     },
 
-    async userCodeConfirmSource(ctx: KoaContextWithOIDC, _form: string, client: Client, deviceInfo: { ip?: string; ua?: string }, userCode: string): Promise<void> {
+    async userCodeConfirmSource(
+      ctx: KoaContextWithOIDC,
+      _form: string,
+      client: Client,
+      deviceInfo: { ip?: string; ua?: string },
+      userCode: string,
+    ): Promise<void> {
       const code = ctx.oidc.entities.DeviceCode as DeviceCodeEntity | undefined;
       const requested = (code?.params?.scope ?? '').split(' ').filter(Boolean);
       const started = describeTime(code?.iat);
@@ -219,7 +236,10 @@ export function createDevicePages({ lockout, audit, accounts, logger }: {
 
     successSource(ctx: KoaContextWithOIDC): void {
       const name = ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId ?? 'the application';
-      page(ctx, 'device-done', { heading: 'Device connected', message: `You are signed in to ${name} on your device. You can close this page.` });
+      page(ctx, 'device-done', {
+        heading: 'Device connected',
+        message: `You are signed in to ${name} on your device. You can close this page.`,
+      });
     },
   };
 }

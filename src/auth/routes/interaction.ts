@@ -13,7 +13,14 @@ import { rejectCrossSite, type CsrfTokens } from '../koa-csrf.ts';
 import { describeScopes } from '../../shared/scopes.ts';
 import { splitOpenIdScopes } from '../api-scope-grants.ts';
 import { render } from '../views.ts';
-import { essentialAcrs, interactionProblem, pendingOf, secondFactorSteps, type InteractionDetails, type Pending } from './second-factor-steps.ts';
+import {
+  essentialAcrs,
+  interactionProblem,
+  pendingOf,
+  secondFactorSteps,
+  type InteractionDetails,
+  type Pending,
+} from './second-factor-steps.ts';
 
 const GENERIC_LOGIN_ERROR = 'The email or password is not right.';
 const GENERIC_CODE_ERROR = 'That code did not work. Check your app and try again.';
@@ -34,7 +41,15 @@ function field(ctx: Context, name: string, max: number): string {
  * reloads the interaction from its cookie, checks that the URL's uid is that interaction and
  * that the step is the one expected now, so steps cannot be skipped or replayed (T31, T32).
  */
-export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin, recentAuthSeconds, loginLimit }: {
+export function interactionRoutes({
+  provider,
+  accounts,
+  mfa,
+  csrf,
+  issuerOrigin,
+  recentAuthSeconds,
+  loginLimit,
+}: {
   provider: Provider;
   accounts: AccountService;
   mfa: MfaService;
@@ -70,20 +85,29 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
     return { details, pending };
   }
 
-  const { requestContext, clientOf, decide, savePending, finish, withPassed, proceed, showSecondFactor, beginTotpIfNext, afterEnrollment } = secondFactorSteps({ provider, accounts, mfa, csrf });
+  const { requestContext, clientOf, decide, savePending, finish, withPassed, proceed, showSecondFactor, beginTotpIfNext, afterEnrollment } =
+    secondFactorSteps({ provider, accounts, mfa, csrf });
 
   /**
    * The browser's session as it is stored now (the interaction holds only a copy), when it is
    * still signed in to the interaction's account and its sign-in still counts: a session from
    * before the account's last "sign out everywhere" neither steps up nor consents (R13).
    */
-  async function liveSession(details: InteractionDetails): Promise<{ accountId: string; loginTs: number; uid: string; amr: string[]; acr: string } | undefined> {
+  async function liveSession(
+    details: InteractionDetails,
+  ): Promise<{ accountId: string; loginTs: number; uid: string; amr: string[]; acr: string } | undefined> {
     const copy = details.session as { accountId?: string; cookie?: string } | undefined;
     const session = copy?.cookie ? await provider.Session.find(copy.cookie) : undefined;
     if (!session?.accountId || session.accountId !== copy?.accountId || session.loginTs === undefined) return undefined;
     const account = await accounts.findActive(session.accountId);
     if (!account || !signInCounts(account, { loginTs: session.loginTs, sessionUid: session.uid })) return undefined;
-    return { accountId: session.accountId, loginTs: session.loginTs, uid: session.uid, amr: session.amr ?? ['pwd'], acr: session.acr ?? '' };
+    return {
+      accountId: session.accountId,
+      loginTs: session.loginTs,
+      uid: session.uid,
+      amr: session.amr ?? ['pwd'],
+      acr: session.acr ?? '',
+    };
   }
 
   const redirectToStep = (ctx: Context, uid: string, query = ''): void => {
@@ -109,11 +133,17 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
     if (details.prompt.name === 'login') {
       const pending = pendingOf(details);
       if (pending?.codesShown) {
-        render(ctx, 'mfa-recovery-codes', { codes: undefined, csrf: csrf.issue(details.uid), action: `/interaction/${details.uid}/continue`, continueLabel: 'Continue' });
+        render(ctx, 'mfa-recovery-codes', {
+          codes: undefined,
+          csrf: csrf.issue(details.uid),
+          action: `/interaction/${details.uid}/continue`,
+          continueLabel: 'Continue',
+        });
         return;
       }
       if (pending) return showSecondFactor(ctx, details, pending);
-      const onlyStepUp = details.prompt.reasons.length > 0 && details.prompt.reasons.every((r) => r === STEP_UP_REASON || r.startsWith('essential_acr'));
+      const onlyStepUp =
+        details.prompt.reasons.length > 0 && details.prompt.reasons.every((r) => r === STEP_UP_REASON || r.startsWith('essential_acr'));
       const session = onlyStepUp ? await liveSession(details) : undefined;
       if (session) {
         // Step-up (Keycloak-style): the session stands, only the missing factor is asked. A
@@ -122,7 +152,12 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
         // after a recent sign-in, as on the account page; otherwise the password comes first.
         // Nothing to ask ('done') never finishes a sign-in without a credential either.
         // The step-up belongs to the session's sign-in: that is its start (and its auth_time).
-        const pendingStepUp: Pending = { accountId: session.accountId, amr: session.amr, startedAtMs: session.loginTs * 1000, sessionUid: session.uid };
+        const pendingStepUp: Pending = {
+          accountId: session.accountId,
+          amr: session.amr,
+          startedAtMs: session.loginTs * 1000,
+          sessionUid: session.uid,
+        };
         // Asked for an essential acr by name that the session's sign-in already meets (a passkey
         // sign-in, asked for loa:2): oidc-provider matches names, the policy ranks. Nothing is
         // asked; the same sign-in is named with the requested value (OIDC Core §5.5.1.1).
@@ -215,14 +250,24 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
     if (!account) return showLogin(ctx, details, { error: GENERIC_PASSKEY_ERROR });
     // A passkey without user verification may fall short of the request (loa:1): the provider
     // then asks for the rest as a step-up of this session, so it is no dead end (R14).
-    await finish(ctx, details, account.id, authenticationContext({ first: 'passkey', deviceType: result.deviceType, userVerified: result.userVerified }), { startedAtMs }, { stepUpFollows: true });
+    await finish(
+      ctx,
+      details,
+      account.id,
+      authenticationContext({ first: 'passkey', deviceType: result.deviceType, userVerified: result.userVerified }),
+      { startedAtMs },
+      { stepUpFollows: true },
+    );
   });
 
   router.post('/:uid/mfa/:method', ...guard, async function submitSecondFactor(ctx) {
     const { details, pending } = await loadPending(ctx);
     const method = (ctx.params as { method: string }).method;
     const decision = await decide(details, pending);
-    if (decision.kind !== 'challenge' || !((decision.factors as string[]).includes(method) || (method === 'recovery' && decision.recovery))) {
+    if (
+      decision.kind !== 'challenge' ||
+      !((decision.factors as string[]).includes(method) || (method === 'recovery' && decision.recovery))
+    ) {
       throw interactionProblem('This way of signing in is not available.');
     }
     const context = requestContext(ctx, details);
@@ -236,9 +281,17 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
       login = { first: 'password', second: 'recovery' };
     } else {
       const response = parseAuthenticationJson(field(ctx, 'response', 16_384));
-      const verified = await mfa.verifyWebAuthn(pending.accountId, details.uid, response, context, { requireUserVerification: decision.userVerification });
+      const verified = await mfa.verifyWebAuthn(pending.accountId, details.uid, response, context, {
+        requireUserVerification: decision.userVerification,
+      });
       outcome = verified;
-      if (verified.result?.ok) login = { first: 'password', second: 'webauthn', deviceType: verified.result.deviceType, userVerified: verified.result.userVerified };
+      if (verified.result?.ok)
+        login = {
+          first: 'password',
+          second: 'webauthn',
+          deviceType: verified.result.deviceType,
+          userVerified: verified.result.userVerified,
+        };
     }
     if (!outcome.ok || !login) {
       const error = outcome.locked ? LOCKED_ERROR : method === 'webauthn' ? GENERIC_PASSKEY_ERROR : GENERIC_CODE_ERROR;
@@ -253,10 +306,15 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
     const decision = await decide(details, pending);
     if (decision.kind !== 'enroll' || !decision.factors.includes('totp')) throw interactionProblem('This step is not expected now.');
     const outcome = await mfa.confirmTotp(pending.accountId, field(ctx, 'code', 32), details.uid, requestContext(ctx, details));
-    if (!outcome.ok) return showSecondFactor(ctx, details, pending, { error: outcome.locked ? LOCKED_ERROR : GENERIC_CODE_ERROR, method: 'totp' });
+    if (!outcome.ok)
+      return showSecondFactor(ctx, details, pending, { error: outcome.locked ? LOCKED_ERROR : GENERIC_CODE_ERROR, method: 'totp' });
     // A first factor counts as passed once confirmed with its code; after a factor passed here,
     // that factor stays what the sign-in proved.
-    await afterEnrollment(ctx, details, pending.passed ? pending : withPassed(pending, authenticationContext({ first: 'password', second: 'totp' })));
+    await afterEnrollment(
+      ctx,
+      details,
+      pending.passed ? pending : withPassed(pending, authenticationContext({ first: 'password', second: 'totp' })),
+    );
   });
 
   // Begins (or starts over) this interaction's app setup, then shows it (POST → 303 → GET, R14).
@@ -276,9 +334,13 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
     if (decision.kind !== 'enroll' || !decision.factors.includes('webauthn')) throw interactionProblem('This step is not expected now.');
     const response = parseRegistrationJson(field(ctx, 'response', 16_384));
     const result = response
-      ? await mfa.finishRegistration({ binding: details.uid, userId: pending.accountId, response, name: field(ctx, 'name', 64).trim() || 'Passkey' }, requestContext(ctx, details))
+      ? await mfa.finishRegistration(
+          { binding: details.uid, userId: pending.accountId, response, name: field(ctx, 'name', 64).trim() || 'Passkey' },
+          requestContext(ctx, details),
+        )
       : undefined;
-    if (!result?.ok) return showSecondFactor(ctx, details, pending, { error: 'The passkey could not be registered. Try again.', method: 'webauthn' });
+    if (!result?.ok)
+      return showSecondFactor(ctx, details, pending, { error: 'The passkey could not be registered. Try again.', method: 'webauthn' });
     // Creating a passkey is not signing in with it: as a first factor it counts as a second step
     // (loa:2), never as loa:passkey; a passkey-level request then asks for the passkey itself.
     const enrolled = authenticationContext({ first: 'password', second: 'webauthn', deviceType: result.deviceType, userVerified: false });
@@ -297,8 +359,9 @@ export function interactionRoutes({ provider, accounts, mfa, csrf, issuerOrigin,
       missingOIDCClaims?: string[];
       missingResourceScopes?: Record<string, string[]>;
     };
-    const grant = (details.grantId ? await provider.Grant.find(details.grantId) : undefined)
-      ?? new provider.Grant({ accountId, clientId: String(details.params.client_id) });
+    const grant =
+      (details.grantId ? await provider.Grant.find(details.grantId) : undefined) ??
+      new provider.Grant({ accountId, clientId: String(details.params.client_id) });
     // API scopes are granted for the API resource only, never as OpenID scopes (R13).
     const { granted, rejected } = splitOpenIdScopes(missing.missingOIDCScope ?? []);
     if (granted.length > 0) grant.addOIDCScope(granted.join(' '));

@@ -2,7 +2,15 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { AccountService, RequestContext } from '../../services/accounts.ts';
 import type { MfaService } from '../../services/mfa.ts';
-import { acrNamed, acrRank, addStep, authenticationContext, decideSecondFactor, requiredRank, type MfaDecision } from '../../services/mfa-policy.ts';
+import {
+  acrNamed,
+  acrRank,
+  addStep,
+  authenticationContext,
+  decideSecondFactor,
+  requiredRank,
+  type MfaDecision,
+} from '../../services/mfa-policy.ts';
 import { essentialAcrValues } from '../claims-parameter.ts';
 import { signInTime } from '../../services/session-validity.ts';
 import type { UserRow } from '../../services/accounts.ts';
@@ -41,7 +49,8 @@ export type SignInStart = { startedAtMs: number; sessionUid?: string | undefined
 export const interactionProblem = (detail: string): Problem =>
   new Problem({ status: 400, type: problemType('interaction'), title: 'This sign-in request cannot continue', detail });
 
-export const pendingOf = (details: InteractionDetails): Pending | undefined => (details.result as { portcullis?: Pending } | undefined)?.portcullis;
+export const pendingOf = (details: InteractionDetails): Pending | undefined =>
+  (details.result as { portcullis?: Pending } | undefined)?.portcullis;
 
 /** acr_values and claims.id_token.acr from the stored authorization request. */
 export function requestedAcrs(details: InteractionDetails): string[] {
@@ -78,7 +87,12 @@ function acrRequest(details: InteractionDetails, clientRequiresMfa: boolean) {
  * challenge and enrollment pages, recovery codes after a first enrollment, and finishing the
  * login with the resulting amr/acr.
  */
-export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
+export function secondFactorSteps({
+  provider,
+  accounts,
+  mfa,
+  csrf,
+}: {
   provider: Provider;
   accounts: AccountService;
   mfa: MfaService;
@@ -143,16 +157,24 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
       await provider.interactionFinished(
         ctx.req,
         ctx.res,
-        { error: 'unmet_authentication_requirements', error_description: 'the sign-in cannot meet the authentication context the request requires' },
+        {
+          error: 'unmet_authentication_requirements',
+          error_description: 'the sign-in cannot meet the authentication context the request requires',
+        },
         { mergeWithLastSubmission: false },
       );
       return;
     }
     const now = Date.now();
     const stepUp = start.sessionUid !== undefined;
-    const time = typeof start.startedAtMs === 'number'
-      ? signInTime(account, { startedAtMs: start.startedAtMs, datedAtMs: stepUp ? start.startedAtMs : now, sessionUid: start.sessionUid }, now)
-      : undefined;
+    const time =
+      typeof start.startedAtMs === 'number'
+        ? signInTime(
+            account,
+            { startedAtMs: start.startedAtMs, datedAtMs: stepUp ? start.startedAtMs : now, sessionUid: start.sessionUid },
+            now,
+          )
+        : undefined;
     if (!time) throw interactionProblem('Your sessions were ended while you were signing in. Start again.');
     const maxAge = Number(details.params.max_age);
     if (details.params.max_age !== undefined && Number.isInteger(maxAge) && Math.floor(now / 1000) - time.ts > maxAge) {
@@ -190,7 +212,12 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
   }
 
   /** The second-factor page: the chosen (or first) method, with links to the others. */
-  async function showSecondFactor(ctx: Context, details: InteractionDetails, pending: Pending, extra: { error?: string; method?: string } = {}): Promise<void> {
+  async function showSecondFactor(
+    ctx: Context,
+    details: InteractionDetails,
+    pending: Pending,
+    extra: { error?: string; method?: string } = {},
+  ): Promise<void> {
     const decision = await decide(details, pending);
     const account = await accounts.findActive(pending.accountId);
     if (!account) throw interactionProblem('This account cannot sign in.');
@@ -202,9 +229,17 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
     const methods = [...decision.factors, ...(decision.recovery ? (['recovery'] as const) : [])];
     const requested = typeof ctx.query.method === 'string' ? ctx.query.method : extra.method;
     const method = methods.find((m) => m === requested) ?? methods[0];
-    const webauthnOptions = method === 'webauthn'
-      ? JSON.stringify(await mfa.webauthn.authenticationOptions({ binding: details.uid, purpose: 'second-factor', userId: pending.accountId, userVerification: decision.userVerification }))
-      : '';
+    const webauthnOptions =
+      method === 'webauthn'
+        ? JSON.stringify(
+            await mfa.webauthn.authenticationOptions({
+              binding: details.uid,
+              purpose: 'second-factor',
+              userId: pending.accountId,
+              userVerification: decision.userVerification,
+            }),
+          )
+        : '';
     render(ctx, 'mfa', {
       clientName: (await clientOf(details)).name,
       email: account.email,
@@ -219,7 +254,14 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
   }
 
   /** Required but not enrolled: set up an authenticator app or a passkey before going on. */
-  async function showEnrollment(ctx: Context, details: InteractionDetails, pending: Pending, account: UserRow, factors: string[], extra: { error?: string; method?: string } = {}): Promise<void> {
+  async function showEnrollment(
+    ctx: Context,
+    details: InteractionDetails,
+    pending: Pending,
+    account: UserRow,
+    factors: string[],
+    extra: { error?: string; method?: string } = {},
+  ): Promise<void> {
     const requested = typeof ctx.query.method === 'string' ? ctx.query.method : extra.method;
     const method = factors.find((f) => f === requested) ?? factors[0];
     // The secret belongs to this interaction: one begun elsewhere is never shown here (R13). A
@@ -227,9 +269,17 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
     // this page with a recent session, and beginning here would replace the setup the owner is
     // scanning on the account page. Beginning is a POST with the page's token (beginTotp).
     const totp = method === 'totp' ? await mfa.totp.pending(pending.accountId, account.email, details.uid) : undefined;
-    const registration = method === 'webauthn'
-      ? JSON.stringify(await mfa.webauthn.registrationOptions({ binding: details.uid, userId: account.id, email: account.email, displayName: account.name ?? account.email }))
-      : '';
+    const registration =
+      method === 'webauthn'
+        ? JSON.stringify(
+            await mfa.webauthn.registrationOptions({
+              binding: details.uid,
+              userId: account.id,
+              email: account.email,
+              displayName: account.name ?? account.email,
+            }),
+          )
+        : '';
     render(ctx, 'mfa-enroll', {
       email: account.email,
       method,
@@ -262,11 +312,29 @@ export function secondFactorSteps({ provider, accounts, mfa, csrf }: {
    */
   async function afterEnrollment(ctx: Context, details: InteractionDetails, pending: Pending): Promise<void> {
     const context = requestContext(ctx, details);
-    const codes = (await mfa.recovery.remaining(pending.accountId)) === 0 ? await mfa.regenerateRecoveryCodes(pending.accountId, context) : undefined;
+    const codes =
+      (await mfa.recovery.remaining(pending.accountId)) === 0 ? await mfa.regenerateRecoveryCodes(pending.accountId, context) : undefined;
     if (!codes) return proceed(ctx, details, pending);
     await savePending(ctx, { ...pending, codesShown: true });
-    render(ctx, 'mfa-recovery-codes', { codes, csrf: csrf.issue(details.uid), action: `/interaction/${details.uid}/continue`, continueLabel: 'Continue' });
+    render(ctx, 'mfa-recovery-codes', {
+      codes,
+      csrf: csrf.issue(details.uid),
+      action: `/interaction/${details.uid}/continue`,
+      continueLabel: 'Continue',
+    });
   }
 
-  return { requestContext, clientOf, decide, savePending, finish, withPassed, proceed, showSecondFactor, showEnrollment, beginTotpIfNext, afterEnrollment };
+  return {
+    requestContext,
+    clientOf,
+    decide,
+    savePending,
+    finish,
+    withPassed,
+    proceed,
+    showSecondFactor,
+    showEnrollment,
+    beginTotpIfNext,
+    afterEnrollment,
+  };
 }
