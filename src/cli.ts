@@ -19,6 +19,7 @@ import { RedisAclError, registerRedisCommands } from './cli/redis.ts';
 import { KeyRotationError, registerSigningKeyCommands } from './cli/signing-keys.ts';
 import { registerAuditCommands } from './cli/audit.ts';
 import { BackupFileError, registerBackupCommands } from './cli/backup.ts';
+import { MailCommandError, registerMailCommands } from './cli/mail.ts';
 
 /** User-facing failure: one line on stderr, exit code 1. */
 class CliError extends Error {}
@@ -231,6 +232,7 @@ registerMasterKeyCommands(keys, { withDeps, print });
 registerVaultKeyCommands(keys, { withDatabase, print });
 registerDbCommands(program, { withDatabase, print });
 registerRedisCommands(program, { print });
+registerMailCommands(program, { withDeps, print });
 
 program.parseAsync().catch((error: unknown) => {
   if (error instanceof ConfigError) {
@@ -246,6 +248,7 @@ program.parseAsync().catch((error: unknown) => {
     error instanceof BackupFileError ||
     error instanceof DbRoleError ||
     error instanceof RedisAclError ||
+    error instanceof MailCommandError ||
     error instanceof StartupError ||
     error instanceof DuplicateEmailError ||
     error instanceof UnknownRoleError ||

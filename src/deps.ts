@@ -30,6 +30,7 @@ import { createRoleStore } from './store/roles.ts';
 import { createKeyStore } from './store/signing-keys.ts';
 import { createUserStore } from './store/users.ts';
 import { createApiServices } from './services/api-services.ts';
+import { createMail } from './services/mail-setup.ts';
 
 export { StartupError };
 
@@ -227,6 +228,9 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
     const oidcAdapter = oidcStorage.state;
     const backendAdapter = oidcStorage.stored;
 
+    // Outgoing mail through the outbox (issue 12); the auth server's worker sends it (src/server.ts).
+    const mail = createMail({ config, knex, box, audit, logger });
+
     let sweeper: NodeJS.Timeout | undefined;
     if (!redis) {
       // Redis expires keys itself; the Postgres table needs a sweep.
@@ -256,8 +260,10 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       oidcStorage,
       oidcAdapter,
       storedOidcAdapter: backendAdapter,
+      mail,
       async close() {
         if (sweeper) clearInterval(sweeper);
+        mail.close();
         if (redis) await redis.quit().catch(() => undefined);
         await database.close();
       },

@@ -7,6 +7,7 @@ import { buildAuthApp } from './auth/app.ts';
 import { createReloadingApp, type ReloadingApp } from './auth/reloading-app.ts';
 import { createKeyRotation, rotationPolicyOf } from './services/key-rotation.ts';
 import { startRevocationSweep } from './services/account-sessions.ts';
+import { startMailWorker, type MailWorker } from './services/mail-worker.ts';
 import { hasAuth, timeAdapters, type ApiDeps, type Deps } from './deps.ts';
 import type { Readiness } from './shared/health.ts';
 import { createMetrics, listenMetrics, type Metrics } from './shared/metrics.ts';
@@ -90,6 +91,7 @@ export async function startServers(deps: ApiDeps | Deps, roles: readonly Role[])
   let authApp: ReloadingApp | undefined;
   let clientChanges: ClientChangeWatch | undefined;
   let revocationSweep: { stop(): Promise<void> } | undefined;
+  let mailWorker: MailWorker | undefined;
   let metricsServer: Server | undefined;
   const listening = () => [
     ...Object.values(servers),
@@ -137,6 +139,8 @@ export async function startServers(deps: ApiDeps | Deps, roles: readonly Role[])
       // Accounts disabled or erased through the API (which holds no key to the oidc state, S3) have
       // their sessions and grants ended here (R13).
       revocationSweep = startRevocationSweep({ sessions: deps.accountSessions, logger: deps.logger });
+      // The outbox's mail leaves from here, never from a request (issue 12, docs/email.md).
+      if (deps.mail.transport !== 'none') mailWorker = startMailWorker(deps.mail, deps.logger);
       // Grant rows indexed before their scopes were kept beside them (S3): filled in once, in the background.
       const oidcAdapter = deps.oidcAdapter;
       void deps.accountIndex
@@ -171,6 +175,7 @@ export async function startServers(deps: ApiDeps | Deps, roles: readonly Role[])
     // (a listening socket and the key-refresh timer would keep the process alive, querying forever).
     authApp?.stop();
     await revocationSweep?.stop();
+    await mailWorker?.stop(0);
     await clientChanges?.close();
     await Promise.all(listening().map((s) => close(s, 0)));
     throw error;
@@ -188,6 +193,8 @@ export async function startServers(deps: ApiDeps | Deps, roles: readonly Role[])
       if (delayMs > 0) await sleep(delayMs);
       await Promise.all([...Object.values(servers), ...(internalServer ? [internalServer] : [])].map((s) => close(s, graceMs)));
       await revocationSweep?.stop();
+      // After the listeners; what the last requests queued waits in the outbox for another instance or the next start.
+      await mailWorker?.stop(graceMs);
       await clientChanges?.close();
       // Scrapes may continue through the drain; the metrics listener closes last.
       if (metricsServer) await close(metricsServer, 1000);

@@ -2,6 +2,7 @@ import { isIPv4 } from 'node:net';
 import type { Configuration } from 'oidc-provider';
 import type { Config } from './types.ts';
 import { trustsEveryone } from '../shared/client-address.ts';
+import { enabledMailFeatures, mailProblems } from './mail-checks.ts';
 
 /**
  * Production assertions (docs/security.md T43). oidc-provider leaves misconfiguration and its
@@ -77,7 +78,18 @@ export function productionSettingProblems(
     );
   // oidc-provider's debug output logs tokens and request parameters.
   if (env.DEBUG && /oidc-provider|\*/.test(env.DEBUG)) problems.push('DEBUG must not enable oidc-provider debug output');
+  // A feature that sends mail needs a way to deliver it (issue 12, src/config/mail-checks.ts).
+  if (roles.includes('auth')) problems.push(...mailProblems(config, enabledMailFeatures(config)));
   return problems;
+}
+
+/**
+ * For a feature that sends mail, where it is built: in production without a mail transport (or
+ * with the default sender) it refuses to start, naming the feature. A no-op outside production.
+ */
+export function requireMailTransport(config: Config, feature: string): void {
+  const problems = mailProblems(config, [feature]);
+  if (problems.length > 0) throw new ProductionConfigError(problems);
 }
 
 const ALLOWED_RESPONSE_TYPES = new Set(['code', 'none']);

@@ -84,4 +84,6 @@ export type Config = Readonly<{
     secondFactorMaxFailures: number;
     secondFactorSeconds: number;
   }>;
+  /** Outgoing mail (docs/email.md): the SMTP server, the sender, and the outbox's retries and retention. */
+  mail: Readonly<{ url?: string; from: string; maxAttempts: number; retryBaseSeconds: number; retentionDays: number }>;
 }>;

@@ -30,6 +30,8 @@ export const SEAL_CONTEXT = {
   oidcPayload: (model: string): string => `oidc:${model}`,
   /** A passwordless sign-in's challenge, sealed into itself instead of stored (src/services/webauthn.ts). */
   passwordlessChallenge: (binding: string): string => `webauthn:passwordless:${binding}`,
+  /** A queued mail's recipient, subject and bodies (outbox.payload_sealed), bound to its row. */
+  outboxPayload: (id: string): string => `outbox:${id}`,
 } as const;
 
 /** HKDF labels: each use of a root key gets its own subkey (src/shared/derive-key.ts). */

@@ -19,6 +19,7 @@ export const SEALED_COLUMNS: readonly SealedColumn[] = [
   { table: 'user_data_keys', column: 'key_wrapped', key: 'user_id', family: 'vault', aad: SEAL_CONTEXT.dataKey },
   { table: 'mfa_totp', column: 'secret_sealed', key: 'user_id', family: 'master', aad: SEAL_CONTEXT.totpSecret },
   { table: 'server_secrets', column: 'secret_sealed', key: 'name', family: 'master', aad: SEAL_CONTEXT.serverSecret },
+  { table: 'outbox', column: 'payload_sealed', key: 'id', family: 'master', aad: SEAL_CONTEXT.outboxPayload },
 ];
 
 /** The identity server's sealed columns: `keys reseal` and `keys status` move and count these. */
