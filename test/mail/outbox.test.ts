@@ -14,6 +14,7 @@ import { startMailWorker } from '../../src/services/mail-worker.ts';
 import { SEAL_CONTEXT } from '../../src/shared/crypto-contexts.ts';
 import { createMasterBox } from '../../src/shared/master-key.ts';
 import { createAuditEventStore } from '../../src/store/audit-events.ts';
+import { exportTables } from '../../src/store/backup.ts';
 import { createOutboxStore } from '../../src/store/outbox.ts';
 import { uniqueEmail } from '../helpers/factories.ts';
 import { testConfigEnv } from '../helpers/servers.ts';
@@ -248,6 +249,17 @@ describe('issue 12 mail outbox', function () {
     const otherId = (await mail.enqueue(undefined, testMail(uniqueEmail('other')))).id;
     expect(() => box.open(sealed, SEAL_CONTEXT.outboxPayload(otherId))).to.throw(/authentication failed/);
     await knex('outbox').whereIn('id', [id, otherId]).delete();
+  });
+
+  it('an account’s queued mail goes with the account, and a backup carries no mail', async function () {
+    const { mail, knex } = mailFor();
+    const email = uniqueEmail('erased');
+    const [user] = await knex('users').insert({ email, email_normalized: email }).returning<{ id: string }[]>('id');
+    const { id } = await mail.enqueue(undefined, { ...testMail(email), userId: user!.id });
+    const backup = await exportTables(knex);
+    expect(backup.tables.find((table) => table.name === 'outbox')).to.deep.equal({ name: 'outbox', rows: [] });
+    await knex('users').where({ id: user!.id }).delete();
+    expect(await row(knex, id)).to.equal(undefined);
   });
 
   it('a recipient the server refuses (5xx) fails at once: audited, and neither the outbox nor the log nor the audit names the address', async function () {

@@ -80,7 +80,7 @@ describe('issue 12 mail transports by environment', function () {
     }
   });
 
-  it('in production without MAIL_URL nothing is written anywhere: queueing is refused and no worker runs', async function () {
+  it('in production without MAIL_URL nothing is written anywhere: queueing is refused and nothing is sent', async function () {
     const lines: string[] = [];
     const mail = mailIn({ ...productionEnv, DATABASE_URL: testEnv.databaseUrl, MAIL_FROM: 'ID <no-reply@example.test>' }, lines);
     expect(mail.transport).to.equal('none');
