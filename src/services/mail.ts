@@ -97,7 +97,11 @@ export function createMailService(deps: {
     for (const listener of listeners) listener();
   };
 
-  /** Hands the worker up: the row is written, but only committed rows can be claimed. */
+  /**
+   * Wakes the worker once the row can be claimed: at once without a transaction, after the commit
+   * with one (in a nested transaction, after its savepoint: a wake-up that finds nothing yet leaves
+   * the mail to the next poll).
+   */
   function wakeAfter(trx: Knex.Transaction | undefined): void {
     if (!trx) {
       notify();
