@@ -4,7 +4,8 @@ import { createAuditService } from './services/audit.ts';
 import { createKeyService } from './services/keys.ts';
 import { createAccountSessions } from './services/account-sessions.ts';
 import { createMfa } from './services/mfa.ts';
-import { createLockouts, sweepExpiredLockouts } from './services/lockout.ts';
+import { createLockouts } from './services/lockout.ts';
+import { createLockoutCounters, sweepExpiredLockouts } from './store/lockout-counters.ts';
 import { createAccountIndexReader, createAccountIndexStore } from './store/account-index.ts';
 import { createHibpCheck, createPasswordHasher } from './services/passwords.ts';
 import { resolveKey, StartupError } from './shared/dev-keys.ts';
@@ -178,7 +179,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
     // MASTER_KEY, S3), and one that is never rotated while its audit log lives.
     const counterKey = keyedDigest(auditKey, KEY_PURPOSE.counterKey);
     // Brute-force lockout sentinel: Redis when configured (shared by all instances), else Postgres.
-    const lockouts = createLockouts({ config, redis, knex, logger, counterKey });
+    const lockouts = createLockouts({ config, counters: createLockoutCounters({ redis, knex }), logger, counterKey });
     const accounts = createAccountService({
       knex,
       users: stores.users,

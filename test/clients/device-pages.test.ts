@@ -10,6 +10,7 @@ import { createDevicePages } from '../../src/auth/routes/device.ts';
 import type { AccountService } from '../../src/services/accounts.ts';
 import type { AuditService } from '../../src/services/audit.ts';
 import { createLockout, type Lockout } from '../../src/services/lockout.ts';
+import { createLockoutCounters } from '../../src/store/lockout-counters.ts';
 import { keyedDigest } from '../../src/shared/derive-key.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { testEnv } from '../setup.ts';
@@ -26,8 +27,7 @@ describe('device code entry guard', function () {
   const redis = new Redis(testEnv.redisUrl, { keyPrefix: `${testEnv.redisKeyPrefix}device-pages:` });
   const sentinel = (store: Redis): Lockout =>
     createLockout({
-      redis: store,
-      knex,
+      counters: createLockoutCounters({ redis: store, knex }),
       logger,
       budget: { name: 'device-user-code', maxFailures: 3, baseSeconds: 60, maxSeconds: 3600, windowSeconds: 60 },
       counterKey: keyedDigest(randomBytes(32), 'test counters'),

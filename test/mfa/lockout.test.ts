@@ -8,6 +8,7 @@ import { createLockouts } from '../../src/services/lockout.ts';
 import { createMfaLockout } from '../../src/services/mfa.ts';
 import { keyedDigest } from '../../src/shared/derive-key.ts';
 import { createLogger } from '../../src/shared/logger.ts';
+import { createLockoutCounters } from '../../src/store/lockout-counters.ts';
 import type { Redis } from '../../src/store/redis.ts';
 import { createTestUser } from '../helpers/factories.ts';
 import { testConfigEnv, type StorageMode } from '../helpers/servers.ts';
@@ -63,8 +64,7 @@ describe('second-factor lockout when its store fails', function () {
     const lockout = createMfaLockout(
       createLockouts({
         config,
-        redis: broken,
-        knex,
+        counters: createLockoutCounters({ redis: broken, knex }),
         logger: createLogger(config),
         counterKey: keyedDigest(randomBytes(32), 'test counters'),
       }).secondFactor,

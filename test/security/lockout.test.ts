@@ -4,6 +4,8 @@ import * as client from 'openid-client';
 import { createAccountService } from '../../src/services/accounts.ts';
 import { createLockout, type Lockout, type LockoutBudget } from '../../src/services/lockout.ts';
 import { createLogger } from '../../src/shared/logger.ts';
+import { createPostgresLockoutCounters } from '../../src/store/lockout-counters-postgres.ts';
+import { createRedisLockoutCounters } from '../../src/store/lockout-counters-redis.ts';
 import type { Redis } from '../../src/store/redis.ts';
 import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser, uniqueEmail } from '../helpers/factories.ts';
@@ -232,8 +234,14 @@ describe('brute-force lockout sentinel', function () {
       ...overrides,
     });
     const stores = (): [string, (b: LockoutBudget) => Lockout][] => [
-      ['Redis', (b) => createLockout({ redis: a.deps.redis, knex: a.deps.knex, logger, budget: b, counterKey: a.deps.counterKey })],
-      ['Postgres', (b) => createLockout({ knex: a.deps.knex, logger, budget: b, counterKey: a.deps.counterKey })],
+      [
+        'Redis',
+        (b) => createLockout({ counters: createRedisLockoutCounters(a.deps.redis!), logger, budget: b, counterKey: a.deps.counterKey }),
+      ],
+      [
+        'Postgres',
+        (b) => createLockout({ counters: createPostgresLockoutCounters(a.deps.knex), logger, budget: b, counterKey: a.deps.counterKey }),
+      ],
     ];
 
     it('T34 counts 50 parallel failures exactly 50 times (Redis and Postgres)', async function () {
@@ -288,8 +296,7 @@ describe('brute-force lockout sentinel', function () {
         audit: deps.audit,
         lockouts: {
           account: createLockout({
-            redis: broken,
-            knex: deps.knex,
+            counters: createRedisLockoutCounters(broken),
             logger,
             budget: budget({ name: 'password' }),
             counterKey: deps.counterKey,
@@ -301,7 +308,12 @@ describe('brute-force lockout sentinel', function () {
       expect(await accounts.authenticate(user.email, user.password, { ip: '192.0.2.1' })).to.equal(undefined);
       expect(verifies).to.equal(0);
       expect(await reasons(a, since)).to.deep.equal(['lockout_unavailable']);
-      const lockout = createLockout({ redis: broken, knex: deps.knex, logger, budget: budget({}), counterKey: deps.counterKey });
+      const lockout = createLockout({
+        counters: createRedisLockoutCounters(broken),
+        logger,
+        budget: budget({}),
+        counterKey: deps.counterKey,
+      });
       expect(await lockout.fail('id')).to.include({ locked: true, unavailable: true });
       expect(await lockout.reserve('id')).to.include({ granted: false, unavailable: true });
     });
