@@ -87,12 +87,6 @@ export default defineConfig(
     rules: { 'import-x/no-restricted-paths': ['error', { basePath: import.meta.dirname, zones: layerZones() }] },
   },
   {
-    // Until the account page is split (issue 18; sign-in fixes are changing it meanwhile), it
-    // still takes the account index and the adapter from the store; every other rule holds there.
-    files: ['src/auth/routes/account.ts'],
-    rules: { 'import-x/no-restricted-paths': ['error', { basePath: import.meta.dirname, zones: layerZones().slice(0, -1) }] },
-  },
-  {
     // The sign-in pages' browser scripts: no HTML from strings into the DOM.
     files: ['views/static/**/*.js'],
     extends: [noUnsanitized.configs.recommended],

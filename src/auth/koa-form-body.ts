@@ -1,5 +1,5 @@
 import { bodyParser } from '@koa/bodyparser';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import { Problem, problemType } from '../shared/problem.ts';
 
 /**
@@ -25,4 +25,17 @@ export function formBody(): Middleware {
     }
     await parse(ctx, next);
   };
+}
+
+/**
+ * One short string field of a parsed form (`formBody`): '' when absent or empty; anything else
+ * than a string of at most `max` characters (an array, a huge value) is refused with the page's
+ * own problem, `invalid(detail)`.
+ */
+export function formField(ctx: Context, name: string, max: number, invalid: (detail: string) => Problem): string {
+  // eslint-disable-next-line security/detect-object-injection -- name is one of our literal form field names; only the body is input
+  const value = (ctx.request.body as Record<string, unknown> | undefined)?.[name];
+  if (value === undefined || value === '') return '';
+  if (typeof value !== 'string' || value.length > max) throw invalid(`The field "${name}" is not valid.`);
+  return value;
 }

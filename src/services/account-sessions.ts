@@ -1,4 +1,4 @@
-import type { AccountIndexStore } from '../store/account-index.ts';
+import type { AccountIndexStore, IndexRow } from '../store/account-index.ts';
 import type { Adapter } from '../store/oidc-adapter.ts';
 import type { OidcRevocations } from '../store/oidc-revocations.ts';
 import type { UserStore } from '../store/users.ts';
@@ -46,6 +46,14 @@ export function createAccountSessions({
 
   return {
     revokeGrant,
+
+    /** The account's grants as indexed (the account page's connected apps, with when each was last used). */
+    grants: (accountId: string): Promise<IndexRow[]> => index.list(accountId, 'Grant'),
+
+    /** Ends one session by its id (the session cookie's value). */
+    async endSession(sessionId: string): Promise<void> {
+      await oidcAdapter('Session').destroy(sessionId);
+    },
 
     /**
      * Ends the sessions and grants of accounts whose sessions-not-before moved without that

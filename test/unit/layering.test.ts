@@ -55,6 +55,14 @@ describe('issue 18 the layering rule runs in lint', function () {
     expect(command).to.have.length(1);
   });
 
+  it('holds for the account page too: it has no exemption left', async function () {
+    const page = await layeringErrors(
+      'src/auth/routes/account.ts',
+      "import type { AccountIndexStore } from '../../store/account-index.ts';\nexport type X = AccountIndexStore;\n",
+    );
+    expect(page).to.have.length(1);
+  });
+
   it('lets imports flow the right way, and the composition root import every layer', async function () {
     expect(
       await layeringErrors(

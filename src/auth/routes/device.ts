@@ -6,6 +6,7 @@ import type { AuditService } from '../../services/audit.ts';
 import type { Lockout } from '../../services/lockout.ts';
 import { signInCounts } from '../../services/session-validity.ts';
 import type { Logger } from '../../shared/logger.ts';
+import { displayOf } from '../client-display.ts';
 import { providerRouteIn } from '../provider-routes.ts';
 import { describeScopes } from '../../shared/scopes.ts';
 import { renderView, type ViewData, type ViewName } from '../views.ts';
@@ -29,17 +30,6 @@ function describeTime(epochSeconds: number | undefined): { iso: string; text: st
   const minutes = Math.max(0, Math.round((Date.now() - date.getTime()) / 60_000));
   const relative = minutes === 0 ? 'less than a minute ago' : minutes === 1 ? '1 minute ago' : `${minutes} minutes ago`;
   return { iso: date.toISOString(), text: `${relative} (${date.toISOString().slice(0, 16).replace('T', ' ')} UTC)` };
-}
-
-/** Only https logos are shown: an http image would leak the visit and could be swapped in transit. */
-function httpsLogo(client: Client): string | undefined {
-  const logo = (client.metadata() as { logo_uri?: unknown }).logo_uri;
-  if (typeof logo !== 'string') return undefined;
-  try {
-    return new URL(logo).protocol === 'https:' ? logo : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -210,6 +200,7 @@ export function createDevicePages({
       userCode: string,
     ): Promise<void> {
       const code = ctx.oidc.entities.DeviceCode as DeviceCodeEntity | undefined;
+      const shown = displayOf(client);
       const requested = (code?.params?.scope ?? '').split(' ').filter(Boolean);
       const started = describeTime(code?.iat);
       // Whose account this connects, only while the browser's sign-in still counts: a session from
@@ -223,8 +214,8 @@ export function createDevicePages({
         action: ctx.oidc.urlFor('code_verification'),
         xsrf: xsrfOf(ctx),
         userCode,
-        clientName: client.clientName ?? client.clientId,
-        logoUri: httpsLogo(client),
+        clientName: shown.name,
+        logoUri: shown.logoUri,
         scopes: describeScopes([...requested].filter((s) => s !== 'openid' || requested.length === 1)),
         startedIso: started.iso,
         startedText: started.text,
@@ -235,7 +226,7 @@ export function createDevicePages({
     },
 
     successSource(ctx: KoaContextWithOIDC): void {
-      const name = ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId ?? 'the application';
+      const name = ctx.oidc.client ? displayOf(ctx.oidc.client).name : 'the application';
       page(ctx, 'device-done', {
         heading: 'Device connected',
         message: `You are signed in to ${name} on your device. You can close this page.`,

@@ -8,7 +8,7 @@ import { signInCounts } from '../../services/session-validity.ts';
 import { parseAuthenticationJson, parseRegistrationJson } from '../../services/webauthn.ts';
 import { ACCOUNT_CLIENT_ID } from '../account-client.ts';
 import { CONFIRM_EVERY_TIME_DETAIL, STEP_UP_REASON } from '../interaction-policy.ts';
-import { formBody } from '../koa-form-body.ts';
+import { formBody, formField } from '../koa-form-body.ts';
 import { rejectCrossSite, type CsrfTokens } from '../koa-csrf.ts';
 import { describeScopes } from '../../shared/scopes.ts';
 import { splitOpenIdScopes } from '../api-scope-grants.ts';
@@ -28,13 +28,7 @@ const GENERIC_PASSKEY_ERROR = 'The passkey could not be used. Try again or choos
 const LOCKED_ERROR = 'Too many attempts. Wait a while before trying again.';
 
 /** A single short string form field; anything else (arrays, huge values) is refused. */
-function field(ctx: Context, name: string, max: number): string {
-  // eslint-disable-next-line security/detect-object-injection -- name is one of our literal form field names; only the body is input
-  const value = (ctx.request.body as Record<string, unknown> | undefined)?.[name];
-  if (value === undefined || value === '') return '';
-  if (typeof value !== 'string' || value.length > max) throw interactionProblem(`The field "${name}" is not valid.`);
-  return value;
-}
+const field = (ctx: Context, name: string, max: number): string => formField(ctx, name, max, interactionProblem);
 
 /**
  * Login, second factor, enrollment and consent pages (panva's interaction pattern). Every step

@@ -12,6 +12,7 @@ import {
   type MfaDecision,
 } from '../../services/mfa-policy.ts';
 import { essentialAcrValues } from '../claims-parameter.ts';
+import { findClientDisplay } from '../client-display.ts';
 import { signInTime } from '../../services/session-validity.ts';
 import type { UserRow } from '../../services/accounts.ts';
 import { Problem, problemType } from '../../shared/problem.ts';
@@ -104,10 +105,8 @@ export function secondFactorSteps({
     clientId: String(details.params.client_id),
   });
 
-  async function clientOf(details: InteractionDetails) {
-    const client = await provider.Client.find(String(details.params.client_id));
-    return { name: client?.clientName ?? String(details.params.client_id), requireMfa: client?.metadata().require_mfa === true };
-  }
+  /** The client the sign-in is for, as the pages show it (and whether it requires a second factor). */
+  const clientOf = (details: InteractionDetails) => findClientDisplay(provider, String(details.params.client_id));
 
   async function decide(details: InteractionDetails, pending: Pending): Promise<MfaDecision> {
     const client = await clientOf(details);
