@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import type { Config } from './config/types.ts';
 import { createAccountService } from './services/accounts.ts';
 import { createAuditService } from './services/audit.ts';
@@ -30,8 +31,17 @@ import { createRedis, type Redis } from './store/redis.ts';
 import { createRoleStore } from './store/roles.ts';
 import { createKeyStore } from './store/signing-keys.ts';
 import { createUserStore } from './store/users.ts';
-import { createApiServices } from './services/api-services.ts';
+import { createApiServices, type ApiStores } from './services/api-services.ts';
 import { createMail } from './services/mail-setup.ts';
+import { createAuditSearch } from './store/audit-search.ts';
+import { createDataKeyStore } from './store/data-keys.ts';
+import { API_REPLAY_NAMESPACE, createReplayStore } from './store/dpop-replay.ts';
+import { createErasureJournal } from './store/erasure-journal.ts';
+import { createMfaStore } from './store/mfa.ts';
+import { createRecordStore } from './store/records.ts';
+import { createShareOfferStore } from './store/share-offers.ts';
+import { createUserDirectory } from './store/user-directory.ts';
+import { createWebAuthnCredentialStore } from './store/webauthn-credentials.ts';
 
 export { StartupError };
 
@@ -80,6 +90,21 @@ async function resolveVault(
 }
 
 /**
+ * The resource API's stores over one connection (the API's own role in a split deployment):
+ * built here, the only place stores are built.
+ */
+export function apiStores(knex: Knex): ApiStores {
+  return {
+    records: createRecordStore(knex),
+    shareOffers: createShareOfferStore(knex),
+    dataKeys: createDataKeyStore(knex),
+    directory: createUserDirectory(knex),
+    auditSearch: createAuditSearch(knex),
+    erasureJournal: createErasureJournal(knex),
+  };
+}
+
+/**
  * What every process needs, and all an API-only process gets (S3): the database, Redis, the
  * audit chain (AUDIT_KEY), users and roles, and the API's services with VAULT_KEY. No MASTER_KEY
  * is read here, and nothing that needs it is built.
@@ -112,6 +137,7 @@ async function openShared(config: Config, options: DepsOptions) {
     const audit = createAuditService({ store: auditStore, logger });
     const api = createApiServices({
       knex,
+      stores: apiStores(knex),
       vault: vaultBox,
       users,
       roles,
@@ -123,12 +149,37 @@ async function openShared(config: Config, options: DepsOptions) {
       revocations: createOidcRevocations(knex),
       shareLimits: config.shares,
     });
-    return { config, logger, database, knex, redis, auditKey, vaultBox, users, roles, auditStore, audit, api };
+    // The API's DPoP proof ids, under their own Redis keys (the API's Redis user touches only those, S3).
+    const dpopReplay = createReplayStore({ redis, knex, namespace: API_REPLAY_NAMESPACE });
+    return { config, logger, database, knex, redis, auditKey, vaultBox, users, roles, auditStore, audit, api, dpopReplay };
   } catch (error) {
     await database.close();
     throw error;
   }
 }
+
+/**
+ * The database and its audit log alone (`portcullis backup create`): AUDIT_KEY, never MASTER_KEY
+ * or Redis, and no migration (a backup is taken of the schema as it is).
+ */
+export async function createAuditLogDeps(config: Config, options: { logger?: Logger } = {}) {
+  const logger = options.logger ?? createLogger(config);
+  const database = await createDatabase(config);
+  try {
+    const auditKey = await resolveKey(
+      { name: 'AUDIT_KEY', value: config.auditKey, fileName: 'audit.key' },
+      { dataDir: config.dataDir, embedded: database.embedded, logger },
+    );
+    const auditStore = createAuditEventStore(database.knex, auditKey);
+    await prepareAuditChain(auditStore, logger);
+    return { config, logger, database, knex: database.knex, auditStore, close: () => database.close() };
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}
+
+export type AuditLogDeps = Awaited<ReturnType<typeof createAuditLogDeps>>;
 
 /** The resource API alone (`--only api`): no MASTER_KEY, no identity-server state (S3). */
 export async function createApiDeps(config: Config, options: Omit<DepsOptions, 'vault'> = {}) {
@@ -189,20 +240,22 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       lockouts: { account: lockouts.password, ip: lockouts.passwordIp },
     });
     const keys = createKeyService({ store: stores.keys, box });
+    // Atomic "first use" claims (Redis SET NX, or Postgres) of the auth server: codes, passwordless
+    // challenges, registration tokens, refresh reuse and constant-challenge alerts.
+    const once = createReplayStore({ redis, knex });
     // MFA ceremonies name their flow (a session or interaction id, both bearer values) by a keyed
     // digest only (S12), under a key of its own from the same secret as the oidc state's keys.
     const mfaBindingKey = keyedDigest(secrets.oidcState, KEY_PURPOSE.mfaBinding);
     const mfa = createMfa({
-      knex,
-      redis,
+      store: createMfaStore(knex, { bindingKey: mfaBindingKey }),
+      credentials: createWebAuthnCredentialStore(knex),
+      once,
       box,
       audit,
-      logger,
       issuer: config.issuer,
       lockout: lockouts.secondFactor,
       addressLockout: lockouts.passwordIp,
       recoveryCodePepper: secrets.recoveryCodes,
-      bindingKey: mfaBindingKey,
     });
     // The index names sessions by their storage key, never by the cookie value.
     const accountIndex = createAccountIndexStore(knex, { sessionKey: oidcKeys.storageKey });
@@ -224,6 +277,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       initialAccessTokens: stores.initialAccessTokens,
       audit,
       accountIndex,
+      once,
       logger,
     });
     const oidcAdapter = oidcStorage.state;
@@ -256,6 +310,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       keys,
       mfa,
       mfaBindingKey,
+      once,
       accountIndex,
       accountSessions,
       oidcStorage,

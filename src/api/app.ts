@@ -16,7 +16,6 @@ import type { BearerObserver } from '../shared/metrics.ts';
 import { buildOpenApiDocument, openApiEndpoint } from './openapi.ts';
 import { apiRoutes } from './routes/index.ts';
 import { protectedResourceMetadata } from './routes/protected-resource.ts';
-import { API_REPLAY_NAMESPACE, createReplayStore } from '../store/dpop-replay.ts';
 import { apiInternalFetch } from '../shared/tls.ts';
 import { clientAddressOf } from '../shared/client-address.ts';
 
@@ -54,7 +53,7 @@ export function buildApiApp(deps: ApiDeps, readiness: Readiness, observe?: Beare
     issuer: config.issuer,
     audience: config.apiUrl,
     jwksUrl: config.jwksUrl ?? `${config.issuer}/jwks`,
-    dpopReplay: createReplayStore({ redis: deps.redis, knex: deps.knex, namespace: API_REPLAY_NAMESPACE }),
+    dpopReplay: deps.dpopReplay,
     challenge: resourceMetadata.challenge,
     ...(internalFetch ? { fetch: internalFetch } : {}),
     ...(observe ? { observe } : {}),

@@ -12,12 +12,10 @@ import { releaseFailedClaims } from './registration-token-claim.ts';
 import { cacheableMetadata } from './cacheable-metadata.ts';
 import { auditRefreshReuse, recentRefreshReuse } from './refresh-reuse.ts';
 import { detectConstantChallenges } from './constant-challenge.ts';
-import { createAuditSearch } from '../store/audit-search.ts';
 import { accessHistory } from '../services/access-history.ts';
 import type { Actor } from '../services/records.ts';
 import { createCsrfTokens } from './koa-csrf.ts';
 import { createProvider } from './provider.ts';
-import { createReplayStore } from '../store/dpop-replay.ts';
 import { createDevicePages } from './routes/device.ts';
 import { accountRoutes } from './routes/account.ts';
 import { attachAccountIndex } from './account-index.ts';
@@ -40,7 +38,7 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
   await deps.keys.ensureSigningKeys();
   const cookieKeys = config.cookieKeys ?? (await deps.keys.cookieKeys());
   // Atomic "first use" claims (Redis SET NX, or Postgres) for the listeners below.
-  const once = createReplayStore({ redis: deps.redis, knex: deps.knex });
+  const { once } = deps;
   const devicePages = createDevicePages({
     lockout: deps.lockouts.deviceUserCode,
     audit: deps.audit,
@@ -70,7 +68,7 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
   cacheableMetadata(provider, { maxAgeSeconds: Math.min(300, config.signingKeys.activateAfterSeconds) });
   provider.use(notFoundPage);
   const csrf = createCsrfTokens(cookieKeys);
-  const auditSearch = createAuditSearch(deps.knex);
+  const { auditSearch } = deps.api.stores;
   const issuerOrigin = new URL(config.issuer).origin;
 
   // Koa's own proxy mode believes any caller's X-Forwarded-For: the edge decides instead (R13).

@@ -4,7 +4,7 @@ import type { AuditService } from '../services/audit.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { AccountIndexStore } from '../store/account-index.ts';
 import type { ClientStore } from '../store/clients.ts';
-import { createReplayStore } from '../store/dpop-replay.ts';
+import type { ReplayStore } from '../store/dpop-replay.ts';
 import type { InitialAccessTokenStore } from '../store/initial-access-tokens.ts';
 import type { Adapter, OidcStateStore } from '../store/oidc-adapter.ts';
 import { createClientAdapter } from '../store/oidc-adapter-clients.ts';
@@ -86,6 +86,8 @@ export type OidcStorageDeps = {
   initialAccessTokens: InitialAccessTokenStore;
   audit: AuditService;
   accountIndex: AccountIndexStore;
+  /** Atomic "first use" claims (Redis SET NX, or Postgres) for the wrappers that need one. */
+  once: ReplayStore;
   logger: Logger;
 };
 
@@ -101,10 +103,8 @@ export type OidcStorage = {
 };
 
 export function createOidcStorage(deps: OidcStorageDeps): OidcStorage {
-  const { config, knex, redis, keys, accountIndex } = deps;
+  const { config, knex, redis, keys, accountIndex, once } = deps;
   let timings: AdapterTimings | undefined;
-  // Atomic "first use" claims (Redis SET NX, or Postgres) for the wrappers that need one.
-  const once = createReplayStore({ redis, knex });
 
   const backend = (model: string): OidcStateStore => (redis ? createRedisStateStore(redis, model) : createPostgresStateStore(knex, model));
   const stored = withReuseDetection(backend, config.refreshReuseGrace);

@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
-import type { Deps } from '../deps.ts';
+import type { Print, WithDeps } from './context.ts';
 import { exportAuditEvents, verifyAuditChain } from '../services/audit.ts';
-
-type WithDeps = <T>(fn: (deps: Deps) => Promise<T>) => Promise<T>;
 
 async function writeLine(line: string): Promise<void> {
   if (!process.stdout.write(`${line}\n`)) await new Promise((resolve) => process.stdout.once('drain', resolve));
@@ -12,10 +10,7 @@ async function writeLine(line: string): Promise<void> {
  * `portcullis audit verify`: walk the HMAC chain under AUDIT_KEY, report the first broken link (exit 1).
  * `portcullis audit export [--since ISO]`: JSON lines for a SIEM, oldest first.
  */
-export function registerAuditCommands(
-  program: Command,
-  { withDeps, print }: { withDeps: WithDeps; print: (value: unknown) => void },
-): void {
+export function registerAuditCommands(program: Command, { withDeps, print }: { withDeps: WithDeps; print: Print }): void {
   const audit = program.command('audit').description('tamper-evident audit log: verify the hash chain, export for a SIEM');
   audit
     .command('verify')

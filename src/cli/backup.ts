@@ -1,18 +1,11 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import type { Knex } from 'knex';
 import type { Config } from '../config/types.ts';
-import { prepareAuditChain, type Deps } from '../deps.ts';
-import { resolveKey } from '../shared/dev-keys.ts';
-import { createLogger } from '../shared/logger.ts';
-import { backupAuditLog, createBackup, recordBackupCreated, restoreBackup } from '../services/backup.ts';
+import { createBackup, recordBackupCreated, restoreBackup } from '../services/backup.ts';
 import { BackupFileError, parseBackupKey } from '../shared/backup-file.ts';
+import type { Print, WithAuditLog, WithDeps } from './context.ts';
 
 export { BackupFileError };
-
-type WithDeps = <T>(fn: (deps: Deps) => Promise<T>) => Promise<T>;
-/** The database alone (cli.ts withDatabase): `embedded` says whether it is PGlite in DATA_DIR. */
-type WithDatabase = <T>(fn: (database: { knex: Knex; embedded: boolean }, config: Config) => Promise<T>) => Promise<T>;
 
 /** One line per table on a terminal; silent when piped. */
 function progress(verb: string): (name: string, rows: number) => void {
@@ -36,7 +29,7 @@ function keyOf(config: Config): Buffer {
  */
 export function registerBackupCommands(
   program: Command,
-  { withDeps, withDatabase, print }: { withDeps: WithDeps; withDatabase: WithDatabase; print: (value: unknown) => void },
+  { withDeps, withAuditLog, print }: { withDeps: WithDeps; withAuditLog: WithAuditLog; print: Print },
 ): void {
   const backup = program.command('backup').description('encrypted logical backups of the Postgres data (AES-256-GCM under BACKUP_KEY)');
   backup
@@ -46,20 +39,14 @@ export function registerBackupCommands(
     )
     .requiredOption('--out <file>', 'where to write the backup (must not exist; created 0600)')
     .action(async (opts: { out: string }) => {
-      const result = await withDatabase(async ({ knex, embedded }, config) => {
+      // The file is recorded in the audit chain, keyed by AUDIT_KEY (never MASTER_KEY).
+      const result = await withAuditLog(async ({ knex, auditStore, config }) => {
         const backupKey = keyOf(config);
-        // The file is recorded in the audit chain, keyed by AUDIT_KEY (never MASTER_KEY).
-        const logger = createLogger({ logLevel: 'warn' });
-        const auditKey = await resolveKey(
-          { name: 'AUDIT_KEY', value: config.auditKey, fileName: 'audit.key' },
-          { dataDir: config.dataDir, embedded, logger },
-        );
-        await prepareAuditChain(backupAuditLog(knex, auditKey), logger);
         const made = await createBackup(knex, backupKey, progress('backing up'));
         // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator names the output file on the command line (and wx never overwrites)
         await writeFile(opts.out, made.sealed, { mode: 0o600, flag: 'wx' });
         try {
-          await recordBackupCreated(knex, auditKey, made);
+          await recordBackupCreated(auditStore, made);
         } catch (error) {
           // Every backup file in existence is in the audit log: no event, no file.
           await rm(opts.out, { force: true });

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import type { Command } from 'commander';
 import type { Deps } from '../deps.ts';
 import { createProvider } from '../auth/provider.ts';
 import { OPERATOR_SCOPES } from '../shared/scopes.ts';
 import { applyClientPolicy, ClientPolicyError } from '../services/client-policy.ts';
+import { CliError, type Print, type WithDeps } from './context.ts';
 
 export class ClientMetadataError extends Error {
   readonly error: string;
@@ -64,4 +66,45 @@ export async function createClient(deps: Deps, input: unknown): Promise<Record<s
     client_id_issued_at: issuedAt,
     ...(typeof candidate.client_secret === 'string' ? { client_secret: candidate.client_secret, client_secret_expires_at: 0 } : {}),
   };
+}
+
+/** `portcullis clients create|list|disable|enable`. */
+export function registerClientCommands(program: Command, { withDeps, print }: { withDeps: WithDeps; print: Print }): void {
+  const clients = program.command('clients').description('manage OAuth clients');
+  clients
+    .command('create')
+    .description('register a client from RFC 7591 metadata; prints the RFC 7591 response')
+    .requiredOption('--json <metadata>', 'client metadata as a JSON object')
+    .action(async (opts: { json: string }) => {
+      let metadata: unknown;
+      try {
+        metadata = JSON.parse(opts.json);
+      } catch {
+        throw new CliError('--json is not valid JSON');
+      }
+      print(await withDeps((deps) => createClient(deps, metadata)));
+    });
+  clients
+    .command('list')
+    .description('list registered clients with created_by (cli or iat:<id>) and last_used_at; secrets are never shown')
+    .action(async () => {
+      print(await withDeps((deps) => deps.stores.clients.list()));
+    });
+  for (const [name, disabled] of [
+    ['disable', true],
+    ['enable', false],
+  ] as const) {
+    clients
+      .command(`${name} <client_id>`)
+      .description(disabled ? 'disable a client (its tokens can no longer be obtained)' : 're-enable a client (restarts its idle clock)')
+      .action(async (clientId: string) => {
+        const changed = await withDeps(async (deps) => {
+          const found = await deps.stores.clients.setDisabled(clientId, disabled);
+          if (found) await deps.audit.record({ type: disabled ? 'client.disabled' : 'client.enabled', clientId, data: { via: 'cli' } });
+          return found;
+        });
+        if (!changed) throw new CliError(`no client ${clientId}`);
+        print({ client_id: clientId, disabled });
+      });
+  }
 }

@@ -1,13 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import type { Knex } from 'knex';
-import type { Config } from '../config/types.ts';
 import { DbRoleError, DEFAULT_ROLE_NAMES, setUpDbRoles } from '../services/db-roles.ts';
+import type { Print, WithDatabase } from './context.ts';
 
 export { DbRoleError };
-
-/** The database alone (cli.ts withDatabase), as the tables' owner. */
-type WithDatabase = <T>(fn: (database: { knex: Knex; embedded: boolean }, config: Config) => Promise<T>) => Promise<T>;
 
 async function passwordFrom(file: string | undefined): Promise<string | undefined> {
   if (file === undefined) return undefined;
@@ -22,10 +18,7 @@ async function passwordFrom(file: string | undefined): Promise<string | undefine
  * each needs and no more (src/store/db-roles.ts through src/services/db-roles.ts, S3). Runs as the role that owns the tables (the
  * one `portcullis migrate` uses); run it after every migrate.
  */
-export function registerDbCommands(
-  program: Command,
-  { withDatabase, print }: { withDatabase: WithDatabase; print: (value: unknown) => void },
-): void {
+export function registerDbCommands(program: Command, { withDatabase, print }: { withDatabase: WithDatabase; print: Print }): void {
   const db = program.command('db').description('database roles of a split deployment');
   db.command('roles')
     .description(

@@ -1,6 +1,4 @@
 import { Option, type Command } from 'commander';
-import type { Knex } from 'knex';
-import type { Config } from '../config/types.ts';
 import type { Deps } from '../deps.ts';
 import { MASTER_COLUMNS, resealColumns, sealStatus, type ResealReport, type SealStatus } from '../services/reseal.ts';
 import { dataKeysUnderMasterKey, rewrapDataKeys, type RewrapReport } from '../services/vault-rewrap.ts';
@@ -8,11 +6,8 @@ import { resolveKey } from '../shared/dev-keys.ts';
 import { createLogger } from '../shared/logger.ts';
 import { createMasterBox } from '../shared/master-key.ts';
 import { createVaultBox } from '../shared/vault-key.ts';
-
-type WithDeps = <T>(fn: (deps: Deps) => Promise<T>) => Promise<T>;
-/** The database alone (cli.ts withDatabase): `embedded` says whether it is PGlite in DATA_DIR. */
-type Database = { knex: Knex; embedded: boolean };
-type WithDatabase = <T>(fn: (database: Database, config: Config) => Promise<T>) => Promise<T>;
+import type { CliDatabase, Print, WithDatabase, WithDeps } from './context.ts';
+import type { Config } from '../config/types.ts';
 
 /** A failure the operator acts on: one line on stderr, exit code 1. */
 export class MasterKeyInputError extends Error {}
@@ -55,10 +50,7 @@ async function status(deps: Deps): Promise<Status> {
  * instances serve. `rotate-master`, the one-transaction rotation that needed every instance
  * restarted at once, only says what replaced it.
  */
-export function registerMasterKeyCommands(
-  keys: Command,
-  { withDeps, print }: { withDeps: WithDeps; print: (value: unknown) => void },
-): void {
+export function registerMasterKeyCommands(keys: Command, { withDeps, print }: { withDeps: WithDeps; print: Print }): void {
   keys
     .command('reseal')
     .description(
@@ -117,7 +109,7 @@ export function registerMasterKeyCommands(
  * VAULT_KEY remain, so the API's host, which holds VAULT_KEY alone, can run a rotation's pass.
  */
 export async function rewrapVault(
-  { knex, embedded }: Database,
+  { knex, embedded }: CliDatabase,
   config: Config,
   options: { batchSize?: number } = {},
 ): Promise<RewrapReport> {
@@ -134,10 +126,7 @@ export async function rewrapVault(
   return rewrapDataKeys(knex, vault, master, options);
 }
 
-export function registerVaultKeyCommands(
-  keys: Command,
-  { withDatabase, print }: { withDatabase: WithDatabase; print: (value: unknown) => void },
-): void {
+export function registerVaultKeyCommands(keys: Command, { withDatabase, print }: { withDatabase: WithDatabase; print: Print }): void {
   keys
     .command('rewrap-vault')
     .description(

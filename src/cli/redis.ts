@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.ts';
 import { aclCommandLine, apiAclRules, applyAclRules } from '../services/redis-acl.ts';
+import type { Print } from './context.ts';
 
 export class RedisAclError extends Error {}
 
@@ -12,7 +13,7 @@ export class RedisAclError extends Error {}
  * ACLs are not replicated: on Sentinel setups and replicas, run the printed command on each server
  * (or put it in their ACL file).
  */
-export function registerRedisCommands(program: Command, { print }: { print: (value: unknown) => void }): void {
+export function registerRedisCommands(program: Command, { print }: { print: Print }): void {
   const redis = program.command('redis').description('Redis users of a split deployment');
   redis
     .command('acl')

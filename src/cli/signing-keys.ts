@@ -1,11 +1,10 @@
 import { Option, type Command } from 'commander';
 import type { Deps } from '../deps.ts';
+import type { Print, WithDeps } from './context.ts';
 import { SIGNING_ALGS, type SigningAlg } from '../services/keys.ts';
 import { createKeyRotation, KeyRotationError, rotationPolicyOf, type KeyRotation } from '../services/key-rotation.ts';
 
 export { KeyRotationError };
-
-type WithDeps = <T>(fn: (deps: Deps) => Promise<T>) => Promise<T>;
 
 const rotationOf = (deps: Deps): KeyRotation =>
   createKeyRotation({ store: deps.stores.keys, box: deps.box, policy: rotationPolicyOf(deps.config) });
@@ -14,10 +13,7 @@ const rotationOf = (deps: Deps): KeyRotation =>
  * `portcullis keys list|rotate|retire`: the signing-key schedule by hand. Running instances pick
  * the change up within KEYS_REFRESH_SECONDS; nothing restarts.
  */
-export function registerSigningKeyCommands(
-  keys: Command,
-  { withDeps, print }: { withDeps: WithDeps; print: (value: unknown) => void },
-): void {
+export function registerSigningKeyCommands(keys: Command, { withDeps, print }: { withDeps: WithDeps; print: Print }): void {
   keys
     .command('list')
     .description('list signing keys: kid, alg, state (next = published, not signing; active; retired), which one signs')

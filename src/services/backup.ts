@@ -5,7 +5,7 @@ import { DecryptionError, envelopeKeyId, type CryptoBox } from '../shared/crypto
 import { SEAL_CONTEXT } from '../shared/crypto-contexts.ts';
 import type { KeyRing } from '../shared/key-ring.ts';
 import { isMasterKeyId } from '../shared/vault-key.ts';
-import { createAuditEventStore, type AuditEventStore } from '../store/audit-events.ts';
+import type { AuditEventStore } from '../store/audit-events.ts';
 import type { Erasure } from './erasure.ts';
 import { rewrapDataKeys } from './vault-rewrap.ts';
 import {
@@ -47,12 +47,12 @@ export async function createBackup(knex: Knex, key: Buffer, onTable?: OnTable) {
 
 export type CreatedBackup = Awaited<ReturnType<typeof createBackup>>;
 
-/** The audit log a backup is recorded in, keyed by AUDIT_KEY (never MASTER_KEY). */
-export const backupAuditLog = (knex: Knex, auditKey: Buffer): AuditEventStore => createAuditEventStore(knex, auditKey);
-
-/** Recorded once the file is written (after the snapshot, so the backup never holds its own event). */
-export async function recordBackupCreated(knex: Knex, auditKey: Buffer, backup: CreatedBackup): Promise<void> {
-  await backupAuditLog(knex, auditKey).append({
+/**
+ * Recorded once the file is written (after the snapshot, so the backup never holds its own event),
+ * in the audit log keyed by AUDIT_KEY (never MASTER_KEY).
+ */
+export async function recordBackupCreated(auditLog: AuditEventStore, backup: CreatedBackup): Promise<void> {
+  await auditLog.append({
     type: 'backup.created',
     data: { sha256: backup.sha256, bytes: backup.sealed.length, taken_at: backup.takenAt, tables: Object.keys(backup.tables).length },
   });
@@ -142,12 +142,20 @@ export type RestoreReport = {
  * (last, so a failure there rolls the restore back) and appends `backup.restored` to the chain.
  */
 export async function restoreBackup(
-  deps: { knex: Knex; box: KeyRing; vaultBox: KeyRing | undefined; redis: Redis | undefined; auditKey: Buffer; erasure: Erasure },
+  deps: {
+    knex: Knex;
+    box: KeyRing;
+    vaultBox: KeyRing | undefined;
+    redis: Redis | undefined;
+    auditKey: Buffer;
+    auditStore: AuditEventStore;
+    erasure: Erasure;
+  },
   file: Buffer,
   key: Buffer,
   options: { force?: boolean | undefined; onTable?: OnTable | undefined } = {},
 ): Promise<RestoreReport> {
-  const { knex, box, vaultBox, redis, auditKey, erasure } = deps;
+  const { knex, box, vaultBox, redis, auditKey, auditStore, erasure } = deps;
   const document = parseBackupDocument(openBackup(file, key));
   const migrations = await currentMigrations(knex);
   if (JSON.stringify(migrations) !== JSON.stringify(document.migrations)) {
@@ -177,17 +185,20 @@ export async function restoreBackup(
         // Redis cannot join the transaction: emptied last, so any failure before leaves it untouched.
         const redisKeys = redis ? await endOidcState(redis) : 'no Redis configured for this command';
         ended = { ...inPostgres, redis_keys: redisKeys };
-        await createAuditEventStore(trx, auditKey).append({
-          type: 'backup.restored',
-          data: {
-            sha256: digest,
-            recorded,
-            taken_at: document.created_at,
-            audit: merged.audit,
-            ended,
-            erasures_reapplied: erasuresReapplied,
+        await auditStore.append(
+          {
+            type: 'backup.restored',
+            data: {
+              sha256: digest,
+              recorded,
+              taken_at: document.created_at,
+              audit: merged.audit,
+              ended,
+              erasures_reapplied: erasuresReapplied,
+            },
           },
-        });
+          trx,
+        );
       },
     }),
   );

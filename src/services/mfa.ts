@@ -1,11 +1,8 @@
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
-import type { Knex } from 'knex';
 import type { CryptoBox } from '../shared/crypto-box.ts';
-import type { Logger } from '../shared/logger.ts';
-import { createMfaStore, type MfaStore } from '../store/mfa.ts';
-import { createWebAuthnCredentialStore } from '../store/webauthn-credentials.ts';
-import { createReplayStore } from '../store/dpop-replay.ts';
-import type { Redis } from '../store/redis.ts';
+import type { ReplayStore } from '../store/dpop-replay.ts';
+import type { MfaStore } from '../store/mfa.ts';
+import type { WebAuthnCredentialStore } from '../store/webauthn-credentials.ts';
 import type { RequestContext } from './accounts.ts';
 import type { AuditService } from './audit.ts';
 import type { Lockout, Reservation } from './lockout.ts';
@@ -323,33 +320,32 @@ export function createMfaService(deps: {
 
 export type MfaService = ReturnType<typeof createMfaService>;
 
-/** Wires the second-factor services over their stores (called once from the composition root). */
+/** Wires the second-factor services over their stores (built in the composition root, src/deps.ts). */
 export function createMfa(deps: {
-  knex: Knex;
-  redis?: Redis | undefined;
+  store: MfaStore;
+  credentials: WebAuthnCredentialStore;
+  /** Claims a passwordless challenge's single use. */
+  once: ReplayStore;
   box: CryptoBox;
   audit: AuditService;
-  logger: Logger;
   issuer: string;
   lockout: Lockout;
   /** The per-address budget of failed sign-ins, when configured (R13: spent by passkey answers that do not verify). */
   addressLockout?: Lockout | undefined;
   /** The key of the recovery-code hashes (server_secrets, S6). */
   recoveryCodePepper: Buffer;
-  /** The keyed digest under which a ceremony's binding (a session or interaction id) is stored (S12). */
-  bindingKey: (binding: string) => string;
 }) {
   const issuer = new URL(deps.issuer);
-  const store = createMfaStore(deps.knex, { bindingKey: deps.bindingKey });
+  const { store } = deps;
   return createMfaService({
     store,
     totp: createTotpService({ store, box: deps.box, issuerName: 'Portcullis' }),
     recovery: createRecoveryCodeService({ store, pepper: deps.recoveryCodePepper }),
     webauthn: createWebAuthnService({
-      credentials: createWebAuthnCredentialStore(deps.knex),
+      credentials: deps.credentials,
       store,
       box: deps.box,
-      once: createReplayStore({ redis: deps.redis, knex: deps.knex }),
+      once: deps.once,
       rpId: issuer.hostname,
       rpName: 'Portcullis',
       origin: issuer.origin,

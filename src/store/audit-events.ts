@@ -100,9 +100,12 @@ export function createAuditEventStore(knex: Knex, key: Buffer) {
   return {
     keyId,
 
-    /** Appends one event to the chain; the advisory lock orders concurrent writers. */
-    async append(event: AuditEventInput): Promise<AuditEventRow> {
-      return knex.transaction(async (trx) => insertAfter(trx, (await lockedHead(trx))?.hash ?? GENESIS_HASH, event));
+    /**
+     * Appends one event to the chain; the advisory lock orders concurrent writers. Within `trx`
+     * (a restore's last step), the event commits or rolls back with it.
+     */
+    async append(event: AuditEventInput, trx: Knex | Knex.Transaction = knex): Promise<AuditEventRow> {
+      return trx.transaction(async (inner) => insertAfter(inner, (await lockedHead(inner))?.hash ?? GENESIS_HASH, event));
     },
 
     /**

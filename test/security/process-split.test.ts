@@ -8,7 +8,7 @@ import knexFactory, { type Knex } from 'knex';
 import * as client from 'openid-client';
 import { loadConfig } from '../../src/config/load.ts';
 import { productionSettingProblems } from '../../src/config/production-checks.ts';
-import { createDeps, type Deps } from '../../src/deps.ts';
+import { apiStores, createDeps, type Deps } from '../../src/deps.ts';
 import { createCryptoBox } from '../../src/shared/crypto-box.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { createMasterBox } from '../../src/shared/master-key.ts';
@@ -152,6 +152,7 @@ describe("S3 the API process cannot unseal the identity server's keys", function
       const audit = createAuditService({ store: auditEvents, logger: createLogger({ logLevel: 'silent' }) });
       const api = createApiServices({
         knex: apiKnex,
+        stores: apiStores(apiKnex),
         vault: createVaultBox(Buffer.from(testEnv.vaultKey, 'base64')),
         users: createUserStore(apiKnex),
         roles: createRoleStore(apiKnex),

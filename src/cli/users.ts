@@ -1,0 +1,61 @@
+import { Option, type Command } from 'commander';
+import { CliError, type Print, type WithDeps } from './context.ts';
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) throw new CliError('--password-stdin expects the password on standard input (pipe it in)');
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  // Only the line ending a shell adds is removed; the password itself is kept exactly.
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
+}
+
+/** `portcullis users create|reset-mfa` and `portcullis roles require-mfa`. */
+export function registerUserCommands(program: Command, { withDeps, print }: { withDeps: WithDeps; print: Print }): void {
+  const users = program.command('users').description('manage user accounts');
+  users
+    .command('create')
+    .description('create a user; prints {"id","email","roles"}')
+    .requiredOption('--email <email>', 'email address (unique, case-insensitive)')
+    .option('--password-stdin', 'read the password from standard input')
+    .option('--name <name>', 'display name')
+    .addOption(
+      new Option('--role <role>', 'role to grant (repeatable; default "user")').argParser((v: string, prev: string[] | undefined) => [
+        ...(prev ?? []),
+        v,
+      ]),
+    )
+    .action(async (opts: { email: string; passwordStdin?: boolean; name?: string; role?: string[] }) => {
+      const password = opts.passwordStdin ? await readStdin() : undefined;
+      const roles = opts.role ?? ['user'];
+      const user = await withDeps((deps) => deps.accounts.createUser({ email: opts.email, password, name: opts.name, roles }));
+      print({ id: user.id, email: user.email, roles });
+    });
+
+  users
+    .command('reset-mfa')
+    .description("remove a user's second factors, recovery codes, sessions and grants (lost device); prints what was removed")
+    .requiredOption('--email <email>', 'email address of the account')
+    .action(async (opts: { email: string }) => {
+      const result = await withDeps(async (deps) => {
+        const user = await deps.stores.users.findByEmail(opts.email);
+        if (!user) throw new CliError(`no user with email ${opts.email}`);
+        const removed = await deps.mfa.resetAll(user.id, { userAgent: 'portcullis-cli' });
+        const ended = await deps.accountSessions.signOutEverywhere(user.id);
+        return { id: user.id, email: user.email, removed, ...ended };
+      });
+      print(result);
+    });
+
+  const roles = program.command('roles').description('manage roles');
+  roles
+    .command('require-mfa <role> <on|off>')
+    .description('require (or stop requiring) a second factor for everyone with the role')
+    .action(async (role: string, state: string) => {
+      if (state !== 'on' && state !== 'off') throw new CliError('the state is "on" or "off"');
+      const updated = await withDeps((deps) => deps.mfa.setRoleRequiresMfa(role, state === 'on'));
+      if (!updated) throw new CliError(`unknown role: ${role}`);
+      print({ role, requires_mfa: state === 'on' });
+    });
+}
