@@ -1,3 +1,4 @@
+// Over 250 lines: oidc-provider's configuration is one object, and this is the only module that knows its shape (README).
 import { randomBytes } from 'node:crypto';
 import { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { applyClientPolicy, ClientPolicyError, DEFAULT_CLIENT_SCOPE } from '../services/client-policy.ts';
@@ -6,13 +7,13 @@ import type { AccountService } from '../services/accounts.ts';
 import { accountClaims } from '../services/accounts.ts';
 import type { Adapter } from '../store/oidc-adapter.ts';
 import { BASE_REGISTRATION_POLICY, grantPolicy } from '../store/oidc-adapter-registration.ts';
-import { API_SCOPES, IAT_GRANTABLE_SCOPES, OIDC_SCOPES, USER_ONLY_SCOPES } from '../shared/scopes.ts';
+import { API_SCOPES, IAT_GRANTABLE_SCOPES, OIDC_SCOPES } from '../shared/scopes.ts';
 import type { DevicePages } from './routes/device.ts';
-import { renderView } from './views.ts';
+import { providerPages } from './provider-pages.ts';
 import { accountClientMetadata } from './account-client.ts';
 import { ACR } from '../services/mfa-policy.ts';
 import { buildInteractionPolicy } from './interaction-policy.ts';
-import { splitOpenIdScopes, withoutResource } from './api-scope-grants.ts';
+import { apiResourceServer, grantConsented, withoutResource } from './api-scope-grants.ts';
 import { assertClaimsParameter } from './claims-parameter.ts';
 import { sessionTtl } from './session-lifetime.ts';
 import { CLIENT_FETCH_BODY_LIMITS, clientFetch } from './client-fetch.ts';
@@ -72,25 +73,6 @@ function signInOf(ctx: KoaContextWithOIDC, token: unknown): SignIn | undefined {
   return session ? { loginTs: session.loginTs, sessionUid: session.uid } : undefined;
 }
 
-const htmlPage = (ctx: KoaContextWithOIDC, body: string, status?: number): void => {
-  if (status) ctx.status = status;
-  ctx.type = 'html';
-  ctx.set('Cache-Control', 'no-store');
-  ctx.body = body;
-};
-
-// A Map, like every table looked up with text from outside (R12).
-const friendlyErrors = new Map<string, string>(
-  Object.entries({
-    invalid_redirect_uri: 'The application sent you here with a return address it has not registered.',
-    invalid_client: 'The application that sent you here is not known to this server.',
-    invalid_request: 'The request from the application was not valid.',
-    session_not_found: 'Your sign-in session has expired or was opened in another browser.',
-    access_denied: 'The request was refused.',
-    temporarily_unavailable: 'The service is briefly unavailable. Please try again in a moment.',
-  }),
-);
-
 /**
  * The one place that knows oidc-provider's configuration shape. Secure defaults per
  * docs/security.md: no dev interactions, PKCE for every client, code flow only, rotating refresh
@@ -107,6 +89,7 @@ export function buildProviderConfiguration({
   const https = config.issuer.startsWith('https://');
   const cookieBase = { httpOnly: true, sameSite: 'lax' as const, secure: https, signed: true };
   const sessionLifetime = sessionTtl({ idleSeconds: config.ttl.sessionIdle, maxSeconds: config.ttl.sessionMax });
+  const pages = providerPages(config.issuer);
   return {
     adapter,
     jwks,
@@ -259,35 +242,14 @@ export function buildProviderConfiguration({
           return undefined;
         },
         useGrantedResource: () => false,
-        getResourceServerInfo(ctx, resourceIndicator, client) {
-          if (resourceIndicator !== config.apiUrl) throw new errors.InvalidTarget();
-          // The API scopes this client may hold (clientDefaults gives every client a scope; the
-          // fallback is the same default set, never "all of them").
-          const allowed = new Set((client.scope ?? DEFAULT_CLIENT_SCOPE).split(' '));
-          // A client_credentials token speaks for no person: the account scopes are refused.
-          const clientOnly = ctx.oidc.params?.grant_type === 'client_credentials';
-          if (clientOnly) {
-            const requested = typeof ctx.oidc.params?.scope === 'string' ? ctx.oidc.params.scope.split(' ') : [];
-            const userOnly = requested.find((scope) => USER_ONLY_SCOPES.includes(scope));
-            if (userOnly) throw new errors.InvalidScope(`${userOnly} is granted by a signed-in user, never to a client alone`, userOnly);
-          }
-          return {
-            scope: API_SCOPES.filter((scope) => allowed.has(scope) && !(clientOnly && USER_ONLY_SCOPES.includes(scope))).join(' '),
-            audience: config.apiUrl,
-            accessTokenTTL: config.ttl.accessToken,
-            accessTokenFormat: 'jwt',
-            jwt: { sign: { alg: 'ES256' } },
-          };
-        },
+        // Only the API (API_URL): JWT access tokens with the API scopes this client may hold (R13).
+        getResourceServerInfo: (ctx, resourceIndicator, client) =>
+          apiResourceServer(ctx, resourceIndicator, client, { url: config.apiUrl, accessTokenTtl: config.ttl.accessToken }),
       },
       rpInitiatedLogout: {
         enabled: true,
-        logoutSource(ctx, form) {
-          htmlPage(ctx, renderView('logout', { host: new URL(config.issuer).host, form, clientName: ctx.oidc.client?.clientName }));
-        },
-        postLogoutSuccessSource(ctx) {
-          htmlPage(ctx, renderView('logged-out', { clientName: ctx.oidc.client?.clientName }));
-        },
+        logoutSource: pages.logoutSource,
+        postLogoutSuccessSource: pages.postLogoutSuccessSource,
       },
     },
     /**
@@ -305,29 +267,17 @@ export function buildProviderConfiguration({
       const grant = existing ?? new ctx.oidc.provider.Grant({ accountId: account.accountId, clientId: client.clientId });
       const requested = ctx.oidc.requestParamScopes;
       // API scopes are in the provider's scope list too (provider-config scopes): they are granted
-      // for the API resource below, never as OpenID scopes (R13), as on the consent page.
-      const { granted, rejected } = splitOpenIdScopes(ctx.oidc.requestParamOIDCScopes);
-      if (granted.length > 0) grant.addOIDCScope(granted.join(' '));
-      if (rejected.length > 0) grant.rejectOIDCScope(rejected.join(' '));
-      for (const [indicator, server] of Object.entries(ctx.oidc.resourceServers ?? {})) {
-        const allowed = new Set(server.scope.split(' '));
-        const scopes = [...requested].filter((scope) => allowed.has(scope));
-        if (scopes.length > 0) grant.addResourceScope(indicator, scopes.join(' '));
-      }
+      // for the API resource, never as OpenID scopes (R13), as on the consent page.
+      grantConsented(grant, {
+        openIdScopes: ctx.oidc.requestParamOIDCScopes,
+        resourceScopes: Object.entries(ctx.oidc.resourceServers ?? {}).map(([indicator, server]) => {
+          const allowed = new Set(server.scope.split(' '));
+          return [indicator, [...requested].filter((scope) => allowed.has(scope))];
+        }),
+      });
       await grant.save();
       return grant;
     },
-    renderError(ctx, out) {
-      const code = out.error;
-      htmlPage(
-        ctx,
-        renderView('error', {
-          heading: 'Something went wrong',
-          message: friendlyErrors.get(code) ?? 'The request could not be completed.',
-          code,
-          description: out.error_description,
-        }),
-      );
-    },
+    renderError: pages.renderError,
   };
 }

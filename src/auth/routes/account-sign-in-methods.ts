@@ -3,7 +3,7 @@ import type { AccountSessions } from '../../services/account-sessions.ts';
 import type { AccountService, UserRow } from '../../services/accounts.ts';
 import type { MfaService } from '../../services/mfa.ts';
 import { ACR, acrRank } from '../../services/mfa-policy.ts';
-import { parseRegistrationJson } from '../../services/webauthn.ts';
+import { parseRegistrationJson } from '../../services/webauthn-ceremony.ts';
 import { render } from '../views.ts';
 import {
   accountProblem,

@@ -3,32 +3,28 @@ import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { AccountService } from '../../services/accounts.ts';
 import type { MfaService } from '../../services/mfa.ts';
-import { acrMeeting, authenticationContext, type LoginMethod } from '../../services/mfa-policy.ts';
+import { acrMeeting, authenticationContext } from '../../services/mfa-policy.ts';
 import { signInCounts } from '../../services/session-validity.ts';
-import { parseAuthenticationJson, parseRegistrationJson } from '../../services/webauthn.ts';
-import { ACCOUNT_CLIENT_ID } from '../account-client.ts';
-import { CONFIRM_EVERY_TIME_DETAIL, STEP_UP_REASON } from '../interaction-policy.ts';
-import { formBody, formField } from '../koa-form-body.ts';
+import { parseAuthenticationJson } from '../../services/webauthn-ceremony.ts';
+import { STEP_UP_REASON } from '../interaction-policy.ts';
+import { formBody } from '../koa-form-body.ts';
 import { rejectCrossSite, type CsrfTokens } from '../koa-csrf.ts';
-import { describeScopes } from '../../shared/scopes.ts';
-import { splitOpenIdScopes } from '../api-scope-grants.ts';
 import { render } from '../views.ts';
+import { consentRoutes } from './consent.ts';
 import {
   essentialAcrs,
+  field,
   interactionProblem,
   pendingOf,
-  secondFactorSteps,
   type InteractionDetails,
+  type InteractionKit,
+  type LiveSession,
   type Pending,
-} from './second-factor-steps.ts';
+} from './interaction-details.ts';
+import { GENERIC_PASSKEY_ERROR, secondFactorRoutes } from './second-factor-routes.ts';
+import { secondFactorSteps } from './second-factor-steps.ts';
 
 const GENERIC_LOGIN_ERROR = 'The email or password is not right.';
-const GENERIC_CODE_ERROR = 'That code did not work. Check your app and try again.';
-const GENERIC_PASSKEY_ERROR = 'The passkey could not be used. Try again or choose another way.';
-const LOCKED_ERROR = 'Too many attempts. Wait a while before trying again.';
-
-/** A single short string form field; anything else (arrays, huge values) is refused. */
-const field = (ctx: Context, name: string, max: number): string => formField(ctx, name, max, interactionProblem);
 
 /**
  * Login, second factor, enrollment and consent pages (panva's interaction pattern). Every step
@@ -79,17 +75,15 @@ export function interactionRoutes({
     return { details, pending };
   }
 
-  const { requestContext, clientOf, decide, savePending, finish, withPassed, proceed, showSecondFactor, beginTotpIfNext, afterEnrollment } =
-    secondFactorSteps({ provider, accounts, mfa, csrf });
+  const steps = secondFactorSteps({ provider, accounts, mfa, csrf });
+  const { requestContext, clientOf, decide, savePending, finish, showSecondFactor, beginTotpIfNext } = steps;
 
   /**
    * The browser's session as it is stored now (the interaction holds only a copy), when it is
    * still signed in to the interaction's account and its sign-in still counts: a session from
    * before the account's last "sign out everywhere" neither steps up nor consents (R13).
    */
-  async function liveSession(
-    details: InteractionDetails,
-  ): Promise<{ accountId: string; loginTs: number; uid: string; amr: string[]; acr: string } | undefined> {
+  async function liveSession(details: InteractionDetails): Promise<LiveSession | undefined> {
     const copy = details.session as { accountId?: string; cookie?: string } | undefined;
     const session = copy?.cookie ? await provider.Session.find(copy.cookie) : undefined;
     if (!session?.accountId || session.accountId !== copy?.accountId || session.loginTs === undefined) return undefined;
@@ -108,6 +102,10 @@ export function interactionRoutes({
     ctx.status = 303;
     ctx.redirect(`/interaction/${uid}${query}`);
   };
+
+  const kit: InteractionKit = { router, csrf, guard, load, loadPending, liveSession, redirectToStep, steps };
+  const consent = consentRoutes(kit, { provider, accounts });
+  secondFactorRoutes(kit, { accounts, mfa });
 
   async function showLogin(ctx: Context, details: InteractionDetails, extra: { email?: string; error?: string } = {}): Promise<void> {
     render(ctx, 'login', {
@@ -168,37 +166,7 @@ export function interactionRoutes({
       }
       return showLogin(ctx, details);
     }
-    if (details.prompt.name === 'consent') {
-      const accountId = (await liveSession(details))?.accountId;
-      if (!accountId) throw interactionProblem('Your session has ended. Start again.');
-      if (details.params.client_id === ACCOUNT_CLIENT_ID) {
-        // The account page is first party: signing in to it needs no consent screen.
-        return grantAndFinish(ctx, details, accountId);
-      }
-      const missing = details.prompt.details as {
-        missingOIDCScope?: string[];
-        missingResourceScopes?: Record<string, string[]>;
-        [CONFIRM_EVERY_TIME_DETAIL]?: string[];
-      };
-      // What the grant lacks, plus what is confirmed every time although the grant holds it (account:erase).
-      const scopes = [
-        // API scopes among the OpenID ones are never granted as such (R13): shown only for the API resource.
-        ...splitOpenIdScopes(missing.missingOIDCScope ?? []).granted,
-        ...Object.values(missing.missingResourceScopes ?? {}).flat(),
-        // eslint-disable-next-line security/detect-object-injection -- a constant key (interaction-policy.ts)
-        ...(missing[CONFIRM_EVERY_TIME_DETAIL] ?? []),
-      ];
-      const account = await accounts.findActive(accountId);
-      render(ctx, 'consent', {
-        clientName: (await clientOf(details)).name,
-        email: account?.email ?? '',
-        scopes: describeScopes(scopes.filter((s) => s !== 'openid' || scopes.length === 1)),
-        csrf: csrf.issue(details.uid),
-        action: `/interaction/${details.uid}/confirm`,
-        abortAction: `/interaction/${details.uid}/abort`,
-      });
-      return;
-    }
+    if (details.prompt.name === 'consent') return consent.show(ctx, details);
     throw interactionProblem('This sign-in step is not supported.');
   });
 
@@ -252,127 +220,6 @@ export function interactionRoutes({
       { startedAtMs },
       { stepUpFollows: true },
     );
-  });
-
-  router.post('/:uid/mfa/:method', ...guard, async function submitSecondFactor(ctx) {
-    const { details, pending } = await loadPending(ctx);
-    const method = (ctx.params as { method: string }).method;
-    const decision = await decide(details, pending);
-    if (
-      decision.kind !== 'challenge' ||
-      !((decision.factors as string[]).includes(method) || (method === 'recovery' && decision.recovery))
-    ) {
-      throw interactionProblem('This way of signing in is not available.');
-    }
-    const context = requestContext(ctx, details);
-    let outcome: { ok: boolean; locked?: boolean };
-    let login: LoginMethod | undefined;
-    if (method === 'totp') {
-      outcome = await mfa.verifyTotp(pending.accountId, field(ctx, 'code', 32), context);
-      login = { first: 'password', second: 'totp' };
-    } else if (method === 'recovery') {
-      outcome = await mfa.useRecoveryCode(pending.accountId, field(ctx, 'code', 64), context);
-      login = { first: 'password', second: 'recovery' };
-    } else {
-      const response = parseAuthenticationJson(field(ctx, 'response', 16_384));
-      const verified = await mfa.verifyWebAuthn(pending.accountId, details.uid, response, context, {
-        requireUserVerification: decision.userVerification,
-      });
-      outcome = verified;
-      if (verified.result?.ok)
-        login = {
-          first: 'password',
-          second: 'webauthn',
-          deviceType: verified.result.deviceType,
-          userVerified: verified.result.userVerified,
-        };
-    }
-    if (!outcome.ok || !login) {
-      const error = outcome.locked ? LOCKED_ERROR : method === 'webauthn' ? GENERIC_PASSKEY_ERROR : GENERIC_CODE_ERROR;
-      return showSecondFactor(ctx, details, pending, { error, method });
-    }
-    // Done, or (a passkey-level request) on to enrolling or using a passkey.
-    await proceed(ctx, details, withPassed(pending, authenticationContext(login)));
-  });
-
-  router.post('/:uid/enroll/totp', ...guard, async function confirmTotpEnrollment(ctx) {
-    const { details, pending } = await loadPending(ctx);
-    const decision = await decide(details, pending);
-    if (decision.kind !== 'enroll' || !decision.factors.includes('totp')) throw interactionProblem('This step is not expected now.');
-    const outcome = await mfa.confirmTotp(pending.accountId, field(ctx, 'code', 32), details.uid, requestContext(ctx, details));
-    if (!outcome.ok)
-      return showSecondFactor(ctx, details, pending, { error: outcome.locked ? LOCKED_ERROR : GENERIC_CODE_ERROR, method: 'totp' });
-    // A first factor counts as passed once confirmed with its code; after a factor passed here,
-    // that factor stays what the sign-in proved.
-    await afterEnrollment(
-      ctx,
-      details,
-      pending.passed ? pending : withPassed(pending, authenticationContext({ first: 'password', second: 'totp' })),
-    );
-  });
-
-  // Begins (or starts over) this interaction's app setup, then shows it (POST → 303 → GET, R14).
-  router.post('/:uid/enroll/totp/begin', ...guard, async function beginTotpEnrollment(ctx) {
-    const { details, pending } = await loadPending(ctx);
-    const decision = await decide(details, pending);
-    if (decision.kind !== 'enroll' || !decision.factors.includes('totp')) throw interactionProblem('This step is not expected now.');
-    const account = await accounts.findActive(pending.accountId);
-    if (!account) throw interactionProblem('This account cannot sign in.');
-    await mfa.totp.begin(account.id, account.email, details.uid);
-    redirectToStep(ctx, details.uid, '?method=totp');
-  });
-
-  router.post('/:uid/enroll/webauthn', ...guard, async function confirmPasskeyEnrollment(ctx) {
-    const { details, pending } = await loadPending(ctx);
-    const decision = await decide(details, pending);
-    if (decision.kind !== 'enroll' || !decision.factors.includes('webauthn')) throw interactionProblem('This step is not expected now.');
-    const response = parseRegistrationJson(field(ctx, 'response', 16_384));
-    const result = response
-      ? await mfa.finishRegistration(
-          { binding: details.uid, userId: pending.accountId, response, name: field(ctx, 'name', 64).trim() || 'Passkey' },
-          requestContext(ctx, details),
-        )
-      : undefined;
-    if (!result?.ok)
-      return showSecondFactor(ctx, details, pending, { error: 'The passkey could not be registered. Try again.', method: 'webauthn' });
-    // Creating a passkey is not signing in with it: as a first factor it counts as a second step
-    // (loa:2), never as loa:passkey; a passkey-level request then asks for the passkey itself.
-    const enrolled = authenticationContext({ first: 'password', second: 'webauthn', deviceType: result.deviceType, userVerified: false });
-    await afterEnrollment(ctx, details, pending.passed ? pending : withPassed(pending, enrolled));
-  });
-
-  router.post('/:uid/continue', ...guard, async function continueAfterEnrollment(ctx) {
-    const { details, pending } = await loadPending(ctx, { codesShown: true });
-    const { codesShown: _shown, ...rest } = pending;
-    await proceed(ctx, details, rest);
-  });
-
-  async function grantAndFinish(ctx: Context, details: InteractionDetails, accountId: string): Promise<void> {
-    const missing = details.prompt.details as {
-      missingOIDCScope?: string[];
-      missingOIDCClaims?: string[];
-      missingResourceScopes?: Record<string, string[]>;
-    };
-    const grant =
-      (details.grantId ? await provider.Grant.find(details.grantId) : undefined) ??
-      new provider.Grant({ accountId, clientId: String(details.params.client_id) });
-    // API scopes are granted for the API resource only, never as OpenID scopes (R13).
-    const { granted, rejected } = splitOpenIdScopes(missing.missingOIDCScope ?? []);
-    if (granted.length > 0) grant.addOIDCScope(granted.join(' '));
-    if (rejected.length > 0) grant.rejectOIDCScope(rejected.join(' '));
-    if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
-    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
-      grant.addResourceScope(indicator, scopes.join(' '));
-    }
-    const grantId = await grant.save();
-    await provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId } }, { mergeWithLastSubmission: true });
-  }
-
-  router.post('/:uid/confirm', ...guard, async function submitConsent(ctx) {
-    const details = await load(ctx, 'consent');
-    const accountId = (await liveSession(details))?.accountId;
-    if (!accountId) throw interactionProblem('Your session has ended. Start again.');
-    await grantAndFinish(ctx, details, accountId);
   });
 
   router.post('/:uid/abort', ...guard, async function abortInteraction(ctx) {

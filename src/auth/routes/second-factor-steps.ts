@@ -2,86 +2,13 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { AccountService, RequestContext } from '../../services/accounts.ts';
 import type { MfaService } from '../../services/mfa.ts';
-import {
-  acrNamed,
-  acrRank,
-  addStep,
-  authenticationContext,
-  decideSecondFactor,
-  requiredRank,
-  type MfaDecision,
-} from '../../services/mfa-policy.ts';
-import { essentialAcrValues } from '../claims-parameter.ts';
+import { acrRank, addStep, authenticationContext, decideSecondFactor, requiredRank, type MfaDecision } from '../../services/mfa-policy.ts';
 import { findClientDisplay } from '../client-display.ts';
-import { signInTime } from '../../services/session-validity.ts';
 import type { UserRow } from '../../services/accounts.ts';
-import { Problem, problemType } from '../../shared/problem.ts';
 import type { CsrfTokens } from '../koa-csrf.ts';
 import { render } from '../views.ts';
-
-export type InteractionDetails = Awaited<ReturnType<Provider['interactionDetails']>>;
-
-/**
- * What the interaction remembers between the password and the second factor. It lives in the
- * provider's Interaction (bound to the interaction cookie), never in the form: the account
- * comes from here, not from anything the browser sends (docs/security.md). It is not a login
- * result, so resuming the authorization early logs nobody in (T32).
- */
-export type Pending = SignInStart & {
-  accountId: string;
-  /** What already passed before the second factor (e.g. ['pwd'], or the session's amr on step-up). */
-  amr: string[];
-  /**
-   * The login result so far, set once a second factor passed (or the first one was enrolled) in
-   * THIS interaction; a factor passed in an earlier sign-in never counts here (R1).
-   */
-  passed?: { amr: string[]; acr: string };
-  /** Recovery codes were just shown once: only "continue" is expected now. */
-  codesShown?: boolean;
-};
-
-/**
- * When this sign-in's first step passed: the password or passkey check (epoch ms, taken before
- * the check), or on step-up the session's own sign-in and that session's uid. A sign-in begun
- * before the account's sessions were ended does not finish (R13); a step-up is dated by it.
- */
-export type SignInStart = { startedAtMs: number; sessionUid?: string | undefined };
-
-export const interactionProblem = (detail: string): Problem =>
-  new Problem({ status: 400, type: problemType('interaction'), title: 'This sign-in request cannot continue', detail });
-
-export const pendingOf = (details: InteractionDetails): Pending | undefined =>
-  (details.result as { portcullis?: Pending } | undefined)?.portcullis;
-
-/** acr_values and claims.id_token.acr from the stored authorization request. */
-export function requestedAcrs(details: InteractionDetails): string[] {
-  const values = typeof details.params.acr_values === 'string' ? details.params.acr_values.split(' ') : [];
-  if (typeof details.params.claims === 'string') {
-    try {
-      const acr = (JSON.parse(details.params.claims) as { id_token?: { acr?: { value?: unknown; values?: unknown } } }).id_token?.acr;
-      if (typeof acr?.value === 'string') values.push(acr.value);
-      if (Array.isArray(acr?.values)) values.push(...acr.values.filter((v): v is string => typeof v === 'string'));
-    } catch {
-      // The provider already rejected malformed claims; nothing to add.
-    }
-  }
-  return values;
-}
-
-/** The essential acr values of the stored request's `claims` (claims.id_token.acr with essential: true); undefined when none is asked for. */
-export function essentialAcrs(details: InteractionDetails): string[] | undefined {
-  if (typeof details.params.claims !== 'string') return undefined;
-  try {
-    return essentialAcrValues(JSON.parse(details.params.claims));
-  } catch {
-    return undefined;
-  }
-}
-
-/** What the stored request asks of the sign-in's acr (requiredRank, acrNamed). */
-function acrRequest(details: InteractionDetails, clientRequiresMfa: boolean) {
-  return { requestedAcrs: requestedAcrs(details), essentialAcrs: essentialAcrs(details), clientRequiresMfa };
-}
+import { acrRequest, interactionProblem, type InteractionDetails, type Pending } from './interaction-details.ts';
+import { signInFinish } from './sign-in-finish.ts';
 
 /**
  * The second-factor part of the login prompt: who must pass which factor (the MFA policy), the
@@ -128,65 +55,7 @@ export function secondFactorSteps({
   const savePending = (ctx: Context, pending: Pending) =>
     provider.interactionResult(ctx.req, ctx.res, { portcullis: pending }, { mergeWithLastSubmission: false });
 
-  /**
-   * Ends the login prompt, dating the sign-in (`ts`, the ID token's auth_time) here rather than
-   * when the browser comes back to the provider (R13): a sign-in finished before the account's
-   * sessions were ended (sign out everywhere, a password change that signed out the others, an
-   * MFA reset) stays older than that however late it resumes, and one whose first step came
-   * before it does not finish at all. A full sign-in is dated when it completes; a step-up
-   * completes the session's sign-in and keeps its time (docs/mfa.md, "Step-up"), so the request's
-   * max_age, checked by the provider against that time when the step-up began, is checked again.
-   */
-  async function finish(
-    ctx: Context,
-    details: InteractionDetails,
-    accountId: string,
-    result: { amr: string[]; acr: string },
-    start: SignInStart,
-    options: { stepUpFollows?: boolean } = {},
-  ): Promise<void> {
-    const account = await accounts.findActive(accountId);
-    if (!account) throw interactionProblem('This account cannot sign in.');
-    // An essential acr is answered with one of its values (OIDC Core §5.5.1.1); the policy met
-    // it. A sign-in that cannot be named so that the request is met ends the request with
-    // unmet_authentication_requirements: the provider would otherwise ask for it again, for ever
-    // (R14). Only a passwordless sign-in may end short of it: a step-up then asks for the rest.
-    const named = acrNamed(acrRequest(details, (await clientOf(details)).requireMfa), result.acr);
-    if (named === undefined && !options.stepUpFollows) {
-      await provider.interactionFinished(
-        ctx.req,
-        ctx.res,
-        {
-          error: 'unmet_authentication_requirements',
-          error_description: 'the sign-in cannot meet the authentication context the request requires',
-        },
-        { mergeWithLastSubmission: false },
-      );
-      return;
-    }
-    const now = Date.now();
-    const stepUp = start.sessionUid !== undefined;
-    const time =
-      typeof start.startedAtMs === 'number'
-        ? signInTime(
-            account,
-            { startedAtMs: start.startedAtMs, datedAtMs: stepUp ? start.startedAtMs : now, sessionUid: start.sessionUid },
-            now,
-          )
-        : undefined;
-    if (!time) throw interactionProblem('Your sessions were ended while you were signing in. Start again.');
-    const maxAge = Number(details.params.max_age);
-    if (details.params.max_age !== undefined && Number.isInteger(maxAge) && Math.floor(now / 1000) - time.ts > maxAge) {
-      throw interactionProblem('This sign-in took longer than the application allows. Go back to it and start again.');
-    }
-    if (time.waitMs > 0) await new Promise((resolve) => setTimeout(resolve, time.waitMs));
-    await provider.interactionFinished(
-      ctx.req,
-      ctx.res,
-      { login: { accountId, amr: result.amr, acr: named ?? result.acr, remember: true, ts: time.ts } },
-      { mergeWithLastSubmission: false },
-    );
-  }
+  const finish = signInFinish({ provider, accounts, clientOf });
 
   /**
    * One more step passed: it joins what passed before in this sign-in (on step-up the session's
@@ -337,3 +206,5 @@ export function secondFactorSteps({
     afterEnrollment,
   };
 }
+
+export type SecondFactorSteps = ReturnType<typeof secondFactorSteps>;
