@@ -1,20 +1,17 @@
-import ipaddr from 'ipaddr.js';
+import { isInternalHost } from '../shared/internal-host.ts';
 import { API_SCOPES, DEFAULT_API_SCOPES, OIDC_SCOPES, OPERATOR_SCOPES } from '../shared/scopes.ts';
+import { ClientPolicyError } from './client-policy-error.ts';
+import { checkRedirectUri } from './redirect-uris.ts';
 import { reservedNameReason } from './reserved-client-names.ts';
+
+export { ClientPolicyError };
 
 /**
  * The registration policy for every client, whoever registers it (the RFC 7591 endpoint or
  * `portcullis clients create`). It runs before oidc-provider's own metadata validation and
- * either refuses with an RFC 7591 error code or fills in our defaults. Pure: no I/O.
+ * either refuses with an RFC 7591 error code or fills in our defaults. Pure: no I/O. Redirect
+ * URIs are checked by redirect-uris.ts, the URLs the server fetches by src/shared/internal-host.ts.
  */
-export class ClientPolicyError extends Error {
-  readonly error: 'invalid_redirect_uri' | 'invalid_client_metadata';
-  constructor(error: 'invalid_redirect_uri' | 'invalid_client_metadata', description: string) {
-    super(description);
-    this.name = 'ClientPolicyError';
-    this.error = error;
-  }
-}
 
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
@@ -47,48 +44,6 @@ const HTTPS_URL_FIELDS = [
 /** URLs the server itself fetches (keys, pairwise sectors): never toward loopback or private networks (SSRF). */
 const FETCHED_URL_FIELDS = new Set<string>(['jwks_uri', 'sector_identifier_uri']);
 
-/** Name suffixes that never name a public host: this machine, cloud metadata, mDNS, home networks (RFC 6761, 6762, 8375). */
-const INTERNAL_SUFFIXES = ['localhost', 'internal', 'local', 'home.arpa'];
-
-/** The host as WHATWG URL writes it (numeric IPv4 forms to dotted quads, IPv6 compressed), brackets and trailing dots gone. */
-function normalisedHost(hostname: string): string | undefined {
-  const bracketed = hostname.includes(':') && !hostname.startsWith('[') ? `[${hostname}]` : hostname;
-  let host: string;
-  try {
-    host = new URL(`https://${bracketed}/`).hostname;
-  } catch {
-    return undefined;
-  }
-  // "localhost." is "localhost": the root label is implied. WHATWG keeps the dot on names.
-  return host.replace(/^\[|\]$/g, '').replace(/\.+$/, '');
-}
-
-/**
- * Whether a host is this machine, a private network or anything else that is not the public
- * internet (SSRF guard for the URLs the server fetches). Every spelling counts (R15): the host is
- * first put in WHATWG form (so `0x7f.1`, `2130706433`, `0177.0.0.1` and `127.1` are 127.0.0.1),
- * trailing dots are dropped (`localhost.`, `metadata.google.internal.`), and an IP literal is
- * public only when ipaddr.js calls it unicast — and, for IPv6, global unicast (2000::/3), so
- * IPv4-mapped, IPv4-compatible, NAT64, 6to4 and Teredo forms, which embed an IPv4 address, are
- * refused whatever they embed. A public name that resolves to an internal address is refused at
- * connect time by oidc-provider's SSRF-protected dispatcher, which checks the connected address.
- */
-export function isInternalHost(hostname: string): boolean {
-  const host = normalisedHost(hostname);
-  if (host === undefined || host === '') return true;
-  if (ipaddr.isValid(host)) {
-    const address = ipaddr.parse(host);
-    if (address.range() !== 'unicast') return true;
-    // Global unicast only: ipaddr.js calls the IPv4-compatible ::a.b.c.d (in ::/8) unicast too.
-    return address.kind() === 'ipv6' && !(address as ipaddr.IPv6).match(ipaddr.IPv6.parse('2000::'), 3);
-  }
-  if (!host.includes('.')) return true;
-  return INTERNAL_SUFFIXES.some((suffix) => host === suffix || host.endsWith(`.${suffix}`));
-}
-
-/** Schemes that execute or embed content in the browser, whatever the client kind. */
-const DANGEROUS_SCHEMES = new Set(['javascript:', 'data:', 'vbscript:', 'file:', 'blob:', 'about:', 'filesystem:']);
-
 export type PolicyOptions = {
   /**
    * The operator scopes (OPERATOR_SCOPES) this registration may hold: all of them for the CLI,
@@ -108,68 +63,6 @@ export type PolicyOptions = {
  * introspect every client's tokens (RFC 7662 §4), apart from any scope it may ask users for.
  */
 export const OPERATOR_PROPERTIES = ['introspect_any_token'] as const;
-
-const redirectError = (field: string, uri: string, why: string): ClientPolicyError =>
-  new ClientPolicyError(
-    field === 'redirect_uris' ? 'invalid_redirect_uri' : 'invalid_client_metadata',
-    `${field}: ${JSON.stringify(uri.slice(0, 200))} ${why}`,
-  );
-
-/**
- * RFC 9700 §2.1/§2.6 and RFC 8252 rules for one redirect URI: an absolute URI compared by exact
- * string, https for everyone, http only for a native app's loopback IP literal (any port at
- * run time), reverse-domain private schemes for native apps, no fragment, no wildcard, no
- * userinfo, no dangerous scheme.
- */
-export function checkRedirectUri(field: string, uri: unknown, native: boolean): void {
-  if (typeof uri !== 'string' || uri.length === 0)
-    throw new ClientPolicyError('invalid_client_metadata', `${field} must be an array of non-empty strings`);
-  if (uri.length > 2000) throw redirectError(field, uri, 'is too long');
-  // Whitespace and control characters invite parser differentials (docs/security.md T2).
-  // eslint-disable-next-line no-control-regex -- the point: control characters in a redirect URI are refused
-  if (/[\s\u0000-\u001f\u007f\\]/.test(uri)) throw redirectError(field, uri, 'contains whitespace, control characters or a backslash');
-  if (uri.includes('*')) throw redirectError(field, uri, 'contains a wildcard; register every URI exactly');
-  if (uri.includes('#')) throw redirectError(field, uri, 'has a fragment, which RFC 6749 §3.1.2 forbids');
-  let url: URL;
-  try {
-    url = new URL(uri);
-  } catch {
-    throw redirectError(field, uri, 'is not an absolute URI');
-  }
-  const scheme = url.protocol.toLowerCase();
-  if (DANGEROUS_SCHEMES.has(scheme)) throw redirectError(field, uri, `uses the forbidden scheme ${scheme}`);
-  if (url.username || url.password) throw redirectError(field, uri, 'must not contain user information');
-  if (scheme === 'https:') {
-    if (!url.hostname) throw redirectError(field, uri, 'has no host');
-    return;
-  }
-  if (scheme === 'http:') {
-    if (!native) throw redirectError(field, uri, 'uses http; only https is allowed (http only for native apps on 127.0.0.1 or [::1])');
-    if (url.hostname !== '127.0.0.1' && url.hostname !== '[::1]') {
-      throw redirectError(
-        field,
-        uri,
-        'uses http on a host other than the loopback IP literals 127.0.0.1 and [::1] (RFC 8252 §7.3; "localhost" is not accepted)',
-      );
-    }
-    return;
-  }
-  // RFC 8252 §7.1: private-use schemes in reverse domain name notation, native apps only.
-  if (!native) throw redirectError(field, uri, `uses the scheme ${scheme}; web clients must use https`);
-  if (!isReverseDomainScheme(scheme)) {
-    throw redirectError(field, uri, `uses the scheme ${scheme}; private-use schemes must be reverse domain names such as com.example.app:`);
-  }
-}
-
-/**
- * RFC 8252 §7.1: a private-use scheme in reverse domain name notation (com.example.app:), checked
- * label by label rather than with one nested-quantifier pattern (security/detect-unsafe-regex).
- */
-function isReverseDomainScheme(scheme: string): boolean {
-  if (!scheme.endsWith(':')) return false;
-  const [first = '', ...rest] = scheme.slice(0, -1).split('.');
-  return rest.length > 0 && /^[a-z][a-z0-9+-]*$/.test(first) && rest.every((label) => /^[a-z0-9+-]+$/.test(label));
-}
 
 function stringArray(metadata: Record<string, unknown>, field: string): string[] | undefined {
   // eslint-disable-next-line security/detect-object-injection -- field is one of our literal metadata names; only metadata is input

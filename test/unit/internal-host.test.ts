@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { applyClientPolicy, ClientPolicyError, isInternalHost } from '../../src/services/client-policy.ts';
+import { applyClientPolicy, ClientPolicyError } from '../../src/services/client-policy.ts';
+import { isInternalHost } from '../../src/shared/internal-host.ts';
 
 /**
  * R15: the SSRF guard for the URLs the server fetches (jwks_uri, sector_identifier_uri). Every
