@@ -1,10 +1,11 @@
+// Over 250 lines: the composition root of every process, and the one place stores are built (issue 18).
 import type { Knex } from 'knex';
 import type { Config } from './config/types.ts';
 import { createAccountService } from './services/accounts.ts';
 import { createAuditService } from './services/audit.ts';
 import { createKeyService } from './services/keys.ts';
 import { createAccountSessions } from './services/account-sessions.ts';
-import { createMfa } from './services/mfa.ts';
+import { createMfa } from './services/mfa-setup.ts';
 import { createLockouts } from './services/lockout.ts';
 import { createLockoutCounters, sweepExpiredLockouts } from './store/lockout-counters.ts';
 import { createAccountIndexReader, createAccountIndexStore } from './store/account-index.ts';

@@ -1,47 +1,20 @@
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
-import type { CryptoBox } from '../shared/crypto-box.ts';
-import type { ReplayStore } from '../store/dpop-replay.ts';
 import type { MfaStore } from '../store/mfa.ts';
-import type { WebAuthnCredentialStore } from '../store/webauthn-credentials.ts';
 import type { RequestContext } from './accounts.ts';
 import type { AuditService } from './audit.ts';
-import type { Lockout, Reservation } from './lockout.ts';
+import type { Lockout } from './lockout.ts';
+import { mfaAttempts, type MfaLockout, type SecondFactorOutcome } from './mfa-attempts.ts';
 import type { SecondFactor } from './mfa-policy.ts';
-import { createTotpService, type TotpService } from './mfa-totp.ts';
-import { createRecoveryCodeService, type RecoveryCodeService } from './recovery-codes.ts';
-import { createWebAuthnService, type WebAuthnResult, type WebAuthnService } from './webauthn.ts';
+import type { TotpService } from './mfa-totp.ts';
+import type { RecoveryCodeService } from './recovery-codes.ts';
+import type { WebAuthnResult, WebAuthnService } from './webauthn.ts';
 
-export type SecondFactorOutcome = { ok: true } | { ok: false; locked: boolean };
-
-/**
- * Whose budget a failed attempt spends. A wrong code or recovery code is a guess at the account's
- * secret: the account's budget. A passkey answer that does not verify guesses nothing (a
- * signature cannot be guessed) and anyone can make one up for any credential id they once saw,
- * so it spends the sender's address budget instead (R13): it never locks the account's owner out.
- */
-type Spend = 'account' | 'address';
-
-/**
- * Second-factor lockout: the sentinel's second-factor budget (its own key space, separate from
- * the password), counted per account; a success clears it. When the counter store cannot
- * answer, the attempt is refused (fail closed, docs/security.md).
- */
-export function createMfaLockout(lockout: Lockout) {
-  return {
-    isLocked: async (userId: string): Promise<boolean> => (await lockout.check(userId)).locked,
-    /** One attempt reserved before a code is checked (R14): refused while locked. */
-    reserve: (userId: string): Promise<Reservation> => lockout.reserve(userId),
-    /** Counts a failure; returns true when the account is now locked. */
-    fail: async (userId: string): Promise<boolean> => (await lockout.fail(userId)).locked,
-    clear: (userId: string): Promise<void> => lockout.clear(userId),
-  };
-}
-
-export type MfaLockout = ReturnType<typeof createMfaLockout>;
+export type { SecondFactorOutcome };
 
 /**
  * The second-factor facade used by the interaction and account routes: which factors a user
- * has, verification with lockout, and an audit event for every factor event.
+ * has, verification within the lockout budgets (mfa-attempts.ts), and an audit event for every
+ * factor event. Wired over its stores by mfa-setup.ts.
  */
 export function createMfaService(deps: {
   store: MfaStore;
@@ -58,9 +31,6 @@ export function createMfaService(deps: {
   audit: AuditService;
 }) {
   const { store, totp, recovery, webauthn, lockout, addressLockout, audit } = deps;
-  /** The sender's address budget, when there is one and the request names an address. */
-  const addressOf = (context: RequestContext): string | undefined => (addressLockout && context.ip ? context.ip : undefined);
-
   const event = (
     type: string,
     userId: string | undefined,
@@ -78,67 +48,7 @@ export function createMfaService(deps: {
       ...(data ? { data } : {}),
     });
 
-  /**
-   * One attempt on the sender's address budget, reserved before the answer is checked (R14); an
-   * always-granted stand-in when there is no such budget or no address. Refused (fail closed) when
-   * the address has spent it or the store cannot say.
-   */
-  async function reserveAddress(context: RequestContext): Promise<{ granted: boolean; started: boolean; release: () => Promise<void> }> {
-    const address = addressOf(context);
-    if (address === undefined || !addressLockout) return { granted: true, started: false, release: async () => {} };
-    const reservation = await addressLockout.reserve(address);
-    return {
-      granted: reservation.granted,
-      started: reservation.started === true,
-      release: () => addressLockout.release(address, reservation),
-    };
-  }
-
-  /**
-   * Checks one answer within a lockout budget. The attempt is reserved before `attempt` runs, in
-   * one atomic step with the check of the lock (R14): concurrent wrong answers cannot all be
-   * checked before the first is counted, so no more than the budget's worth are ever checked. A
-   * wrong code spends the account's budget; a passkey answer the sender's address budget, while
-   * the account's lock still applies (R13). A right answer clears the account's failures and
-   * gives an address's attempt back.
-   */
-  async function guarded(
-    userId: string,
-    factor: string,
-    context: RequestContext,
-    attempt: () => Promise<boolean>,
-    data?: Record<string, unknown>,
-    spend: Spend = 'account',
-  ): Promise<SecondFactorOutcome> {
-    const refused = async (reason: string): Promise<SecondFactorOutcome> => {
-      await event(`mfa.${factor}.used`, userId, context, 'failure', { reason, ...data });
-      return { ok: false, locked: true };
-    };
-    let started: boolean;
-    let release: () => Promise<void>;
-    if (spend === 'account') {
-      const reservation = await lockout.reserve(userId);
-      if (!reservation.granted) return refused('locked');
-      started = reservation.started === true;
-      release = async () => {};
-    } else {
-      const reservation = await reserveAddress(context);
-      if (!reservation.granted) return refused('address_locked');
-      if (await lockout.isLocked(userId)) {
-        await reservation.release();
-        return refused('locked');
-      }
-      ({ started, release } = reservation);
-    }
-    if (await attempt()) {
-      await release();
-      await lockout.clear(userId);
-      await event(`mfa.${factor}.used`, userId, context, 'success', data);
-      return { ok: true };
-    }
-    await event(`mfa.${factor}.used`, userId, context, 'failure', { reason: started ? 'invalid_now_locked' : 'invalid', ...data });
-    return { ok: false, locked: started };
-  }
+  const { reserveAddress, guarded } = mfaAttempts({ lockout, addressLockout, event });
 
   async function auditWebAuthnFailure(
     result: Exclude<WebAuthnResult, { ok: true }>,
@@ -319,39 +229,3 @@ export function createMfaService(deps: {
 }
 
 export type MfaService = ReturnType<typeof createMfaService>;
-
-/** Wires the second-factor services over their stores (built in the composition root, src/deps.ts). */
-export function createMfa(deps: {
-  store: MfaStore;
-  credentials: WebAuthnCredentialStore;
-  /** Claims a passwordless challenge's single use. */
-  once: ReplayStore;
-  box: CryptoBox;
-  audit: AuditService;
-  issuer: string;
-  lockout: Lockout;
-  /** The per-address budget of failed sign-ins, when configured (R13: spent by passkey answers that do not verify). */
-  addressLockout?: Lockout | undefined;
-  /** The key of the recovery-code hashes (server_secrets, S6). */
-  recoveryCodePepper: Buffer;
-}) {
-  const issuer = new URL(deps.issuer);
-  const { store } = deps;
-  return createMfaService({
-    store,
-    totp: createTotpService({ store, box: deps.box, issuerName: 'Portcullis' }),
-    recovery: createRecoveryCodeService({ store, pepper: deps.recoveryCodePepper }),
-    webauthn: createWebAuthnService({
-      credentials: deps.credentials,
-      store,
-      box: deps.box,
-      once: deps.once,
-      rpId: issuer.hostname,
-      rpName: 'Portcullis',
-      origin: issuer.origin,
-    }),
-    lockout: createMfaLockout(deps.lockout),
-    addressLockout: deps.addressLockout,
-    audit: deps.audit,
-  });
-}

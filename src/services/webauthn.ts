@@ -1,69 +1,23 @@
 import {
   generateAuthenticationOptions,
-  generateRegistrationOptions,
   verifyAuthenticationResponse,
-  verifyRegistrationResponse,
   type AuthenticationResponseJSON,
-  type AuthenticatorTransport,
-  type PublicKeyCredentialCreationOptionsJSON,
   type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
-import { randomBytes } from 'node:crypto';
 import type { CryptoBox } from '../shared/crypto-box.ts';
-import { SEAL_CONTEXT } from '../shared/crypto-contexts.ts';
 import type { ReplayStore } from '../store/dpop-replay.ts';
 import type { MfaStore } from '../store/mfa.ts';
-import { DuplicateCredentialError, type WebAuthnCredentialRow, type WebAuthnCredentialStore } from '../store/webauthn-credentials.ts';
+import type { WebAuthnCredentialStore } from '../store/webauthn-credentials.ts';
+import { CHALLENGE_TTL_SECONDS, signedChallenge, TIMEOUT_MS, toDescriptor, type WebAuthnResult } from './webauthn-ceremony.ts';
+import { webAuthnRegistration } from './webauthn-registration.ts';
+import { sealedChallenges } from './webauthn-sealed-challenge.ts';
 
-/** How long a ceremony may take: the challenge dies after this (single use either way). */
-const CHALLENGE_TTL_SECONDS = 300;
-const TIMEOUT_MS = CHALLENGE_TTL_SECONDS * 1000;
+export type { WebAuthnResult };
 
-export type WebAuthnPurpose = 'register' | 'passwordless' | 'second-factor';
-
-export type WebAuthnFailure =
-  | 'no_challenge'
-  | 'unknown_credential'
-  | 'wrong_user'
-  | 'flagged_credential'
-  | 'counter_regression'
-  | 'verification_failed'
-  | 'duplicate_credential'
-  | 'malformed';
-
-export type WebAuthnSuccess = { ok: true; userId: string; credentialId: string; deviceType: string; userVerified: boolean };
-export type WebAuthnResult =
-  WebAuthnSuccess | { ok: false; reason: WebAuthnFailure; userId?: string | undefined; credentialId?: string | undefined };
-
-/** Parses the browser's JSON answer; shape checks only, the library verifies the content. */
-function parseCredentialJson(input: string): { id: string } | undefined {
-  if (input.length === 0 || input.length > 16_384) return undefined;
-  try {
-    const value = JSON.parse(input) as Record<string, unknown> | null;
-    if (!value || typeof value !== 'object' || typeof value.id !== 'string' || typeof value.rawId !== 'string') return undefined;
-    if (value.type !== 'public-key' || typeof value.response !== 'object' || value.response === null) return undefined;
-    return value as { id: string };
-  } catch {
-    return undefined;
-  }
-}
-
-/** The challenge the authenticator signed, from the answer's clientDataJSON (checked again by the library). */
-function signedChallenge(response: AuthenticationResponseJSON): string | undefined {
-  try {
-    const data = JSON.parse(Buffer.from(response.response.clientDataJSON, 'base64url').toString('utf8')) as { challenge?: unknown };
-    return typeof data.challenge === 'string' ? data.challenge : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-export const parseRegistrationJson = (input: string): RegistrationResponseJSON | undefined =>
-  parseCredentialJson(input) as RegistrationResponseJSON | undefined;
-export const parseAuthenticationJson = (input: string): AuthenticationResponseJSON | undefined =>
-  parseCredentialJson(input) as AuthenticationResponseJSON | undefined;
-
+/**
+ * Passkeys and security keys: the user's credentials, registration (webauthn-registration.ts) and
+ * the authentication ceremony, passwordless or as a second factor.
+ */
 export function createWebAuthnService({
   credentials,
   store,
@@ -83,36 +37,7 @@ export function createWebAuthnService({
   rpName: string;
   origin: string;
 }) {
-  const toDescriptor = (c: WebAuthnCredentialRow) => ({ id: c.id, transports: c.transports as AuthenticatorTransport[] });
-
-  /**
-   * Passwordless challenges are asked for by anyone who opens a sign-in request, so they are not
-   * stored (R13: one row per anonymous request was unbounded): the challenge is 16 random bytes
-   * and an expiry, sealed under the master key with the interaction and purpose as associated
-   * data. It opens only for that interaction, before it expires; its single use is claimed once
-   * an answer verified (verifyAuthentication). The other ceremonies (second factor, passkey
-   * registration) follow a password or a session and keep one stored row per binding and purpose.
-   */
-  const sealedAad = SEAL_CONTEXT.passwordlessChallenge;
-  /** The sealed envelope; its UTF-8 bytes are the challenge (the options carry them base64url-encoded, as always). */
-  function sealChallenge(binding: string): string {
-    return box.seal(
-      JSON.stringify({ n: randomBytes(16).toString('base64url'), e: Math.floor(Date.now() / 1000) + CHALLENGE_TTL_SECONDS }),
-      sealedAad(binding),
-    );
-  }
-  /** The seconds the sealed challenge has left for this binding, or undefined when it is not one of ours, another's, or expired. */
-  function openChallenge(binding: string, challenge: string): number | undefined {
-    try {
-      const { e } = JSON.parse(box.open(Buffer.from(challenge, 'base64url').toString('utf8'), sealedAad(binding)).toString('utf8')) as {
-        e?: unknown;
-      };
-      const left = typeof e === 'number' ? e - Math.floor(Date.now() / 1000) : 0;
-      return left > 0 ? left : undefined;
-    } catch {
-      return undefined;
-    }
-  }
+  const passwordlessChallenges = sealedChallenges(box);
 
   return {
     list: (userId: string) => credentials.listByUser(userId),
@@ -124,82 +49,7 @@ export function createWebAuthnService({
       return (await credentials.listByUser(userId)).length > 0;
     },
 
-    /** Registration options: a discoverable credential (passkey), existing ones excluded. */
-    async registrationOptions(input: {
-      binding: string;
-      userId: string;
-      email: string;
-      displayName: string;
-    }): Promise<PublicKeyCredentialCreationOptionsJSON> {
-      const existing = await credentials.listByUser(input.userId);
-      const options = await generateRegistrationOptions({
-        rpName,
-        rpID: rpId,
-        userName: input.email,
-        userDisplayName: input.displayName,
-        userID: new Uint8Array(await credentials.userHandle(input.userId)),
-        attestationType: 'none',
-        timeout: TIMEOUT_MS,
-        excludeCredentials: existing.map(toDescriptor),
-        authenticatorSelection: { residentKey: 'required', userVerification: 'preferred' },
-      });
-      await store.putChallenge({
-        binding: input.binding,
-        purpose: 'register',
-        challenge: options.challenge,
-        userId: input.userId,
-        ttlSeconds: CHALLENGE_TTL_SECONDS,
-      });
-      return options;
-    },
-
-    async finishRegistration(input: {
-      binding: string;
-      userId: string;
-      response: RegistrationResponseJSON;
-      name: string;
-    }): Promise<WebAuthnResult> {
-      const stored = await store.takeChallenge(input.binding, 'register');
-      if (stored?.userId !== input.userId) return { ok: false, reason: 'no_challenge', userId: input.userId };
-      let verification;
-      try {
-        verification = await verifyRegistrationResponse({
-          response: input.response,
-          expectedChallenge: stored.challenge,
-          expectedOrigin: origin,
-          expectedRPID: rpId,
-          requireUserVerification: false,
-        });
-      } catch {
-        return { ok: false, reason: 'verification_failed', userId: input.userId };
-      }
-      if (!verification.verified) return { ok: false, reason: 'verification_failed', userId: input.userId };
-      const info = verification.registrationInfo;
-      try {
-        await credentials.insert({
-          id: info.credential.id,
-          user_id: input.userId,
-          public_key: Buffer.from(info.credential.publicKey),
-          counter: info.credential.counter,
-          transports: info.credential.transports ?? [],
-          device_type: info.credentialDeviceType,
-          backed_up: info.credentialBackedUp,
-          aaguid: info.aaguid,
-          name: input.name,
-        });
-      } catch (error) {
-        if (error instanceof DuplicateCredentialError)
-          return { ok: false, reason: 'duplicate_credential', userId: input.userId, credentialId: info.credential.id };
-        throw error;
-      }
-      return {
-        ok: true,
-        userId: input.userId,
-        credentialId: info.credential.id,
-        deviceType: info.credentialDeviceType,
-        userVerified: info.userVerified,
-      };
-    },
+    ...webAuthnRegistration({ credentials, store, rpId, rpName, origin }),
 
     /**
      * Sign-in options. Passwordless: no allow list (discoverable credentials) and user
@@ -219,7 +69,7 @@ export function createWebAuthnService({
         timeout: TIMEOUT_MS,
         allowCredentials: allow,
         userVerification: passwordless || input.userVerification ? 'required' : 'preferred',
-        ...(passwordless ? { challenge: sealChallenge(input.binding) } : {}),
+        ...(passwordless ? { challenge: passwordlessChallenges.seal(input.binding) } : {}),
       });
       if (!passwordless)
         await store.putChallenge({
@@ -251,7 +101,7 @@ export function createWebAuthnService({
       let claimFor: number | undefined;
       if (input.purpose === 'passwordless') {
         const challenge = signedChallenge(input.response);
-        claimFor = challenge === undefined ? undefined : openChallenge(input.binding, challenge);
+        claimFor = challenge === undefined ? undefined : passwordlessChallenges.open(input.binding, challenge);
         if (challenge === undefined || claimFor === undefined) return { ok: false, reason: 'no_challenge', userId: input.expectedUserId };
         expectedChallenge = challenge;
       } else {

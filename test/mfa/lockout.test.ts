@@ -5,7 +5,7 @@ import { generate } from 'otplib';
 import { loadConfig } from '../../src/config/load.ts';
 import { createDeps, type Deps } from '../../src/deps.ts';
 import { createLockouts } from '../../src/services/lockout.ts';
-import { createMfaLockout } from '../../src/services/mfa.ts';
+import { createMfaLockout } from '../../src/services/mfa-attempts.ts';
 import { keyedDigest } from '../../src/shared/derive-key.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { createLockoutCounters } from '../../src/store/lockout-counters.ts';
