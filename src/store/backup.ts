@@ -1,7 +1,8 @@
 import type { Knex } from 'knex';
 import { BackupFileError } from '../shared/backup-file.ts';
-import { verifyAuditChain } from './audit-chain.ts';
 import { ADVISORY_LOCK, lockForTransaction } from './advisory-locks.ts';
+import { mergeAuditLog, type AuditMerge } from './backup-audit-merge.ts';
+import { insertRows, resetSequences } from './backup-rows.ts';
 import { modelsKeptByRestore } from './oidc-adapter.ts';
 
 /**
@@ -12,8 +13,11 @@ import { modelsKeptByRestore } from './oidc-adapter.ts';
  *
  * Tables fall in four groups (the rest are durable data, replaced exactly by a restore):
  * SKIPPED and LIVE are neither exported nor touched by a restore, FLOW_STATE is exported empty
- * and emptied by a restore, MERGED is exported and merged rather than replaced.
+ * and emptied by a restore, MERGED is exported and merged rather than replaced (the audit log by
+ * backup-audit-merge.ts).
  */
+
+export type { AuditMerge };
 export type BackupTable = { name: string; rows: unknown[] };
 export type BackupDocument = {
   format: 'portcullis-backup';
@@ -157,82 +161,6 @@ function checkTables(document: BackupDocument, present: string[], required: stri
     throw new BackupFileError(
       `the backup lacks tables a restore replaces: ${missing.join(', ')}; refusing a partial backup (nothing was changed)`,
     );
-}
-
-async function insertRows(trx: Knex.Transaction, name: string, rows: unknown[], options: { keepExisting?: boolean } = {}): Promise<void> {
-  const merge = options.keepExisting ? ' ON CONFLICT DO NOTHING' : '';
-  for (let i = 0; i < rows.length; i += 500) {
-    await trx.raw(`INSERT INTO ?? SELECT * FROM jsonb_populate_recordset(NULL::??, ?::jsonb)${merge}`, [
-      name,
-      name,
-      JSON.stringify(rows.slice(i, i + 500)),
-    ]);
-  }
-}
-
-/** Serial and identity columns continue after the rows now in the table. */
-async function resetSequences(trx: Knex.Transaction, name: string): Promise<void> {
-  const { rows: serials } = await trx.raw<{ rows: { column_name: string }[] }>(
-    `SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? AND (column_default LIKE 'nextval(%' OR is_identity = 'YES')`,
-    [name],
-  );
-  for (const { column_name: column } of serials) {
-    await trx.raw(`SELECT setval(pg_get_serial_sequence(?, ?), GREATEST((SELECT max(??) FROM ??), 1), (SELECT count(*) > 0 FROM ??))`, [
-      name,
-      column,
-      column,
-      name,
-      name,
-    ]);
-  }
-}
-
-export type AuditMerge = { kept_after_backup: number; restored_from_backup: number };
-type StoredEvent = { id: number | string; hash: string };
-
-/**
- * A restore never loses an audit event. The backup's log and the database's are copies of one
- * hash chain, and a hash names its event and every event before it, so comparing one hash tells
- * whether one copy continues the other:
- * - the database has no events (a new database): the backup's are restored;
- * - the database holds the backup's last event (same id and hash): its log continues the
- *   backup's and is kept as it is, with everything recorded since the backup;
- * - the backup holds the database's last event: the backup's later events are added;
- * - otherwise the histories diverge (another deployment's backup, or an altered log): refused.
- * Whatever the case, the resulting chain must verify end to end, or the restore is refused.
- */
-async function mergeAuditLog(trx: Knex.Transaction, rows: unknown[], auditKey: Buffer): Promise<AuditMerge> {
-  const backup = (rows as StoredEvent[]).toSorted((a, b) => Number(a.id) - Number(b.id));
-  const last = await trx<StoredEvent>('audit_events').orderBy('id', 'desc').first('id', 'hash');
-  const backupLast = backup.at(-1);
-  const after = async (id: number | string) =>
-    Number((await trx('audit_events').where('id', '>', id).count<{ n: string }[]>('* as n'))[0]?.n ?? 0);
-  let added: StoredEvent[];
-  let kept = 0;
-  if (!last) {
-    added = backup;
-  } else if (!backupLast) {
-    added = [];
-    kept = await after(0);
-  } else if ((await trx<StoredEvent>('audit_events').where('id', backupLast.id).first('hash'))?.hash === backupLast.hash) {
-    added = [];
-    kept = await after(backupLast.id);
-  } else if (backup.find((event) => Number(event.id) === Number(last.id))?.hash === last.hash) {
-    added = backup.filter((event) => Number(event.id) > Number(last.id));
-  } else {
-    throw new BackupFileError(
-      `the audit log in the backup and the audit log in this database diverge (neither continues the other: another deployment's backup, or an altered log); a restore never drops audit events, so export this database's log (portcullis audit export) and restore into an empty database (nothing was changed)`,
-    );
-  }
-  await insertRows(trx, 'audit_events', added);
-  await resetSequences(trx, 'audit_events');
-  const chain = await verifyAuditChain(trx, auditKey);
-  if (!chain.ok) {
-    throw new BackupFileError(
-      `the audit log would not verify after this restore (event ${chain.broken_at}: ${chain.reason}); check it with portcullis audit verify (nothing was changed)`,
-    );
-  }
-  return { kept_after_backup: kept, restored_from_backup: added.length };
 }
 
 /**
