@@ -1,8 +1,8 @@
 import type { Context, Middleware, Next } from 'koa';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { Config } from '../config/types.ts';
 import { ipBudgetKey } from '../shared/ip-budget.ts';
-import { parseOverrides, tooManyRequests } from '../shared/koa-rate-limit.ts';
+import { parseOverrides, spendBudget } from '../shared/koa-rate-limit.ts';
 import type { AuthState } from './koa-bearer-auth.ts';
 
 type Budget = { limiter: RateLimiterMemory; points: number };
@@ -23,18 +23,7 @@ export function apiRateLimits(config: Config): { perIp: Middleware; perClient: (
   // An override has its own counter, so a raised quota is not spent by the default's window.
   const overrides = new Map([...parseOverrides(limits.apiPerClientOverrides)].map(([id, points]) => [id, budget(points)]));
 
-  async function spend(ctx: Context, { limiter, points }: Budget, key: string): Promise<void> {
-    let state: RateLimiterRes;
-    try {
-      state = await limiter.consume(key);
-    } catch (rejection) {
-      if (rejection instanceof RateLimiterRes) throw tooManyRequests(rejection, points);
-      throw rejection;
-    }
-    ctx.set('RateLimit-Limit', String(points));
-    ctx.set('RateLimit-Remaining', String(state.remainingPoints));
-    ctx.set('RateLimit-Reset', String(Math.max(0, Math.ceil(state.msBeforeNext / 1000))));
-  }
+  const spend = (ctx: Context, { limiter, points }: Budget, key: string): Promise<void> => spendBudget(ctx, limiter, key, points);
 
   return {
     async perIp(ctx, next) {

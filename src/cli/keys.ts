@@ -12,6 +12,13 @@ import type { Config } from '../config/types.ts';
 /** A failure the operator acts on: one line on stderr, exit code 1. */
 export class MasterKeyInputError extends Error {}
 
+/** `--batch-size`: rows per transaction of a re-seal or rewrap. */
+const batchSizeOption = (): Option =>
+  new Option('--batch-size <n>', 'rows per transaction (default 500)').argParser((value: string) => {
+    if (!/^[1-9][0-9]{0,5}$/.test(value)) throw new MasterKeyInputError('--batch-size must be a positive integer');
+    return Number(value);
+  });
+
 /** `keys status` exits with this code while anything is left to re-seal or rekey (1 stays for errors). */
 export const NOT_CLEAN_EXIT_CODE = 2;
 
@@ -56,12 +63,7 @@ export function registerMasterKeyCommands(keys: Command, { withDeps, print }: { 
     .description(
       're-seal under MASTER_KEY every value still sealed under MASTER_KEY_PREVIOUS (or an older key id), and rekey unkeyed recovery-code hashes; safe while instances run, idempotent',
     )
-    .addOption(
-      new Option('--batch-size <n>', 'rows per transaction (default 500)').argParser((value: string) => {
-        if (!/^[1-9][0-9]{0,5}$/.test(value)) throw new MasterKeyInputError('--batch-size must be a positive integer');
-        return Number(value);
-      }),
-    )
+    .addOption(batchSizeOption())
     .action(async (opts: { batchSize?: number }) => {
       const result = await withDeps(async (deps): Promise<ResealReport & { recovery_codes_rekeyed: number; status: Status }> => {
         const report = await resealColumns(deps.knex, deps.box, MASTER_COLUMNS, opts.batchSize ? { batchSize: opts.batchSize } : {});
@@ -132,12 +134,7 @@ export function registerVaultKeyCommands(keys: Command, { withDatabase, print }:
     .description(
       'move every data key of the records vault under VAULT_KEY: from MASTER_KEY (upgrading from a release before VAULT_KEY) or VAULT_KEY_PREVIOUS (a rotation); safe while instances run, idempotent',
     )
-    .addOption(
-      new Option('--batch-size <n>', 'rows per transaction (default 500)').argParser((value: string) => {
-        if (!/^[1-9][0-9]{0,5}$/.test(value)) throw new MasterKeyInputError('--batch-size must be a positive integer');
-        return Number(value);
-      }),
-    )
+    .addOption(batchSizeOption())
     .action(async (opts: { batchSize?: number }) => {
       const report = await withDatabase((database, config) =>
         rewrapVault(database, config, opts.batchSize ? { batchSize: opts.batchSize } : {}),

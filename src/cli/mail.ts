@@ -1,11 +1,9 @@
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
-import type { Deps } from '../deps.ts';
 import { MailRecipientError, MailUnavailableError } from '../services/mail.ts';
 import { describeSendError } from '../services/mail-transport.ts';
 import { UUID_PATTERN } from '../shared/uuid.ts';
-
-type WithDeps = <T>(fn: (deps: Deps) => Promise<T>) => Promise<T>;
+import type { Print, WithDeps } from './context.ts';
 
 export class MailCommandError extends Error {}
 
@@ -13,7 +11,7 @@ export class MailCommandError extends Error {}
  * `portcullis mail status|retry|test` (docs/email.md): the outbox as an operator sees it. Nothing
  * printed names a recipient or shows a mail's content; `test` mails the address the operator gives.
  */
-export function registerMailCommands(program: Command, { withDeps, print }: { withDeps: WithDeps; print: (value: unknown) => void }): void {
+export function registerMailCommands(program: Command, { withDeps, print }: { withDeps: WithDeps; print: Print }): void {
   const mail = program.command('mail').description('outgoing mail: the outbox (status, retry) and a test message');
   mail
     .command('status')

@@ -24,6 +24,22 @@ export type MailTransport = {
 /** Headers of every mail: an automatic message (RFC 3834), so auto-responders stay silent. */
 const HEADERS = { 'Auto-Submitted': 'auto-generated' };
 
+/**
+ * The message nodemailer sends or writes, the same for every transport. Recipients are checked
+ * when a mail is queued (src/services/mail.ts); nodemailer is told to read no file and no URL
+ * into a message either.
+ */
+const messageOf = (mail: OutgoingMail) => ({
+  from: mail.from,
+  to: mail.to,
+  subject: mail.subject,
+  text: mail.text,
+  html: mail.html,
+  headers: HEADERS,
+  disableFileAccess: true,
+  disableUrlAccess: true,
+});
+
 function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '[::1]' || (isIPv4(host) && host.startsWith('127.'));
 }
@@ -51,17 +67,7 @@ function smtpTransport(url: string, nodeEnv: Config['nodeEnv']): MailTransport {
   return {
     kind: 'smtp',
     async send(mail) {
-      await transporter.sendMail({
-        from: mail.from,
-        to: mail.to,
-        subject: mail.subject,
-        text: mail.text,
-        html: mail.html,
-        headers: HEADERS,
-        // Recipients are checked when a mail is queued (src/services/mail.ts); refuse anything else here too.
-        disableFileAccess: true,
-        disableUrlAccess: true,
-      });
+      await transporter.sendMail(messageOf(mail));
     },
     async verify() {
       await transporter.verify();
@@ -86,16 +92,7 @@ function fileTransport(dataDir: string, logger: Logger): MailTransport {
   return {
     kind: 'files',
     async send(mail) {
-      const info = await transporter.sendMail({
-        from: mail.from,
-        to: mail.to,
-        subject: mail.subject,
-        text: mail.text,
-        html: mail.html,
-        headers: HEADERS,
-        disableFileAccess: true,
-        disableUrlAccess: true,
-      });
+      const info = await transporter.sendMail(messageOf(mail));
       // eslint-disable-next-line security/detect-non-literal-fs-filename -- DATA_DIR (operator configuration) and a constant folder name
       await mkdir(dir, { recursive: true, mode: 0o700 });
       const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${mail.id}.eml`);

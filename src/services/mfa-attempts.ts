@@ -30,7 +30,7 @@ export function createMfaLockout(lockout: Lockout) {
 export type MfaLockout = ReturnType<typeof createMfaLockout>;
 
 /** The audit event of one attempt (mfa.ts records every factor event). */
-type AttemptEvent = (
+export type AttemptEvent = (
   type: string,
   userId: string | undefined,
   context: RequestContext,

@@ -3,7 +3,7 @@ import type { MfaStore } from '../store/mfa.ts';
 import type { RequestContext } from './accounts.ts';
 import type { AuditService } from './audit.ts';
 import type { Lockout } from './lockout.ts';
-import { mfaAttempts, type MfaLockout, type SecondFactorOutcome } from './mfa-attempts.ts';
+import { mfaAttempts, type AttemptEvent, type MfaLockout, type SecondFactorOutcome } from './mfa-attempts.ts';
 import type { SecondFactor } from './mfa-policy.ts';
 import type { TotpService } from './mfa-totp.ts';
 import type { RecoveryCodeService } from './recovery-codes.ts';
@@ -31,13 +31,7 @@ export function createMfaService(deps: {
   audit: AuditService;
 }) {
   const { store, totp, recovery, webauthn, lockout, addressLockout, audit } = deps;
-  const event = (
-    type: string,
-    userId: string | undefined,
-    context: RequestContext,
-    outcome?: 'success' | 'failure',
-    data?: Record<string, unknown>,
-  ) =>
+  const event: AttemptEvent = (type, userId, context, outcome, data) =>
     audit.record({
       type,
       actorId: userId,

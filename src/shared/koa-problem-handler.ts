@@ -1,6 +1,6 @@
 import type { Context, Middleware } from 'koa';
 import type { Logger } from './logger.ts';
-import { badRequest, internalError, payloadTooLarge, Problem, problemType, toProblemJson } from './problem.ts';
+import { badRequest, internalError, payloadTooLarge, Problem, problemType, serviceUnavailable, toProblemJson } from './problem.ts';
 
 export type HtmlRenderer = (ctx: Context, problem: Problem) => void;
 
@@ -17,14 +17,7 @@ function asProblem(error: unknown): Problem {
   // oidc-provider errors raised inside our routes (e.g. interactionDetails): keep their code.
   const oauth = error as { error?: unknown; error_description?: unknown; expose?: unknown };
   // The provider's store is down (src/auth/storage-unavailable.ts): 503, try again (T45).
-  if (status === 503 && oauth.error === 'temporarily_unavailable')
-    return new Problem({
-      status: 503,
-      type: problemType('unavailable'),
-      title: 'Service temporarily unavailable',
-      headers: { 'Retry-After': '5' },
-      cause: error,
-    });
+  if (status === 503 && oauth.error === 'temporarily_unavailable') return serviceUnavailable(error);
   if (typeof status === 'number' && status < 500 && oauth.expose === true && typeof oauth.error === 'string') {
     const lostSession = /session.*not found|session_not_found/.test(`${oauth.error} ${String(oauth.error_description)}`);
     return new Problem({

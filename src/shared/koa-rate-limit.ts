@@ -6,7 +6,7 @@ import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from './logger.ts';
 import { ipBudgetKey } from './ip-budget.ts';
 import { PROVIDER_BODY_LIMIT, readBodyAhead } from './read-body-ahead.ts';
-import { Problem, problemType } from './problem.ts';
+import { Problem, problemType, serviceUnavailable } from './problem.ts';
 
 /**
  * The request budgets. token: the back-channel endpoints (per IP and per client); registration:
@@ -98,26 +98,16 @@ export function createRateLimits({
 
   let lastLogged = 0;
   const consume = async (ctx: Context, limiter: RateLimiterAbstract, key: string, points: number): Promise<void> => {
-    let state: RateLimiterRes;
     try {
-      state = await limiter.consume(key);
-    } catch (rejection) {
-      if (rejection instanceof RateLimiterRes) throw tooManyRequests(rejection, points);
+      await spendBudget(ctx, limiter, key, points);
+    } catch (error) {
+      if (error instanceof Problem) throw error;
       if (Date.now() - lastLogged > 60_000) {
         lastLogged = Date.now();
-        logger.error({ err: rejection }, 'rate limiter store failed; refusing rate-limited requests (fail closed)');
+        logger.error({ err: error }, 'rate limiter store failed; refusing rate-limited requests (fail closed)');
       }
-      throw new Problem({
-        status: 503,
-        type: problemType('unavailable'),
-        title: 'Service temporarily unavailable',
-        headers: { 'Retry-After': '5' },
-        cause: rejection,
-      });
+      throw serviceUnavailable(error);
     }
-    ctx.set('RateLimit-Limit', String(points));
-    ctx.set('RateLimit-Remaining', String(state.remainingPoints));
-    ctx.set('RateLimit-Reset', String(Math.max(0, Math.ceil(state.msBeforeNext / 1000))));
   };
 
   const spend = async (ctx: Context, name: BucketName): Promise<void> => {
@@ -150,6 +140,24 @@ export function createRateLimits({
 }
 
 /** The 429 problem for a spent budget: Retry-After plus the RateLimit-* fields (RFC 9457 body). */
+/**
+ * Spends one point of `key` in `limiter` and says what is left (RateLimit-* headers, draft-ietf-
+ * httpapi-ratelimit-headers): 429 problem with Retry-After when none is left. A store error is
+ * thrown as it is, for the caller to answer (the auth server fails closed with 503).
+ */
+export async function spendBudget(ctx: Context, limiter: RateLimiterAbstract, key: string, points: number): Promise<void> {
+  let state: RateLimiterRes;
+  try {
+    state = await limiter.consume(key);
+  } catch (rejection) {
+    if (rejection instanceof RateLimiterRes) throw tooManyRequests(rejection, points);
+    throw rejection;
+  }
+  ctx.set('RateLimit-Limit', String(points));
+  ctx.set('RateLimit-Remaining', String(state.remainingPoints));
+  ctx.set('RateLimit-Reset', String(Math.max(0, Math.ceil(state.msBeforeNext / 1000))));
+}
+
 export function tooManyRequests(rejection: RateLimiterRes, points: number): Problem {
   const retryAfter = Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
   return new Problem({

@@ -42,16 +42,7 @@ export function accountRoutes(deps: {
 }): Router {
   const { provider, accounts, mfa, sessions, csrf, issuer } = deps;
   const router = new Router({ prefix: '/account' });
-  const signIn = accountSignIn({
-    router,
-    provider,
-    accounts,
-    mfa,
-    csrf,
-    issuer,
-    recentAuthSeconds: deps.recentAuthSeconds,
-    sessionLifetime: deps.sessionLifetime,
-  });
+  const signIn = accountSignIn({ router, ...deps });
   const guard = [deps.loginLimit, rejectCrossSite(new URL(issuer).origin), formBody()];
   const page: AccountPage = {
     router,
