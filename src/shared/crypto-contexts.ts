@@ -28,7 +28,7 @@ export const SEAL_CONTEXT = {
   serverSecret: (name: string): string => `server-secret:${name}`,
   /** An oidc-provider model's payload at rest (src/store/oidc-adapter-sealed.ts). */
   oidcPayload: (model: string): string => `oidc:${model}`,
-  /** A passwordless sign-in's challenge, sealed into itself instead of stored (src/services/webauthn.ts). */
+  /** A passwordless sign-in's challenge, sealed into itself instead of stored (src/services/webauthn-sealed-challenge.ts). */
   passwordlessChallenge: (binding: string): string => `webauthn:passwordless:${binding}`,
   /** A queued mail's recipient, subject and bodies (outbox.payload_sealed), bound to its row. */
   outboxPayload: (id: string): string => `outbox:${id}`,
