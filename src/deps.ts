@@ -39,6 +39,7 @@ import { createDataKeyStore } from './store/data-keys.ts';
 import { API_REPLAY_NAMESPACE, createReplayStore } from './store/dpop-replay.ts';
 import { createErasureJournal } from './store/erasure-journal.ts';
 import { createMfaStore } from './store/mfa.ts';
+import { createOutboxStore } from './store/outbox.ts';
 import { createRecordStore } from './store/records.ts';
 import { createShareOfferStore } from './store/share-offers.ts';
 import { createUserDirectory } from './store/user-directory.ts';
@@ -285,7 +286,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
     const backendAdapter = oidcStorage.stored;
 
     // Outgoing mail through the outbox (issue 12); the auth server's worker sends it (src/server.ts).
-    const mail = createMail({ config, knex, box, audit, logger });
+    const mail = createMail({ config, outbox: createOutboxStore(knex), box, audit, logger });
 
     let sweeper: NodeJS.Timeout | undefined;
     if (!redis) {

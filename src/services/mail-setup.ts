@@ -1,8 +1,7 @@
-import type { Knex } from 'knex';
 import type { Config } from '../config/types.ts';
 import type { CryptoBox } from '../shared/crypto-box.ts';
 import type { Logger } from '../shared/logger.ts';
-import { createOutboxStore } from '../store/outbox.ts';
+import type { OutboxStore } from '../store/outbox.ts';
 import type { AuditService } from './audit.ts';
 import { createMailService, type MailService } from './mail.ts';
 import { createMailTemplates } from './mail-templates.ts';
@@ -15,19 +14,20 @@ import { createMailTransport } from './mail-transport.ts';
  */
 export function createMail({
   config,
-  knex,
+  outbox,
   box,
   audit,
   logger,
 }: {
   config: Pick<Config, 'issuer' | 'mail' | 'nodeEnv' | 'dataDir'>;
-  knex: Knex;
+  /** The outbox in this database (built in src/deps.ts). */
+  outbox: OutboxStore;
   box: CryptoBox;
   audit: AuditService;
   logger: Logger;
 }): MailService {
   return createMailService({
-    outbox: createOutboxStore(knex),
+    outbox,
     box,
     templates: createMailTemplates({ issuer: config.issuer }),
     transport: createMailTransport(config, logger),

@@ -73,7 +73,7 @@ describe('issue 12 mail outbox', function () {
     const logger = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) });
     const audit = createAuditService({ store: createAuditEventStore(knex, Buffer.from(testEnv.auditKey, 'base64')), logger });
     const box = createMasterBox(Buffer.from(testEnv.masterKey, 'base64'));
-    const mail = createMail({ config, knex, box, audit, logger });
+    const mail = createMail({ config, outbox: createOutboxStore(knex), box, audit, logger });
     services.push(mail);
     return { mail, knex, box, config, outbox: createOutboxStore(knex) };
   }

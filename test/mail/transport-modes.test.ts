@@ -15,6 +15,7 @@ import { createMail } from '../../src/services/mail-setup.ts';
 import { describeSendError, smtpOptions } from '../../src/services/mail-transport.ts';
 import { createMasterBox } from '../../src/shared/master-key.ts';
 import { createAuditEventStore } from '../../src/store/audit-events.ts';
+import { createOutboxStore } from '../../src/store/outbox.ts';
 import { uniqueEmail } from '../helpers/factories.ts';
 import { testConfigEnv } from '../helpers/servers.ts';
 import { testEnv } from '../setup.ts';
@@ -40,7 +41,7 @@ describe('issue 12 mail transports by environment', function () {
     const config = loadConfig({ ...testConfigEnv({ storage: 'postgres' }), DATA_DIR: dataDir, ...env });
     const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
     const audit = createAuditService({ store: createAuditEventStore(knex, Buffer.from(testEnv.auditKey, 'base64')), logger });
-    return createMail({ config, knex, box: createMasterBox(randomBytes(32)), audit, logger });
+    return createMail({ config, outbox: createOutboxStore(knex), box: createMasterBox(randomBytes(32)), audit, logger });
   }
 
   before(function () {
