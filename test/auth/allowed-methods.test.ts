@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { createTestClient } from '../helpers/factories.ts';
 import { headerOf, socketRequest } from '../helpers/raw-socket.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
+import { basicAuth } from '../helpers/basic-auth.ts';
 
 /**
  * A path of ours asked with a method it does not answer gets 405 and `Allow` (RFC 9110 §15.5.6),
@@ -68,7 +69,7 @@ describe('405 Method Not Allowed on our routes', function () {
     });
     const tokenResponse = await fetch(`${servers.issuer}/token`, {
       method: 'POST',
-      headers: { Authorization: `Basic ${Buffer.from(`${id}:${secret ?? ''}`).toString('base64')}` },
+      headers: { Authorization: basicAuth(id, secret) },
       body: new URLSearchParams({ grant_type: 'client_credentials', resource: servers.apiUrl, scope: 'records:read' }),
     });
     const { access_token: token } = (await tokenResponse.json()) as { access_token: string };

@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import { expect } from 'chai';
 import * as client from 'openid-client';
 import { startTestServers, testConfigEnv, type TestServers } from '../helpers/servers.ts';
+import { basicAuth } from '../helpers/basic-auth.ts';
 
 const run = promisify(execFile);
 
@@ -387,7 +388,7 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
         method: 'POST',
         headers: {
           'Content-Type': 'application/x-www-form-urlencoded',
-          Authorization: `Basic ${Buffer.from(`${clientId}:${created.body.client_secret as string}`).toString('base64')}`,
+          Authorization: basicAuth(clientId, created.body.client_secret as string),
         },
         body: new URLSearchParams({ grant_type: 'client_credentials', scope, resource: servers.apiUrl }),
       });
@@ -481,7 +482,7 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
           method: 'POST',
           headers: {
             'Content-Type': 'application/x-www-form-urlencoded',
-            Authorization: `Basic ${Buffer.from(`${body.client_id}:${body.client_secret}`).toString('base64')}`,
+            Authorization: basicAuth(body.client_id, body.client_secret),
           },
           body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'records:read', resource: idle.apiUrl }),
         });

@@ -15,6 +15,7 @@ import {
 } from '../helpers/cluster.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { freePort, testConfigEnv } from '../helpers/servers.ts';
+import { basicAuth } from '../helpers/basic-auth.ts';
 
 /**
  * docs/security.md T45: SIGTERM during an in-flight token request. A real `node src/main.ts`
@@ -60,7 +61,7 @@ describe('graceful shutdown of a real process', function () {
         `${issuer}/token`,
         {
           'Content-Type': 'application/x-www-form-urlencoded',
-          Authorization: `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(clientSecret)}`).toString('base64')}`,
+          Authorization: basicAuth(clientId, clientSecret),
         },
         new URLSearchParams({
           grant_type: 'authorization_code',

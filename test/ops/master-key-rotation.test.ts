@@ -15,6 +15,7 @@ import { authorizationRequest } from '../helpers/oidc.ts';
 import { runNode, spawnNode, waitForReady, type Spawned } from '../helpers/process.ts';
 import { freePort, testConfigEnv, type StorageMode } from '../helpers/servers.ts';
 import { testEnv } from '../setup.ts';
+import { basicAuth } from '../helpers/basic-auth.ts';
 
 /**
  * Issue 20 S2: rotating MASTER_KEY while instances run loses nothing. Two instances (each a real
@@ -186,7 +187,7 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
       const response = await fetch(`${shared.ISSUER!}/token/introspection`, {
         method: 'POST',
         headers: {
-          Authorization: `Basic ${Buffer.from(`${clientAuth.id}:${clientAuth.secret}`).toString('base64')}`,
+          Authorization: basicAuth(clientAuth.id, clientAuth.secret),
           'Content-Type': 'application/x-www-form-urlencoded',
         },
         body: new URLSearchParams({ token }),

@@ -13,6 +13,7 @@ import { authorizationRequest } from '../helpers/oidc.ts';
 import { runNode } from '../helpers/process.ts';
 import { startTestServers, testConfigEnv, type StorageMode, type TestServers } from '../helpers/servers.ts';
 import { testEnv } from '../setup.ts';
+import { basicAuth } from '../helpers/basic-auth.ts';
 
 /**
  * Issue 20 S4: a restore done to recover from a compromise must not leave the attacker's
@@ -69,9 +70,6 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
         testConfigEnv({ storage, env: { DATABASE_URL: databaseUrl, REDIS_KEY_PREFIX: prefix, BACKUP_KEY: backupKey } }),
       );
 
-    const basic = (id: string, secret: string) =>
-      `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
-
     it('S4 backup → new sign-in → restore: the refresh token, the access token (introspection, userinfo), the session cookie, registration and initial access tokens stop working', async function () {
       const user = await createTestUser(servers.deps);
       const registered = await createTestClient(servers.deps, { client_name: 'S4 RP' });
@@ -110,7 +108,7 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
       const introspect = async (): Promise<boolean> => {
         const response = await fetch(`${servers.issuer}/token/introspection`, {
           method: 'POST',
-          headers: { Authorization: basic(registered.client_id, secret), 'Content-Type': 'application/x-www-form-urlencoded' },
+          headers: { Authorization: basicAuth(registered.client_id, secret), 'Content-Type': 'application/x-www-form-urlencoded' },
           body: new URLSearchParams({ token: accessToken }),
         });
         expect(response.status).to.equal(200);
@@ -120,7 +118,7 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
       const refresh = async () => {
         const response = await fetch(`${servers.issuer}/token`, {
           method: 'POST',
-          headers: { Authorization: basic(registered.client_id, secret), 'Content-Type': 'application/x-www-form-urlencoded' },
+          headers: { Authorization: basicAuth(registered.client_id, secret), 'Content-Type': 'application/x-www-form-urlencoded' },
           body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }),
         });
         return { status: response.status, error: ((await response.json()) as { error?: string }).error };

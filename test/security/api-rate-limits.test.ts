@@ -3,6 +3,7 @@ import { expect } from 'chai';
 import { loadConfig } from '../../src/config/load.ts';
 import { createTestClient } from '../helpers/factories.ts';
 import { startTestServers, testConfigEnv, type TestServers } from '../helpers/servers.ts';
+import { basicAuth } from '../helpers/basic-auth.ts';
 
 type Reply = { status: number; headers: Record<string, string | string[] | undefined>; body: string };
 
@@ -64,7 +65,7 @@ describe('rate limits on the resource API', function () {
         method: 'POST',
         headers: {
           'Content-Type': 'application/x-www-form-urlencoded',
-          Authorization: `Basic ${Buffer.from(`${clientId}:${registered.get(clientId)!}`).toString('base64')}`,
+          Authorization: basicAuth(clientId, registered.get(clientId)),
         },
         body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'records:read', resource: servers.apiUrl }),
       });

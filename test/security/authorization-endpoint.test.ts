@@ -4,6 +4,7 @@ import { CONSTANT_CHALLENGE_EVENT } from '../../src/auth/constant-challenge.ts';
 import { Browserless, signInAndConsent } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
+import { basicAuth } from '../helpers/basic-auth.ts';
 
 type Params = [string, string][];
 
@@ -358,7 +359,7 @@ describe('authorization endpoint abuse (docs/security.md T2–T14, T38, B9)', fu
       method: 'POST',
       headers: {
         'Content-Type': 'application/x-www-form-urlencoded',
-        Authorization: `Basic ${Buffer.from(`${web.client_id}:${web.client_secret ?? ''}`).toString('base64')}`,
+        Authorization: basicAuth(web.client_id, web.client_secret),
       },
       body: `grant_type=authorization_code&code=${big(10 * 1024 * 1024)}`,
     });
@@ -434,7 +435,7 @@ describe('authorization endpoint abuse (docs/security.md T2–T14, T38, B9)', fu
       method: 'POST',
       headers: {
         'Content-Type': 'application/x-www-form-urlencoded',
-        Authorization: `Basic ${Buffer.from(`${web.client_id}:${web.client_secret ?? ''}`).toString('base64')}`,
+        Authorization: basicAuth(web.client_id, web.client_secret),
       },
       body: new URLSearchParams({
         grant_type: 'password',

@@ -22,6 +22,7 @@ import { ALL_ROUTES, AUTH_ROUTES, routeKeys, type SurfaceRoute } from '../helper
 import { repoRoot } from '../helpers/process.ts';
 import { socketRequest } from '../helpers/raw-socket.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
+import { basicAuth } from '../helpers/basic-auth.ts';
 
 /**
  * R12 DAST: a fast-check pass over every route of both servers (test/helpers/http-surface.ts)
@@ -85,7 +86,7 @@ async function prepareCredentials(servers: TestServers): Promise<Credentials> {
   const clientToken = await json(
     await fetch(`${issuer}/token`, {
       method: 'POST',
-      headers: { ...FORM, Authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}` },
+      headers: { ...FORM, Authorization: basicAuth(clientId, clientSecret) },
       body: new URLSearchParams({ grant_type: 'client_credentials', resource: apiUrl, scope: 'records:read' }),
     }),
   );
@@ -511,7 +512,7 @@ describe('R12 DAST: fuzzing every HTTP route of both servers', function () {
           expect((await fetch(`${base}/readyz`)).status, `${base}/readyz`).to.equal(200);
         }
         const { health } = credentials;
-        const basic = `Basic ${Buffer.from(`${health.clientId}:${health.clientSecret}`).toString('base64')}`;
+        const basic = basicAuth(health.clientId, health.clientSecret);
         const refreshed = await fetch(`${servers.issuer}/token`, {
           method: 'POST',
           headers: { ...FORM, Authorization: basic },

@@ -6,6 +6,7 @@ import { startPrivateRedis, until, type PrivateRedis } from '../helpers/cluster.
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequestTo, RP_REDIRECT } from '../helpers/oidc.ts';
 import { freePort, startTestServers, type TestServers } from '../helpers/servers.ts';
+import { basicAuth } from '../helpers/basic-auth.ts';
 
 const LOGGED_OUT = 'https://rp.example.test/bye';
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -130,7 +131,7 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
       headers: {
         ...FORM,
         'X-Forwarded-Proto': 'https',
-        Authorization: `Basic ${Buffer.from(`${rp.client_id}:${rp.client_secret}`).toString('base64')}`,
+        Authorization: basicAuth(rp.client_id, rp.client_secret),
       },
       body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: RP_REDIRECT, code_verifier: verifier }),
     });
@@ -395,7 +396,7 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
         headers: {
           ...FORM,
           'X-Forwarded-Proto': 'https',
-          Authorization: `Basic ${Buffer.from(`${other.client_id}:${other.client_secret}`).toString('base64')}`,
+          Authorization: basicAuth(other.client_id, other.client_secret),
         },
         body: new URLSearchParams({
           grant_type: 'authorization_code',
@@ -489,7 +490,7 @@ describe('T45 Redis outage on the authorization server', function () {
   const clientCredentials = () =>
     fetch(`${servers.issuer}/token`, {
       method: 'POST',
-      headers: { ...FORM, Authorization: `Basic ${Buffer.from(`${service.client_id}:${service.client_secret}`).toString('base64')}` },
+      headers: { ...FORM, Authorization: basicAuth(service.client_id, service.client_secret) },
       body: new URLSearchParams({ grant_type: 'client_credentials' }),
       signal: AbortSignal.timeout(15_000),
     });

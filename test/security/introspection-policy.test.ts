@@ -3,12 +3,11 @@ import { createClient, ClientMetadataError } from '../../src/cli/clients.ts';
 import { createTestClient } from '../helpers/factories.ts';
 import { rejectionOf } from '../helpers/rejections.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
+import { basicAuth } from '../helpers/basic-auth.ts';
 
 type Registered = { client_id: string; client_secret?: string };
 
 const service = { grant_types: ['client_credentials'], redirect_uris: [], post_logout_redirect_uris: [], response_types: [] };
-const basic = (c: Registered) =>
-  `Basic ${Buffer.from(`${encodeURIComponent(c.client_id)}:${encodeURIComponent(c.client_secret ?? '')}`).toString('base64')}`;
 
 /**
  * R13 (issue 19, adversarial review): any confidential client holding `admin` could introspect
@@ -31,7 +30,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       // No resource and no scope: an opaque token, which introspection can speak about.
       const response = await fetch(`${servers.issuer}/token`, {
         method: 'POST',
-        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Authorization: basic(owner) },
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Authorization: basicAuth(owner.client_id, owner.client_secret) },
         body: new URLSearchParams({ grant_type: 'client_credentials' }),
       });
       expect(response.status).to.equal(200);
@@ -44,7 +43,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     const introspect = async (as: Registered, value = token) => {
       const response = await fetch(`${servers.issuer}/token/introspection`, {
         method: 'POST',
-        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Authorization: basic(as) },
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Authorization: basicAuth(as.client_id, as.client_secret) },
         body: new URLSearchParams({ token: value }),
       });
       expect(response.status).to.equal(200);

@@ -10,6 +10,7 @@ import { keyedDigest } from '../../src/shared/derive-key.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { createTestClient } from '../helpers/factories.ts';
 import { startTestServers, testConfigEnv, type TestServers } from '../helpers/servers.ts';
+import { basicAuth } from '../helpers/basic-auth.ts';
 
 type Reply = { status: number; headers: Record<string, string | string[] | undefined>; body: string };
 
@@ -42,9 +43,6 @@ function post(
     req.end(body);
   });
 }
-
-const basic = (id: string, secret: string) =>
-  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 
 /**
  * Request rate limits (docs/security.md: oidc-provider "does not implement resource limits"):
@@ -81,7 +79,7 @@ describe('rate limits on token, introspection, device, registration and login en
     post(
       `${servers.issuer}/token`,
       { grant_type: 'client_credentials' },
-      { from, headers: { Authorization: basic(c.client_id, c.client_secret!) } },
+      { from, headers: { Authorization: basicAuth(c.client_id, c.client_secret) } },
     );
 
   it('T34 per client: the 4th token request of one client in the window gets 429 with Retry-After; another client is unaffected', async function () {

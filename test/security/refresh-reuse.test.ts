@@ -8,6 +8,7 @@ import { ARTIFACTS, goto, launchChromium, openSession, passwordStep } from '../h
 import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
+import { basicAuth } from '../helpers/basic-auth.ts';
 
 type TokenAnswer = { status: number; body: { access_token?: string; refresh_token?: string; error?: string } };
 type App = { user: TestUser; clientId: string; secret: string; refreshToken: string };
@@ -50,13 +51,14 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
       return { user, clientId: registered.client_id, secret, refreshToken: tokens.refresh_token };
     }
 
-    const basic = (app: App) =>
-      `Basic ${Buffer.from(`${encodeURIComponent(app.clientId)}:${encodeURIComponent(app.secret)}`).toString('base64')}`;
-
     async function refresh(target: TestServers, app: App, refreshToken: string, userAgent = 'acme-notes/1.0'): Promise<TokenAnswer> {
       const response = await fetch(`${target.issuer}/token`, {
         method: 'POST',
-        headers: { Authorization: basic(app), 'Content-Type': 'application/x-www-form-urlencoded', 'User-Agent': userAgent },
+        headers: {
+          Authorization: basicAuth(app.clientId, app.secret),
+          'Content-Type': 'application/x-www-form-urlencoded',
+          'User-Agent': userAgent,
+        },
         body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }),
       });
       return { status: response.status, body: (await response.json()) as TokenAnswer['body'] };
@@ -65,7 +67,7 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
     async function active(target: TestServers, app: App, token: string): Promise<boolean> {
       const response = await fetch(`${target.issuer}/token/introspection`, {
         method: 'POST',
-        headers: { Authorization: basic(app), 'Content-Type': 'application/x-www-form-urlencoded' },
+        headers: { Authorization: basicAuth(app.clientId, app.secret), 'Content-Type': 'application/x-www-form-urlencoded' },
         body: new URLSearchParams({ token }),
       });
       expect(response.status).to.equal(200);

@@ -5,6 +5,7 @@ import { Browserless, formOf, signInAndConsent } from '../helpers/browserless.ts
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequestTo } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
+import { basicAuth } from '../helpers/basic-auth.ts';
 
 type Registered = { client_id: string; client_secret: string };
 type TestUser = Awaited<ReturnType<typeof createTestUser>>;
@@ -12,9 +13,6 @@ type Reply = { status: number; headers: Headers; body: Record<string, unknown>; 
 
 const callback = 'https://rp.example.test/cb';
 const otherCallback = 'https://rp.example.test/cb2';
-
-const basic = (id: string, secret: string): string =>
-  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 
 async function register(servers: TestServers, metadata: Record<string, unknown> = {}): Promise<Registered> {
   const registered = await createTestClient(servers.deps, metadata);
@@ -32,7 +30,10 @@ async function post(
 ): Promise<Reply> {
   const response = await fetch(`${servers.issuer}${path}`, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded', Authorization: authorization ?? basic(as.client_id, as.client_secret) },
+    headers: {
+      'Content-Type': 'application/x-www-form-urlencoded',
+      Authorization: authorization ?? basicAuth(as.client_id, as.client_secret),
+    },
     body: new URLSearchParams(form).toString(),
   });
   const text = await response.text();
@@ -208,7 +209,7 @@ describe('token endpoint abuse (docs/security.md T16–T22, T27, T28)', function
     };
     const replies: Record<string, Reply> = {};
     for (const [label, secret] of Object.entries(wrongs)) {
-      replies[label] = await post(servers, '/token', a, { grant_type: 'authorization_code', ...form }, basic(a.client_id, secret));
+      replies[label] = await post(servers, '/token', a, { grant_type: 'authorization_code', ...form }, basicAuth(a.client_id, secret));
     }
     for (const [label, reply] of Object.entries(replies)) {
       expect(reply.status, `${label}: ${reply.text}`).to.equal(401);
@@ -218,7 +219,7 @@ describe('token endpoint abuse (docs/security.md T16–T22, T27, T28)', function
     }
     // An empty secret is a malformed request (oidc-provider: 400 invalid_request). The answer
     // depends only on what was sent, never on the stored secret, so it tells an attacker nothing.
-    const empty = await post(servers, '/token', a, { grant_type: 'authorization_code', ...form }, basic(a.client_id, ''));
+    const empty = await post(servers, '/token', a, { grant_type: 'authorization_code', ...form }, basicAuth(a.client_id, ''));
     expectRefused(empty, ['invalid_request', 'invalid_client'], 'empty secret');
 
     // Latency: secrets are compared as fixed-length SHA-256 digests with timingSafeEqual
@@ -228,7 +229,7 @@ describe('token endpoint abuse (docs/security.md T16–T22, T27, T28)', function
     const samples: Record<'long' | 'short', number[]> = { long: [], short: [] };
     const time = async (secret: string): Promise<number> => {
       const start = performance.now();
-      const reply = await post(servers, '/token', a, { grant_type: 'authorization_code', ...form }, basic(a.client_id, secret));
+      const reply = await post(servers, '/token', a, { grant_type: 'authorization_code', ...form }, basicAuth(a.client_id, secret));
       const elapsed = performance.now() - start;
       expect(reply.status).to.equal(401);
       return elapsed;

@@ -10,6 +10,7 @@ import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest, RP_REDIRECT } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
 import { testEnv } from '../setup.ts';
+import { basicAuth } from '../helpers/basic-auth.ts';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const SESSION_COOKIE = 'portcullis.session';
@@ -246,7 +247,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
         }
       }
 
-      const basic = `Basic ${Buffer.from(`${encodeURIComponent(web.client_id)}:${encodeURIComponent(web.client_secret ?? '')}`).toString('base64')}`;
+      const basic = basicAuth(web.client_id, web.client_secret);
       const token = async (body: Record<string, string>) =>
         fetch(`${issuer}/token`, {
           method: 'POST',

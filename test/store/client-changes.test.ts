@@ -6,6 +6,7 @@ import { createTestClient } from '../helpers/factories.ts';
 import { runNode } from '../helpers/process.ts';
 import { startTestServers, testConfigEnv, type TestServers } from '../helpers/servers.ts';
 import { testEnv } from '../setup.ts';
+import { basicAuth } from '../helpers/basic-auth.ts';
 
 /**
  * Every auth instance caches clients for CLIENT_CACHE_TTL_MS. A change made elsewhere (another
@@ -38,7 +39,7 @@ describe('client changes reach every instance at once (LISTEN/NOTIFY)', function
         method: 'POST',
         headers: {
           'Content-Type': 'application/x-www-form-urlencoded',
-          Authorization: `Basic ${Buffer.from(`${registered.client_id}:${registered.client_secret!}`).toString('base64')}`,
+          Authorization: basicAuth(registered.client_id, registered.client_secret),
         },
         body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'records:read', resource: on.apiUrl }),
       });
