@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { Browserless, signInAndConsent } from '../../test/helpers/browserless.ts';
+import { Browserless } from '../../test/helpers/browserless.ts';
+import { signIn } from '../../test/helpers/sign-in.ts';
 import { basicAuth, form } from './target.ts';
 
 /** Multi-step flows over HTTP (no browser), shared by Portcullis and the bare oidc-provider floor. */
@@ -52,7 +53,7 @@ export async function codeFlow(options: {
     ...(options.resource ? { resource: options.resource } : {}),
   };
   url.search = new URLSearchParams(params).toString();
-  const callback = await signInAndConsent(options.browser, url, options.email, options.password);
+  const callback = await signIn(options.browser, url, options);
   const code = callback.searchParams.get('code');
   if (!code) throw new Error(`no code in ${callback.toString()}`);
   return tokenRequest(

@@ -9,10 +9,10 @@ import { verifyAuditChain } from '../../src/store/audit-chain.ts';
 import { DataKeyMissingError, recordAad } from '../../src/services/vault.ts';
 import { call, createRp, openApiChecker, signedInUser, userTokens } from '../helpers/api.ts';
 import { Browserless } from '../helpers/browserless.ts';
-import { until } from '../helpers/cluster.ts';
 import { createTestUser } from '../helpers/factories.ts';
 import { oauthErrorOf, rejectionOf } from '../helpers/rejections.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
+import { eventually } from '../helpers/wait.ts';
 
 type Export = {
   subject: string;
@@ -221,14 +221,15 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
       // Sessions and grants are gone from the authorization server's state store: the API queued
       // them and the auth server's sweep ended them within seconds (S3: the API holds no key to them).
-      await until(
-        async () => (await Promise.all(grants.map((row) => servers.deps.oidcAdapter('Grant').find(row.id)))).filter(Boolean).length,
-        (n) => n === 0,
-        10_000,
-        100,
+      await eventually(
+        async () => {
+          const found = await Promise.all(grants.map((row) => servers.deps.oidcAdapter('Grant').find(row.id)));
+          expect(found.filter(Boolean), 'grants still stored').to.have.length(0);
+        },
+        { timeoutMs: 10_000, intervalMs: 100 },
       );
       // The index names sessions by storage key (S10): look them up where they were stored.
-      await until(live, (n) => n === 0, 10_000, 100);
+      await eventually(async () => expect(await live(), 'sessions still stored').to.equal(0), { timeoutMs: 10_000, intervalMs: 100 });
 
       // The token and the refresh token no longer work.
       const after = await call(servers, 'GET', '/v1/me', frank.token);

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import * as client from 'openid-client';
-import { Browserless, signInAndConsent } from '../helpers/browserless.ts';
+import { Browserless } from '../helpers/browserless.ts';
+import { signIn } from '../helpers/sign-in.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest } from '../helpers/oidc.ts';
 import { rejectionOf } from '../helpers/rejections.ts';
@@ -113,7 +114,7 @@ describe('MCP-style discovery walk from a bare 401', function () {
       resource: resource.resource,
       state: 'mcp',
     });
-    const callback = await signInAndConsent(new Browserless(servers.issuer), url, user.email, user.password);
+    const callback = await signIn(new Browserless(servers.issuer), url, user);
     expect(`${callback.origin}${callback.pathname}`).to.equal(redirectUri);
 
     // 6. The token is for the resource, and the resource accepts it.

@@ -4,6 +4,7 @@ import { expect } from 'chai';
 import * as client from 'openid-client';
 import { startTestServers, testConfigEnv, type TestServers } from '../helpers/servers.ts';
 import { basicAuth } from '../helpers/basic-auth.ts';
+import { eventually } from '../helpers/wait.ts';
 
 const run = promisify(execFile);
 
@@ -252,7 +253,10 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
       const limited = await newIat({ maxUses: 1 });
       expect((await register({ ...web, redirect_uris: ['javascript:x'] }, limited.token)).status).to.equal(400);
       // Released asynchronously by the provider's error event.
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await eventually(async () => {
+        const row = await servers.deps.knex('initial_access_tokens').where({ id: limited.record.id }).first<{ uses: number }>('uses');
+        expect(row.uses, 'uses of the token after the refusal').to.equal(0);
+      });
       expect((await register(web, limited.token)).status).to.equal(201);
       expect((await register(web, limited.token)).status).to.equal(401);
     });
@@ -264,8 +268,12 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
     expect(results.filter((r) => r.status === 201)).to.have.length(3);
     expect(results.filter((r) => r.status === 401)).to.have.length(7);
 
-    const expired = await newIat({ ttlSeconds: 1 });
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    // Expired: its expiry moved a second into the past rather than waited for.
+    const expired = await newIat({ ttlSeconds: 60 });
+    await servers.deps
+      .knex('initial_access_tokens')
+      .where({ id: expired.record.id })
+      .update({ expires_at: new Date(Date.now() - 1000) });
     expect((await register(web, expired.token)).status).to.equal(401);
 
     const revoked = await newIat();
@@ -399,12 +407,9 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
     // The client is now served from memory; a write that bypasses the store (SQL by hand) still
     // reaches the cache, through the table's change notification (test/store/client-changes.test.ts).
     await servers.deps.knex('oauth_clients').where({ client_id: clientId }).update({ disabled: true });
-    let refused = await grant('records:write');
-    for (let i = 0; i < 100 && refused.status === 200; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-      refused = await grant('records:write');
-    }
-    expect(refused.body.error).to.equal('invalid_client');
+    await eventually(async () => expect((await grant('records:write')).body.error).to.equal('invalid_client'), {
+      message: 'the cached client is refused once the table says it is disabled',
+    });
     expect(await servers.deps.stores.clients.setDisabled(clientId, false)).to.equal(true);
     expect((await grant('records:write')).status).to.equal(200);
     expect(await servers.deps.stores.clients.setDisabled(clientId, true)).to.equal(true);
@@ -491,7 +496,7 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
       // the back-dating below and make the client look fresh again.
       const row = () =>
         idle.deps.knex('oauth_clients').where({ client_id: body.client_id }).first<{ last_used_at: Date | null }>('last_used_at');
-      for (let i = 0; i < 50 && !(await row()).last_used_at; i++) await new Promise((r) => setTimeout(r, 20));
+      await eventually(async () => expect((await row()).last_used_at, 'last_used_at').to.be.instanceOf(Date));
       await idle.deps
         .knex('oauth_clients')
         .where({ client_id: body.client_id })

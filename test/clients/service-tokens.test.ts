@@ -2,7 +2,9 @@ import { createHash, randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import * as client from 'openid-client';
-import { Browserless, signInAndConsent } from '../helpers/browserless.ts';
+import { Browserless } from '../helpers/browserless.ts';
+import { signIn } from '../helpers/sign-in.ts';
+import { eventually } from '../helpers/wait.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest } from '../helpers/oidc.ts';
 import { oauthErrorOf } from '../helpers/rejections.ts';
@@ -69,9 +71,10 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(response.status).to.equal(200);
       expect(await response.json()).to.deep.include({ sub: serviceId, client_id: serviceId, scope: 'records:read', roles: [] });
       // Token issuance is noted (for idle-client disabling), in the background.
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      const listed = (await servers.deps.stores.clients.list()).find((c) => c.client_id === serviceId);
-      expect(listed?.last_used_at).to.be.instanceOf(Date);
+      await eventually(async () => {
+        const listed = (await servers.deps.stores.clients.list()).find((c) => c.client_id === serviceId);
+        expect(listed?.last_used_at, 'last_used_at of the service client').to.be.instanceOf(Date);
+      });
     });
 
     it("limits client_credentials scopes to the client's registered ones (B15)", async function () {
@@ -132,7 +135,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
         execute: [client.allowInsecureRequests],
       });
       const { url, verifier } = await authorizationRequest(rp, { scope: 'openid offline_access', prompt: 'consent', state: 's' });
-      const callback = await signInAndConsent(new Browserless(servers.issuer), url, user.email, user.password);
+      const callback = await signIn(new Browserless(servers.issuer), url, user);
       const tokens = await client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: verifier, expectedState: 's' });
       expect((await client.tokenIntrospection(rp, tokens.access_token)).active).to.equal(true);
       await client.tokenRevocation(rp, tokens.refresh_token!, { token_type_hint: 'refresh_token' });

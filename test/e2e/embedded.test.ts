@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import * as client from 'openid-client';
-import { Browserless, signInAndConsent } from '../helpers/browserless.ts';
+import { Browserless } from '../helpers/browserless.ts';
+import { signIn } from '../helpers/sign-in.ts';
 import { authorizationRequest } from '../helpers/oidc.ts';
 import { runNode, spawnNode, waitForReady, type Spawned } from '../helpers/process.ts';
 import { freePort } from '../helpers/servers.ts';
@@ -95,7 +96,7 @@ describe('embedded mode (PGlite, no Redis, nothing configured)', function () {
       const rp = await client.discovery(new URL(issuer), clientId, clientSecret, undefined, { execute: [client.allowInsecureRequests] });
       const { url, verifier } = await authorizationRequest(rp, { scope: 'openid email records:read', state: 'st', resource: apiUrl });
       // The email is matched case-insensitively.
-      const callback = await signInAndConsent(new Browserless(issuer), url, 'person@example.test', 'a long enough passphrase');
+      const callback = await signIn(new Browserless(issuer), url, { email: 'person@example.test', password: 'a long enough passphrase' });
       return client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: verifier, expectedState: 'st' }, { resource: apiUrl });
     };
 

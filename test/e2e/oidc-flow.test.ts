@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import * as client from 'openid-client';
-import { Browserless, signInAndConsent } from '../helpers/browserless.ts';
+import { Browserless } from '../helpers/browserless.ts';
+import { signIn } from '../helpers/sign-in.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest, RP_REDIRECT } from '../helpers/oidc.ts';
 import { oauthErrorOf, rejectionOf } from '../helpers/rejections.ts';
@@ -41,7 +42,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
         ...extra,
       });
       const browser = new Browserless(servers.issuer);
-      const callback = await signInAndConsent(browser, url, user.email, user.password);
+      const callback = await signIn(browser, url, user);
       return { callback, verifier, state, nonce, browser };
     }
 

@@ -3,9 +3,10 @@ import addFormatsModule from 'ajv-formats';
 import { expect } from 'chai';
 import * as client from 'openid-client';
 import { generate } from 'otplib';
-import { Browserless, formOf } from './browserless.ts';
+import { Browserless } from './browserless.ts';
 import { createTestClient, createTestUser } from './factories.ts';
 import { authorizationRequest } from './oidc.ts';
+import { signIn } from './sign-in.ts';
 import type { TestServers } from './servers.ts';
 
 export type TestUser = Awaited<ReturnType<typeof createTestUser>>;
@@ -31,34 +32,6 @@ export async function enrollTotp(servers: TestServers, user: TestUser): Promise<
   return enrollment.secret;
 }
 
-/** Login, second factor (TOTP) when asked, and consent through the real interaction pages. */
-export async function signIn(
-  browser: Browserless,
-  authorizationUrl: URL,
-  user: { email: string; password: string },
-  totpSecret?: string,
-): Promise<URL> {
-  let { response, url } = await browser.follow(authorizationUrl);
-  for (let steps = 0; steps < 5 && url.origin === browser.origin; steps++) {
-    const html = await response.text();
-    if (html.includes('name="password"')) {
-      const form = formOf(html, '/login');
-      ({ response, url } = await browser.submit(form.action, { csrf: form.csrf, email: user.email, password: user.password }));
-    } else if (html.includes('/mfa/totp') && totpSecret) {
-      // The enrollment code's time step is spent (one use per step): answer with the next one.
-      const code = await generate({ secret: totpSecret, epoch: Math.floor(Date.now() / 1000) + 30 });
-      const form = formOf(html, '/mfa/totp');
-      ({ response, url } = await browser.submit(form.action, { csrf: form.csrf, code }));
-    } else if (html.includes('/confirm')) {
-      const form = formOf(html, '/confirm');
-      ({ response, url } = await browser.submit(form.action, { csrf: form.csrf }));
-    } else {
-      throw new Error(`unexpected page ${url.pathname} (${response.status}): ${html.slice(0, 300)}`);
-    }
-  }
-  return url;
-}
-
 /** Signs the user in through the real login (and MFA) and consent pages; returns the token response for the API audience. */
 export async function userTokens(
   servers: TestServers,
@@ -74,7 +47,7 @@ export async function userTokens(
     resource: servers.apiUrl,
     ...options.params,
   });
-  const callback = await signIn(options.browser ?? new Browserless(servers.issuer), url, user, totpSecret);
+  const callback = await signIn(options.browser ?? new Browserless(servers.issuer), url, user, totpSecret ? { totpSecret } : {});
   return client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: verifier, expectedState: state }, { resource: servers.apiUrl });
 }
 

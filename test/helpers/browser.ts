@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
 import * as client from 'openid-client';
 import { authorizationRequest } from './oidc.ts';
+import { eventually } from './wait.ts';
 
 /**
  * Real headless Chromium (Debian's /usr/bin/chromium, never a downloaded browser) for the
@@ -121,12 +122,14 @@ export async function relyingParty(issuer: string, clientId: string, clientSecre
 
 /** Waits until the browser has been sent to the RP's redirect URI `count` times. */
 export async function waitForCallback(session: BrowserSession, count: number, timeoutMs = 15_000): Promise<URL> {
-  const deadline = Date.now() + timeoutMs;
-  while (session.callbacks.length < count) {
-    if (Date.now() > deadline) throw new Error(`the browser did not return to the application (at ${session.page.url()})`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return session.callbacks[count - 1] as URL;
+  return eventually(
+    () => {
+      const callback = session.callbacks[count - 1];
+      if (!callback) throw new Error(`the browser did not return to the application (at ${session.page.url()})`);
+      return callback;
+    },
+    { timeoutMs },
+  );
 }
 
 /**

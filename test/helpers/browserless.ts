@@ -89,24 +89,6 @@ export function formOf(html: string, actionSuffix: string): { action: string; cs
   return { action: (form[1] ?? '').replaceAll('&amp;', '&'), csrf };
 }
 
-/** Signs in through the login page and allows consent; returns the URL the provider sent back to the client. */
-export async function signInAndConsent(browser: Browserless, authorizationUrl: URL, email: string, password: string): Promise<URL> {
-  let { response, url } = await browser.follow(authorizationUrl);
-  for (let steps = 0; steps < 4 && url.origin === browser.origin; steps++) {
-    const html = await response.text();
-    if (url.pathname.startsWith('/interaction/') && html.includes('name="password"')) {
-      const form = formOf(html, '/login');
-      ({ response, url } = await browser.submit(form.action, { csrf: form.csrf, email, password }));
-    } else if (url.pathname.startsWith('/interaction/') && html.includes('/confirm')) {
-      const form = formOf(html, '/confirm');
-      ({ response, url } = await browser.submit(form.action, { csrf: form.csrf }));
-    } else {
-      throw new Error(`unexpected page ${url.pathname} (${response.status}): ${html.slice(0, 300)}`);
-    }
-  }
-  return url;
-}
-
 /**
  * Passkey options as the page's script asks for them (views/static/webauthn.js): a POST with the
  * page's form token (R14).

@@ -4,10 +4,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as client from 'openid-client';
-import { Browserless, signInAndConsent } from './browserless.ts';
+import { Browserless } from './browserless.ts';
+import { signIn } from './sign-in.ts';
 import { authorizationRequest } from './oidc.ts';
 import { spawnNode, waitForReady, type Spawned } from './process.ts';
 import { freePort, testConfigEnv } from './servers.ts';
+import { eventually } from './wait.ts';
 
 /** Real `node src/main.ts` processes for operations tests (shutdown, readiness, scale-out). */
 
@@ -57,17 +59,6 @@ export async function probe(url: string, init: RequestInit = {}): Promise<number
   }
 }
 
-export async function until<T>(fn: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 10_000, stepMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = await fn();
-  while (!accept(last)) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms (last value ${JSON.stringify(last)})`);
-    await new Promise((r) => setTimeout(r, stepMs));
-    last = await fn();
-  }
-  return last;
-}
-
 /** A private redis-server on a free port (so tests can kill it without touching the shared one). */
 export type PrivateRedis = { url: string; port: number; process: ChildProcess; stop(): Promise<void> };
 
@@ -82,23 +73,18 @@ export async function startPrivateRedis(args: string[] = [], port?: number): Pro
   const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
   const url = `redis://127.0.0.1:${port}/0`;
   const { Redis } = await import('ioredis');
-  await until(
+  await eventually(
     async () => {
       const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
       redis.on('error', () => undefined);
       try {
         await redis.connect();
         await redis.ping();
-        return true;
-      } catch {
-        return false;
       } finally {
         redis.disconnect();
       }
     },
-    Boolean,
-    10_000,
-    100,
+    { timeoutMs: 10_000, intervalMs: 100, message: `redis-server on port ${port}` },
   );
   return {
     url,
@@ -116,13 +102,24 @@ export type RawResponse = { status: number; body: string };
 
 /**
  * A POST whose body arrives in two parts: the request is in flight (headers and half the body
- * received by the server) until `finish()` is called. Used to hold a request across SIGTERM.
+ * sent) until `finish()` is called. `sent` settles once the connection is open and that first
+ * part is written to it. Used to hold a request across SIGTERM.
  */
-export function slowPost(url: string, headers: Record<string, string>, body: string): { finish(): void; response: Promise<RawResponse> } {
+export function slowPost(
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+): { finish(): void; sent: Promise<void>; response: Promise<RawResponse> } {
   const target = new URL(url);
   const bytes = Buffer.from(body);
   const half = Math.floor(bytes.length / 2);
   let finish = (): void => undefined;
+  let markSent = (): void => undefined;
+  let failSent = (_error: unknown): void => undefined;
+  const sent = new Promise<void>((resolve, reject) => {
+    markSent = resolve;
+    failSent = reject;
+  });
   const response = new Promise<RawResponse>((resolve, reject) => {
     const req = request(
       {
@@ -141,11 +138,14 @@ export function slowPost(url: string, headers: Record<string, string>, body: str
         res.on('error', reject);
       },
     );
-    req.on('error', reject);
-    req.write(bytes.subarray(0, half));
+    req.on('error', (error) => {
+      failSent(error);
+      reject(error);
+    });
+    req.write(bytes.subarray(0, half), (error) => (error ? failSent(error) : markSent()));
     finish = () => req.end(bytes.subarray(half));
   });
-  return { finish: () => finish(), response };
+  return { finish: () => finish(), sent, response };
 }
 
 export type RelyingParty = { rp: client.Configuration; clientId: string; clientSecret: string; redirectUri: string };
@@ -166,7 +166,7 @@ export async function authorizeCode(
     prompt: 'consent',
     ...(options.resource ? { resource: options.resource } : {}),
   });
-  const callback = await signInAndConsent(browser, url, user.email, user.password);
+  const callback = await signIn(browser, url, user);
   return { callback, verifier, state };
 }
 

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { eventually } from './wait.ts';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -34,16 +35,14 @@ export function spawnNode(args: string[], env: Record<string, string>): Spawned 
   return { child, output: () => output, exited };
 }
 
+/** Polls `url` until it answers 2xx; fails with the last status or connection error. */
 export async function waitForReady(url: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
+  await eventually(
+    async () => {
       const response = await fetch(url);
-      if (response.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${url} did not become ready`);
+      await response.arrayBuffer();
+      if (!response.ok) throw new Error(`status ${response.status}`);
+    },
+    { timeoutMs, intervalMs: 100, message: `${url} did not become ready` },
+  );
 }

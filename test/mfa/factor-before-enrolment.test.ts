@@ -3,7 +3,8 @@ import { generate } from 'otplib';
 import type { PublicKeyCredentialCreationOptionsJSON } from '@simplewebauthn/server';
 import { ACR } from '../../src/services/mfa-policy.ts';
 import { relyingParty } from '../helpers/browser.ts';
-import { Browserless, formOf, passkeyOptionsOf, signInAndConsent } from '../helpers/browserless.ts';
+import { Browserless, formOf, passkeyOptionsOf } from '../helpers/browserless.ts';
+import { signIn } from '../helpers/sign-in.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { RP_REDIRECT } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
@@ -138,9 +139,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const user = await createTestUser(servers.deps);
       const browser = new Browserless(servers.issuer);
       const first = await rp.authorizationUrl();
-      expect(
-        (await rp.exchange(await signInAndConsent(browser, first.url, user.email, user.password), first.verifier, first.state)).acr,
-      ).to.equal(ACR.password);
+      expect((await rp.exchange(await signIn(browser, first.url, user), first.verifier, first.state)).acr).to.equal(ACR.password);
       // TOTP is turned on meanwhile (on another device): this session never passed it.
       const secret = await turnOnTotp(user.id, user.email);
       const stepUp = await rp.authorizationUrl({ acr_values: ACR.passkey });
@@ -158,7 +157,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const user = await createTestUser(servers.deps);
       const browser = new Browserless(servers.issuer);
       const first = await rp.authorizationUrl();
-      await signInAndConsent(browser, first.url, user.email, user.password);
+      await signIn(browser, first.url, user);
       const sessions = servers.deps.oidcAdapter('Session');
       const sessionId = browser.jar.cookies.get('portcullis.session;/')?.value ?? '';
       const stored = (await sessions.find(sessionId)) as { loginTs: number; exp: number } & Record<string, unknown>;

@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { generate } from 'otplib';
 import { ACR } from '../../src/services/mfa-policy.ts';
 import { relyingParty } from '../helpers/browser.ts';
-import { Browserless, formOf, signInAndConsent } from '../helpers/browserless.ts';
+import { Browserless, formOf } from '../helpers/browserless.ts';
+import { signIn } from '../helpers/sign-in.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
 
@@ -44,10 +45,10 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const user = await createTestUser(servers.deps);
       const browser = new Browserless(servers.issuer);
       const first = await rp.authorizationUrl();
-      const signIn = await rp.exchange(await signInAndConsent(browser, first.url, user.email, user.password), first.verifier, first.state);
-      expect(signIn.acr).to.equal(ACR.password);
-      expect(signIn.amr).to.deep.equal(['pwd']);
-      const signedInAt = signIn.auth_time ?? 0;
+      const signedIn = await rp.exchange(await signIn(browser, first.url, user), first.verifier, first.state);
+      expect(signedIn.acr).to.equal(ACR.password);
+      expect(signedIn.amr).to.deep.equal(['pwd']);
+      const signedInAt = signedIn.auth_time ?? 0;
       expect(signedInAt).to.be.greaterThan(0);
 
       // The app is set up elsewhere meanwhile; the session signed in with the password alone.
@@ -82,8 +83,8 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const user = await createTestUser(servers.deps);
       const browser = new Browserless(servers.issuer);
       const first = await rp.authorizationUrl();
-      const signIn = await rp.exchange(await signInAndConsent(browser, first.url, user.email, user.password), first.verifier, first.state);
-      const signedInAt = signIn.auth_time ?? 0;
+      const signedIn = await rp.exchange(await signIn(browser, first.url, user), first.verifier, first.state);
+      const signedInAt = signedIn.auth_time ?? 0;
       const enrollment = await servers.deps.mfa.totp.begin(user.id, user.email, 'test');
       if (!enrollment) throw new Error('no enrollment');
       expect(

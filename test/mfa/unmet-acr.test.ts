@@ -104,7 +104,8 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const metadata = await servers.deps.stores.clients.find(registered.client_id);
       if (!metadata) throw new Error('client not stored');
       await servers.deps.stores.clients.upsert({ ...metadata, require_mfa: true });
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // The write drops this process's cached copy: the provider's next lookup (the same store) reads it.
+      expect((await servers.deps.stores.clients.find(registered.client_id))?.require_mfa).to.equal(true);
       let at = await text(await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password }));
       for (let round = 1; round < 4 && at.url.origin === servers.issuer && at.html.includes('/mfa/totp'); round++) {
         const code = formOf(at.html, '/mfa/totp');

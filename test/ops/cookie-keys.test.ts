@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import * as client from 'openid-client';
 import { createKeyRotation, rotationPolicyOf } from '../../src/services/key-rotation.ts';
-import { Browserless, signInAndConsent } from '../helpers/browserless.ts';
+import { Browserless } from '../helpers/browserless.ts';
+import { signIn } from '../helpers/sign-in.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest } from '../helpers/oidc.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
@@ -42,7 +43,7 @@ describe('cookie key rotation', function () {
     const user = await createTestUser(servers.deps);
     const browser = new Browserless(servers.issuer);
     const { url: login } = await authorizationRequest(rp);
-    expect((await signInAndConsent(browser, login, user.email, user.password)).searchParams.get('code')).to.be.a('string');
+    expect((await signIn(browser, login, user)).searchParams.get('code')).to.be.a('string');
     const signedWithOldKey = copyOf(browser);
 
     const rotation = createKeyRotation({

@@ -2,20 +2,11 @@ import { expect } from 'chai';
 import { loadConfig } from '../../src/config/load.ts';
 import { createDeps, type Deps } from '../../src/deps.ts';
 import { createLogger } from '../../src/shared/logger.ts';
-import {
-  authorizeCode,
-  Browserless,
-  discover,
-  probe,
-  slowPost,
-  startInstance,
-  stopInstance,
-  until,
-  type Instance,
-} from '../helpers/cluster.ts';
+import { authorizeCode, Browserless, discover, probe, slowPost, startInstance, stopInstance, type Instance } from '../helpers/cluster.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { freePort, testConfigEnv } from '../helpers/servers.ts';
 import { basicAuth } from '../helpers/basic-auth.ts';
+import { eventually } from '../helpers/wait.ts';
 
 /**
  * docs/security.md T45: SIGTERM during an in-flight token request. A real `node src/main.ts`
@@ -71,31 +62,24 @@ describe('graceful shutdown of a real process', function () {
         }).toString(),
       );
 
-    // Headers and half the body are on the server; the request is in flight.
+    // Headers and half the body are on the wire; the request is in flight. The listener keeps
+    // accepting for SHUTDOWN_DELAY after the signal, so a connection made before it is served.
     const held = tokenRequest();
-    await new Promise((r) => setTimeout(r, 300));
+    await held.sent;
     const signalledAt = Date.now();
     instance.child.kill('SIGTERM');
 
     // Readiness flips first while the listener still accepts (SHUTDOWN_DELAY), liveness stays.
-    await until(
-      () => probe(`${issuer}/readyz`),
-      (s) => s === 503,
-      1000,
-      20,
-    );
+    await eventually(async () => expect(await probe(`${issuer}/readyz`), '/readyz').to.equal(503), { timeoutMs: 1000 });
     const notReadyAfter = Date.now() - signalledAt;
     expect(await probe(`${issuer}/healthz`)).to.equal(200);
     const body = (await (await fetch(`${issuer}/readyz`)).json()) as { status: string };
     expect(body.status).to.equal('draining');
 
     // Then it stops accepting new connections.
-    await until(
-      () => probe(`${issuer}/healthz`),
-      (s) => s === 0,
-      5000,
-      50,
-    );
+    await eventually(async () => expect(await probe(`${issuer}/healthz`), '/healthz (0: connection refused)').to.equal(0), {
+      timeoutMs: 5000,
+    });
     const closedAfter = Date.now() - signalledAt;
     expect(closedAfter).to.be.greaterThanOrEqual(1400);
     expect(instance.child.exitCode).to.equal(null);

@@ -16,6 +16,8 @@ import { runNode, spawnNode, waitForReady, type Spawned } from '../helpers/proce
 import { freePort, testConfigEnv, type StorageMode } from '../helpers/servers.ts';
 import { testEnv } from '../setup.ts';
 import { basicAuth } from '../helpers/basic-auth.ts';
+import { signIn, type PageHandler } from '../helpers/sign-in.ts';
+import { eventually } from '../helpers/wait.ts';
 
 /**
  * Issue 20 S2: rotating MASTER_KEY while instances run loses nothing. Two instances (each a real
@@ -120,42 +122,34 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
      * the authenticator app (set up on the way when the user has none, keeping the recovery codes
      * shown) or a recovery code, then consent. Returns the tokens for the API and the browser.
      */
-    async function signIn(user: User, options: { recoveryCode?: string } = {}): Promise<{ tokens: Tokens; browser: Browserless }> {
+    async function signInAs(user: User, options: { recoveryCode?: string } = {}): Promise<{ tokens: Tokens; browser: Browserless }> {
       const { url, verifier, state } = await authorizationRequest(rp, {
         scope: 'openid offline_access records:read records:write',
         prompt: 'consent',
         resource: shared.API_URL!,
       });
       const browser = new Browserless(shared.ISSUER!);
-      let { response, url: at } = await browser.follow(url);
-      for (let steps = 0; steps < 8 && at.origin === browser.origin; steps++) {
-        const html = await response.text();
-        if (html.includes('name="password"')) {
-          const form = formOf(html, '/login');
-          ({ response, url: at } = await browser.submit(form.action, { csrf: form.csrf, email: user.email, password: user.password }));
-        } else if (html.includes('id="totp-secret"')) {
-          user.totp = (/id="totp-secret">([^<]+)</.exec(html)?.[1] ?? '').replace(/\s/g, '');
-          const form = formOf(html, '/enroll/totp');
-          ({ response, url: at } = await browser.submit(form.action, { csrf: form.csrf, code: await nextCode(user) }));
-        } else if (html.includes('Save your recovery codes')) {
-          user.recoveryCodes = [...html.matchAll(/<li><code>([A-Z0-9-]+)<\/code><\/li>/g)].map((m) => m[1]!);
-          const form = formOf(html, '/continue');
-          ({ response, url: at } = await browser.submit(form.action, { csrf: form.csrf }));
-        } else if (html.includes('/mfa/totp')) {
-          const form = formOf(html, '/mfa/totp');
-          ({ response, url: at } = options.recoveryCode
-            ? await browser.submit(form.action.replace(/\/mfa\/totp$/, '/mfa/recovery'), { csrf: form.csrf, code: options.recoveryCode })
-            : await browser.submit(form.action, { csrf: form.csrf, code: await nextCode(user) }));
-        } else if (html.includes('/confirm')) {
-          const form = formOf(html, '/confirm');
-          ({ response, url: at } = await browser.submit(form.action, { csrf: form.csrf }));
-        } else {
-          throw new Error(`unexpected page ${at.pathname} (${response.status}): ${html.slice(0, 400)}`);
-        }
-      }
+      const enrolment: PageHandler = async (html) => {
+        if (!html.includes('id="totp-secret"')) return undefined;
+        user.totp = (/id="totp-secret">([^<]+)</.exec(html)?.[1] ?? '').replace(/\s/g, '');
+        const form = formOf(html, '/enroll/totp');
+        return { action: form.action, fields: { csrf: form.csrf, code: await nextCode(user) } };
+      };
+      const recoveryCodes: PageHandler = (html) => {
+        if (!html.includes('Save your recovery codes')) return undefined;
+        user.recoveryCodes = [...html.matchAll(/<li><code>([A-Z0-9-]+)<\/code><\/li>/g)].map((m) => m[1]!);
+        const form = formOf(html, '/continue');
+        return { action: form.action, fields: { csrf: form.csrf } };
+      };
+      const appCode: PageHandler = async (html) => {
+        if (!html.includes('/mfa/totp') || options.recoveryCode !== undefined) return undefined;
+        const form = formOf(html, '/mfa/totp');
+        return { action: form.action, fields: { csrf: form.csrf, code: await nextCode(user) } };
+      };
+      const callback = await signIn(browser, url, user, { ...options, pages: [enrolment, recoveryCodes, appCode] });
       const tokens = await client.authorizationCodeGrant(
         rp,
-        at,
+        callback,
         { pkceCodeVerifier: verifier, expectedState: state },
         { resource: shared.API_URL! },
       );
@@ -265,23 +259,23 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
         execute: [client.allowInsecureRequests],
       });
       pin('A');
-      const before = await signIn(u1);
+      const before = await signInAs(u1);
       const r1 = await createRecord(before.tokens.access_token, 'sealed before the rotation');
 
       // 1. A restarts with the new key, the old one as MASTER_KEY_PREVIOUS. u3 sets up TOTP and stores a record there.
       await stop('A');
       await start('A', keys(newKey, oldKey));
       pin('A');
-      const third = await signIn(u3);
+      const third = await signInAs(u3);
       const r3 = await createRecord(third.tokens.access_token, 'sealed by A under the new key');
 
       // 2. B, still on the old key only, seals new values: u2's TOTP seed, new signing keys (u2's data key: VAULT_KEY).
       pin('B');
-      const second = await signIn(u2);
+      const second = await signInAs(u2);
       expect(u2.recoveryCodes).to.have.length(10);
       const r2 = await createRecord(second.tokens.access_token, 'sealed by B under the old key');
       // And u1 signs in on B.
-      await signIn(u1);
+      await signInAs(u1);
       // Signing keys rotated with B's configuration (MASTER_KEY = the old key), signing at once.
       const rotated = await cli(keys(oldKey), ['keys', 'rotate']);
       expect(rotated.code, rotated.stderr).to.equal(0);
@@ -293,16 +287,14 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
       const newEs256 = published.find((k) => k.alg === 'ES256')!.kid;
       // A (new key + previous) opens the signing keys B's side sealed under the old key, and signs with them.
       pin('A');
-      const refreshedOnA = await (async () => {
-        const deadline = Date.now() + 20_000;
-        for (;;) {
-          const tokens = await client.refreshTokenGrant(rp, second.tokens.refresh_token ?? '', { resource: shared.API_URL! });
-          second.tokens = tokens;
-          if (kidOf(tokens.access_token) === newEs256 || Date.now() > deadline) return tokens;
-          await new Promise((r) => setTimeout(r, 500));
-        }
-      })();
-      expect(kidOf(refreshedOnA.access_token)).to.equal(newEs256);
+      // A loads the new keys on its next refresh (KEYS_REFRESH_SECONDS=1): refresh until the token is signed with one.
+      await eventually(
+        async () => {
+          second.tokens = await client.refreshTokenGrant(rp, second.tokens.refresh_token ?? '', { resource: shared.API_URL! });
+          expect(kidOf(second.tokens.access_token)).to.equal(newEs256);
+        },
+        { timeoutMs: 20_000, intervalMs: 200, message: 'A signs with the key B activated' },
+      );
 
       // 3. B restarts like A. `keys status` names what is still under the old key; `keys reseal` moves it; status is clean.
       await stop('B');
@@ -349,12 +341,12 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
         [u3, 'A'],
       ] as const) {
         pin(on);
-        signedIn[user.id] = (await signIn(user)).tokens;
+        signedIn[user.id] = (await signInAs(user)).tokens;
         expect(kidOf(signedIn[user.id]!.access_token)).to.equal(newEs256);
       }
       // A recovery code B hashed under the server's pepper before the rotation still works (once).
       pin('B');
-      await signIn(u2, { recoveryCode: u2.recoveryCodes![0]! });
+      await signInAs(u2, { recoveryCode: u2.recoveryCodes![0]! });
       for (const [user, record, label] of [
         [u1, r1, 'sealed before the rotation'],
         [u2, r2, 'sealed by B under the old key'],

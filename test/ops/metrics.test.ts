@@ -2,7 +2,8 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import * as client from 'openid-client';
 import { call, createRp, signedInUser } from '../helpers/api.ts';
-import { Browserless, formOf, signInAndConsent } from '../helpers/browserless.ts';
+import { Browserless, formOf } from '../helpers/browserless.ts';
+import { signIn } from '../helpers/sign-in.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest } from '../helpers/oidc.ts';
 import { freePort, startTestServers, type TestServers } from '../helpers/servers.ts';
@@ -59,7 +60,7 @@ describe('metrics', function () {
     await wrong.submit(form.action, { csrf: form.csrf, email: user.email, password: 'not-the-password' });
 
     const { url, verifier } = await authorization();
-    const callback = await signInAndConsent(new Browserless(servers.issuer), url, user.email, user.password);
+    const callback = await signIn(new Browserless(servers.issuer), url, user);
     const tokens = await client.authorizationCodeGrant(
       rp,
       callback,

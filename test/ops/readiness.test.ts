@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import knexFactory from 'knex';
-import { probe, startInstance, startPrivateRedis, stopInstance, until, type Instance, type PrivateRedis } from '../helpers/cluster.ts';
+import { probe, startInstance, startPrivateRedis, stopInstance, type Instance, type PrivateRedis } from '../helpers/cluster.ts';
 import { freePort } from '../helpers/servers.ts';
+import { eventually } from '../helpers/wait.ts';
 import { testEnv } from '../setup.ts';
 
 type ReadyBody = { status: string; checks: Record<string, string> };
@@ -15,6 +16,17 @@ const readyz = async (url: string): Promise<{ status: number; body: ReadyBody }>
   const response = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(5000) });
   return { status: response.status, body: (await response.json()) as ReadyBody };
 };
+
+/** Polls /readyz until it answers `status`; fails with the last answer. */
+const readyzBecomes = (url: string, status: number, timeoutMs: number) =>
+  eventually(
+    async () => {
+      const reply = await readyz(url);
+      expect(reply.status, `/readyz ${JSON.stringify(reply.body)}`).to.equal(status);
+      return reply;
+    },
+    { timeoutMs, intervalMs: 50 },
+  );
 
 /**
  * /readyz on real processes (docs/security.md T45): Postgres, Redis, migrations and signing
@@ -49,12 +61,7 @@ describe('readiness and the Redis eviction boot check', function () {
     // Redis dies: not ready, but alive (no crash loop).
     const redisPort = redis.port;
     await redis.stop();
-    const down = await until(
-      () => readyz(auth!.url),
-      (r) => r.status === 503,
-      10_000,
-      200,
-    );
+    const down = await readyzBecomes(auth.url, 503, 10_000);
     expect(down.body).to.deep.include({ status: 'unavailable' });
     expect(down.body.checks.redis).to.equal('unavailable');
     expect(down.body.checks.postgres).to.equal('ok');
@@ -62,12 +69,7 @@ describe('readiness and the Redis eviction boot check', function () {
 
     // Redis is back on the same address: ready again without a restart.
     redis = await startPrivateRedis([], redisPort);
-    const back = await until(
-      () => readyz(auth!.url),
-      (r) => r.status === 200,
-      20_000,
-      200,
-    );
+    const back = await readyzBecomes(auth.url, 200, 20_000);
     expect(back.body.checks.redis).to.equal('ok');
   });
 
@@ -89,27 +91,13 @@ describe('readiness and the Redis eviction boot check', function () {
         .delete();
       try {
         // Readiness is computed at most once a second (S9): the change shows within about a second.
-        const behind = await until(
-          () => readyz(api!.url),
-          (r) => r.status === 503,
-          5000,
-          50,
-        );
+        const behind = await readyzBecomes(api.url, 503, 5000);
         expect(behind.status).to.equal(503);
         expect(behind.body.checks.migrations).to.equal('unavailable');
       } finally {
         await knex('knex_migrations').insert(last);
       }
-      expect(
-        (
-          await until(
-            () => readyz(api!.url),
-            (r) => r.status === 200,
-            5000,
-            50,
-          )
-        ).status,
-      ).to.equal(200);
+      expect((await readyzBecomes(api.url, 200, 5000)).status).to.equal(200);
     } finally {
       await knex.destroy();
     }
@@ -141,11 +129,14 @@ describe('readiness and the Redis eviction boot check', function () {
         retryStrategy: () => 200,
       });
       probeSentinel.on('error', () => undefined);
-      const primary = await until(
-        () => probeSentinel.call('SENTINEL', 'get-master-addr-by-name', 'pc').catch(() => null),
-        (reply) => Array.isArray(reply),
-        10_000,
-        100,
+      // Sentinel refuses connections until it has started: poll for its answer.
+      const primary = await eventually(
+        async () => {
+          const reply = await probeSentinel.call('SENTINEL', 'get-master-addr-by-name', 'pc');
+          expect(reply, 'the primary Sentinel names').to.be.an('array');
+          return reply;
+        },
+        { timeoutMs: 10_000, intervalMs: 100 },
       );
       probeSentinel.disconnect();
       expect(primary).to.deep.equal(['127.0.0.1', String(redis.port)]);
@@ -164,12 +155,7 @@ describe('readiness and the Redis eviction boot check', function () {
       // The primary Sentinel named is the one in use: without it the instance is not ready.
       await redis.stop();
       redis = undefined;
-      const down = await until(
-        () => readyz(auth!.url),
-        (r) => r.status === 503,
-        10_000,
-        200,
-      );
+      const down = await readyzBecomes(auth.url, 503, 10_000);
       expect(down.body.checks.redis).to.equal('unavailable');
     } finally {
       sentinel.kill('SIGKILL');

@@ -11,7 +11,7 @@ import { createOidcStateKeys, sealedAdapter } from '../../src/store/oidc-adapter
 import { checkEvictionPolicy } from '../../src/store/redis-checks.ts';
 import { createRedis, type Redis } from '../../src/store/redis.ts';
 import { createRp, signedInUser } from '../helpers/api.ts';
-import { until } from '../helpers/cluster.ts';
+import { eventually } from '../helpers/wait.ts';
 import { freePort, startTestServers, type TestServers } from '../helpers/servers.ts';
 import { testEnv } from '../setup.ts';
 import { adapterContract } from '../store/oidc-adapter.contract.ts';
@@ -69,17 +69,18 @@ async function startRedisCluster(): Promise<{ nodes: string[]; stop(): Promise<v
         { stdio: 'ignore' },
       );
       started.push({ port, dir, process: child, exited: new Promise((resolve) => child.on('close', () => resolve())) });
-      await until(() => Promise.resolve(tryRedisCli('-p', String(port), 'ping').trim() === 'PONG'), Boolean, 10_000, 100);
+      await eventually(() => expect(tryRedisCli('-p', String(port), 'ping').trim(), `redis node on ${port}`).to.equal('PONG'), {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+      });
     }
     const nodes = started.map((node) => `127.0.0.1:${node.port}`);
     redisCli('--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes');
     for (const node of started) {
-      await until(
-        () => Promise.resolve(tryRedisCli('-p', String(node.port), 'cluster', 'info').includes('cluster_state:ok')),
-        Boolean,
-        20_000,
-        200,
-      );
+      await eventually(() => expect(tryRedisCli('-p', String(node.port), 'cluster', 'info')).to.include('cluster_state:ok'), {
+        timeoutMs: 20_000,
+        intervalMs: 200,
+      });
     }
     return { nodes, stop };
   } catch (error) {

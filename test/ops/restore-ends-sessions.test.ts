@@ -7,7 +7,8 @@ import { Redis as IORedis } from 'ioredis';
 import knexFactory, { type Knex } from 'knex';
 import * as client from 'openid-client';
 import { migrateLatest } from '../../src/store/migrate.ts';
-import { Browserless, signInAndConsent } from '../helpers/browserless.ts';
+import { Browserless } from '../helpers/browserless.ts';
+import { signIn } from '../helpers/sign-in.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest } from '../helpers/oidc.ts';
 import { runNode } from '../helpers/process.ts';
@@ -97,7 +98,7 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
       // After the backup: a sign-in (session cookie), an opaque access token for userinfo, a refresh token.
       const browser = new Browserless(servers.issuer);
       const request = await authorizationRequest(rp, { scope: 'openid offline_access', prompt: 'consent' });
-      const callback = await signInAndConsent(browser, request.url, user.email, user.password);
+      const callback = await signIn(browser, request.url, user);
       const tokens = await client.authorizationCodeGrant(rp, callback, {
         pkceCodeVerifier: request.verifier,
         expectedState: request.state,
@@ -167,7 +168,7 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
       await servers.running.authApp!.tick();
       const again = new Browserless(servers.issuer);
       const second = await authorizationRequest(rp, { scope: 'openid offline_access', prompt: 'consent' });
-      const secondCallback = await signInAndConsent(again, second.url, user.email, user.password);
+      const secondCallback = await signIn(again, second.url, user);
       const fresh = await client.authorizationCodeGrant(rp, secondCallback, {
         pkceCodeVerifier: second.verifier,
         expectedState: second.state,

@@ -4,22 +4,15 @@ import { generate } from 'otplib';
 import { loadConfig } from '../../src/config/load.ts';
 import { createDeps, type Deps } from '../../src/deps.ts';
 import { createLogger } from '../../src/shared/logger.ts';
-import { formOf, signInAndConsent } from '../helpers/browserless.ts';
-import {
-  Browserless,
-  discover,
-  startBalancer,
-  startInstance,
-  stopInstance,
-  until,
-  type Balancer,
-  type Instance,
-} from '../helpers/cluster.ts';
+import { formOf } from '../helpers/browserless.ts';
+import { signIn } from '../helpers/sign-in.ts';
+import { Browserless, discover, startBalancer, startInstance, stopInstance, type Balancer, type Instance } from '../helpers/cluster.ts';
 import { runNode } from '../helpers/process.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest, RP_REDIRECT } from '../helpers/oidc.ts';
 import { oauthErrorOf } from '../helpers/rejections.ts';
 import { freePort, testConfigEnv } from '../helpers/servers.ts';
+import { eventually } from '../helpers/wait.ts';
 
 /**
  * Scale-out with three real processes: two auth instances (A, B) behind a tiny load balancer
@@ -43,8 +36,9 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
     const [lbPort, apiPort] = [await freePort(), await freePort()];
     issuer = `http://127.0.0.1:${lbPort}`;
     apiUrl = `http://127.0.0.1:${apiPort}`;
-    // Keys are re-read every second and a rotated key signs 5 s after it is published.
-    shared = { ISSUER: issuer, API_URL: apiUrl, KEYS_REFRESH_SECONDS: '1', KEY_ACTIVATE_AFTER: '5' };
+    // Keys are re-read (and the schedule advanced) every second; a rotated key waits an hour
+    // before it signs, unless the test moves its publication back (the key-rotation test).
+    shared = { ISSUER: issuer, API_URL: apiUrl, KEYS_REFRESH_SECONDS: '1', KEY_ACTIVATE_AFTER: '3600' };
     const config = loadConfig({ ...testConfigEnv(), ...shared });
     deps = await createDeps(config, { logger: createLogger(config) });
     user = await createTestUser(deps);
@@ -194,7 +188,7 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
       prompt: 'consent',
       resource: apiUrl,
     });
-    const callback = await signInAndConsent(new Browserless(issuer), url, user.email, user.password);
+    const callback = await signIn(new Browserless(issuer), url, user);
     const old = await client.authorizationCodeGrant(
       rp,
       callback,
@@ -218,25 +212,36 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
 
     // Both instances publish the new keys without a restart, before they sign.
     for (const instance of [a, b])
-      await until(
-        () => jwksKids(instance),
-        (kids) => published.every((k) => kids.includes(k.kid)),
-        10_000,
-        100,
-      );
+      await eventually(async () => expect(await jwksKids(instance)).to.include.members(published.map((k) => k.kid)), {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+        message: `${instance.url} publishes the new keys`,
+      });
     const publishedAfter = Date.now() - rotatedAt;
-    lb.pin('A');
-    let refreshed = await client.refreshTokenGrant(rp, old.refresh_token!, { resource: apiUrl });
-    if (Date.now() - rotatedAt < 4500) expect(kidOf(refreshed.access_token)).to.equal(oldSigner('ES256'));
-
-    // After KEY_ACTIVATE_AFTER both sign with the new keys; the old ones stay published.
+    let refreshed: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers = old;
     for (const name of ['A', 'B']) {
       lb.pin(name);
-      refreshed = await until(
-        async () => (refreshed = await client.refreshTokenGrant(rp, refreshed.refresh_token!, { resource: apiUrl })),
-        (t) => kidOf(t.access_token) === newKid('ES256'),
-        15_000,
-        500,
+      refreshed = await client.refreshTokenGrant(rp, refreshed.refresh_token!, { resource: apiUrl });
+      expect(kidOf(refreshed.access_token), `${name} signs with the old key while the new one waits`).to.equal(oldSigner('ES256'));
+    }
+
+    // KEY_ACTIVATE_AFTER passes: every key's history moves an hour back (as if that hour had gone
+    // by; which key is newest stays as it was). Both sign with the new keys at their next schedule
+    // step; the old ones stay published.
+    await deps.knex('signing_keys').update({
+      created_at: deps.knex.raw("created_at - interval '3601 seconds'"),
+      activated_at: deps.knex.raw("activated_at - interval '3601 seconds'"),
+      retired_at: deps.knex.raw("retired_at - interval '3601 seconds'"),
+    });
+    for (const name of ['A', 'B']) {
+      lb.pin(name);
+      refreshed = await eventually(
+        async () => {
+          refreshed = await client.refreshTokenGrant(rp, refreshed.refresh_token!, { resource: apiUrl });
+          expect(kidOf(refreshed.access_token), `${name} signs with the new key`).to.equal(newKid('ES256'));
+          return refreshed;
+        },
+        { timeoutMs: 15_000, intervalMs: 200 },
       );
       expect(kidOf(refreshed.id_token!)).to.equal(newKid('RS256'));
     }
@@ -245,12 +250,10 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
 
     // The API accepts tokens signed by the new key (it refetches the JWKS on an unknown kid,
     // at most every 30 s) and still those signed by the old one.
-    await until(
-      () => callApi(refreshed.access_token),
-      (status) => status === 200,
-      45_000,
-      1000,
-    );
+    await eventually(async () => expect(await callApi(refreshed.access_token), 'the API on a token with the new key').to.equal(200), {
+      timeoutMs: 45_000,
+      intervalMs: 500,
+    });
     const apiAcceptedAfter = Date.now() - rotatedAt;
     expect(await callApi(old.access_token)).to.equal(200);
 
@@ -262,12 +265,11 @@ describe('scale-out: two auth instances and an API on shared Postgres and Redis'
     const retired = await cli('retire', oldSigner('ES256'), '--force');
     expect(retired.code, retired.stderr).to.equal(0);
     for (const instance of [a, b])
-      await until(
-        () => jwksKids(instance),
-        (kids) => !kids.includes(oldSigner('ES256')),
-        10_000,
-        100,
-      );
+      await eventually(async () => expect(await jwksKids(instance)).to.not.include(oldSigner('ES256')), {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+        message: `${instance.url} stops publishing the retired key`,
+      });
 
     const after = (await cli('list')).json as Key[];
     expect(after.find((k) => k.kid === oldSigner('ES256'))).to.include({ state: 'retired', signing: false });

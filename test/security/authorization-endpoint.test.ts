@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import * as client from 'openid-client';
 import { CONSTANT_CHALLENGE_EVENT } from '../../src/auth/constant-challenge.ts';
-import { Browserless, signInAndConsent } from '../helpers/browserless.ts';
+import { Browserless } from '../helpers/browserless.ts';
+import { signIn } from '../helpers/sign-in.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 import { basicAuth } from '../helpers/basic-auth.ts';
@@ -192,7 +193,7 @@ describe('authorization endpoint abuse (docs/security.md T2–T14, T38, B9)', fu
     // And a real sign-in on an ephemeral port ends at that port with a code.
     const user = await createTestUser(servers.deps);
     const params = edit(valid(native.client_id, 'http://127.0.0.1:53125/cb', 't4-code'), { prompt: undefined });
-    const callback = await signInAndConsent(new Browserless(servers.issuer), authUrl(params), user.email, user.password);
+    const callback = await signIn(new Browserless(servers.issuer), authUrl(params), user);
     expect(callback.origin + callback.pathname).to.equal('http://127.0.0.1:53125/cb');
     expect(callback.searchParams.get('code')).to.be.a('string');
   });
@@ -287,7 +288,7 @@ describe('authorization endpoint abuse (docs/security.md T2–T14, T38, B9)', fu
     const user = await createTestUser(servers.deps);
     const other = await createTestClient(servers.deps, { redirect_uris: ['https://other.example/cb'], post_logout_redirect_uris: [] });
     const params = edit(valid(other.client_id, 'https://other.example/cb', 't11-o'), { prompt: undefined });
-    const callback = await signInAndConsent(browser, authUrl(params), user.email, user.password);
+    const callback = await signIn(browser, authUrl(params), user);
     expect(callback.searchParams.get('code')).to.be.a('string');
     // The session and that grant are there: the other client now gets a code without any page.
     const again = await authorize(valid(other.client_id, 'https://other.example/cb', 't11-s'), browser);
@@ -397,7 +398,7 @@ describe('authorization endpoint abuse (docs/security.md T2–T14, T38, B9)', fu
     const settle = () => new Promise((r) => setTimeout(r, 300));
 
     const first = edit(valid(steady.client_id, steadyUri, 'b7-one'), { prompt: undefined });
-    const callback = await signInAndConsent(browser, authUrl(first), user.email, user.password);
+    const callback = await signIn(browser, authUrl(first), user);
     expect(callback.searchParams.get('code')).to.be.a('string');
     await codeFor(steady.client_id, steadyUri, 'b7-one', challenge); // the same request again (a reload)
     await settle();
@@ -416,13 +417,12 @@ describe('authorization endpoint abuse (docs/security.md T2–T14, T38, B9)', fu
     // A client that makes a fresh challenge per transaction is never reported.
     const fresh = await createTestClient(servers.deps, { redirect_uris: ['https://fresh.example/cb'], post_logout_redirect_uris: [] });
     const freshChallenge = () => client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier());
-    await signInAndConsent(
+    await signIn(
       browser,
       authUrl(
         edit(valid(fresh.client_id, 'https://fresh.example/cb', 'b7-f0'), { prompt: undefined, code_challenge: await freshChallenge() }),
       ),
-      user.email,
-      user.password,
+      user,
     );
     for (const state of ['b7-f1', 'b7-f2', 'b7-f3'])
       await codeFor(fresh.client_id, 'https://fresh.example/cb', state, await freshChallenge());

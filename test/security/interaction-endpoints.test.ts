@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
-import { enrollTotp, signIn as signInThroughPages } from '../helpers/api.ts';
-import { Browserless, formOf, signInAndConsent } from '../helpers/browserless.ts';
-import { startPrivateRedis, until, type PrivateRedis } from '../helpers/cluster.ts';
+import { enrollTotp } from '../helpers/api.ts';
+import { Browserless, formOf } from '../helpers/browserless.ts';
+import { signIn } from '../helpers/sign-in.ts';
+import { startPrivateRedis, type PrivateRedis } from '../helpers/cluster.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequestTo, RP_REDIRECT } from '../helpers/oidc.ts';
 import { freePort, startTestServers, type TestServers } from '../helpers/servers.ts';
 import { basicAuth } from '../helpers/basic-auth.ts';
+import { eventually } from '../helpers/wait.ts';
 
 const LOGGED_OUT = 'https://rp.example.test/bye';
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -117,10 +119,10 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
     });
 
   /** Login (+ TOTP) and consent; returns the callback and the browser that holds the session. */
-  async function signIn(who: { email: string; password: string }, clientId = rp.client_id, totp?: string) {
+  async function proxiedSignIn(who: { email: string; password: string }, clientId = rp.client_id, totp?: string) {
     const browser = new ProxiedBrowser(issuer, backend);
     const { url: authorization, verifier } = authorizationUrl(clientId);
-    const url = await signInThroughPages(browser, authorization, who, totp);
+    const url = await signIn(browser, authorization, who, totp ? { totpSecret: totp } : {});
     expect(url.href.startsWith(RP_REDIRECT), url.href).to.equal(true);
     return { browser, callback: url, verifier };
   }
@@ -192,8 +194,8 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
     it('T41 login, second factor, consent, device confirm, logout confirm and account POSTs answer 303 or 302, never 307/308', async function () {
       const browsers: ProxiedBrowser[] = [];
       // Password + consent; password + TOTP + consent.
-      const plain = await signIn(user);
-      browsers.push(plain.browser, (await signIn(mfaUser, rp.client_id, totpSecret)).browser);
+      const plain = await proxiedSignIn(user);
+      browsers.push(plain.browser, (await proxiedSignIn(mfaUser, rp.client_id, totpSecret)).browser);
 
       // Device flow: enter the code, allow, sign in.
       const started = await fetch(`${backend}/device/auth`, {
@@ -353,7 +355,7 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
     });
 
     it('T40 token and userinfo JSON: Cache-Control no-store, nosniff, HSTS', async function () {
-      const { callback, verifier } = await signIn(user);
+      const { callback, verifier } = await proxiedSignIn(user);
       const token = await tokens(callback.searchParams.get('code')!, verifier);
       expect(token.status).to.equal(200);
       expect(token.headers.get('Cache-Control')).to.include('no-store');
@@ -386,10 +388,10 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
     }
 
     it('T42 /session/end with an unregistered post_logout_redirect_uri never redirects there, whatever the id_token_hint', async function () {
-      const mine = await signIn(user);
+      const mine = await proxiedSignIn(user);
       const mineTokens = await tokens(mine.callback.searchParams.get('code')!, mine.verifier);
       const idToken = String(mineTokens.body.id_token);
-      const otherLogin = await signIn(user, other.client_id);
+      const otherLogin = await proxiedSignIn(user, other.client_id);
       const otherCode = otherLogin.callback.searchParams.get('code')!;
       const otherTokens = await fetch(`${backend}/token`, {
         method: 'POST',
@@ -433,7 +435,7 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
     });
 
     it('T42 return-address parameters on our own pages (returnTo, next, redirect) are ignored: only same-origin redirects', async function () {
-      const { browser } = await signIn(user);
+      const { browser } = await proxiedSignIn(user);
       const targets = ['//evil.test', 'https:evil.test', '/\\evil.test', 'https://evil.test', '/%2F%2Fevil.test', '\\\\evil.test'];
       const paths = ['/account', '/account/callback', '/session/end', '/device', '/interaction/x'];
       for (const target of targets) {
@@ -536,9 +538,11 @@ describe('T45 Redis outage on the authorization server', function () {
     expect(submitted.headers.getSetCookie().some((c) => c.startsWith('portcullis.session='))).to.equal(false);
 
     redis = await startPrivateRedis([], port);
-    const recovered = await until(clientCredentials, (r) => r.status === 200, 20_000, 250);
-    expect(recovered.status).to.equal(200);
-    const callback = await signInAndConsent(new Browserless(servers.issuer), authorizationUrl(), user.email, user.password);
+    await eventually(async () => expect((await clientCredentials()).status, 'client_credentials once Redis is back').to.equal(200), {
+      timeoutMs: 20_000,
+      intervalMs: 250,
+    });
+    const callback = await signIn(new Browserless(servers.issuer), authorizationUrl(), user);
     expect(callback.searchParams.get('code')).to.be.a('string');
   });
 });

@@ -23,8 +23,10 @@ import { createOidcRevocations } from '../../src/store/oidc-revocations.ts';
 import { createRoleStore } from '../../src/store/roles.ts';
 import { createUserStore } from '../../src/store/users.ts';
 import { call, type ApiResponse } from '../helpers/api.ts';
-import { Browserless, formOf, signInAndConsent } from '../helpers/browserless.ts';
-import { startPrivateRedis, stopInstance, until, type Instance } from '../helpers/cluster.ts';
+import { Browserless, formOf } from '../helpers/browserless.ts';
+import { signIn } from '../helpers/sign-in.ts';
+import { startPrivateRedis, stopInstance, type Instance } from '../helpers/cluster.ts';
+import { eventually } from '../helpers/wait.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest } from '../helpers/oidc.ts';
 import { runNode, spawnNode, waitForReady } from '../helpers/process.ts';
@@ -330,7 +332,7 @@ describe("S3 the API process cannot unseal the identity server's keys", function
           prompt: 'consent',
           resource: apiUrl,
         });
-        const callback = await signInAndConsent(browser, url, user.email, user.password);
+        const callback = await signIn(browser, url, user);
         return client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: verifier, expectedState: state }, { resource: apiUrl });
       };
       const servers = () => ({ apiUrl }) as TestServers;
@@ -401,11 +403,12 @@ describe("S3 the API process cannot unseal the identity server's keys", function
         expect(await owner('users').where({ id: alice.id }).first()).to.equal(undefined);
         expect(await owner('records').where({ id }).first()).to.equal(undefined);
         // The auth server ends the erased account's sessions and grants (the API cannot reach them).
-        await until(
-          async () => Number((await owner('oidc_state_revocations').count<{ count: number }[]>({ count: '*' }))[0]?.count),
-          (n) => n === 0,
-          15_000,
-          200,
+        await eventually(
+          async () => {
+            const [row] = await owner('oidc_state_revocations').count<{ count: number }[]>({ count: '*' });
+            expect(Number(row?.count), 'revocations still queued').to.equal(0);
+          },
+          { timeoutMs: 15_000, intervalMs: 200 },
         );
         for (const row of indexed) expect(await stored(row), row.kind).to.equal(undefined);
         if (storage === 'postgres') {
@@ -436,12 +439,7 @@ describe("S3 the API process cannot unseal the identity server's keys", function
         expect(before.status, before.text).to.equal(503);
         expect(before.text).to.not.include('MASTER_KEY');
         // The log line travels through a pipe: it may arrive just after the answer.
-        await until(
-          () => Promise.resolve(api?.output() ?? ''),
-          (out) => out.includes('portcullis keys rewrap-vault'),
-          5_000,
-          50,
-        );
+        await eventually(() => expect(api?.output() ?? '', 'the API log').to.include('portcullis keys rewrap-vault'), { timeoutMs: 5000 });
 
         const env = testConfigEnv({ storage });
         const first = await runNode(['src/cli.ts', 'keys', 'rewrap-vault'], env);

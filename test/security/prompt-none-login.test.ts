@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { ACR } from '../../src/services/mfa-policy.ts';
-import { Browserless, signInAndConsent } from '../helpers/browserless.ts';
+import { Browserless } from '../helpers/browserless.ts';
+import { signedInBrowser, silentSignIn } from '../helpers/sign-in.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
-import { authorizationRequestTo, RP_REDIRECT } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
 
 /**
@@ -31,17 +31,12 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     /** A browser with a password-only session and a grant for `clientId`. */
     async function signedIn() {
       const user = await createTestUser(servers.deps);
-      const browser = new Browserless(servers.issuer);
-      const callback = await signInAndConsent(browser, authorizationRequestTo(servers.issuer, clientId).url, user.email, user.password);
-      expect(callback.searchParams.get('code')).to.be.a('string');
-      return { user, browser };
+      return { user, ...(await signedInBrowser(servers.issuer, clientId, user)) };
     }
 
     /** The error a prompt=none request comes back with (or "code"). */
     async function silently(browser: Browserless, client: string, params: Record<string, string> = {}): Promise<string> {
-      const { url } = await browser.follow(authorizationRequestTo(servers.issuer, client, { prompt: 'none', ...params }).url);
-      expect(url.href.startsWith(RP_REDIRECT), `stayed on ${url.pathname}`).to.equal(true);
-      return url.searchParams.get('code') ? 'code' : (url.searchParams.get('error') ?? 'nothing');
+      return (await silentSignIn(browser, client, params)).outcome;
     }
 
     it('R13 prompt=none with a session whose account was disabled: login_required, not interaction_required', async function () {

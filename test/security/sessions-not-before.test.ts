@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import * as client from 'openid-client';
 import type { Deps } from '../../src/deps.ts';
 import { call, createRp, signedInUser, userTokens } from '../helpers/api.ts';
-import { Browserless, formOf, signInAndConsent } from '../helpers/browserless.ts';
+import { Browserless, formOf } from '../helpers/browserless.ts';
+import { signedInBrowser, signIn, silentSignIn } from '../helpers/sign-in.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest, authorizationRequestTo, RP_REDIRECT } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
@@ -39,9 +40,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
     /** What a prompt=none request for the client comes back with: "code" or the error. */
     async function silently(browser: Browserless): Promise<string> {
-      const { url } = await browser.follow(authorizationRequestTo(servers.issuer, clientId, { prompt: 'none' }).url);
-      expect(url.href.startsWith(RP_REDIRECT), `stayed on ${url.pathname}`).to.equal(true);
-      return url.searchParams.get('code') ? 'code' : (url.searchParams.get('error') ?? 'nothing');
+      return (await silentSignIn(browser, clientId)).outcome;
     }
 
     /** GET /account: the page (200) or a redirect to sign in. */
@@ -53,10 +52,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
     async function signedIn() {
       const user = await createTestUser(servers.deps);
-      const browser = new Browserless(servers.issuer);
-      const callback = await signInAndConsent(browser, authorizationRequestTo(servers.issuer, clientId).url, user.email, user.password);
-      expect(callback.searchParams.get('code')).to.be.a('string');
-      return { user, browser };
+      return { user, ...(await signedInBrowser(servers.issuer, clientId, user)) };
     }
 
     /**
@@ -120,7 +116,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(await accountPage(browser)).to.deep.equal({ status: 302, signIn: true });
       expect(await silently(browser)).to.equal('login_required');
       // Signing in again (at once, often within the same second) gives a session that works.
-      const again = await signInAndConsent(browser, authorizationRequestTo(servers.issuer, clientId).url, user.email, user.password);
+      const again = await signIn(browser, authorizationRequestTo(servers.issuer, clientId).url, user);
       expect(again.searchParams.get('code')).to.be.a('string');
       expect(await silently(browser)).to.equal('code');
       expect((await accountPage(browser)).status).to.equal(200);
@@ -202,7 +198,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const browser = new Browserless(servers.issuer);
       const forApi = await userTokens(servers, appRp, user, 'records:read', undefined, { browser });
       const flow = await authorizationRequest(appRp, { scope: 'openid email' });
-      const callback = await signInAndConsent(browser, flow.url, user.email, user.password);
+      const callback = await signIn(browser, flow.url, user);
       const opaque = await client.authorizationCodeGrant(appRp, callback, { pkceCodeVerifier: flow.verifier, expectedState: flow.state });
       expect(opaque.access_token.split('.')).to.have.length(1);
       return { user, browser, jwt: forApi.access_token, refreshToken: forApi.refresh_token ?? '', opaque: opaque.access_token };
@@ -289,12 +285,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
         session: 'login_required',
       });
       // A new sign-in works as usual.
-      const again = await signInAndConsent(
-        held.browser,
-        (await authorizationRequest(appRp, { scope: 'openid' })).url,
-        held.user.email,
-        held.user.password,
-      );
+      const again = await signIn(held.browser, (await authorizationRequest(appRp, { scope: 'openid' })).url, held.user);
       expect(again.searchParams.get('code')).to.be.a('string');
       expect(await silentlyTo(appRp, held.browser)).to.equal('code');
     });

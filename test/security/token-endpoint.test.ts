@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import * as client from 'openid-client';
-import { Browserless, formOf, signInAndConsent } from '../helpers/browserless.ts';
+import { Browserless, formOf } from '../helpers/browserless.ts';
+import { signIn } from '../helpers/sign-in.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequestTo } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
@@ -79,7 +80,7 @@ async function authorize(
     state: 'st',
   });
   const browser = options.browser ?? new Browserless(servers.issuer);
-  const back = await signInAndConsent(browser, url, user.email, user.password);
+  const back = await signIn(browser, url, user);
   const code = back.searchParams.get('code');
   if (!code) throw new Error(`no code in ${back.href}`);
   return { code, verifier, redirectUri, browser };

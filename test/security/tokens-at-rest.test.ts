@@ -4,13 +4,13 @@ import { Redis } from 'ioredis';
 import knexFactory, { type Knex } from 'knex';
 import * as client from 'openid-client';
 import { migrateLatest } from '../../src/store/migrate.ts';
-import { signIn } from '../helpers/api.ts';
 import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest, RP_REDIRECT } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
 import { testEnv } from '../setup.ts';
 import { basicAuth } from '../helpers/basic-auth.ts';
+import { signIn } from '../helpers/sign-in.ts';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const SESSION_COOKIE = 'portcullis.session';
