@@ -17,6 +17,7 @@ import type { Redis } from '../store/redis.ts';
 import { withAccountIndex } from './account-index.ts';
 import { withAtomicReplayDetection } from './atomic-replay.ts';
 import { withRegistrationProvenance } from './client-governance.ts';
+import { withExpiredDeviceCodesKept } from './device-code-expiry.ts';
 import { withDevicePollPacing } from './device-polling.ts';
 import { withReuseDetection } from './refresh-reuse.ts';
 import { withRegistrationTokenClaim } from './registration-token-claim.ts';
@@ -36,7 +37,13 @@ type Storage = 'redis|postgres' | 'postgres' | 'oauth_clients' | 'initial_access
 
 /** Wrappers of the serving provider only: they act on its requests (see providerWrapper). */
 type ProviderWrapper =
-  'failsClosed' | 'indexedByAccount' | 'atomicReplayCheck' | 'devicePollPacing' | 'registrationTokenClaim' | 'registrationProvenance';
+  | 'failsClosed'
+  | 'indexedByAccount'
+  | 'atomicReplayCheck'
+  | 'devicePollPacing'
+  | 'expiredKept'
+  | 'registrationTokenClaim'
+  | 'registrationProvenance';
 
 /** Wrappers of every reader: the provider, services (sign out everywhere, GDPR), the CLI, tests (see stateWrapper). */
 type StateWrapper = 'timed' | 'sealed' | 'hashedId';
@@ -57,7 +64,7 @@ export const OIDC_STORAGE = {
   Grant: { storage: 'redis|postgres', provider: ['failsClosed', 'indexedByAccount'], state: ['timed', 'sealed'] },
   // Codes and requests, redeemed once.
   AuthorizationCode: { storage: 'redis|postgres', provider: ['failsClosed'], state: ['timed', 'sealed'] },
-  DeviceCode: { storage: 'redis|postgres', provider: ['failsClosed', 'devicePollPacing'], state: ['timed', 'sealed'] },
+  DeviceCode: { storage: 'redis|postgres', provider: ['failsClosed', 'devicePollPacing', 'expiredKept'], state: ['timed', 'sealed'] },
   BackchannelAuthenticationRequest: { storage: 'redis|postgres', provider: ['failsClosed'], state: ['timed', 'sealed'] },
   PreAuthorizedCode: { storage: 'redis|postgres', provider: ['failsClosed'], state: ['timed', 'sealed'] },
   PushedAuthorizationRequest: { storage: 'redis|postgres', provider: ['failsClosed'], state: ['timed', 'sealed'] },
@@ -166,6 +173,9 @@ export function createOidcStorage(deps: OidcStorageDeps): OidcStorage {
       // Device-code polls faster than the interval are answered slow_down (RFC 8628 §3.5).
       case 'devicePollPacing':
         return (inner) => withDevicePollPacing(inner, once);
+      // Kept past expiry, so a late poll is answered expired_token, not invalid_grant (RFC 8628 §3.5).
+      case 'expiredKept':
+        return (inner) => withExpiredDeviceCodesKept(inner);
       // One RFC 7592 update or delete per registration access token at a time (R10).
       case 'registrationTokenClaim':
         return (inner) => withRegistrationTokenClaim(inner, once);
