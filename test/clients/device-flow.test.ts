@@ -317,7 +317,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
       it('locks an IP out after repeated wrong codes, even for a right one', async function () {
         const device = await client.initiateDeviceAuthorization(shortRp, { scope: 'openid' });
-        // Start from a clean counter for this IP (the expiry test above entered one unknown code).
+        // Start from a clean counter for this IP (earlier suites of this run may have entered wrong codes).
         await Promise.all(['127.0.0.1', '::ffff:127.0.0.1'].map((ip) => short.deps.lockouts.deviceUserCode.clear(ip)));
         const browser = new Browserless(short.issuer);
         const { response } = await browser.follow('/device');
