@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { sessionTtl } from '../../src/auth/session-lifetime.ts';
+import { ageStored } from '../helpers/aging.ts';
 import { type Browserless } from '../helpers/browserless.ts';
 import { signedInBrowser, silentSignIn } from '../helpers/sign-in.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
@@ -43,21 +44,8 @@ describe('sign-in session idle timeout and absolute lifetime', function () {
     return session;
   }
 
-  /**
-   * As if `seconds` had gone by without the session being used: its sign-in time, issue time and
-   * expiry (what the provider and the account page read) move that far into the past, and the
-   * store keeps it for what is left of its lifetime, or drops it, as the store's own expiry
-   * would have by then (the provider's expiry check allows 15 s of clock skew; the store's
-   * expiry is what ends a session on time).
-   */
-  async function aged(browser: Browserless, seconds: number): Promise<void> {
-    const session = await stored(browser);
-    const older = { ...session, loginTs: session.loginTs - seconds, iat: session.iat - seconds, exp: session.exp - seconds };
-    const left = older.exp - epoch();
-    const adapter = servers.deps.oidcAdapter('Session');
-    if (left > 0) await adapter.upsert(sessionIdOf(browser), older, left);
-    else await adapter.destroy(sessionIdOf(browser));
-  }
+  /** As if `seconds` had gone by without the session being used (the store drops it once expired). */
+  const aged = (browser: Browserless, seconds: number) => ageStored(servers.deps.oidcAdapter('Session'), sessionIdOf(browser), seconds);
 
   async function signedIn(): Promise<Browserless> {
     return (await signedInBrowser(servers.issuer, clientId, user)).browser;
