@@ -71,7 +71,7 @@ describe('browser: MFA and account pages render accessibly (Chromium)', function
     await page.getByRole('button', { name: 'Allow' }).waitFor();
     await shot(page, '06-consent');
     await page.getByRole('button', { name: 'Allow' }).click();
-    await page.waitForURL((url) => !url.href.startsWith(servers.issuer)).catch(() => undefined);
+    await page.waitForURL((url) => !url.href.startsWith(servers.issuer));
 
     // A second sign-in asks for the factor, with the other ways offered.
     const again = await rp.authorizationUrl({ prompt: 'login' });
@@ -84,7 +84,7 @@ describe('browser: MFA and account pages render accessibly (Chromium)', function
     await page.getByRole('link', { name: 'Authenticator app code' }).click();
     await page.getByLabel('Code from your authenticator app').fill(await generate({ secret, epoch: Math.floor(Date.now() / 1000) + 30 }));
     await page.getByRole('button', { name: 'Verify' }).click();
-    await page.waitForURL((url) => !url.href.startsWith(servers.issuer)).catch(() => undefined);
+    await page.waitForURL((url) => !url.href.startsWith(servers.issuer));
 
     // The account page, with a passkey added.
     const authenticator = await addVirtualAuthenticator(page);

@@ -144,7 +144,7 @@ export async function goto(page: Page, url: string): Promise<void> {
       return;
     } catch (error) {
       if (attempt >= 3 || !(error instanceof Error) || !/interrupted by another navigation/.test(error.message)) throw error;
-      await page.waitForLoadState().catch(() => undefined);
+      await page.waitForLoadState();
       // Interrupted by its own redirect chain (e.g. /auth → /interaction/…): it did arrive.
       if (/interrupted by another navigation to "http/.test(error.message) && new URL(page.url()).origin === new URL(url).origin) return;
     }
