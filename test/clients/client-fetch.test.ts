@@ -10,6 +10,7 @@ import { loadConfig } from '../../src/config/load.ts';
 import type { AccountService } from '../../src/services/accounts.ts';
 import type { Adapter } from '../../src/store/oidc-adapter.ts';
 import { testConfigEnv } from '../helpers/servers.ts';
+import { eventually } from '../helpers/wait.ts';
 
 /** At most this much is ever served by the test server (the "endless" body is bounded, as tests must be). */
 const SERVED_AT_MOST = 256 * 1024 * 1024;
@@ -115,10 +116,9 @@ describe('R15 client documents (jwks_uri, sector_identifier_uri) are fetched wit
     }
   }
 
-  async function closedWithin(path: string, ms: number): Promise<boolean> {
-    const deadline = Date.now() + ms;
-    while (!served.get(path)?.closed && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-    return served.get(path)?.closed === true;
+  /** Fails unless the test server sees the connection for `path` closed within `ms`. */
+  async function closedWithin(path: string, ms: number, label = path): Promise<void> {
+    await eventually(() => expect(served.get(path)?.closed, `${label}: connection closed`).to.equal(true), { timeoutMs: ms });
   }
 
   it('R15 an endless jwks_uri or sector_identifier_uri body is cut at 64 KiB: refused at once, the connection closed, a few MiB served at most', async function () {
@@ -127,7 +127,7 @@ describe('R15 client documents (jwks_uri, sector_identifier_uri) are fetched wit
       const { ms, outcome } = await fetchAsTheProvider(purpose, path);
       expect(outcome, `${purpose} after ${ms} ms, ${served.get(path)?.bytes} bytes served`).to.match(/response too large/);
       expect(ms, purpose).to.be.below(1000);
-      expect(await closedWithin(path, 2000), `${purpose}: connection closed`).to.equal(true);
+      await closedWithin(path, 2000, purpose);
       // What sat in socket buffers when the reader stopped, not the 256 MiB on offer.
       expect(served.get(path)?.bytes, purpose).to.be.below(32 * 1024 * 1024);
     }
@@ -137,13 +137,13 @@ describe('R15 client documents (jwks_uri, sector_identifier_uri) are fetched wit
     const { ms, outcome } = await fetchAsTheProvider('jwks_uri', '/declared');
     expect(outcome).to.match(/response too large/);
     expect(ms).to.be.below(1000);
-    expect(await closedWithin('/declared', 2000)).to.equal(true);
+    await closedWithin('/declared', 2000);
   });
 
   it("R15 a body that trickles is cut at the deadline, even when the caller set none (the provider's 2.5 s is not the only bound)", async function () {
     const { ms, outcome } = await fetchAsTheProvider('jwks_uri', '/trickle', null);
     expect(outcome).to.match(/aborted|timeout|timed out/i);
     expect(ms).to.be.within(2000, 4000);
-    expect(await closedWithin('/trickle', 2000)).to.equal(true);
+    await closedWithin('/trickle', 2000);
   });
 });

@@ -4,7 +4,7 @@ import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { rawRequest } from '../helpers/raw-http.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
-import { eventually } from '../helpers/wait.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
@@ -299,12 +299,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       it('RFC 8628 §3.5 a device code past its lifetime is answered expired_token, and its user code is "expired", not unknown', async function () {
         const device = await client.initiateDeviceAuthorization(shortRp, { scope: 'openid' });
         expect(device.expires_in).to.equal(2);
-        // The lifetime the device was told, from when it was told: that is what must pass (2 s, this suite's TTL).
-        const lifetimeOver = Date.now() + device.expires_in * 1000;
-        await eventually(() => expect(Date.now(), "the device code's lifetime is over").to.be.at.least(lifetimeOver), {
-          timeoutMs: device.expires_in * 1000 + 1000,
-          intervalMs: 50,
-        });
+        // The lifetime the device was told, from when it was told, is what must pass (2 s, this
+        // suite's TTL); the store keeps the code on its own clock, so it is waited out, no longer.
+        await waitUntil(Date.now() + device.expires_in * 1000);
         const poll = await rawPoll(short, shortClientId, device.device_code);
         expect(poll.status, JSON.stringify(poll.body)).to.equal(400);
         expect(poll.body.error, JSON.stringify(poll.body)).to.equal('expired_token');

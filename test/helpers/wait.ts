@@ -77,3 +77,13 @@ export async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, mes
     clearTimeout(timer);
   }
 }
+
+/**
+ * Waits until the clock reads `instantMs` (Date.now()): only for a window the server measures on
+ * its own clock and the test cannot move (a grace period, a lifetime at its configured minimum).
+ * Name the instant after what it is, e.g. `firstUse + graceMs`; never a bare duration.
+ */
+export async function waitUntil(instantMs: number): Promise<void> {
+  const left = instantMs - Date.now();
+  if (left > 0) await pause(left);
+}

@@ -4,6 +4,8 @@ import { ACR } from '../../src/services/mfa-policy.ts';
 import { relyingParty } from '../helpers/browser.ts';
 import { Browserless, formOf } from '../helpers/browserless.ts';
 import { signIn } from '../helpers/sign-in.ts';
+import { ageStored } from '../helpers/aging.ts';
+import { waitUntil } from '../helpers/wait.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
 
@@ -33,14 +35,6 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
     const now = () => Math.floor(Date.now() / 1000);
 
-    async function nextSecondAfter(second: number): Promise<void> {
-      const deadline = Date.now() + 3000;
-      while (now() <= second) {
-        if (Date.now() > deadline) throw new Error('the clock did not move');
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-    }
-
     it('R13 step-up with the app code: auth_time stays at the password sign-in, amr and acr describe password and code', async function () {
       const user = await createTestUser(servers.deps);
       const browser = new Browserless(servers.issuer);
@@ -48,8 +42,11 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const signedIn = await rp.exchange(await signIn(browser, first.url, user), first.verifier, first.state);
       expect(signedIn.acr).to.equal(ACR.password);
       expect(signedIn.amr).to.deep.equal(['pwd']);
-      const signedInAt = signedIn.auth_time ?? 0;
-      expect(signedInAt).to.be.greaterThan(0);
+      expect(signedIn.auth_time).to.be.greaterThan(0);
+      // The password sign-in moves 5 s into the past (auth_time is whole seconds): a step-up that
+      // dated the sign-in anew would show a later one.
+      await ageStored(servers.deps.oidcAdapter('Session'), browser.jar.cookies.get('portcullis.session;/')?.value ?? '', 5);
+      const signedInAt = (signedIn.auth_time ?? 0) - 5;
 
       // The app is set up elsewhere meanwhile; the session signed in with the password alone.
       const enrollment = await servers.deps.mfa.totp.begin(user.id, user.email, 'test');
@@ -57,7 +54,6 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(
         await servers.deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret, epoch: now() - 30 }), 'test'),
       ).to.equal(true);
-      await nextSecondAfter(signedInAt);
 
       const stepUp = await rp.authorizationUrl({ acr_values: ACR.mfa });
       const challenge = await browser.follow(stepUp.url);
@@ -97,8 +93,8 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const challenge = await browser.follow(stepUp.url);
       const html = await challenge.response.text();
       expect(html).to.contain('Code from your authenticator app');
-      // … but not any more when the code arrives.
-      await nextSecondAfter(signedInAt + maxAge);
+      // … but not any more when the code arrives (auth_time is whole seconds: the next one is waited for).
+      await waitUntil((signedInAt + maxAge + 1) * 1000);
       const form = formOf(html, '/mfa/totp');
       const { response, url } = await browser.submit(form.action, {
         csrf: form.csrf,

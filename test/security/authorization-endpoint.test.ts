@@ -6,6 +6,7 @@ import { signIn } from '../helpers/sign-in.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 import { basicAuth } from '../helpers/basic-auth.ts';
+import { consistently, eventually } from '../helpers/wait.ts';
 
 type Params = [string, string][];
 
@@ -394,25 +395,21 @@ describe('authorization endpoint abuse (docs/security.md T2–T14, T38, B9)', fu
         .knex('audit_events')
         .where({ type: CONSTANT_CHALLENGE_EVENT, client_id: clientId })
         .select('actor_id', 'outcome', 'data');
-    /** The check runs after the answer: give it time to land (or, for "none", to wrongly land). */
-    const settle = () => new Promise((r) => setTimeout(r, 300));
+    /** The check runs after the answer: its events are polled for, and their absence held for a while. */
+    const stays = async (clientId: string, expected: unknown[]) =>
+      consistently(async () => expect(await events(clientId)).to.deep.equal(expected), { forMs: 200 });
 
     const first = edit(valid(steady.client_id, steadyUri, 'b7-one'), { prompt: undefined });
     const callback = await signIn(browser, authUrl(first), user);
     expect(callback.searchParams.get('code')).to.be.a('string');
     await codeFor(steady.client_id, steadyUri, 'b7-one', challenge); // the same request again (a reload)
-    await settle();
-    expect(await events(steady.client_id)).to.deep.equal([]);
+    await stays(steady.client_id, []);
 
     await codeFor(steady.client_id, steadyUri, 'b7-two', challenge); // a new transaction, the old challenge
     await codeFor(steady.client_id, steadyUri, 'b7-three', challenge);
-    let found: unknown[] = [];
-    for (let i = 0; i < 40 && found.length === 0; i++) {
-      await settle();
-      found = await events(steady.client_id);
-    }
-    await settle();
-    expect(await events(steady.client_id)).to.deep.equal([{ actor_id: user.id, outcome: 'failure', data: { client_name: 'Steady App' } }]);
+    const reported = [{ actor_id: user.id, outcome: 'failure', data: { client_name: 'Steady App' } }];
+    await eventually(async () => expect(await events(steady.client_id)).to.deep.equal(reported), { timeoutMs: 12_000, intervalMs: 50 });
+    await stays(steady.client_id, reported);
 
     // A client that makes a fresh challenge per transaction is never reported.
     const fresh = await createTestClient(servers.deps, { redirect_uris: ['https://fresh.example/cb'], post_logout_redirect_uris: [] });
@@ -426,8 +423,7 @@ describe('authorization endpoint abuse (docs/security.md T2–T14, T38, B9)', fu
     );
     for (const state of ['b7-f1', 'b7-f2', 'b7-f3'])
       await codeFor(fresh.client_id, 'https://fresh.example/cb', state, await freshChallenge());
-    await settle();
-    expect(await events(fresh.client_id)).to.deep.equal([]);
+    await stays(fresh.client_id, []);
   });
 
   it('B9 the password grant (ROPC) is refused: unsupported_grant_type', async function () {

@@ -9,11 +9,10 @@ import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
 import { basicAuth } from '../helpers/basic-auth.ts';
+import { consistently, eventually, waitUntil } from '../helpers/wait.ts';
 
 type TokenAnswer = { status: number; body: { access_token?: string; refresh_token?: string; error?: string } };
 type App = { user: TestUser; clientId: string; secret: string; refreshToken: string };
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * Refresh token rotation reuse (docs/security.md T25, T26; issue #6): presenting a rotated refresh
@@ -74,16 +73,21 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
       return ((await response.json()) as { active: boolean }).active;
     }
 
+    const reuseEventsNow = (target: TestServers, userId: string): Promise<AuditEventRow[]> =>
+      target.deps.knex<AuditEventRow>('audit_events').where({ type: REFRESH_REUSE_EVENT, actor_id: userId }).orderBy('id');
+
     /** The reuse events of one user; the audit write follows the answer, so wait for `count`. */
     async function reuseEvents(target: TestServers, userId: string, count = 1): Promise<AuditEventRow[]> {
-      let rows: AuditEventRow[] = [];
-      for (let i = 0; i < 40; i++) {
-        rows = await target.deps.knex<AuditEventRow>('audit_events').where({ type: REFRESH_REUSE_EVENT, actor_id: userId }).orderBy('id');
-        if (rows.length >= count) break;
-        await sleep(50);
-      }
-      return rows;
+      return eventually(async () => {
+        const rows = await reuseEventsNow(target, userId);
+        expect(rows.length, 'reuse events audited').to.be.at.least(count);
+        return rows;
+      });
     }
+
+    /** No further reuse event is written: the audit writes that follow the answers have had time to land. */
+    const noMoreReuseEvents = (target: TestServers, userId: string, count: number) =>
+      consistently(async () => expect(await reuseEventsNow(target, userId)).to.have.length(count), { forMs: 200 });
 
     const refused = (answer: TokenAnswer) => {
       expect(answer.status, JSON.stringify(answer.body)).to.equal(400);
@@ -208,8 +212,7 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
       expect(await active(servers, app, at)).to.equal(false);
       // One security event per revoked grant, however many racing requests saw the reuse.
       expect(await reuseEvents(servers, app.user.id)).to.have.length(1);
-      await sleep(300);
-      expect(await reuseEvents(servers, app.user.id)).to.have.length(1);
+      await noMoreReuseEvents(servers, app.user.id, 1);
     });
 
     describe('grace window (REFRESH_REUSE_GRACE_SECONDS=1, REFRESH_REUSE_GRACE_COUNT=1)', function () {
@@ -224,8 +227,7 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
         expect((await refresh(grace, app, rt3)).status).to.equal(200);
         expect((await refresh(grace, app, rt2)).status).to.equal(200);
         expect(await active(grace, app, again.body.access_token)).to.equal(true);
-        await sleep(300);
-        expect(await grace.deps.knex('audit_events').where({ type: REFRESH_REUSE_EVENT, actor_id: app.user.id })).to.have.length(0);
+        await noMoreReuseEvents(grace, app.user.id, 0);
       });
 
       it('beyond the count, reuse within the window still revokes the grant and is audited', async function () {
@@ -242,8 +244,11 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
       it('after the window, reuse revokes the grant and is audited', async function () {
         const app = await connect(grace);
         const first = await refresh(grace, app, app.refreshToken);
+        // Marked consumed before this answer came back: the window (1 s, the shortest there is)
+        // runs on the server's clock from then, and is waited out, no longer.
+        const windowEnds = Date.now() + 1000;
         expect(first.status).to.equal(200);
-        await sleep(1500);
+        await waitUntil(windowEnds + 20);
         refused(await refresh(grace, app, app.refreshToken));
         refused(await refresh(grace, app, first.body.refresh_token ?? ''));
         expect(await reuseEvents(grace, app.user.id)).to.have.length(1);

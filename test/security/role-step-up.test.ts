@@ -8,6 +8,7 @@ import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest, RP_REDIRECT } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
+import { eventually } from '../helpers/wait.ts';
 
 /**
  * R15 (the second adversarial review): a user signed in with a password alone (acr loa:1) and
@@ -77,10 +78,13 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(await refreshed(held.refreshToken)).to.equal('error: invalid_grant');
       expect(await silently(held.browser)).to.equal('login_required');
       // The auth server's sweep removes what the cutoff already made worthless.
-      const deadline = Date.now() + 15_000;
-      while ((await servers.deps.accountIndex.list(held.user.id, 'Grant')).length > 0 && Date.now() < deadline)
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(await servers.deps.accountIndex.list(held.user.id, 'Grant')).to.deep.equal([]);
+      await eventually(
+        async () => expect(await servers.deps.accountIndex.list(held.user.id, 'Grant'), 'grants indexed').to.deep.equal([]),
+        {
+          timeoutMs: 15_000,
+          intervalMs: 50,
+        },
+      );
       const [event] = await servers.deps
         .knex<AuditEventRow>('audit_events')
         .where({ type: 'user.updated', actor_id: admin.id })

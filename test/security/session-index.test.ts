@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
+import { consistently, eventually } from '../helpers/wait.ts';
 
 /**
  * R8 (issue 19), sessions index: "sign out everywhere" ends the sessions it finds in
@@ -43,22 +44,11 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       return { browser, resume: new URL(posted.headers.get('Location') ?? '', servers.issuer) };
     }
 
-    /** Polls `condition` every 10 ms until it holds or `ms` pass; whether it held. */
-    async function within(ms: number, condition: () => boolean | Promise<boolean>): Promise<boolean> {
-      const deadline = Date.now() + ms;
-      for (;;) {
-        if (await condition()) return true;
-        if (Date.now() > deadline) return false;
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-    }
-
     it('R8 a session is indexed before its sign-in answers: "sign out everywhere" right after ends it, even while the index write waits', async function () {
       const user = await createTestUser(servers.deps);
       const { browser, resume } = await upToResume(user.email, user.password);
       // Hold the user's row: the index insert (its foreign key) waits; nothing else in the resume does.
       const lock = await servers.deps.knex.transaction();
-      let signedOut = false;
       let answered = false;
       let resumed: Promise<Response> | undefined;
       try {
@@ -74,19 +64,18 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
               `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
             )
             .then((r) => (r.rows[0]?.n ?? 0) > 0);
-        expect(await within(10_000, waiting), 'the index write reached the lock').to.equal(true);
-        // A listener-indexed session answers now, unindexed; the user signs out everywhere at once.
-        if (await within(2000, () => answered)) {
-          await resumed;
-          await servers.deps.accountSessions.signOutEverywhere(user.id);
-          signedOut = true;
-        }
+        await eventually(async () => expect(await waiting(), 'the index write reached the lock').to.equal(true), { timeoutMs: 10_000 });
+        // Indexed inside its save, the sign-in does not answer while the index write waits (a
+        // session indexed afterwards, by a listener, would answer now, unindexed).
+        await consistently(() => expect(answered, 'the sign-in answered before its session was indexed').to.equal(false), {
+          forMs: 500,
+        });
       } finally {
         await lock.commit();
       }
-      // Indexed inside its save, the sign-in answers only now, and is signed out after that.
+      // It answers once the index write is through, and "sign out everywhere" then ends it.
       await resumed;
-      if (!signedOut) await servers.deps.accountSessions.signOutEverywhere(user.id);
+      await servers.deps.accountSessions.signOutEverywhere(user.id);
       expect(sessionOf(browser)).to.not.equal('');
       expect(await servers.deps.oidcAdapter('Session').find(sessionOf(browser))).to.equal(undefined);
     });

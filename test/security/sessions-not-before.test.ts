@@ -7,6 +7,7 @@ import { signedInBrowser, signIn, silentSignIn } from '../helpers/sign-in.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest, authorizationRequestTo, RP_REDIRECT } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
+import { eventually, waitUntil } from '../helpers/wait.ts';
 
 /**
  * R8 (sessions after "sign out everywhere") and R13: oidc-provider saves a session again at the
@@ -84,15 +85,6 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       };
     }
 
-    async function within(ms: number, condition: () => boolean): Promise<boolean> {
-      const deadline = Date.now() + ms;
-      while (!condition()) {
-        if (Date.now() > deadline) return false;
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-      return true;
-    }
-
     it('R8 a request in flight during "sign out everywhere" saves its session again, and that session no longer works: the account page asks to sign in, prompt=none gets login_required', async function () {
       const { user, browser } = await signedIn();
       const session = sessionOf(browser);
@@ -100,7 +92,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       let inFlight: Promise<Response> | undefined;
       try {
         inFlight = browser.request(authorizationRequestTo(servers.issuer, clientId, { prompt: 'none' }).url);
-        expect(await within(10_000, hold.reached), 'the request reached its account lookup').to.equal(true);
+        await eventually(() => expect(hold.reached(), 'the request reached its account lookup').to.equal(true), { timeoutMs: 10_000 });
         await servers.deps.accountSessions.signOutEverywhere(user.id);
         expect(await servers.deps.oidcAdapter('Session').find(session)).to.equal(undefined);
       } finally {
@@ -156,7 +148,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(changed.url.searchParams.get('notice')).to.equal('password-changed-signed-out');
       // Resumed in a later second than the change, so only the sign-in's own time can tell.
       const changedIn = Math.floor(Date.now() / 1000);
-      expect(await within(2000, () => Math.floor(Date.now() / 1000) > changedIn)).to.equal(true);
+      await waitUntil((changedIn + 1) * 1000);
       // The resumed sign-in is no sign-in: the login page again, not the app's consent page.
       const resumed = await attacker.follow(resume);
       expect(await resumed.response.text()).to.contain('name="password"');
@@ -245,10 +237,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       // run, or a disable the auth server has not swept yet): the grants are all still stored.
       await servers.deps.stores.users.endSessionsBefore(held.user.id, new Date(), null);
       expect(await storedGrants(held.user.id)).to.equal(1);
-      // The API reads the account with a cache of a few seconds (src/services/rbac.ts): it refuses the JWT once that expires.
-      const deadline = Date.now() + 10_000;
-      while ((await call(servers, 'GET', '/v1/me', held.jwt)).status === 200 && Date.now() < deadline)
-        await new Promise((resolve) => setTimeout(resolve, 50));
+      // The API reads the account with a cache of a few seconds (src/services/rbac.ts): it refuses
+      // the JWT once that expires; the entry is dropped here rather than waited out.
+      servers.deps.api.rbac.invalidate(held.user.id);
       expect(await whatStillWorks(appRp, held)).to.deep.equal({
         introspection: false,
         userinfo: 401,
@@ -267,11 +258,13 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const setDisabled = (disabled: boolean) => call(servers, 'PATCH', `/v1/admin/users/${held.user.id}`, admin.token, { disabled });
       expect((await setDisabled(true)).status).to.equal(200);
       // The auth server's sweep ends the account's sessions and grants (the API may not hold the keys to).
-      const swept = async () => (await storedGrants(held.user.id)) + (await servers.deps.accountIndex.list(held.user.id, 'Session')).length;
-      const deadline = Date.now() + 15_000;
-      while ((await swept()) > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(await storedGrants(held.user.id)).to.equal(0);
-      expect(await servers.deps.accountIndex.list(held.user.id, 'Session')).to.have.length(0);
+      await eventually(
+        async () => {
+          expect(await storedGrants(held.user.id), 'grants still stored').to.equal(0);
+          expect(await servers.deps.accountIndex.list(held.user.id, 'Session'), 'sessions still indexed').to.have.length(0);
+        },
+        { timeoutMs: 15_000, intervalMs: 50 },
+      );
       expect(await servers.deps.oidcAdapter('Session').find(held.browser.jar.cookies.get('portcullis.session;/')?.value ?? '')).to.equal(
         undefined,
       );

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { rawRequest, type RawReply } from '../helpers/raw-http.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
+import { eventually } from '../helpers/wait.ts';
 
 /** The nginx of these tests: a loopback address of its own (the whole 127/8 is local on Linux). */
 const PROXY = '127.0.0.5';
@@ -94,16 +95,13 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(registered.status, registered.body).to.equal(201);
       const clientId = (JSON.parse(registered.body) as { client_id: string }).client_id;
       // The audit event is written in the background: poll for it.
-      const deadline = Date.now() + 5000;
-      let event: { ip: string } | undefined;
-      while (!event && Date.now() < deadline) {
-        event = await servers.deps
+      await eventually(async () => {
+        const event = await servers.deps
           .knex('audit_events')
           .where({ type: 'client.registered', client_id: clientId })
           .first<{ ip: string } | undefined>('ip');
-        if (!event) await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      expect(event?.ip).to.equal('192.0.2.78');
+        expect(event?.ip, 'the audited address').to.equal('192.0.2.78');
+      });
     });
 
     it("R13 X-Request-Id is kept only from a trusted proxy; a direct caller's is replaced (auth and API)", async function () {

@@ -7,6 +7,7 @@ import { runNode } from '../helpers/process.ts';
 import { startTestServers, testConfigEnv, type TestServers } from '../helpers/servers.ts';
 import { testEnv } from '../setup.ts';
 import { basicAuth } from '../helpers/basic-auth.ts';
+import { eventually } from '../helpers/wait.ts';
 
 /**
  * Every auth instance caches clients for CLIENT_CACHE_TTL_MS. A change made elsewhere (another
@@ -49,20 +50,25 @@ describe('client changes reach every instance at once (LISTEN/NOTIFY)', function
     return { clientId: registered.client_id, grant };
   }
 
-  /** Milliseconds until instance `on` refuses the client (invalid_client), polling every 10 ms. */
+  /** Milliseconds until instance `on` refuses the client (invalid_client), polling every 10 ms; served (200) until then. */
   async function untilRefused(
     grant: (on: TestServers) => Promise<{ status: number; error?: string | undefined }>,
     on: TestServers,
     budgetMs = 3000,
   ): Promise<number> {
     const started = Date.now();
-    while (Date.now() - started < budgetMs) {
-      const result = await grant(on);
-      if (result.status === 401 && result.error === 'invalid_client') return Date.now() - started;
-      expect(result.status, 'served until the change arrives').to.equal(200);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    throw new Error(`still served after ${budgetMs} ms`);
+    const otherwise: string[] = [];
+    await eventually(
+      async () => {
+        const result = await grant(on);
+        if (result.status === 401 && result.error === 'invalid_client') return;
+        if (result.status !== 200) otherwise.push(`${result.status} ${result.error ?? ''}`);
+        throw new Error(`still served (${result.status})`);
+      },
+      { timeoutMs: budgetMs, intervalMs: 10, message: 'the instance refuses the changed client' },
+    );
+    expect(otherwise, 'served until the change arrives').to.deep.equal([]);
+    return Date.now() - started;
   }
 
   it('a client disabled by the CLI is refused by a running instance that had it cached, well inside the cache TTL', async function () {
@@ -103,9 +109,10 @@ describe('client changes reach every instance at once (LISTEN/NOTIFY)', function
       ).rows.length;
     // Reconnection backs off from 0.5 s and doubles per failed attempt (up to 30 s); on a loaded
     // machine an attempt can fail, so allow a few rounds.
-    const started = Date.now();
-    while ((await listening()) < 2 && Date.now() - started < 20_000) await new Promise((r) => setTimeout(r, 50));
-    expect(await listening(), `LISTEN connections ${String(Date.now() - started)} ms after the cut`).to.be.at.least(2);
+    await eventually(async () => expect(await listening(), 'LISTEN connections after the cut').to.be.at.least(2), {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+    });
     await a.deps.stores.clients.setDisabled(clientId, true);
     expect(await untilRefused(grant, b)).to.be.below(CLIENT_CACHE_TTL_MS / 5);
   });
@@ -120,12 +127,11 @@ describe('client changes reach every instance at once (LISTEN/NOTIFY)', function
       await listener.query(`LISTEN ${CLIENT_CHANGED_CHANNEL}`);
       const rows = a.deps.knex('oauth_clients').where({ client_id: clientId });
       await rows.clone().update({ last_used_at: new Date() });
-      await new Promise((r) => setTimeout(r, 200));
-      expect(heard).to.deep.equal([]);
       await rows.clone().update({ disabled: true });
       await rows.clone().delete();
-      const deadline = Date.now() + 2000;
-      while (heard.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      // Notifications arrive in commit order: a notice for the last-use stamp would come first,
+      // so the two heard once both later ones are in must be exactly those two.
+      await eventually(() => expect(heard.length, 'notifications heard').to.be.at.least(2), { timeoutMs: 2000 });
       expect(heard).to.deep.equal([`${CLIENT_CHANGED_CHANNEL}:${clientId}`, `${CLIENT_CHANGED_CHANNEL}:${clientId}`]);
     } finally {
       await listener.end();
