@@ -12,6 +12,7 @@ import { hasAuth, timeAdapters, type ApiDeps, type Deps } from './deps.ts';
 import type { Readiness } from './shared/health.ts';
 import { createMetrics, listenMetrics, type Metrics } from './shared/metrics.ts';
 import { internalTlsOptions, serverTlsOptions } from './shared/tls.ts';
+import { answerClientErrors } from './shared/http-client-errors.ts';
 import { watchClientChanges, type ClientChangeWatch } from './store/client-changes.ts';
 
 export type Role = 'auth' | 'api';
@@ -47,6 +48,8 @@ function listen(
   server.headersTimeout = 20_000;
   server.requestTimeout = 30_000;
   server.keepAliveTimeout = 65_000;
+  // A request line past the header limit is 414, not Node's 431 (RFC 9112 §3).
+  answerClientErrors(server);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
