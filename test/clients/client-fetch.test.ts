@@ -142,7 +142,7 @@ describe('R15 client documents (jwks_uri, sector_identifier_uri) are fetched wit
 
   it("R15 a body that trickles is cut at the deadline, even when the caller set none (the provider's 2.5 s is not the only bound)", async function () {
     const { ms, outcome } = await fetchAsTheProvider('jwks_uri', '/trickle', null);
-    expect(outcome).to.match(/aborted|timeout|timed out/i);
+    expect(outcome).to.equal('The operation was aborted due to timeout');
     expect(ms).to.be.within(2000, 4000);
     await closedWithin('/trickle', 2000);
   });

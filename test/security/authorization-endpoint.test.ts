@@ -111,7 +111,7 @@ describe('authorization endpoint abuse (docs/security.md T2–T14, T38, B9)', fu
 
   /** T13: an error redirect to the registered URI with the exact state, iss = issuer, and no code or token. */
   function expectErrorRedirect(response: Response, uri: string, error: string, state: string): URLSearchParams {
-    expect(response.status, `expected a redirect, got ${response.status}`).to.be.oneOf([302, 303]);
+    expect(response.status, `expected a redirect, got ${response.status}`).to.equal(303);
     const location = new URL(response.headers.get('Location') ?? '');
     expect(location.origin + location.pathname).to.equal(uri);
     const params = responseParams(location);
@@ -122,10 +122,13 @@ describe('authorization endpoint abuse (docs/security.md T2–T14, T38, B9)', fu
     return params;
   }
 
-  /** invalid_request either as a page or as an error redirect, never a code (T6). */
-  async function expectInvalidRequest(response: Response): Promise<void> {
-    if (response.status === 400) return expectErrorPage(response, 'invalid_request');
-    expect(response.status).to.be.oneOf([302, 303]);
+  /**
+   * invalid_request, never a code (T6): as a page when the client itself is in doubt (RFC 6749
+   * §4.1.2.1: no redirect), else as an error redirect to the registered URI.
+   */
+  async function expectInvalidRequest(response: Response, at: 'page' | 'redirect'): Promise<void> {
+    if (at === 'page') return expectErrorPage(response, 'invalid_request');
+    expect(response.status).to.equal(303);
     const location = new URL(response.headers.get('Location') ?? '');
     expect(location.origin + location.pathname).to.equal(redirectUri);
     const params = responseParams(location);
@@ -217,10 +220,11 @@ describe('authorization endpoint abuse (docs/security.md T2–T14, T38, B9)', fu
       ['state', 'other-state'],
       ['code_challenge', challenge],
     ];
-    // With one registered URI oidc-provider answers at that URI (never at the other value).
+    // A second client_id puts the client in doubt: a page. Anything else is answered at the
+    // client's one registered URI (never at the other value given).
     for (const extra of duplicates) {
       const response = await authorize([...valid(web.client_id, redirectUri, 't6'), extra]);
-      await labelled(`${extra[0]} twice`, async () => expectInvalidRequest(response));
+      await labelled(`${extra[0]} twice`, async () => expectInvalidRequest(response, extra[0] === 'client_id' ? 'page' : 'redirect'));
     }
     // With two registered URIs a repeated redirect_uri is ambiguous: an error page, no redirect.
     const two = await createTestClient(servers.deps, {
