@@ -35,6 +35,12 @@ describe('R15 isInternalHost: every spelling of an internal host', function () {
     '0177.0.0.1',
     '017700000001',
     '127.000.000.001',
+    // The cloud metadata address in decimal, hex and octal spellings.
+    '2852039166',
+    '0xa9fea9fe',
+    '0xA9.0xFE.0xA9.0xFE',
+    '0251.0376.0251.0376',
+    '169.254.43518',
     // Other IPv4 ranges that are not the public internet.
     '0.0.0.0',
     '0',
@@ -60,6 +66,12 @@ describe('R15 isInternalHost: every spelling of an internal host', function () {
     '::ffff:127.0.0.1',
     '[::ffff:7f00:1]',
     '[::ffff:8.8.8.8]',
+    '[::ffff:169.254.169.254]',
+    '[::ffff:a9fe:a9fe]',
+    '[::FFFF:10.0.0.1]',
+    '[0:0:0:0:0:ffff:7f00:1]',
+    '[::ffff:0:7f00:1]',
+    '[::ffff:0:8.8.8.8]',
     '[::127.0.0.1]',
     '[::7f00:1]',
     '[64:ff9b::7f00:1]',
@@ -87,6 +99,10 @@ describe('R15 isInternalHost: every spelling of an internal host', function () {
     '8.8.8.8.',
     '[2606:4700:4700::1111]',
     '2606:4700:4700::1111',
+    // Public IPv4 in the other spellings WHATWG URL accepts (all 8.8.8.8).
+    '134744072',
+    '0x08080808',
+    '010.010.010.010',
   ];
 
   for (const host of internal) {

@@ -1,7 +1,17 @@
 import { expect } from 'chai';
-import { ACR, acrNamed, acrRank, addStep, authenticationContext, decideSecondFactor, requiredRank } from '../../src/services/mfa-policy.ts';
+import {
+  ACR,
+  acrMeeting,
+  acrNamed,
+  acrRank,
+  addStep,
+  authenticationContext,
+  decideSecondFactor,
+  requiredRank,
+} from '../../src/services/mfa-policy.ts';
 import { essentialAcrValues } from '../../src/auth/claims-parameter.ts';
 
+/** The MFA policy (src/services/mfa-policy.ts): pure functions, no server. */
 describe('MFA policy decisions', function () {
   const base = { enrolled: [] as ('totp' | 'webauthn')[], recoveryCodesLeft: 0, roleRequiresMfa: false, requiredRank: 0 };
 
@@ -107,6 +117,24 @@ describe('MFA policy decisions', function () {
     expect(requiredRank({ requestedAcrs: [ACR.passkey, ACR.mfa] })).to.equal(2);
     expect(requiredRank({ requestedAcrs: [ACR.password], clientRequiresMfa: true })).to.equal(2);
     expect(requiredRank({ requestedAcrs: ['urn:unknown'] })).to.equal(0);
+  });
+
+  it('R12 acrRank: request text that names an object property ranks as unknown', function () {
+    for (const text of ['constructor', '__proto__', 'toString', 'hasOwnProperty', '', undefined])
+      expect(acrRank(text), String(text)).to.equal(0);
+    expect(requiredRank({ requestedAcrs: ['constructor', '__proto__'] })).to.equal(0);
+  });
+
+  it('acrMeeting: the strongest essential value the sign-in meets, or what it achieved when it meets none', function () {
+    // A passkey sign-in asked for loa:2 is named loa:2 (a lower bound: the policy ranks a passkey above a code).
+    expect(acrMeeting([ACR.mfa], ACR.passkey)).to.equal(ACR.mfa);
+    expect(acrMeeting([ACR.password, ACR.mfa], ACR.passkey)).to.equal(ACR.mfa);
+    expect(acrMeeting([ACR.password, ACR.mfa, ACR.passkey], ACR.passkey)).to.equal(ACR.passkey);
+    expect(acrMeeting([ACR.password, ACR.mfa], ACR.password)).to.equal(ACR.password);
+    // None met, or none asked for: what the sign-in achieved; unknown values never count.
+    expect(acrMeeting([ACR.passkey], ACR.mfa)).to.equal(ACR.mfa);
+    expect(acrMeeting([], ACR.mfa)).to.equal(ACR.mfa);
+    expect(acrMeeting(['urn:unknown', 'constructor'], ACR.password)).to.equal(ACR.password);
   });
 
   it("R14 requiredRank: an essential acr decides over acr_values, at the client's floor; an essential acr nothing at the floor meets needs Infinity (unmet)", function () {
