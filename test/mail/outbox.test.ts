@@ -20,6 +20,7 @@ import { uniqueEmail } from '../helpers/factories.ts';
 import { testConfigEnv } from '../helpers/servers.ts';
 import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp.ts';
 import { testEnv } from '../setup.ts';
+import { consistently, eventually, withTimeout } from '../helpers/wait.ts';
 
 const ISSUER = 'https://id.example.test';
 const FROM = 'Example Sign-in <no-reply@example.test>';
@@ -35,17 +36,16 @@ type OutboxRow = {
   last_error: string | null;
 };
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `check` until it returns a value (or the time runs out). */
-async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 10_000, what = 'the condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
+/** Polls `check` until it returns a value (test/helpers/wait.ts `eventually`, undefined meaning "not yet"). */
+function whenDefined<T>(check: () => Promise<T | undefined>, timeoutMs = 10_000, what = 'the condition'): Promise<T> {
+  return eventually(
+    async () => {
+      const value = await check();
+      if (value === undefined) throw new Error(`no ${what} yet`);
+      return value;
+    },
+    { timeoutMs, intervalMs: 50, message: what },
+  );
 }
 
 /**
@@ -81,7 +81,7 @@ describe('issue 12 mail outbox', function () {
   const row = (knex: Knex, id: string) => knex<OutboxRow>('outbox').where({ id }).first() as Promise<OutboxRow | undefined>;
   /** The rows, in the order of `ids`, once every one of them passes `ready`. */
   const rowsOnce = (knex: Knex, ids: string[], ready: (r: OutboxRow) => boolean) =>
-    eventually(async () => {
+    whenDefined(async () => {
       const rows = await Promise.all(ids.map((id) => row(knex, id)));
       return rows.every((r): r is OutboxRow => r !== undefined && ready(r)) ? rows : undefined;
     });
@@ -138,16 +138,14 @@ describe('issue 12 mail outbox', function () {
         })
         .catch(() => undefined);
       expect(await row(knex, rolledBack)).to.equal(undefined);
-      await sleep(20);
-      expect(woken).to.equal(0);
+      await consistently(() => expect(woken, 'woken for a rolled-back mail').to.equal(0), { forMs: 20 });
 
       let committed = '';
       await knex.transaction(async (trx) => {
         committed = (await mail.enqueue(trx, testMail(uniqueEmail('commit')))).id;
-        await sleep(20);
-        expect(woken, 'not woken before the commit').to.equal(0);
+        await consistently(() => expect(woken, 'not woken before the commit').to.equal(0), { forMs: 20 });
       });
-      await eventually(() => Promise.resolve(woken === 1 ? true : undefined), 2000, 'the wake-up');
+      await whenDefined(() => Promise.resolve(woken === 1 ? true : undefined), 2000, 'the wake-up');
       expect((await row(knex, committed))?.status).to.equal('pending');
       await mail.deliverDue();
     } finally {
@@ -195,12 +193,7 @@ describe('issue 12 mail outbox', function () {
       const trx = await other.transaction();
       try {
         await trx('outbox').where({ id: locked }).forUpdate().first();
-        const claimed = await Promise.race([
-          outbox.claim(50, 60),
-          sleep(3000).then(() => {
-            throw new Error('the claim waited for the locked row');
-          }),
-        ]);
+        const claimed = await withTimeout(outbox.claim(50, 60), 3000, 'the claim waited for the locked row');
         const claimedIds = claimed.map((r) => r.id);
         expect(claimedIds).to.include(free);
         expect(claimedIds).to.not.include(locked);
@@ -289,13 +282,13 @@ describe('issue 12 mail outbox', function () {
     const { id } = await mail.enqueue(undefined, testMail(to));
     const worker = startMailWorker(mail, pino({ level: 'silent' }), { pollMs: 100 });
     try {
-      const failed = await eventually(async () => {
+      const failed = await whenDefined(async () => {
         const r = await row(knex, id);
         return r?.status === 'failed' ? r : undefined;
       });
       expect(failed.attempts).to.equal(2);
       expect(failed.last_error).to.match(/^E[A-Z]+/);
-      await eventually(
+      await whenDefined(
         () => knex('audit_events').where({ type: 'mail.failed' }).whereRaw(`data->>'outbox_id' = ?`, [id]).first(),
         5000,
         'the mail.failed audit event',
@@ -305,7 +298,7 @@ describe('issue 12 mail outbox', function () {
       await smtp.start();
       expect(await mail.retryFailed([id])).to.equal(1);
       await smtp.waitForMailTo(to);
-      const sent = await eventually(async () => {
+      const sent = await whenDefined(async () => {
         const r = await row(knex, id);
         return r?.status === 'sent' ? r : undefined;
       });

@@ -3,6 +3,7 @@ import { uniqueEmail } from '../helpers/factories.ts';
 import { runNode } from '../helpers/process.ts';
 import { startTestServers, testConfigEnv, type TestServers } from '../helpers/servers.ts';
 import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp.ts';
+import { consistently } from '../helpers/wait.ts';
 
 const testMail = (to: string) => ({
   to,
@@ -61,8 +62,8 @@ describe('issue 12 mail worker in the auth server, and `portcullis mail`', funct
     await servers.running.stop(1000);
     const to = uniqueEmail('after-stop');
     const { id } = await servers.deps.mail.enqueue(undefined, testMail(to));
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(smtp.mailsTo(to)).to.have.length(0);
+    // A running worker is woken by the enqueue and sends within moments (the first test): none does.
+    await consistently(() => expect(smtp.mailsTo(to), 'mail sent after stop').to.have.length(0), { forMs: 500 });
     expect((await servers.deps.knex('outbox').where({ id }).first<{ status: string } | undefined>())?.status).to.equal('pending');
     await servers.deps.knex('outbox').where({ id }).delete();
   });
