@@ -1,13 +1,12 @@
 import { expect } from 'chai';
 import * as client from 'openid-client';
 import { generate } from 'otplib';
-import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import { ACR } from '../../src/services/mfa-policy.ts';
-import { Browserless, formOf, passkeyOptionsOf } from '../helpers/browserless.ts';
+import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest, RP_REDIRECT } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
-import { softAuthenticator } from '../helpers/soft-authenticator.ts';
+import { passkeyLoginPage, userWithPasskey } from '../helpers/passkeys.ts';
 
 type IdClaims = client.IDToken & { acr?: string; amr?: string[]; email?: string };
 
@@ -87,28 +86,11 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     });
 
     it('R13 a passkey session asked for loa:2 as an essential acr is not asked again, and the ID token names loa:2 (one of the requested values)', async function () {
-      const user = await createTestUser(servers.deps);
-      const soft = softAuthenticator({ origin: servers.issuer });
-      const binding = `setup:${user.id}`;
-      const options = await servers.deps.mfa.webauthn.registrationOptions({
-        binding,
-        userId: user.id,
-        email: user.email,
-        displayName: user.email,
-      });
-      expect(
-        (await servers.deps.mfa.finishRegistration({ binding, userId: user.id, response: soft.register(options), name: 'Key' }, {})).ok,
-      ).to.equal(true);
+      const { soft } = await userWithPasskey(servers);
       const browser = new Browserless(servers.issuer);
       // A passwordless sign-in: the session is loa:passkey.
       const flow = await authorizationRequest(rp, { scope: 'openid' });
-      const first = await browser.follow(flow.url);
-      const login = formOf(await first.response.text(), '/passkey');
-      const request = await passkeyOptionsOf<PublicKeyCredentialRequestOptionsJSON>(
-        browser,
-        `/interaction/${first.url.pathname.split('/')[2] ?? ''}/passkey/options`,
-        login.csrf,
-      );
+      const { login, options: request } = await passkeyLoginPage(browser, flow.url);
       const signedIn = await toTokens(
         browser,
         await page(await browser.submit(login.action, { csrf: login.csrf, response: JSON.stringify(soft.assert(request)) })),

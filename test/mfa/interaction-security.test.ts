@@ -5,7 +5,7 @@ import { relyingParty } from '../helpers/browser.ts';
 import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
-import { softAuthenticator } from '../helpers/soft-authenticator.ts';
+import { registerPasskey } from '../helpers/passkeys.ts';
 
 /**
  * The second-factor step over plain HTTP: step skipping (T32), TOTP replay and window (T35),
@@ -155,21 +155,7 @@ describe('interaction: second factor security', function () {
   it('acr_values=passkey offers only the passkey to a user who has one, never TOTP or recovery codes', async function () {
     const user = await userWithTotp();
     await servers.deps.mfa.recovery.regenerate(user.id);
-    const soft = softAuthenticator({ origin: servers.issuer });
-    const options = await servers.deps.mfa.webauthn.registrationOptions({
-      binding: `setup:${user.id}`,
-      userId: user.id,
-      email: user.email,
-      displayName: user.email,
-    });
-    expect(
-      (
-        await servers.deps.mfa.finishRegistration(
-          { binding: `setup:${user.id}`, userId: user.id, response: soft.register(options), name: 'Key' },
-          {},
-        )
-      ).ok,
-    ).to.equal(true);
+    await registerPasskey(servers, user);
     const { html, browser, uid, csrf } = await afterPassword(user.email, user.password, rp, { acr_values: ACR.passkey });
     expect(html).to.contain('Use passkey');
     expect(html).to.not.contain('Recovery code');

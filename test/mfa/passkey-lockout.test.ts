@@ -3,12 +3,13 @@ import { generate } from 'otplib';
 import type { AuthenticationResponseJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import { loadConfig } from '../../src/config/load.ts';
 import { relyingParty } from '../helpers/browser.ts';
-import { Browserless, formOf, passkeyOptionsOf } from '../helpers/browserless.ts';
-import { createTestClient, createTestUser } from '../helpers/factories.ts';
+import { Browserless } from '../helpers/browserless.ts';
+import { createTestClient } from '../helpers/factories.ts';
 import { RP_REDIRECT } from '../helpers/oidc.ts';
 import { rawRequest } from '../helpers/raw-http.ts';
 import { startTestServers, testConfigEnv, type StorageMode, type TestServers } from '../helpers/servers.ts';
 import { softAuthenticator, type SoftAuthenticator } from '../helpers/soft-authenticator.ts';
+import { passkeyLoginPage, passkeySignIn, userWithPasskey } from '../helpers/passkeys.ts';
 
 /** LOCKOUT_SECOND_FACTOR_MAX_FAILURES as configured (default 5). */
 const MFA_MAX_FAILURES = loadConfig(testConfigEnv()).lockout.secondFactorMaxFailures;
@@ -41,39 +42,16 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       await servers.stop();
     });
 
-    async function userWithPasskey() {
-      const user = await createTestUser(servers.deps);
-      const soft = softAuthenticator({ origin: servers.issuer });
-      const binding = `setup:${user.id}`;
-      const options = await servers.deps.mfa.webauthn.registrationOptions({
-        binding,
-        userId: user.id,
-        email: user.email,
-        displayName: user.email,
-      });
-      expect(
-        (await servers.deps.mfa.finishRegistration({ binding, userId: user.id, response: soft.register(options), name: 'Key' }, {})).ok,
-      ).to.equal(true);
-      return { user, soft };
-    }
-
     /** What someone without the private key sends: their own key's answer, relabelled with the victim's credential id. */
     function forged(victim: SoftAuthenticator, options: PublicKeyCredentialRequestOptionsJSON): AuthenticationResponseJSON {
       const answer = softAuthenticator({ origin: servers.issuer }).assert(options);
       return { ...answer, id: victim.credentialId, rawId: victim.credentialId };
     }
 
-    /** Opens a sign-in request in a fresh browser and fetches the login page's passkey options. */
+    /** Opens a sign-in request in a fresh browser at the login page's passkey form and options. */
     async function passkeyPage() {
       const browser = new Browserless(servers.issuer);
-      const { response, url } = await browser.follow((await rp.authorizationUrl()).url);
-      const login = formOf(await response.text(), '/passkey');
-      const options = await passkeyOptionsOf<PublicKeyCredentialRequestOptionsJSON>(
-        browser,
-        `/interaction/${url.pathname.split('/')[2] ?? ''}/passkey/options`,
-        login.csrf,
-      );
-      return { browser, login, options };
+      return { browser, ...(await passkeyLoginPage(browser, (await rp.authorizationUrl()).url)) };
     }
 
     /** Posts a passkey answer from a chosen loopback address: 303 onwards, or 200 with the login page again. */
@@ -90,22 +68,14 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
     /** The owner's own passkey sign-in from a fresh browser: true when it reached the RP. */
     async function ownerSignsIn(soft: SoftAuthenticator): Promise<boolean> {
-      const page = await passkeyPage();
-      let landed = await page.browser.submit(page.login.action, {
-        csrf: page.login.csrf,
-        response: JSON.stringify(soft.assert(page.options)),
-      });
-      if (landed.url.origin === servers.issuer && landed.response.status === 200) {
-        const html = await landed.response.text();
-        if (!html.includes('/confirm')) return false;
-        const consent = formOf(html, '/confirm');
-        landed = await page.browser.submit(consent.action, { csrf: consent.csrf });
-      }
-      return landed.url.href.startsWith(RP_REDIRECT);
+      const { url } = await passkeySignIn(new Browserless(servers.issuer), (await rp.authorizationUrl()).url, (options) =>
+        soft.assert(options),
+      );
+      return url.href.startsWith(RP_REDIRECT);
     }
 
     it("R13 more unsigned passkey answers naming the victim's credential id than the second-factor budget allows leave the victim unlocked: their passkey still signs them in", async function () {
-      const { user, soft } = await userWithPasskey();
+      const { user, soft } = await userWithPasskey(servers);
       expect(await ownerSignsIn(soft)).to.equal(true);
       for (let i = 0; i <= MFA_MAX_FAILURES; i++) {
         const page = await passkeyPage();
@@ -119,7 +89,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     });
 
     it('R13 a second-factor passkey answer that does not verify spends no account budget, while wrong app codes still lock the second step', async function () {
-      const { user, soft } = await userWithPasskey();
+      const { user, soft } = await userWithPasskey(servers);
       const enrollment = await servers.deps.mfa.totp.begin(user.id, user.email, 'test');
       if (!enrollment) throw new Error('no enrollment');
       expect(await servers.deps.mfa.totp.confirm(user.id, await generate({ secret: enrollment.secret }), 'test')).to.equal(true);
@@ -146,7 +116,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
         servers = limited;
         const registered = await createTestClient(limited.deps);
         rp = await relyingParty(limited.issuer, registered.client_id, registered.client_secret);
-        const { soft } = await userWithPasskey();
+        const { soft } = await userWithPasskey(servers);
         for (let i = 0; i < 3; i++) {
           const page = await passkeyPage();
           expect((await postAnswer(page, forged(soft, page.options), '127.0.0.4')).body).to.include(PASSKEY_ERROR);

@@ -1,10 +1,10 @@
 import { expect } from 'chai';
 import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import { Browserless, formOf, passkeyOptionsOf } from '../helpers/browserless.ts';
-import { createTestClient, createTestUser } from '../helpers/factories.ts';
+import { createTestClient } from '../helpers/factories.ts';
 import { authorizationRequestTo } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
-import { softAuthenticator } from '../helpers/soft-authenticator.ts';
+import { passkeyLoginPage, userWithPasskey } from '../helpers/passkeys.ts';
 
 /**
  * R13 (the review's further findings), WebAuthn challenge rows: the login page's passkey
@@ -51,29 +51,10 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     });
 
     it('R13 a passwordless challenge is still single use: the same signed answer is accepted once, and never in another sign-in request', async function () {
-      const user = await createTestUser(servers.deps);
-      const soft = softAuthenticator({ origin: servers.issuer });
-      const binding = `setup:${user.id}`;
-      const registration = await servers.deps.mfa.webauthn.registrationOptions({
-        binding,
-        userId: user.id,
-        email: user.email,
-        displayName: user.email,
-      });
-      expect(
-        (await servers.deps.mfa.finishRegistration({ binding, userId: user.id, response: soft.register(registration), name: 'Key' }, {}))
-          .ok,
-      ).to.equal(true);
+      const { soft } = await userWithPasskey(servers);
 
       const browser = new Browserless(servers.issuer);
-      const first = await browser.follow(authorizationRequestTo(servers.issuer, clientId).url);
-      const login = formOf(await first.response.text(), '/passkey');
-      const uid = first.url.pathname.split('/')[2] ?? '';
-      const options = await passkeyOptionsOf<PublicKeyCredentialRequestOptionsJSON>(
-        browser,
-        `/interaction/${uid}/passkey/options`,
-        login.csrf,
-      );
+      const { login, options } = await passkeyLoginPage(browser, authorizationRequestTo(servers.issuer, clientId).url);
       // Counter 0, as many passkeys keep: the counter cannot tell a replay apart, the challenge must.
       const answer = JSON.stringify(soft.assert(options, { counter: 0 }));
       const post = (target: Browserless, action: string, csrf: string) =>
@@ -101,19 +82,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
     it("one interaction's second-factor page asked 1,000 times keeps one challenge row", async function () {
       this.timeout(120_000);
-      const user = await createTestUser(servers.deps);
-      const soft = softAuthenticator({ origin: servers.issuer });
-      const binding = `setup:${user.id}`;
-      const registration = await servers.deps.mfa.webauthn.registrationOptions({
-        binding,
-        userId: user.id,
-        email: user.email,
-        displayName: user.email,
-      });
-      expect(
-        (await servers.deps.mfa.finishRegistration({ binding, userId: user.id, response: soft.register(registration), name: 'Key' }, {}))
-          .ok,
-      ).to.equal(true);
+      const { user } = await userWithPasskey(servers);
       const browser = new Browserless(servers.issuer);
       const first = await browser.follow(authorizationRequestTo(servers.issuer, clientId).url);
       const login = formOf(await first.response.text(), '/login');

@@ -1,11 +1,11 @@
 import { expect } from 'chai';
 import { relyingParty } from '../helpers/browser.ts';
-import { Browserless, formOf, passkeyOptionsOf } from '../helpers/browserless.ts';
-import { createTestClient, createTestUser } from '../helpers/factories.ts';
+import { Browserless } from '../helpers/browserless.ts';
+import { createTestClient } from '../helpers/factories.ts';
 import { RP_REDIRECT } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
-import { softAuthenticator, type SoftAuthenticator } from '../helpers/soft-authenticator.ts';
-import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
+import { type SoftAuthenticator } from '../helpers/soft-authenticator.ts';
+import { passkeySignIn, userWithPasskey } from '../helpers/passkeys.ts';
 
 /**
  * R6 (issue 19): a credential is flagged as a possible clone only after its signature verified.
@@ -27,41 +27,12 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       await servers.stop();
     });
 
-    async function userWithPasskey() {
-      const user = await createTestUser(servers.deps);
-      const soft = softAuthenticator({ origin: servers.issuer });
-      const binding = `setup:${user.id}`;
-      const options = await servers.deps.mfa.webauthn.registrationOptions({
-        binding,
-        userId: user.id,
-        email: user.email,
-        displayName: user.email,
-      });
-      expect(
-        (await servers.deps.mfa.finishRegistration({ binding, userId: user.id, response: soft.register(options), name: 'Key' }, {})).ok,
-      ).to.equal(true);
-      return { user, soft };
-    }
-
     /** One passwordless attempt from a fresh browser: true when it reached the RP. */
-    async function passkeySignIn(soft: SoftAuthenticator, change: Parameters<SoftAuthenticator['assert']>[1]): Promise<boolean> {
-      const browser = new Browserless(servers.issuer);
-      const flow = await rp.authorizationUrl();
-      const { response, url } = await browser.follow(flow.url);
-      const login = formOf(await response.text(), '/passkey');
-      const options = await passkeyOptionsOf<PublicKeyCredentialRequestOptionsJSON>(
-        browser,
-        `/interaction/${url.pathname.split('/')[2] ?? ''}/passkey/options`,
-        login.csrf,
+    async function passkeySignedIn(soft: SoftAuthenticator, change: Parameters<SoftAuthenticator['assert']>[1]): Promise<boolean> {
+      const { url } = await passkeySignIn(new Browserless(servers.issuer), (await rp.authorizationUrl()).url, (options) =>
+        soft.assert(options, change),
       );
-      let landed = await browser.submit(login.action, { csrf: login.csrf, response: JSON.stringify(soft.assert(options, change)) });
-      if (landed.url.origin === servers.issuer && landed.response.status === 200) {
-        const html = await landed.response.text();
-        if (!html.includes('/confirm')) return false;
-        const consent = formOf(html, '/confirm');
-        landed = await browser.submit(consent.action, { csrf: consent.csrf });
-      }
-      return landed.url.href.startsWith(RP_REDIRECT);
+      return url.href.startsWith(RP_REDIRECT);
     }
 
     const flagged = async (userId: string) => (await servers.deps.mfa.webauthn.list(userId))[0]?.flagged_at ?? null;
@@ -69,24 +40,24 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       servers.deps.knex('audit_events').where({ actor_id: userId, type: 'mfa.webauthn.counter_regression' });
 
     it('R6 an assertion with a bad signature and a regressed counter is refused without flagging (blocking) the credential', async function () {
-      const { user, soft } = await userWithPasskey();
-      expect(await passkeySignIn(soft, { counter: 5 })).to.equal(true);
+      const { user, soft } = await userWithPasskey(servers);
+      expect(await passkeySignedIn(soft, { counter: 5 })).to.equal(true);
       // Anyone holding the credential id (no private key) sends an old counter and a wrong signature.
-      expect(await passkeySignIn(soft, { counter: 1, badSignature: true })).to.equal(false);
+      expect(await passkeySignedIn(soft, { counter: 1, badSignature: true })).to.equal(false);
       expect(await flagged(user.id)).to.equal(null);
       expect(await regressions(user.id)).to.have.length(0);
       // The owner's next assertion still works.
-      expect(await passkeySignIn(soft, { counter: 6 })).to.equal(true);
+      expect(await passkeySignedIn(soft, { counter: 6 })).to.equal(true);
     });
 
     it('R6 a validly signed assertion with a regressed counter flags the credential as a possible copy', async function () {
-      const { user, soft } = await userWithPasskey();
-      expect(await passkeySignIn(soft, { counter: 5 })).to.equal(true);
-      expect(await passkeySignIn(soft, { counter: 5 })).to.equal(false);
+      const { user, soft } = await userWithPasskey(servers);
+      expect(await passkeySignedIn(soft, { counter: 5 })).to.equal(true);
+      expect(await passkeySignedIn(soft, { counter: 5 })).to.equal(false);
       expect(await flagged(user.id)).to.be.instanceOf(Date);
       expect(await regressions(user.id)).to.have.length(1);
       // Flagged stays refused, even with a counter that moves forward again.
-      expect(await passkeySignIn(soft, { counter: 1000 })).to.equal(false);
+      expect(await passkeySignedIn(soft, { counter: 1000 })).to.equal(false);
     });
   });
 }
