@@ -2,8 +2,9 @@ import { expect } from 'chai';
 import type * as client from 'openid-client';
 import type { AuditEventRow } from '../../src/store/audit-events.ts';
 import { call, createRp, signedInUser } from '../helpers/api.ts';
-import { Browserless, formOf } from '../helpers/browserless.ts';
+import { Browserless } from '../helpers/browserless.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
+import { signInToAccount } from '../helpers/sign-in.ts';
 
 type Access = { via: string; records: { id: string; owner_id: string; type: string }[]; owner_ids: string[] };
 
@@ -44,11 +45,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     /** Signs in to /account through the provider's login page; returns the account page HTML. */
     async function accountPage(user: { email: string; password: string }): Promise<string> {
       const browser = new Browserless(servers.issuer);
-      const first = await browser.follow('/account');
-      const login = formOf(await first.response.text(), '/login');
-      const { response, url } = await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password });
-      expect(url.pathname).to.equal('/account');
-      return response.text();
+      return signInToAccount(browser, user);
     }
 
     it("S11 a shared record read by another user appears in the owner's access history on the account page, without the reader's address, agent or email", async function () {

@@ -5,6 +5,7 @@ import type { AuditEventRow } from '../../src/store/audit-events.ts';
 import { call, createRp, openApiChecker, signedInUser, type ApiResponse } from '../helpers/api.ts';
 import { Browserless, formOf } from '../helpers/browserless.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
+import { signInToAccount } from '../helpers/sign-in.ts';
 
 type User = Awaited<ReturnType<typeof signedInUser>>;
 type Offer = { record_id: string; record_type: string; from: { id: string; email: string }; offered_at: string };
@@ -67,11 +68,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     /** Signs in to /account through the provider's login page; returns the browser and the page HTML. */
     async function accountPage(user: { email: string; password: string }): Promise<{ browser: Browserless; html: string }> {
       const browser = new Browserless(servers.issuer);
-      const first = await browser.follow('/account');
-      const login = formOf(await first.response.text(), '/login');
-      const { response, url } = await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password });
-      expect(url.pathname).to.equal('/account');
-      return { browser, html: await response.text() };
+      return { browser, html: await signInToAccount(browser, user) };
     }
     const section = (html: string, id: string) =>
       new RegExp(`<section[^>]*aria-labelledby="${id}"[\\s\\S]*?</section>`).exec(html)?.[0] ?? '';

@@ -6,8 +6,8 @@ import { softAuthenticator, type SoftAuthenticator } from './soft-authenticator.
 
 /**
  * Passkeys over HTTP for the suites that drive them without a browser: a software authenticator
- * registered for a user the way the account page registers one, and the login page's
- * passwordless path (its form, its options, an answer posted to it).
+ * registered for a user the way the account page registers one, the login page's passwordless
+ * path (its form, its options, an answer posted to it), and second-factor setups left unfinished.
  */
 
 /** Registers a new software passkey for `user` (options and finish, as the account page does); throws if refused. */
@@ -65,4 +65,19 @@ export async function passkeySignIn(
     html = landed.url.origin === browser.origin ? await landed.response.text() : '';
   }
   return { url: landed.url, html };
+}
+
+/**
+ * On the account page (`accountHtml`, signed in in `browser`), starts "Add a passkey" (its
+ * options, a same-origin POST with the page's token, R14) and "Set up an authenticator app", and
+ * leaves both unfinished: each ceremony is then bound to the session, in webauthn_challenges and
+ * mfa_totp (S12).
+ */
+export async function startMfaSetups(browser: Browserless, accountHtml: string): Promise<void> {
+  const passkeys = formOf(accountHtml, '/account/passkeys');
+  await passkeyOptionsOf(browser, '/account/passkeys/options', passkeys.csrf);
+  const begin = formOf(accountHtml, '/account/totp/begin');
+  const setup = await browser.submit(begin.action, { csrf: begin.csrf });
+  if (setup.url.pathname !== '/account/totp') throw new Error(`the authenticator app setup did not start (at ${setup.url.pathname})`);
+  await setup.response.body?.cancel();
 }

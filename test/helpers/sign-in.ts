@@ -91,3 +91,16 @@ export async function silentSignIn(
   if (!url.href.startsWith(RP_REDIRECT)) throw new Error(`prompt=none stayed on ${url.pathname} (${response.status})`);
   return { outcome: url.searchParams.get('code') ? 'code' : (url.searchParams.get('error') ?? 'nothing'), response };
 }
+
+/**
+ * Signs `browser` in to the account page with the password (the account page is a client of the
+ * provider, first party: no consent); returns the account page. Fails unless it lands there.
+ */
+export async function signInToAccount(browser: Browserless, user: Credentials): Promise<string> {
+  const start = await browser.follow('/account');
+  const login = formOf(await start.response.text(), '/login');
+  const { response, url } = await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password });
+  const html = await response.text();
+  if (url.pathname !== '/account') throw new Error(`account sign-in ended at ${url.pathname} (${response.status}): ${html.slice(0, 300)}`);
+  return html;
+}

@@ -5,6 +5,7 @@ import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequestTo } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
 import { softAuthenticator } from '../helpers/soft-authenticator.ts';
+import { signInToAccount } from '../helpers/sign-in.ts';
 
 const CROSS_SITE_LINK = { 'Sec-Fetch-Site': 'cross-site', 'Sec-Fetch-Mode': 'navigate', 'Sec-Fetch-Dest': 'document' };
 const CROSS_SITE_POST = { 'Sec-Fetch-Site': 'cross-site', Origin: 'https://evil.example' };
@@ -52,11 +53,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     it("R14 account page: a cross-site GET of the passkey options starts no ceremony; only a same-site POST with the page's token does, and its passkey is added", async function () {
       const user = await createTestUser(servers.deps);
       const browser = new Browserless(servers.issuer);
-      const start = await browser.follow('/account');
-      const login = formOf(await start.response.text(), '/login');
-      const signedIn = await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password });
-      expect(signedIn.url.pathname).to.equal('/account');
-      const page = await signedIn.response.text();
+      const page = await signInToAccount(browser, user);
       const binding = `account:${browser.jar.cookies.get('portcullis.session;/')?.value ?? ''}`;
 
       // A link on another site (SameSite=Lax sends the session cookie with it).

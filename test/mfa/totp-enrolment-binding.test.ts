@@ -4,6 +4,7 @@ import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequestTo } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
+import { signInToAccount } from '../helpers/sign-in.ts';
 
 /**
  * R13 (the review's further findings), shared pending TOTP secret: enrolment at sign-in showed
@@ -55,11 +56,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     /** The account page, signed in with the password (a recent sign-in, no factor yet). */
     async function accountPageSignedIn(email: string, password: string) {
       const browser = new Browserless(servers.issuer);
-      const start = await browser.follow('/account');
-      const login = formOf(await start.response.text(), '/login');
-      const signedIn = await browser.submit(login.action, { csrf: login.csrf, email, password });
-      expect(signedIn.url.pathname).to.equal('/account');
-      return { browser, html: await signedIn.response.text() };
+      return { browser, html: await signInToAccount(browser, { email, password }) };
     }
 
     /** A later sign-in with the password and a code made from `secret`: did the code pass? */
@@ -99,11 +96,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     it("R13 account page: a sign-in elsewhere neither shows nor confirms the secret the owner is setting up, and the owner's retry never shows the other flow's secret", async function () {
       const user = await createTestUser(servers.deps);
       const owner = new Browserless(servers.issuer);
-      const start = await owner.follow('/account');
-      const login = formOf(await start.response.text(), '/login');
-      const signedIn = await owner.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password });
-      expect(signedIn.url.pathname).to.equal('/account');
-      const setup = await beginOnAccountPage(owner, await signedIn.response.text());
+      const setup = await beginOnAccountPage(owner, await signInToAccount(owner, user));
       const ownerSecret = secretIn(setup);
       expect(ownerSecret).to.match(/^[A-Z2-7]{32}$/);
 

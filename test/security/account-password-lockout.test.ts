@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
+import { signInToAccount } from '../helpers/sign-in.ts';
 
 const GENERIC = 'The current password is not right, or there were too many attempts.';
 
@@ -24,11 +25,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
     async function accountPage(email: string, password: string): Promise<{ browser: Browserless; form: { action: string; csrf: string } }> {
       const browser = new Browserless(servers.issuer);
-      const first = await browser.follow('/account');
-      const login = formOf(await first.response.text(), '/login');
-      const { response, url } = await browser.submit(login.action, { csrf: login.csrf, email, password });
-      expect(url.pathname).to.equal('/account');
-      return { browser, form: formOf(await response.text(), '/password') };
+      return { browser, form: formOf(await signInToAccount(browser, { email, password }), '/password') };
     }
 
     const change = async (page: Awaited<ReturnType<typeof accountPage>>, current: string) => {

@@ -23,6 +23,7 @@ import { repoRoot } from '../helpers/process.ts';
 import { socketRequest } from '../helpers/raw-socket.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
 import { basicAuth } from '../helpers/basic-auth.ts';
+import { signInToAccount } from '../helpers/sign-in.ts';
 
 /**
  * R12 DAST: a fast-check pass over every route of both servers (test/helpers/http-surface.ts)
@@ -137,10 +138,7 @@ async function prepareCredentials(servers: TestServers): Promise<Credentials> {
 
   // A signed-in account page session.
   const accountBrowser = new Browserless(issuer);
-  const first = await accountBrowser.follow('/account');
-  const login = formOf(await first.response.text(), '/login');
-  const account = await accountBrowser.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password });
-  const accountCsrf = /name="csrf" value="([^"]+)"/.exec(await account.response.text())?.[1] ?? '';
+  const accountCsrf = /name="csrf" value="([^"]+)"/.exec(await signInToAccount(accountBrowser, user))?.[1] ?? '';
   const accountCookie = accountBrowser.jar.header(new URL('/account', issuer));
 
   // A device flow waiting for its user code, and a dynamically registered client.

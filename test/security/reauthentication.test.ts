@@ -1,10 +1,11 @@
 import { expect } from 'chai';
 import { createRp, userTokens } from '../helpers/api.ts';
 import { ageStored } from '../helpers/aging.ts';
-import { Browserless, formOf } from '../helpers/browserless.ts';
+import { Browserless } from '../helpers/browserless.ts';
 import { createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest } from '../helpers/oidc.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
+import { signInToAccount } from '../helpers/sign-in.ts';
 
 const authTimeOf = (jwt: string): number =>
   (JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { auth_time: number }).auth_time;
@@ -75,10 +76,7 @@ describe("R14 only a same-origin request starts the account page's re-authentica
   it('R14 a cross-site GET /account/login?reauth=1 shows the account page, with no sign-in and no new state cookie; from our own page it asks for the password again', async function () {
     const user = await createTestUser(servers.deps);
     const browser = new Browserless(servers.issuer);
-    const start = await browser.follow('/account');
-    const login = formOf(await start.response.text(), '/login');
-    const signedIn = await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password });
-    expect(signedIn.url.pathname).to.equal('/account');
+    await signInToAccount(browser, user);
 
     for (const site of ['cross-site', 'same-site', 'none', undefined]) {
       const headers: Record<string, string> = site ? { 'Sec-Fetch-Site': site, 'Sec-Fetch-Mode': 'navigate' } : {};

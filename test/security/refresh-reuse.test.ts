@@ -10,6 +10,7 @@ import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
 import { basicAuth } from '../helpers/basic-auth.ts';
 import { consistently, eventually, waitUntil } from '../helpers/wait.ts';
+import { signInToAccount } from '../helpers/sign-in.ts';
 
 type TokenAnswer = { status: number; body: { access_token?: string; refresh_token?: string; error?: string } };
 type App = { user: TestUser; clientId: string; secret: string; refreshToken: string };
@@ -119,15 +120,7 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
       for (const token of [rt1, rt2, at2]) expect(JSON.stringify(event)).to.not.contain(token);
 
       const browser = new Browserless(servers.issuer);
-      const first = await browser.follow('/account');
-      const login = formOf(await first.response.text(), '/login');
-      const { response, url } = await browser.submit(login.action, {
-        csrf: login.csrf,
-        email: app.user.email,
-        password: app.user.password,
-      });
-      expect(url.pathname).to.equal('/account');
-      const html = await response.text();
+      const html = await signInToAccount(browser, app.user);
       expect(html).to.contain('A sign-in token for <strong>Acme Notes</strong> was used twice on');
       expect(html).to.contain('we signed that app out to be safe');
       expect(html).to.contain('change your password');
@@ -164,10 +157,7 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
       refused(await refresh(servers, notes, notes.refreshToken));
       await reuseEvents(servers, user.id);
       const browser = new Browserless(servers.issuer);
-      const first = await browser.follow('/account');
-      const login = formOf(await first.response.text(), '/login');
-      const signedIn = await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password });
-      const dismiss = formOf(await signedIn.response.text(), '/account/notices/reuse/dismiss');
+      const dismiss = formOf(await signInToAccount(browser, user), '/account/notices/reuse/dismiss');
       const dismissed = await browser.submit(dismiss.action, { csrf: dismiss.csrf });
       expect(dismissed.url.pathname).to.equal('/account');
       const after = await dismissed.response.text();

@@ -2,9 +2,11 @@ import { createHmac } from 'node:crypto';
 import { expect } from 'chai';
 import { openBackup } from '../../src/shared/backup-file.ts';
 import { createBackup } from '../../src/services/backup.ts';
-import { Browserless, formOf } from '../helpers/browserless.ts';
+import { Browserless } from '../helpers/browserless.ts';
 import { createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
+import { signInToAccount } from '../helpers/sign-in.ts';
+import { startMfaSetups } from '../helpers/passkeys.ts';
 
 const SESSION_COOKIE = 'portcullis.session';
 
@@ -37,28 +39,12 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const { issuer, deps } = servers;
       const user = await createTestUser(deps);
       const browser = new Browserless(issuer);
-      const start = await browser.follow('/account');
-      const login = formOf(await start.response.text(), '/login');
-      const signedIn = await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password });
-      expect(signedIn.url.pathname).to.equal('/account');
-      const accountHtml = await signedIn.response.text();
+      const accountHtml = await signInToAccount(browser, user);
       const sessionId = [...browser.jar.cookies.values()].find((c) => c.name === SESSION_COOKIE)?.value ?? '';
       expect(sessionId).to.have.length.greaterThan(10);
 
       // The owner opens "Add a passkey" and "Set up an authenticator app", and leaves both unfinished.
-      // The options are a same-origin POST with the page's token (R14).
-      const passkeys = formOf(accountHtml, '/account/passkeys');
-      const options = await browser.request('/account/passkeys/options', {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json', Origin: issuer },
-        body: new URLSearchParams({ csrf: passkeys.csrf }).toString(),
-      });
-      expect(options.status).to.equal(200);
-      await options.body?.cancel();
-      const begin = formOf(accountHtml, '/account/totp/begin');
-      const setup = await browser.submit(begin.action, { csrf: begin.csrf });
-      expect(setup.url.pathname).to.equal('/account/totp');
-      await setup.response.body?.cancel();
+      await startMfaSetups(browser, accountHtml);
 
       // The attacker's copy: the two MFA tables of a database dump, and a backup document.
       const dump: string[] = [];

@@ -3,7 +3,7 @@ import * as client from 'openid-client';
 import type { Deps } from '../../src/deps.ts';
 import { call, createRp, signedInUser, userTokens } from '../helpers/api.ts';
 import { Browserless, formOf } from '../helpers/browserless.ts';
-import { signedInBrowser, signIn, silentSignIn } from '../helpers/sign-in.ts';
+import { signedInBrowser, signIn, signInToAccount, silentSignIn } from '../helpers/sign-in.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest, authorizationRequestTo, RP_REDIRECT } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
@@ -117,11 +117,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     it('R13 a sign-in whose old password was checked before the password change does not become a session when it resumes after it', async function () {
       const user = await createTestUser(servers.deps);
       const owner = new Browserless(servers.issuer);
-      const start = await owner.follow('/account');
-      const login = formOf(await start.response.text(), '/login');
-      const signedInPage = await owner.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password });
-      expect(signedInPage.url.pathname).to.equal('/account');
-      const accountHtml = await signedInPage.response.text();
+      const accountHtml = await signInToAccount(owner, user);
 
       // Someone with the old password passes the password step, and waits before following the redirect.
       const attacker = new Browserless(servers.issuer);

@@ -11,6 +11,7 @@ import { startTestServers, type StorageMode, type TestServers } from '../helpers
 import { testEnv } from '../setup.ts';
 import { basicAuth } from '../helpers/basic-auth.ts';
 import { signIn } from '../helpers/sign-in.ts';
+import { startMfaSetups } from '../helpers/passkeys.ts';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const SESSION_COOKIE = 'portcullis.session';
@@ -189,19 +190,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
       // On the account page, the owner starts "Add a passkey" and "Set up an authenticator app" and
       // leaves both: their ceremonies are bound to the session (S12), in webauthn_challenges and mfa_totp.
-      const accountPage = await (await browser.follow('/account')).response.text();
-      const passkeys = formOf(accountPage, '/account/passkeys');
-      const options = await browser.request('/account/passkeys/options', {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json', Origin: issuer },
-        body: new URLSearchParams({ csrf: passkeys.csrf }).toString(),
-      });
-      expect(options.status).to.equal(200);
-      await options.body?.cancel();
-      const begin = formOf(accountPage, '/account/totp/begin');
-      const setup = await browser.submit(begin.action, { csrf: begin.csrf });
-      expect(setup.url.pathname).to.equal('/account/totp');
-      await setup.response.body?.cancel();
+      await startMfaSetups(browser, await (await browser.follow('/account')).response.text());
 
       // The copy: every key, field, value and JSON string of the store and the account index.
       const texts = [
