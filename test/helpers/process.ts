@@ -46,3 +46,21 @@ export async function waitForReady(url: string, timeoutMs = 30_000): Promise<voi
     { timeoutMs, intervalMs: 100, message: `${url} did not become ready` },
   );
 }
+
+/** What `node src/main.ts` printed when it refused to start in production. */
+export type Refusal = { code: number | null; output: string; lines: string[] };
+
+/**
+ * Runs `node src/main.ts ...args` for a configuration production must refuse: its exit code,
+ * everything it printed and the `cannot start: refusing to start in production` lines. A server
+ * that starts instead is killed after `timeoutMs` (code null), so the test fails rather than hangs.
+ */
+export async function productionRefusal(args: string[], env: Record<string, string>, timeoutMs = 30_000): Promise<Refusal> {
+  const spawned = spawnNode(['src/main.ts', ...args], env);
+  const timer = setTimeout(() => spawned.child.kill('SIGKILL'), timeoutMs);
+  const code = await spawned.exited;
+  clearTimeout(timer);
+  const output = spawned.output();
+  const lines = output.split('\n').filter((line) => line.startsWith('cannot start: refusing to start in production'));
+  return { code, output, lines };
+}

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { loadConfig } from '../../src/config/load.ts';
 import { productionSettingProblems } from '../../src/config/production-checks.ts';
-import { runNode, spawnNode, waitForReady, type Spawned } from '../helpers/process.ts';
+import { productionRefusal, runNode, spawnNode, waitForReady, type Spawned } from '../helpers/process.ts';
 import { freePort } from '../helpers/servers.ts';
 import { testEnv } from '../setup.ts';
 
@@ -170,7 +170,7 @@ describe('S1 embedded mode is for development and trials', function () {
   });
 
   it('S1 production refuses to start without DATABASE_URL, naming it, before opening anything in DATA_DIR', async function () {
-    const spawned = spawnNode(['src/main.ts'], {
+    const { code, output, lines } = await productionRefusal([], {
       NODE_ENV: 'production',
       ISSUER: 'https://auth.example.test',
       API_URL: 'https://api.example.test',
@@ -181,15 +181,8 @@ describe('S1 embedded mode is for development and trials', function () {
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
     });
-    const timer = setTimeout(() => spawned.child.kill('SIGKILL'), 30_000);
-    const code = await spawned.exited;
-    clearTimeout(timer);
-    expect(code, spawned.output()).to.equal(1);
-    const lines = spawned
-      .output()
-      .split('\n')
-      .filter((line) => line.startsWith('cannot start: refusing to start in production'));
-    expect(lines, spawned.output()).to.have.length(1);
+    expect(code, output).to.equal(1);
+    expect(lines, output).to.have.length(1);
     expect(lines[0]).to.include(
       'DATABASE_URL (or DATABASE_URL_FILE) must be set; the embedded PGlite database is for development and trials only',
     );

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { loadConfig } from '../../src/config/load.ts';
 import { productionSettingProblems } from '../../src/config/production-checks.ts';
-import { spawnNode } from '../helpers/process.ts';
+import { productionRefusal } from '../helpers/process.ts';
 import { testConfigEnv } from '../helpers/servers.ts';
 
 /**
@@ -34,20 +34,13 @@ describe('S7 the API fetches JWKS over https or loopback only (production)', fun
   });
 
   it('S7 refuses to start with JWKS_URL=http://auth:3000/jwks, naming JWKS_URL', async function () {
-    const spawned = spawnNode(['src/main.ts', '--only', 'api'], {
+    const { code, output, lines } = await productionRefusal(['--only', 'api'], {
       ...production('http://auth:3000/jwks'),
       API_PORT: '0',
       HOST: '127.0.0.1',
     });
-    const timer = setTimeout(() => spawned.child.kill('SIGKILL'), 30_000);
-    const code = await spawned.exited;
-    clearTimeout(timer);
-    expect(code, spawned.output()).to.equal(1);
-    const lines = spawned
-      .output()
-      .split('\n')
-      .filter((line) => line.startsWith('cannot start: refusing to start in production'));
-    expect(lines, spawned.output()).to.have.length(1);
+    expect(code, output).to.equal(1);
+    expect(lines, output).to.have.length(1);
     expect(lines[0]).to.include(
       'JWKS_URL must be https (or http on loopback): the API trusts the keys it fetches (got http://auth:3000/jwks)',
     );

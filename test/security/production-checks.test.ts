@@ -13,7 +13,7 @@ import {
 import { buildProviderConfiguration } from '../../src/auth/provider-config.ts';
 import type { AccountService } from '../../src/services/accounts.ts';
 import type { Adapter } from '../../src/store/oidc-adapter.ts';
-import { spawnNode, waitForReady, type RunResult } from '../helpers/process.ts';
+import { productionRefusal, spawnNode, waitForReady } from '../helpers/process.ts';
 import { freePort, testConfigEnv } from '../helpers/servers.ts';
 
 /**
@@ -48,40 +48,31 @@ describe('T43 production assertions at boot', function () {
     return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
   };
 
-  /** Runs `node src/main.ts`; a server that starts instead of refusing is killed after 20 s (code null). */
-  async function runMain(env: Record<string, string>): Promise<RunResult> {
-    const spawned = spawnNode(['src/main.ts'], env);
-    const timer = setTimeout(() => spawned.child.kill('SIGKILL'), 20_000);
-    const code = await spawned.exited;
-    clearTimeout(timer);
-    return { code, stdout: '', stderr: spawned.output() };
-  }
-
-  const refusal = (stderr: string) => stderr.split('\n').filter((line) => line.startsWith('cannot start: refusing to start in production'));
+  const runMain = (env: Record<string, string>) => productionRefusal([], env, 20_000);
 
   it('T43 refuses an http issuer in production: exit 1 and one line naming ISSUER', async function () {
     const result = await runMain(productionEnv({ ISSUER: 'http://auth.example.test' }));
-    expect(result.code).to.equal(1);
-    const lines = refusal(result.stderr);
-    expect(lines, result.stderr).to.have.length(1);
+    expect(result.code, result.output).to.equal(1);
+    const { lines } = result;
+    expect(lines, result.output).to.have.length(1);
     expect(lines[0]).to.include('ISSUER must be an https URL (got http://auth.example.test)');
   });
 
   it('T43 refuses the development master key (MASTER_KEY unset) and generates nothing into DATA_DIR', async function () {
     // Embedded mode (no DATABASE_URL) would otherwise generate DATA_DIR/master.key.
     const result = await runMain(productionEnv({ MASTER_KEY: undefined, DATABASE_URL: undefined, REDIS_URL: undefined }));
-    expect(result.code).to.equal(1);
-    const lines = refusal(result.stderr);
-    expect(lines, result.stderr).to.have.length(1);
+    expect(result.code, result.output).to.equal(1);
+    const { lines } = result;
+    expect(lines, result.output).to.have.length(1);
     expect(lines[0]).to.include('MASTER_KEY (or MASTER_KEY_FILE) must be set');
     expect(existsSync(join(dataDir, 'master.key')), 'no dev key generated').to.equal(false);
   });
 
   it('R8 refuses the development audit key (AUDIT_KEY unset) and generates nothing into DATA_DIR', async function () {
     const result = await runMain(productionEnv({ AUDIT_KEY: undefined, DATABASE_URL: undefined, REDIS_URL: undefined }));
-    expect(result.code).to.equal(1);
-    const lines = refusal(result.stderr);
-    expect(lines, result.stderr).to.have.length(1);
+    expect(result.code, result.output).to.equal(1);
+    const { lines } = result;
+    expect(lines, result.output).to.have.length(1);
     expect(lines[0]).to.include('AUDIT_KEY (or AUDIT_KEY_FILE) must be set');
     expect(existsSync(join(dataDir, 'audit.key')), 'no dev key generated').to.equal(false);
   });
@@ -89,13 +80,13 @@ describe('T43 production assertions at boot', function () {
   it('T43 refuses oidc-provider debug output (DEBUG) in production', async function () {
     const result = await runMain(productionEnv({ DEBUG: 'oidc-provider:*' }));
     expect(result.code).to.equal(1);
-    expect(refusal(result.stderr)[0], result.stderr).to.include('DEBUG must not enable oidc-provider debug output');
+    expect(result.lines[0], result.output).to.include('DEBUG must not enable oidc-provider debug output');
   });
 
   it('T43 lists every problem on the same single line', async function () {
     const result = await runMain(productionEnv({ ISSUER: 'http://auth.example.test', MASTER_KEY: undefined }));
-    expect(result.code).to.equal(1);
-    const lines = refusal(result.stderr);
+    expect(result.code, result.output).to.equal(1);
+    const { lines } = result;
     expect(lines).to.have.length(1);
     expect(lines[0]).to.include('ISSUER').and.to.include('MASTER_KEY');
   });
@@ -114,9 +105,9 @@ describe('T43 production assertions at boot', function () {
 
   it('R13 refuses TRUST_PROXY=true in production (any caller could choose its address); named proxies start', async function () {
     const result = await runMain(productionEnv({ TRUST_PROXY: 'true' }));
-    expect(result.code).to.equal(1);
-    const lines = refusal(result.stderr);
-    expect(lines, result.stderr).to.have.length(1);
+    expect(result.code, result.output).to.equal(1);
+    const { lines } = result;
+    expect(lines, result.output).to.have.length(1);
     expect(lines[0]).to.include('TRUST_PROXY=true trusts X-Forwarded-For from any caller').and.to.include('TRUST_PROXY=10.0.0.0/8');
     for (const named of ['10.0.0.0/8', '172.16.0.0/12,127.0.0.1', 'false']) {
       expect(productionSettingProblems(loadConfig(productionEnv({ TRUST_PROXY: named }))), named).to.deep.equal([]);
