@@ -268,7 +268,7 @@ describe('resource API: erasure step-up', function () {
       const browser = new Browserless(servers.issuer);
       await userTokens(servers, rp, user, 'account:erase', undefined, { browser });
       // Age the sign-in: the session's login time is what the provider reports as auth_time.
-      const sessionId = browser.jar.cookies.get('portcullis.session;/')?.value ?? '';
+      const sessionId = browser.sessionId;
       const adapter = servers.deps.oidcAdapter('Session');
       const payload = await adapter.find(sessionId);
       expect(payload).to.have.property('loginTs');

@@ -1,28 +1,12 @@
 import { expect } from 'chai';
 import * as client from 'openid-client';
-import { Browserless, formOf } from '../helpers/browserless.ts';
+import { Browserless, formOf, formsByButton } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { rawRequest } from '../helpers/raw-http.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
-
-type DeviceForm = { action: string; fields: Record<string, string> };
-
-/** The forms of a device page, by their submit button's text. */
-function deviceForms(html: string): Map<string, DeviceForm> {
-  const forms = new Map<string, DeviceForm>();
-  for (const match of html.matchAll(/<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/g)) {
-    const body = match[2] ?? '';
-    const fields = Object.fromEntries(
-      [...body.matchAll(/<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']),
-    );
-    const button = /<button[^>]*>([^<]+)<\/button>/.exec(body)?.[1]?.trim() ?? '';
-    forms.set(button, { action: (match[1] ?? '').replaceAll('&amp;', '&'), fields });
-  }
-  return forms;
-}
 
 async function rawPoll(
   servers: TestServers,
@@ -135,7 +119,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(confirmPage).to.include('127.0.0.1');
       expect(confirmPage).to.match(/minute|UTC/);
       expect(confirmPage).to.include(device.user_code);
-      const forms = deviceForms(confirmPage);
+      const forms = formsByButton(confirmPage);
       expect([...forms.keys()]).to.include.members(['Allow', 'Deny', "I didn't start this"]);
       const allow = forms.get('Allow')!;
 
@@ -156,7 +140,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
       // Already signed in: code → Allow → done.
       const second = await start();
-      const secondAllow = deviceForms(await enterCode(browser, second)).get('Allow')!;
+      const secondAllow = formsByButton(await enterCode(browser, second)).get('Allow')!;
       expect(await (await browser.submit(secondAllow.action, secondAllow.fields)).response.text()).to.include('Device connected');
       const secondTokens = await client.pollDeviceAuthorizationGrant(rp, { ...second, interval: 0.01 }, { resource: servers.apiUrl });
       expect(secondTokens.refresh_token).to.be.a('string');
@@ -170,7 +154,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     it('Deny ends the request with access_denied', async function () {
       const device = await start();
       const browser = new Browserless(servers.issuer);
-      const deny = deviceForms(await enterCode(browser, device)).get('Deny')!;
+      const deny = formsByButton(await enterCode(browser, device)).get('Deny')!;
       const { response } = await browser.submit(deny.action, deny.fields);
       expect(await response.text()).to.include('Access denied');
       const poll = await rawPoll(servers, clientId, device.device_code);
@@ -180,7 +164,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     it('"I didn\'t start this" denies and writes an audit event', async function () {
       const device = await start();
       const browser = new Browserless(servers.issuer);
-      const report = deviceForms(await enterCode(browser, device)).get("I didn't start this")!;
+      const report = formsByButton(await enterCode(browser, device)).get("I didn't start this")!;
       const { response } = await browser.submit(report.action, report.fields);
       expect(await response.text()).to.include('reported');
       expect((await rawPoll(servers, clientId, device.device_code)).body.error).to.equal('access_denied');
@@ -194,7 +178,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const owner = await createTestUser(servers.deps);
       const browser = new Browserless(servers.issuer);
       // Signed in through a first device request: the browser now has a session.
-      const first = deviceForms(await enterCode(browser, await start())).get('Allow')!;
+      const first = formsByButton(await enterCode(browser, await start())).get('Allow')!;
       const login = formOf(await (await browser.submit(first.action, first.fields)).response.text(), '/login');
       expect(
         await (await browser.submit(login.action, { csrf: login.csrf, email: owner.email, password: owner.password })).response.text(),
@@ -207,7 +191,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const stale = await enterCode(browser, await start());
       expect(stale).to.not.include(owner.email);
       expect(stale).to.include('You will be asked to sign in');
-      const allow = deviceForms(stale).get('Allow')!;
+      const allow = formsByButton(stale).get('Allow')!;
       const allowed = await browser.submit(allow.action, allow.fields);
       expect(allowed.url.pathname).to.match(/^\/interaction\//);
       expect(await allowed.response.text()).to.include('name="password"');

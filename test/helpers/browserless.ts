@@ -43,6 +43,11 @@ export class Browserless {
     this.origin = origin;
   }
 
+  /** The provider's session id: the value of the portcullis.session cookie ('' when signed out). */
+  get sessionId(): string {
+    return this.jar.cookies.get('portcullis.session;/')?.value ?? '';
+  }
+
   async request(url: string | URL, init: RequestInit = {}): Promise<Response> {
     const target = new URL(url, this.origin);
     const headers = new Headers(init.headers);
@@ -101,4 +106,18 @@ export async function passkeyOptionsOf<T>(browser: Browserless, url: string, csr
   });
   if (response.status !== 200) throw new Error(`passkey options ${url}: ${String(response.status)}`);
   return (await response.json()) as T;
+}
+
+/** Every form of a page by the label of its button: its action and hidden fields (consent, device, logout pages). */
+export function formsByButton(html: string): Map<string, { action: string; fields: Record<string, string> }> {
+  const forms = new Map<string, { action: string; fields: Record<string, string> }>();
+  for (const match of html.matchAll(/<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/g)) {
+    const body = match[2] ?? '';
+    const fields = Object.fromEntries(
+      [...body.matchAll(/<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']),
+    );
+    const button = /<button[^>]*>([^<]+)<\/button>/.exec(body)?.[1]?.trim() ?? '';
+    forms.set(button, { action: (match[1] ?? '').replaceAll('&amp;', '&'), fields });
+  }
+  return forms;
 }

@@ -50,13 +50,11 @@ describe('account page', function () {
     return tokens.refresh_token;
   }
 
-  const sessionId = (browser: Browserless) => browser.jar.cookies.get('portcullis.session;/')?.value ?? '';
-
   async function ageSession(browser: Browserless, seconds: number): Promise<void> {
     const adapter = servers.deps.oidcAdapter('Session');
-    const payload = (await adapter.find(sessionId(browser))) as { loginTs: number; exp: number } & Record<string, unknown>;
+    const payload = (await adapter.find(browser.sessionId)) as { loginTs: number; exp: number } & Record<string, unknown>;
     await adapter.upsert(
-      sessionId(browser),
+      browser.sessionId,
       { ...payload, loginTs: payload.loginTs - seconds },
       payload.exp - Math.floor(Date.now() / 1000),
     );
@@ -103,7 +101,7 @@ describe('account page', function () {
     expect((await post({ csrf: 'forged' }, { Origin: servers.issuer })).status).to.equal(403);
     expect((await post({ csrf }, { Origin: 'https://evil.test' })).status).to.equal(403);
     expect((await post({ csrf }, { 'Sec-Fetch-Site': 'cross-site' })).status).to.equal(403);
-    expect(await servers.deps.oidcAdapter('Session').find(sessionId(browser))).to.not.equal(undefined);
+    expect(await servers.deps.oidcAdapter('Session').find(browser.sessionId)).to.not.equal(undefined);
   });
 
   it('lists connected apps and revokes one: its refresh token stops working', async function () {
@@ -150,7 +148,7 @@ describe('account page', function () {
     const { response } = await laptop.submit(form.action, { csrf: form.csrf });
     expect(await response.text()).to.contain('Signed out everywhere');
     for (const browser of [laptop, phone]) {
-      expect(await servers.deps.oidcAdapter('Session').find(sessionId(browser))).to.equal(undefined);
+      expect(await servers.deps.oidcAdapter('Session').find(browser.sessionId)).to.equal(undefined);
       const again = await browser.follow('/account');
       expect(again.url.pathname).to.match(/^\/interaction\//);
     }
@@ -183,8 +181,8 @@ describe('account page', function () {
     });
     expect(ok.url.searchParams.get('notice')).to.equal('password-changed-signed-out');
     expect(await ok.response.text()).to.contain('Other devices and apps were signed out');
-    expect(await servers.deps.oidcAdapter('Session').find(sessionId(phone))).to.equal(undefined);
-    expect(await servers.deps.oidcAdapter('Session').find(sessionId(laptop))).to.not.equal(undefined);
+    expect(await servers.deps.oidcAdapter('Session').find(phone.sessionId)).to.equal(undefined);
+    expect(await servers.deps.oidcAdapter('Session').find(laptop.sessionId)).to.not.equal(undefined);
     expect(await servers.deps.accounts.authenticate(user.email, 'a new long passphrase')).to.not.equal(undefined);
   });
 

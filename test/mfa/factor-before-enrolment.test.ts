@@ -159,7 +159,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const first = await rp.authorizationUrl();
       await signIn(browser, first.url, user);
       const sessions = servers.deps.oidcAdapter('Session');
-      const sessionId = browser.jar.cookies.get('portcullis.session;/')?.value ?? '';
+      const sessionId = browser.sessionId;
       const stored = (await sessions.find(sessionId)) as { loginTs: number; exp: number } & Record<string, unknown>;
       await sessions.upsert(sessionId, { ...stored, loginTs: stored.loginTs - servers.config.ttl.recentAuth - 60 }, stored.exp - now());
       const stepUp = await rp.authorizationUrl({ acr_values: ACR.mfa });

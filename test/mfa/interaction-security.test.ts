@@ -104,7 +104,7 @@ describe('interaction: second factor security', function () {
     const { response } = await browser.submit(login.action, { csrf: login.csrf, email: user.email, password: user.password });
     const consent = formOf(await response.text(), '/confirm');
     await browser.submit(consent.action, { csrf: consent.csrf });
-    const session = browser.jar.cookies.get('portcullis.session;/')?.value;
+    const session = browser.sessionId;
     expect(session).to.be.a('string').and.not.equal('attacker-chosen-id');
     expect(await servers.deps.oidcAdapter('Session').find('attacker-chosen-id')).to.equal(undefined);
   });

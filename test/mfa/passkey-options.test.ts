@@ -54,7 +54,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const user = await createTestUser(servers.deps);
       const browser = new Browserless(servers.issuer);
       const page = await signInToAccount(browser, user);
-      const binding = `account:${browser.jar.cookies.get('portcullis.session;/')?.value ?? ''}`;
+      const binding = `account:${browser.sessionId}`;
 
       // A link on another site (SameSite=Lax sends the session cookie with it).
       const linked = await browser.request('/account/passkeys/options', { headers: CROSS_SITE_LINK });

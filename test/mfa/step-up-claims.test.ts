@@ -45,7 +45,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(signedIn.auth_time).to.be.greaterThan(0);
       // The password sign-in moves 5 s into the past (auth_time is whole seconds): a step-up that
       // dated the sign-in anew would show a later one.
-      await ageStored(servers.deps.oidcAdapter('Session'), browser.jar.cookies.get('portcullis.session;/')?.value ?? '', 5);
+      await ageStored(servers.deps.oidcAdapter('Session'), browser.sessionId, 5);
       const signedInAt = (signedIn.auth_time ?? 0) - 5;
 
       // The app is set up elsewhere meanwhile; the session signed in with the password alone.

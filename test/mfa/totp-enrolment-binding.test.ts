@@ -120,7 +120,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     it("R13 account page: a cross-site GET /account/totp neither begins nor replaces a setup; only a same-site POST with the page's token begins one", async function () {
       const user = await createTestUser(servers.deps);
       const owner = await accountPageSignedIn(user.email, user.password);
-      const sessionId = owner.browser.jar.cookies.get('portcullis.session;/')?.value ?? '';
+      const sessionId = owner.browser.sessionId;
       expect(sessionId).to.not.equal('');
       // The owner has begun a setup on the account page and is scanning its QR code.
       const began = await servers.deps.mfa.totp.begin(user.id, user.email, `account:${sessionId}`);
@@ -147,13 +147,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       const offered = await (await fresh.browser.follow('/account/totp', { headers: crossSite })).response.text();
       expect(secretIn(offered)).to.equal('');
       expect(offered).to.contain('action="/account/totp/begin"');
-      expect(
-        await servers.deps.mfa.totp.pending(
-          other.id,
-          other.email,
-          `account:${fresh.browser.jar.cookies.get('portcullis.session;/')?.value ?? ''}`,
-        ),
-      ).to.equal(undefined);
+      expect(await servers.deps.mfa.totp.pending(other.id, other.email, `account:${fresh.browser.sessionId}`)).to.equal(undefined);
       // Beginning refuses a cross-site POST and a POST without the page's token.
       const begin = formOf(fresh.html, '/account/totp/begin');
       expect(
@@ -168,7 +162,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
     it("R14 sign-in enrolment: a cross-site link through /auth to the enrolment page neither begins nor replaces a setup; only a same-site POST with the page's token begins one", async function () {
       const user = await createTestUser(servers.deps);
       const owner = await accountPageSignedIn(user.email, user.password);
-      const sessionId = owner.browser.jar.cookies.get('portcullis.session;/')?.value ?? '';
+      const sessionId = owner.browser.sessionId;
       // The owner is setting up an app on the account page.
       const ownerSecret = secretIn(await beginOnAccountPage(owner.browser, owner.html));
       expect(ownerSecret).to.match(/^[A-Z2-7]{32}$/);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { enrollTotp } from '../helpers/api.ts';
-import { Browserless, formOf } from '../helpers/browserless.ts';
+import { Browserless, formOf, formsByButton } from '../helpers/browserless.ts';
 import { signIn } from '../helpers/sign-in.ts';
 import { startPrivateRedis, type PrivateRedis } from '../helpers/cluster.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
@@ -48,20 +48,6 @@ class ProxiedBrowser extends Browserless {
       headers: response.headers,
     });
   }
-}
-
-/** The forms of a page, by their submit button's text (device and logout pages). */
-function formsByButton(html: string): Map<string, { action: string; fields: Record<string, string> }> {
-  const forms = new Map<string, { action: string; fields: Record<string, string> }>();
-  for (const match of html.matchAll(/<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/g)) {
-    const body = match[2] ?? '';
-    const fields = Object.fromEntries(
-      [...body.matchAll(/<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']),
-    );
-    const button = /<button[^>]*>([^<]+)<\/button>/.exec(body)?.[1]?.trim() ?? '';
-    forms.set(button, { action: (match[1] ?? '').replaceAll('&amp;', '&'), fields });
-  }
-  return forms;
 }
 
 /**

@@ -36,7 +36,7 @@ describe('T12 forced re-authentication', function () {
       const browser = new Browserless(servers.issuer);
       const signedIn = authTimeOf((await userTokens(servers, rp, user, 'records:read', undefined, { browser })).access_token);
       // The sign-in moves 5 s into the past (auth_time is whole seconds): a new one must be later.
-      await ageStored(servers.deps.oidcAdapter('Session'), browser.jar.cookies.get('portcullis.session;/')?.value ?? '', 5);
+      await ageStored(servers.deps.oidcAdapter('Session'), browser.sessionId, 5);
       const first = signedIn - 5;
 
       // Control: the same browser without the parameter is not asked for the password.

@@ -22,8 +22,6 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       await servers.stop();
     });
 
-    const sessionOf = (browser: Browserless): string => browser.jar.cookies.get('portcullis.session;/')?.value ?? '';
-
     /** The account page's login, password posted: its answer (303 to the resume request that saves the session). */
     async function postPassword(email: string, password: string): Promise<{ browser: Browserless; posted: Response }> {
       const browser = new Browserless(servers.issuer);
@@ -76,8 +74,8 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       // It answers once the index write is through, and "sign out everywhere" then ends it.
       await resumed;
       await servers.deps.accountSessions.signOutEverywhere(user.id);
-      expect(sessionOf(browser)).to.not.equal('');
-      expect(await servers.deps.oidcAdapter('Session').find(sessionOf(browser))).to.equal(undefined);
+      expect(browser.sessionId).to.not.equal('');
+      expect(await servers.deps.oidcAdapter('Session').find(browser.sessionId)).to.equal(undefined);
     });
 
     it('R8 ten concurrent sign-ins, each followed at once by "sign out everywhere": no session survives', async function () {
@@ -93,7 +91,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
         }),
       );
       for (const browser of browsers) {
-        if (sessionOf(browser)) expect(await servers.deps.oidcAdapter('Session').find(sessionOf(browser))).to.equal(undefined);
+        if (browser.sessionId) expect(await servers.deps.oidcAdapter('Session').find(browser.sessionId)).to.equal(undefined);
         // Whatever the store holds, no browser is signed in: the account page asks to sign in.
         const page = await browser.request('/account');
         expect(new URL(page.headers.get('Location') ?? '/', servers.issuer).pathname).to.equal('/auth');

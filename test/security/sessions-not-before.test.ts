@@ -37,8 +37,6 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       await servers.stop();
     });
 
-    const sessionOf = (browser: Browserless): string => browser.jar.cookies.get('portcullis.session;/')?.value ?? '';
-
     /** What a prompt=none request for the client comes back with: "code" or the error. */
     async function silently(browser: Browserless): Promise<string> {
       return (await silentSignIn(browser, clientId)).outcome;
@@ -87,7 +85,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
     it('R8 a request in flight during "sign out everywhere" saves its session again, and that session no longer works: the account page asks to sign in, prompt=none gets login_required', async function () {
       const { user, browser } = await signedIn();
-      const session = sessionOf(browser);
+      const session = browser.sessionId;
       const hold = holdNextLookup(servers.deps, user.id);
       let inFlight: Promise<Response> | undefined;
       try {
@@ -103,7 +101,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       expect(await servers.deps.oidcAdapter('Session').find(session), 'the in-flight request saved the session again').to.not.equal(
         undefined,
       );
-      expect(sessionOf(browser)).to.equal(session);
+      expect(browser.sessionId).to.equal(session);
 
       expect(await accountPage(browser)).to.deep.equal({ status: 302, signIn: true });
       expect(await silently(browser)).to.equal('login_required');
@@ -192,6 +190,9 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       return { user, browser, jwt: forApi.access_token, refreshToken: forApi.refresh_token ?? '', opaque: opaque.access_token };
     }
 
+    /** What whatStillWorks finds for a sign-in that no longer counts: every token and the session refused. */
+    const NOTHING_WORKS = { introspection: false, userinfo: 401, api: 401, refresh: 'invalid_grant', session: 'login_required' };
+
     /** What each holder of an old credential gets now. */
     async function whatStillWorks(appRp: client.Configuration, held: Awaited<ReturnType<typeof appTokens>>) {
       const introspected = await client.tokenIntrospection(appRp, held.opaque);
@@ -236,13 +237,7 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
       // The API reads the account with a cache of a few seconds (src/services/rbac.ts): it refuses
       // the JWT once that expires; the entry is dropped here rather than waited out.
       servers.deps.api.rbac.invalidate(held.user.id);
-      expect(await whatStillWorks(appRp, held)).to.deep.equal({
-        introspection: false,
-        userinfo: 401,
-        api: 401,
-        refresh: 'invalid_grant',
-        session: 'login_required',
-      });
+      expect(await whatStillWorks(appRp, held)).to.deep.equal(NOTHING_WORKS);
     });
 
     it('R13 disabling over the admin API: the auth server revokes every grant, and once the account is enabled again the old refresh token, opaque and JWT access tokens and session all stay dead', async function () {
@@ -261,18 +256,10 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
         },
         { timeoutMs: 15_000, intervalMs: 50 },
       );
-      expect(await servers.deps.oidcAdapter('Session').find(held.browser.jar.cookies.get('portcullis.session;/')?.value ?? '')).to.equal(
-        undefined,
-      );
+      expect(await servers.deps.oidcAdapter('Session').find(held.browser.sessionId)).to.equal(undefined);
       expect((await setDisabled(false)).status).to.equal(200);
 
-      expect(await whatStillWorks(appRp, held)).to.deep.equal({
-        introspection: false,
-        userinfo: 401,
-        api: 401,
-        refresh: 'invalid_grant',
-        session: 'login_required',
-      });
+      expect(await whatStillWorks(appRp, held)).to.deep.equal(NOTHING_WORKS);
       // A new sign-in works as usual.
       const again = await signIn(held.browser, (await authorizationRequest(appRp, { scope: 'openid' })).url, held.user);
       expect(again.searchParams.get('code')).to.be.a('string');

@@ -35,17 +35,16 @@ describe('sign-in session idle timeout and absolute lifetime', function () {
   });
 
   const authorizationUrl = (extra: Record<string, string> = {}): URL => authorizationRequestTo(servers.issuer, clientId, extra).url;
-  const sessionIdOf = (browser: Browserless): string => browser.jar.cookies.get('portcullis.session;/')?.value ?? '';
   type StoredSession = { loginTs: number; exp: number; iat: number } & Record<string, unknown>;
 
   async function stored(browser: Browserless): Promise<StoredSession> {
-    const session = (await servers.deps.oidcAdapter('Session').find(sessionIdOf(browser))) as StoredSession | undefined;
+    const session = (await servers.deps.oidcAdapter('Session').find(browser.sessionId)) as StoredSession | undefined;
     if (!session) throw new Error('the browser has no stored session');
     return session;
   }
 
   /** As if `seconds` had gone by without the session being used (the store drops it once expired). */
-  const aged = (browser: Browserless, seconds: number) => ageStored(servers.deps.oidcAdapter('Session'), sessionIdOf(browser), seconds);
+  const aged = (browser: Browserless, seconds: number) => ageStored(servers.deps.oidcAdapter('Session'), browser.sessionId, seconds);
 
   async function signedIn(): Promise<Browserless> {
     return (await signedInBrowser(servers.issuer, clientId, user)).browser;
