@@ -1,6 +1,5 @@
-import { mkdir } from 'node:fs/promises';
 import { expect } from 'chai';
-import { ARTIFACTS, goto, passwordStep, useChromium } from '../helpers/browser.ts';
+import { goto, passwordStep, useChromium, screenPath } from '../helpers/browser.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
@@ -9,11 +8,9 @@ describe('browser: the access history on the account page (Chromium)', function 
   this.timeout(60_000);
   const chromium = useChromium();
   let servers: TestServers;
-  const dir = new URL('screens/', ARTIFACTS);
 
   before(async function () {
     servers = await startTestServers({ issuerHost: 'localhost' });
-    await mkdir(dir, { recursive: true });
   });
   after(async function () {
     await servers.stop();
@@ -47,7 +44,7 @@ describe('browser: the access history on the account page (Chromium)', function 
       .to.include(`read your medical record: ${lab.id}`)
       .and.include('through Acme Health');
     expect(await section.innerText()).to.not.include('198.51.100.7');
-    await section.screenshot({ path: new URL('11-account-access-history.png', dir).pathname });
+    await section.screenshot({ path: await screenPath('11-account-access-history') });
     await section.screenshot({ path: '/tmp/c-access-history.png' });
     await page.screenshot({ path: '/tmp/c-account-page.png', fullPage: true });
   });

@@ -1,8 +1,7 @@
-import { mkdir } from 'node:fs/promises';
 import { expect } from 'chai';
 import { generate } from 'otplib';
 import type { Page } from 'playwright-core';
-import { addVirtualAuthenticator, goto, ARTIFACTS, openSession, passwordStep, relyingParty, useChromium } from '../helpers/browser.ts';
+import { addVirtualAuthenticator, goto, openSession, passwordStep, relyingParty, useChromium, screenPath } from '../helpers/browser.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
@@ -14,11 +13,9 @@ describe('browser: MFA and account pages render accessibly (Chromium)', function
   this.timeout(60_000);
   const chromium = useChromium();
   let servers: TestServers;
-  const dir = new URL('screens/', ARTIFACTS);
 
   before(async function () {
     servers = await startTestServers({ issuerHost: 'localhost' });
-    await mkdir(dir, { recursive: true });
   });
 
   after(async function () {
@@ -26,7 +23,7 @@ describe('browser: MFA and account pages render accessibly (Chromium)', function
   });
 
   async function shot(page: Page, name: string): Promise<void> {
-    await page.screenshot({ path: new URL(`${name}.png`, dir).pathname, fullPage: true });
+    await page.screenshot({ path: await screenPath(name), fullPage: true });
     // Every visible input, select and textarea has an accessible name.
     const unlabeled = await page.$$eval('input:not([type=hidden]), select, textarea', (elements) =>
       elements

@@ -1,6 +1,5 @@
-import { mkdir } from 'node:fs/promises';
 import { expect } from 'chai';
-import { ARTIFACTS, goto, passwordStep, useChromium } from '../helpers/browser.ts';
+import { goto, passwordStep, useChromium, screenPath } from '../helpers/browser.ts';
 import { createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
 
@@ -9,11 +8,9 @@ describe('browser: record offers on the account page (Chromium)', function () {
   this.timeout(60_000);
   const chromium = useChromium();
   let servers: TestServers;
-  const dir = new URL('screens/', ARTIFACTS);
 
   before(async function () {
     servers = await startTestServers({ issuerHost: 'localhost' });
-    await mkdir(dir, { recursive: true });
   });
   after(async function () {
     await servers.stop();
@@ -38,14 +35,14 @@ describe('browser: record offers on the account page (Chromium)', function () {
       .to.include(`${sharer.email} offers you a document record`)
       .and.include(scan.id);
     expect(await section.innerText(), 'labels stay sealed').to.not.include('Passport scan');
-    await section.screenshot({ path: new URL('16-account-share-offers.png', dir).pathname });
+    await section.screenshot({ path: await screenPath('16-account-share-offers') });
 
     await section.getByRole('button', { name: `Accept the medical record from ${sharer.email}` }).click();
     await page.getByRole('status').filter({ hasText: 'The record was added to your records.' }).waitFor();
     const received = page.locator('section[aria-labelledby="h-received"]');
     await received.getByRole('button', { name: `Remove the medical record from ${sharer.email}` }).waitFor();
     expect(await received.innerText()).to.include(`${sharer.email} shares a medical record with you`);
-    await received.screenshot({ path: new URL('16-account-shared-with-you.png', dir).pathname });
+    await received.screenshot({ path: await screenPath('16-account-shared-with-you') });
     await section.getByRole('button', { name: `Decline the document record from ${sharer.email}` }).click();
     await page.getByRole('status').filter({ hasText: 'Offer declined.' }).waitFor();
     expect(await section.innerText()).to.include('No records are offered to you.');

@@ -34,6 +34,13 @@ export async function openSession(browser: Browser): Promise<BrowserSession> {
   return { context, page, callbacks };
 }
 
+/** Where a screenshot kept for review goes: test-artifacts/screens/<name>.png (the folder is made). */
+export async function screenPath(name: string): Promise<string> {
+  const dir = new URL('screens/', ARTIFACTS);
+  await mkdir(dir, { recursive: true });
+  return new URL(`${name}.png`, dir).pathname;
+}
+
 /** mocha afterEach helper: a full-page screenshot named after the failed test. */
 export async function screenshotOnFailure(test: Mocha.Test | undefined, page: Page | undefined): Promise<void> {
   if (!test || test.state !== 'failed' || !page || page.isClosed()) return;

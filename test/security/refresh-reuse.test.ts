@@ -1,10 +1,9 @@
-import { mkdir } from 'node:fs/promises';
 import { expect } from 'chai';
 import * as client from 'openid-client';
 import { REFRESH_REUSE_EVENT } from '../../src/auth/refresh-reuse.ts';
 import type { AuditEventRow } from '../../src/store/audit-events.ts';
 import { userTokens, type TestUser } from '../helpers/api.ts';
-import { ARTIFACTS, goto, launchChromium, openSession, passwordStep } from '../helpers/browser.ts';
+import { goto, launchChromium, openSession, passwordStep, screenPath } from '../helpers/browser.ts';
 import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
@@ -138,9 +137,7 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
           const notice = page.getByRole('region', { name: 'An app was signed out to keep your account safe' });
           await notice.waitFor();
           expect(await notice.innerText()).to.contain('A sign-in token for Acme Notes was used twice on');
-          const dir = new URL('screens/', ARTIFACTS);
-          await mkdir(dir, { recursive: true });
-          await page.screenshot({ path: new URL('account-refresh-reuse.png', dir).pathname, fullPage: true });
+          await page.screenshot({ path: await screenPath('account-refresh-reuse'), fullPage: true });
           await page.getByRole('button', { name: 'Got it, hide this notice' }).click();
           await page.getByText('Notice dismissed.').waitFor();
           expect(await notice.count()).to.equal(0);
