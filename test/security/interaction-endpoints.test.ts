@@ -180,7 +180,7 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
   });
 
   describe('T41 redirects after credential POSTs', function () {
-    it('T41 login, second factor, consent, device confirm, logout confirm and account POSTs answer 303 or 302, never 307/308', async function () {
+    it('T41 login, second factor, consent, device confirm, logout confirm and account POSTs answer 303, never 307/308', async function () {
       const browsers: ProxiedBrowser[] = [];
       // Password + consent; password + TOTP + consent.
       const plain = await proxiedSignIn(user);
@@ -249,7 +249,8 @@ describe('interaction and logout endpoints (T31, T40, T41, T42)', function () {
         '/session/end/confirm',
       ])
         expect([...paths], `${expected} in ${[...paths].join()}`).to.include(expected);
-      for (const p of posts) expect([302, 303], `${p.method} ${p.url.pathname}`).to.include(p.status);
+      // RFC 9700 §4.12: 303 See Other after a POST that carried credentials, so the browser does not repost them.
+      for (const p of posts) expect(p.status, `${p.method} ${p.url.pathname}`).to.equal(303);
     });
   });
 
