@@ -1,15 +1,16 @@
 import { expect } from 'chai';
 import {
   applyClientPolicy,
-  checkRedirectUri,
   ClientPolicyError,
   DEFAULT_CLIENT_SCOPE,
   DEVICE_CODE_GRANT,
   type PolicyOptions,
 } from '../../src/services/client-policy.ts';
+import { checkRedirectUri } from '../../src/services/redirect-uris.ts';
 
 /**
- * The registration policy (src/services/client-policy.ts) on its own: every client, whoever
+ * The registration policy (src/services/client-policy.ts, its redirect-URI rules in
+ * src/services/redirect-uris.ts) on its own: every client, whoever
  * registers it, passes through applyClientPolicy before oidc-provider sees the metadata. Pure:
  * no server. The HTTP side (RFC 7591 error bodies) is test/clients/registration.test.ts.
  */
