@@ -6,6 +6,7 @@ import type { CountedFailure, CounterState, LockoutCounters, LockRule } from '..
 import { createPostgresLockoutCounters } from '../../src/store/lockout-counters-postgres.ts';
 import { createRedisLockoutCounters } from '../../src/store/lockout-counters-redis.ts';
 import { testEnv } from '../setup.ts';
+import { eventually } from '../helpers/wait.ts';
 
 /** What a step left, with times as whole seconds of lock left (the stores' clocks differ by milliseconds). */
 type Step = { step: string; failures: number; level: number; lockSeconds: number; started?: boolean; refused?: true };
@@ -31,13 +32,15 @@ async function script(counters: LockoutCounters, prefix: string): Promise<Step[]
     if (!reservation) throw new Error(`a reservation of ${k} was refused`);
     return reservation;
   };
-  const unlocked = async (): Promise<void> => {
-    for (;;) {
-      const state = await counters.get(key);
-      if (state.lockedUntilMs <= state.nowMs) return;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  };
+  // The lock runs on the store's clock: polled until the store says it is over.
+  const unlocked = () =>
+    eventually(
+      async () => {
+        const state = await counters.get(key);
+        expect(state.lockedUntilMs, 'locked until').to.be.at.most(state.nowMs);
+      },
+      { timeoutMs: 5000 },
+    );
   steps.push(seen('fail 1', await counters.fail(key, rule)));
   steps.push(seen('fail 2 starts a 1 s lock', await counters.fail(key, rule)));
   steps.push(seen('fail during the lock neither restarts nor lengthens it', await counters.fail(key, rule)));
@@ -68,8 +71,16 @@ async function script(counters: LockoutCounters, prefix: string): Promise<Step[]
   const briefKey = `${prefix}:window`;
   await counters.fail(briefKey, brief);
   steps.push(seen('a second failure within the window', await counters.fail(briefKey, brief)));
-  await new Promise((resolve) => setTimeout(resolve, 1300));
-  steps.push(seen('after the window', await counters.get(briefKey)));
+  // The store forgets the key once the window has passed since its last failure: polled for.
+  const forgotten = await eventually(
+    async () => {
+      const state = await counters.get(briefKey);
+      expect(state.failures, 'failures still counted').to.equal(0);
+      return state;
+    },
+    { timeoutMs: 5000 },
+  );
+  steps.push(seen('after the window', forgotten));
   steps.push(seen('a failure after the window counts from zero', await granted(briefKey, brief)));
   return steps;
 }
