@@ -6,8 +6,7 @@ import { uniqueEmail } from './helpers/factories.ts';
 /** The `portcullis` CLI as an operator runs it: same config as the server, JSON out, one-line errors. */
 describe('portcullis CLI', function () {
   this.timeout(30_000);
-  const env = testConfigEnv({ storage: 'postgres' });
-  const cli = (args: string[], input?: string) => runNode(['src/cli.ts', ...args], env, input);
+  const cli = (args: string[], input?: string) => runNode(['src/cli.ts', ...args], testConfigEnv({ storage: 'postgres' }), input);
 
   it('migrate reports nothing left to apply on a current database', async function () {
     const result = await cli(['migrate']);
@@ -120,7 +119,11 @@ describe('portcullis CLI', function () {
   });
 
   it('stops with one clear line per configuration problem', async function () {
-    const result = await runNode(['src/cli.ts', 'migrate'], { ...env, AUTH_PORT: 'eighty', LOG_LEVEL: 'loud' });
+    const result = await runNode(['src/cli.ts', 'migrate'], {
+      ...testConfigEnv({ storage: 'postgres' }),
+      AUTH_PORT: 'eighty',
+      LOG_LEVEL: 'loud',
+    });
     expect(result.code).to.equal(1);
     expect(result.stderr.trim().split('\n')).to.deep.equal([
       'config error: AUTH_PORT: must be integer',

@@ -1,29 +1,85 @@
 import { randomBytes } from 'node:crypto';
+import { basename } from 'node:path';
 import { Redis } from 'ioredis';
 import knexFactory from 'knex';
 import { migrateLatest } from '../src/store/migrate.ts';
 
 /**
- * Root hooks: every test run gets its own Postgres database and Redis key prefix on the shared
- * servers (TEST_DATABASE_URL, TEST_REDIS_URL), dropped again at the end.
+ * The test harness (loaded by .mocharc.json's `require`): every test FILE gets its own Postgres
+ * database, its own Redis key prefix and its own MASTER/VAULT/AUDIT keys, so files never see each
+ * other's users, rate limits, lockouts or audit chains, and `mocha --parallel` can run them side by
+ * side. The servers are shared (TEST_DATABASE_URL, TEST_REDIS_URL).
+ *
+ * - Once per run, in the main mocha process (mochaGlobalSetup, both serial and parallel mode), one
+ *   template database is migrated; its name reaches the parallel workers through the environment.
+ * - Before the first suite of each file, a copy of it is made (CREATE DATABASE … TEMPLATE: under a
+ *   second, where migrating takes seconds); when the file is done, the copy and the extra databases
+ *   of createTestDatabase() are dropped and the file's Redis keys deleted.
+ *
+ * A parallel worker runs several files one after another in one process, and a serial run loads
+ * every file before running any: `testEnv` therefore holds no values, only getters onto the file
+ * that is running now. Read it inside hooks and tests, never at module or describe level (a read
+ * there throws, naming the property).
  */
 const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
-const runId = `${process.pid}_${randomBytes(3).toString('hex')}`;
-const databaseName = `portcullis_test_${runId}`;
+const TEMPLATE_ENV = 'PORTCULLIS_TEST_TEMPLATE_DB';
+const NAME_PREFIXES = ['portcullis_test_', 'portcullis_tmpl_'];
 
-export const testEnv = {
-  databaseUrl: (() => {
-    const url = new URL(adminUrl);
-    url.pathname = `/${databaseName}`;
-    return url.toString();
-  })(),
-  redisUrl,
-  redisKeyPrefix: `test:${runId}:`,
-  masterKey: randomBytes(32).toString('base64'),
-  vaultKey: randomBytes(32).toString('base64'),
-  auditKey: randomBytes(32).toString('base64'),
+type FileEnv = {
+  file: string;
+  databaseName: string;
+  databaseUrl: string;
+  redisKeyPrefix: string;
+  masterKey: string;
+  vaultKey: string;
+  auditKey: string;
+  extraDatabases: string[];
 };
+
+let current: FileEnv | undefined;
+
+function active(property: string): FileEnv {
+  if (!current)
+    throw new Error(
+      `testEnv.${property} was read outside a test file's hooks and tests (at module or describe level?): ` +
+        'each file gets its own database and keys when its first suite starts, so read testEnv inside before()/it()',
+    );
+  return current;
+}
+
+/** This file's database, Redis prefix and keys (see the top of this module: read inside hooks and tests). */
+export const testEnv: {
+  readonly databaseUrl: string;
+  readonly redisUrl: string;
+  readonly redisKeyPrefix: string;
+  readonly masterKey: string;
+  readonly vaultKey: string;
+  readonly auditKey: string;
+} = {
+  get databaseUrl() {
+    return active('databaseUrl').databaseUrl;
+  },
+  redisUrl,
+  get redisKeyPrefix() {
+    return active('redisKeyPrefix').redisKeyPrefix;
+  },
+  get masterKey() {
+    return active('masterKey').masterKey;
+  },
+  get vaultKey() {
+    return active('vaultKey').vaultKey;
+  },
+  get auditKey() {
+    return active('auditKey').auditKey;
+  },
+};
+
+function urlOf(databaseName: string): string {
+  const url = new URL(adminUrl);
+  url.pathname = `/${databaseName}`;
+  return url.toString();
+}
 
 async function withAdmin<T>(fn: (knex: knexFactory.Knex) => Promise<T>): Promise<T> {
   const admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
@@ -34,31 +90,156 @@ async function withAdmin<T>(fn: (knex: knexFactory.Knex) => Promise<T>): Promise
   }
 }
 
+function templateName(): string {
+  const name = process.env[TEMPLATE_ENV];
+  if (!name) throw new Error(`${TEMPLATE_ENV} is unset: test/setup.ts's mochaGlobalSetup did not run (load it with mocha's --require)`);
+  return name;
+}
+
+export type TestDatabase = { name: string; url: string; drop(): Promise<void> };
+
+/**
+ * Another database for this file (a backup's source or restore target, a second deployment): a
+ * migrated copy of the template, or an empty one with `{ empty: true }`. It is dropped with the
+ * file's own, or earlier by `drop()` (a fresh one per test). `label` becomes part of the name
+ * (lower case, digits, underscores) and is unique among the file's open databases.
+ */
+export async function createTestDatabase(label: string, options: { empty?: boolean } = {}): Promise<TestDatabase> {
+  if (!/^[a-z0-9_]{1,24}$/.test(label)) throw new Error(`createTestDatabase: label ${JSON.stringify(label)} is not [a-z0-9_]{1,24}`);
+  const env = active('createTestDatabase');
+  const name = `${env.databaseName}_${label}`;
+  if (env.extraDatabases.includes(name)) throw new Error(`createTestDatabase: ${label} is already open for this file`);
+  await withAdmin((admin) => admin.raw(`CREATE DATABASE "${name}" TEMPLATE "${options.empty ? 'template0' : templateName()}"`));
+  env.extraDatabases.push(name);
+  return {
+    name,
+    url: urlOf(name),
+    async drop() {
+      await withAdmin((admin) => admin.raw(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+      env.extraDatabases = env.extraDatabases.filter((open) => open !== name);
+    },
+  };
+}
+
+async function openFile(file: string): Promise<void> {
+  const id = randomBytes(3).toString('hex');
+  const databaseName = `${process.env.PORTCULLIS_TEST_RUN ?? 'portcullis_test_x'}_${id}`;
+  await withAdmin((admin) => admin.raw(`CREATE DATABASE "${databaseName}" TEMPLATE "${templateName()}"`));
+  current = {
+    file,
+    databaseName,
+    databaseUrl: urlOf(databaseName),
+    redisKeyPrefix: `test:${databaseName}:`,
+    masterKey: randomBytes(32).toString('base64'),
+    vaultKey: randomBytes(32).toString('base64'),
+    auditKey: randomBytes(32).toString('base64'),
+    extraDatabases: [],
+  };
+}
+
+async function closeFile(): Promise<void> {
+  const env = current;
+  if (!env) return;
+  current = undefined;
+  await withAdmin(async (admin) => {
+    for (const name of [...env.extraDatabases, env.databaseName]) await admin.raw(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  });
+  const redis = new Redis(redisUrl);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${env.redisKeyPrefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Databases of earlier runs that were killed (their mocha process is gone) are dropped. */
+async function dropLeftovers(admin: knexFactory.Knex): Promise<void> {
+  const names = await admin('pg_database').where('datname', 'like', 'portcullis\\_t%').pluck<string[]>('datname');
+  for (const name of names) {
+    const prefix = NAME_PREFIXES.find((p) => name.startsWith(p));
+    const pid = Number(prefix ? name.slice(prefix.length).split('_')[0] : NaN);
+    if (!Number.isInteger(pid) || pid <= 0 || isAlive(pid)) continue;
+    await admin.raw(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => undefined);
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Once per run, in the main process: the migrated template every file's database is copied from. */
+export async function mochaGlobalSetup(): Promise<void> {
+  const run = `${process.pid}_${randomBytes(3).toString('hex')}`;
+  const template = `portcullis_tmpl_${run}`;
+  await withAdmin(async (admin) => {
+    await dropLeftovers(admin);
+    await admin.raw(`CREATE DATABASE "${template}"`);
+  });
+  const knex = knexFactory({ client: 'pg', connection: urlOf(template), pool: { min: 0, max: 1 } });
+  try {
+    await migrateLatest(knex);
+  } finally {
+    await knex.destroy();
+  }
+  // Forked workers inherit the environment; the pool is made after global setup.
+  process.env[TEMPLATE_ENV] = template;
+  process.env.PORTCULLIS_TEST_RUN = `portcullis_test_${run}`;
+}
+
+export async function mochaGlobalTeardown(): Promise<void> {
+  const template = process.env[TEMPLATE_ENV];
+  if (template) await withAdmin((admin) => admin.raw(`DROP DATABASE IF EXISTS "${template}" WITH (FORCE)`));
+}
+
+const beforeAllHooksOf = (suite: Mocha.Suite): Mocha.Hook[] => {
+  const list = (suite as unknown as { _beforeAll?: unknown })._beforeAll;
+  if (!Array.isArray(list)) throw new Error("test/setup.ts: mocha's Suite._beforeAll is gone; the per-file hook needs another place");
+  return list as Mocha.Hook[];
+};
+
+/** Makes `file` the open one: closes the file before it (a serial run), opens this one unless open. */
+async function enterFile(file: string): Promise<void> {
+  if (current?.file === file) return;
+  await closeFile();
+  await openFile(file);
+}
+
 export const mochaHooks = {
-  async beforeAll(this: Mocha.Context) {
-    this.timeout(60_000);
-    await withAdmin((admin) => admin.raw(`CREATE DATABASE "${databaseName}"`));
-    const knex = knexFactory({ client: 'pg', connection: testEnv.databaseUrl, pool: { min: 0, max: 1 } });
-    try {
-      await migrateLatest(knex);
-    } finally {
-      await knex.destroy();
+  /**
+   * The root suite holds the top-level suites of every file of this run (one file in a parallel
+   * worker, all of them in a serial run). Each gets a first hook, before its own, that opens its
+   * file's database unless open; the file before it is closed then, and the last at the end of the
+   * run (a parallel worker's run is one file). Mocha has no public "before this file" hook, so the
+   * hook is put first in the suite's list.
+   */
+  beforeAll(this: Mocha.Context) {
+    const root = this.test?.parent;
+    if (!root) throw new Error('test/setup.ts: the root hook has no suite');
+    for (const suite of root.suites) {
+      const file = suite.file ?? '(no file)';
+      const hooks = beforeAllHooksOf(suite);
+      const before = hooks.length;
+      suite.beforeAll(`test/setup.ts: a database, Redis prefix and keys for ${basename(file)}`, async function () {
+        this.timeout(60_000);
+        await enterFile(file);
+      });
+      // A pending suite (describe.skip) takes no hooks.
+      if (hooks.length > before) hooks.unshift(...hooks.splice(hooks.length - 1, 1));
     }
   },
   async afterAll(this: Mocha.Context) {
     this.timeout(60_000);
-    await withAdmin((admin) => admin.raw(`DROP DATABASE IF EXISTS "${databaseName}" WITH (FORCE)`));
-    const redis = new Redis(redisUrl);
-    try {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${testEnv.redisKeyPrefix}*`, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length > 0) await redis.del(...keys);
-      } while (cursor !== '0');
-    } finally {
-      redis.disconnect();
-    }
+    await closeFile();
     reportLeaks();
   },
 };

@@ -4,7 +4,7 @@ import type { Server } from 'node:http';
 import { expect } from 'chai';
 import Koa from 'koa';
 import { Redis } from 'ioredis';
-import knexFactory from 'knex';
+import knexFactory, { type Knex } from 'knex';
 import { nameProviderRoute } from '../../src/auth/provider-routes.ts';
 import { createDevicePages } from '../../src/auth/routes/device.ts';
 import type { AccountService } from '../../src/services/accounts.ts';
@@ -23,8 +23,8 @@ describe('device code entry guard', function () {
   let server: Server | undefined;
   const logger = createLogger({ logLevel: 'silent' });
   // Only the Postgres fallback would use it; these sentinels count in Redis.
-  const knex = knexFactory({ client: 'pg', connection: testEnv.databaseUrl, pool: { min: 0, max: 1 } });
-  const redis = new Redis(testEnv.redisUrl, { keyPrefix: `${testEnv.redisKeyPrefix}device-pages:` });
+  let knex: Knex;
+  let redis: Redis;
   const sentinel = (store: Redis): Lockout =>
     createLockout({
       counters: createLockoutCounters({ redis: store, knex }),
@@ -33,6 +33,10 @@ describe('device code entry guard', function () {
       counterKey: keyedDigest(randomBytes(32), 'test counters'),
     });
 
+  before(function () {
+    knex = knexFactory({ client: 'pg', connection: testEnv.databaseUrl, pool: { min: 0, max: 1 } });
+    redis = new Redis(testEnv.redisUrl, { keyPrefix: `${testEnv.redisKeyPrefix}device-pages:` });
+  });
   after(async function () {
     redis.disconnect();
     await knex.destroy();

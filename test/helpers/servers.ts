@@ -10,31 +10,39 @@ export { freePort };
 
 export type StorageMode = 'redis' | 'postgres';
 
-/** Environment for a test instance: this run's database, master, vault and audit keys and (optionally) Redis prefix. */
+/**
+ * The settings of every test instance without the file's database, Redis prefix and keys: these
+ * may be read at load time (a test's title naming a configured limit), testConfigEnv() may not.
+ */
+export const testSettingsEnv: Readonly<Record<string, string>> = {
+  NODE_ENV: 'test',
+  LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+  // Cheaper argon2 keeps the suite fast; the production cost is measured in bench/.
+  ARGON2_MEMORY_KIB: '8192',
+  ARGON2_TIME_COST: '1',
+  // A file's tests share 127.0.0.1 and the file's Redis prefix: request rate limits are off unless a test sets them.
+  RATE_LIMIT_TOKEN_PER_IP: '0',
+  RATE_LIMIT_TOKEN_PER_CLIENT: '0',
+  RATE_LIMIT_REGISTRATION_PER_IP: '0',
+  RATE_LIMIT_LOGIN_PER_IP: '0',
+  RATE_LIMIT_BROWSER_PER_IP: '0',
+  RATE_LIMIT_METADATA_PER_IP: '0',
+  RATE_LIMIT_API_PER_IP: '0',
+  RATE_LIMIT_API_PER_CLIENT: '0',
+  // Likewise the per-IP wrong-password lockout (the per-account one stays on: tests use fresh users).
+  LOCKOUT_PASSWORD_IP_MAX_FAILURES: '0',
+  // And the per-IP budget for wrong device user codes: a file's tests that try wrong codes add up within its window.
+  USER_CODE_ATTEMPTS: '1000',
+};
+
+/** Environment for a test instance: this file's database, master, vault and audit keys and (optionally) Redis prefix. */
 export function testConfigEnv(options: { storage?: StorageMode; env?: Record<string, string> } = {}): Record<string, string> {
   return {
-    NODE_ENV: 'test',
-    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ...testSettingsEnv,
     DATABASE_URL: testEnv.databaseUrl,
     MASTER_KEY: testEnv.masterKey,
     VAULT_KEY: testEnv.vaultKey,
     AUDIT_KEY: testEnv.auditKey,
-    // Cheaper argon2 keeps the suite fast; the production cost is measured in bench/.
-    ARGON2_MEMORY_KIB: '8192',
-    ARGON2_TIME_COST: '1',
-    // Suites share 127.0.0.1 and one Redis prefix per run: request rate limits are off unless a test sets them.
-    RATE_LIMIT_TOKEN_PER_IP: '0',
-    RATE_LIMIT_TOKEN_PER_CLIENT: '0',
-    RATE_LIMIT_REGISTRATION_PER_IP: '0',
-    RATE_LIMIT_LOGIN_PER_IP: '0',
-    RATE_LIMIT_BROWSER_PER_IP: '0',
-    RATE_LIMIT_METADATA_PER_IP: '0',
-    RATE_LIMIT_API_PER_IP: '0',
-    RATE_LIMIT_API_PER_CLIENT: '0',
-    // Likewise the per-IP wrong-password lockout (the per-account one stays on: tests use fresh users).
-    LOCKOUT_PASSWORD_IP_MAX_FAILURES: '0',
-    // And the per-IP budget for wrong device user codes: suites that try wrong codes add up within its window.
-    USER_CODE_ATTEMPTS: '1000',
     ...((options.storage ?? 'redis') === 'redis' ? { REDIS_URL: testEnv.redisUrl, REDIS_KEY_PREFIX: testEnv.redisKeyPrefix } : {}),
     ...options.env,
   };

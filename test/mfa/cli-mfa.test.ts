@@ -9,12 +9,11 @@ import { testConfigEnv } from '../helpers/servers.ts';
 /** Operator commands for second factors: reset a user's factors, require MFA for a role. */
 describe('portcullis CLI: MFA', function () {
   this.timeout(30_000);
-  const env = testConfigEnv({ storage: 'postgres' });
-  const cli = (args: string[]) => runNode(['src/cli.ts', ...args], env);
+  const cli = (args: string[]) => runNode(['src/cli.ts', ...args], testConfigEnv({ storage: 'postgres' }));
   let deps: Deps;
 
   before(async function () {
-    deps = await createDeps(loadConfig(env));
+    deps = await createDeps(loadConfig(testConfigEnv({ storage: 'postgres' })));
   });
   after(async function () {
     await deps.close();

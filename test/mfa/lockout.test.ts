@@ -11,10 +11,10 @@ import { createLogger } from '../../src/shared/logger.ts';
 import { createLockoutCounters } from '../../src/store/lockout-counters.ts';
 import type { Redis } from '../../src/store/redis.ts';
 import { createTestUser } from '../helpers/factories.ts';
-import { testConfigEnv, type StorageMode } from '../helpers/servers.ts';
+import { testConfigEnv, testSettingsEnv, type StorageMode } from '../helpers/servers.ts';
 
 /** LOCKOUT_SECOND_FACTOR_MAX_FAILURES as configured (default 5). */
-const MFA_MAX_FAILURES = loadConfig(testConfigEnv()).lockout.secondFactorMaxFailures;
+const MFA_MAX_FAILURES = loadConfig({ ...testSettingsEnv }).lockout.secondFactorMaxFailures;
 
 for (const storage of ['redis', 'postgres'] as StorageMode[]) {
   describe(`second-factor lockout (${storage === 'redis' ? 'Redis' : 'Postgres'} counters)`, function () {

@@ -7,12 +7,12 @@ import { Browserless } from '../helpers/browserless.ts';
 import { createTestClient } from '../helpers/factories.ts';
 import { RP_REDIRECT } from '../helpers/oidc.ts';
 import { rawRequest } from '../helpers/raw-http.ts';
-import { startTestServers, testConfigEnv, type StorageMode, type TestServers } from '../helpers/servers.ts';
+import { startTestServers, testSettingsEnv, type StorageMode, type TestServers } from '../helpers/servers.ts';
 import { softAuthenticator, type SoftAuthenticator } from '../helpers/soft-authenticator.ts';
 import { passkeyLoginPage, passkeySignIn, userWithPasskey } from '../helpers/passkeys.ts';
 
 /** LOCKOUT_SECOND_FACTOR_MAX_FAILURES as configured (default 5). */
-const MFA_MAX_FAILURES = loadConfig(testConfigEnv()).lockout.secondFactorMaxFailures;
+const MFA_MAX_FAILURES = loadConfig({ ...testSettingsEnv }).lockout.secondFactorMaxFailures;
 const PASSKEY_ERROR = 'The passkey could not be used.';
 
 /**

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import knexFactory, { type Knex } from 'knex';
+import type { Knex } from 'knex';
 import { loadConfig } from '../../src/config/load.ts';
 import { createDeps, type Deps } from '../../src/deps.ts';
 import { BackupFileError, openBackup, parseBackupKey, sealBackup } from '../../src/shared/backup-file.ts';
@@ -41,23 +41,15 @@ type StoredEvent = Omit<AuditEventRow, 'occurred_at'> & { occurred_at: string };
  */
 describe('backup hygiene (S8)', function () {
   this.timeout(120_000);
-  const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const databaseName = `${new URL(testEnv.databaseUrl).pathname.slice(1)}_s8`;
-  const databaseUrl = (() => {
-    const url = new URL(adminUrl);
-    url.pathname = `/${databaseName}`;
-    return url.toString();
-  })();
+  // The file's own database: what it holds is this suite's alone.
+  let databaseUrl: string;
   const backupKey = randomBytes(32).toString('base64');
-  let admin: Knex;
   let deps: Deps;
   let dir: string;
 
   before(async function () {
     dir = await mkdtemp(join(tmpdir(), 'portcullis-s8-'));
-    admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
-    await admin.raw(`DROP DATABASE IF EXISTS "${databaseName}" WITH (FORCE)`);
-    await admin.raw(`CREATE DATABASE "${databaseName}"`);
+    databaseUrl = testEnv.databaseUrl;
     const config = loadConfig(testConfigEnv({ storage: 'postgres', env: { DATABASE_URL: databaseUrl } }));
     deps = await createDeps(config, { logger: createLogger(config), migrate: true });
     // Something in every kind of table: a user with a sealed data key and a record, signing and cookie keys, audit events.
@@ -69,8 +61,6 @@ describe('backup hygiene (S8)', function () {
 
   after(async function () {
     await deps.close();
-    await admin.raw(`DROP DATABASE IF EXISTS "${databaseName}" WITH (FORCE)`);
-    await admin.destroy();
     await rm(dir, { recursive: true, force: true });
   });
 

@@ -8,11 +8,10 @@ import { generate } from 'otplib';
 import { loadConfig } from '../../src/config/load.ts';
 import { createDeps, type Deps } from '../../src/deps.ts';
 import { createLogger } from '../../src/shared/logger.ts';
-import { migrateLatest } from '../../src/store/migrate.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { runNode } from '../helpers/process.ts';
 import { testConfigEnv } from '../helpers/servers.ts';
-import { testEnv } from '../setup.ts';
+import { createTestDatabase, testEnv } from '../setup.ts';
 
 /** Every row of a table as JSON text, sorted: equality means identical contents. */
 async function contents(knex: Knex, table: string): Promise<string[]> {
@@ -29,36 +28,21 @@ async function contents(knex: Knex, table: string): Promise<string[]> {
  */
 describe('encrypted backup and restore', function () {
   this.timeout(120_000);
-  const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const databaseUrl = (name: string) => {
-    const url = new URL(adminUrl);
-    url.pathname = `/${name}`;
-    return url.toString();
-  };
-  // Its own source database too: other suites seal rows in the run's database under keys of their
-  // own, and a backup refuses values its MASTER_KEY cannot open.
-  const sourceName = `${new URL(testEnv.databaseUrl).pathname.slice(1)}_backup_source`;
-  const sourceUrl = databaseUrl(sourceName);
-  const targetName = `${new URL(testEnv.databaseUrl).pathname.slice(1)}_restore`;
-  const targetUrl = databaseUrl(targetName);
+  // The source is the file's own database; the restore goes into a second, migrated one.
+  let sourceUrl: string;
+  let targetUrl: string;
   const backupKey = randomBytes(32).toString('base64');
   let dir: string;
   let deps: Deps;
   let source: Knex;
   let target: Knex;
-  let admin: Knex;
 
   before(async function () {
     dir = await mkdtemp(join(tmpdir(), 'portcullis-backup-'));
-    admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
-    for (const name of [sourceName, targetName]) {
-      await admin.raw(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-      await admin.raw(`CREATE DATABASE "${name}"`);
-    }
+    sourceUrl = testEnv.databaseUrl;
+    targetUrl = (await createTestDatabase('restore')).url;
     target = knexFactory({ client: 'pg', connection: targetUrl, pool: { min: 0, max: 2 } });
-    await migrateLatest(target);
     source = knexFactory({ client: 'pg', connection: sourceUrl, pool: { min: 0, max: 2 } });
-    await migrateLatest(source);
     const config = loadConfig(testConfigEnv({ env: { DATABASE_URL: sourceUrl } }));
     deps = await createDeps(config, { logger: createLogger(config) });
   });
@@ -67,8 +51,6 @@ describe('encrypted backup and restore', function () {
     await deps.close();
     await source.destroy();
     await target.destroy();
-    for (const name of [sourceName, targetName]) await admin.raw(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-    await admin.destroy();
     await rm(dir, { recursive: true, force: true });
   });
 

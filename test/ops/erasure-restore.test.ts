@@ -7,12 +7,11 @@ import knexFactory, { type Knex } from 'knex';
 import * as client from 'openid-client';
 import { verifyAuditChain } from '../../src/store/audit-chain.ts';
 import type { AuditEventRow } from '../../src/store/audit-events.ts';
-import { migrateLatest } from '../../src/store/migrate.ts';
 import { call, createRp, signedInUser } from '../helpers/api.ts';
 import { runNode } from '../helpers/process.ts';
 import { oauthErrorOf } from '../helpers/rejections.ts';
 import { startTestServers, testConfigEnv, type StorageMode, type TestServers } from '../helpers/servers.ts';
-import { testEnv } from '../setup.ts';
+import { createTestDatabase } from '../setup.ts';
 
 /**
  * S5: an erasure survives a restore of a backup taken before it. The erasure journal is kept out
@@ -23,34 +22,21 @@ import { testEnv } from '../setup.ts';
 for (const storage of ['redis', 'postgres'] as StorageMode[]) {
   describe(`S5 erasure survives a restore (${storage} storage)`, function () {
     this.timeout(180_000);
-    const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-    const name = `${new URL(testEnv.databaseUrl).pathname.slice(1)}_erasure_${storage}`;
-    const databaseUrl = (() => {
-      const url = new URL(adminUrl);
-      url.pathname = `/${name}`;
-      return url.toString();
-    })();
     const backupKey = randomBytes(32).toString('base64');
-    const env = { DATABASE_URL: databaseUrl, TRUST_PROXY: 'true' };
+    const env = { DATABASE_URL: '' /* its own database, made in before() */, TRUST_PROXY: 'true' };
     const cli = (...args: string[]) => runNode(['src/cli.ts', ...args], { ...testConfigEnv({ storage }), ...env, BACKUP_KEY: backupKey });
-    let admin: Knex;
     let knex: Knex;
     let dir: string;
     let servers: TestServers | undefined;
 
     before(async function () {
       dir = await mkdtemp(join(tmpdir(), 'portcullis-erasure-'));
-      admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
-      await admin.raw(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-      await admin.raw(`CREATE DATABASE "${name}"`);
-      knex = knexFactory({ client: 'pg', connection: databaseUrl, pool: { min: 0, max: 2 } });
-      await migrateLatest(knex);
+      env.DATABASE_URL = (await createTestDatabase(`erasure_${storage}`)).url;
+      knex = knexFactory({ client: 'pg', connection: env.DATABASE_URL, pool: { min: 0, max: 2 } });
     });
     after(async function () {
       await servers?.stop();
       await knex.destroy();
-      await admin.raw(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-      await admin.destroy();
       await rm(dir, { recursive: true, force: true });
     });
 

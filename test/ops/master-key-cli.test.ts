@@ -5,12 +5,11 @@ import { loadConfig } from '../../src/config/load.ts';
 import { createDeps } from '../../src/deps.ts';
 import { createCryptoBox } from '../../src/shared/crypto-box.ts';
 import { createMasterBox, masterKeyId } from '../../src/shared/master-key.ts';
-import { migrateLatest } from '../../src/store/migrate.ts';
 import { createSealedColumnStore, SEALED_COLUMNS } from '../../src/store/sealed-columns.ts';
 import { createTestUser } from '../helpers/factories.ts';
 import { runNode } from '../helpers/process.ts';
 import { testConfigEnv } from '../helpers/servers.ts';
-import { testEnv } from '../setup.ts';
+import { createTestDatabase } from '../setup.ts';
 
 /**
  * `portcullis keys reseal`, `keys status` and the retired `keys rotate-master` through the real
@@ -19,17 +18,10 @@ import { testEnv } from '../setup.ts';
  */
 describe('master key commands (keys reseal, keys status)', function () {
   this.timeout(120_000);
-  const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const databaseName = `${new URL(testEnv.databaseUrl).pathname.slice(1)}_s2_cli`;
-  const databaseUrl = (() => {
-    const url = new URL(adminUrl);
-    url.pathname = `/${databaseName}`;
-    return url.toString();
-  })();
+  let databaseUrl: string;
   const oldKey = randomBytes(32);
   const newKey = randomBytes(32);
   const b64 = (key: Buffer) => key.toString('base64');
-  let admin: Knex;
   let db: Knex;
 
   const cli = (env: Record<string, string>, args: string[], input?: string) =>
@@ -47,11 +39,8 @@ describe('master key commands (keys reseal, keys status)', function () {
   };
 
   before(async function () {
-    admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
-    await admin.raw(`DROP DATABASE IF EXISTS "${databaseName}" WITH (FORCE)`);
-    await admin.raw(`CREATE DATABASE "${databaseName}"`);
+    databaseUrl = (await createTestDatabase('s2_cli')).url;
     db = knexFactory({ client: 'pg', connection: databaseUrl, pool: { min: 0, max: 2 } });
-    await migrateLatest(db);
     // Values under the old key: the server secrets, a data key, a TOTP seed and recovery codes per user,
     // and cookie keys, one of them under the legacy fixed id `m1`.
     const deps = await createDeps(
@@ -75,8 +64,6 @@ describe('master key commands (keys reseal, keys status)', function () {
 
   after(async function () {
     await db.destroy();
-    await admin.raw(`DROP DATABASE IF EXISTS "${databaseName}" WITH (FORCE)`);
-    await admin.destroy();
   });
 
   it('keys rotate-master says what replaced it, and changes nothing', async function () {

@@ -6,7 +6,6 @@ import { generate } from 'otplib';
 import { loadConfig } from '../../src/config/load.ts';
 import { createDeps } from '../../src/deps.ts';
 import { masterKeyId } from '../../src/shared/master-key.ts';
-import { migrateLatest } from '../../src/store/migrate.ts';
 import { MASTER_COLUMNS } from '../../src/store/sealed-columns.ts';
 import { Browserless, formOf } from '../helpers/browserless.ts';
 import { startBalancer, type Balancer } from '../helpers/cluster.ts';
@@ -14,7 +13,7 @@ import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest } from '../helpers/oidc.ts';
 import { runNode, spawnNode, waitForReady, type Spawned } from '../helpers/process.ts';
 import { freePort, testConfigEnv, type StorageMode } from '../helpers/servers.ts';
-import { testEnv } from '../setup.ts';
+import { createTestDatabase, testEnv } from '../setup.ts';
 import { basicAuth } from '../helpers/basic-auth.ts';
 import { signIn, type PageHandler } from '../helpers/sign-in.ts';
 import { eventually } from '../helpers/wait.ts';
@@ -41,16 +40,9 @@ type Tokens = client.TokenEndpointResponse & client.TokenEndpointResponseHelpers
 for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageMode[]) {
   describe(`S2 master-key rotation with two instances running (${storage})`, function () {
     this.timeout(300_000);
-    const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-    const databaseName = `${new URL(testEnv.databaseUrl).pathname.slice(1)}_s2_${storage}`;
-    const databaseUrl = (() => {
-      const url = new URL(adminUrl);
-      url.pathname = `/${databaseName}`;
-      return url.toString();
-    })();
+    let databaseUrl: string;
     const oldKey = randomBytes(32).toString('base64');
     const newKey = randomBytes(32).toString('base64');
-    let admin: Knex;
     let db: Knex;
     let shared: Record<string, string>;
     let issuerLb: Balancer | undefined;
@@ -205,11 +197,8 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
     const kidOf = (jwt: string): string => (JSON.parse(Buffer.from(jwt.split('.')[0]!, 'base64url').toString()) as { kid: string }).kid;
 
     before(async function () {
-      admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
-      await admin.raw(`DROP DATABASE IF EXISTS "${databaseName}" WITH (FORCE)`);
-      await admin.raw(`CREATE DATABASE "${databaseName}"`);
+      databaseUrl = (await createTestDatabase(`s2_${storage}`)).url;
       db = knexFactory({ client: 'pg', connection: databaseUrl, pool: { min: 0, max: 2 } });
-      await migrateLatest(db);
       for (const name of ['A', 'B'] as const) ports[name] = { auth: await freePort(), api: await freePort() };
       const [issuerPort, apiPort] = [await freePort(), await freePort()];
       shared = testConfigEnv({
@@ -244,8 +233,6 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
       await issuerLb?.close();
       await apiLb?.close();
       await db.destroy();
-      await admin.raw(`DROP DATABASE IF EXISTS "${databaseName}" WITH (FORCE)`);
-      await admin.destroy();
     });
 
     it('S2 a master-key rotation with two instances running loses nothing: TOTP, records, signing keys, tokens and sessions survive, and the servers start on the new key alone', async function () {

@@ -4,16 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { Redis as IORedis } from 'ioredis';
-import knexFactory, { type Knex } from 'knex';
 import * as client from 'openid-client';
-import { migrateLatest } from '../../src/store/migrate.ts';
 import { Browserless } from '../helpers/browserless.ts';
 import { signIn } from '../helpers/sign-in.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest } from '../helpers/oidc.ts';
 import { runNode } from '../helpers/process.ts';
 import { startTestServers, testConfigEnv, type StorageMode, type TestServers } from '../helpers/servers.ts';
-import { testEnv } from '../setup.ts';
+import { createTestDatabase, testEnv } from '../setup.ts';
 import { basicAuth } from '../helpers/basic-auth.ts';
 
 /**
@@ -26,33 +24,20 @@ import { basicAuth } from '../helpers/basic-auth.ts';
 for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageMode[]) {
   describe(`a restore ends every session and token (${storage})`, function () {
     this.timeout(180_000);
-    const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-    const databaseName = `${new URL(testEnv.databaseUrl).pathname.slice(1)}_s4_${storage}`;
-    const databaseUrl = (() => {
-      const url = new URL(adminUrl);
-      url.pathname = `/${databaseName}`;
-      return url.toString();
-    })();
-    // Its own prefix inside this run's, so the restore's cleanup can be told apart from a neighbour's keys.
-    const prefix = `${testEnv.redisKeyPrefix}s4-${storage}:`;
-    const neighbourKey = `${testEnv.redisKeyPrefix}s4-neighbour:oidc:Session:keep-me`;
+    let databaseUrl: string;
+    // Its own prefix inside this file's, so the restore's cleanup can be told apart from a neighbour's keys.
+    let prefix: string;
+    let neighbourKey: string;
     const backupKey = randomBytes(32).toString('base64');
-    let admin: Knex;
     let raw: IORedis;
     let servers: TestServers;
     let dir: string;
 
     before(async function () {
       dir = await mkdtemp(join(tmpdir(), 'portcullis-s4-'));
-      admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
-      await admin.raw(`DROP DATABASE IF EXISTS "${databaseName}" WITH (FORCE)`);
-      await admin.raw(`CREATE DATABASE "${databaseName}"`);
-      const knex = knexFactory({ client: 'pg', connection: databaseUrl, pool: { min: 0, max: 1 } });
-      try {
-        await migrateLatest(knex);
-      } finally {
-        await knex.destroy();
-      }
+      databaseUrl = (await createTestDatabase(`s4_${storage}`)).url;
+      prefix = `${testEnv.redisKeyPrefix}s4-${storage}:`;
+      neighbourKey = `${testEnv.redisKeyPrefix}s4-neighbour:oidc:Session:keep-me`;
       raw = new IORedis(testEnv.redisUrl);
       servers = await startTestServers({ storage, env: { DATABASE_URL: databaseUrl, REDIS_KEY_PREFIX: prefix } });
     });
@@ -60,8 +45,6 @@ for (const storage of ['redis', 'postgres'] as const satisfies readonly StorageM
     after(async function () {
       await servers.stop();
       raw.disconnect();
-      await admin.raw(`DROP DATABASE IF EXISTS "${databaseName}" WITH (FORCE)`);
-      await admin.destroy();
       await rm(dir, { recursive: true, force: true });
     });
 

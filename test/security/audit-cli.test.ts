@@ -9,7 +9,8 @@ import { testConfigEnv } from '../helpers/servers.ts';
 import { testEnv } from '../setup.ts';
 
 const rollback = new Error('rollback');
-const auditKey = Buffer.from(testEnv.auditKey, 'base64');
+/** This file's AUDIT_KEY (testEnv is read once the file's hooks run). */
+let auditKey: Buffer;
 /** Runs fn in a transaction that is always rolled back: tampering stays invisible to other suites. */
 async function inRolledBackTransaction(knex: Knex, fn: (trx: Knex.Transaction) => Promise<void>): Promise<void> {
   await knex
@@ -28,6 +29,9 @@ async function inRolledBackTransaction(knex: Knex, fn: (trx: Knex.Transaction) =
  */
 describe('tamper-evident audit log: verify and export', function () {
   this.timeout(60_000);
+  before(function () {
+    auditKey = Buffer.from(testEnv.auditKey, 'base64');
+  });
 
   describe('verifyAuditChain on the shared test database (tampering in rolled-back transactions)', function () {
     let knex: Knex;

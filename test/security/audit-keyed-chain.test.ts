@@ -6,10 +6,9 @@ import { createDeps } from '../../src/deps.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { eventId } from '../../src/store/audit-chain.ts';
 import { type AuditEventRow, createAuditEventStore } from '../../src/store/audit-events.ts';
-import { migrateLatest } from '../../src/store/migrate.ts';
 import { runNode } from '../helpers/process.ts';
 import { testConfigEnv } from '../helpers/servers.ts';
-import { testEnv } from '../setup.ts';
+import { createTestDatabase, testEnv, type TestDatabase } from '../setup.ts';
 
 /** What anyone who can read the source can compute: the chain's public, unkeyed formula. */
 function canonical(value: unknown): string {
@@ -55,30 +54,22 @@ async function rebuildWithoutKey(knex: Knex, fromId: number, options: { relabel?
 /** R8 (third part): the audit chain is an HMAC under AUDIT_KEY; `audit verify` checks it. */
 describe('R8 keyed audit chain (portcullis audit verify on a dedicated database)', function () {
   this.timeout(90_000);
-  const name = `portcullis_keyed_audit_${randomBytes(4).toString('hex')}`;
-  const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const databaseUrl = (() => {
-    const url = new URL(adminUrl);
-    url.pathname = `/${name}`;
-    return url.toString();
-  })();
-  let admin: Knex;
+  let database: TestDatabase;
+  let databaseUrl: string;
   let knex: Knex;
-  const key = Buffer.from(testEnv.auditKey, 'base64');
+  let key: Buffer;
   const cli = (env: Record<string, string> = {}) =>
     runNode(['src/cli.ts', 'audit', 'verify'], { ...testConfigEnv({ storage: 'postgres' }), DATABASE_URL: databaseUrl, ...env });
 
   beforeEach(async function () {
-    admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
-    await admin.raw(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-    await admin.raw(`CREATE DATABASE "${name}"`);
+    key = Buffer.from(testEnv.auditKey, 'base64');
+    database = await createTestDatabase('keyed_audit');
+    databaseUrl = database.url;
     knex = knexFactory({ client: 'pg', connection: databaseUrl, pool: { min: 0, max: 2 } });
-    await migrateLatest(knex);
   });
   afterEach(async function () {
     await knex.destroy();
-    await admin.raw(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-    await admin.destroy();
+    await database.drop();
   });
 
   async function seed(): Promise<AuditEventRow[]> {

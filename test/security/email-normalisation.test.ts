@@ -4,7 +4,7 @@ import knexFactory, { type Knex } from 'knex';
 import { DuplicateEmailError } from '../../src/store/users.ts';
 import { rejectionOf } from '../helpers/rejections.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
-import { testEnv } from '../setup.ts';
+import { createTestDatabase } from '../setup.ts';
 
 /** ASCII written with full-width forms (U+FF01…U+FF5E), '@' and '.' included. */
 const fullWidth = (text: string): string => text.replace(/[!-~]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 0xfee0));
@@ -78,17 +78,11 @@ describe('R7: the migration to normalised emails', function () {
   const directory = new URL('../../migrations/', import.meta.url).pathname;
   const options = { directory, loadExtensions: ['.ts'], tableName: 'knex_migrations' };
   const target = '20261202001700_normalised_email.ts';
-  let admin: Knex;
   let knex: Knex;
-  let name: string;
 
   before(async function () {
-    admin = knexFactory({ client: 'pg', connection: testEnv.databaseUrl, pool: { min: 0, max: 1 } });
-    name = `r7_migration_${tag()}`;
-    await admin.raw(`CREATE DATABASE "${name}"`);
-    const url = new URL(testEnv.databaseUrl);
-    url.pathname = `/${name}`;
-    knex = knexFactory({ client: 'pg', connection: url.toString(), pool: { min: 0, max: 1 } });
+    const { url } = await createTestDatabase('r7_migration', { empty: true });
+    knex = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 1 } });
     // Every migration before this one.
     for (;;) {
       const [, pending] = (await knex.migrate.list(options)) as [unknown, { file: string }[]];
@@ -100,13 +94,7 @@ describe('R7: the migration to normalised emails', function () {
 
   after(async function () {
     await knex.destroy();
-    await admin.raw(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-    await admin.destroy();
   });
-
-  function tag(): string {
-    return randomBytes(4).toString('hex');
-  }
 
   it('R7 the migration refuses to merge accounts that collide after normalisation, naming them, and changes nothing', async function () {
     const [first] = await knex('users').insert({ email: 'Carol@Example.test' }).returning<{ id: string }[]>('id');

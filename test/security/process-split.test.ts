@@ -47,8 +47,6 @@ const urlAs = (role: string): string => {
   url.password = '';
   return url.toString();
 };
-const vaultKey = testEnv.vaultKey;
-
 /** The environment of one process of a split deployment: its own role and keys, nothing else. */
 function processEnv(role: 'auth' | 'api', storage: StorageMode, extra: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = {
@@ -60,7 +58,7 @@ function processEnv(role: 'auth' | 'api', storage: StorageMode, extra: Record<st
   };
   if (role === 'api') {
     Reflect.deleteProperty(env, 'MASTER_KEY');
-    env.VAULT_KEY = vaultKey;
+    env.VAULT_KEY = testEnv.vaultKey;
   }
   return env;
 }
@@ -89,9 +87,10 @@ const pgCode = async (query: Promise<unknown>): Promise<string | undefined> => {
 
 describe("S3 the API process cannot unseal the identity server's keys", function () {
   this.timeout(180_000);
-  const owner: Knex = knexFactory({ client: 'pg', connection: testEnv.databaseUrl, pool: { min: 0, max: 1 } });
+  let owner: Knex;
 
   before(async function () {
+    owner = knexFactory({ client: 'pg', connection: testEnv.databaseUrl, pool: { min: 0, max: 1 } });
     const made = await runNode(['src/cli.ts', 'db', 'roles', '--auth-role', roles.auth, '--api-role', roles.api], testConfigEnv());
     expect(made.code, made.stderr + made.stdout).to.equal(0);
   });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import type { Configuration } from 'oidc-provider';
 import { loadConfig } from '../../src/config/load.ts';
+import type { Config } from '../../src/config/types.ts';
 import {
   assertProductionProvider,
   ProductionConfigError,
@@ -120,7 +121,10 @@ describe('T43 production assertions at boot', function () {
   });
 
   describe('T43 provider configuration invariants (in process)', function () {
-    const config = loadConfig(productionEnv());
+    let config: Config;
+    before(function () {
+      config = loadConfig(productionEnv());
+    });
     const adapter = (() => ({}) as Adapter) as (model: string) => Adapter;
     const build = (): Configuration =>
       buildProviderConfiguration({

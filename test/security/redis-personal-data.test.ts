@@ -21,10 +21,11 @@ const digest = (value: string): string => createHash('sha256').update(value).dig
 for (const storage of ['redis', 'postgres'] as StorageMode[]) {
   describe(`S12 personal data in a copy of the counters (lockout and rate-limit keys, ${storage})`, function () {
     this.timeout(60_000);
-    const prefix = `${testEnv.redisKeyPrefix}s12-pd-${storage}:`;
+    let prefix: string;
     let servers: TestServers;
 
     before(async function () {
+      prefix = `${testEnv.redisKeyPrefix}s12-pd-${storage}:`;
       servers = await startTestServers({
         storage,
         env: { REDIS_KEY_PREFIX: prefix, RATE_LIMIT_LOGIN_PER_IP: '1000', LOCKOUT_PASSWORD_IP_MAX_FAILURES: '1000' },

@@ -1,14 +1,13 @@
 import { createHmac } from 'node:crypto';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import knexFactory, { type Knex } from 'knex';
+import type { Knex } from 'knex';
 import * as client from 'openid-client';
-import { migrateLatest } from '../../src/store/migrate.ts';
 import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser } from '../helpers/factories.ts';
 import { authorizationRequest, RP_REDIRECT } from '../helpers/oidc.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
-import { testEnv } from '../setup.ts';
+import { createTestDatabase, testEnv } from '../setup.ts';
 import { basicAuth } from '../helpers/basic-auth.ts';
 import { signIn } from '../helpers/sign-in.ts';
 import { startMfaSetups } from '../helpers/passkeys.ts';
@@ -110,22 +109,13 @@ type DeviceStart = Awaited<ReturnType<typeof client.initiateDeviceAuthorization>
 for (const storage of ['redis', 'postgres'] as StorageMode[]) {
   describe(`S10 tokens at rest (${storage})`, function () {
     this.timeout(180_000);
-    const databaseName = `${new URL(testEnv.databaseUrl).pathname.slice(1)}_s10_${storage}`;
-    const databaseUrl = Object.assign(new URL(testEnv.databaseUrl), { pathname: `/${databaseName}` }).toString();
-    const redisPrefix = `${testEnv.redisKeyPrefix}s10-${storage}:`;
-    let admin: Knex;
+    let databaseUrl: string;
+    let redisPrefix: string;
     let servers: TestServers;
 
     before(async function () {
-      admin = knexFactory({ client: 'pg', connection: testEnv.databaseUrl, pool: { min: 0, max: 1 } });
-      await admin.raw(`DROP DATABASE IF EXISTS "${databaseName}" WITH (FORCE)`);
-      await admin.raw(`CREATE DATABASE "${databaseName}"`);
-      const fresh = knexFactory({ client: 'pg', connection: databaseUrl, pool: { min: 0, max: 1 } });
-      try {
-        await migrateLatest(fresh);
-      } finally {
-        await fresh.destroy();
-      }
+      databaseUrl = (await createTestDatabase(`s10_${storage}`)).url;
+      redisPrefix = `${testEnv.redisKeyPrefix}s10-${storage}:`;
       servers = await startTestServers({
         storage,
         env: { DATABASE_URL: databaseUrl, ...(storage === 'redis' ? { REDIS_KEY_PREFIX: redisPrefix } : {}) },
@@ -134,8 +124,6 @@ for (const storage of ['redis', 'postgres'] as StorageMode[]) {
 
     after(async function () {
       await servers.stop();
-      await admin.raw(`DROP DATABASE IF EXISTS "${databaseName}" WITH (FORCE)`);
-      await admin.destroy();
     });
 
     it('S10 a copy of the oidc state store and account index holds no token, code, session or user code that an endpoint accepts', async function () {

@@ -10,7 +10,8 @@ import { testEnv } from '../setup.ts';
  * digests of ip and user agent). Other suites may append to the same table, so the checks work on
  * the table as stored, not on counts.
  */
-const key = Buffer.from(testEnv.auditKey, 'base64');
+/** This file's AUDIT_KEY (testEnv is read once the file's hooks run). */
+let key: Buffer;
 const hashEvent = (row: AuditEventRow): string => keyedHash(key, { ...row, key_id: row.key_id ?? '' }, row);
 
 describe('audit event hash chain', function () {
@@ -19,6 +20,7 @@ describe('audit event hash chain', function () {
   const marker = `audit-test-${randomBytes(4).toString('hex')}`;
 
   before(function () {
+    key = Buffer.from(testEnv.auditKey, 'base64');
     knex = knexFactory({ client: 'pg', connection: testEnv.databaseUrl, pool: { min: 0, max: 10 } });
     store = createAuditEventStore(knex, key);
   });
