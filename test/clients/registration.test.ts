@@ -521,7 +521,7 @@ describe('dynamic client registration (RFC 7591/7592)', function () {
     };
 
     it('iat create | list | revoke, and clients create applies the same policy', async function () {
-      this.timeout(30_000);
+      this.timeout(60_000); // seven CLI processes, each loading the whole app: slower with other files running beside it
       const created = (await cli('iat', 'create', '--ttl', '600', '--max-uses', '2', '--note', 'from the CLI')) as Record<string, unknown>;
       expect(created.initial_access_token).to.match(/^piat_/);
       expect(created).to.include({ max_uses: 2, uses: 0, note: 'from the CLI' });

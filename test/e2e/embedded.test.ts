@@ -24,8 +24,13 @@ describe('embedded mode (PGlite, no Redis, nothing configured)', function () {
 
   async function start(): Promise<Spawned> {
     const spawned = spawnNode(['src/main.ts'], env);
-    await waitForReady(`${issuer}/readyz`);
-    await waitForReady(`${apiUrl}/healthz`);
+    try {
+      await waitForReady(`${issuer}/readyz`);
+      await waitForReady(`${apiUrl}/healthz`);
+    } catch (error) {
+      spawned.child.kill('SIGKILL');
+      throw new Error(`the embedded server did not become ready:\n${spawned.output()}`, { cause: error });
+    }
     return spawned;
   }
 
