@@ -5,7 +5,8 @@ import { uniqueEmail } from './helpers/factories.ts';
 
 /** The `portcullis` CLI as an operator runs it: same config as the server, JSON out, one-line errors. */
 describe('portcullis CLI', function () {
-  this.timeout(30_000);
+  // Each test runs the CLI a few times, a Node process loading the whole app: slower with other files running beside it.
+  this.timeout(60_000);
   const cli = (args: string[], input?: string) => runNode(['src/cli.ts', ...args], testConfigEnv({ storage: 'postgres' }), input);
 
   it('migrate reports nothing left to apply on a current database', async function () {

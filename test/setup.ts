@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Redis } from 'ioredis';
 import knexFactory from 'knex';
@@ -12,9 +13,11 @@ import { migrateLatest } from '../src/store/migrate.ts';
  *
  * - Once per run, in the main mocha process (mochaGlobalSetup, both serial and parallel mode), one
  *   template database is migrated; its name reaches the parallel workers through the environment.
- * - Before the first suite of each file, a copy of it is made (CREATE DATABASE … TEMPLATE: under a
- *   second, where migrating takes seconds); when the file is done, the copy and the extra databases
- *   of createTestDatabase() are dropped and the file's Redis keys deleted.
+ * - Before the first suite of each file, it gets a copy of it (CREATE DATABASE … TEMPLATE: under a
+ *   second, where migrating takes seconds; made ahead, while the file before it runs); when the
+ *   file is done, the copy and the extra databases of createTestDatabase() are dropped and the
+ *   file's Redis keys deleted, without waiting. mochaGlobalTeardown drops whatever is left of the
+ *   run, and mochaGlobalSetup what runs that were killed left.
  *
  * A parallel worker runs several files one after another in one process, and a serial run loads
  * every file before running any: `testEnv` therefore holds no values, only getters onto the file
@@ -24,6 +27,7 @@ import { migrateLatest } from '../src/store/migrate.ts';
 const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
 const TEMPLATE_ENV = 'PORTCULLIS_TEST_TEMPLATE_DB';
+const RUN_ENV = 'PORTCULLIS_TEST_RUN';
 const NAME_PREFIXES = ['portcullis_test_', 'portcullis_tmpl_'];
 
 type FileEnv = {
@@ -121,10 +125,47 @@ export async function createTestDatabase(label: string, options: { empty?: boole
   };
 }
 
+/**
+ * PORTCULLIS_TEST_TIMES=<file>: a line per file opened and closed (milliseconds, event, process,
+ * file), to find the slow files and to choose `--jobs` by measuring.
+ */
+function logTime(event: 'open' | 'close', file: string): void {
+  const log = process.env.PORTCULLIS_TEST_TIMES;
+  if (log) appendFileSync(log, `${Date.now()} ${event} ${process.pid} ${file}\n`);
+}
+
+function runName(): string {
+  const name = process.env[RUN_ENV];
+  if (!name) throw new Error(`${RUN_ENV} is unset: test/setup.ts's mochaGlobalSetup did not run (load it with mocha's --require)`);
+  return name;
+}
+
+async function copyTemplate(): Promise<string> {
+  const name = `${runName()}_${randomBytes(3).toString('hex')}`;
+  await withAdmin((admin) => admin.raw(`CREATE DATABASE "${name}" TEMPLATE "${templateName()}"`));
+  return name;
+}
+
+/**
+ * The copy for the next file this process runs, made while the current file runs; and the drops
+ * of finished files, not waited for. What a process leaves (the last spare, a drop cut short when
+ * a parallel worker ends) goes in mochaGlobalTeardown, which drops everything named after the run.
+ */
+let spare: Promise<string | undefined> | undefined;
+const pending = new Set<Promise<void>>();
+
+function inBackground(work: () => Promise<void>): void {
+  const done: Promise<void> = work().then(
+    () => undefined,
+    (error: unknown) => console.warn(`test/setup.ts: ${String(error)}`),
+  );
+  pending.add(done);
+  void done.finally(() => pending.delete(done));
+}
+
 async function openFile(file: string): Promise<void> {
-  const id = randomBytes(3).toString('hex');
-  const databaseName = `${process.env.PORTCULLIS_TEST_RUN ?? 'portcullis_test_x'}_${id}`;
-  await withAdmin((admin) => admin.raw(`CREATE DATABASE "${databaseName}" TEMPLATE "${templateName()}"`));
+  const databaseName = (await spare) ?? (await copyTemplate());
+  spare = copyTemplate().catch(() => undefined);
   current = {
     file,
     databaseName,
@@ -137,18 +178,30 @@ async function openFile(file: string): Promise<void> {
   };
 }
 
-async function closeFile(): Promise<void> {
+function closeFile(): void {
   const env = current;
   if (!env) return;
+  logTime('close', env.file);
   current = undefined;
-  await withAdmin(async (admin) => {
-    for (const name of [...env.extraDatabases, env.databaseName]) await admin.raw(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  inBackground(async () => {
+    await dropDatabases([...env.extraDatabases, env.databaseName]);
+    await deleteRedisKeys(`${env.redisKeyPrefix}*`);
   });
+}
+
+async function dropDatabases(names: string[]): Promise<void> {
+  if (names.length === 0) return;
+  await withAdmin(async (admin) => {
+    for (const name of names) await admin.raw(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  });
+}
+
+async function deleteRedisKeys(pattern: string): Promise<void> {
   const redis = new Redis(redisUrl);
   try {
     let cursor = '0';
     do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${env.redisKeyPrefix}*`, 'COUNT', 1000);
+      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
       cursor = next;
       if (keys.length > 0) await redis.del(...keys);
     } while (cursor !== '0');
@@ -193,12 +246,24 @@ export async function mochaGlobalSetup(): Promise<void> {
   }
   // Forked workers inherit the environment; the pool is made after global setup.
   process.env[TEMPLATE_ENV] = template;
-  process.env.PORTCULLIS_TEST_RUN = `portcullis_test_${run}`;
+  process.env[RUN_ENV] = `portcullis_test_${run}`;
 }
 
+/** Once per run, in the main process: the template, and whatever the files' processes left of the run. */
 export async function mochaGlobalTeardown(): Promise<void> {
   const template = process.env[TEMPLATE_ENV];
-  if (template) await withAdmin((admin) => admin.raw(`DROP DATABASE IF EXISTS "${template}" WITH (FORCE)`));
+  const run = process.env[RUN_ENV];
+  if (!template || !run) return;
+  // A serial run's own work (in a parallel run, the workers have ended).
+  await Promise.all(pending);
+  await spare;
+  const names = await withAdmin((admin) =>
+    admin('pg_database')
+      .where('datname', 'like', `${run.replaceAll('_', '\\_')}\\_%`)
+      .pluck<string[]>('datname'),
+  );
+  await dropDatabases([...names, template]);
+  await deleteRedisKeys(`test:${run}_*`);
 }
 
 const beforeAllHooksOf = (suite: Mocha.Suite): Mocha.Hook[] => {
@@ -210,8 +275,9 @@ const beforeAllHooksOf = (suite: Mocha.Suite): Mocha.Hook[] => {
 /** Makes `file` the open one: closes the file before it (a serial run), opens this one unless open. */
 async function enterFile(file: string): Promise<void> {
   if (current?.file === file) return;
-  await closeFile();
+  closeFile();
   await openFile(file);
+  logTime('open', file);
 }
 
 export const mochaHooks = {
@@ -237,18 +303,20 @@ export const mochaHooks = {
       if (hooks.length > before) hooks.unshift(...hooks.splice(hooks.length - 1, 1));
     }
   },
-  async afterAll(this: Mocha.Context) {
-    this.timeout(60_000);
-    await closeFile();
-    reportLeaks();
+  afterAll() {
+    const last = current?.file;
+    closeFile();
+    reportLeaks(last);
   },
 };
 
 /**
  * Mocha runs with `exit: true`, so a test that leaves a server listening or a child running no
- * longer hangs the run; it is named here instead, to be fixed.
+ * longer hangs the run; it is named here instead, to be fixed. A parallel worker runs one file
+ * per root suite; a serial run's leak may come from any file.
  */
-function reportLeaks(): void {
+function reportLeaks(lastFile: string | undefined): void {
   const leaked = process.getActiveResourcesInfo().filter((kind) => kind === 'TCPServerWrap' || kind === 'ProcessWrap');
-  if (leaked.length > 0) console.warn(`test run left open: ${leaked.join(', ')}`);
+  const where = lastFile ? ` (by ${basename(lastFile)} or a file this process ran before it)` : '';
+  if (leaked.length > 0) console.warn(`test run left open: ${leaked.join(', ')}${where}`);
 }

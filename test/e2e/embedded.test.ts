@@ -25,7 +25,8 @@ describe('embedded mode (PGlite, no Redis, nothing configured)', function () {
   async function start(): Promise<Spawned> {
     const spawned = spawnNode(['src/main.ts'], env);
     try {
-      await waitForReady(`${issuer}/readyz`);
+      // PGlite starts and migrates in WebAssembly first: allow for other files running beside it.
+      await waitForReady(`${issuer}/readyz`, 90_000);
       await waitForReady(`${apiUrl}/healthz`);
     } catch (error) {
       spawned.child.kill('SIGKILL');
