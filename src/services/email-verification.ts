@@ -9,8 +9,7 @@ import { domainAllowed, type CodeLink } from './sign-up.ts';
 
 /** What entering a code came to, for the page: the code's own outcome, or the address taken meanwhile. */
 export type CodeOutcome =
-  | { ok: true }
-  | { ok: false; reason: 'malformed' | 'wrong' | 'spent' | 'locked' | 'exists'; attemptsLeft?: number };
+  { ok: true } | { ok: false; reason: 'malformed' | 'wrong' | 'spent' | 'locked' | 'exists'; attemptsLeft?: number };
 
 /**
  * An address as the old one's notice shows it: enough for its owner to recognise, not the whole
@@ -19,7 +18,9 @@ export type CodeOutcome =
 export function maskedAddress(email: string): string {
   const at = email.lastIndexOf('@');
   const local = email.slice(0, at);
-  return `${[...local][0] ?? ''}•••${email.slice(at)}`;
+  // The first code point (a surrogate pair stays whole).
+  const first = String.fromCodePoint(local.codePointAt(0) ?? 0x2022);
+  return `${first}•••${email.slice(at)}`;
 }
 
 /**
@@ -53,6 +54,9 @@ export function createEmailVerification(deps: {
     });
 
   return {
+    /** How long a mailed code works, in minutes (what the page says). */
+    minutes: Math.round(codes.settings.ttlSeconds / 60),
+
     /** The account's sign-in flow's code, if one was sent (its address, entries left). */
     pendingVerification: (binding: string) => codes.pending('verify', binding),
 

@@ -185,11 +185,29 @@ export function createLockouts({
     // Mailed codes (src/services/email-codes.ts): wrong codes per address over all its codes, a
     // quarter of an hour doubling up to a day (each guess at a six-digit code is worth a day's
     // wait); and the mails one address receives, or one client causes, per hour.
-    emailCode: make({ name: 'email-code', maxFailures: emailCodes.maxFailures, baseSeconds: 900, maxSeconds: 86_400, windowSeconds: 86_400 }),
-    emailMail: make({ name: 'email-mail', maxFailures: emailCodes.mailsPerAddress, baseSeconds: 3600, maxSeconds: 3600, windowSeconds: 3600 }),
+    emailCode: make({
+      name: 'email-code',
+      maxFailures: emailCodes.maxFailures,
+      baseSeconds: 900,
+      maxSeconds: 86_400,
+      windowSeconds: 86_400,
+    }),
+    emailMail: make({
+      name: 'email-mail',
+      maxFailures: emailCodes.mailsPerAddress,
+      baseSeconds: 3600,
+      maxSeconds: 3600,
+      windowSeconds: 3600,
+    }),
     emailMailIp:
       emailCodes.mailsPerIp > 0
-        ? perAddress({ name: 'email-mail-ip', maxFailures: emailCodes.mailsPerIp, baseSeconds: 3600, maxSeconds: 3600, windowSeconds: 3600 })
+        ? perAddress({
+            name: 'email-mail-ip',
+            maxFailures: emailCodes.mailsPerIp,
+            baseSeconds: 3600,
+            maxSeconds: 3600,
+            windowSeconds: 3600,
+          })
         : undefined,
   };
 }

@@ -78,6 +78,9 @@ export function createSignUpService(deps: {
   }
 
   return {
+    /** How long a mailed code works, in minutes (what the page says). */
+    minutes: Math.round(codes.settings.ttlSeconds / 60),
+
     /**
      * The sign-up form: checks the address, its domain and the password (answers that do not
      * depend on whether the address has an account), counts the mail against the address's and
@@ -139,7 +142,9 @@ export function createSignUpService(deps: {
       binding: string,
       code: string,
       context: RequestContext,
-    ): Promise<{ ok: true; user: UserRow } | { ok: false; reason: 'malformed' | 'wrong' | 'spent' | 'locked' | 'exists'; attemptsLeft?: number }> {
+    ): Promise<
+      { ok: true; user: UserRow } | { ok: false; reason: 'malformed' | 'wrong' | 'spent' | 'locked' | 'exists'; attemptsLeft?: number }
+    > {
       const checked = await codes.check({ purpose: 'sign-up', binding, code, ip: context.ip });
       if (!checked.ok) return checked;
       let user: UserRow | undefined;

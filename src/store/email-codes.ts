@@ -62,7 +62,8 @@ export function createEmailCodeStore(knex: Knex, { bindingKey }: { bindingKey: (
 
     /** The flow's live code, if it has one (what the page shows: the address, tries left). */
     async find(purpose: EmailCodePurpose, binding: string): Promise<EmailCodeRow | undefined> {
-      return live(knex<EmailCodeRow>('email_codes').where({ purpose, binding: bindingKey(binding) })).first();
+      const rows = (await live(knex('email_codes').where({ purpose, binding: bindingKey(binding) })).select('*')) as EmailCodeRow[];
+      return rows[0];
     },
 
     /**
@@ -72,7 +73,9 @@ export function createEmailCodeStore(knex: Knex, { bindingKey }: { bindingKey: (
      */
     async reserveAttempt(purpose: EmailCodePurpose, binding: string, maxAttempts: number): Promise<EmailCodeRow | undefined> {
       const rows = await live(
-        knex<EmailCodeRow>('email_codes').where({ purpose, binding: bindingKey(binding) }).andWhere('attempts', '<', maxAttempts),
+        knex<EmailCodeRow>('email_codes')
+          .where({ purpose, binding: bindingKey(binding) })
+          .andWhere('attempts', '<', maxAttempts),
       )
         .increment('attempts', 1)
         .returning('*');
@@ -85,20 +88,22 @@ export function createEmailCodeStore(knex: Knex, { bindingKey }: { bindingKey: (
      * once do the thing once.
      */
     async consume(id: string, trx: Knex): Promise<EmailCodeRow | undefined> {
-      const rows = await live(trx<EmailCodeRow>('email_codes').where({ id }))
-        .delete()
-        .returning('*');
+      const rows = await live(trx<EmailCodeRow>('email_codes').where({ id })).delete().returning('*');
       return (rows as EmailCodeRow[])[0];
     },
 
     /** Ends the flow's code (the flow was given up, or finished another way). */
     async discard(purpose: EmailCodePurpose, binding: string, trx: Knex = knex): Promise<void> {
-      await trx('email_codes').where({ purpose, binding: bindingKey(binding) }).delete();
+      await trx('email_codes')
+        .where({ purpose, binding: bindingKey(binding) })
+        .delete();
     },
 
     /** Ends every code of `purpose` for an address (its account now exists, or it changed hands). */
     async discardForAddress(purpose: EmailCodePurpose, email: string, trx: Knex = knex): Promise<number> {
-      return trx('email_codes').where({ purpose, email_normalized: normalizeEmail(email) }).delete();
+      return trx('email_codes')
+        .where({ purpose, email_normalized: normalizeEmail(email) })
+        .delete();
     },
 
     /** Ends every code of an account (its address changed: a pending change or verification is moot). */
