@@ -24,7 +24,17 @@ describe('portcullis CLI', function () {
     expect(result.code, result.stderr).to.equal(0);
     const out = JSON.parse(result.stdout) as { id: string; email: string; roles: string[] };
     expect(out.id).to.match(/^[0-9a-f-]{36}$/);
-    expect(out).to.deep.include({ email, roles: ['admin', 'user'] });
+    expect(out).to.deep.include({ email, email_verified: false, roles: ['admin', 'user'] });
+  });
+
+  it('users create --email-verified: the administrator vouches for the address (email_verified true); without it, false', async function () {
+    const email = uniqueEmail('vouched');
+    const result = await cli(
+      ['users', 'create', '--email', email, '--password-stdin', '--email-verified'],
+      'correct horse battery staple\n',
+    );
+    expect(result.code, result.stderr).to.equal(0);
+    expect(JSON.parse(result.stdout)).to.deep.include({ email, email_verified: true, roles: ['user'] });
   });
 
   it('refuses a duplicate email regardless of case, a short password, and an unknown role', async function () {

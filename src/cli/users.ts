@@ -16,9 +16,10 @@ export function registerUserCommands(program: Command, { withDeps, print }: { wi
   const users = program.command('users').description('manage user accounts');
   users
     .command('create')
-    .description('create a user; prints {"id","email","roles"}')
+    .description('create a user; prints {"id","email","email_verified","roles"}')
     .requiredOption('--email <email>', 'email address (unique, case-insensitive)')
     .option('--password-stdin', 'read the password from standard input')
+    .option('--email-verified', 'the address is known to be the user’s (you vouch for it): email_verified is true at once')
     .option('--name <name>', 'display name')
     .addOption(
       new Option('--role <role>', 'role to grant (repeatable; default "user")').argParser((v: string, prev: string[] | undefined) => [
@@ -26,11 +27,14 @@ export function registerUserCommands(program: Command, { withDeps, print }: { wi
         v,
       ]),
     )
-    .action(async (opts: { email: string; passwordStdin?: boolean; name?: string; role?: string[] }) => {
+    .action(async (opts: { email: string; passwordStdin?: boolean; emailVerified?: boolean; name?: string; role?: string[] }) => {
       const password = opts.passwordStdin ? await readStdin() : undefined;
       const roles = opts.role ?? ['user'];
-      const user = await withDeps((deps) => deps.accounts.createUser({ email: opts.email, password, name: opts.name, roles }));
-      print({ id: user.id, email: user.email, roles });
+      const emailVerified = opts.emailVerified === true;
+      const user = await withDeps((deps) =>
+        deps.accounts.createUser({ email: opts.email, password, name: opts.name, roles, emailVerified }),
+      );
+      print({ id: user.id, email: user.email, email_verified: user.email_verified, roles });
     });
 
   users

@@ -95,6 +95,8 @@ export function createAccountService(deps: {
       password?: string | undefined;
       name?: string | undefined;
       roles?: readonly string[];
+      /** An administrator vouches for the address (`users create --email-verified`); otherwise it is unverified. */
+      emailVerified?: boolean;
     }): Promise<UserRow> {
       if (!isPlausibleEmail(input.email)) throw new Error('email is not a valid address');
       let passwordHash: string | null = null;
@@ -104,11 +106,18 @@ export function createAccountService(deps: {
         passwordHash = await hasher.hash(input.password);
       }
       const user = await knex.transaction(async (trx) => {
-        const created = await users.insert({ email: input.email.trim(), name: input.name, passwordHash }, trx);
+        const created = await users.insert(
+          { email: input.email.trim(), name: input.name, passwordHash, emailVerified: input.emailVerified === true },
+          trx,
+        );
         await roles.assign(created.id, input.roles?.length ? input.roles : ['user'], trx);
         return created;
       });
-      await audit.record({ type: 'user.created', actorId: user.id, data: { roles: input.roles ?? ['user'] } });
+      await audit.record({
+        type: 'user.created',
+        actorId: user.id,
+        data: { roles: input.roles ?? ['user'], ...(user.email_verified ? { email_verified: true } : {}) },
+      });
       return user;
     },
 
