@@ -35,6 +35,8 @@ export function testConfigEnv(options: { storage?: StorageMode; env?: Record<str
     LOCKOUT_PASSWORD_IP_MAX_FAILURES: '0',
     // And the per-IP budget for wrong device user codes: suites that try wrong codes add up within its window.
     USER_CODE_ATTEMPTS: '1000',
+    // And the hourly budget of verification mails per client address: every suite's sign-ups come from 127.0.0.1.
+    EMAIL_CODE_MAILS_PER_IP: '0',
     ...((options.storage ?? 'redis') === 'redis' ? { REDIS_URL: testEnv.redisUrl, REDIS_KEY_PREFIX: testEnv.redisKeyPrefix } : {}),
     ...options.env,
   };
