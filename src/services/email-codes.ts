@@ -24,6 +24,14 @@ export type CodeCheck =
       attemptsLeft?: number;
     };
 
+/**
+ * An address's budgets are per purpose: anyone can start sign-ups with any address, but only the
+ * account's holder can ask for its verification at sign-in (after its password and factors) or
+ * move it to a new address (a recent session). Guesses and mails spent on sign-ups with an
+ * owner's address therefore never lock the owner out of verifying it (SU9).
+ */
+const budgetKey = (purpose: EmailCodePurpose, email: string): string => `${purpose}:${normalizeEmail(email)}`;
+
 /** A six-digit code, uniformly drawn. */
 export const newCode = (): string => String(randomInt(0, 1_000_000)).padStart(6, '0');
 
@@ -87,12 +95,12 @@ export function createEmailCodes(deps: {
     },
 
     /**
-     * Counts one mail to `email` caused by `ip`, unless either has had its share this hour
-     * (false: send nothing). Counted before anything is sent, atomically, so parallel requests
+     * Counts one mail for `purpose` to `email` caused by `ip`, unless either has had its share
+     * this hour (false: send nothing). Counted before anything is sent, atomically, so parallel requests
      * cannot all slip under the limit; never given back.
      */
-    async mailAllowed(email: string, ip: string | undefined): Promise<boolean> {
-      const address = normalizeEmail(email);
+    async mailAllowed(purpose: EmailCodePurpose, email: string, ip: string | undefined): Promise<boolean> {
+      const address = budgetKey(purpose, email);
       const [toAddress, fromIp] = await Promise.all([
         lockouts.mails.reserve(address),
         ip && lockouts.mailsIp ? lockouts.mailsIp.reserve(ip) : undefined,
@@ -122,7 +130,7 @@ export function createEmailCodes(deps: {
       if (!CODE.test(code)) return { ok: false, reason: 'malformed' };
       const current = await store.find(input.purpose, input.binding);
       if (!current) return { ok: false, reason: 'spent' };
-      const address = current.email_normalized;
+      const address = budgetKey(input.purpose, current.email_normalized);
       const ip = input.ip && lockouts.failuresIp ? { lockout: lockouts.failuresIp, id: input.ip } : undefined;
       const [forAddress, forIp] = await Promise.all([lockouts.failures.reserve(address), ip?.lockout.reserve(ip.id)]);
       const giveBack = () =>

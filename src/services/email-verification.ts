@@ -1,11 +1,11 @@
 import type { Knex } from 'knex';
 import { normalizeEmail } from '../shared/email.ts';
 import { DuplicateEmailError, type UserRow, type UserStore } from '../store/users.ts';
-import { isPlausibleEmail, type RequestContext } from './accounts.ts';
+import type { RequestContext } from './accounts.ts';
 import type { AuditService } from './audit.ts';
 import type { EmailCodes } from './email-codes.ts';
 import type { MailService } from './mail.ts';
-import { domainAllowed, type CodeLink } from './sign-up.ts';
+import { domainAllowed, mailableAddress, type CodeLink } from './sign-up.ts';
 
 /** What entering a code came to, for the page: the code's own outcome, or the address taken meanwhile. */
 export type CodeOutcome =
@@ -60,13 +60,23 @@ export function createEmailVerification(deps: {
     /** The account's sign-in flow's code, if one was sent (its address, entries left). */
     pendingVerification: (binding: string) => codes.pending('verify', binding),
 
-    /** Mails a code to the account's own address for this sign-in (`busy`: its hourly share is spent). */
-    async sendVerification(user: UserRow, binding: string, link: CodeLink, context: RequestContext): Promise<{ ok: boolean }> {
-      if (!(await codes.mailAllowed(user.email, context.ip))) return { ok: false };
+    /**
+     * Mails a code to the account's own address for this sign-in. `busy`: its hourly share is
+     * spent; `unmailable`: no mail can go to the stored address (an administrator's typo).
+     */
+    async sendVerification(
+      user: UserRow,
+      binding: string,
+      link: CodeLink,
+      context: RequestContext,
+    ): Promise<{ ok: true } | { ok: false; error: 'busy' | 'unmailable' }> {
+      const to = mailableAddress(user.email);
+      if (!to) return { ok: false, error: 'unmailable' };
+      if (!(await codes.mailAllowed('verify', to, context.ip))) return { ok: false, error: 'busy' };
       await knex.transaction(async (trx) => {
         const { code, minutes } = await codes.issue({ purpose: 'verify', binding, email: user.email, userId: user.id }, trx);
         await mail.enqueue(trx, {
-          to: user.email,
+          to,
           userId: user.id,
           template: 'verify-email-code',
           data: { code, minutes, links: { verify: link(code) } },
@@ -109,11 +119,11 @@ export function createEmailVerification(deps: {
       link: CodeLink,
       context: RequestContext,
     ): Promise<{ ok: true } | { ok: false; error: 'email' | 'domain' | 'same' | 'busy' }> {
-      const email = newEmail.trim();
-      if (!isPlausibleEmail(email)) return { ok: false, error: 'email' };
+      const email = mailableAddress(newEmail);
+      if (!email) return { ok: false, error: 'email' };
       if (!domainAllowed(email, domains)) return { ok: false, error: 'domain' };
       if (normalizeEmail(email) === user.email_normalized) return { ok: false, error: 'same' };
-      if (!(await codes.mailAllowed(email, context.ip))) return { ok: false, error: 'busy' };
+      if (!(await codes.mailAllowed('change', email, context.ip))) return { ok: false, error: 'busy' };
       const holder = await users.findByEmail(email);
       await knex.transaction(async (trx) => {
         const { code, minutes } = await codes.issue({ purpose: 'change', binding, email, userId: user.id }, trx);
@@ -124,9 +134,9 @@ export function createEmailVerification(deps: {
             template: 'email-change-code',
             data: { code, minutes, links: { verify: link(code) } },
           });
-        } else if (!holder.disabled) {
+        } else if (!holder.disabled && mailableAddress(holder.email)) {
           await mail.enqueue(trx, {
-            to: holder.email,
+            to: mailableAddress(holder.email) ?? holder.email,
             userId: holder.id,
             template: 'account-exists',
             data: { attempt: 'change', links: { signIn: '/account' } },
@@ -153,12 +163,15 @@ export function createEmailVerification(deps: {
           if (!row || row.user_id !== user.id) return undefined;
           await users.changeEmail(user.id, row.email, trx);
           await codes.discardForUser(user.id, trx);
-          await mail.enqueue(trx, {
-            to: oldEmail,
-            template: 'email-changed',
-            // Not userId: the notice must reach the old address even if the account is erased at once.
-            data: { newAddress: maskedAddress(row.email), links: { account: '/account' } },
-          });
+          const oldAddress = mailableAddress(oldEmail);
+          if (oldAddress) {
+            await mail.enqueue(trx, {
+              to: oldAddress,
+              template: 'email-changed',
+              // Not userId: the notice must reach the old address even if the account is erased at once.
+              data: { newAddress: maskedAddress(row.email), links: { account: '/account' } },
+            });
+          }
           return row.email;
         });
       } catch (error) {

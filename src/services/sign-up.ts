@@ -5,7 +5,7 @@ import { DuplicateEmailError, type UserRow, type UserStore } from '../store/user
 import { isPlausibleEmail, type RequestContext } from './accounts.ts';
 import type { AuditService } from './audit.ts';
 import type { EmailCodes } from './email-codes.ts';
-import type { MailService } from './mail.ts';
+import { checkRecipient, MailRecipientError, type MailService } from './mail.ts';
 import type { IssuerPath } from './mail-data.ts';
 import type { PasswordHasher } from './passwords.ts';
 
@@ -18,6 +18,24 @@ export function domainAllowed(email: string, domains: readonly string[]): boolea
   const address = normalizeEmail(email);
   const domain = address.slice(address.lastIndexOf('@') + 1);
   return domains.some((allowed) => allowed.toLowerCase() === domain);
+}
+
+/**
+ * The address as mail will be sent to it, or undefined when none can be: NFKC and trimmed (so a
+ * full-width `＠` is `@`, the one normalisation of R7 without its lower-casing), plausible, and one
+ * plain recipient (src/services/mail.ts checkRecipient: no list, quote, comment or more than 254
+ * characters). An address that passes the account rules but not this could never get its code:
+ * refused as malformed, never a server error (SU7).
+ */
+export function mailableAddress(input: string): string | undefined {
+  const email = input.normalize('NFKC').trim();
+  if (!isPlausibleEmail(email)) return undefined;
+  try {
+    return checkRecipient(email);
+  } catch (error) {
+    if (error instanceof MailRecipientError) return undefined;
+    throw error;
+  }
 }
 
 /** Why a sign-up form was not accepted: each answer is the same for an address with or without an account. */
@@ -67,9 +85,10 @@ export function createSignUpService(deps: {
     const { code, minutes } = await codes.issue({ purpose: 'sign-up', binding, email, passwordHash }, trx);
     if (!existing) {
       await mail.enqueue(trx, { to: email, template: 'sign-up-code', data: { code, minutes, links: { verify: link(code) } } });
-    } else if (!existing.disabled) {
+    } else if (!existing.disabled && mailableAddress(existing.email)) {
+      // An account whose stored address no mail can go to (made by an administrator) gets no notice; the page is the same.
       await mail.enqueue(trx, {
-        to: existing.email,
+        to: mailableAddress(existing.email) ?? existing.email,
         userId: existing.id,
         template: 'account-exists',
         data: { attempt: 'sign-up', links: { signIn: '/account' } },
@@ -94,12 +113,12 @@ export function createSignUpService(deps: {
       link: CodeLink;
       context: RequestContext;
     }): Promise<{ ok: true } | SignUpRefusal> {
-      const email = input.email.trim();
-      if (!isPlausibleEmail(email)) return { ok: false, error: 'email' };
+      const email = mailableAddress(input.email);
+      if (!email) return { ok: false, error: 'email' };
       if (!domainAllowed(email, domains)) return { ok: false, error: 'domain' };
       const problem = await hasher.screen(input.credential.password);
       if (problem) return { ok: false, error: 'password', description: hasher.describe(problem) };
-      if (!(await codes.mailAllowed(email, input.context.ip))) return { ok: false, error: 'busy' };
+      if (!(await codes.mailAllowed('sign-up', email, input.context.ip))) return { ok: false, error: 'busy' };
       const passwordHash = await hasher.hash(input.credential.password);
       const existing = await users.findByEmail(email);
       await knex.transaction((trx) => sendFor(input.binding, input.link, email, passwordHash, existing, trx));
@@ -126,7 +145,7 @@ export function createSignUpService(deps: {
       const current = await codes.pending('sign-up', binding);
       if (!current) return { ok: false, error: 'gone' };
       const { email, password_hash: passwordHash } = current.row;
-      if (!(await codes.mailAllowed(email, context.ip))) return { ok: false, error: 'busy' };
+      if (!(await codes.mailAllowed('sign-up', email, context.ip))) return { ok: false, error: 'busy' };
       const existing = await users.findByEmail(email);
       await knex.transaction((trx) => sendFor(binding, link, email, passwordHash, existing, trx));
       return { ok: true };

@@ -4,7 +4,7 @@ import { relyingParty } from '../helpers/browser.ts';
 import { Browserless, formOf } from '../helpers/browserless.ts';
 import { createTestClient, createTestUser, uniqueEmail } from '../helpers/factories.ts';
 import { startTestServers, type TestServers } from '../helpers/servers.ts';
-import { codeOf, comparable, consentIfAsked, openLoginPage, type Rp } from '../helpers/sign-up.ts';
+import { codeOf, comparable, consentIfAsked, type Rp } from '../helpers/sign-up.ts';
 import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp.ts';
 
 const MAIL_FROM = 'Portcullis <no-reply@example.test>';

@@ -13,7 +13,10 @@ import { secondFactorSteps } from './second-factor-steps.ts';
 /** The verification's code row is named after its interaction (a keyed digest of this is stored). */
 const bindingOf = (uid: string): string => `verify:${uid}`;
 const link = (uid: string) => (code: string) => `/interaction/${uid}/verify-email?code=${code}` as const;
-const BUSY = 'We sent several messages to this address recently. Wait an hour before asking for another code.';
+const NOT_SENT = {
+  busy: 'We sent several messages to this address recently. Wait an hour before asking for another code.',
+  unmailable: 'We cannot send mail to this address. Ask your administrator to correct it.',
+} as const;
 
 /**
  * REQUIRE_VERIFIED_EMAIL (issue 12): a sign-in of an account whose address is not verified is
@@ -131,7 +134,12 @@ export function verifyEmailRoutes({
       link(details.uid),
       steps.requestContext(ctx, details),
     );
-    await show(ctx, details, account, sent.ok ? { notice: 'We sent a new code. Only the newest code works.' } : { error: BUSY });
+    await show(
+      ctx,
+      details,
+      account,
+      sent.ok ? { notice: 'We sent a new code. Only the newest code works.' } : { error: NOT_SENT[sent.error] },
+    );
   });
 
   return router;
