@@ -333,3 +333,49 @@ describe('issue 12 sign-up mails per client address (EMAIL_CODE_MAILS_PER_IP)', 
     }
   });
 });
+
+describe('issue 12 sign-up timing', function () {
+  it('SU1 takes as long for an address with an account as for one without (production argon2 cost), medians of 25 each', async function () {
+    this.timeout(300_000);
+    const smtp = await startSmtpServer();
+    const servers = await startTestServers({
+      env: { MAIL_URL: smtp.url, MAIL_FROM, SELF_REGISTRATION: 'true', ARGON2_MEMORY_KIB: '19456', ARGON2_TIME_COST: '2' },
+    });
+    try {
+      const registered = await createTestClient(servers.deps);
+      const rp = await relyingParty(servers.issuer, registered.client_id, registered.client_secret);
+      const owners = [];
+      for (let i = 0; i < 25; i++) owners.push(await createTestUser(servers.deps));
+      const timed = async (email: string): Promise<number> => {
+        const page = await openLoginPage(servers.issuer, rp);
+        const href = /<a href="([^"]+\/sign-up)">/.exec(page.html)?.[1] ?? '';
+        const form = formOf(await (await page.browser.follow(href)).response.text(), '/sign-up');
+        const started = process.hrtime.bigint();
+        const { response } = await page.browser
+          .request(form.action, {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: servers.issuer },
+            body: new URLSearchParams({ csrf: form.csrf, email, password, confirm_password: password }).toString(),
+          })
+          .then((r) => ({ response: r }));
+        const elapsed = Number(process.hrtime.bigint() - started) / 1e6;
+        expect(response.status).to.equal(303);
+        return elapsed;
+      };
+      const existing: number[] = [];
+      const fresh: number[] = [];
+      // Interleaved, so load from other processes falls on both alike.
+      for (const owner of owners) {
+        existing.push(await timed(owner.email));
+        fresh.push(await timed(uniqueEmail('timing')));
+      }
+      const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+      const [e, f] = [median(existing), median(fresh)];
+      console.log(`      sign-up with an existing address median ${e.toFixed(1)} ms, a new address ${f.toFixed(1)} ms (25 each)`);
+      expect(Math.abs(e - f) / f).to.be.below(0.4);
+    } finally {
+      await servers.stop();
+      await smtp.close();
+    }
+  });
+});
