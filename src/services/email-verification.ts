@@ -169,7 +169,7 @@ export function createEmailVerification(deps: {
               to: oldAddress,
               template: 'email-changed',
               // Not userId: the notice must reach the old address even if the account is erased at once.
-              data: { newAddress: maskedAddress(row.email), links: { account: '/account' } },
+              data: { newAddress: maskedAddress(row.email), links: {} },
             });
           }
           return row.email;

@@ -14,6 +14,9 @@
 /** A path on the issuer, such as `/account` or `/reset?token=…`. */
 export type IssuerPath = `/${string}`;
 
+/** A mail without links (a notice that must not send its reader anywhere). */
+type NoLinks = Partial<Record<'none', never>>;
+
 /** Every template's data has its links (maybe none); the renderer turns them into URLs on the issuer. */
 type Templates<T extends Record<string, { links: Record<string, IssuerPath> }>> = T;
 
@@ -32,7 +35,7 @@ export type MailData = Templates<{
    */
   'account-exists': { attempt: 'sign-up' | 'change'; links: { signIn: IssuerPath } };
   /** To the old address once an address change took effect (the new one shown masked). */
-  'email-changed': { newAddress: string; links: { account: IssuerPath } };
+  'email-changed': { newAddress: string; links: NoLinks };
 }>;
 
 export type MailTemplate = keyof MailData;

@@ -88,7 +88,9 @@ describe('issue 12 changing the email address on the account page', function () 
     expect(notice.subject).to.equal('Your sign-in email address was changed');
     const masked = `${newEmail[0] ?? ''}•••@example.test`;
     expect(notice.text).to.include(masked).and.not.include(newEmail);
-    expect(notice.link).to.equal(`${servers.issuer}/account`);
+    // No link into the account: the old address can no longer sign in (the footer names the issuer only).
+    expect(notice.text).to.not.include(`${servers.issuer}/`);
+    expect(notice.text).to.include('contact your\nadministrator at once');
 
     // The old address no longer signs in; the new one does, and apps see it.
     expect(await servers.deps.accounts.authenticate(user.email, user.password)).to.equal(undefined);
