@@ -303,6 +303,12 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
     const emailServices = { knex, users: stores.users, mail, codes: emailCodes, audit, domains: config.signUp.domains };
     const signUp = createSignUpService({ ...emailServices, roles: stores.roles, hasher });
     const emailVerification = createEmailVerification(emailServices);
+    // An unfinished sign-up's row holds an address and a password hash: gone within minutes of expiring.
+    const codeSweeper = setInterval(() => {
+      signUp.sweep().catch((error: unknown) => {
+        logger.warn({ err: error }, 'sweeping expired email codes failed');
+      });
+    }, 300_000).unref();
 
     let sweeper: NodeJS.Timeout | undefined;
     if (!redis) {
@@ -339,6 +345,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       emailVerification,
       async close() {
         if (sweeper) clearInterval(sweeper);
+        clearInterval(codeSweeper);
         mail.close();
         if (redis) await redis.quit().catch(() => undefined);
         await database.close();

@@ -155,6 +155,8 @@ export function createEmailCodes(deps: {
     },
 
     discard: (purpose: EmailCodePurpose, binding: string) => store.discard(purpose, binding),
+    /** Deletes expired codes; the composition root calls it every few minutes. */
+    sweep: () => store.sweep(),
     discardForAddress: (purpose: EmailCodePurpose, email: string, trx: Knex.Transaction) => store.discardForAddress(purpose, email, trx),
     discardForUser: (userId: string, trx: Knex.Transaction) => store.discardForUser(userId, trx),
   };

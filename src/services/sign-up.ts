@@ -204,6 +204,9 @@ export function createSignUpService(deps: {
 
     /** The flow was given up (cancelled): its code stops working. */
     discard: (binding: string) => codes.discard('sign-up', binding),
+
+    /** Deletes expired codes, of every flow (the composition root calls it every few minutes). */
+    sweep: () => codes.sweep(),
   };
 }
 

@@ -106,6 +106,11 @@ export function createEmailCodeStore(knex: Knex, { bindingKey }: { bindingKey: (
         .delete();
     },
 
+    /** Deletes expired codes (a sign-up nobody finished keeps an address and a password hash until then). */
+    async sweep(): Promise<number> {
+      return knex('email_codes').whereRaw('expires_at <= clock_timestamp()').delete();
+    },
+
     /** Ends every code of an account (its address changed: a pending change or verification is moot). */
     async discardForUser(userId: string, trx: Knex = knex): Promise<number> {
       return trx('email_codes').where({ user_id: userId }).delete();

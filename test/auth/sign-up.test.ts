@@ -223,6 +223,38 @@ describe('issue 12 self-registration', function () {
     expect(await accountOf(email)).to.include({ email_verified: true });
   });
 
+  it('at rest, the code is an HMAC bound to its row and the flow a keyed digest; expired rows are swept', async function () {
+    const email = uniqueEmail('at-rest');
+    const { browser, html: login, url } = await openLoginPage(servers.issuer, rp);
+    await submitSignUp(browser, login, { email, password });
+    const code = codeOf(await smtp.waitForMailTo(email));
+    const uid = /\/interaction\/([\w-]+)/.exec(url.pathname)?.[1] ?? '';
+    const row = await servers.deps.knex('email_codes').where({ email }).first<Record<string, unknown>>();
+    const text = JSON.stringify(row);
+    expect(text).to.not.include(code);
+    expect(text).to.not.include(uid);
+    expect(row.code_hash).to.be.a('string').with.length(43);
+    expect(String(row.password_hash)).to.match(/^\$argon2id\$/);
+    await servers.deps
+      .knex('email_codes')
+      .where({ email })
+      .update({ expires_at: servers.deps.knex.raw("now() - interval '1 second'") });
+    expect(await servers.deps.signUp.sweep()).to.be.at.least(1);
+    expect(await servers.deps.knex('email_codes').where({ email })).to.deep.equal([]);
+  });
+
+  it('a client that requires a second factor: the new account sets one up before it is signed in', async function () {
+    const strict = await createTestClient(servers.deps, { client_name: 'Strict App', require_mfa: true });
+    const strictRp = await relyingParty(servers.issuer, strict.client_id, strict.client_secret);
+    const email = uniqueEmail('strict');
+    const { browser, html: login } = await openLoginPage(servers.issuer, strictRp);
+    const sent = await submitSignUp(browser, login, { email, password });
+    const next = await submitCode(browser, sent.html, codeOf(await smtp.waitForMailTo(email)));
+    expect(next.url.origin).to.equal(servers.issuer);
+    expect(next.html).to.include('Set up two-step sign-in');
+    expect(await accountOf(email)).to.include({ email_verified: true });
+  });
+
   it('SELF_REGISTRATION and REQUIRE_VERIFIED_EMAIL need mail in production; REQUIRE_VERIFIED_EMAIL follows SELF_REGISTRATION unless set', function () {
     const base = { NODE_ENV: 'production', ISSUER: 'https://id.example.test' };
     expect(loadConfig({}).signUp).to.deep.equal({ enabled: false, domains: [] });
