@@ -11,7 +11,7 @@ async function readStdin(): Promise<string> {
     .replace(/\r?\n$/, '');
 }
 
-/** `portcullis users create|reset-mfa` and `portcullis roles require-mfa`. */
+/** `portcullis users create|verify-email|reset-mfa` and `portcullis roles require-mfa`. */
 export function registerUserCommands(program: Command, { withDeps, print }: { withDeps: WithDeps; print: Print }): void {
   const users = program.command('users').description('manage user accounts');
   users
@@ -48,6 +48,21 @@ export function registerUserCommands(program: Command, { withDeps, print }: { wi
         const removed = await deps.mfa.resetAll(user.id, { userAgent: 'portcullis-cli' });
         const ended = await deps.accountSessions.signOutEverywhere(user.id);
         return { id: user.id, email: user.email, removed, ...ended };
+      });
+      print(result);
+    });
+
+  users
+    .command('verify-email')
+    .description('mark an address as verified (you vouch for it), or every account’s with --all; prints {"verified": n}')
+    .option('--email <email>', 'email address of the account')
+    .option('--all', 'every account (for example after an upgrade, before turning REQUIRE_VERIFIED_EMAIL on)')
+    .action(async (opts: { email?: string; all?: boolean }) => {
+      if (Boolean(opts.email) === Boolean(opts.all)) throw new CliError('give either --email or --all');
+      const result = await withDeps(async (deps) => {
+        const outcome = await deps.accounts.vouchForEmail(opts.email ? { email: opts.email } : { all: true });
+        if (opts.email && !outcome.id) throw new CliError(`no user with email ${opts.email}`);
+        return outcome;
       });
       print(result);
     });

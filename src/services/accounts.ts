@@ -215,6 +215,25 @@ export function createAccountService(deps: {
       return { ok: true };
     },
 
+    /**
+     * An administrator vouches for addresses (`portcullis users verify-email`): one account's, or
+     * every account's (after an upgrade, before turning REQUIRE_VERIFIED_EMAIL on). Audited.
+     */
+    async vouchForEmail(target: { email: string } | { all: true }): Promise<{ verified: number; id?: string }> {
+      if ('all' in target) {
+        const verified = await users.markAllEmailsVerified();
+        await audit.record({ type: 'email.verified', data: { via: 'administrator', accounts: verified } });
+        return { verified };
+      }
+      const user = await users.findByEmail(target.email);
+      if (!user) return { verified: 0 };
+      if (!user.email_verified) {
+        await users.markEmailVerified(user.id);
+        await audit.record({ type: 'email.verified', actorId: user.id, data: { via: 'administrator' } });
+      }
+      return { verified: user.email_verified ? 0 : 1, id: user.id };
+    },
+
     countUsers: () => users.count(),
   };
 }

@@ -83,6 +83,11 @@ export function createUserStore(knex: Knex) {
       await trx('users').where({ id }).update({ email_verified: true, updated_at: knex.fn.now() });
     },
 
+    /** Every account's address counts as verified (an administrator vouches for all of them); returns how many changed. */
+    async markAllEmailsVerified(): Promise<number> {
+      return knex('users').where({ email_verified: false }).update({ email_verified: true, updated_at: knex.fn.now() });
+    },
+
     /**
      * A new, proven address for the account: DuplicateEmailError when another account has it
      * (the unique index decides, so two changes to one address cannot both succeed).
