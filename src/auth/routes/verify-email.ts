@@ -20,7 +20,7 @@ const NOT_SENT = {
 
 /**
  * REQUIRE_VERIFIED_EMAIL (issue 12): a sign-in of an account whose address is not verified is
- * held when it would finish (every way of signing in finishes in second-factor-steps.ts `finish`,
+ * held when it would finish (every way of signing in finishes in sign-in-finish.ts,
  * after every factor passed): the result waits in the interaction, the address gets a code, and
  * only the right code, entered in this interaction, marks the address verified and finishes the
  * sign-in. Accounts made by self-registration are verified already; this is for accounts made by
