@@ -15,7 +15,7 @@ import type { KeyRing } from './shared/key-ring.ts';
 import { createLogger, type Logger } from './shared/logger.ts';
 import { createMasterBox } from './shared/master-key.ts';
 import { KEY_PURPOSE } from './shared/crypto-contexts.ts';
-import { keyedDigest } from './shared/derive-key.ts';
+import { deriveKey, keyedDigest } from './shared/derive-key.ts';
 import { createVaultBox } from './shared/vault-key.ts';
 import { type AuditEventStore, createAuditEventStore } from './store/audit-events.ts';
 import { createClientStore } from './store/clients.ts';
@@ -44,6 +44,10 @@ import { createRecordStore } from './store/records.ts';
 import { createShareOfferStore } from './store/share-offers.ts';
 import { createUserDirectory } from './store/user-directory.ts';
 import { createWebAuthnCredentialStore } from './store/webauthn-credentials.ts';
+import { createEmailCodeStore } from './store/email-codes.ts';
+import { createEmailCodes } from './services/email-codes.ts';
+import { createSignUpService } from './services/sign-up.ts';
+import { createEmailVerification } from './services/email-verification.ts';
 
 export { StartupError };
 
@@ -288,6 +292,24 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
     // Outgoing mail through the outbox (issue 12); the auth server's worker sends it (src/server.ts).
     const mail = createMail({ config, outbox: createOutboxStore(knex), box, audit, logger });
 
+    // Mailed codes (issue 12): self-registration, address verification at sign-in, address changes.
+    // Codes are kept as an HMAC and flows as a keyed digest, under keys of the oidc-state secret.
+    const emailCodes = createEmailCodes({
+      store: createEmailCodeStore(knex, { bindingKey: keyedDigest(secrets.oidcState, KEY_PURPOSE.emailCodeBinding) }),
+      codeKey: deriveKey(secrets.oidcState, KEY_PURPOSE.emailCode),
+      settings: config.emailCodes,
+      lockouts: { failures: lockouts.emailCode, failuresIp: lockouts.passwordIp, mails: lockouts.emailMail, mailsIp: lockouts.emailMailIp },
+    });
+    const emailServices = { knex, users: stores.users, mail, codes: emailCodes, audit, domains: config.signUp.domains };
+    const signUp = createSignUpService({ ...emailServices, roles: stores.roles, hasher });
+    const emailVerification = createEmailVerification(emailServices);
+    // An unfinished sign-up's row holds an address and a password hash: gone within minutes of expiring.
+    const codeSweeper = setInterval(() => {
+      signUp.sweep().catch((error: unknown) => {
+        logger.warn({ err: error }, 'sweeping expired email codes failed');
+      });
+    }, 300_000).unref();
+
     let sweeper: NodeJS.Timeout | undefined;
     if (!redis) {
       // Redis expires keys itself; the Postgres table needs a sweep.
@@ -319,8 +341,11 @@ export async function createDeps(config: Config, options: DepsOptions = {}) {
       oidcAdapter,
       storedOidcAdapter: backendAdapter,
       mail,
+      signUp,
+      emailVerification,
       async close() {
         if (sweeper) clearInterval(sweeper);
+        clearInterval(codeSweeper);
         mail.close();
         if (redis) await redis.quit().catch(() => undefined);
         await database.close();

@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   if (hasAuth(deps) && (await deps.accounts.countUsers()) === 0) {
     logger.warn('no users yet; create the first admin with:');
     process.stderr.write(
-      `\n  printf '%s' 'a-long-passphrase' | npm run cli -- users create --email you@example.com --password-stdin --role admin\n\n`,
+      `\n  printf '%s' 'a-long-passphrase' | npm run cli -- users create --email you@example.com --password-stdin --email-verified --role admin\n\n`,
     );
   }
 

@@ -24,7 +24,40 @@ describe('portcullis CLI', function () {
     expect(result.code, result.stderr).to.equal(0);
     const out = JSON.parse(result.stdout) as { id: string; email: string; roles: string[] };
     expect(out.id).to.match(/^[0-9a-f-]{36}$/);
-    expect(out).to.deep.include({ email, roles: ['admin', 'user'] });
+    expect(out).to.deep.include({ email, email_verified: false, roles: ['admin', 'user'] });
+  });
+
+  it('users create --email-verified: the administrator vouches for the address (email_verified true); without it, false', async function () {
+    const email = uniqueEmail('vouched');
+    const result = await cli(
+      ['users', 'create', '--email', email, '--password-stdin', '--email-verified'],
+      'correct horse battery staple\n',
+    );
+    expect(result.code, result.stderr).to.equal(0);
+    expect(JSON.parse(result.stdout)).to.deep.include({ email, email_verified: true, roles: ['user'] });
+  });
+
+  it('users verify-email vouches for one account’s address, or every account’s with --all', async function () {
+    const email = uniqueEmail('verify');
+    const created = JSON.parse(
+      (await cli(['users', 'create', '--email', email, '--password-stdin'], 'correct horse battery staple\n')).stdout,
+    ) as {
+      id: string;
+    };
+    const one = await cli(['users', 'verify-email', '--email', email.toUpperCase()]);
+    expect(one.code, one.stderr).to.equal(0);
+    expect(JSON.parse(one.stdout)).to.deep.equal({ verified: 1, id: created.id });
+    expect(JSON.parse((await cli(['users', 'verify-email', '--email', email])).stdout)).to.deep.equal({ verified: 0, id: created.id });
+    const other = uniqueEmail('verify-all');
+    await cli(['users', 'create', '--email', other, '--password-stdin'], 'correct horse battery staple\n');
+    const all = await cli(['users', 'verify-email', '--all']);
+    expect(all.code, all.stderr).to.equal(0);
+    expect((JSON.parse(all.stdout) as { verified: number }).verified).to.be.at.least(1);
+    const neither = await cli(['users', 'verify-email']);
+    expect(neither.code).to.equal(1);
+    expect(neither.stderr.trim()).to.equal('error: give either --email or --all');
+    const unknown = await cli(['users', 'verify-email', '--email', uniqueEmail('nobody')]);
+    expect(unknown.code).to.equal(1);
   });
 
   it('refuses a duplicate email regardless of case, a short password, and an unknown role', async function () {

@@ -20,6 +20,9 @@ import { createDevicePages } from './routes/device.ts';
 import { accountRoutes } from './routes/account.ts';
 import { attachAccountIndex } from './account-index.ts';
 import { interactionRoutes } from './routes/interaction.ts';
+import { signUpRoutes } from './routes/sign-up.ts';
+import { emailGateFor, verifyEmailRoutes } from './routes/verify-email.ts';
+import { verifiedEmailRequired } from '../config/sign-up.ts';
 import { sessionTtl } from './session-lifetime.ts';
 import { notFoundPage, render, serveStatic } from './views.ts';
 import { allowedMethods } from '../shared/koa-allowed-methods.ts';
@@ -108,6 +111,8 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
   );
   // Our sign-in and account pages spend the login bucket on every POST, as route middleware (R3, R14).
   const loginLimit = limits.bucket('login');
+  // REQUIRE_VERIFIED_EMAIL: a sign-in of an unverified account waits for its address's code.
+  const emailGate = verifiedEmailRequired(config) ? emailGateFor({ provider, emailVerification: deps.emailVerification }) : undefined;
   const interactions = interactionRoutes({
     provider,
     accounts: deps.accounts,
@@ -116,9 +121,23 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
     issuerOrigin,
     recentAuthSeconds: config.ttl.recentAuth,
     loginLimit,
+    emailGate,
+    signUp: config.signUp.enabled,
   });
   app.use(interactions.routes());
   app.use(allowedMethods(interactions));
+  const interactionSteps = { provider, accounts: deps.accounts, mfa: deps.mfa, csrf, issuerOrigin, loginLimit, emailGate };
+  if (emailGate) {
+    const verify = verifyEmailRoutes({ ...interactionSteps, emailGate, emailVerification: deps.emailVerification });
+    app.use(verify.routes());
+    app.use(allowedMethods(verify));
+  }
+  // SELF_REGISTRATION: off, these paths do not exist.
+  if (config.signUp.enabled) {
+    const signUp = signUpRoutes({ ...interactionSteps, signUp: deps.signUp, passwordMinLength: config.passwords.minLength });
+    app.use(signUp.routes());
+    app.use(allowedMethods(signUp));
+  }
   attachAccountIndex(provider, deps.accountIndex, logger);
   const { records } = deps.api;
   const shareOffers = {
@@ -141,6 +160,8 @@ export async function buildAuthApp(deps: Deps, readiness: Readiness): Promise<Au
     accessHistory: (userId) => accessHistory(auditSearch, userId),
     offers: shareOffers,
     loginLimit,
+    emailVerification: deps.emailVerification,
+    mailAvailable: deps.mail.transport !== 'none',
   });
   app.use(account.routes());
   app.use(allowedMethods(account));

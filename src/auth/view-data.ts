@@ -13,7 +13,9 @@ type OtherMethod = { method: string; href: string };
 type TotpSetup = { secret: string; qrSvg: string };
 
 type AccountPage = {
-  user: { email: string; name?: string | null; hasPassword: boolean };
+  user: { email: string; emailVerified: boolean; name?: string | null; hasPassword: boolean };
+  /** Whether the address can be changed here (a mail transport exists for the new address's code). */
+  emailChange: boolean;
   signedInAt: Date;
   totp: { enabled: boolean; confirmedAt?: Date | null | undefined; lastUsedAt?: Date | null | undefined };
   passkeys: { id: string; name: string | null; created: Date; lastUsed: Date | null; synced: boolean; flagged: boolean }[];
@@ -39,6 +41,42 @@ export type ViewData = {
     passkeyAction: string;
     passkeyOptionsUrl: string;
     abortAction: string;
+    /** "Create an account" (SELF_REGISTRATION); absent when self-registration is off. */
+    signUpHref?: string | undefined;
+  };
+  'sign-up': {
+    clientName: string;
+    email: string;
+    error?: string | undefined;
+    /** The field the error is about (its input is described by the error). */
+    errorField?: 'email' | 'password' | undefined;
+    minLength: number;
+    csrf: string;
+    action: string;
+    signInHref: string;
+    abortAction: string;
+  };
+  /** A mailed code's page: a sign-up, an address verified at sign-in, or a new address (account page). */
+  'email-code': {
+    purpose: 'sign-up' | 'verify' | 'change';
+    /** Where the code went (or goes). */
+    email: string;
+    /** The account's address until a change takes effect. */
+    currentEmail?: string | undefined;
+    /** Whether a code is out (else only the button that sends one). */
+    sent: boolean;
+    minutes: number;
+    /** Filled in from the mail's link. */
+    code: string;
+    notice?: string | undefined;
+    error?: string | undefined;
+    errorLink?: { href: string; label: string } | undefined;
+    csrf: string;
+    action: string;
+    resendAction: string;
+    back?: { href: string; label: string } | undefined;
+    abortAction?: string | undefined;
+    abortLabel?: string | undefined;
   };
   consent: { clientName: string; email: string; scopes: ScopeDescription[]; csrf: string; action: string; abortAction: string };
   logout: { host: string; form: string; clientName?: string | undefined };

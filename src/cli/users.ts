@@ -11,14 +11,15 @@ async function readStdin(): Promise<string> {
     .replace(/\r?\n$/, '');
 }
 
-/** `portcullis users create|reset-mfa` and `portcullis roles require-mfa`. */
+/** `portcullis users create|verify-email|reset-mfa` and `portcullis roles require-mfa`. */
 export function registerUserCommands(program: Command, { withDeps, print }: { withDeps: WithDeps; print: Print }): void {
   const users = program.command('users').description('manage user accounts');
   users
     .command('create')
-    .description('create a user; prints {"id","email","roles"}')
+    .description('create a user; prints {"id","email","email_verified","roles"}')
     .requiredOption('--email <email>', 'email address (unique, case-insensitive)')
     .option('--password-stdin', 'read the password from standard input')
+    .option('--email-verified', 'the address is known to be the user’s (you vouch for it): email_verified is true at once')
     .option('--name <name>', 'display name')
     .addOption(
       new Option('--role <role>', 'role to grant (repeatable; default "user")').argParser((v: string, prev: string[] | undefined) => [
@@ -26,11 +27,14 @@ export function registerUserCommands(program: Command, { withDeps, print }: { wi
         v,
       ]),
     )
-    .action(async (opts: { email: string; passwordStdin?: boolean; name?: string; role?: string[] }) => {
+    .action(async (opts: { email: string; passwordStdin?: boolean; emailVerified?: boolean; name?: string; role?: string[] }) => {
       const password = opts.passwordStdin ? await readStdin() : undefined;
       const roles = opts.role ?? ['user'];
-      const user = await withDeps((deps) => deps.accounts.createUser({ email: opts.email, password, name: opts.name, roles }));
-      print({ id: user.id, email: user.email, roles });
+      const emailVerified = opts.emailVerified === true;
+      const user = await withDeps((deps) =>
+        deps.accounts.createUser({ email: opts.email, password, name: opts.name, roles, emailVerified }),
+      );
+      print({ id: user.id, email: user.email, email_verified: user.email_verified, roles });
     });
 
   users
@@ -44,6 +48,21 @@ export function registerUserCommands(program: Command, { withDeps, print }: { wi
         const removed = await deps.mfa.resetAll(user.id, { userAgent: 'portcullis-cli' });
         const ended = await deps.accountSessions.signOutEverywhere(user.id);
         return { id: user.id, email: user.email, removed, ...ended };
+      });
+      print(result);
+    });
+
+  users
+    .command('verify-email')
+    .description('mark an address as verified (you vouch for it), or every account’s with --all; prints {"verified": n}')
+    .option('--email <email>', 'email address of the account')
+    .option('--all', 'every account (for example after an upgrade, before turning REQUIRE_VERIFIED_EMAIL on)')
+    .action(async (opts: { email?: string; all?: boolean }) => {
+      if (Boolean(opts.email) === Boolean(opts.all)) throw new CliError('give either --email or --all');
+      const result = await withDeps(async (deps) => {
+        const outcome = await deps.accounts.vouchForEmail(opts.email ? { email: opts.email } : { all: true });
+        if (opts.email && !outcome.id) throw new CliError(`no user with email ${opts.email}`);
+        return outcome;
       });
       print(result);
     });

@@ -1,3 +1,4 @@
+import { verifiedEmailRequired } from './sign-up.ts';
 import type { Config } from './types.ts';
 
 /** A feature that sends mail, and whether the configuration turns it on. */
@@ -9,7 +10,12 @@ export type MailFeature = { name: string; enabled: (config: Config) => boolean }
  * (productionSettingProblems) instead of queueing mail nobody receives. Features always on list
  * `enabled: () => true`.
  */
-export const MAIL_FEATURES: readonly MailFeature[] = [];
+export const MAIL_FEATURES: readonly MailFeature[] = [
+  // Codes to new addresses, and notices to addresses that already have an account (docs/email.md).
+  { name: 'self-registration (SELF_REGISTRATION)', enabled: (config) => config.signUp.enabled },
+  // Codes to accounts whose address is not verified yet, before their sign-in finishes.
+  { name: 'email verification (REQUIRE_VERIFIED_EMAIL)', enabled: verifiedEmailRequired },
+];
 
 /** The default MAIL_FROM names localhost: fine for .eml files, refused by real mail servers. */
 const LOCAL_SENDER = /@localhost>?\s*$/i;

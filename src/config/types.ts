@@ -86,4 +86,14 @@ export type Config = Readonly<{
   }>;
   /** Outgoing mail (docs/email.md): the SMTP server, the sender, and the outbox's retries and retention. */
   mail: Readonly<{ url?: string; from: string; maxAttempts: number; retryBaseSeconds: number; retentionDays: number }>;
+  /** Self-registration (docs/email.md): off by default; optionally for some email domains only. */
+  signUp: Readonly<{
+    enabled: boolean;
+    /** Allowed email domains, as written (compared lower-cased); empty: any. */
+    domains: readonly string[];
+    /** Unset: follows `enabled` (verifiedEmailRequired in src/config/sign-up.ts). */
+    requireVerifiedEmail?: boolean;
+  }>;
+  /** Mailed verification codes (sign-up, address verification, address change) and their limits. */
+  emailCodes: Readonly<{ ttlSeconds: number; attempts: number; maxFailures: number; mailsPerAddress: number; mailsPerIp: number }>;
 }>;

@@ -95,6 +95,8 @@ export function createAccountService(deps: {
       password?: string | undefined;
       name?: string | undefined;
       roles?: readonly string[];
+      /** An administrator vouches for the address (`users create --email-verified`); otherwise it is unverified. */
+      emailVerified?: boolean;
     }): Promise<UserRow> {
       if (!isPlausibleEmail(input.email)) throw new Error('email is not a valid address');
       let passwordHash: string | null = null;
@@ -104,11 +106,18 @@ export function createAccountService(deps: {
         passwordHash = await hasher.hash(input.password);
       }
       const user = await knex.transaction(async (trx) => {
-        const created = await users.insert({ email: input.email.trim(), name: input.name, passwordHash }, trx);
+        const created = await users.insert(
+          { email: input.email.trim(), name: input.name, passwordHash, emailVerified: input.emailVerified === true },
+          trx,
+        );
         await roles.assign(created.id, input.roles?.length ? input.roles : ['user'], trx);
         return created;
       });
-      await audit.record({ type: 'user.created', actorId: user.id, data: { roles: input.roles ?? ['user'] } });
+      await audit.record({
+        type: 'user.created',
+        actorId: user.id,
+        data: { roles: input.roles ?? ['user'], ...(user.email_verified ? { email_verified: true } : {}) },
+      });
       return user;
     },
 
@@ -204,6 +213,25 @@ export function createAccountService(deps: {
       await users.setPassword(userId, await hasher.hash(next));
       await audit.record({ type: 'password.changed', actorId: userId, ip: context.ip, userAgent: context.userAgent });
       return { ok: true };
+    },
+
+    /**
+     * An administrator vouches for addresses (`portcullis users verify-email`): one account's, or
+     * every account's (after an upgrade, before turning REQUIRE_VERIFIED_EMAIL on). Audited.
+     */
+    async vouchForEmail(target: { email: string } | { all: true }): Promise<{ verified: number; id?: string }> {
+      if ('all' in target) {
+        const verified = await users.markAllEmailsVerified();
+        await audit.record({ type: 'email.verified', data: { via: 'administrator', accounts: verified } });
+        return { verified };
+      }
+      const user = await users.findByEmail(target.email);
+      if (!user) return { verified: 0 };
+      if (!user.email_verified) {
+        await users.markEmailVerified(user.id);
+        await audit.record({ type: 'email.verified', actorId: user.id, data: { via: 'administrator' } });
+      }
+      return { verified: user.email_verified ? 0 : 1, id: user.id };
     },
 
     countUsers: () => users.count(),

@@ -145,7 +145,7 @@ export function createLockouts({
   logger: Logger;
   counterKey: (id: string) => string;
 }) {
-  const { lockout, clients } = config;
+  const { lockout, clients, emailCodes } = config;
   const make = (budget: LockoutBudget): Lockout => createLockout({ counters, logger, budget, counterKey });
   // Budgets keyed by client address: an IPv6 /64 is one client, an IPv4-mapped address is IPv4 (R3).
   const perAddress = (budget: LockoutBudget): Lockout => createLockout({ counters, logger, budget, counterKey, groupKey: ipBudgetKey });
@@ -182,6 +182,33 @@ export function createLockouts({
       maxSeconds: cap,
       windowSeconds: clients.userCodeLockoutSeconds,
     }),
+    // Mailed codes (src/services/email-codes.ts): wrong codes per address over all its codes, a
+    // quarter of an hour doubling up to a day (each guess at a six-digit code is worth a day's
+    // wait); and the mails one address receives, or one client causes, per hour.
+    emailCode: make({
+      name: 'email-code',
+      maxFailures: emailCodes.maxFailures,
+      baseSeconds: 900,
+      maxSeconds: 86_400,
+      windowSeconds: 86_400,
+    }),
+    emailMail: make({
+      name: 'email-mail',
+      maxFailures: emailCodes.mailsPerAddress,
+      baseSeconds: 3600,
+      maxSeconds: 3600,
+      windowSeconds: 3600,
+    }),
+    emailMailIp:
+      emailCodes.mailsPerIp > 0
+        ? perAddress({
+            name: 'email-mail-ip',
+            maxFailures: emailCodes.mailsPerIp,
+            baseSeconds: 3600,
+            maxSeconds: 3600,
+            windowSeconds: 3600,
+          })
+        : undefined,
   };
 }
 

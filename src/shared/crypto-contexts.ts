@@ -50,4 +50,10 @@ export const KEY_PURPOSE = {
    * Root: AUDIT_KEY, which every process holds (the API never holds MASTER_KEY, S3).
    */
   counterKey: 'counter key v1',
+  /**
+   * The HMAC key of mailed verification codes (email_codes.code_hash) and the keyed digest of the
+   * flow each belongs to (email_codes.binding). Root: the `oidc-state` server secret.
+   */
+  emailCode: 'email code v1',
+  emailCodeBinding: 'email code binding v1',
 } as const;

@@ -40,9 +40,10 @@ const LIVE = new Set(['oidc_payloads', 'lockouts', 'dpop_proof_jtis']);
  * Flow state pointing at sessions, grants and ceremonies: exported empty, and a restore refills it
  * with nothing, since what it points at ends with the restore (the queue of an erased account's
  * sessions and grants too: a restore ends them all, and re-applied erasures queue their own). The
- * mail outbox too: its mails carry links into flows of the present, and a backup holds no mail.
+ * mail outbox too: its mails carry links into flows of the present, and a backup holds no mail;
+ * and mailed codes, which belong to sign-ups and sessions of the present.
  */
-const FLOW_STATE = new Set(['account_oidc_index', 'webauthn_challenges', 'oidc_state_revocations', 'outbox']);
+const FLOW_STATE = new Set(['account_oidc_index', 'webauthn_challenges', 'oidc_state_revocations', 'outbox', 'email_codes']);
 /**
  * Exported, and merged into the database's own rows by a restore, never replaced: the audit log
  * (mergeAuditLog), and the erasure journal, which must outlive every backup taken before an

@@ -65,6 +65,8 @@ export const TABLE_GRANTS: Readonly<Record<string, Readonly<Record<RoleKind, Tab
   oidc_state_revocations: { auth: { select: 'all', delete: true }, api: { insert: true } },
   // The mail outbox (issue 12): sealed under MASTER_KEY, so written and sent by the auth server only.
   outbox: { auth: { select: 'all', insert: true, update: 'all', delete: true }, api: null },
+  // Mailed verification codes (issue 12): sign-ups, address verification and changes, all the auth server's.
+  email_codes: { auth: { select: 'all', insert: true, update: 'all', delete: true }, api: null },
   // Replay caches without Redis (DPoP proofs at the API; assertion and challenge ids at auth).
   dpop_proof_jtis: {
     auth: { select: 'all', insert: true, update: 'all', delete: true },

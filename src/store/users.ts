@@ -78,6 +78,31 @@ export function createUserStore(knex: Knex) {
         .first();
     },
 
+    /** The address was proven by a mailed code (or vouched for by an administrator). */
+    async markEmailVerified(id: string, trx: Knex = knex): Promise<void> {
+      await trx('users').where({ id }).update({ email_verified: true, updated_at: knex.fn.now() });
+    },
+
+    /** Every account's address counts as verified (an administrator vouches for all of them); returns how many changed. */
+    async markAllEmailsVerified(): Promise<number> {
+      return knex('users').where({ email_verified: false }).update({ email_verified: true, updated_at: knex.fn.now() });
+    },
+
+    /**
+     * A new, proven address for the account: DuplicateEmailError when another account has it
+     * (the unique index decides, so two changes to one address cannot both succeed).
+     */
+    async changeEmail(id: string, email: string, trx: Knex = knex): Promise<void> {
+      try {
+        await trx('users')
+          .where({ id })
+          .update({ email, email_normalized: normalizeEmail(email), email_verified: true, updated_at: knex.fn.now() });
+      } catch (error) {
+        if (isUniqueViolation(error)) throw new DuplicateEmailError();
+        throw error;
+      }
+    },
+
     async updatePasswordHash(id: string, passwordHash: string): Promise<void> {
       // A rehash keeps the password: password_changed_at stays as it is.
       await knex('users').where({ id }).update({ password_hash: passwordHash, updated_at: knex.fn.now() });

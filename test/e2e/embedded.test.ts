@@ -67,7 +67,7 @@ describe('embedded mode (PGlite, no Redis, nothing configured)', function () {
   it('generates a master key (0600) and tells how to create the first admin', async function () {
     const info = await stat(join(env.DATA_DIR!, 'master.key'));
     expect(info.mode & 0o777).to.equal(0o600);
-    expect(server!.output()).to.include('users create --email you@example.com --password-stdin --role admin');
+    expect(server!.output()).to.include('users create --email you@example.com --password-stdin --email-verified --role admin');
     expect(server!.output()).to.include('MASTER_KEY');
   });
 

@@ -87,6 +87,15 @@ export const AUTH_ROUTES: readonly SurfaceRoute[] = [
   ours('interaction', ['POST'], '/interaction/:uid/continue'),
   ours('interaction', ['POST'], '/interaction/:uid/confirm'),
   ours('interaction', ['POST'], '/interaction/:uid/abort'),
+  // Self-registration and verification at sign-in (issue 12): registered when SELF_REGISTRATION and REQUIRE_VERIFIED_EMAIL are on.
+  ours('interaction', ['GET', 'HEAD'], '/interaction/:uid/sign-up'),
+  ours('interaction', ['POST'], '/interaction/:uid/sign-up'),
+  ours('interaction', ['GET', 'HEAD'], '/interaction/:uid/sign-up/verify'),
+  ours('interaction', ['POST'], '/interaction/:uid/sign-up/verify'),
+  ours('interaction', ['POST'], '/interaction/:uid/sign-up/resend'),
+  ours('interaction', ['GET', 'HEAD'], '/interaction/:uid/verify-email'),
+  ours('interaction', ['POST'], '/interaction/:uid/verify-email'),
+  ours('interaction', ['POST'], '/interaction/:uid/verify-email/send'),
 
   ours('account', ['GET', 'HEAD'], '/account'),
   ours('account', ['POST'], '/account/passkeys/options'),
@@ -107,6 +116,11 @@ export const AUTH_ROUTES: readonly SurfaceRoute[] = [
   ours('account', ['POST'], '/account/shared-with-me/:recordId/leave'),
   ours('account', ['POST'], '/account/notices/reuse/dismiss'),
   ours('account', ['POST'], '/account/sign-out-everywhere'),
+  ours('account', ['POST'], '/account/email'),
+  ours('account', ['GET', 'HEAD'], '/account/email/verify'),
+  ours('account', ['POST'], '/account/email/verify'),
+  ours('account', ['POST'], '/account/email/resend'),
+  ours('account', ['POST'], '/account/email/cancel'),
 ];
 
 export const API_ROUTES: readonly SurfaceRoute[] = [

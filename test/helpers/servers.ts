@@ -33,6 +33,8 @@ export const testSettingsEnv: Readonly<Record<string, string>> = {
   LOCKOUT_PASSWORD_IP_MAX_FAILURES: '0',
   // And the per-IP budget for wrong device user codes: a file's tests that try wrong codes add up within its window.
   USER_CODE_ATTEMPTS: '1000',
+  // And the hourly budget of verification mails per client address: a file's sign-ups all come from 127.0.0.1.
+  EMAIL_CODE_MAILS_PER_IP: '0',
 };
 
 /** Environment for a test instance: this file's database, master, vault and audit keys and (optionally) Redis prefix. */

@@ -24,6 +24,7 @@ import { socketRequest } from '../helpers/raw-socket.ts';
 import { startTestServers, type StorageMode, type TestServers } from '../helpers/servers.ts';
 import { basicAuth } from '../helpers/basic-auth.ts';
 import { signInToAccount } from '../helpers/sign-in.ts';
+import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp.ts';
 
 /**
  * R12 DAST: a fast-check pass over every route of both servers (test/helpers/http-surface.ts)
@@ -80,6 +81,8 @@ async function prepareCredentials(servers: TestServers): Promise<Credentials> {
   const eraser = await createTestUser(deps);
   const bystander = await createTestUser(deps);
   const admin = await createTestUser(deps, { roles: ['admin'] });
+  // REQUIRE_VERIFIED_EMAIL is on (so its pages are fuzzed too): these sign in without a code.
+  for (const account of [user, eraser, bystander, admin]) await deps.stores.users.markEmailVerified(account.id);
   const adminTotp = await enrollTotp(servers, admin);
   const userTokenSet = await userTokens(servers, rp, user, 'records:read records:write');
   const eraserTokens = await userTokens(servers, rp, eraser, 'records:read records:write account:export account:erase');
@@ -164,6 +167,7 @@ async function prepareCredentials(servers: TestServers): Promise<Credentials> {
     execute: [client.allowInsecureRequests],
   });
   const healthUser = await createTestUser(deps);
+  await deps.stores.users.markEmailVerified(healthUser.id);
   const healthTokens = await userTokens(servers, healthRp, healthUser, 'records:read');
 
   const strings = (values: unknown[]): string[] => values.filter((v): v is string => typeof v === 'string' && v.length > 0);
@@ -372,16 +376,23 @@ describe('R12 DAST: fuzzing every HTTP route of both servers', function () {
     describe(`${storage} storage`, function () {
       let servers: TestServers;
       let credentials: Credentials;
+      let smtp: TestSmtpServer;
 
       before(async function () {
         this.timeout(60_000);
-        servers = await startTestServers({ storage });
+        // Every route registered: self-registration and the verification at sign-in send mail.
+        smtp = await startSmtpServer();
+        servers = await startTestServers({
+          storage,
+          env: { MAIL_URL: smtp.url, MAIL_FROM: 'Portcullis <no-reply@example.test>', SELF_REGISTRATION: 'true' },
+        });
         credentials = await prepareCredentials(servers);
       });
 
       after(async function () {
         Reflect.deleteProperty(Object.prototype, POLLUTION_CANARY);
         await servers.stop();
+        await smtp.close();
       });
 
       if (storage === 'redis') {

@@ -20,6 +20,8 @@ const VIEWS: Record<ViewName, true> = {
   'mfa-recovery-codes': true,
   account: true,
   'account-totp': true,
+  'sign-up': true,
+  'email-code': true,
 };
 
 describe('typed page data (src/auth/view-data.ts)', function () {

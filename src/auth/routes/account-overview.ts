@@ -33,12 +33,15 @@ export function accountOverview({
   sessions,
   csrf,
   sources,
+  emailChange,
 }: {
   provider: Provider;
   mfa: MfaService;
   sessions: AccountSessions;
   csrf: CsrfTokens;
   sources: AccountOverviewSources;
+  /** Whether the address can be changed here (routes/account-email.ts; a mail transport exists). */
+  emailChange: boolean;
 }) {
   async function grantsOf(accountId: string) {
     const rows = await sessions.grants(accountId);
@@ -94,7 +97,8 @@ export function accountOverview({
     const code = ctx.query.notice;
     const notice = extra.notice ?? (typeof code === 'string' ? NOTICES.get(code as NoticeCode) : undefined);
     render(ctx, 'account', {
-      user: { email: user.email, name: user.name, hasPassword: user.password_hash !== null },
+      user: { email: user.email, emailVerified: user.email_verified, name: user.name, hasPassword: user.password_hash !== null },
+      emailChange,
       signedInAt: new Date(session.loginTs * 1000),
       totp,
       passkeys: passkeys.map((p) => ({

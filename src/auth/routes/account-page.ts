@@ -32,6 +32,8 @@ export const NOTICES = new Map([
   ['offer-accepted', 'The record was added to your records.'],
   ['offer-declined', 'Offer declined. The person who offered it is not told.'],
   ['share-left', 'The record was removed from your records.'],
+  ['email-changed', 'Your email address was changed. Sign in with the new address from now on.'],
+  ['email-kept', 'Your email address was not changed.'],
 ] as const);
 
 export type NoticeCode = typeof NOTICES extends Map<infer K, string> ? K : never;

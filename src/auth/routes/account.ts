@@ -3,9 +3,11 @@ import type { Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { AccountSessions } from '../../services/account-sessions.ts';
 import type { AccountService } from '../../services/accounts.ts';
+import type { EmailVerification } from '../../services/email-verification.ts';
 import type { MfaService } from '../../services/mfa.ts';
 import { formBody } from '../koa-form-body.ts';
 import { rejectCrossSite, type CsrfTokens } from '../koa-csrf.ts';
+import { accountEmailRoutes } from './account-email.ts';
 import { accountOverview, type AccountOverviewSources } from './account-overview.ts';
 import type { AccountPage } from './account-page.ts';
 import { accountSessionRoutes } from './account-sessions.ts';
@@ -17,7 +19,8 @@ import { accountSignInMethodRoutes } from './account-sign-in-methods.ts';
  * The account page (ISSUER/account), assembled from its parts: its own sign-in through the
  * provider and the checks of that session (account-sign-in.ts), the page itself
  * (account-overview.ts), sign-in methods (account-sign-in-methods.ts), sessions and connected
- * apps (account-sessions.ts) and shared records (account-shares.ts). Sensitive changes need a
+ * apps (account-sessions.ts), shared records (account-shares.ts) and the address
+ * (account-email.ts). Sensitive changes need a
  * sign-in within recentAuthSeconds (RECENT_AUTH_SECONDS); otherwise the page sends the user
  * through prompt=login again.
  */
@@ -39,6 +42,9 @@ export function accountRoutes(deps: {
   accessHistory: AccountOverviewSources['accessHistory'];
   /** Records other users offered to share with the user (R13): listed, accepted, declined, left. */
   offers: AccountOverviewSources['offers'] & ShareAnswers;
+  /** Address changes (account-email.ts); `mailAvailable`: a transport exists to send their codes. */
+  emailVerification: EmailVerification;
+  mailAvailable: boolean;
 }): Router {
   const { provider, accounts, mfa, sessions, csrf, issuer } = deps;
   const router = new Router({ prefix: '/account' });
@@ -57,6 +63,7 @@ export function accountRoutes(deps: {
       sessions,
       csrf,
       sources: { reuseNotices: deps.reuseNotices, accessHistory: deps.accessHistory, offers: deps.offers },
+      emailChange: deps.mailAvailable,
     }),
     post: (path, handler, { needs }) => {
       router.post(path, ...guard, async (ctx) => {
@@ -77,5 +84,6 @@ export function accountRoutes(deps: {
   accountSignInMethodRoutes(page, { accounts, mfa, sessions });
   accountSessionRoutes(page, { provider, mfa, sessions });
   accountShareRoutes(page, deps.offers);
+  accountEmailRoutes(page, { emailVerification: deps.emailVerification, mailAvailable: deps.mailAvailable });
   return router;
 }

@@ -1,6 +1,7 @@
 import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
+import type { UserRow } from '../../services/accounts.ts';
 import { Problem, problemType } from '../../shared/problem.ts';
 import { essentialAcrValues } from '../claims-parameter.ts';
 import { formField } from '../koa-form-body.ts';
@@ -32,7 +33,18 @@ export type Pending = SignInStart & {
   passed?: { amr: string[]; acr: string };
   /** Recovery codes were just shown once: only "continue" is expected now. */
   codesShown?: boolean;
+  /**
+   * The sign-in is done (`passed` holds its result) but the account's address must be verified
+   * first (REQUIRE_VERIFIED_EMAIL): only the address's code is expected now (routes/verify-email.ts).
+   */
+  verifyEmail?: { stepUpFollows: boolean };
 };
+
+/**
+ * Holds a finished sign-in of an account whose address is not verified (REQUIRE_VERIFIED_EMAIL):
+ * true when it took over the response (the sign-in waits for the address's code).
+ */
+export type EmailGate = (ctx: Context, details: InteractionDetails, account: UserRow, pending: Pending) => Promise<boolean>;
 
 /**
  * When this sign-in's first step passed: the password or passkey check (epoch ms, taken before

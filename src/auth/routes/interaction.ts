@@ -16,6 +16,7 @@ import {
   field,
   interactionProblem,
   pendingOf,
+  type EmailGate,
   type InteractionDetails,
   type InteractionKit,
   type LiveSession,
@@ -39,6 +40,8 @@ export function interactionRoutes({
   issuerOrigin,
   recentAuthSeconds,
   loginLimit,
+  emailGate,
+  signUp = false,
 }: {
   provider: Provider;
   accounts: AccountService;
@@ -49,6 +52,10 @@ export function interactionRoutes({
   recentAuthSeconds: number;
   /** The login bucket's rate limit, as middleware of each POST route: any spelling the router accepts is counted (R3, R14). */
   loginLimit: Middleware;
+  /** REQUIRE_VERIFIED_EMAIL: an unverified account's sign-in waits for its address's code (routes/verify-email.ts). */
+  emailGate?: EmailGate | undefined;
+  /** SELF_REGISTRATION: the login page links to routes/sign-up.ts. */
+  signUp?: boolean;
 }): Router {
   const router = new Router({ prefix: '/interaction' });
   const body = formBody();
@@ -75,7 +82,7 @@ export function interactionRoutes({
     return { details, pending };
   }
 
-  const steps = secondFactorSteps({ provider, accounts, mfa, csrf });
+  const steps = secondFactorSteps({ provider, accounts, mfa, csrf, emailGate });
   const { requestContext, clientOf, decide, savePending, finish, showSecondFactor, beginTotpIfNext } = steps;
 
   /**
@@ -117,6 +124,7 @@ export function interactionRoutes({
       passkeyAction: `/interaction/${details.uid}/passkey`,
       passkeyOptionsUrl: `/interaction/${details.uid}/passkey/options`,
       abortAction: `/interaction/${details.uid}/abort`,
+      signUpHref: signUp ? `/interaction/${details.uid}/sign-up` : undefined,
     });
   }
 
@@ -124,6 +132,10 @@ export function interactionRoutes({
     const details = await load(ctx);
     if (details.prompt.name === 'login') {
       const pending = pendingOf(details);
+      if (pending?.verifyEmail) {
+        redirectToStep(ctx, details.uid, '/verify-email');
+        return;
+      }
       if (pending?.codesShown) {
         render(ctx, 'mfa-recovery-codes', {
           codes: undefined,

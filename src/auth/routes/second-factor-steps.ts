@@ -7,7 +7,7 @@ import { findClientDisplay } from '../client-display.ts';
 import type { UserRow } from '../../services/accounts.ts';
 import type { CsrfTokens } from '../koa-csrf.ts';
 import { render } from '../views.ts';
-import { acrRequest, interactionProblem, type InteractionDetails, type Pending } from './interaction-details.ts';
+import { acrRequest, interactionProblem, type EmailGate, type InteractionDetails, type Pending } from './interaction-details.ts';
 import { signInFinish } from './sign-in-finish.ts';
 
 /**
@@ -20,11 +20,14 @@ export function secondFactorSteps({
   accounts,
   mfa,
   csrf,
+  emailGate,
 }: {
   provider: Provider;
   accounts: AccountService;
   mfa: MfaService;
   csrf: CsrfTokens;
+  /** Asks for the address's code before a sign-in of an unverified account finishes (REQUIRE_VERIFIED_EMAIL). */
+  emailGate?: EmailGate | undefined;
 }) {
   const requestContext = (ctx: Context, details: InteractionDetails): RequestContext => ({
     ip: ctx.ip,
@@ -55,7 +58,7 @@ export function secondFactorSteps({
   const savePending = (ctx: Context, pending: Pending) =>
     provider.interactionResult(ctx.req, ctx.res, { portcullis: pending }, { mergeWithLastSubmission: false });
 
-  const finish = signInFinish({ provider, accounts, clientOf });
+  const finish = signInFinish({ provider, accounts, clientOf, emailGate });
 
   /**
    * One more step passed: it joins what passed before in this sign-in (on step-up the session's

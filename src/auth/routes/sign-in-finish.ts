@@ -4,18 +4,28 @@ import type { AccountService } from '../../services/accounts.ts';
 import { acrNamed } from '../../services/mfa-policy.ts';
 import { signInTime } from '../../services/session-validity.ts';
 import type { ClientDisplay } from '../client-display.ts';
-import { acrRequest, interactionProblem, type InteractionDetails, type SignInStart } from './interaction-details.ts';
+import {
+  acrRequest,
+  interactionProblem,
+  type EmailGate,
+  type InteractionDetails,
+  type Pending,
+  type SignInStart,
+} from './interaction-details.ts';
 
 /** The end of every sign-in (password, passkey, second factor, step-up): its acr named and its time dated. */
 export function signInFinish({
   provider,
   accounts,
   clientOf,
+  emailGate,
 }: {
   provider: Provider;
   accounts: AccountService;
   /** The client the sign-in is for (whether it requires a second factor). */
   clientOf: (details: InteractionDetails) => Promise<ClientDisplay>;
+  /** Asks for the address's code before a sign-in of an unverified account finishes (REQUIRE_VERIFIED_EMAIL). */
+  emailGate?: EmailGate | undefined;
 }) {
   /**
    * Ends the login prompt, dating the sign-in (`ts`, the ID token's auth_time) here rather than
@@ -53,6 +63,16 @@ export function signInFinish({
       );
       return;
     }
+    // Every factor passed: an address that must be verified first holds the result here (SU8).
+    const held: Pending = {
+      accountId,
+      amr: result.amr,
+      passed: result,
+      startedAtMs: start.startedAtMs,
+      sessionUid: start.sessionUid,
+      verifyEmail: { stepUpFollows: options.stepUpFollows === true },
+    };
+    if (emailGate && (await emailGate(ctx, details, account, held))) return;
     const now = Date.now();
     const stepUp = start.sessionUid !== undefined;
     const time =
