@@ -1,3 +1,4 @@
+// Over 250 lines: rendering, sealing and queueing one mail, and the worker's claim/send/retry of it, share one row's rules.
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import addressparser from 'nodemailer/lib/addressparser';

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { Browserless, formOf } from './browserless.ts';
 import type { relyingParty } from './browser.ts';
 import type { ReceivedMail, TestSmtpServer } from './smtp.ts';
+import { eventually } from './wait.ts';
 
 export type Rp = Awaited<ReturnType<typeof relyingParty>>;
 
@@ -62,11 +63,5 @@ export async function consentIfAsked(browser: Browserless, at: { url: URL; html:
 
 /** The `n`th mail to `address` (1-based), waiting up to 10 s for it. */
 export async function nthMailTo(smtp: TestSmtpServer, address: string, n: number): Promise<ReceivedMail> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const mail = smtp.mailsTo(address)[n - 1];
-    if (mail) return mail;
-    if (Date.now() > deadline) throw new Error(`no mail number ${n} to ${address}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  return eventually(() => smtp.mailsTo(address)[n - 1] ?? false, { timeoutMs: 10_000, message: `no mail number ${n} to ${address}` });
 }
