@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import knexFactory from 'knex';
+import knexFactory, { type Knex } from 'knex';
 import type { CountedFailure, CounterState, LockoutCounters, LockRule } from '../../src/store/lockout-counters.ts';
 import { createPostgresLockoutCounters } from '../../src/store/lockout-counters-postgres.ts';
 import { createRedisLockoutCounters } from '../../src/store/lockout-counters-redis.ts';
@@ -92,8 +92,14 @@ async function script(counters: LockoutCounters, prefix: string): Promise<Step[]
  */
 describe('issue 18 the lockout counters of both backends apply the same lock rule', function () {
   this.timeout(60_000);
-  const knex = knexFactory({ client: 'pg', connection: testEnv.databaseUrl, pool: { min: 0, max: 2 } });
-  const redis = new Redis(testEnv.redisUrl, { keyPrefix: `${testEnv.redisKeyPrefix}lockout-backends:` });
+  let knex: Knex;
+  let redis: Redis;
+
+  before(function () {
+    // This file's database and prefix exist once its first suite starts (test/setup.ts).
+    knex = knexFactory({ client: 'pg', connection: testEnv.databaseUrl, pool: { min: 0, max: 2 } });
+    redis = new Redis(testEnv.redisUrl, { keyPrefix: `${testEnv.redisKeyPrefix}lockout-backends:` });
+  });
 
   after(async function () {
     redis.disconnect();
