@@ -74,7 +74,7 @@ describe('client changes reach every instance at once (LISTEN/NOTIFY)', function
   it('a client disabled by the CLI is refused by a running instance that had it cached, well inside the cache TTL', async function () {
     const { clientId, grant } = await serviceClient();
     expect((await grant(b)).status).to.equal(200); // b now holds the client in its cache
-    const cli = await runNode(['src/cli.ts', 'clients', 'disable', clientId], testConfigEnv());
+    const cli = await runNode(['src/cli.ts', 'clients', 'disable', '--', clientId], testConfigEnv());
     expect(cli.code, cli.stderr).to.equal(0);
     const elapsed = await untilRefused(grant, b);
     expect(elapsed).to.be.below(CLIENT_CACHE_TTL_MS / 5);
